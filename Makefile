@@ -1,0 +1,91 @@
+# lua-opentact: build, test and demo. `make test` and `make demo` install
+# what they need first (make deps: only the missing Debian packages).
+
+LUA ?= lua5.4
+VERSION := $(shell sed -n 's/^\#define OPENTACT_VERSION "\(.*\)"/\1/p' src/opentact.h)
+ROCKSPEC := opentact-$(VERSION)-1.rockspec
+LUAS := lua5.4 lua5.3 lua5.2 lua5.1 luajit
+
+# Debian packages the build, the tests and the demo need.
+DEBS := gcc libc6-dev make ca-certificates curl openssl \
+	lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev \
+	luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-socket lua-check luarocks \
+	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck
+
+# Per-interpreter settings: the Lua ABI, its headers, its rocks tree.
+abi = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))
+incdir = $(if $(filter luajit,$(1)),/usr/include/luajit-2.1,/usr/include/lua$(call abi,$(1)))
+tree = $(CURDIR)/.rocks/$(1)
+luaenv = LUA_PATH='$(call tree,$(1))/share/lua/$(call abi,$(1))/?.lua;$(call tree,$(1))/share/lua/$(call abi,$(1))/?/init.lua;$(CURDIR)/spec/support/?.lua;;' \
+	LUA_CPATH='$(call tree,$(1))/lib/lua/$(call abi,$(1))/?.so;;'
+
+SOURCES := $(wildcard src/*.c)
+HEADERS := $(wildcard src/*.h)
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BUSTED := busted --output=utfTerminal
+
+.PHONY: all deps build install install-all test test-unit test-wire check demo emulator clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEBS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# A development build of opentact/core.so for $(LUA), in build/$(LUA)/.
+build: build/$(LUA)/opentact/core.so
+
+build/%/opentact/core.so: $(SOURCES) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -I$(call incdir,$*) -shared -o $@ $(SOURCES) -lcurl
+
+# Installs the rock into .rocks/$(LUA) through luarocks, as users get it.
+install: install-$(LUA)
+
+install-all: $(addprefix install-,$(LUAS))
+
+install-%:
+	@luarocks --lua-version $(call abi,$*) --tree $(call tree,$*) make --deps-mode=none $(ROCKSPEC) \
+		$(if $(filter luajit,$*),LUA_INCDIR=$(call incdir,$*)) > .rocks-$*.log 2>&1 \
+		|| { cat .rocks-$*.log; exit 1; }
+	@echo "installed the rock for $*"
+
+test: deps install-all check
+	$(call luaenv,lua5.4) $(BUSTED) --lua=lua5.4 spec
+	@for l in lua5.3 lua5.2 lua5.1 luajit; do \
+		echo "== wire specs on $$l"; \
+		$(MAKE) --no-print-directory test-wire LUA=$$l || exit 1; \
+	done
+
+# Only the specs tagged #wire, on $(LUA).
+test-wire: install-$(LUA)
+	$(call luaenv,$(LUA)) $(BUSTED) --lua=$(LUA) --tags=wire spec
+
+# The whole suite on $(LUA), without installing packages.
+test-unit: install-$(LUA)
+	$(call luaenv,$(LUA)) $(BUSTED) --lua=$(LUA) spec
+
+check:
+	luacheck --no-color -q lua bin/opentact-emulator emulator spec examples
+	@for l in $(LUAS); do \
+		$(CC) $(CFLAGS) $(WARN) -Werror -fPIC -fvisibility=hidden -I$$( [ $$l = luajit ] && echo /usr/include/luajit-2.1 || echo /usr/include/$$l ) \
+			-shared -o /dev/null $(SOURCES) -lcurl || exit 1; \
+	done
+	@echo "compiled without warnings for: $(LUAS)"
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr -I/usr/include/lua5.4 --suppress=missingIncludeSystem src
+
+demo: deps install
+	@bin/opentact-demo $(LUA) '$(call tree,$(LUA))'
+
+emulator:
+	bin/opentact-emulator
+
+clean:
+	rm -rf build .rocks .rocks-*.log

@@ -1,0 +1,74 @@
+-- The error tables returned as `nil, err`: their metatable, their one-line
+-- tostring, and the finishing touches (method, path, attempts, redaction).
+-- Errors are created as plain tables by the C core; nothing here raises.
+
+local tostring, type, setmetatable = tostring, type, setmetatable
+local find, sub, gsub, concat = string.find, string.sub, string.gsub, table.concat
+
+local M = {}
+
+local Error = { __name = "opentact.Error" }
+Error.__index = Error
+M.Error = Error
+
+local function one_line(s)
+  return (gsub(tostring(s), "[%c]+", " "))
+end
+
+-- "/sip/connection/66eb0a8a-.../tnlease" -> "/sip/connection/66eb…/tnlease"
+local function short_path(path)
+  return (gsub(path, "(%x%x%x%x)%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", "%1…"))
+end
+
+function Error.__tostring(e)
+  local out = "opentact: " .. tostring(e.kind)
+  if e.status then out = out .. " (" .. tostring(e.status) .. ")" end
+  out = out .. ": " .. one_line(e.message)
+  if e.path then
+    local n = e.attempts or 0
+    out = out .. " [" .. tostring(e.method) .. " " .. short_path(e.path) .. ", " .. n ..
+      (n == 1 and " attempt]" or " attempts]")
+  elseif e.kind == "invalid" then
+    out = out .. " [nothing sent]"
+  end
+  return out
+end
+
+function Error.__concat(a, b)
+  return tostring(a) .. tostring(b)
+end
+
+-- Replaces every occurrence of `secret` in `s` (plain, not a pattern).
+-- Shorter strings are too common in ordinary text to be told from a secret.
+local MIN_SECRET = 6
+local function redact(s, secret)
+  if type(s) ~= "string" or type(secret) ~= "string" or #secret < MIN_SECRET then return s end
+  local out, init = {}, 1
+  while true do
+    local i, j = find(s, secret, init, true)
+    if not i then break end
+    out[#out + 1] = sub(s, init, i - 1)
+    out[#out + 1] = "[redacted]"
+    init = j + 1
+  end
+  if init == 1 then return s end
+  out[#out + 1] = sub(s, init)
+  return concat(out)
+end
+M.redact = redact
+
+-- Completes an error from the core and gives it the metatable.
+function M.finish(err, method, path, attempts, token)
+  err.method = method
+  err.path = path
+  err.attempts = attempts
+  err.message = redact(err.message, token)
+  return setmetatable(err, Error)
+end
+
+-- A new error of this layer (nothing was sent, or the token could not be had).
+function M.new(kind, message, retryable)
+  return { kind = kind, message = message, retryable = retryable or false }
+end
+
+return M

@@ -1,0 +1,147 @@
+-- Client options: their names, types, defaults and checking.
+-- Misuse raises here, at new/configure, naming the option; nothing is
+-- checked again on the request path.
+
+local type, pairs, tostring, error, getenv = type, pairs, tostring, error, os.getenv
+local floor, huge = math.floor, math.huge
+
+local M = {}
+
+M.DEFAULT_URL = "https://api.opentact.org/rest"
+
+local function is_number(v) return type(v) == "number" and v == v and v > -huge and v < huge end
+
+local function has_control(s) return s:find("[%z\1-\31\127]") ~= nil end
+
+-- Each checker returns nil when the value is fine, else what was expected.
+local function positive(v)
+  if not is_number(v) or v <= 0 then return "a positive number" end
+end
+
+local function non_negative(v)
+  if not is_number(v) or v < 0 then return "a number >= 0" end
+end
+
+local function count(v)
+  if not is_number(v) or v < 0 or floor(v) ~= v then return "an integer >= 0" end
+end
+
+local function size(v)
+  if not is_number(v) or v < 1 or floor(v) ~= v then return "an integer > 0" end
+end
+
+local function boolean(v)
+  if type(v) ~= "boolean" then return "a boolean" end
+end
+
+local function line(v)
+  if type(v) ~= "string" then return "a string" end
+  if has_control(v) then return "a string without control characters" end
+end
+
+local function func(v)
+  if type(v) ~= "function" then return "a function" end
+end
+
+local function token(v)
+  if type(v) == "function" then return nil end
+  if type(v) ~= "string" then return "a string or a function" end
+  if v == "" or has_control(v) then
+    return "a non-empty string without CR, LF, NUL or other control characters"
+  end
+end
+
+local function url(v)
+  local bad = line(v)
+  if bad then return bad end
+  if not v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") then return "an http:// or https:// URL" end
+end
+
+local function transport(v)
+  if v ~= "curl" and v ~= "ngx" then return '"curl" or "ngx"' end
+end
+
+M.CHECKS = {
+  token = token,
+  base_url = url,
+  timeout = positive,
+  connect_timeout = positive,
+  retries = count,
+  backoff = non_negative,
+  backoff_max = non_negative,
+  verify = boolean,
+  ca_file = line,
+  max_body = size,
+  user_agent = line,
+  proxy = line,
+  retry_post = boolean,
+  log = func,
+  transport = transport,
+}
+
+local function defaults(version)
+  return {
+    timeout = 30,
+    connect_timeout = 5,
+    retries = 2,
+    backoff = 0.5,
+    backoff_max = 8,
+    verify = true,
+    max_body = 64 * 1024 * 1024,
+    user_agent = "lua-opentact/" .. version,
+    retry_post = false,
+    transport = "curl",
+  }
+end
+
+local function raise(fname, name, expected, got, level)
+  error(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, got), level)
+end
+
+-- Returns a fresh table of every option, defaults and environment applied.
+-- `fname` names the public function for messages; `level` is error()'s level
+-- from here to the user's call.
+function M.resolve(opts, fname, version, level)
+  level = level or 2
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(opts)), level)
+  end
+  local out = defaults(version)
+  for name, value in pairs(opts) do
+    local check = type(name) == "string" and M.CHECKS[name]
+    if not check then
+      error(("bad argument #1 to '%s' (unknown option '%s')"):format(fname, tostring(name)), level)
+    end
+    local expected = check(value)
+    -- the token's value is never put in a message
+    if expected then raise(fname, name, expected, type(value), level + 1) end
+    out[name] = value
+  end
+  if out.token == nil then
+    local env = getenv("OPENTACT_TOKEN")
+    if env and env ~= "" then
+      if token(env) then
+        error(("'%s': OPENTACT_TOKEN holds control characters"):format(fname), level)
+      end
+      out.token = env
+    end
+  end
+  if out.base_url == nil then
+    local env = getenv("OPENTACT_URL")
+    if env and env ~= "" then
+      local expected = url(env)
+      if expected then
+        error(("'%s': OPENTACT_URL is not %s"):format(fname, expected), level)
+      end
+      out.base_url = env
+    else
+      out.base_url = M.DEFAULT_URL
+    end
+  end
+  out.base_url = out.base_url:gsub("/+$", "")
+  return out
+end
+
+return M

@@ -1,0 +1,62 @@
+-- Readable printing of lease lists: the metatable that `list` and `assign`
+-- results carry. The list stays a plain array for #, ipairs and JSON.
+
+local type, tostring, floor, format, rep = type, tostring, math.floor, string.format, string.rep
+local concat = table.concat
+
+local M = {}
+
+local MAX_ROWS = 100
+
+local Leases = { __name = "opentact.Leases" }
+M.Leases = Leases
+
+-- 12125551234 on every Lua, never 1.2125551234e+10 or 12125551234.0
+local function number(n)
+  if type(n) ~= "number" then return n == nil and "-" or tostring(n) end
+  if n == floor(n) and n > -2^63 and n < 2^63 then return format("%.0f", n) end
+  return tostring(n)
+end
+
+local function cell(v)
+  if v == nil then return "-" end
+  if type(v) == "boolean" then return v and "yes" or "no" end
+  return tostring(v)
+end
+
+local COLUMNS = { "uuid", "number", "expires", "autorenew" }
+
+local function row(lease)
+  if type(lease) ~= "table" then return { cell(lease), "-", "-", "-" } end
+  local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+  return { cell(lease.uuid), number(tn), cell(lease.expired_on), cell(lease.autorenew) }
+end
+
+function M.format(leases)
+  local n = #leases
+  local rows, widths = {}, {}
+  for i = 1, #COLUMNS do widths[i] = #COLUMNS[i] end
+  for i = 1, n < MAX_ROWS and n or MAX_ROWS do
+    local r = row(leases[i])
+    for c = 1, #r do
+      if #r[c] > widths[c] then widths[c] = #r[c] end
+    end
+    rows[i] = r
+  end
+  local function render(r)
+    local cells = {}
+    for c = 1, #r do cells[c] = r[c] .. rep(" ", widths[c] - #r[c]) end
+    return "  " .. concat(cells, "  "):gsub("%s+$", "")
+  end
+  local out = { n == 1 and "1 lease" or n .. " leases" }
+  if n > 0 then
+    out[2] = render(COLUMNS)
+    for i = 1, #rows do out[#out + 1] = render(rows[i]) end
+    if n > MAX_ROWS then out[#out + 1] = format("  ... and %d more", n - MAX_ROWS) end
+  end
+  return concat(out, "\n")
+end
+
+Leases.__tostring = M.format
+
+return M

@@ -1,0 +1,47 @@
+package = "opentact"
+version = "0.1.0-1"
+source = {
+   url = "git+https://github.com/lua-opentact/lua-opentact.git",
+   tag = "v0.1.0",
+}
+description = {
+   summary = "Opentact's SIP TN lease API from Lua: a C core over libcurl",
+   detailed = [[
+Assign and unassign TN leases on an Opentact SIP connection, and list what a
+connection holds, from Lua 5.1-5.4 and LuaJIT. Request building, answer
+decoding and HTTP are C (libcurl); retries and the default client are Lua.
+Ships a local emulator of the API (bin/opentact-emulator, needs nginx with
+the Lua module).]],
+   homepage = "https://github.com/lua-opentact/lua-opentact",
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "lua-cjson >= 2.1.0",
+}
+-- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
+-- folder that LuaRocks does not search, but the compiler does.
+external_dependencies = {
+   CURL = { library = "curl" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["opentact.core"] = {
+         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/transport_curl.c" },
+         libraries = { "curl" },
+         incdirs = { "$(CURL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)" },
+      },
+      ["opentact"] = "lua/opentact.lua",
+      ["opentact.options"] = "lua/opentact/options.lua",
+      ["opentact.errors"] = "lua/opentact/errors.lua",
+      ["opentact.pretty"] = "lua/opentact/pretty.lua",
+      ["opentact.emulator"] = "emulator/emulator.lua",
+   },
+   install = {
+      bin = {
+         ["opentact-emulator"] = "bin/opentact-emulator",
+      },
+   },
+}

@@ -1,0 +1,236 @@
+/*
+ * answer.c: answer decoding. Turns an HTTP status and body into the
+ * payload's leases, or into an error table of the API contract.
+ *
+ * No I/O. JSON goes through a private lua-cjson instance (so a user's
+ * cjson settings never change ours), then one pass that drops null and,
+ * on Lua 5.3+, makes integral numbers integers. Both transports use this.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "opentact.h"
+
+void answer_push_error(lua_State *L, const char *kind, long status,
+                       const char *message, int retryable) {
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, kind);
+    lua_setfield(L, -2, "kind");
+    if (status >= 0) {
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_setfield(L, -2, "status");
+    }
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, retryable);
+    lua_setfield(L, -2, "retryable");
+}
+
+/* ---- the null and integer pass ------------------------------------ */
+
+static void normalize(lua_State *L) {
+    luaL_checkstack(L, 4, "answer nested too deeply");
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        switch (lua_type(L, -1)) {
+        case LUA_TTABLE:
+            normalize(L);
+            break;
+        case LUA_TLIGHTUSERDATA: /* cjson.null: clearing a field is allowed mid-traversal */
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, -4);
+            continue;
+#if OT_HAS_INTEGERS
+        case LUA_TNUMBER:
+            if (!lua_isinteger(L, -1)) {
+                lua_Integer i;
+                lua_Number n = lua_tonumber(L, -1);
+                if (lua_numbertointeger(n, &i) && (lua_Number)i == n) {
+                    lua_pop(L, 1);
+                    lua_pushvalue(L, -1);
+                    lua_pushinteger(L, i);
+                    lua_rawset(L, -4);
+                    continue;
+                }
+            }
+            break;
+#endif
+        default:
+            break;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* ---- status mapping ----------------------------------------------- */
+
+static const char *reason_phrase(long status) {
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return NULL;
+    }
+}
+
+/* Seconds to wait from a Retry-After value (delta-seconds or HTTP date). */
+static int parse_retry_after(const char *s, double *out) {
+    char *end;
+    double d;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s >= '0' && *s <= '9') {
+        d = strtod(s, &end);
+        while (*end == ' ' || *end == '\t')
+            end++;
+        if (*end != '\0' || d != d || d > 1e9)
+            return 0;
+    } else {
+        time_t t = curl_getdate(s, NULL);
+        if (t == (time_t)-1)
+            return 0;
+        d = difftime(t, time(NULL));
+    }
+    *out = d < 0 ? 0 : d;
+    return 1;
+}
+
+static void set_retry_after(lua_State *L, const char *value) {
+    double d;
+    if (value == NULL || !parse_retry_after(value, &d))
+        return;
+#if OT_HAS_INTEGERS
+    if (d == (double)(lua_Integer)d)
+        lua_pushinteger(L, (lua_Integer)d);
+    else
+#endif
+        lua_pushnumber(L, (lua_Number)d);
+    lua_setfield(L, -2, "retry_after");
+}
+
+static void push_status_error(lua_State *L, long status, const char *message) {
+    const char *kind = "protocol";
+    int retryable = 0;
+    char fallback[96];
+    if (status == 401 || status == 403) {
+        kind = "auth";
+    } else if (status == 404) {
+        kind = "not_found";
+    } else if (status == 429) {
+        kind = "rate_limited";
+        retryable = 1;
+    } else if (status >= 400 && status < 500) {
+        kind = "rejected";
+    } else if (status >= 500 && status < 600) {
+        kind = "server";
+        retryable = 1;
+    }
+    if (message == NULL) {
+        const char *reason = reason_phrase(status);
+        if (status >= 300 && status < 400)
+            snprintf(fallback, sizeof fallback,
+                     "the server answered with a redirect (HTTP %ld), which is never followed", status);
+        else if (reason != NULL)
+            snprintf(fallback, sizeof fallback, "the server answered HTTP %ld (%s) without a message",
+                     status, reason);
+        else
+            snprintf(fallback, sizeof fallback, "the server answered HTTP %ld without a message", status);
+        message = fallback;
+    }
+    answer_push_error(L, kind, status, message, retryable);
+}
+
+static int fail(lua_State *L, const char *kind, long status, const char *message) {
+    lua_pushnil(L);
+    answer_push_error(L, kind, status, message, 0);
+    return 2;
+}
+
+/* core.answer_decode(status, body [, retry_after]) -> leases | nil, err */
+int answer_decode(lua_State *L) {
+    long status = (long)luaL_checkinteger(L, 1);
+    const char *retry_after = luaL_optstring(L, 3, NULL);
+    const char *message = NULL;
+    size_t n, count = 0;
+    int decoded;
+    luaL_checktype(L, 2, LUA_TSTRING);
+    lua_settop(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2);
+    decoded = lua_pcall(L, 1, 1, 0) == 0 && lua_istable(L, 4); /* stack 4 */
+    if (decoded) {
+        lua_getfield(L, 4, "message"); /* stack 5 */
+        if (lua_type(L, 5) == LUA_TSTRING)
+            message = lua_tostring(L, 5);
+    }
+    if (status < 200 || status >= 300) {
+        lua_pushnil(L);
+        push_status_error(L, status, message);
+        set_retry_after(L, retry_after);
+        return 2;
+    }
+    if (!decoded)
+        return fail(L, "protocol", status, lua_type(L, 4) == LUA_TSTRING
+                                               ? lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4))
+                                               : "answer is not a JSON object");
+    lua_getfield(L, 4, "success"); /* stack 6 */
+    if (lua_type(L, 6) != LUA_TBOOLEAN)
+        return fail(L, "protocol", status, "answer has no boolean 'success' field");
+    if (!lua_toboolean(L, 6))
+        return fail(L, "protocol", status, message ? message : "the API answered success: false");
+    lua_getfield(L, 4, "payload"); /* stack 7 */
+    if (!lua_istable(L, 7))
+        return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
+    normalize(L);
+    n = ot_rawlen(L, 7);
+    lua_pushnil(L);
+    while (lua_next(L, 7) != 0) {
+        count++;
+        if (lua_type(L, -2) != LUA_TNUMBER || !lua_istable(L, -1))
+            return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
+        lua_pop(L, 1);
+    }
+    if (count != n)
+        return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
+    lua_settop(L, 7);
+    return 1;
+}
+
+/* Pushes decode() of a private cjson instance configured for strict input. */
+int answer_open(lua_State *L) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "cjson");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "new");
+    if (lua_isfunction(L, -1)) {
+        lua_call(L, 0, 1);
+        lua_remove(L, -2);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    if (lua_isfunction(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_call(L, 1, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "decode");
+    luaL_checktype(L, -1, LUA_TFUNCTION);
+    lua_remove(L, -2);
+    return 1;
+}

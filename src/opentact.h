@@ -1,0 +1,88 @@
+/*
+ * opentact.h: private prototypes shared by the files of opentact.core.
+ *
+ * Nothing here is exported: the module's one public symbol is
+ * luaopen_opentact_core (core.c).
+ */
+#ifndef OPENTACT_H
+#define OPENTACT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+
+#include "compat.h"
+
+/* The one version string; the rockspec and a spec check they agree. */
+#define OPENTACT_VERSION "0.1.0"
+
+#define OT_UUID_LEN 36
+#define OT_CLIENT_MT "opentact.Client"
+
+#if defined(__GNUC__)
+#define OT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define OT_HIDDEN
+#endif
+
+/* ---- errors (answer.c) -------------------------------------------- */
+
+/* Pushes a plain error table {kind, status, message, retryable}; the Lua
+ * layer adds method, path, attempts and the metatable. status < 0: none. */
+OT_HIDDEN void answer_push_error(lua_State *L, const char *kind, long status,
+                                 const char *message, int retryable);
+
+/* ---- request building (request.c) --------------------------------- */
+
+/* Lower-cases `s` into `out` (36 bytes, no NUL) when it has the uuid
+ * shape; returns 1 when it does, else 0. */
+OT_HIDDEN int request_normalize_uuid(const char *s, size_t len, char *out);
+
+OT_HIDDEN int request_list(lua_State *L);   /* core.request_list */
+OT_HIDDEN int request_assign(lua_State *L); /* core.request_assign */
+
+/* ---- answer decoding (answer.c) ----------------------------------- */
+
+OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode, upvalue 1: cjson decode */
+OT_HIDDEN int answer_open(lua_State *L);    /* pushes the private cjson decode function */
+
+/* ---- the curl transport (transport_curl.c) ------------------------ */
+
+typedef struct ot_buffer {
+    char *data;
+    size_t len;
+    size_t cap;
+} ot_buffer;
+
+typedef struct ot_client {
+    CURL *easy;                 /* NULL once closed */
+    pid_t pid;                  /* process that owns easy's connections */
+    struct curl_slist *headers;      /* GET headers, cached for `token` */
+    struct curl_slist *post_headers; /* the same plus Content-Type */
+    char *token;                /* "X-Auth-Token: <token>" the lists were built for */
+    char *base_url;
+    char *user_agent;
+    char *ca_file;
+    char *proxy;
+    long timeout_ms;
+    long connect_timeout_ms;
+    int verify;
+    size_t max_body;
+    ot_buffer body;
+    int too_large;              /* set by the write callback */
+    char retry_after[64];       /* the Retry-After header, if any */
+    char errbuf[CURL_ERROR_SIZE];
+    unsigned long long rng;     /* per-client jitter source */
+} ot_client;
+
+OT_HIDDEN int transport_curl_init(ot_client *c);
+OT_HIDDEN void transport_curl_close(ot_client *c);
+/* Performs one request; pushes status, body, retry_after (or nil) on
+ * success, or nil, err for a transport failure. Returns the count. */
+OT_HIDDEN int transport_curl_perform(lua_State *L, ot_client *c,
+                                     const char *method, const char *path,
+                                     const char *body, size_t body_len,
+                                     const char *token, size_t token_len);
+
+#endif

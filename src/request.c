@@ -1,0 +1,245 @@
+/*
+ * request.c: request building. Checks uuids against the reference page's
+ * pattern and builds the exact path and JSON body of list and assign.
+ *
+ * No I/O, and no JSON library: a checked uuid is lower-case hex and
+ * dashes only, so the body never needs escaping.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opentact.h"
+
+#define PATH_PREFIX "/sip/connection/"
+#define PATH_SUFFIX "/tnlease"
+#define QUOTE_MAX 40
+
+int request_normalize_uuid(const char *s, size_t len, char *out) {
+    size_t i;
+    if (len != OT_UUID_LEN)
+        return 0;
+    for (i = 0; i < OT_UUID_LEN; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-')
+                return 0;
+            out[i] = '-';
+        } else if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) {
+            out[i] = (char)ch;
+        } else if (ch >= 'A' && ch <= 'F') {
+            out[i] = (char)(ch - 'A' + 'a');
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Quotes untrusted input for a message: bounded, one line, printable. */
+static void add_quoted(luaL_Buffer *b, const char *s, size_t len) {
+    size_t i, n = len > QUOTE_MAX ? QUOTE_MAX : len;
+    luaL_addchar(b, '\'');
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\') {
+            luaL_addchar(b, (char)ch);
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            luaL_addchar(b, '\\');
+            luaL_addchar(b, 'x');
+            luaL_addchar(b, hex[ch >> 4]);
+            luaL_addchar(b, hex[ch & 15]);
+        }
+    }
+    luaL_addchar(b, '\'');
+    if (n < len) {
+        char more[48];
+        snprintf(more, sizeof more, "... (%lu bytes)", (unsigned long)len);
+        luaL_addstring(b, more);
+    }
+}
+
+static int push_invalid(lua_State *L, const char *what, const char *s,
+                        size_t len, const char *why) {
+    luaL_Buffer b;
+    lua_pushnil(L);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, what);
+    luaL_addchar(&b, ' ');
+    add_quoted(&b, s, len);
+    luaL_addchar(&b, ' ');
+    luaL_addstring(&b, why);
+    luaL_pushresult(&b);
+    answer_push_error(L, "invalid", -1, lua_tostring(L, -1), 0);
+    lua_remove(L, -2);
+    return 2;
+}
+
+static const char *check_uuid_arg(lua_State *L, int arg, size_t *len) {
+    if (lua_type(L, arg) != LUA_TSTRING)
+        luaL_argerror(L, arg, lua_pushfstring(L, "string expected, got %s",
+                                              luaL_typename(L, arg)));
+    return lua_tolstring(L, arg, len);
+}
+
+static void push_path(lua_State *L, const char *uuid) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, PATH_PREFIX);
+    luaL_addlstring(&b, uuid, OT_UUID_LEN);
+    luaL_addstring(&b, PATH_SUFFIX);
+    luaL_pushresult(&b);
+}
+
+/* core.request_list(conn) -> path | nil, err */
+int request_list(lua_State *L) {
+    size_t len;
+    char uuid[OT_UUID_LEN];
+    const char *s = check_uuid_arg(L, 1, &len);
+    if (!request_normalize_uuid(s, len, uuid))
+        return push_invalid(L, "connection uuid", s, len,
+                            "is not a uuid (8-4-4-4-12 hex digits)");
+    push_path(L, uuid);
+    return 1;
+}
+
+/* ---- assign ------------------------------------------------------- */
+
+typedef struct lease_ref {
+    char uuid[OT_UUID_LEN];
+    int list; /* 0 add, 1 remove */
+} lease_ref;
+
+static int compare_refs(const void *a, const void *b) {
+    return memcmp(((const lease_ref *)a)->uuid, ((const lease_ref *)b)->uuid,
+                  OT_UUID_LEN);
+}
+
+static const char *const LIST_NAMES[2] = {"add", "remove"};
+
+/* Checks changes[name]: absent, or a sequence of strings. Returns its
+ * length and leaves the list (or nil) on the stack. */
+static size_t check_list(lua_State *L, int changes, int which) {
+    size_t n, count = 0;
+    lua_getfield(L, changes, LIST_NAMES[which]);
+    if (lua_isnil(L, -1))
+        return 0;
+    if (!lua_istable(L, -1))
+        luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list of uuid strings, got %s",
+                                            LIST_NAMES[which], luaL_typename(L, -1)));
+    n = ot_rawlen(L, -1);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        count++;
+        if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s at key of type %s)",
+                                                LIST_NAMES[which], luaL_typename(L, -1),
+                                                luaL_typename(L, -2)));
+        lua_pop(L, 1);
+    }
+    if (count != n)
+        luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list without holes",
+                                            LIST_NAMES[which]));
+    return n;
+}
+
+static void check_change_keys(lua_State *L, int changes) {
+    lua_pushnil(L);
+    while (lua_next(L, changes) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (k == NULL || (strcmp(k, "add") != 0 && strcmp(k, "remove") != 0)) {
+            lua_pop(L, 1);
+            if (k == NULL)
+                luaL_argerror(L, 2, lua_pushfstring(L, "unexpected %s key (only 'add' and 'remove')",
+                                                    luaL_typename(L, -1)));
+            luaL_argerror(L, 2, lua_pushfstring(L, "unexpected key '%s' (only 'add' and 'remove')", k));
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static void add_list_json(luaL_Buffer *b, const lease_ref *refs, size_t n,
+                          int which, int *first_key) {
+    size_t i;
+    int first = 1;
+    if (n == 0)
+        return;
+    luaL_addstring(b, *first_key ? "{\"" : ",\"");
+    *first_key = 0;
+    luaL_addstring(b, LIST_NAMES[which]);
+    luaL_addstring(b, "\":[");
+    for (i = 0; i < n; i++) {
+        if (!first)
+            luaL_addchar(b, ',');
+        first = 0;
+        luaL_addchar(b, '"');
+        luaL_addlstring(b, refs[i].uuid, OT_UUID_LEN);
+        luaL_addchar(b, '"');
+    }
+    luaL_addchar(b, ']');
+}
+
+/* core.request_assign(conn, changes) -> path, body | nil, err */
+int request_assign(lua_State *L) {
+    size_t len, n[2], i, total;
+    int which, first_key = 1;
+    char conn[OT_UUID_LEN];
+    lease_ref *refs, *sorted;
+    luaL_Buffer b;
+    const char *s = check_uuid_arg(L, 1, &len);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    check_change_keys(L, 2);
+    n[0] = check_list(L, 2, 0); /* stack 3: add */
+    n[1] = check_list(L, 2, 1); /* stack 4: remove */
+    if (!request_normalize_uuid(s, len, conn))
+        return push_invalid(L, "connection uuid", s, len,
+                            "is not a uuid (8-4-4-4-12 hex digits)");
+    total = n[0] + n[1];
+    if (total == 0) {
+        lua_pushnil(L);
+        answer_push_error(L, "invalid", -1,
+                          "empty change set: give at least one uuid in 'add' or 'remove'", 0);
+        return 2;
+    }
+    if (total > ((size_t)-1) / (2 * sizeof(lease_ref)))
+        return luaL_error(L, "change set too large");
+    /* Both copies live in one userdata so the GC frees them on any error. */
+    refs = (lease_ref *)lua_newuserdata(L, 2 * total * sizeof(lease_ref));
+    sorted = refs + total;
+    total = 0;
+    for (which = 0; which < 2; which++) {
+        for (i = 1; i <= n[which]; i++) {
+            size_t ulen;
+            const char *u;
+            lua_rawgeti(L, 3 + which, (int)i);
+            u = lua_tolstring(L, -1, &ulen);
+            if (!request_normalize_uuid(u, ulen, refs[total].uuid)) {
+                lua_pushfstring(L, "in '%s' at index %d:", LIST_NAMES[which], (int)i);
+                return push_invalid(L, lua_tostring(L, -1), u, ulen,
+                                    "is not a lease uuid (8-4-4-4-12 hex digits)");
+            }
+            lua_pop(L, 1);
+            refs[total].list = which;
+            total++;
+        }
+    }
+    memcpy(sorted, refs, total * sizeof(lease_ref));
+    qsort(sorted, total, sizeof(lease_ref), compare_refs);
+    for (i = 1; i < total; i++) {
+        if (memcmp(sorted[i].uuid, sorted[i - 1].uuid, OT_UUID_LEN) == 0) {
+            const char *why = sorted[i].list != sorted[i - 1].list
+                                  ? "is in both 'add' and 'remove'"
+                                  : "is listed twice";
+            return push_invalid(L, "lease uuid", sorted[i].uuid, OT_UUID_LEN, why);
+        }
+    }
+    push_path(L, conn);
+    luaL_buffinit(L, &b);
+    add_list_json(&b, refs, n[0], 0, &first_key);
+    add_list_json(&b, refs + n[0], n[1], 1, &first_key);
+    luaL_addchar(&b, '}');
+    luaL_pushresult(&b);
+    return 2;
+}
