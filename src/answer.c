@@ -160,18 +160,39 @@ static int fail(lua_State *L, const char *kind, long status, const char *message
     return 2;
 }
 
+/* Whether every entry of the table on top is a lease object at 1..n. */
+static int is_lease_list(lua_State *L) {
+    size_t n = ot_rawlen(L, -1), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        count++;
+        if (lua_type(L, -2) != LUA_TNUMBER || !lua_istable(L, -1)) {
+            lua_pop(L, 2);
+            return 0;
+        }
+        lua_pop(L, 1);
+    }
+    return count == n;
+}
+
 /* core.answer_decode(status, body [, retry_after]) -> leases | nil, err */
 int answer_decode(lua_State *L) {
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
     const char *message = NULL;
-    size_t n, count = 0;
-    int decoded;
+    size_t len;
+    const char *body;
+    int parsed, decoded;
     luaL_checktype(L, 2, LUA_TSTRING);
+    body = lua_tolstring(L, 2, &len);
     lua_settop(L, 3);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 2);
-    decoded = lua_pcall(L, 1, 1, 0) == 0 && lua_istable(L, 4); /* stack 4 */
+    /* JSON text never holds a raw NUL; the decoder would stop there */
+    parsed = memchr(body, '\0', len) == NULL && lua_pcall(L, 1, 1, 0) == 0;
+    if (!parsed && lua_gettop(L) > 4)
+        lua_settop(L, 4); /* the pcall was skipped: drop its arguments */
+    decoded = parsed && lua_istable(L, 4); /* stack 4 */
     if (decoded) {
         lua_getfield(L, 4, "message"); /* stack 5 */
         if (lua_type(L, 5) == LUA_TSTRING)
@@ -183,30 +204,21 @@ int answer_decode(lua_State *L) {
         set_retry_after(L, retry_after);
         return 2;
     }
-    if (!decoded)
+    if (!parsed)
         return fail(L, "protocol", status, lua_type(L, 4) == LUA_TSTRING
                                                ? lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4))
-                                               : "answer is not a JSON object");
+                                               : "answer is not JSON (it holds a NUL byte)");
+    if (!decoded)
+        return fail(L, "protocol", status, "answer is not a JSON object");
     lua_getfield(L, 4, "success"); /* stack 6 */
     if (lua_type(L, 6) != LUA_TBOOLEAN)
         return fail(L, "protocol", status, "answer has no boolean 'success' field");
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
-    if (!lua_istable(L, 7))
+    if (!lua_istable(L, 7) || !is_lease_list(L))
         return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
     normalize(L);
-    n = ot_rawlen(L, 7);
-    lua_pushnil(L);
-    while (lua_next(L, 7) != 0) {
-        count++;
-        if (lua_type(L, -2) != LUA_TNUMBER || !lua_istable(L, -1))
-            return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
-        lua_pop(L, 1);
-    }
-    if (count != n)
-        return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
-    lua_settop(L, 7);
     return 1;
 }
 

@@ -1,0 +1,239 @@
+-- The Lua layer without the network: options, version, printing, errors,
+-- the client's life cycle.
+local opentact = require("opentact")
+local core = require("opentact.core")
+local support = require("emulator")
+
+local CONN = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+describe("version", function()
+  it("agrees across _VERSION, the rockspec and the User-Agent", function()
+    local v = opentact._VERSION:match("^opentact (%d+%.%d+%.%d+)$")
+    assert.is_string(v)
+    local rockspec = read(support.ROOT .. "/opentact-" .. v .. "-1.rockspec")
+    assert.equals(v .. "-1", rockspec:match('version = "([^"]+)"'))
+    assert.is_truthy(rockspec:find('tag = "v' .. v .. '"', 1, true))
+    local c = opentact.new({ token = "t" })
+    assert.equals("lua-opentact/" .. v, c:_state().user_agent)
+    c:close()
+  end)
+end)
+
+describe("options", function()
+  it("has the documented defaults", function()
+    local c = opentact.new({ token = "t", base_url = "http://127.0.0.1:1" })
+    local st = c:_state()
+    assert.same({ 30, 5, 2, 0.5, 8, true, 67108864, false, "curl" },
+      { st.timeout, st.connect_timeout, st.retries, st.backoff, st.backoff_max, st.verify,
+        st.max_body, st.retry_post, st.transport })
+    c:close()
+  end)
+
+  it("strips a trailing slash from base_url", function()
+    local c = opentact.new({ token = "t", base_url = "http://127.0.0.1:1/rest//" })
+    assert.equals("http://127.0.0.1:1/rest", c:_state().base_url)
+    c:close()
+  end)
+
+  local bad = {
+    { { timeout = "30" }, "bad option 'timeout' to '%s' (a positive number expected, got string)" },
+    { { timeout = 0 }, "bad option 'timeout'" },
+    { { timeout = 0 / 0 }, "bad option 'timeout'" },
+    { { timeout = math.huge }, "bad option 'timeout'" },
+    { { connect_timeout = -1 }, "bad option 'connect_timeout'" },
+    { { retries = 1.5 }, "bad option 'retries'" },
+    { { retries = -1 }, "bad option 'retries'" },
+    { { backoff = "x" }, "bad option 'backoff'" },
+    { { backoff_max = -1 }, "bad option 'backoff_max'" },
+    { { verify = "no" }, "bad option 'verify'" },
+    { { ca_file = 1 }, "bad option 'ca_file'" },
+    { { max_body = 0 }, "bad option 'max_body'" },
+    { { user_agent = "a\r\nX-Evil: 1" }, "bad option 'user_agent'" },
+    { { proxy = true }, "bad option 'proxy'" },
+    { { retry_post = 1 }, "bad option 'retry_post'" },
+    { { log = "print" }, "bad option 'log'" },
+    { { transport = "socket" }, "bad option 'transport'" },
+    { { base_url = "ftp://x" }, "bad option 'base_url'" },
+    { { base_url = "api.opentact.org" }, "bad option 'base_url'" },
+    { { token = 42 }, "bad option 'token'" },
+    { { token = "" }, "bad option 'token'" },
+    { { tokn = "x" }, "unknown option 'tokn'" },
+    { { [1] = "x" }, "unknown option '1'" },
+  }
+  for _, c in ipairs(bad) do
+    local name = next(c[1])
+    it("raises for a bad " .. tostring(name), function()
+      for fname, f in pairs({ new = opentact.new, configure = opentact.configure }) do
+        local ok, msg = pcall(f, c[1])
+        assert.is_false(ok)
+        assert.is_truthy(msg:find(c[2]:gsub("%%s", fname), 1, true), msg)
+      end
+    end)
+  end
+
+  it("raises for non-table options", function()
+    assert.has_error(function() opentact.new("token") end, "bad argument #1 to 'new' (table expected, got string)")
+  end)
+
+  it("never puts the token in an option error", function()
+    for _, t in ipairs({ "secret\r\nX: y", "secret\0value", "secret\nvalue" }) do
+      local ok, msg = pcall(opentact.new, { token = t })
+      assert.is_false(ok)
+      assert.is_falsy(msg:find("secret", 1, true), msg)
+    end
+  end)
+
+  it("points the error at the caller's line", function()
+    local ok, msg = pcall(function() opentact.new({ timeout = "x" }) end)
+    assert.is_false(ok)
+    assert.is_truthy(msg:find("03%-client_spec.lua:%d+:"), msg)
+  end)
+end)
+
+describe("argument errors", function()
+  local c
+  setup(function() c = opentact.new({ token = "t", base_url = "http://127.0.0.1:1", retries = 0 }) end)
+  teardown(function() c:close() end)
+
+  it("name the argument like the standard library", function()
+    assert.has_error(function() c:list(12) end, "bad argument #1 to 'list' (string expected, got number)")
+    assert.has_error(function() c:list() end, "bad argument #1 to 'list' (string expected, got nil)")
+    assert.has_error(function() c:assign(CONN, "x") end, "bad argument #2 to 'assign' (table expected, got string)")
+    assert.has_error(function() c:assign(CONN) end, "bad argument #2 to 'assign' (table expected, got nil)")
+    assert.has_error(function() c:assign(CONN, { add = { 1 } }) end)
+    local ok, msg = pcall(c.assign, c, CONN, { add = "x" })
+    assert.is_false(ok)
+    assert.is_truthy(msg:find("bad argument #2 to 'assign' (field 'add'", 1, true), msg)
+  end)
+
+  it("return invalid without sending for a bad uuid", function()
+    local leases, err = c:list("nope")
+    assert.is_nil(leases)
+    assert.equals("invalid", err.kind)
+    assert.equals(0, err.attempts)
+    assert.equals("opentact: invalid: connection uuid 'nope' is not a uuid (8-4-4-4-12 hex digits) [nothing sent]",
+      tostring(err))
+  end)
+end)
+
+describe("errors", function()
+  it("print as one line with status, method, short path and attempts", function()
+    local _, err = core.answer_decode(404, '{"success":false,"message":"SIP connection\nnot found","status":404}')
+    setmetatable(err, opentact.Error)
+    err.method, err.path, err.attempts = "GET", "/sip/connection/" .. CONN .. "/tnlease", 1
+    assert.equals("opentact: not_found (404): SIP connection not found [GET /sip/connection/66eb…/tnlease, 1 attempt]",
+      tostring(err))
+    err.attempts = 3
+    assert.is_truthy(tostring(err):find("3 attempts]", 1, true))
+    assert.equals("x: " .. tostring(err), "x: " .. err)
+  end)
+
+  it("travel through error() unchanged", function()
+    local _, err = core.answer_decode(500, "")
+    setmetatable(err, opentact.Error)
+    local ok, caught = pcall(error, err)
+    assert.is_false(ok)
+    assert.equals(err, caught)
+    assert.is_truthy(tostring(caught):find("^opentact: server %(500%)"))
+  end)
+end)
+
+describe("lease lists", function()
+  local body = '{"success":true,"payload":[' ..
+    '{"uuid":"0a1b2c3d-0000-4000-8000-000000000001","tn":{"tn":12125551234},"expired_on":"2027-01-01T00:00:00Z","autorenew":true},' ..
+    '{"uuid":"0a1b2c3d-0000-4000-8000-000000000002","tn":null,"autorenew":false}]}'
+
+  it("print one readable row per lease", function()
+    local leases = setmetatable(core.answer_decode(200, body), opentact.Leases)
+    local text = tostring(leases)
+    assert.is_truthy(text:find("^2 leases\n"))
+    assert.is_truthy(text:find("0a1b2c3d%-0000%-4000%-8000%-000000000001%s+12125551234%s+2027%-01%-01T00:00:00Z%s+yes"))
+    assert.is_truthy(text:find("0a1b2c3d%-0000%-4000%-8000%-000000000002%s+%-%s+%-%s+no"))
+    assert.is_falsy(text:find("table: 0x", 1, true))
+    assert.is_falsy(text:find("e+10", 1, true))
+  end)
+
+  it("stay plain arrays", function()
+    local leases = setmetatable(core.answer_decode(200, body), opentact.Leases)
+    assert.equals(2, #leases)
+    local n = 0
+    for _ in ipairs(leases) do n = n + 1 end
+    assert.equals(2, n)
+    local cjson = require("cjson")
+    assert.equals(2, #cjson.decode(cjson.encode(leases)))
+  end)
+
+  it("print an empty list", function()
+    assert.equals("0 leases", tostring(setmetatable({}, opentact.Leases)))
+  end)
+end)
+
+describe("client life cycle", function()
+  it("is a userdata with a dotted metatable name", function()
+    local c = opentact.new({ token = "t" })
+    assert.equals("userdata", type(c))
+    assert.equals("opentact.Client", getmetatable(c).__name)
+    assert.is_truthy(tostring(c):find("^opentact.Client %(0x"))
+    c:close()
+  end)
+
+  it("closes idempotently and refuses use after close", function()
+    local c = opentact.new({ token = "t" })
+    assert.is_true(c:close())
+    assert.is_true(c:close())
+    assert.equals("opentact.Client (closed)", tostring(c))
+    assert.has_error(function() c:list(CONN) end, "attempt to use a closed opentact client (in 'list')")
+    assert.has_error(function() c:assign(CONN, { add = { CONN } }) end)
+  end)
+
+  it("is collected without being closed", function()
+    for _ = 1, 50 do opentact.new({ token = "t" }) end
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  if _VERSION == "Lua 5.4" then
+    it("closes on <close>", function()
+      local f = assert(load([[
+        local opentact = ...
+        local kept
+        do
+          local c <close> = opentact.new({ token = "t" })
+          kept = c
+        end
+        return kept
+      ]]))
+      assert.equals("opentact.Client (closed)", tostring(f(opentact)))
+    end)
+  end
+end)
+
+describe("the default client", function()
+  it("reports a missing token as an auth error, without raising", function()
+    opentact.configure({ base_url = "http://127.0.0.1:1" })
+    local st = opentact.configure({ base_url = "http://127.0.0.1:1" }):_state()
+    if st.token == nil then
+      local leases, err = opentact.list(CONN)
+      assert.is_nil(leases)
+      assert.equals("auth", err.kind)
+      assert.is_truthy(err.message:find("OPENTACT_TOKEN", 1, true))
+    else
+      pending("OPENTACT_TOKEN is set in this environment")
+    end
+  end)
+
+  it("configure returns the new default client and closes the old one", function()
+    local a = opentact.configure({ token = "a" })
+    local b = opentact.configure({ token = "b" })
+    assert.are_not.equal(a, b)
+    assert.equals("opentact.Client (closed)", tostring(a))
+    assert.equals("b", b:_state().token)
+  end)
+end)

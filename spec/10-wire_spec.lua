@@ -1,0 +1,270 @@
+-- The list/assign/error contract of API.md, over real sockets against the
+-- local emulator. Tagged #wire: `make test` runs these on every Lua.
+local opentact = require("opentact")
+local support = require("emulator")
+
+local HAS_INTEGERS = math.type ~= nil
+local LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+
+describe("over the wire #wire", function()
+  local emu, client, conns, leases
+  local function fresh(opts)
+    local o = { token = emu.token, base_url = emu.url, backoff = 0.01, backoff_max = 0.05 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return opentact.new(o)
+  end
+
+  setup(function()
+    emu = support.start()
+    local state = emu:state()
+    conns, leases = state.connections, state.leases
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function()
+    emu:reset()
+    if client then client:close() end
+    client = fresh()
+  end)
+
+  describe("list", function()
+    it("returns the leases a connection holds, fully decoded", function()
+      local got, err = client:list(conns[1])
+      assert.is_nil(err)
+      assert.equals(3, #got)
+      for i = 1, 3 do assert.equals(leases[i], got[i].uuid) end
+      local l = got[1]
+      assert.equals(12125550001, l.tn.tn)
+      if HAS_INTEGERS then
+        assert.equals("integer", math.type(l.tn.tn))
+        assert.equals("integer", math.type(l.class4_product_item_id))
+      end
+      assert.equals("12125550001", tostring(l.tn.tn))
+      assert.equals(conns[1], l.sip_connection.uuid)
+      assert.is_nil(l.sip_control_app)
+      assert.is_nil(l.messaging_profile)
+      assert.equals("Société Télécom Ünïon", l.account.name)
+      assert.equals(1250.75, l.account.balance)
+      assert.is_boolean(l.autorenew)
+      assert.is_string(l.expired_on)
+    end)
+
+    it("accepts an upper-case uuid by lower-casing it", function()
+      local got = client:list(conns[1]:upper())
+      assert.equals(3, #got)
+    end)
+
+    it("returns an empty list for a connection without leases", function()
+      local got = client:list(conns[2])
+      assert.same({}, setmetatable(got, nil))
+    end)
+
+    it("prints readably", function()
+      local text = tostring(client:list(conns[1]))
+      assert.is_truthy(text:find("^3 leases\n"))
+      assert.is_truthy(text:find(leases[1]:gsub("%-", "%%-") .. "%s+12125550001%s+%d%d%d%d%-%d%d%-%d%dT"), text)
+    end)
+
+    it("sends the documented headers and reuses the connection", function()
+      client:list(conns[1])
+      client:list(conns[2])
+      local log = emu:requests()
+      assert.equals(2, #log)
+      for _, r in ipairs(log) do
+        assert.equals("GET", r.method)
+        assert.equals("application/json", r.accept)
+        assert.equals("valid", r.token)
+        assert.equals("lua-opentact/" .. opentact._VERSION:match("%d+%.%d+%.%d+"), r.user_agent)
+        assert.is_nil(r.content_type)
+      end
+      assert.equals("/sip/connection/" .. conns[1] .. "/tnlease", log[1].path)
+      assert.equals(log[1].connection, log[2].connection)
+    end)
+
+    it("works under a base URL with a path", function()
+      local c = fresh({ base_url = emu.url .. "/rest/" })
+      assert.equals(3, #c:list(conns[1]))
+      c:close()
+    end)
+  end)
+
+  describe("assign", function()
+    it("adds leases and returns them in their new state", function()
+      local got, err = client:assign(conns[1], { add = { leases[10], leases[11] } })
+      assert.is_nil(err)
+      assert.equals(2, #got)
+      assert.equals(leases[10], got[1].uuid)
+      assert.equals(conns[1], got[1].sip_connection.uuid)
+      assert.equals(5, #client:list(conns[1]))
+    end)
+
+    it("sends the exact body with Content-Type", function()
+      client:assign(conns[2], { add = { leases[10]:upper() }, remove = { leases[11] } })
+      local r = emu:requests()[1]
+      assert.equals("POST", r.method)
+      assert.equals("application/json", r.content_type)
+      assert.equals('{"add":["' .. leases[10] .. '"],"remove":["' .. leases[11] .. '"]}', r.body)
+    end)
+
+    it("removes a lease from the connection", function()
+      local got = client:assign(conns[1], { remove = { leases[1] } })
+      assert.equals(1, #got)
+      assert.is_nil(got[1].sip_connection)
+      local now = client:list(conns[1])
+      assert.equals(2, #now)
+      for _, l in ipairs(now) do assert.are_not.equal(leases[1], l.uuid) end
+    end)
+
+    it("moves a lease held by another connection", function()
+      client:assign(conns[2], { add = { leases[2] } })
+      assert.equals(2, #client:list(conns[1]))
+      assert.equals(leases[2], client:list(conns[2])[1].uuid)
+    end)
+
+    it("refuses an unknown lease with the server's message, changing nothing", function()
+      local unknown = "0a1b2c3d-0000-4000-8000-00000000ffff"
+      local got, err = client:assign(conns[1], { add = { leases[20], unknown } })
+      assert.is_nil(got)
+      assert.equals("rejected", err.kind)
+      assert.equals(400, err.status)
+      assert.is_false(err.retryable)
+      assert.equals(1, err.attempts)
+      assert.is_truthy(err.message:find(unknown, 1, true))
+      assert.equals(3, #client:list(conns[1]))
+    end)
+
+    it("sends nothing for invalid input", function()
+      local cases = {
+        { conns[1], {} },
+        { conns[1], { add = { leases[1], leases[1] } } },
+        { conns[1], { add = { leases[1] }, remove = { leases[1] } } },
+        { conns[1], { add = { "not-a-uuid" } } },
+        { "not-a-uuid", { add = { leases[1] } } },
+      }
+      for _, c in ipairs(cases) do
+        local got, err = client:assign(c[1], c[2])
+        assert.is_nil(got)
+        assert.equals("invalid", err.kind)
+        assert.equals(0, err.attempts)
+      end
+      local _, err = client:list("66EB0A8A-571E-41B1-8F50-4D97275CFAB")
+      assert.equals("invalid", err.kind)
+      assert.equals(0, emu:stats().requests)
+    end)
+  end)
+
+  describe("errors", function()
+    it("auth for a wrong token, which never shows", function()
+      local c = fresh({ token = "wrong-token-value-123" })
+      local got, err = c:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("auth", err.kind)
+      assert.equals(401, err.status)
+      assert.is_false(err.retryable)
+      assert.equals(1, err.attempts)
+      assert.is_falsy(tostring(err):find("wrong-token-value-123", 1, true))
+      c:close()
+    end)
+
+    it("not_found for an unknown connection, with the server's message", function()
+      local got, err = client:list("66eb0a8a-571e-41b1-8f50-4d97275cfab7")
+      assert.is_nil(got)
+      assert.equals("not_found", err.kind)
+      assert.equals(404, err.status)
+      assert.equals("opentact: not_found (404): SIP connection not found [GET /sip/connection/66eb…/tnlease, 1 attempt]",
+        tostring(err))
+    end)
+
+    it("network when nothing listens, marked as never sent", function()
+      local c = fresh({ base_url = "http://127.0.0.1:" .. support.free_port(), retries = 0 })
+      local got, err = c:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("network", err.kind)
+      assert.is_nil(err.status)
+      assert.is_true(err.retryable)
+      assert.is_false(err.sent)
+      c:close()
+    end)
+
+    it("timeout when the answer is late", function()
+      emu:faults({ { delay = 1 } })
+      local c = fresh({ timeout = 0.2, retries = 0 })
+      local got, err = c:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("timeout", err.kind)
+      assert.is_true(err.retryable)
+      c:close()
+    end)
+
+    it("protocol for an answer that is not JSON", function()
+      emu:faults({ { raw = "<html>maintenance</html>", status = 200 } })
+      local got, err = client:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("protocol", err.kind)
+      assert.equals(200, err.status)
+    end)
+
+    it("protocol for a redirect, which is not followed", function()
+      emu:faults({ { status = 302 } })
+      local got, err = client:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("protocol", err.kind)
+      assert.equals(302, err.status)
+      assert.equals(1, emu:stats().requests)
+    end)
+
+    it("protocol for an answer over max_body", function()
+      local c = fresh({ max_body = 1000 })
+      local got, err = c:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("protocol", err.kind)
+      assert.is_truthy(err.message:find("max_body", 1, true))
+      c:close()
+    end)
+
+    it("server for a 5xx, with a sentence when the body has none", function()
+      emu:faults({ { status = 502, body = "<html>bad gateway</html>" } })
+      local got, err = fresh({ retries = 0 }):list(conns[1])
+      assert.is_nil(got)
+      assert.equals("server", err.kind)
+      assert.equals(502, err.status)
+      assert.is_true(err.retryable)
+      assert.equals("the server answered HTTP 502 (Bad Gateway) without a message", err.message)
+    end)
+
+    it("rate_limited for a 429 with a long Retry-After", function()
+      emu:faults({ { status = 429, retry_after = "120" } })
+      local got, err = client:list(conns[1])
+      assert.is_nil(got)
+      assert.equals("rate_limited", err.kind)
+      assert.equals(120, err.retry_after)
+      assert.equals(1, err.attempts)
+    end)
+  end)
+
+  describe("the module-level API", function()
+    it("uses the configured default client", function()
+      opentact.configure({ token = emu.token, base_url = emu.url })
+      local got = opentact.list(conns[1])
+      assert.equals(3, #got)
+      local added = opentact.assign(conns[1], { add = { leases[50] } })
+      assert.equals(leases[50], added[1].uuid)
+      opentact.configure({ token = "x", base_url = emu.url }):close()
+    end)
+
+    it("reads OPENTACT_TOKEN and OPENTACT_URL", function()
+      local script = ([[
+        local o = require("opentact")
+        local l, e = o.list(%q)
+        io.write(l and #l or tostring(e))
+      ]]):format(conns[1])
+      local cmd = ("OPENTACT_TOKEN=%s OPENTACT_URL=%s %s -e %q 2>&1"):format(emu.token, emu.url, LUA, script)
+      local p = io.popen(cmd)
+      local out = p:read("*a")
+      p:close()
+      assert.equals("3", out)
+    end)
+  end)
+end)

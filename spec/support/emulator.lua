@@ -1,0 +1,116 @@
+-- Spec helper: starts bin/opentact-emulator on a free loopback port and
+-- stops it again; talks to its admin routes with LuaSocket.
+local socket = require("socket")
+local http = require("socket.http")
+local ltn12 = require("ltn12")
+local cjson = require("cjson")
+
+local M = {}
+
+local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/support/[^/]*$") or "."
+M.ROOT = ROOT
+
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local Emulator = {}
+Emulator.__index = Emulator
+
+-- Calls an admin route; returns status, decoded JSON (or raw text).
+function Emulator:admin(method, route, body)
+  if type(body) == "table" then body = cjson.encode(body) end
+  local out = {}
+  local _, code = http.request({
+    url = self.url .. "/__emulator/" .. route,
+    method = method,
+    source = body and ltn12.source.string(body) or nil,
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
+    sink = ltn12.sink.table(out),
+  })
+  local text = table.concat(out)
+  local ok, decoded = pcall(cjson.decode, text)
+  return code, ok and decoded or text
+end
+
+function Emulator:state() return select(2, self:admin("GET", "state")) end
+function Emulator:reset() return self:admin("POST", "reset") end
+function Emulator:faults(list) return self:admin("POST", "faults", list) end
+function Emulator:stats() return select(2, self:admin("GET", "stats")) end
+function Emulator:requests() return select(2, self:admin("GET", "requests")) end
+function Emulator:config(c) return self:admin("POST", "config", c) end
+
+-- Raw HTTP to the API, for routes and statuses the client never sends.
+function Emulator:raw(method, path, headers, body)
+  local out = {}
+  headers = headers or {}
+  if body then headers["content-length"] = #body end
+  local _, code, resp_headers = http.request({
+    url = self.url .. path, method = method, headers = headers,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(out),
+  })
+  return code, table.concat(out), resp_headers
+end
+
+function Emulator:stop()
+  if self.pid then
+    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if sh("kill -0 " .. self.pid .. " 2>/dev/null && echo alive") == "" then break end
+      socket.sleep(0.05)
+    end
+    self.pid = nil
+  end
+  os.remove(self.log)
+end
+
+-- opts: port, token, connections, leases, latency, tls = {cert, key}, args
+function M.start(opts)
+  opts = opts or {}
+  local port = opts.port or M.free_port()
+  local token = opts.token or "emulator-token"
+  local args = { "--host 127.0.0.1", "--port " .. port, "--token " .. token }
+  for _, k in ipairs({ "connections", "leases", "latency" }) do
+    if opts[k] then args[#args + 1] = "--" .. k .. " " .. opts[k] end
+  end
+  if opts.tls then args[#args + 1] = "--tls " .. opts.tls[1] .. " " .. opts.tls[2] end
+  local log = os.tmpname()
+  local pid = sh(("%s/bin/opentact-emulator %s > %s 2>&1 & echo $!"):format(ROOT, table.concat(args, " "), log))
+  pid = tonumber(pid:match("%d+"))
+  local scheme = opts.tls and "https" or "http"
+  local self = setmetatable({ pid = pid, port = port, token = token, log = log,
+    url = scheme .. "://127.0.0.1:" .. port }, Emulator)
+  for _ = 1, 200 do
+    local text = read_file(log)
+    if text:find("listening on", 1, true) then
+      self.line = text:match("[^\n]*listening on[^\n]*")
+      return self
+    end
+    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
+    socket.sleep(0.05)
+  end
+  local text = read_file(log)
+  self:stop()
+  error("emulator did not start: " .. text)
+end
+
+return M
