@@ -29,8 +29,13 @@ local function argerror(n, fname, msg, level)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 4)
 end
 
+local is_open = core.is_open
+
 local function check_open(client, fname)
-  if client:_is_closed() then
+  local open = is_open(client)
+  if open == nil then
+    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), 4)
+  elseif not open then
     error(("attempt to use a closed opentact client (in '%s')"):format(fname), 4)
   end
 end
@@ -180,7 +185,7 @@ end
 local default
 
 local function default_client()
-  if default == nil or default:_is_closed() then default = new_client(nil, "opentact") end
+  if not is_open(default) then default = new_client(nil, "opentact") end
   return default
 end
 

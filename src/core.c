@@ -54,9 +54,14 @@ static int client_state(lua_State *L) {
     return 1;
 }
 
-static int client_is_closed(lua_State *L) {
-    ot_client *c = (ot_client *)luaL_checkudata(L, 1, OT_CLIENT_MT);
-    lua_pushboolean(L, c->easy == NULL);
+/* core.is_open(v) -> true for an open client, false for a closed one,
+ * nil for anything else; never raises. */
+static int core_is_open(lua_State *L) {
+    ot_client *c = (ot_client *)ot_testudata(L, 1, OT_CLIENT_MT);
+    if (c == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushboolean(L, c->easy != NULL);
     return 1;
 }
 
@@ -199,7 +204,6 @@ static const luaL_Reg client_meta[] = {
 static const luaL_Reg client_methods[] = {
     {"close", client_close},
     {"_state", client_state},
-    {"_is_closed", client_is_closed},
     {"_perform", client_perform},
     {"_jitter", client_jitter},
     {NULL, NULL},
@@ -209,6 +213,7 @@ static const luaL_Reg core_functions[] = {
     {"new", core_new},
     {"now", core_now},
     {"sleep", core_sleep},
+    {"is_open", core_is_open},
     {"request_list", request_list},
     {"request_assign", request_assign},
     {NULL, NULL},

@@ -122,7 +122,8 @@ static const char *const LIST_NAMES[2] = {"add", "remove"};
  * length and leaves the list (or nil) on the stack. */
 static size_t check_list(lua_State *L, int changes, int which) {
     size_t n, count = 0;
-    lua_getfield(L, changes, LIST_NAMES[which]);
+    lua_pushstring(L, LIST_NAMES[which]);
+    lua_rawget(L, changes); /* metatables are never consulted */
     if (lua_isnil(L, -1))
         return 0;
     if (!lua_istable(L, -1))
