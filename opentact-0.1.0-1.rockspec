@@ -37,6 +37,7 @@ build = {
       ["opentact.options"] = "lua/opentact/options.lua",
       ["opentact.errors"] = "lua/opentact/errors.lua",
       ["opentact.pretty"] = "lua/opentact/pretty.lua",
+      ["opentact.retry"] = "lua/opentact/retry.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",
    },
    install = {

@@ -9,13 +9,15 @@ local core = require("opentact.core")
 local options = require("opentact.options")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
+local retry = require("opentact.retry")
 
 local type, error, pcall, setmetatable, tostring = type, error, pcall, setmetatable, tostring
-local min, gsub = math.min, string.gsub
+local gsub = string.gsub
 local request_list, request_assign, answer_decode = core.request_list, core.request_assign, core.answer_decode
 local now, sleep = core.now, core.sleep
 local Leases = pretty.Leases
 local finish = errors.finish
+local retry_delay = retry.delay
 
 local M = {
   _VERSION = "opentact " .. core.VERSION,
@@ -70,26 +72,7 @@ local function current_token(st, fresh)
   return value
 end
 
----------------------------------------------------------------- retries
-
--- Whether the failure may be retried for this method, per the API contract.
-local function may_retry(err, method, retry_post)
-  if method == "GET" then return err.retryable end
-  if err.sent == false or err.status == 429 or err.status == 503 then return true end
-  return retry_post and err.retryable
-end
-
--- Seconds to wait before the next attempt, or nil to give up.
-local function retry_delay(client, st, err, method, retried)
-  if retried >= st.retries or not may_retry(err, method, st.retry_post) then return nil end
-  local wait = err.retry_after
-  if wait then
-    if wait > st.backoff_max then return nil end
-    return wait
-  end
-  -- exponential backoff with full jitter
-  return client:_jitter(min(st.backoff_max, st.backoff * 2 ^ retried))
-end
+---------------------------------------------------------------- requests
 
 local function emit(st, method, path, status, attempt, elapsed, err)
   -- a failing hook never breaks the request
@@ -121,7 +104,7 @@ local function call(client, method, path, body)
     if err.status == 401 and type(st.token) == "function" and not refreshed then
       refreshed, fresh = true, true
     else
-      local wait = retry_delay(client, st, err, method, retried)
+      local wait = retry_delay(st, err, method, retried, function(cap) return client:_jitter(cap) end)
       if not wait then return nil, finish(err, method, path, attempt, token) end
       retried = retried + 1
       sleep(wait)
