@@ -10,7 +10,7 @@ LUAS := lua5.4 lua5.3 lua5.2 lua5.1 luajit
 DEBS := gcc libc6-dev make ca-certificates curl openssl \
 	lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev \
 	luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-socket lua-check luarocks \
-	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck
+	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck valgrind clang libclang-rt-14-dev
 
 # Per-interpreter settings: the Lua ABI, its headers, its rocks tree.
 abi = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))
@@ -22,7 +22,7 @@ HEADERS := $(wildcard src/*.h)
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
-.PHONY: all deps build install install-all test test-one check demo emulator clean
+.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz demo emulator clean
 
 all: build
 
@@ -53,10 +53,49 @@ install-%:
 		|| { cat .rocks-$*.log; exit 1; }
 	@echo "installed the rock for $*"
 
-# Everything on lua5.4, the #wire specs on the other Luas; closes with
-# one "N passed, N failed" line.
+# Everything on lua5.4, the #wire specs on the other Luas, then the suite
+# again under ASan+UBSan and Valgrind, and a short fuzzing run.
 test: deps install-all check
 	spec/run
+	$(MAKE) --no-print-directory sanitize memcheck fuzz FUZZ_SECONDS=15
+
+# The whole 5.4 suite with opentact.core built with ASan and UBSan.
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize: install-lua5.4
+	@mkdir -p build/asan/opentact
+	$(CC) -O1 -g $(WARN) $(SAN) -fPIC -I/usr/include/lua5.4 -shared -o build/asan/opentact/core.so $(SOURCES) -lcurl
+	LUAS=lua5.4 CORE=$(CURDIR)/build/asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		WRAP="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" spec/run
+
+# The whole 5.4 suite under Valgrind memcheck, then a run that closes its
+# state so that any leak shows as definitely lost.
+VALGRIND := valgrind -q --keep-debuginfo=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--show-leak-kinds=definite --track-origins=yes
+memcheck: install-lua5.4
+	LUAS=lua5.4 WRAP="$(VALGRIND)" spec/run
+	LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \
+		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua
+
+# libFuzzer harnesses for request building and answer decoding, each run
+# for FUZZ_SECONDS on a working copy of the seed corpus.
+FUZZ_SECONDS ?= 60
+FUZZERS := fuzz_request fuzz_answer
+fuzz: $(addprefix build/fuzz/,$(FUZZERS))
+	@for f in $(FUZZERS); do \
+		corpus=build/fuzz/corpus-$${f#fuzz_}; mkdir -p $$corpus; \
+		cp -n fuzz/corpus/$${f#fuzz_}/* $$corpus/ 2>/dev/null; \
+		echo "== $$f for $(FUZZ_SECONDS) s"; \
+		build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=1024 \
+			-artifact_prefix=build/fuzz/crash-$${f#fuzz_}- $$corpus > build/fuzz/$$f.log 2>&1 \
+			|| { tail -n 40 build/fuzz/$$f.log; exit 1; }; \
+		grep -E '^Done [0-9]+ runs' build/fuzz/$$f.log; \
+	done
+
+build/fuzz/%: fuzz/%.c fuzz/harness.h $(SOURCES) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-I/usr/include/lua5.4 -Isrc -o $@ $< $(SOURCES) -llua5.4 -lcurl
 
 # The whole suite on $(LUA) only, without installing packages.
 test-one: install-$(LUA)

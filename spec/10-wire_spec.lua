@@ -4,7 +4,7 @@ local opentact = require("opentact")
 local support = require("emulator")
 
 local HAS_INTEGERS = math.type ~= nil
-local LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+local LUA = support.LUA
 
 describe("over the wire #wire", function()
   local emu, client, conns, leases

@@ -1,7 +1,7 @@
 -- The examples run as documented, against the emulator.
 local support = require("emulator")
 
-local LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+local LUA = support.LUA
 
 describe("examples/quickstart.lua #wire", function()
   local emu

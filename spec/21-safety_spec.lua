@@ -3,7 +3,7 @@ local opentact = require("opentact")
 local support = require("emulator")
 local cjson = require("cjson")
 
-local LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+local LUA = support.LUA
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))

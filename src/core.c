@@ -245,7 +245,5 @@ int luaopen_opentact_core(lua_State *L) {
 
     lua_pushliteral(L, OPENTACT_VERSION);
     lua_setfield(L, -2, "VERSION");
-    lua_pushstring(L, curl_version());
-    lua_setfield(L, -2, "curl_version");
     return 1;
 }

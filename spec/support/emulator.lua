@@ -7,6 +7,25 @@ local cjson = require("cjson")
 
 local M = {}
 
+-- Under `make sanitize` the interpreter runs with the sanitizer runtime in
+-- LD_PRELOAD; the programs the specs start (the emulator, nginx, curl,
+-- another Lua) must run without it.
+-- The interpreter the specs run on, for the ones that start another Lua;
+-- that one keeps the sanitizer runtime.
+M.LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+local preload = os.getenv("LD_PRELOAD")
+if preload then
+  M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA
+  local popen, execute = io.popen, os.execute
+  -- luacheck: push ignore 122
+  io.popen = function(cmd, ...) return popen("unset LD_PRELOAD; " .. cmd, ...) end
+  os.execute = function(cmd, ...)
+    if cmd == nil then return execute() end
+    return execute("unset LD_PRELOAD; " .. cmd, ...)
+  end
+  -- luacheck: pop
+end
+
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/support/[^/]*$") or "."
 M.ROOT = ROOT
 
