@@ -38,6 +38,8 @@ build = {
       ["opentact.errors"] = "lua/opentact/errors.lua",
       ["opentact.pretty"] = "lua/opentact/pretty.lua",
       ["opentact.retry"] = "lua/opentact/retry.lua",
+      ["opentact.engine"] = "lua/opentact/engine.lua",
+      ["opentact.bulk"] = "lua/opentact/bulk.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",
    },
    install = {

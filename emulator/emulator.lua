@@ -63,20 +63,21 @@ local function lease_template(i, uuid)
 end
 
 local function build_seed(connections, leases)
-  local s = { connections = {}, leases = {}, index = {}, templates = {}, holder = {}, names = {} }
+  local s = { connections = {}, leases = {}, index = {}, templates = {}, created = {}, holder = {}, conn_json = {} }
   ACCOUNT_UUID = seed_uuid("account", 1)
   USER_UUID = seed_uuid("user", 1)
   ORDER_UUID = seed_uuid("tnorder", 1)
   for i = 1, connections do
     local u = seed_uuid("connection", i)
     s.connections[i] = u
-    s.names[u] = "sip-trunk-" .. i
+    s.conn_json[u] = format('{"uuid":"%s","name":"sip-trunk-%d"}', u, i)
   end
   for i = 1, leases do
     local u = seed_uuid("lease", i)
     s.leases[i] = u
     s.index[u] = i
     s.templates[i] = lease_template(i, u)
+    s.created[i] = iso(1780000000 + i * 3600)
   end
   -- the first connection holds the first three leases
   if connections > 0 then
@@ -89,22 +90,30 @@ end
 
 local function dict() return ngx.shared[DICT] end
 
+-- A lease's state is one key, "L:<uuid>" = "<holder>|<seq>|<modified_on>":
+-- the holder is a connection uuid or empty, seq orders a connection's
+-- leases, modified_on is empty until a change. An assign then costs one
+-- read and one write per lease it names, however many leases there are.
+local function encode_state(holder, seq, modified)
+  return holder .. "|" .. seq .. "|" .. modified
+end
+
+local function decode_state(v)
+  local holder, seq, modified = v:match("^([^|]*)|(%d+)|(.*)$")
+  return holder, tonumber(seq), modified
+end
+
 local function reset_state()
   local d = dict()
   -- answers are cached per version in every worker: it must never repeat
   local version = (d:get("version") or 0) + 1
   d:flush_all()
   d:flush_expired()
-  for _, conn in ipairs(seed.connections) do
-    local held = {}
-    for _, lease in ipairs(seed.leases) do
-      if seed.holder[lease] == conn then held[#held + 1] = lease end
-    end
-    d:set("conn:" .. conn, concat(held, ","))
+  for _, conn in ipairs(seed.connections) do d:set("conn:" .. conn, true) end
+  for i, lease in ipairs(seed.leases) do
+    d:set("L:" .. lease, encode_state(seed.holder[lease] or "", i, ""))
   end
-  for _, lease in ipairs(seed.leases) do
-    d:set("lease:" .. lease, seed.holder[lease] or "")
-  end
+  d:set("seq", #seed.leases)
   d:set("version", version)
   d:set("latency", config.latency or 0)
   d:set("requests", 0)
@@ -112,24 +121,33 @@ local function reset_state()
   d:set("inflight_max", 0)
 end
 
-local function split(s)
-  local out = {}
-  if s and s ~= "" then
-    for u in s:gmatch("[^,]+") do out[#out + 1] = u end
+-- The leases a connection holds, in the order they were attached, as
+-- { uuid, holder, modified } records.
+local function held_by(conn)
+  local d, out, seq = dict(), {}, {}
+  for _, lease in ipairs(seed.leases) do
+    local holder, n, modified = decode_state(d:get("L:" .. lease))
+    if holder == conn then
+      local r = { lease, holder, modified }
+      out[#out + 1] = r
+      seq[r] = n
+    end
   end
+  table.sort(out, function(a, b) return seq[a] < seq[b] end)
   return out
 end
 
-local function lease_json(lease, modified)
+-- Appends lease's JSON to the answer being built in `buf` as pieces, so
+-- a long answer is joined once instead of lease by lease.
+local function add_lease(buf, lease, holder, modified)
   local i = seed.index[lease]
-  local holder = dict():get("lease:" .. lease)
-  local conn = holder and holder ~= "" and
-    format('{"uuid":"%s","name":"%s"}', holder, seed.names[holder] or "") or "null"
-  return seed.templates[i] .. (modified or iso(1780000000 + i * 3600)) .. '","sip_connection":' .. conn .. "}"
-end
-
-local function modified_on(lease)
-  return dict():get("modified:" .. lease)
+  local n = #buf
+  if n > 1 then buf[n + 1] = "," n = n + 1 end
+  buf[n + 1] = seed.templates[i]
+  buf[n + 2] = modified ~= "" and modified or seed.created[i]
+  buf[n + 3] = '","sip_connection":'
+  buf[n + 4] = seed.conn_json[holder] or "null"
+  buf[n + 5] = "}"
 end
 
 ---------------------------------------------------------------- answers
@@ -149,8 +167,13 @@ local function fail(status, message, headers)
   return send(status, cjson.encode({ success = false, message = message, status = status }), headers)
 end
 
-local function success(leases_json)
-  return '{"success":true,"payload":[' .. concat(leases_json, ",") .. "]}"
+local function answer_buffer()
+  return { '{"success":true,"payload":[' }
+end
+
+local function success(buf)
+  buf[#buf + 1] = "]}"
+  return concat(buf)
 end
 
 -- Sends `body` as the fault asks: whole, chunked, or truncated then closed.
@@ -183,10 +206,9 @@ local function handle_list(conn, fault)
   local version = d:get("version")
   local cached = worker_cache[conn]
   if cached and cached.version == version then return deliver(200, cached.body, fault) end
-  local held = split(d:get("conn:" .. conn))
-  local out = {}
-  for i, lease in ipairs(held) do out[i] = lease_json(lease, modified_on(lease)) end
-  local body = success(out)
+  local buf = answer_buffer()
+  for _, r in ipairs(held_by(conn)) do add_lease(buf, r[1], r[2], r[3]) end
+  local body = success(buf)
   worker_cache[conn] = { version = version, body = body }
   return deliver(200, body, fault)
 end
@@ -228,36 +250,26 @@ end
 local function apply(conn, changes)
   local d = dict()
   local stamp = iso(ngx.time())
-  local touched = {}
+  local out = answer_buffer()
   for _, lease in ipairs(changes.add) do
-    local from = d:get("lease:" .. lease)
-    if from ~= conn then
-      if from and from ~= "" then
-        local held = split(d:get("conn:" .. from))
-        for i = #held, 1, -1 do if held[i] == lease then table.remove(held, i) end end
-        d:set("conn:" .. from, concat(held, ","))
-      end
-      local held = split(d:get("conn:" .. conn))
-      held[#held + 1] = lease
-      d:set("conn:" .. conn, concat(held, ","))
-      d:set("lease:" .. lease, conn)
-      d:set("modified:" .. lease, stamp)
+    local key = "L:" .. lease
+    local holder, _, modified = decode_state(d:get(key))
+    if holder ~= conn then
+      holder, modified = conn, stamp
+      d:set(key, encode_state(holder, d:incr("seq", 1, 0), modified))
     end
-    touched[#touched + 1] = lease
+    add_lease(out, lease, holder, modified)
   end
   for _, lease in ipairs(changes.remove) do
-    if d:get("lease:" .. lease) == conn then
-      local held = split(d:get("conn:" .. conn))
-      for i = #held, 1, -1 do if held[i] == lease then table.remove(held, i) end end
-      d:set("conn:" .. conn, concat(held, ","))
-      d:set("lease:" .. lease, "")
-      d:set("modified:" .. lease, stamp)
+    local key = "L:" .. lease
+    local holder, seq, modified = decode_state(d:get(key))
+    if holder == conn then
+      holder, modified = "", stamp
+      d:set(key, encode_state(holder, seq, modified))
     end
-    touched[#touched + 1] = lease
+    add_lease(out, lease, holder, modified)
   end
   d:incr("version", 1, 0)
-  local out = {}
-  for i, lease in ipairs(touched) do out[i] = lease_json(lease, modified_on(lease)) end
   return success(out)
 end
 
@@ -347,10 +359,11 @@ end
 ---------------------------------------------------------------- admin
 
 local function assigned()
-  local out, d = {}, dict()
+  local out = {}
   -- encoded by hand: an empty list must stay [] in JSON
   for _, conn in ipairs(seed.connections) do
-    local held = split(d:get("conn:" .. conn))
+    local held = {}
+    for i, r in ipairs(held_by(conn)) do held[i] = r[1] end
     out[#out + 1] = cjson.encode(conn) .. ":[" .. (#held > 0 and '"' .. concat(held, '","') .. '"' or "") .. "]"
   end
   return "{" .. concat(out, ",") .. "}"

@@ -9,15 +9,13 @@ local core = require("opentact.core")
 local options = require("opentact.options")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
-local retry = require("opentact.retry")
+local engine = require("opentact.engine")
+local bulk = require("opentact.bulk")
 
-local type, error, pcall, setmetatable, tostring = type, error, pcall, setmetatable, tostring
+local type, error, pcall, tostring = type, error, pcall, tostring
 local gsub = string.gsub
-local request_list, request_assign, answer_decode = core.request_list, core.request_assign, core.answer_decode
-local now, sleep = core.now, core.sleep
-local Leases = pretty.Leases
-local finish = errors.finish
-local retry_delay = retry.delay
+local request_list, request_assign = core.request_list, core.request_assign
+local finish, call = errors.finish, engine.call
 
 local M = {
   _VERSION = "opentact " .. core.VERSION,
@@ -33,12 +31,12 @@ end
 
 local is_open = core.is_open
 
-local function check_open(client, fname)
+local function check_open(client, fname, level)
   local open = is_open(client)
   if open == nil then
-    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), 4)
+    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), level or 4)
   elseif not open then
-    error(("attempt to use a closed opentact client (in '%s')"):format(fname), 4)
+    error(("attempt to use a closed opentact client (in '%s')"):format(fname), level or 4)
   end
 end
 
@@ -46,70 +44,14 @@ local function check_uuid_type(v, n, fname)
   if type(v) ~= "string" then argerror(n, fname, "string expected, got " .. type(v), 5) end
 end
 
----------------------------------------------------------------- tokens
-
-local NO_TOKEN = "no token: set OPENTACT_TOKEN, or pass `token` to opentact.new or opentact.configure"
-
--- The token to send: the option itself, or what the token function gave
--- (kept until a 401 asks for a fresh one).
-local function current_token(st, fresh)
-  local t = st.token
-  if type(t) ~= "function" then
-    if t == nil then return nil, errors.new("auth", NO_TOKEN) end
-    return t
-  end
-  if st.token_value and not fresh then return st.token_value end
-  st.token_value = nil
-  local ok, value = pcall(t)
+-- Builds an assign request; misuse raises in the user's name.
+local function build_assign(conn, changes, fname, level)
+  local ok, path, body = pcall(request_assign, conn, changes)
   if not ok then
-    return nil, errors.new("auth", "the token function failed: " .. tostring(value))
+    -- the core names itself; the user called `fname`
+    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'")), level)
   end
-  if type(value) ~= "string" or value == "" or value:find("[%z\1-\31\127]") then
-    return nil, errors.new("auth", "the token function returned " ..
-      (type(value) == "string" and "an empty string or control characters" or "a " .. type(value)))
-  end
-  st.token_value = value
-  return value
-end
-
----------------------------------------------------------------- requests
-
-local function emit(st, method, path, status, attempt, elapsed, err)
-  -- a failing hook never breaks the request
-  pcall(st.log, {
-    method = method, path = path, status = status or (err and err.status),
-    attempt = attempt, elapsed = elapsed, kind = err and err.kind or nil,
-  })
-end
-
--- Sends one logical request, attempting it as often as the policy allows.
-local function call(client, method, path, body)
-  local st = client:_state()
-  local attempt, retried, refreshed, fresh = 0, 0, false, false
-  while true do
-    local token, err = current_token(st, fresh)
-    if not token then return nil, finish(err, method, path, attempt) end
-    attempt = attempt + 1
-    local started = now()
-    local status, data, retry_after = client:_perform(method, path, body, token)
-    local leases
-    if status then
-      leases, err = answer_decode(status, data, retry_after)
-    else
-      err = data
-    end
-    if st.log then emit(st, method, path, status, attempt, now() - started, err) end
-    if leases then return setmetatable(leases, Leases) end
-    fresh = false
-    if err.status == 401 and type(st.token) == "function" and not refreshed then
-      refreshed, fresh = true, true
-    else
-      local wait = retry_delay(st, err, method, retried, function(cap) return client:_jitter(cap) end)
-      if not wait then return nil, finish(err, method, path, attempt, token) end
-      retried = retried + 1
-      sleep(wait)
-    end
-  end
+  return path, body
 end
 
 ---------------------------------------------------------------- methods
@@ -127,11 +69,7 @@ local function do_assign(client, conn, changes, fname)
   check_open(client, fname)
   check_uuid_type(conn, 1, fname)
   if type(changes) ~= "table" then argerror(2, fname, "table expected, got " .. type(changes)) end
-  local ok, path, body = pcall(request_assign, conn, changes)
-  if not ok then
-    -- the core names itself; the user called `fname`
-    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'")), 3)
-  end
+  local path, body = build_assign(conn, changes, fname, 4)
   if not path then return nil, finish(body, "POST", nil, 0) end
   local leases, failure = call(client, "POST", path, body)
   return leases, failure
@@ -190,7 +128,34 @@ function M.assign(conn, changes)
   return leases, err
 end
 
+--- Assigns many uuids in batches, several requests at once; returns a
+--- report where every input uuid is either applied or failed.
+function Client:assign_batched(conn, changes, opts)
+  check_open(self, "assign_batched", 3)
+  if type(conn) ~= "string" then argerror(1, "assign_batched", "string expected, got " .. type(conn), 3) end
+  if type(changes) ~= "table" then argerror(2, "assign_batched", "table expected, got " .. type(changes), 3) end
+  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
+  local path, body = build_assign(conn, changes, "assign_batched", 3)
+  local report = bulk.assign(self, conn, changes, o, path, body)
+  return report
+end
+
+--- Lists many connections, several requests at once; results in input order.
+function Client:list_many(conns, opts)
+  check_open(self, "list_many", 3)
+  if type(conns) ~= "table" then argerror(1, "list_many", "table expected, got " .. type(conns), 3) end
+  local o = bulk.options(opts, "list_many", 2, { concurrency = 8 })
+  for i = 1, #conns do
+    if type(conns[i]) ~= "string" then
+      argerror(1, "list_many", ("string expected at index %d, got %s"):format(i, type(conns[i])), 3)
+    end
+  end
+  local results = bulk.list(self, conns, o)
+  return results
+end
+
 M.Error = errors.Error
-M.Leases = Leases
+M.Leases = pretty.Leases
+M.Report = pretty.Report
 
 return M

@@ -17,7 +17,7 @@
 
 static ot_client *check_client(lua_State *L, int idx) {
     ot_client *c = (ot_client *)luaL_checkudata(L, idx, OT_CLIENT_MT);
-    if (c->easy == NULL)
+    if (c->single.easy == NULL)
         luaL_error(L, "attempt to use a closed opentact client");
     return c;
 }
@@ -40,7 +40,7 @@ static int client_close(lua_State *L) {
 
 static int client_tostring(lua_State *L) {
     ot_client *c = (ot_client *)luaL_checkudata(L, 1, OT_CLIENT_MT);
-    if (c->easy == NULL)
+    if (c->single.easy == NULL)
         lua_pushliteral(L, "opentact.Client (closed)");
     else
         lua_pushfstring(L, "opentact.Client (%p)", (void *)c);
@@ -61,7 +61,7 @@ static int core_is_open(lua_State *L) {
     if (c == NULL)
         lua_pushnil(L);
     else
-        lua_pushboolean(L, c->easy != NULL);
+        lua_pushboolean(L, c->single.easy != NULL);
     return 1;
 }
 
@@ -99,6 +99,34 @@ static int client_perform(lua_State *L) {
         return 2;
     }
     return transport_curl_perform(L, c, methods[m], path, body, body_len, token, token_len);
+}
+
+/* client:_start(id, method, path, body|nil, token, max_connections)
+ *   -> true; the answer comes from client:_poll. */
+static int client_start(lua_State *L) {
+    ot_client *c = check_client(L, 1);
+    static const char *const methods[] = {"GET", "POST", NULL};
+    lua_Integer id = luaL_checkinteger(L, 2);
+    int m = luaL_checkoption(L, 3, NULL, methods);
+    const char *path = luaL_checkstring(L, 4);
+    size_t body_len = 0, token_len = 0;
+    const char *body = luaL_optlstring(L, 5, NULL, &body_len);
+    const char *token = luaL_checklstring(L, 6, &token_len);
+    lua_Integer max_connections = luaL_checkinteger(L, 7);
+    if (m == 1 && body == NULL)
+        return luaL_argerror(L, 5, "POST needs a body");
+    if (!token_is_safe(token, token_len))
+        return luaL_argerror(L, 6, "the token is empty or holds control characters");
+    if (max_connections < 1 || max_connections > 1024)
+        return luaL_argerror(L, 7, "1..1024 expected");
+    return transport_curl_start(L, c, id, methods[m], path, body, body_len, token, token_len,
+                                (long)max_connections);
+}
+
+/* client:_poll(timeout) -> list of finished requests, possibly empty. */
+static int client_poll(lua_State *L) {
+    ot_client *c = check_client(L, 1);
+    return transport_curl_poll(L, c, (double)luaL_checknumber(L, 2));
 }
 
 /* client:_jitter(max) -> a number in [0, max), from a per-client xorshift. */
@@ -205,6 +233,8 @@ static const luaL_Reg client_methods[] = {
     {"close", client_close},
     {"_state", client_state},
     {"_perform", client_perform},
+    {"_start", client_start},
+    {"_poll", client_poll},
     {"_jitter", client_jitter},
     {NULL, NULL},
 };

@@ -55,9 +55,27 @@ typedef struct ot_buffer {
     size_t cap;
 } ot_buffer;
 
+struct ot_client;
+
+/* One easy handle and what its callbacks collect. */
+typedef struct ot_transfer {
+    CURL *easy;
+    struct ot_client *client;
+    ot_buffer body;
+    int too_large;              /* set by the write callback */
+    int busy;                   /* added to the multi handle */
+    lua_Integer id;             /* the caller's id while busy */
+    struct curl_slist *headers; /* concurrent transfers own theirs */
+    char retry_after[64];       /* the Retry-After header, if any */
+    char errbuf[CURL_ERROR_SIZE];
+} ot_transfer;
+
 typedef struct ot_client {
-    CURL *easy;                 /* NULL once closed */
-    pid_t pid;                  /* process that owns easy's connections */
+    ot_transfer single;         /* list/assign; single.easy is NULL once closed */
+    CURLM *multi;               /* concurrent requests, made on first use */
+    ot_transfer **pool;         /* idle or busy transfers of `multi` */
+    size_t pool_len;
+    pid_t pid;                  /* process that owns the connections */
     struct curl_slist *headers;      /* GET headers, cached for `token` */
     struct curl_slist *post_headers; /* the same plus Content-Type */
     char *token;                /* "X-Auth-Token: <token>" the lists were built for */
@@ -69,10 +87,6 @@ typedef struct ot_client {
     long connect_timeout_ms;
     int verify;
     size_t max_body;
-    ot_buffer body;
-    int too_large;              /* set by the write callback */
-    char retry_after[64];       /* the Retry-After header, if any */
-    char errbuf[CURL_ERROR_SIZE];
     unsigned long long rng;     /* per-client jitter source */
 } ot_client;
 
@@ -84,5 +98,14 @@ OT_HIDDEN int transport_curl_perform(lua_State *L, ot_client *c,
                                      const char *method, const char *path,
                                      const char *body, size_t body_len,
                                      const char *token, size_t token_len);
+/* Starts one concurrent request under `id`; pushes true, or nil, err. */
+OT_HIDDEN int transport_curl_start(lua_State *L, ot_client *c, lua_Integer id,
+                                   const char *method, const char *path,
+                                   const char *body, size_t body_len,
+                                   const char *token, size_t token_len,
+                                   long max_connections);
+/* Waits up to `timeout` seconds for concurrent requests to finish; pushes
+ * a list of {id, status, body, retry_after} or {id, err}. */
+OT_HIDDEN int transport_curl_poll(lua_State *L, ot_client *c, double timeout);
 
 #endif

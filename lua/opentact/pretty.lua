@@ -59,4 +59,21 @@ end
 
 Leases.__tostring = M.format
 
+-- The report of assign_batched prints as a summary.
+local Report = { __name = "opentact.Report" }
+M.Report = Report
+
+function Report.__tostring(r)
+  local applied = #r.applied.add + #r.applied.remove
+  local failed = 0
+  for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
+  local out = { format("%s: %d applied (%d added, %d removed), %d failed",
+    r.ok and "ok" or "not ok", applied, #r.applied.add, #r.applied.remove, failed) }
+  for i = 1, #r.failed do
+    local f = r.failed[i]
+    out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, tostring(f.err))
+  end
+  return concat(out, "\n")
+end
+
 return M

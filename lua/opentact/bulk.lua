@@ -1,0 +1,146 @@
+-- Bulk work on top of the engine: assign_batched (batches, concurrency,
+-- progress, a loss-free report) and list_many. Transport-neutral: the
+-- engine runs the requests.
+
+local core = require("opentact.core")
+local errors = require("opentact.errors")
+local engine = require("opentact.engine")
+local pretty = require("opentact.pretty")
+
+local type, pairs, ipairs, pcall, error, tostring = type, pairs, ipairs, pcall, error, tostring
+local setmetatable, getmetatable = setmetatable, getmetatable
+local floor, min = math.floor, math.min
+local request_list, request_assign = core.request_list, core.request_assign
+
+local M = {}
+
+local MAX_CONCURRENCY = 256
+
+local CHECKS = {
+  batch_size = function(v)
+    if type(v) ~= "number" or v < 1 or floor(v) ~= v then return "an integer > 0" end
+  end,
+  concurrency = function(v)
+    if type(v) ~= "number" or v < 1 or v > MAX_CONCURRENCY or floor(v) ~= v then
+      return "an integer from 1 to " .. MAX_CONCURRENCY
+    end
+  end,
+  on_progress = function(v)
+    if type(v) ~= "function" then return "a function" end
+  end,
+}
+
+-- Checks a method's options table; `defaults` names every option it takes.
+function M.options(opts, fname, argn, defaults)
+  local out = {}
+  for k, v in pairs(defaults) do out[k] = v end
+  if opts == nil then return out end
+  if type(opts) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)), 3)
+  end
+  for k, v in pairs(opts) do
+    local check = CHECKS[k]
+    if not check or defaults[k] == nil then
+      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(k)), 3)
+    end
+    local expected = check(v)
+    if expected then
+      error(("bad option '%s' to '%s' (%s expected, got %s)"):format(k, fname, expected, type(v)), 3)
+    end
+    out[k] = v
+  end
+  return out
+end
+
+local function copy(list)
+  local out = {}
+  for i = 1, #list do out[i] = list[i] end
+  return out
+end
+
+local function append(into, list)
+  local n = #into
+  for i = 1, #list do into[n + i] = list[i] end
+end
+
+-- Splits both lists into batches of at most `size` uuids, adds first.
+local function batches(adds, removes, size)
+  local out, current, room = {}, nil, 0
+  local function put(kind, uuid)
+    if room == 0 then
+      current = { add = {}, remove = {} }
+      out[#out + 1] = current
+      room = size
+    end
+    current[kind][#current[kind] + 1] = uuid
+    room = room - 1
+  end
+  for i = 1, #adds do put("add", adds[i]) end
+  for i = 1, #removes do put("remove", removes[i]) end
+  return out
+end
+
+--- The work of client:assign_batched, once its arguments are checked.
+--- `path`/`body` are the whole change set's request, or nil, err if invalid.
+function M.assign(client, conn, changes, opts, path, err)
+  local adds, removes = changes.add or {}, changes.remove or {}
+  local report = setmetatable({
+    ok = false,
+    applied = { add = {}, remove = {} },
+    failed = {},
+    leases = setmetatable({}, pretty.Leases),
+  }, pretty.Report)
+  if not path then
+    -- nothing is sent: every uuid fails with the reason
+    report.failed[1] = { add = copy(adds), remove = copy(removes), err = errors.finish(err, "POST", nil, 0) }
+    return report
+  end
+  local parts = batches(adds, removes, opts.batch_size)
+  local jobs = {}
+  for i, part in ipairs(parts) do
+    local p, body = request_assign(conn, part)
+    jobs[i] = engine.job("POST", p, body)
+  end
+  local outcomes, done, total = {}, 0, #adds + #removes
+  local on_progress = opts.on_progress
+  engine.run(client, jobs, min(opts.concurrency, #jobs), function(i, leases, failure)
+    outcomes[i] = leases or failure
+    done = done + #parts[i].add + #parts[i].remove
+    -- a failing progress callback never stops the work
+    if on_progress then pcall(on_progress, done, total) end
+  end)
+  for i, part in ipairs(parts) do
+    local outcome = outcomes[i]
+    if getmetatable(outcome) == pretty.Leases then
+      append(report.applied.add, part.add)
+      append(report.applied.remove, part.remove)
+      append(report.leases, outcome)
+    else
+      report.failed[#report.failed + 1] = { add = part.add, remove = part.remove, err = outcome }
+    end
+  end
+  report.ok = #report.failed == 0
+  return report
+end
+
+--- The work of client:list_many, once its arguments are checked.
+function M.list(client, conns, opts)
+  local results, jobs, slot = {}, {}, {}
+  for i = 1, #conns do
+    local path, err = request_list(conns[i])
+    if path then
+      jobs[#jobs + 1] = engine.job("GET", path)
+      slot[#jobs] = i
+    else
+      results[i] = { uuid = conns[i], err = errors.finish(err, "GET", nil, 0) }
+    end
+  end
+  if #jobs > 0 then
+    engine.run(client, jobs, min(opts.concurrency, #jobs), function(j, leases, err)
+      results[slot[j]] = { uuid = conns[slot[j]], leases = leases, err = err }
+    end)
+  end
+  return results
+end
+
+return M
