@@ -235,12 +235,6 @@ int transport_curl_init(ot_client *c) {
     return transfer_init(&c->single, c);
 }
 
-/* A TLS connection's cleanup writes close_notify on the socket, which a
- * parent process may still use; plain sockets are only closed. */
-static int may_close_inherited(const ot_client *c) {
-    return strncmp(c->base_url, "http://", 7) == 0 && c->proxy == NULL;
-}
-
 static void drop_token(ot_client *c) {
     if (c->token != NULL) {
         memset(c->token, 0, strlen(c->token));
@@ -252,35 +246,37 @@ static void drop_token(ot_client *c) {
     c->headers = c->post_headers = NULL;
 }
 
-/* Frees the multi handle and its pool; `close_connections` says whether
- * this process may close the sockets. */
-static void drop_multi(ot_client *c, int close_connections) {
+/* Frees the multi handle and its pool; `own` says whether this process
+ * made them (see check_fork). */
+static void drop_multi(ot_client *c, int own) {
     size_t i;
     for (i = 0; i < c->pool_len; i++) {
         ot_transfer *t = c->pool[i];
-        if (t->busy && c->multi != NULL)
+        if (own && t->busy && c->multi != NULL)
             curl_multi_remove_handle(c->multi, t->easy);
-        /* an easy handle outside its multi holds no connection */
-        transfer_free(t, 1);
+        transfer_free(t, own);
         free(t);
     }
     free(c->pool);
     c->pool = NULL;
     c->pool_len = 0;
-    if (c->multi != NULL && close_connections)
+    if (c->multi != NULL && own)
         curl_multi_cleanup(c->multi);
     c->multi = NULL;
 }
 
 void transport_curl_close(ot_client *c) {
-    int own = c->pid == getpid() || may_close_inherited(c);
+    int own = c->pid == getpid();
     drop_multi(c, own);
     transfer_free(&c->single, own);
     drop_token(c);
 }
 
-/* After fork(): fresh handles with the same options and no connections,
- * so the child never writes on a socket the parent uses. */
+/* After fork(): fresh handles with the same options and no connections.
+ * A process only ever cleans up the curl handles it made: cleaning up an
+ * inherited one would write TLS close_notify on a socket the parent still
+ * uses, or wait for a resolver thread that does not exist in the child.
+ * The inherited handles are left as they are, a few kilobytes per fork. */
 static int check_fork(ot_client *c) {
     CURL *fresh;
     if (c->pid == getpid())
@@ -288,10 +284,8 @@ static int check_fork(ot_client *c) {
     fresh = curl_easy_duphandle(c->single.easy);
     if (fresh == NULL)
         return 0;
-    if (may_close_inherited(c))
-        curl_easy_cleanup(c->single.easy);
     c->single.easy = fresh;
-    drop_multi(c, may_close_inherited(c));
+    drop_multi(c, 0);
     c->pid = getpid();
     return 1;
 }
