@@ -40,10 +40,12 @@ build = {
       ["opentact.retry"] = "lua/opentact/retry.lua",
       ["opentact.engine"] = "lua/opentact/engine.lua",
       ["opentact.bulk"] = "lua/opentact/bulk.lua",
+      ["opentact.cli"] = "lua/opentact/cli.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",
    },
    install = {
       bin = {
+         ["opentact"] = "bin/opentact",
          ["opentact-emulator"] = "bin/opentact-emulator",
       },
    },

@@ -1,0 +1,206 @@
+-- The opentact command end to end against the emulator: output, exit
+-- status, files and standard input, --failed-file, --json, usage errors.
+local support = require("emulator")
+local cjson = require("cjson")
+local cli = require("opentact.cli")
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"status=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local status = tonumber(out:match("status=(%d+)\n$"))
+  return out:gsub("status=%d+\n$", ""), status
+end
+
+local function tmpfile(text)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "wb"))
+  f:write(text)
+  f:close()
+  return name
+end
+
+describe("the opentact command #wire", function()
+  local emu, conns, leases, run
+
+  setup(function()
+    emu = support.start({ leases = 400 })
+    local st = emu:state()
+    conns, leases = st.connections, st.leases
+    run = function(args, env)
+      return sh(("OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s"):format(
+        env and env.token or emu.token, emu.url, env and env.extra or "", support.LUA, support.ROOT, args))
+    end
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  describe("list", function()
+    it("prints a readable table", function()
+      local out, status = run("list " .. conns[1])
+      assert.equals(0, status)
+      assert.is_truthy(out:find("^3 leases\n  uuid%s+number%s+expires%s+autorenew\n"), out)
+      assert.is_truthy(out:find(leases[1]:gsub("%-", "%%-") .. "%s+12125550001%s"), out)
+    end)
+
+    it("prints the payload as JSON with --json", function()
+      local out, status = run("list --json " .. conns[1])
+      assert.equals(0, status)
+      local payload = cjson.decode(out)
+      assert.equals(3, #payload)
+      assert.is_truthy(out:find('"tn":12125550001', 1, true))
+      assert.is_truthy(out:find('"users":[]', 1, true))
+    end)
+
+    it("exits 1 with the error when the API refuses", function()
+      local out, status = run("list 66eb0a8a-571e-41b1-8f50-4d97275cfab7")
+      assert.equals(1, status)
+      assert.is_truthy(out:find("opentact: not_found (404)", 1, true), out)
+    end)
+
+    it("exits 2 for a bad uuid, and never shows the token", function()
+      local out, status = run("list nope")
+      assert.equals(2, status)
+      assert.is_truthy(out:find("opentact: invalid", 1, true))
+      local out2, status2 = run("list " .. conns[1], { token = "secret-token-value-xyz" })
+      assert.equals(1, status2)
+      assert.is_truthy(out2:find("opentact: auth (401)", 1, true))
+      assert.is_falsy(out2:find("secret-token-value-xyz", 1, true))
+    end)
+  end)
+
+  describe("assign", function()
+    it("adds and removes from arguments", function()
+      local out, status = run(("assign %s --add %s %s --remove %s"):format(conns[1], leases[10], leases[11], leases[1]))
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^ok: 3 applied %(2 added, 1 removed%), 0 failed"), out)
+      assert.same({ leases[2], leases[3], leases[10], leases[11] }, emu:state().assigned[conns[1]])
+    end)
+
+    it("reads a CSV file and standard input", function()
+      local csv = tmpfile(('lease,label\r\n"%s",one\r\n# a comment\n\n%s,two\n'):format(leases[20]:upper(), leases[21]))
+      local list = tmpfile(leases[22] .. "\n")
+      local out, status = run(("assign %s --add-file %s --add-file - < %s"):format(conns[2], csv, list))
+      os.remove(csv)
+      os.remove(list)
+      assert.equals(0, status, out)
+      assert.same({ leases[20], leases[21], leases[22] }, emu:state().assigned[conns[2]])
+    end)
+
+    it("exits 1 and writes the failed uuids for a re-run", function()
+      local lines = {}
+      for i = 101, 400 do lines[#lines + 1] = leases[i] end
+      local file = tmpfile(table.concat(lines, "\n") .. "\n")
+      local failed = os.tmpname()
+      emu:faults({ {}, { status = 400, message = "rejected batch" } })
+      local out, status = run(("assign %s --add-file %s --batch-size 100 --concurrency 1 --failed-file %s")
+        :format(conns[3], file, failed))
+      assert.equals(1, status, out)
+      assert.is_truthy(out:find("not ok: 200 applied", 1, true), out)
+      assert.is_truthy(out:find("--add-file " .. failed, 1, true), out)
+      local f = assert(io.open(failed))
+      local text = f:read("*a")
+      f:close()
+      local expected = {}
+      for i = 201, 300 do expected[#expected + 1] = leases[i] end
+      assert.equals(table.concat(expected, "\n") .. "\n", text)
+      local again, status2 = run(("assign %s --add-file %s"):format(conns[3], failed))
+      assert.equals(0, status2, again)
+      assert.equals(300, #emu:state().assigned[conns[3]])
+      os.remove(file)
+      os.remove(failed)
+    end)
+
+    it("prints the report as JSON with --json", function()
+      local out, status = run(("assign %s --json --add %s 0a1b2c3d-0000-4000-8000-00000000ffff --batch-size 1")
+        :format(conns[2], leases[30]))
+      assert.equals(1, status)
+      local report = cjson.decode(out)
+      assert.is_false(report.ok)
+      assert.same({ leases[30] }, report.applied.add)
+      assert.same({}, report.applied.remove)
+      assert.equals("rejected", report.failed[1].err.kind)
+      assert.equals(400, report.failed[1].err.status)
+      assert.equals(1, #report.leases)
+    end)
+
+    it("shows a progress bar on a terminal only", function()
+      local out, err = {}, {}
+      local function sink(t) return { write = function(_, ...) for _, s in ipairs({ ... }) do t[#t + 1] = s end end } end
+      local env = { OPENTACT_TOKEN = emu.token, OPENTACT_URL = emu.url }
+      local args = { "assign", conns[2], "--add" }
+      for i = 31, 80 do args[#args + 1] = leases[i] end
+      args[#args + 1] = "--batch-size"
+      args[#args + 1] = "10"
+      local status = cli.main(args, { stdout = sink(out), stderr = sink(err), is_terminal = true,
+        getenv = function(k) return env[k] end })
+      assert.equals(0, status)
+      local bar = table.concat(err)
+      assert.is_truthy(bar:find("\r%[######%-+%] 10/50 uuids"), bar)
+      assert.is_truthy(bar:find("50/50 uuids  100%%"), bar)
+      assert.is_truthy(bar:find("ETA"), bar)
+      err = {}
+      cli.main(args, { stdout = sink(out), stderr = sink(err), is_terminal = false,
+        getenv = function(k) return env[k] end })
+      assert.equals("", table.concat(err))
+    end)
+  end)
+
+  describe("usage", function()
+    local cases = {
+      { "", "give a command" },
+      { "frobnicate", "unknown command" },
+      { "list", "list takes one connection uuid" },
+      { "assign CONN --bogus", "unknown option --bogus" },
+      { "assign CONN", "nothing to assign" },
+      { "assign CONN --add", "--add needs at least one uuid" },
+      { "assign CONN --add x --batch-size 0", "--batch-size must be a whole number" },
+      { "assign CONN --add x --concurrency many", "--concurrency must be a whole number" },
+      { "assign CONN --token abc --add x", "OPENTACT_TOKEN only" },
+      { "assign CONN --add-file /nonexistent/file", "cannot read" },
+    }
+    for _, c in ipairs(cases) do
+      it(("exits 2 for '%s'"):format(c[1]), function()
+        local out, status = run((c[1]:gsub("CONN", conns[1])))
+        assert.equals(2, status, out)
+        assert.is_truthy(out:find(c[2], 1, true), out)
+        assert.is_truthy(out:find("opentact --help", 1, true), out)
+      end)
+    end
+
+    it("exits 2 for a file line without a uuid", function()
+      local file = tmpfile(leases[1] .. "\nnot a uuid\n")
+      local out, status = run(("assign %s --add-file %s"):format(conns[1], file))
+      os.remove(file)
+      assert.equals(2, status)
+      assert.is_truthy(out:find(":2: no uuid on this line", 1, true), out)
+      assert.equals(0, emu:stats().requests)
+    end)
+
+    it("exits 2 without OPENTACT_TOKEN", function()
+      local out, status = run("list " .. conns[1], { token = "" })
+      assert.equals(2, status)
+      assert.is_truthy(out:find("set OPENTACT_TOKEN", 1, true))
+    end)
+
+    it("answers --help and --version", function()
+      local out, status = run("--help")
+      assert.equals(0, status)
+      assert.is_truthy(out:find("^Usage:\n  opentact list CONN"))
+      assert.is_truthy(out:find("Exit status: 0", 1, true))
+      out, status = run("--version")
+      assert.equals(0, status)
+      assert.is_truthy(out:find("^opentact %d+%.%d+%.%d+\n"))
+    end)
+
+    it("is installed by the rock", function()
+      local lua = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+      local abi = lua == "luajit" and "5.1" or lua:sub(4)
+      local tree = support.ROOT .. "/.rocks/" .. lua
+      local out, status = sh(("LUA_PATH='%s/share/lua/%s/?.lua;;' LUA_CPATH='%s/lib/lua/%s/?.so;;' %s/bin/opentact --version")
+        :format(tree, abi, tree, abi, tree))
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^opentact %d"))
+    end)
+  end)
+end)
