@@ -4,3 +4,4 @@ max_line_length = 140
 files["spec"] = { std = "+busted" }
 files["emulator"] = { std = "ngx_lua" }
 files["examples/openresty"] = { std = "ngx_lua" }
+files["lua/opentact/transport/ngx.lua"] = { std = "ngx_lua" }

@@ -41,6 +41,7 @@ build = {
       ["opentact.engine"] = "lua/opentact/engine.lua",
       ["opentact.bulk"] = "lua/opentact/bulk.lua",
       ["opentact.cli"] = "lua/opentact/cli.lua",
+      ["opentact.transport.ngx"] = "lua/opentact/transport/ngx.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",
    },
    install = {

@@ -90,11 +90,7 @@ end
 ---------------------------------------------------------------- module
 
 local function new_client(opts, fname)
-  local st = options.resolve(opts, fname, core.VERSION, 4)
-  if st.transport == "ngx" then
-    error(("bad option 'transport' to '%s' (the ngx transport is not available in this version)"):format(fname), 3)
-  end
-  return core.new(st)
+  return core.new(options.resolve(opts, fname, core.VERSION, 4))
 end
 
 --- Creates a client. See the README for its options.

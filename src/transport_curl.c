@@ -9,6 +9,7 @@
  * error table. Callbacks never raise a Lua error; they record what went
  * wrong in the transfer and return curl's abort code.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "opentact.h"
+
+static void keep_inherited(void *handle);
 
 /* Bodies up to this size keep their buffer for the next request. */
 #define KEEP_BUFFER 262144
@@ -145,9 +148,11 @@ static void transfer_settle(ot_transfer *t) {
     t->headers = NULL;
 }
 
-static void transfer_free(ot_transfer *t, int close_connections) {
-    if (t->easy != NULL && close_connections)
+static void transfer_free(ot_transfer *t, int own) {
+    if (own)
         curl_easy_cleanup(t->easy);
+    else
+        keep_inherited(t->easy);
     t->easy = NULL;
     curl_slist_free_all(t->headers);
     t->headers = NULL;
@@ -230,6 +235,26 @@ static void push_answer(lua_State *L, ot_transfer *t) {
 
 /* ---- the client's connections ------------------------------------- */
 
+/* Curl handles a forked child inherited and must never clean up (see
+ * check_fork). They stay listed here so they remain reachable memory
+ * rather than a leak; the only process-wide state this module keeps. */
+static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
+static void **inherited;
+static size_t inherited_len;
+
+static void keep_inherited(void *handle) {
+    void **grown;
+    if (handle == NULL)
+        return;
+    pthread_mutex_lock(&inherited_lock);
+    grown = (void **)realloc(inherited, (inherited_len + 1) * sizeof *grown);
+    if (grown != NULL) {
+        grown[inherited_len++] = handle;
+        inherited = grown;
+    }
+    pthread_mutex_unlock(&inherited_lock);
+}
+
 int transport_curl_init(ot_client *c) {
     c->pid = getpid();
     return transfer_init(&c->single, c);
@@ -260,8 +285,10 @@ static void drop_multi(ot_client *c, int own) {
     free(c->pool);
     c->pool = NULL;
     c->pool_len = 0;
-    if (c->multi != NULL && own)
+    if (own)
         curl_multi_cleanup(c->multi);
+    else
+        keep_inherited(c->multi);
     c->multi = NULL;
 }
 
@@ -284,6 +311,7 @@ static int check_fork(ot_client *c) {
     fresh = curl_easy_duphandle(c->single.easy);
     if (fresh == NULL)
         return 0;
+    keep_inherited(c->single.easy);
     c->single.easy = fresh;
     drop_multi(c, 0);
     c->pid = getpid();

@@ -89,25 +89,49 @@ local function settle(client, st, job, status, data, retry_after)
   return false, wait
 end
 
---- One request, blocking until it succeeds or the policy gives up.
-function M.call(client, method, path, body)
-  local st = client:_state()
-  local job = M.job(method, path, body)
+-- The Lua transport for this client, or nil for the C curl transport.
+local ngx_transport
+local function lua_transport(st)
+  if st.transport == "ngx" then
+    ngx_transport = ngx_transport or require("opentact.transport.ngx")
+    return ngx_transport
+  end
+end
+
+-- Attempts one job until it succeeds or the policy gives up.
+local function attempts(client, st, job)
+  local t = lua_transport(st)
   while true do
     local token, failure = begin(st, job)
     if not token then return nil, failure end
-    local status, data, retry_after = client:_perform(method, path, body, token)
+    local status, data, retry_after
+    if t then
+      status, data, retry_after = t.perform(st, job.method, job.path, job.body, token)
+    else
+      status, data, retry_after = client:_perform(job.method, job.path, job.body, token)
+    end
     local leases, wait = settle(client, st, job, status, data, retry_after)
     if leases then return leases end
     if leases == nil then return nil, wait end
-    sleep(wait)
+    if t then t.sleep(wait) else sleep(wait) end
   end
+end
+
+--- One request, blocking (or, on the ngx transport, yielding) until it
+--- succeeds or the policy gives up.
+function M.call(client, method, path, body)
+  local leases, err = attempts(client, client:_state(), M.job(method, path, body))
+  return leases, err
 end
 
 --- Many jobs, at most `concurrency` in flight. Calls on_done(index, leases,
 --- err) once per job, as each finishes for good.
 function M.run(client, jobs, concurrency, on_done)
   local st = client:_state()
+  local t = lua_transport(st)
+  if t then
+    return t.run(jobs, concurrency, function(job) return attempts(client, st, job) end, on_done)
+  end
   local ready, head = {}, 1   -- job indices to start, in order
   local later = {}            -- retries waiting for their time: {due, index}
   local in_flight, left = 0, #jobs
@@ -120,9 +144,9 @@ function M.run(client, jobs, concurrency, on_done)
 
   while left > 0 do
     -- retries that are due go first: their jobs started earliest
-    local t = now()
+    local clock = now()
     for k = #later, 1, -1 do
-      if later[k][1] <= t then
+      if later[k][1] <= clock then
         head = head - 1
         ready[head] = later[k][2]
         table.remove(later, k)

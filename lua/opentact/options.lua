@@ -2,7 +2,7 @@
 -- Misuse raises here, at new/configure, naming the option; nothing is
 -- checked again on the request path.
 
-local type, pairs, tostring, error, getenv = type, pairs, tostring, error, os.getenv
+local type, pairs, tostring, error, getenv, rawget = type, pairs, tostring, error, os.getenv, rawget
 local floor, huge = math.floor, math.huge
 
 local M = {}
@@ -61,6 +61,12 @@ local function transport(v)
   if v ~= "curl" and v ~= "ngx" then return '"curl" or "ngx"' end
 end
 
+-- Inside OpenResty (the ngx API with cosockets), the ngx transport.
+function M.in_openresty()
+  local ngx = rawget(_G, "ngx")
+  return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
+end
+
 M.CHECKS = {
   token = token,
   base_url = url,
@@ -90,7 +96,7 @@ local function defaults(version)
     max_body = 64 * 1024 * 1024,
     user_agent = "lua-opentact/" .. version,
     retry_post = false,
-    transport = "curl",
+    transport = M.in_openresty() and "ngx" or "curl",
   }
 end
 
@@ -141,6 +147,12 @@ function M.resolve(opts, fname, version, level)
     end
   end
   out.base_url = out.base_url:gsub("/+$", "")
+  if out.transport == "ngx" then
+    local why = not M.in_openresty() and "needs OpenResty (nginx with its Lua module)"
+      or out.proxy and "cannot use 'proxy'"
+      or out.ca_file and "cannot use 'ca_file': set lua_ssl_trusted_certificate in nginx.conf instead"
+    if why then error(("bad option 'transport' to '%s' (the ngx transport %s)"):format(fname, why), level) end
+  end
   return out
 end
 

@@ -1,0 +1,224 @@
+-- Inside nginx: the ngx transport over cosockets, against the emulator,
+-- with a real nginx and the LuaJIT build of the rock.
+local support = require("emulator")
+local openresty = require("openresty")
+local socket = require("socket")
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+describe("OpenResty", function()
+  local emu, nginx, conns, leases
+
+  setup(function()
+    emu = support.start({ leases = 600 })
+    local st = emu:state()
+    conns, leases = st.connections, st.leases
+    nginx = openresty.start({ url = emu.url, token = emu.token })
+  end)
+  teardown(function()
+    if nginx then nginx:stop() end
+    if emu then emu:stop() end
+  end)
+  before_each(function()
+    emu:reset()
+    emu:config({ latency = 0 })
+  end)
+
+  it("uses the ngx transport by default", function()
+    local _, r = nginx:call("/transport")
+    assert.equals("ngx", r.transport)
+  end)
+
+  it("lists, with integers and readable printing", function()
+    local status, r = nginx:call("/list?conn=" .. conns[1])
+    assert.equals(200, status)
+    assert.equals(3, r.n)
+    assert.equals(leases[1], r.first)
+    assert.equals("12125550001", r.tn)
+    assert.is_truthy(r.text:find("^3 leases\n"))
+  end)
+
+  it("keeps the connection alive between calls", function()
+    local _, r = nginx:call("/list_twice?conn=" .. conns[1])
+    assert.equals(3, r.a.n)
+    assert.equals(3, r.b.n)
+    local log = emu:requests()
+    assert.equals(2, #log)
+    assert.equals(log[1].connection, log[2].connection)
+    assert.equals("valid", log[1].token)
+    assert.equals("application/json", log[1].accept)
+  end)
+
+  it("assigns, sending the exact body", function()
+    local _, r = nginx:call(("/assign?conn=%s&add=%s&remove=%s"):format(conns[1], leases[10], leases[1]))
+    assert.equals(2, r.n)
+    local req = emu:requests()[1]
+    assert.equals('{"add":["' .. leases[10] .. '"],"remove":["' .. leases[1] .. '"]}', req.body)
+    assert.equals("application/json", req.content_type)
+    assert.same({ leases[2], leases[3], leases[10] }, emu:state().assigned[conns[1]])
+  end)
+
+  it("returns the API's errors", function()
+    local _, r = nginx:call("/list?conn=66eb0a8a-571e-41b1-8f50-4d97275cfab7")
+    assert.equals("not_found", r.err.kind)
+    assert.equals(404, r.err.status)
+    assert.equals("SIP connection not found", r.err.message)
+    local _, bad = nginx:call("/list?conn=nope")
+    assert.equals("invalid", bad.err.kind)
+  end)
+
+  it("reports a refused connection and a timeout", function()
+    local _, r = nginx:call("/list?conn=" .. conns[1] .. "&url=http://127.0.0.1:" .. support.free_port())
+    assert.equals("network", r.err.kind)
+    assert.equals(3, r.err.attempts)
+    emu:faults({ { delay = 1 } })
+    local _, t = nginx:call("/list?conn=" .. conns[1] .. "&timeout=0.2")
+    assert.equals("timeout", t.err.kind)
+  end)
+
+  it("retries as the curl transport does", function()
+    emu:faults({ { status = 503 }, { reset = true } })
+    local _, r = nginx:call("/list?conn=" .. conns[1])
+    assert.equals(3, r.n)
+    assert.equals(3, emu:stats().requests)
+    emu:faults({ { status = 500 } })
+    local _, a = nginx:call(("/assign?conn=%s&add=%s"):format(conns[2], leases[20]))
+    assert.equals("server", a.err.kind)
+    assert.equals(1, a.err.attempts)
+  end)
+
+  it("reads chunked answers and refuses truncated or oversized ones", function()
+    emu:faults({ { chunked = true } })
+    local _, r = nginx:call("/list?conn=" .. conns[1])
+    assert.equals(3, r.n)
+    emu:faults({ { truncate = true }, { truncate = true }, { truncate = true } })
+    local _, t = nginx:call("/list?conn=" .. conns[1])
+    assert.equals("network", t.err.kind)
+    local _, big = nginx:call("/list?conn=" .. conns[1] .. "&max_body=500")
+    assert.equals("protocol", big.err.kind)
+    emu:faults({ { chunked = true } })
+    local _, big2 = nginx:call("/list?conn=" .. conns[1] .. "&max_body=501")
+    assert.equals("protocol", big2.err.kind)
+  end)
+
+  it("says so instead of blocking where nginx cannot do I/O", function()
+    nginx:call("/log_phase?conn=" .. conns[1])
+    local r
+    for _ = 1, 50 do
+      local _, got = nginx:call("/log_result")
+      if got.result then r = require("cjson").decode(got.result) break end
+      socket.sleep(0.02)
+    end
+    assert.is_table(r)
+    assert.equals("invalid", r.err.kind)
+    assert.is_truthy(r.err.message:find("log phase", 1, true), r.err.message)
+    assert.equals(0, emu:stats().requests)
+  end)
+
+  it("runs assign_batched on light threads", function()
+    emu:config({ latency = 0.05 })
+    local add = {}
+    for i = 11, 410 do add[#add + 1] = leases[i] end
+    local _, r = nginx:call("/batched", { conn = conns[2], add = add, batch_size = 25, concurrency = 4 })
+    assert.is_true(r.ok)
+    assert.equals(400, r.applied)
+    assert.equals(400, r.leases)
+    assert.equals(4, emu:stats().inflight_max)
+    assert.equals(400, #emu:state().assigned[conns[2]])
+  end)
+
+  it("runs list_many in input order", function()
+    local list = table.concat({ conns[1], "bad", conns[2], conns[1] }, ",")
+    local _, r = nginx:call("/list_many?conns=" .. list)
+    assert.equals(3, r[1].n)
+    assert.equals("invalid", r[2].err.kind)
+    assert.equals(0, r[3].n)
+    assert.equals(3, r[4].n)
+  end)
+
+  it("does not block the worker: 30 lists at 0.3 s latency each", function()
+    emu:config({ latency = 0.3 })
+    local request = ("GET /list?conn=%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"):format(conns[1])
+    local t0 = socket.gettime()
+    local socks = {}
+    for i = 1, 30 do
+      socks[i] = assert(socket.connect("127.0.0.1", nginx.port))
+      assert(socks[i]:send(request))
+    end
+    local ok = 0
+    for i = 1, 30 do
+      socks[i]:settimeout(10)
+      local answer = socks[i]:receive("*a")
+      socks[i]:close()
+      if answer and answer:find('"n":3', 1, true) then ok = ok + 1 end
+    end
+    local elapsed = socket.gettime() - t0
+    print(("\n  30 concurrent lists at 0.3 s latency, one nginx worker: %.2f s (blocking would take 9 s)"):format(elapsed))
+    assert.equals(30, ok)
+    assert.is_true(elapsed < 3, "took " .. elapsed .. " s")
+    assert.is_true(emu:stats().inflight_max >= 20)
+  end)
+
+  it("can still be told to use curl", function()
+    local _, r = nginx:call("/curl_list?conn=" .. conns[1])
+    assert.equals(3, r.n)
+  end)
+
+  it("leaves nothing in nginx's error log but expected notices", function()
+    local log = nginx:error_log()
+    assert.is_falsy(log:find("%[alert%]"), log)
+    assert.is_falsy(log:find("%[crit%]"), log)
+    assert.is_falsy(log:find("lua entry thread aborted"), log)
+  end)
+end)
+
+describe("OpenResty over TLS", function()
+  local dir, emu, nginx, conn
+
+  setup(function()
+    dir = sh("mktemp -d"):gsub("%s+$", "")
+    -- nginx checks host names only: the certificate also names 127.0.0.1 as a DNS name
+    local out = sh(([[
+      cd %s && chmod 755 . && {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+          -subj "/CN=lua-opentact test CA" -keyout ca.key -out ca.pem &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+          -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
+        printf 'subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n' > san.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+          -extfile san.ext -out server.pem &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+          -subj "/CN=127.0.0.1" -addext "subjectAltName=DNS:127.0.0.1" -keyout other.key -out other.pem &&
+        chmod 644 *.pem && echo made; } 2>&1]]):format(dir))
+    assert(out:find("made"), out)
+    emu = support.start({ tls = { dir .. "/server.pem", dir .. "/server.key" } })
+    conn = emu:state().connections[1]
+    nginx = openresty.start({ url = emu.url, token = emu.token, ca = dir .. "/ca.pem" })
+  end)
+  teardown(function()
+    if nginx then nginx:stop() end
+    if emu then emu:stop() end
+    if dir then os.execute("rm -rf " .. dir) end
+  end)
+
+  it("verifies the server with lua_ssl_trusted_certificate", function()
+    local _, r = nginx:call("/list?client=verify&conn=" .. conn)
+    assert.equals(3, r.n)
+  end)
+
+  it("refuses a server whose certificate it cannot verify", function()
+    local other = support.start({ tls = { dir .. "/other.pem", dir .. "/other.key" } })
+    finally(function() other:stop() end)
+    local _, r = nginx:call("/list?client=verify&conn=" .. conn .. "&url=" .. other.url)
+    assert.is_table(r.err, nginx:error_log())
+    assert.equals("tls", r.err.kind, r.err.message)
+    assert.equals(0, other:stats().requests)
+    local _, loose = nginx:call("/list?client=noverify&conn=" .. conn .. "&url=" .. other.url)
+    assert.equals(3, loose.n)
+  end)
+end)

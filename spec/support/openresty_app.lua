@@ -1,0 +1,123 @@
+-- A small app inside a test nginx for the OpenResty specs: each route runs
+-- one library call and answers what came back as JSON. Loaded with dofile
+-- in init_by_lua, so workers need no access to the files.
+local cjson = require("cjson")
+local opentact = require("opentact")
+
+local M = {}
+local config = {}
+local clients = {}
+
+function M.init(c) config = c end
+
+-- One client per worker and per option set, made on first use.
+local function client(name, opts)
+  if not clients[name] then
+    local o = { token = config.token, base_url = config.url, backoff = 0.01, backoff_max = 0.05 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    clients[name] = opentact.new(o)
+  end
+  return clients[name]
+end
+
+local function plain_err(err)
+  if not err then return nil end
+  return { kind = err.kind, status = err.status, message = err.message, attempts = err.attempts,
+    retryable = err.retryable, text = tostring(err) }
+end
+
+local function reply(t)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(t))
+end
+
+local function list_result(leases, err)
+  if not leases then return { err = plain_err(err) } end
+  return { n = #leases, first = leases[1] and leases[1].uuid or nil,
+    tn = leases[1] and leases[1].tn and tostring(leases[1].tn.tn) or nil,
+    text = tostring(leases) }
+end
+
+local ROUTES = {}
+
+function ROUTES.transport()
+  reply({ transport = client("default"):_state().transport })
+end
+
+function ROUTES.list(args)
+  local name = args.client or "default"
+  local opts = name == "verify" and { verify = true, retries = 0 } or name == "noverify" and { verify = false } or nil
+  if args.url then opts = opts or {} opts.base_url = args.url end
+  if args.max_body then opts = opts or {} opts.max_body = tonumber(args.max_body) end
+  if args.timeout then opts = opts or {} opts.timeout = tonumber(args.timeout) opts.retries = 0 end
+  reply(list_result(client(name .. (args.url or "") .. (args.max_body or "") .. (args.timeout or ""), opts):list(args.conn)))
+end
+
+function ROUTES.list_twice(args)
+  local c = client("default")
+  local a = list_result(c:list(args.conn))
+  local b = list_result(c:list(args.conn))
+  reply({ a = a, b = b })
+end
+
+function ROUTES.curl_list(args)
+  reply(list_result(client("curl", { transport = "curl" }):list(args.conn)))
+end
+
+function ROUTES.assign(args)
+  local changes = {}
+  if args.add then changes.add = { args.add } end
+  if args.remove then changes.remove = { args.remove } end
+  local leases, err = client("default"):assign(args.conn, changes)
+  reply(list_result(leases, err))
+end
+
+function ROUTES.batched()
+  ngx.req.read_body()
+  local req = cjson.decode(ngx.req.get_body_data())
+  local report = client("default"):assign_batched(req.conn, { add = req.add },
+    { batch_size = req.batch_size, concurrency = req.concurrency })
+  local failed = {}
+  for i, f in ipairs(report.failed) do failed[i] = { n = #f.add + #f.remove, err = plain_err(f.err) } end
+  reply({ ok = report.ok, applied = #report.applied.add, failed = failed, leases = #report.leases })
+end
+
+function ROUTES.list_many(args)
+  local conns = {}
+  for c in args.conns:gmatch("[^,]+") do conns[#conns + 1] = c end
+  local out = {}
+  for i, r in ipairs(client("default"):list_many(conns, { concurrency = tonumber(args.concurrency) or 8 })) do
+    out[i] = { uuid = r.uuid, n = r.leases and #r.leases or nil, err = plain_err(r.err) }
+  end
+  reply(out)
+end
+
+-- The log phase cannot do network I/O: the call must say so, not block.
+function ROUTES.log_phase(args)
+  ngx.ctx.log_conn = args.conn
+  reply({ scheduled = true })
+end
+
+function ROUTES.log_result()
+  reply({ result = ngx.shared.results:get("log_phase") })
+end
+
+function M.handle()
+  local route = ngx.var.uri:match("^/([%w_]+)$")
+  local f = route and ROUTES[route]
+  if not f then
+    ngx.status = 404
+    return reply({ err = "no route" })
+  end
+  f(ngx.req.get_uri_args())
+end
+
+function M.log()
+  local conn = ngx.ctx.log_conn
+  if conn then
+    local leases, err = client("default"):list(conn)
+    ngx.shared.results:set("log_phase", cjson.encode(list_result(leases, err)))
+  end
+end
+
+return M
