@@ -51,3 +51,79 @@ describe("examples/bulk_assign.lua #wire", function()
     os.remove(failed)
   end)
 end)
+
+describe("examples/embed", function()
+  local emu
+  setup(function() emu = support.start() end)
+  teardown(function() if emu then emu:stop() end end)
+
+  it("builds a C program embedding Lua 5.4 that lists and assigns", function()
+    local exe = os.tmpname()
+    local p = io.popen(("cc -Wall -o %s %s/examples/embed/embed.c -I/usr/include/lua5.4 -llua5.4 2>&1; echo \"status=$?\"")
+      :format(exe, support.ROOT))
+    local out = p:read("*a")
+    p:close()
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    local st = emu:state()
+    local tree = support.ROOT .. "/.rocks/lua5.4"
+    p = io.popen(("LUA_PATH='%s/share/lua/5.4/?.lua;;' LUA_CPATH='%s/lib/lua/5.4/?.so;;' " ..
+      "OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s %s 2>&1; echo \"status=$?\"")
+      :format(tree, tree, emu.url, emu.token, exe, st.connections[1], st.leases[10]))
+    out = p:read("*a")
+    p:close()
+    os.remove(exe)
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    assert.is_truthy(out:find("list: 3 leases", 1, true), out)
+    assert.is_truthy(out:find("assign: 1 lease", 1, true), out)
+    assert.is_truthy(out:find("list: 4 leases", 1, true), out)
+    assert.is_truthy(out:find("list failed: opentact: invalid", 1, true), out)
+  end)
+end)
+
+describe("examples/openresty", function()
+  local emu, prefix
+  setup(function() emu = support.start() end)
+  teardown(function()
+    if prefix then
+      os.execute("kill -QUIT $(cat " .. prefix .. "/logs/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.3; rm -rf " .. prefix)
+    end
+    if emu then emu:stop() end
+  end)
+
+  it("serves a connection's leases as JSON", function()
+    local p = io.popen("mktemp -d")
+    prefix = p:read("*l")
+    p:close()
+    local port = support.free_port()
+    local f = assert(io.open(support.ROOT .. "/examples/openresty/nginx.conf"))
+    local conf = f:read("*a"):gsub("%$prefix/%.%./%.%.", support.ROOT):gsub("127%.0%.0%.1:8080", "127.0.0.1:" .. port)
+    f:close()
+    if io.popen("id -u"):read("*l") == "0" then conf = "user nobody nogroup;\n" .. conf end
+    os.execute(("mkdir -p %s/logs && chmod 755 %s && cp %s/examples/openresty/leases_handler.lua %s/")
+      :format(prefix, prefix, support.ROOT, prefix))
+    f = assert(io.open(prefix .. "/nginx.conf", "w"))
+    f:write(conf)
+    f:close()
+    local start = io.popen(("OPENTACT_TOKEN=%s OPENTACT_URL=%s nginx -p %s -c nginx.conf -e logs/error.log 2>&1; echo \"status=$?\"")
+      :format(emu.token, emu.url, prefix))
+    local out = start:read("*a")
+    start:close()
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    local http = require("socket.http")
+    local conn = emu:state().connections[1]
+    local body, code
+    for _ = 1, 50 do
+      body, code = http.request(("http://127.0.0.1:%d/leases/%s"):format(port, conn))
+      if code == 200 then break end
+      require("socket").sleep(0.05)
+    end
+    assert.equals(200, code)
+    local r = require("cjson").decode(body)
+    assert.equals(3, r.count)
+    assert.equals(12125550001, r.leases[1].number)
+    assert.is_truthy(body:find('"number":12125550001', 1, true))
+    local bad_body, bad = http.request(("http://127.0.0.1:%d/leases/nope"):format(port))
+    assert.equals(400, bad)
+    assert.is_truthy(bad_body:find('"error":"invalid"', 1, true))
+  end)
+end)
