@@ -22,7 +22,7 @@ HEADERS := $(wildcard src/*.h)
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
-.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz demo emulator clean
+.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator clean
 
 all: build
 
@@ -96,6 +96,13 @@ build/fuzz/%: fuzz/%.c fuzz/harness.h $(SOURCES) $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		-I/usr/include/lua5.4 -Isrc -o $@ $< $(SOURCES) -llua5.4 -lcurl
+
+# Benchmarks against peers; writes bench/RESULTS.md. python3-requests is
+# one of the peers.
+BENCH_DEBS := python3-requests
+bench: deps install-lua5.4 install-luajit
+	@$(MAKE) --no-print-directory deps DEBS="$(BENCH_DEBS)"
+	bench/run
 
 # The whole suite on $(LUA) only, without installing packages.
 test-one: install-$(LUA)

@@ -1,9 +1,10 @@
--- opentact: the public API. Clients, the lazily made default client, the
--- request loop with its retry policy and token refresh.
+-- opentact: the public API. Argument checking, client methods and the
+-- lazily made default client.
 --
 -- Request building, answer decoding and the curl transport are C
--- (opentact.core); this layer decides what to send again and when, and
--- never raises for anything the network or the server can cause.
+-- (opentact.core); opentact.engine attempts requests and retries them,
+-- opentact.bulk batches them. Nothing here raises for what the network or
+-- the server does: only misuse raises.
 
 local core = require("opentact.core")
 local options = require("opentact.options")
