@@ -17,7 +17,6 @@ the Lua module).]],
 }
 dependencies = {
    "lua >= 5.1, < 5.5",
-   "lua-cjson >= 2.1.0",
 }
 -- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
 -- folder that LuaRocks does not search, but the compiler does.
@@ -28,7 +27,7 @@ build = {
    type = "builtin",
    modules = {
       ["opentact.core"] = {
-         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/transport_curl.c" },
+         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

@@ -21,8 +21,6 @@ static lua_State *harness_state(void) {
         return L;
     L = luaL_newstate();
     luaL_openlibs(L);
-    if (luaL_dostring(L, "package.cpath = '/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;' .. package.cpath") != 0)
-        abort();
     luaL_requiref(L, "opentact.core", luaopen_opentact_core, 0);
     lua_setglobal(L, "core");
     return L;

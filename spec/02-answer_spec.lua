@@ -173,3 +173,64 @@ describe("answer decoding", function()
     assert.has_error(function() decode(200, {}) end)
   end)
 end)
+
+describe("JSON decoding", function()
+  -- decodes one value as the field `v` of a lease
+  local function v(json)
+    local leases, err = decode(200, '{"success":true,"payload":[{"v":' .. json .. "}]}")
+    if not leases then return nil, err end
+    return leases[1].v, nil, leases[1]
+  end
+
+  local values = {
+    { '"plain"', "plain" }, { '""', "" }, { '"\\"\\\\\\/\\b\\f\\n\\r\\t"', '"\\/\b\f\n\r\t' },
+    { '"caf\\u00e9"', "café" }, { '"\\u20ac"', "€" }, { '"\\ud83d\\ude00"', "😀" },
+    { '"raw UTF-8 ✓"', "raw UTF-8 ✓" }, { "true", true }, { "false", false },
+    { "0", 0 }, { "-0", 0 }, { "42", 42 }, { "-17", -17 }, { "12125551234", 12125551234 },
+    { "1.5", 1.5 }, { "-2.25e2", -225 }, { "1e2", 100 }, { "1E-2", 0.01 }, { "2.0", 2 },
+    { "9007199254740993", HAS_INTEGERS and 9007199254740993 or 9007199254740992 },
+    { "1e400", math.huge }, { " [ 1 , 2 ] ", nil, { 1, 2 } }, { "{}", nil, {} }, { "[]", nil, {} },
+    { '{"a":{"b":[true,{"c":"d"}]}}', nil, { a = { b = { true, { c = "d" } } } } },
+    { '{"k":1,"k":2}', nil, { k = 2 } }, { '{"":1}', nil, { [""] = 1 } },
+    { "[1,null,3]", nil, { 1, nil, 3 } }, { '{"gone":null,"kept":1}', nil, { kept = 1 } },
+  }
+  for _, c in ipairs(values) do
+    it("reads " .. c[1], function()
+      local got, err = v(c[1])
+      assert.is_nil(err)
+      if c[3] then assert.same(c[3], got) else assert.equals(c[2], got) end
+    end)
+  end
+
+  it("makes integers where they fit, floats elsewhere", function()
+    if not HAS_INTEGERS then return pending("Lua 5.1 and LuaJIT have no integer subtype") end
+    for _, c in ipairs({ { "42", "integer" }, { "-0", "integer" }, { "2.0", "integer" }, { "1e2", "integer" },
+      { "9223372036854775807", "integer" }, { "-9223372036854775808", "integer" },
+      { "9223372036854775808", "float" }, { "1.5", "float" }, { "1e300", "float" } }) do
+      assert.equals(c[2], math.type((v(c[1]))), c[1])
+    end
+    assert.equals(math.maxinteger, (v("9223372036854775807")))
+    assert.equals(math.mininteger, (v("-9223372036854775808")))
+  end)
+
+  local broken = {
+    "01", "-", "+1", "1.", ".5", "1e", "0x10", "NaN", "Infinity", "-Infinity", "tru", "nul", "True",
+    '"unterminated', '"bad \\x escape"', '"\\u12"', '"\\uZZZZ"', '"\\ud83d"', '"\\ude00"', '"\\ud83d\\u0041"',
+    '"tab\there"', '"new\nline"', "[1,]", "[1 2]", '{"a":1,}', '{"a" 1}', "{a:1}", "{'a':1}", "[", "{",
+    '"a"\0', "1 2", "// comment",
+  }
+  for _, json in ipairs(broken) do
+    it("refuses " .. json:gsub("%c", "?"), function()
+      local got, err = v(json)
+      assert.is_nil(got)
+      assert.equals("protocol", err.kind)
+      assert.is_truthy(err.message:find("^answer is not JSON %(.- at byte %d+%)$"), err.message)
+    end)
+  end
+
+  it("refuses a body with more after the value", function()
+    local leases, err = decode(200, '{"success":true,"payload":[]} {}')
+    assert.is_nil(leases)
+    assert.is_truthy(err.message:find("unexpected data after the value", 1, true))
+  end)
+end)

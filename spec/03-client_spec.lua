@@ -125,7 +125,7 @@ end)
 
 describe("errors", function()
   it("print as one line with status, method, short path and attempts", function()
-    local _, err = core.answer_decode(404, '{"success":false,"message":"SIP connection\nnot found","status":404}')
+    local _, err = core.answer_decode(404, '{"success":false,"message":"SIP connection\\nnot found","status":404}')
     setmetatable(err, opentact.Error)
     err.method, err.path, err.attempts = "GET", "/sip/connection/" .. CONN .. "/tnlease", 1
     assert.equals("opentact: not_found (404): SIP connection not found [GET /sip/connection/66eb…/tnlease, 1 attempt]",

@@ -2,9 +2,8 @@
  * answer.c: answer decoding. Turns an HTTP status and body into the
  * payload's leases, or into an error table of the API contract.
  *
- * No I/O. JSON goes through a private lua-cjson instance (so a user's
- * cjson settings never change ours), then one pass that drops null and,
- * on Lua 5.3+, makes integral numbers integers. Both transports use this.
+ * No I/O. The JSON decoder (json.c) already leaves null out and makes
+ * integral numbers integers on Lua 5.3+. Both transports use this.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,44 +25,6 @@ void answer_push_error(lua_State *L, const char *kind, long status,
     lua_setfield(L, -2, "message");
     lua_pushboolean(L, retryable);
     lua_setfield(L, -2, "retryable");
-}
-
-/* ---- the null and integer pass ------------------------------------ */
-
-static void normalize(lua_State *L) {
-    luaL_checkstack(L, 4, "answer nested too deeply");
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        switch (lua_type(L, -1)) {
-        case LUA_TTABLE:
-            normalize(L);
-            break;
-        case LUA_TLIGHTUSERDATA: /* cjson.null: clearing a field is allowed mid-traversal */
-            lua_pop(L, 1);
-            lua_pushvalue(L, -1);
-            lua_pushnil(L);
-            lua_rawset(L, -4);
-            continue;
-#if OT_HAS_INTEGERS
-        case LUA_TNUMBER:
-            if (!lua_isinteger(L, -1)) {
-                lua_Integer i;
-                lua_Number n = lua_tonumber(L, -1);
-                if (lua_numbertointeger(n, &i) && (lua_Number)i == n) {
-                    lua_pop(L, 1);
-                    lua_pushvalue(L, -1);
-                    lua_pushinteger(L, i);
-                    lua_rawset(L, -4);
-                    continue;
-                }
-            }
-            break;
-#endif
-        default:
-            break;
-        }
-        lua_pop(L, 1);
-    }
 }
 
 /* ---- status mapping ----------------------------------------------- */
@@ -182,17 +143,12 @@ int answer_decode(lua_State *L) {
     const char *message = NULL;
     size_t len;
     const char *body;
-    int parsed, decoded;
+    int parsed, decoded, holes = 0;
     luaL_checktype(L, 2, LUA_TSTRING);
     body = lua_tolstring(L, 2, &len);
     lua_settop(L, 3);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 2);
-    /* JSON text never holds a raw NUL; the decoder would stop there */
-    parsed = memchr(body, '\0', len) == NULL && lua_pcall(L, 1, 1, 0) == 0;
-    if (!parsed && lua_gettop(L) > 4)
-        lua_settop(L, 4); /* the pcall was skipped: drop its arguments */
-    decoded = parsed && lua_istable(L, 4); /* stack 4 */
+    parsed = json_decode(L, body, len, &holes); /* stack 4: the value, or why not */
+    decoded = parsed && lua_istable(L, 4);
     if (decoded) {
         lua_getfield(L, 4, "message"); /* stack 5 */
         if (lua_type(L, 5) == LUA_TSTRING)
@@ -205,9 +161,7 @@ int answer_decode(lua_State *L) {
         return 2;
     }
     if (!parsed)
-        return fail(L, "protocol", status, lua_type(L, 4) == LUA_TSTRING
-                                               ? lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4))
-                                               : "answer is not JSON (it holds a NUL byte)");
+        return fail(L, "protocol", status, lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4)));
     if (!decoded)
         return fail(L, "protocol", status, "answer is not a JSON object");
     lua_getfield(L, 4, "success"); /* stack 6 */
@@ -216,33 +170,7 @@ int answer_decode(lua_State *L) {
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
-    if (!lua_istable(L, 7) || !is_lease_list(L))
+    if (!lua_istable(L, 7) || holes > 0 || !is_lease_list(L))
         return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
-    normalize(L);
-    return 1;
-}
-
-/* Pushes decode() of a private cjson instance configured for strict input. */
-int answer_open(lua_State *L) {
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "cjson");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "new");
-    if (lua_isfunction(L, -1)) {
-        lua_call(L, 0, 1);
-        lua_remove(L, -2);
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, -1, "decode_invalid_numbers");
-    if (lua_isfunction(L, -1)) {
-        lua_pushboolean(L, 0);
-        lua_call(L, 1, 0);
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, -1, "decode");
-    luaL_checktype(L, -1, LUA_TFUNCTION);
-    lua_remove(L, -2);
     return 1;
 }

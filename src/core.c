@@ -269,8 +269,7 @@ int luaopen_opentact_core(lua_State *L) {
     lua_setfield(L, -2, "Client"); /* the Lua layer adds its methods here */
     lua_remove(L, -2);
 
-    answer_open(L);
-    lua_pushcclosure(L, answer_decode, 1);
+    lua_pushcfunction(L, answer_decode);
     lua_setfield(L, -2, "answer_decode");
 
     lua_pushliteral(L, OPENTACT_VERSION);

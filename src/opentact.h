@@ -44,8 +44,14 @@ OT_HIDDEN int request_assign(lua_State *L); /* core.request_assign */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
-OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode, upvalue 1: cjson decode */
-OT_HIDDEN int answer_open(lua_State *L);    /* pushes the private cjson decode function */
+OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
+
+/* ---- JSON (json.c) ------------------------------------------------ */
+
+/* Decodes s[0..len) and pushes the value (nil for null), returning 1; or
+ * pushes a message saying what is wrong and where, returning 0. `holes`
+ * (may be NULL) counts nulls left out of the top-level value's arrays. */
+OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes);
 
 /* ---- the curl transport (transport_curl.c) ------------------------ */
 

@@ -1,0 +1,385 @@
+/*
+ * json.c: a strict JSON decoder (RFC 8259) that builds Lua values in one
+ * pass: objects and arrays become tables, null members and elements are
+ * left out (the key is absent), integral numbers become Lua integers on
+ * 5.3+ when they fit, strings keep their bytes.
+ *
+ * It reads only inside [p, end), never raises except for Lua's own memory
+ * errors, and stops at a fixed depth; anything else that is not JSON is an
+ * error with the byte offset where it went wrong.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opentact.h"
+
+#define MAX_DEPTH 1000
+
+typedef struct reader {
+    lua_State *L;
+    const char *start;
+    const char *p;
+    const char *end;
+    const char *error; /* what went wrong, NULL while all is well */
+    int depth;
+    int holes;         /* nulls left out of arrays held by the top-level object */
+} reader;
+
+static int fail(reader *r, const char *what) {
+    if (r->error == NULL)
+        r->error = what;
+    return 0;
+}
+
+static void skip_space(reader *r) {
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static int literal(reader *r, const char *word, size_t len) {
+    if ((size_t)(r->end - r->p) < len || memcmp(r->p, word, len) != 0)
+        return fail(r, "unexpected character");
+    r->p += len;
+    return 1;
+}
+
+/* ---- numbers ------------------------------------------------------ */
+
+static int number(reader *r) {
+    const char *s = r->p, *q = s;
+    int negative = 0, integral = 1;
+    if (q < r->end && *q == '-')
+        negative = 1, q++;
+    if (q >= r->end || *q < '0' || *q > '9')
+        return fail(r, "bad number");
+    if (*q == '0') {
+        q++;
+        if (q < r->end && *q >= '0' && *q <= '9')
+            return fail(r, "bad number (leading zero)");
+    } else {
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < r->end && *q == '.') {
+        integral = 0;
+        q++;
+        if (q >= r->end || *q < '0' || *q > '9')
+            return fail(r, "bad number");
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < r->end && (*q == 'e' || *q == 'E')) {
+        integral = 0;
+        q++;
+        if (q < r->end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= r->end || *q < '0' || *q > '9')
+            return fail(r, "bad number");
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    r->p = q;
+#if OT_HAS_INTEGERS
+    if (integral) {
+        /* exact, without strtod, while it fits in a lua_Integer */
+        unsigned long long v = 0, limit = negative ? 9223372036854775808ULL : 9223372036854775807ULL;
+        const char *d;
+        for (d = s + negative; d < q; d++) {
+            unsigned digit = (unsigned)(*d - '0');
+            if (v > (limit - digit) / 10)
+                break;
+            v = v * 10 + digit;
+        }
+        if (d == q) {
+            lua_pushinteger(r->L, negative ? (lua_Integer)(0 - v) : (lua_Integer)v);
+            return 1;
+        }
+    }
+#endif
+    {
+        char buf[64], *copy = buf, *stop;
+        size_t len = (size_t)(q - s);
+        double v;
+        lua_Integer i;
+        (void)i;
+        (void)integral;
+        if (len >= sizeof buf && (copy = (char *)malloc(len + 1)) == NULL)
+            return fail(r, "out of memory");
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        errno = 0;
+        v = strtod(copy, &stop);
+        if (copy != buf)
+            free(copy);
+#if OT_HAS_INTEGERS
+        if (lua_numbertointeger((lua_Number)v, &i) && (lua_Number)i == (lua_Number)v) {
+            lua_pushinteger(r->L, i);
+            return 1;
+        }
+#endif
+        lua_pushnumber(r->L, (lua_Number)v);
+    }
+    return 1;
+}
+
+/* ---- strings ------------------------------------------------------ */
+
+static int hex4(const char *p, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static void add_utf8(luaL_Buffer *b, unsigned cp) {
+    if (cp < 0x80) {
+        luaL_addchar(b, (char)cp);
+    } else if (cp < 0x800) {
+        luaL_addchar(b, (char)(0xC0 | (cp >> 6)));
+        luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+        luaL_addchar(b, (char)(0xE0 | (cp >> 12)));
+        luaL_addchar(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+    } else {
+        luaL_addchar(b, (char)(0xF0 | (cp >> 18)));
+        luaL_addchar(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+        luaL_addchar(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        luaL_addchar(b, (char)(0x80 | (cp & 0x3F)));
+    }
+}
+
+/* A string with escapes, from the first backslash at r->p on. */
+static int escaped_string(reader *r, const char *from) {
+    luaL_Buffer b;
+    luaL_buffinit(r->L, &b);
+    luaL_addlstring(&b, from, (size_t)(r->p - from));
+    while (r->p < r->end) {
+        unsigned char c = (unsigned char)*r->p;
+        if (c == '"') {
+            r->p++;
+            luaL_pushresult(&b);
+            return 1;
+        }
+        if (c < 0x20)
+            break;
+        if (c != '\\') {
+            luaL_addchar(&b, (char)c);
+            r->p++;
+            continue;
+        }
+        if (r->end - r->p < 2)
+            break;
+        switch (r->p[1]) {
+        case '"': luaL_addchar(&b, '"'); break;
+        case '\\': luaL_addchar(&b, '\\'); break;
+        case '/': luaL_addchar(&b, '/'); break;
+        case 'b': luaL_addchar(&b, '\b'); break;
+        case 'f': luaL_addchar(&b, '\f'); break;
+        case 'n': luaL_addchar(&b, '\n'); break;
+        case 'r': luaL_addchar(&b, '\r'); break;
+        case 't': luaL_addchar(&b, '\t'); break;
+        case 'u': {
+            unsigned cp, low;
+            if (r->end - r->p < 6 || !hex4(r->p + 2, &cp))
+                goto bad;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* a high surrogate needs its low half */
+                if (r->end - r->p < 12 || r->p[6] != '\\' || r->p[7] != 'u' ||
+                    !hex4(r->p + 8, &low) || low < 0xDC00 || low > 0xDFFF)
+                    goto bad;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                r->p += 6;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                goto bad;
+            }
+            add_utf8(&b, cp);
+            r->p += 6;
+            continue;
+        }
+        default:
+            goto bad;
+        }
+        r->p += 2;
+    }
+    luaL_pushresult(&b);
+    lua_pop(r->L, 1);
+    return fail(r, r->p < r->end ? "control character in a string" : "unterminated string");
+bad:
+    luaL_pushresult(&b);
+    lua_pop(r->L, 1);
+    return fail(r, "bad escape in a string");
+}
+
+static int string(reader *r) {
+    const char *from = ++r->p; /* past the opening quote */
+    while (r->p < r->end) {
+        unsigned char c = (unsigned char)*r->p;
+        if (c == '"') {
+            lua_pushlstring(r->L, from, (size_t)(r->p - from));
+            r->p++;
+            return 1;
+        }
+        if (c == '\\')
+            return escaped_string(r, from);
+        if (c < 0x20)
+            return fail(r, "control character in a string");
+        r->p++;
+    }
+    return fail(r, "unterminated string");
+}
+
+/* ---- values ------------------------------------------------------- */
+
+/* Pushes the next value; pushes nothing (and returns 2) for null. */
+static int value(reader *r);
+
+static int enter(reader *r) {
+    if (++r->depth > MAX_DEPTH)
+        return fail(r, "nested too deeply");
+    luaL_checkstack(r->L, 4, "answer nested too deeply");
+    r->p++; /* past [ or { */
+    skip_space(r);
+    return 1;
+}
+
+static int array(reader *r) {
+    lua_Integer n = 0;
+    if (!enter(r))
+        return 0;
+    lua_newtable(r->L);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        r->depth--;
+        return 1;
+    }
+    for (;;) {
+        int got = value(r);
+        if (!got)
+            return 0;
+        n++;
+        if (got == 1)
+            lua_rawseti(r->L, -2, (int)n);
+        else if (r->depth == 2)
+            r->holes++;
+        skip_space(r);
+        if (r->p >= r->end)
+            return fail(r, "unterminated array");
+        if (*r->p == ']') {
+            r->p++;
+            r->depth--;
+            return 1;
+        }
+        if (*r->p != ',')
+            return fail(r, "expected ',' or ']'");
+        r->p++;
+    }
+}
+
+static int object(reader *r) {
+    if (!enter(r))
+        return 0;
+    lua_newtable(r->L);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        r->depth--;
+        return 1;
+    }
+    for (;;) {
+        int got;
+        skip_space(r);
+        if (r->p >= r->end || *r->p != '"')
+            return fail(r, "expected a member name");
+        if (!string(r))
+            return 0;
+        skip_space(r);
+        if (r->p >= r->end || *r->p != ':')
+            return fail(r, "expected ':'");
+        r->p++;
+        got = value(r);
+        if (!got)
+            return 0;
+        if (got == 1)
+            lua_rawset(r->L, -3);
+        else
+            lua_pop(r->L, 1); /* null: drop the name */
+        skip_space(r);
+        if (r->p >= r->end)
+            return fail(r, "unterminated object");
+        if (*r->p == '}') {
+            r->p++;
+            r->depth--;
+            return 1;
+        }
+        if (*r->p != ',')
+            return fail(r, "expected ',' or '}'");
+        r->p++;
+    }
+}
+
+static int value(reader *r) {
+    skip_space(r);
+    if (r->p >= r->end)
+        return fail(r, "unexpected end");
+    switch (*r->p) {
+    case '{': return object(r);
+    case '[': return array(r);
+    case '"': return string(r);
+    case 't':
+        if (!literal(r, "true", 4))
+            return 0;
+        lua_pushboolean(r->L, 1);
+        return 1;
+    case 'f':
+        if (!literal(r, "false", 5))
+            return 0;
+        lua_pushboolean(r->L, 0);
+        return 1;
+    case 'n': return literal(r, "null", 4) ? 2 : 0;
+    default: return number(r);
+    }
+}
+
+/* Decodes s[0..len); pushes the value (nil for null) and returns 1, or
+ * pushes an error message and returns 0. `holes` counts the nulls left out
+ * of arrays that are members of the top-level value (a payload's holes). */
+int json_decode(lua_State *L, const char *s, size_t len, int *holes) {
+    reader r;
+    int top = lua_gettop(L), got;
+    r.L = L;
+    r.start = r.p = s;
+    r.end = s + len;
+    r.error = NULL;
+    r.depth = 0;
+    r.holes = 0;
+    got = value(&r);
+    if (got) {
+        skip_space(&r);
+        if (r.p < r.end)
+            got = fail(&r, "unexpected data after the value");
+    }
+    if (!got) {
+        lua_settop(L, top);
+        lua_pushfstring(L, "%s at byte %d", r.error ? r.error : "invalid JSON",
+                        (int)(r.p - r.start) + 1);
+        return 0;
+    }
+    if (got == 2)
+        lua_pushnil(L);
+    if (holes != NULL)
+        *holes = r.holes;
+    return 1;
+}
