@@ -104,6 +104,7 @@ static int number(reader *r) {
         lua_Integer i;
         (void)i;
         (void)integral;
+        (void)negative;
         if (len >= sizeof buf && (copy = (char *)malloc(len + 1)) == NULL)
             return fail(r, "out of memory");
         memcpy(copy, s, len);
