@@ -448,6 +448,11 @@ int transport_curl_start(lua_State *L, ot_client *c, lua_Integer id, const char 
     }
     t->busy = 1;
     t->id = id;
+    {
+        /* send it now, not at the next poll: the caller may be busy a while */
+        int running;
+        curl_multi_perform(c->multi, &running);
+    }
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -142,8 +142,9 @@ function M.run(client, jobs, concurrency, on_done)
     on_done(i, leases, err)
   end
 
-  while left > 0 do
-    -- retries that are due go first: their jobs started earliest
+  -- Starts jobs while there is room: retries that are due first (their
+  -- jobs started earliest), then the rest in order.
+  local function fill()
     local clock = now()
     for k = #later, 1, -1 do
       if later[k][1] <= clock then
@@ -165,6 +166,10 @@ function M.run(client, jobs, concurrency, on_done)
         finished(i, nil, failure)
       end
     end
+  end
+
+  while left > 0 do
+    fill()
     if left == 0 then break end
     local due = 1
     for k = 1, #later do
@@ -176,9 +181,12 @@ function M.run(client, jobs, concurrency, on_done)
       sleep(due)
     else
       local results = client:_poll(due)
+      -- the freed slots get their next requests on the wire before the
+      -- answers are decoded
+      in_flight = in_flight - #results
+      fill()
       for k = 1, #results do
         local r = results[k]
-        in_flight = in_flight - 1
         local job = jobs[r.id]
         local leases, wait
         if r.err then
