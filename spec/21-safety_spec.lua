@@ -5,12 +5,7 @@ local cjson = require("cjson")
 
 local LUA = support.LUA
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local sh = support.sh
 
 describe("TLS #wire", function()
   local dir, emu, conn

@@ -4,13 +4,7 @@ local support = require("emulator")
 local cjson = require("cjson")
 local cli = require("opentact.cli")
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"status=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local status = tonumber(out:match("status=(%d+)\n$"))
-  return out:gsub("status=%d+\n$", ""), status
-end
+local sh = support.run
 
 local function tmpfile(text)
   local name = os.tmpname()

@@ -4,12 +4,7 @@ local support = require("emulator")
 local openresty = require("openresty")
 local socket = require("socket")
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local sh = support.sh
 
 describe("OpenResty", function()
   local emu, nginx, conns, leases

@@ -36,11 +36,29 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- A shell command's output.
 local function sh(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
   p:close()
   return out
+end
+M.sh = sh
+
+-- A shell command's output with standard error, and its exit status.
+function M.run(cmd)
+  local out = sh(cmd .. " 2>&1; echo \"status=$?\"")
+  local status = tonumber(out:match("status=(%d+)\n$"))
+  return (out:gsub("status=%d+\n$", "")), status
+end
+
+-- Waits up to `seconds` for a process to end.
+function M.wait_gone(pid, seconds)
+  for _ = 1, seconds * 20 do
+    if sh("kill -0 " .. pid .. " 2>/dev/null && echo alive") == "" then return true end
+    socket.sleep(0.05)
+  end
+  return false
 end
 
 local function read_file(path)
@@ -106,10 +124,7 @@ end
 function Emulator:stop()
   if self.pid then
     os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if sh("kill -0 " .. self.pid .. " 2>/dev/null && echo alive") == "" then break end
-      socket.sleep(0.05)
-    end
+    M.wait_gone(self.pid, 5)
     self.pid = nil
   end
   os.remove(self.log)

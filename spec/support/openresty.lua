@@ -9,12 +9,7 @@ local socket = require("socket")
 
 local M = {}
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
+local sh = support.sh
 
 local Nginx = {}
 Nginx.__index = Nginx
@@ -44,11 +39,7 @@ end
 function Nginx:stop()
   if self.pid then
     os.execute("kill -QUIT " .. self.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if sh("kill -0 " .. self.pid .. " 2>/dev/null && echo alive") == "" then break end
-      socket.sleep(0.05)
-    end
-    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    if not support.wait_gone(self.pid, 5) then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
     self.pid = nil
   end
   if self.prefix then os.execute("rm -rf " .. self.prefix) end
