@@ -11,17 +11,7 @@ describe("TLS #wire", function()
   local dir, emu, conn
 
   setup(function()
-    dir = sh("mktemp -d"):gsub("%s+$", "")
-    local out = sh(([[
-      cd %s && {
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-          -subj "/CN=lua-opentact test CA" -keyout ca.key -out ca.pem &&
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-          -subj "/CN=localhost" -keyout server.key -out server.csr &&
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > san.ext &&
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-          -extfile san.ext -out server.pem && echo made; } 2>&1]]):format(dir))
-    assert(out:find("made"), out)
+    dir = support.tls_files()
     emu = support.start({ tls = { dir .. "/server.pem", dir .. "/server.key" } })
     conn = emu:state().connections[1]
   end)

@@ -4,7 +4,6 @@ local support = require("emulator")
 local openresty = require("openresty")
 local socket = require("socket")
 
-local sh = support.sh
 
 describe("OpenResty", function()
   local emu, nginx, conns, leases
@@ -176,21 +175,7 @@ describe("OpenResty over TLS", function()
   local dir, emu, nginx, conn
 
   setup(function()
-    dir = sh("mktemp -d"):gsub("%s+$", "")
-    -- nginx checks host names only: the certificate also names 127.0.0.1 as a DNS name
-    local out = sh(([[
-      cd %s && chmod 755 . && {
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-          -subj "/CN=lua-opentact test CA" -keyout ca.key -out ca.pem &&
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-          -subj "/CN=127.0.0.1" -keyout server.key -out server.csr &&
-        printf 'subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n' > san.ext &&
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-          -extfile san.ext -out server.pem &&
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-          -subj "/CN=127.0.0.1" -addext "subjectAltName=DNS:127.0.0.1" -keyout other.key -out other.pem &&
-        chmod 644 *.pem && echo made; } 2>&1]]):format(dir))
-    assert(out:find("made"), out)
+    dir = support.tls_files()
     emu = support.start({ tls = { dir .. "/server.pem", dir .. "/server.key" } })
     conn = emu:state().connections[1]
     nginx = openresty.start({ url = emu.url, token = emu.token, ca = dir .. "/ca.pem" })

@@ -52,6 +52,28 @@ function M.run(cmd)
   return (out:gsub("status=%d+\n$", "")), status
 end
 
+-- A temporary folder of TLS files made with openssl: a CA (ca.pem), a
+-- server certificate it signed for localhost and 127.0.0.1 (server.pem,
+-- server.key; 127.0.0.1 also as a DNS name, since nginx checks host names
+-- only) and a self-signed one nobody trusts (other.pem, other.key).
+function M.tls_files()
+  local dir = sh("mktemp -d"):gsub("%s+$", "")
+  local out = sh(([[
+    cd %s && chmod 755 . && {
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=lua-opentact test CA" -keyout ca.key -out ca.pem &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout server.key -out server.csr &&
+      printf 'subjectAltName=DNS:localhost,DNS:127.0.0.1,IP:127.0.0.1\n' > san.ext &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile san.ext -out server.pem &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=127.0.0.1" -addext "subjectAltName=DNS:127.0.0.1" -keyout other.key -out other.pem &&
+      chmod 644 *.pem && echo made; } 2>&1]]):format(dir))
+  assert(out:find("made"), out)
+  return dir
+end
+
 -- Waits up to `seconds` for a process to end.
 function M.wait_gone(pid, seconds)
   for _ = 1, seconds * 20 do
