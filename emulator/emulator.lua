@@ -273,8 +273,7 @@ local function apply(conn, changes)
   return success(out)
 end
 
-local function record(method, uri, body)
-  local h = ngx.req.get_headers()
+local function record(method, uri, body, h)
   local token = h["x-auth-token"]
   local entry = cjson.encode({
     method = method, path = uri, body = body,
@@ -296,14 +295,14 @@ local function serve(method, uri)
   if fault and fault.delay then ngx.sleep(tonumber(fault.delay) or 0) end
 
   local body = method == "POST" and read_body() or nil
-  record(method, uri, body)
+  local headers = ngx.req.get_headers()
+  record(method, uri, body, headers)
 
   if fault and fault.reset and not fault.apply then return ngx.exit(444) end
   if fault and fault.raw then
     return deliver(fault.status or 200, tostring(fault.raw), fault, fault.ctype or "text/html")
   end
 
-  local headers = ngx.req.get_headers()
   if headers["x-auth-token"] ~= config.token then
     return fail(401, "Unauthorized: missing or invalid X-Auth-Token")
   end
