@@ -225,8 +225,26 @@ bad:
     return fail(r, "bad escape in a string");
 }
 
+/* 1 for bytes that stand for themselves in a string: not '"', '\\' or a
+ * control character. One table lookup per byte keeps the scan tight. */
+static const unsigned char PLAIN[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20..0x2f: '"' is 0x22 */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50..0x5f: '\\' is 0x5c */
+    R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1), R16(1),
+#undef R16
+};
+
 static int string(reader *r) {
     const char *from = ++r->p; /* past the opening quote */
+    const unsigned char *q = (const unsigned char *)r->p, *end = (const unsigned char *)r->end;
+    while (end - q >= 4 && PLAIN[q[0]] && PLAIN[q[1]] && PLAIN[q[2]] && PLAIN[q[3]])
+        q += 4;
+    while (q < end && PLAIN[*q])
+        q++;
+    r->p = (const char *)q;
     while (r->p < r->end) {
         unsigned char c = (unsigned char)*r->p;
         if (c == '"') {
