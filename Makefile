@@ -54,10 +54,15 @@ install-%:
 	@echo "installed the rock for $*"
 
 # Everything on lua5.4, the #wire specs on the other Luas, then the suite
-# again under ASan+UBSan and Valgrind, and a short fuzzing run.
+# again under ASan+UBSan and Valgrind, and a short fuzzing run; closes with
+# one line summing every run.
+SUMMARY := $(CURDIR)/build/test-summary
 test: deps install-all check
-	spec/run
-	$(MAKE) --no-print-directory sanitize memcheck fuzz FUZZ_SECONDS=15
+	@mkdir -p build && rm -f $(SUMMARY)
+	SUMMARY_FILE=$(SUMMARY) spec/run
+	SUMMARY_FILE=$(SUMMARY) $(MAKE) --no-print-directory sanitize memcheck fuzz FUZZ_SECONDS=15
+	@awk '{ p += $$1; f += $$2 } END { print "all suites (5.4, #wire on 5.3/5.2/5.1/LuaJIT, ASan+UBSan, Valgrind):"; \
+		print p " passed, " f " failed" }' $(SUMMARY)
 
 # The whole 5.4 suite with opentact.core built with ASan and UBSan.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
