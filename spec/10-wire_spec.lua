@@ -8,11 +8,7 @@ local LUA = support.LUA
 
 describe("over the wire #wire", function()
   local emu, client, conns, leases
-  local function fresh(opts)
-    local o = { token = emu.token, base_url = emu.url, backoff = 0.01, backoff_max = 0.05 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return opentact.new(o)
-  end
+  local function fresh(opts) return emu:client(opts) end
 
   setup(function()
     emu = support.start()

@@ -1,16 +1,16 @@
 -- Every fault of the emulator, for list and for assign: the error's kind,
 -- status, retryable and attempts, whether it was retried, and that the
 -- state the emulator holds afterwards is what the caller was told.
-local opentact = require("opentact")
 local support = require("emulator")
 
 describe("faults and retries #wire", function()
   local emu, conns, leases
 
+  -- a short default timeout, so a hanging request fails the spec quickly
   local function client(opts)
-    local o = { token = emu.token, base_url = emu.url, backoff = 0.01, backoff_max = 0.05, timeout = 2 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return opentact.new(o)
+    opts = opts or {}
+    if opts.timeout == nil then opts.timeout = 2 end
+    return emu:client(opts)
   end
 
   local function holds(conn, lease)

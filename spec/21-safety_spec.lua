@@ -20,11 +20,7 @@ describe("TLS #wire", function()
     if dir then os.execute("rm -rf " .. dir) end
   end)
 
-  local function client(opts)
-    local o = { token = emu.token, base_url = emu.url, retries = 2, backoff = 0.01 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return opentact.new(o)
-  end
+  local function client(opts) return emu:client(opts) end
 
   it("the emulator says https", function()
     assert.equals("listening on https://127.0.0.1:" .. emu.port, emu.line)

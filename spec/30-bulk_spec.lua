@@ -1,6 +1,5 @@
 -- assign_batched and list_many against the emulator: batches, concurrency,
 -- progress, faults in the middle, and a report checked uuid by uuid.
-local opentact = require("opentact")
 local support = require("emulator")
 
 local N = 1200
@@ -21,7 +20,7 @@ describe("bulk #wire", function()
     emu:reset()
     emu:config({ latency = 0 })
     if client then client:close() end
-    client = opentact.new({ token = emu.token, base_url = emu.url, backoff = 0.01, backoff_max = 0.05 })
+    client = emu:client()
   end)
 
   local function slice(from, to)
@@ -119,7 +118,7 @@ describe("bulk #wire", function()
     end)
 
     it("retries what may have been applied with retry_post", function()
-      local c = opentact.new({ token = emu.token, base_url = emu.url, backoff = 0.01, retry_post = true })
+      local c = emu:client({ retry_post = true })
       local adds = slice(11, 10 + N)
       emu:faults({ {}, { status = 400 }, { reset = true }, { truncate = true }, { status = 500 } })
       local report = c:assign_batched(conns[2], { add = adds }, { concurrency = 3 })

@@ -94,6 +94,30 @@ end
 local Emulator = {}
 Emulator.__index = Emulator
 
+-- One plain-HTTP exchange with a JSON body (a table or a string) or none;
+-- returns the status and the answer decoded, or its text if not JSON.
+function M.http_json(method, url, body)
+  if type(body) == "table" then body = cjson.encode(body) end
+  local out = {}
+  local _, code = http.request({
+    url = url,
+    method = method,
+    source = body and ltn12.source.string(body) or nil,
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
+    sink = ltn12.sink.table(out),
+  })
+  local text = table.concat(out)
+  local ok, decoded = pcall(cjson.decode, text)
+  return code, ok and decoded or text
+end
+
+-- A client of this emulator that retries quickly; `opts` overrides.
+function Emulator:client(opts)
+  local o = { token = self.token, base_url = self.url, backoff = 0.01, backoff_max = 0.05 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("opentact").new(o)
+end
+
 -- Calls an admin route; returns status, decoded JSON (or raw text).
 function Emulator:admin(method, route, body)
   if type(body) == "table" then body = cjson.encode(body) end
@@ -110,17 +134,7 @@ function Emulator:admin(method, route, body)
     local ok, decoded = pcall(cjson.decode, payload)
     return tonumber(code), ok and decoded or payload
   end
-  local out = {}
-  local _, code = http.request({
-    url = self.url .. "/__emulator/" .. route,
-    method = method,
-    source = body and ltn12.source.string(body) or nil,
-    headers = body and { ["content-type"] = "application/json", ["content-length"] = #body } or nil,
-    sink = ltn12.sink.table(out),
-  })
-  local text = table.concat(out)
-  local ok, decoded = pcall(cjson.decode, text)
-  return code, ok and decoded or text
+  return M.http_json(method, self.url .. "/__emulator/" .. route, body)
 end
 
 function Emulator:state() return select(2, self:admin("GET", "state")) end

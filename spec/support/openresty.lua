@@ -2,9 +2,6 @@
 -- spec/support/openresty_app.lua with the LuaJIT rock installed by
 -- `make install LUA=luajit`; started on a free port, stopped after.
 local support = require("emulator")
-local http = require("socket.http")
-local ltn12 = require("ltn12")
-local cjson = require("cjson")
 local socket = require("socket")
 
 local M = {}
@@ -16,16 +13,7 @@ Nginx.__index = Nginx
 
 -- GET (or POST with a table body) a route; returns status and decoded JSON.
 function Nginx:call(route, body)
-  local out = {}
-  local text = body and cjson.encode(body)
-  local _, code = http.request({
-    url = self.url .. route, method = body and "POST" or "GET",
-    source = text and ltn12.source.string(text) or nil,
-    headers = text and { ["content-type"] = "application/json", ["content-length"] = #text } or nil,
-    sink = ltn12.sink.table(out),
-  })
-  local ok, decoded = pcall(cjson.decode, table.concat(out))
-  return code, ok and decoded or table.concat(out)
+  return support.http_json(body and "POST" or "GET", self.url .. route, body)
 end
 
 function Nginx:error_log()
