@@ -24,68 +24,87 @@ local M = {
 
 local Client = core.Client
 
--- Argument errors name the public function and point at the user's call:
--- every public entry point calls the helpers below at the same depth.
-local function argerror(n, fname, msg, level)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 4)
-end
-
+-- Misuse raises naming the public function, and points at the user's
+-- line: every public function calls these checks directly, so level 3 is
+-- always its caller (1: the check, 2: the public function).
 local is_open = core.is_open
 
-local function check_open(client, fname, level)
+local function check_open(client, fname)
   local open = is_open(client)
   if open == nil then
-    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), level or 4)
+    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), 3)
   elseif not open then
-    error(("attempt to use a closed opentact client (in '%s')"):format(fname), level or 4)
+    error(("attempt to use a closed opentact client (in '%s')"):format(fname), 3)
   end
 end
 
-local function check_uuid_type(v, n, fname)
-  if type(v) ~= "string" then argerror(n, fname, "string expected, got " .. type(v), 5) end
+local function check_arg(v, want, n, fname)
+  if type(v) ~= want then
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+  end
 end
 
--- Builds an assign request; misuse raises in the user's name.
-local function build_assign(conn, changes, fname, level)
+-- Builds an assign request; misuse found by the core raises in the user's name.
+local function build_assign(conn, changes, fname)
   local ok, path, body = pcall(request_assign, conn, changes)
   if not ok then
     -- the core names itself; the user called `fname`
-    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'")), level)
+    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'")), 3)
   end
   return path, body
 end
 
 ---------------------------------------------------------------- methods
 
-local function do_list(client, conn, fname)
-  check_open(client, fname)
-  check_uuid_type(conn, 1, fname)
+-- The requests, once the arguments are known to be right.
+local function send_list(client, conn)
   local path, err = request_list(conn)
   if not path then return nil, finish(err, "GET", nil, 0) end
-  local leases, failure = call(client, "GET", path, nil)
-  return leases, failure
+  return call(client, "GET", path, nil)
 end
 
-local function do_assign(client, conn, changes, fname)
-  check_open(client, fname)
-  check_uuid_type(conn, 1, fname)
-  if type(changes) ~= "table" then argerror(2, fname, "table expected, got " .. type(changes)) end
-  local path, body = build_assign(conn, changes, fname, 4)
+local function send_assign(client, path, body)
   if not path then return nil, finish(body, "POST", nil, 0) end
-  local leases, failure = call(client, "POST", path, body)
-  return leases, failure
+  return call(client, "POST", path, body)
 end
 
 --- Lists the TN leases assigned to a SIP connection.
 function Client:list(conn)
-  local leases, err = do_list(self, conn, "list")
-  return leases, err
+  check_open(self, "list")
+  check_arg(conn, "string", 1, "list")
+  return send_list(self, conn)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection.
 function Client:assign(conn, changes)
-  local leases, err = do_assign(self, conn, changes, "assign")
-  return leases, err
+  check_open(self, "assign")
+  check_arg(conn, "string", 1, "assign")
+  check_arg(changes, "table", 2, "assign")
+  return send_assign(self, build_assign(conn, changes, "assign"))
+end
+
+--- Assigns many uuids in batches, several requests at once; returns a
+--- report where every input uuid is either applied or failed.
+function Client:assign_batched(conn, changes, opts)
+  check_open(self, "assign_batched")
+  check_arg(conn, "string", 1, "assign_batched")
+  check_arg(changes, "table", 2, "assign_batched")
+  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
+  local path, body = build_assign(conn, changes, "assign_batched")
+  return bulk.assign(self, conn, changes, o, path, body)
+end
+
+--- Lists many connections, several requests at once; results in input order.
+function Client:list_many(conns, opts)
+  check_open(self, "list_many")
+  check_arg(conns, "table", 1, "list_many")
+  local o = bulk.options(opts, "list_many", 2, { concurrency = 8 })
+  for i = 1, #conns do
+    if type(conns[i]) ~= "string" then
+      error(("bad argument #1 to 'list_many' (string expected at index %d, got %s)"):format(i, type(conns[i])), 2)
+    end
+  end
+  return bulk.list(self, conns, o)
 end
 
 ---------------------------------------------------------------- module
@@ -116,39 +135,14 @@ function M.configure(opts)
 end
 
 function M.list(conn)
-  local leases, err = do_list(default_client(), conn, "list")
-  return leases, err
+  check_arg(conn, "string", 1, "list")
+  return send_list(default_client(), conn)
 end
 
 function M.assign(conn, changes)
-  local leases, err = do_assign(default_client(), conn, changes, "assign")
-  return leases, err
-end
-
---- Assigns many uuids in batches, several requests at once; returns a
---- report where every input uuid is either applied or failed.
-function Client:assign_batched(conn, changes, opts)
-  check_open(self, "assign_batched", 3)
-  if type(conn) ~= "string" then argerror(1, "assign_batched", "string expected, got " .. type(conn), 3) end
-  if type(changes) ~= "table" then argerror(2, "assign_batched", "table expected, got " .. type(changes), 3) end
-  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
-  local path, body = build_assign(conn, changes, "assign_batched", 3)
-  local report = bulk.assign(self, conn, changes, o, path, body)
-  return report
-end
-
---- Lists many connections, several requests at once; results in input order.
-function Client:list_many(conns, opts)
-  check_open(self, "list_many", 3)
-  if type(conns) ~= "table" then argerror(1, "list_many", "table expected, got " .. type(conns), 3) end
-  local o = bulk.options(opts, "list_many", 2, { concurrency = 8 })
-  for i = 1, #conns do
-    if type(conns[i]) ~= "string" then
-      argerror(1, "list_many", ("string expected at index %d, got %s"):format(i, type(conns[i])), 3)
-    end
-  end
-  local results = bulk.list(self, conns, o)
-  return results
+  check_arg(conn, "string", 1, "assign")
+  check_arg(changes, "table", 2, "assign")
+  return send_assign(default_client(), build_assign(conn, changes, "assign"))
 end
 
 M.Error = errors.Error
