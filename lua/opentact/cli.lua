@@ -129,7 +129,7 @@ end
 
 -- Reads uuids from a file (or standard input for "-"): returns the list,
 -- or nil and a message naming the file and line.
-function M.read_uuids(path, stdin)
+local function read_uuids(path, stdin)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -272,7 +272,7 @@ local function cmd_assign(ctx, o)
   if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
   for _, spec in ipairs({ { o.add_files, o.add }, { o.remove_files, o.remove } }) do
     for _, path in ipairs(spec[1]) do
-      local list, err = M.read_uuids(path, ctx.stdin)
+      local list, err = read_uuids(path, ctx.stdin)
       if not list then return usage_error(ctx, err) end
       for _, u in ipairs(list) do spec[2][#spec[2] + 1] = u end
     end

@@ -55,7 +55,6 @@ local function redact(s, secret)
   out[#out + 1] = sub(s, init)
   return concat(out)
 end
-M.redact = redact
 
 -- Completes an error from the core and gives it the metatable.
 function M.finish(err, method, path, attempts, token)

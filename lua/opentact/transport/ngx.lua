@@ -10,7 +10,7 @@
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local spawn, wait = ngx.thread.spawn, ngx.thread.wait
-local type, tonumber, tostring, concat, min = type, tonumber, tostring, table.concat, math.min
+local tonumber, tostring, concat, min = tonumber, tostring, table.concat, math.min
 local lower, find, match = string.lower, string.find, string.match
 
 local M = {}
@@ -23,10 +23,6 @@ local COSOCKET_PHASES = {
   rewrite = true, access = true, content = true, timer = true,
   ssl_cert = true, ssl_session_fetch = true, preread = true,
 }
-
-function M.available()
-  return type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
-end
 
 local function failure(kind, message, sent, retryable)
   return { kind = kind, message = message, retryable = retryable ~= false, sent = sent }
