@@ -228,6 +228,84 @@ describe("JSON decoding", function()
     end)
   end
 
+  -- Containers are built at their final size once their elements are
+  -- counted, up to a limit, and filled as they come past it: both ways, and
+  -- the change between them, must give the same tables.
+  describe("large containers", function()
+    local function array_case(n)
+      local parts, want = {}, {}
+      for i = 1, n do
+        if i % 7 == 0 then parts[i] = "null" else parts[i] = tostring(i); want[i] = i end
+      end
+      return "[" .. table.concat(parts, ",") .. "]", want
+    end
+    for _, n in ipairs({ 1, 255, 256, 257, 300, 1000 }) do
+      it("reads an array of " .. n .. " elements with nulls in it", function()
+        local json, want = array_case(n)
+        assert.same(want, (v(json)))
+      end)
+    end
+    it("reads wide containers nested deep, past what the stack holds at once", function()
+      local depth, width = 60, 250
+      local json = ("[" .. ("1,"):rep(width)):rep(depth) .. "0" .. ("]"):rep(depth)
+      local got = v(json)
+      for level = 1, depth do
+        assert.equals(width + 1, #got, "level " .. level)
+        assert.equals(1, got[width])
+        got = got[width + 1]
+      end
+      assert.equals(0, got)
+    end)
+    for _, n in ipairs({ 127, 128, 129, 200, 600 }) do
+      it("reads an object of " .. n .. " members, nulls and repeated names in it", function()
+        local parts, want = {}, {}
+        for i = 1, n do
+          local name = "m" .. (i % 50 == 0 and "dup" or tostring(i))
+          if i % 9 == 0 then parts[#parts + 1] = ('"%s":null'):format(name)
+          else parts[#parts + 1] = ('"%s":%d'):format(name, i); want[name] = i end
+        end
+        assert.same(want, (v("{" .. table.concat(parts, ",") .. "}")))
+      end)
+    end
+  end)
+
+  -- Member names are kept between decodes (answers repeat them for every
+  -- lease); what comes out must never depend on what was decoded before.
+  describe("member names seen before", function()
+    local function names_doc(names)
+      local parts, want = {}, {}
+      for i, name in ipairs(names) do
+        parts[i] = ('"%s":%d'):format(name, i)
+        want[name] = i
+      end
+      return "{" .. table.concat(parts, ",") .. "}", want
+    end
+    it("keeps names apart that share length, start and end", function()
+      local json, want = names_doc({ "abcdefgh_1_stuvwxyz", "abcdefgh_2_stuvwxyz", "abcdefgh_3_stuvwxyz", "ab", "ba" })
+      for _ = 1, 3 do assert.same(want, (v(json))) end
+    end)
+    it("gives the same tables with more names than it keeps, across collections", function()
+      local names = {}
+      for i = 1, 2000 do names[i] = "field_" .. i end
+      local json, want = names_doc(names)
+      for _ = 1, 3 do
+        assert.same(want, (v(json)))
+        collectgarbage("collect")
+      end
+    end)
+    it("handles long names and escaped names", function()
+      local long40, long41 = ("n"):rep(40), ("n"):rep(41)
+      local json = ('{"%s":1,"%s":2,"caf\\u00e9":3,"café":4,"a\\u0000b":5}'):format(long40, long41)
+      for _ = 1, 2 do
+        local got = v(json)
+        assert.equals(1, got[long40])
+        assert.equals(2, got[long41])
+        assert.equals(4, got["café"]) -- the same name twice: the last wins
+        assert.equals(5, got["a\0b"])
+      end
+    end)
+  end)
+
   it("refuses a body with more after the value", function()
     local leases, err = decode(200, '{"success":true,"payload":[]} {}')
     assert.is_nil(leases)

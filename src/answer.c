@@ -136,7 +136,8 @@ static int is_lease_list(lua_State *L) {
     return count == n;
 }
 
-/* core.answer_decode(status, body [, retry_after]) -> leases | nil, err */
+/* core.answer_decode(status, body [, retry_after]) -> leases | nil, err
+ * Upvalues: the member-name cache and the table that anchors its names. */
 int answer_decode(lua_State *L) {
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
@@ -147,7 +148,8 @@ int answer_decode(lua_State *L) {
     luaL_checktype(L, 2, LUA_TSTRING);
     body = lua_tolstring(L, 2, &len);
     lua_settop(L, 3);
-    parsed = json_decode(L, body, len, &holes); /* stack 4: the value, or why not */
+    parsed = json_decode(L, body, len, &holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
+                         lua_upvalueindex(2)); /* stack 4: the value, or why not */
     decoded = parsed && lua_istable(L, 4);
     if (decoded) {
         lua_getfield(L, 4, "message"); /* stack 5 */

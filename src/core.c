@@ -269,7 +269,9 @@ int luaopen_opentact_core(lua_State *L) {
     lua_setfield(L, -2, "Client"); /* the Lua layer adds its methods here */
     lua_remove(L, -2);
 
-    lua_pushcfunction(L, answer_decode);
+    memset(ot_newuserdata(L, sizeof(json_names)), 0, sizeof(json_names));
+    lua_createtable(L, JSON_NAME_SLOTS, 0);
+    lua_pushcclosure(L, answer_decode, 2);
     lua_setfield(L, -2, "answer_decode");
 
     lua_pushliteral(L, OPENTACT_VERSION);

@@ -9,6 +9,7 @@
  * error with the byte offset where it went wrong.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ typedef struct reader {
     const char *error; /* what went wrong, NULL while all is well */
     int depth;
     int holes;         /* nulls left out of arrays held by the top-level object */
+    json_names *names; /* member names seen before, or NULL */
+    int anchor;        /* stack index of the table that keeps those names alive */
 } reader;
 
 static int fail(reader *r, const char *what) {
@@ -237,7 +240,43 @@ static const unsigned char PLAIN[256] = {
 #undef R16
 };
 
-static int string(reader *r) {
+/* A cheap hash for the name cache: length, first and last 8 bytes. Two
+ * names that collide only cost a miss; equality is always checked. */
+static unsigned name_hash(const char *s, size_t len) {
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+    } else {
+        size_t i;
+        for (i = 0; i < len; i++)
+            a = (a << 8) | (unsigned char)s[i];
+    }
+    a = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ len) * 0x9E3779B97F4A7C15ULL;
+    return (unsigned)(a >> 40) & (JSON_NAME_SLOTS - 1);
+}
+
+/* Pushes a member name. Answers repeat the same few dozen names for every
+ * lease; taking them from the cache skips Lua's hashing and interning. */
+static void push_name(reader *r, const char *s, size_t len) {
+    unsigned h;
+    if (r->names == NULL || len > JSON_NAME_MAX) {
+        lua_pushlstring(r->L, s, len);
+        return;
+    }
+    h = name_hash(s, len);
+    if (r->names->len[h] == len && r->names->bytes[h] != NULL && memcmp(r->names->bytes[h], s, len) == 0) {
+        lua_rawgeti(r->L, r->anchor, (int)h + 1);
+        return;
+    }
+    lua_pushlstring(r->L, s, len);
+    lua_pushvalue(r->L, -1);
+    lua_rawseti(r->L, r->anchor, (int)h + 1);
+    r->names->bytes[h] = lua_tostring(r->L, -1); /* Lua strings never move */
+    r->names->len[h] = len;
+}
+
+static int string(reader *r, int name) {
     const char *from = ++r->p; /* past the opening quote */
     const unsigned char *q = (const unsigned char *)r->p, *end = (const unsigned char *)r->end;
     while (end - q >= 4 && PLAIN[q[0]] && PLAIN[q[1]] && PLAIN[q[2]] && PLAIN[q[3]])
@@ -248,7 +287,10 @@ static int string(reader *r) {
     while (r->p < r->end) {
         unsigned char c = (unsigned char)*r->p;
         if (c == '"') {
-            lua_pushlstring(r->L, from, (size_t)(r->p - from));
+            if (name)
+                push_name(r, from, (size_t)(r->p - from));
+            else
+                lua_pushlstring(r->L, from, (size_t)(r->p - from));
             r->p++;
             return 1;
         }
@@ -275,29 +317,88 @@ static int enter(reader *r) {
     return 1;
 }
 
+/*
+ * Arrays and objects are built from the stack: elements (or name, value
+ * pairs) are pushed above `base` while the stack allows, up to STAGED
+ * slots, and the table is then created at its final size, so no table is
+ * ever rehashed while it fills. Past that, the table is created and later
+ * elements are stored as they come.
+ */
+#define STAGED 256
+
+/* Creates the table for the `staged` slots above base, stores them and
+ * leaves the table at base + 1. Arrays stage one slot per element (nil for
+ * null), objects two per member. */
+static void build(reader *r, int base, int staged, int is_array, int more) {
+    lua_State *L = r->L;
+    int i;
+    if (is_array) {
+        lua_createtable(L, staged + more, 0);
+        lua_insert(L, base + 1);
+        for (i = staged; i >= 1; i--) {
+            if (lua_isnil(L, -1))
+                lua_pop(L, 1);
+            else
+                lua_rawseti(L, base + 1, i);
+        }
+    } else {
+        lua_createtable(L, 0, staged / 2 + more);
+        for (i = base + 1; i <= base + staged; i += 2) {
+            lua_pushvalue(L, i);
+            lua_pushvalue(L, i + 1);
+            lua_rawset(L, -3); /* in order: a repeated name keeps its last value */
+        }
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+    }
+}
+
+/* Whether the next element may be staged: room under STAGED and on the
+ * stack. Otherwise the table is built now. */
+static int stage(reader *r, int base, int *staged, int slots, int is_array) {
+    if (*staged >= 0) {
+        if (*staged + slots <= STAGED && lua_checkstack(r->L, slots + 4))
+            return 1;
+        build(r, base, *staged, is_array, *staged / (is_array ? 1 : 2));
+        *staged = -1;
+    }
+    return 0;
+}
+
 static int array(reader *r) {
+    lua_State *L = r->L;
+    int base = lua_gettop(L), staged = 0;
     lua_Integer n = 0;
     if (!enter(r))
         return 0;
-    lua_newtable(r->L);
     if (r->p < r->end && *r->p == ']') {
+        lua_createtable(L, 0, 0);
         r->p++;
         r->depth--;
         return 1;
     }
     for (;;) {
+        int direct = !stage(r, base, &staged, 1, 1);
         int got = value(r);
         if (!got)
             return 0;
         n++;
-        if (got == 1)
-            lua_rawseti(r->L, -2, (int)n);
-        else if (r->depth == 2)
+        if (got == 2 && r->depth == 2)
             r->holes++;
+        if (direct) {
+            if (got == 1)
+                lua_rawseti(L, base + 1, (int)n);
+        } else {
+            if (got == 2)
+                lua_pushnil(L);
+            staged++;
+        }
         skip_space(r);
         if (r->p >= r->end)
             return fail(r, "unterminated array");
         if (*r->p == ']') {
+            if (staged >= 0)
+                build(r, base, staged, 1, 0);
             r->p++;
             r->depth--;
             return 1;
@@ -309,20 +410,23 @@ static int array(reader *r) {
 }
 
 static int object(reader *r) {
+    lua_State *L = r->L;
+    int base = lua_gettop(L), staged = 0;
     if (!enter(r))
         return 0;
-    lua_newtable(r->L);
     if (r->p < r->end && *r->p == '}') {
+        lua_createtable(L, 0, 0);
         r->p++;
         r->depth--;
         return 1;
     }
     for (;;) {
-        int got;
+        int got, direct;
         skip_space(r);
         if (r->p >= r->end || *r->p != '"')
             return fail(r, "expected a member name");
-        if (!string(r))
+        direct = !stage(r, base, &staged, 2, 0);
+        if (!string(r, 1))
             return 0;
         skip_space(r);
         if (r->p >= r->end || *r->p != ':')
@@ -331,14 +435,18 @@ static int object(reader *r) {
         got = value(r);
         if (!got)
             return 0;
-        if (got == 1)
-            lua_rawset(r->L, -3);
+        if (got == 2)
+            lua_pop(L, 1); /* null: drop the name */
+        else if (direct)
+            lua_rawset(L, base + 1);
         else
-            lua_pop(r->L, 1); /* null: drop the name */
+            staged += 2;
         skip_space(r);
         if (r->p >= r->end)
             return fail(r, "unterminated object");
         if (*r->p == '}') {
+            if (staged >= 0)
+                build(r, base, staged, 0, 0);
             r->p++;
             r->depth--;
             return 1;
@@ -356,7 +464,7 @@ static int value(reader *r) {
     switch (*r->p) {
     case '{': return object(r);
     case '[': return array(r);
-    case '"': return string(r);
+    case '"': return string(r, 0);
     case 't':
         if (!literal(r, "true", 4))
             return 0;
@@ -375,7 +483,7 @@ static int value(reader *r) {
 /* Decodes s[0..len); pushes the value (nil for null) and returns 1, or
  * pushes an error message and returns 0. `holes` counts the nulls left out
  * of arrays that are members of the top-level value (a payload's holes). */
-int json_decode(lua_State *L, const char *s, size_t len, int *holes) {
+int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names, int anchor) {
     reader r;
     int top = lua_gettop(L), got;
     r.L = L;
@@ -384,6 +492,8 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes) {
     r.error = NULL;
     r.depth = 0;
     r.holes = 0;
+    r.names = names;
+    r.anchor = anchor;
     got = value(&r);
     if (got) {
         skip_space(&r);

@@ -48,10 +48,22 @@ OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
 
 /* ---- JSON (json.c) ------------------------------------------------ */
 
+/* Member names kept from one decode to the next: slot i holds a name whose
+ * Lua string sits at [i + 1] of an anchoring table, which keeps it alive. */
+#define JSON_NAME_SLOTS 512
+#define JSON_NAME_MAX 40
+typedef struct json_names {
+    const char *bytes[JSON_NAME_SLOTS];
+    size_t len[JSON_NAME_SLOTS];
+} json_names;
+
 /* Decodes s[0..len) and pushes the value (nil for null), returning 1; or
  * pushes a message saying what is wrong and where, returning 0. `holes`
- * (may be NULL) counts nulls left out of the top-level value's arrays. */
-OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes);
+ * (may be NULL) counts nulls left out of the top-level value's arrays.
+ * `names` (may be NULL) is a name cache anchored by the table at the
+ * absolute stack index `anchor`. */
+OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names,
+                          int anchor);
 
 /* ---- the curl transport (transport_curl.c) ------------------------ */
 
