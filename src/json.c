@@ -36,6 +36,8 @@ static int fail(reader *r, const char *what) {
 }
 
 static void skip_space(reader *r) {
+    if (r->p < r->end && (unsigned char)*r->p > ' ')
+        return; /* the usual case: compact JSON */
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
         r->p++;
 }
@@ -265,24 +267,43 @@ static void push_name(reader *r, const char *s, size_t len) {
         return;
     }
     h = name_hash(s, len);
-    if (r->names->len[h] == len && r->names->bytes[h] != NULL && memcmp(r->names->bytes[h], s, len) == 0) {
+    if (r->names->slot[h].len == len && r->names->slot[h].bytes != NULL &&
+        memcmp(r->names->slot[h].bytes, s, len) == 0) {
         lua_rawgeti(r->L, r->anchor, (int)h + 1);
         return;
     }
     lua_pushlstring(r->L, s, len);
     lua_pushvalue(r->L, -1);
     lua_rawseti(r->L, r->anchor, (int)h + 1);
-    r->names->bytes[h] = lua_tostring(r->L, -1); /* Lua strings never move */
-    r->names->len[h] = len;
+    r->names->slot[h].bytes = lua_tostring(r->L, -1); /* Lua strings never move */
+    r->names->slot[h].len = len;
 }
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
 
 static int string(reader *r, int name) {
     const char *from = ++r->p; /* past the opening quote */
     const unsigned char *q = (const unsigned char *)r->p, *end = (const unsigned char *)r->end;
-    while (end - q >= 4 && PLAIN[q[0]] && PLAIN[q[1]] && PLAIN[q[2]] && PLAIN[q[3]])
-        q += 4;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* eight bytes at a time: each mask flags bytes that are '"', '\\' or
+     * below 0x20, and its lowest flag is always the first such byte */
+    while (end - q >= 8) {
+        uint64_t v, quote, slash, hit;
+        memcpy(&v, q, 8);
+        quote = v ^ (ONES * '"');
+        slash = v ^ (ONES * '\\');
+        hit = (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((v - ONES * 0x20) & ~v)) & HIGHS;
+        if (hit) {
+            q += __builtin_ctzll(hit) >> 3;
+            goto scanned;
+        }
+        q += 8;
+    }
+#endif
     while (q < end && PLAIN[*q])
         q++;
+scanned:
     r->p = (const char *)q;
     while (r->p < r->end) {
         unsigned char c = (unsigned char)*r->p;
@@ -353,12 +374,15 @@ static void build(reader *r, int base, int staged, int is_array, int more) {
     }
 }
 
-/* Whether the next element may be staged: room under STAGED and on the
- * stack. Otherwise the table is built now. */
-static int stage(reader *r, int base, int *staged, int slots, int is_array) {
+/* Whether the next element may be staged: under STAGED and with room on
+ * the stack, asked for 64 slots at a time (the slots stay ours for the
+ * rest of the call). Otherwise the table is built now. */
+static int stage(reader *r, int base, int *staged, int *room, int slots, int is_array) {
     if (*staged >= 0) {
-        if (*staged + slots <= STAGED && lua_checkstack(r->L, slots + 4))
+        if (*staged + slots <= STAGED && (*room >= slots || lua_checkstack(r->L, (*room = 64) + 4))) {
+            *room -= slots;
             return 1;
+        }
         build(r, base, *staged, is_array, *staged / (is_array ? 1 : 2));
         *staged = -1;
     }
@@ -367,7 +391,7 @@ static int stage(reader *r, int base, int *staged, int slots, int is_array) {
 
 static int array(reader *r) {
     lua_State *L = r->L;
-    int base = lua_gettop(L), staged = 0;
+    int base = lua_gettop(L), staged = 0, room = 0;
     lua_Integer n = 0;
     if (!enter(r))
         return 0;
@@ -378,7 +402,7 @@ static int array(reader *r) {
         return 1;
     }
     for (;;) {
-        int direct = !stage(r, base, &staged, 1, 1);
+        int direct = !stage(r, base, &staged, &room, 1, 1);
         int got = value(r);
         if (!got)
             return 0;
@@ -411,7 +435,7 @@ static int array(reader *r) {
 
 static int object(reader *r) {
     lua_State *L = r->L;
-    int base = lua_gettop(L), staged = 0;
+    int base = lua_gettop(L), staged = 0, room = 0;
     if (!enter(r))
         return 0;
     if (r->p < r->end && *r->p == '}') {
@@ -425,7 +449,7 @@ static int object(reader *r) {
         skip_space(r);
         if (r->p >= r->end || *r->p != '"')
             return fail(r, "expected a member name");
-        direct = !stage(r, base, &staged, 2, 0);
+        direct = !stage(r, base, &staged, &room, 2, 0);
         if (!string(r, 1))
             return 0;
         skip_space(r);

@@ -53,8 +53,10 @@ OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
 #define JSON_NAME_SLOTS 512
 #define JSON_NAME_MAX 40
 typedef struct json_names {
-    const char *bytes[JSON_NAME_SLOTS];
-    size_t len[JSON_NAME_SLOTS];
+    struct {
+        const char *bytes;
+        size_t len;
+    } slot[JSON_NAME_SLOTS];
 } json_names;
 
 /* Decodes s[0..len) and pushes the value (nil for null), returning 1; or
