@@ -364,6 +364,8 @@ static void build(reader *r, int base, int staged, int is_array, int more) {
         }
     } else {
         lua_createtable(L, 0, staged / 2 + more);
+        if (staged == 0)
+            return; /* every member was null: the table is already at base + 1 */
         for (i = base + 1; i <= base + staged; i += 2) {
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
