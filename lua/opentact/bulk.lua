@@ -5,9 +5,10 @@
 local core = require("opentact.core")
 local errors = require("opentact.errors")
 local engine = require("opentact.engine")
+local options = require("opentact.options")
 local pretty = require("opentact.pretty")
 
-local type, pairs, ipairs, pcall, error, tostring = type, pairs, ipairs, pcall, error, tostring
+local type, pairs, ipairs, pcall = type, pairs, ipairs, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
 local floor, min = math.floor, math.min
 local request_list, request_assign = core.request_list, core.request_assign
@@ -32,23 +33,9 @@ local CHECKS = {
 
 -- Checks a method's options table; `defaults` names every option it takes.
 function M.options(opts, fname, argn, defaults)
-  local out = {}
-  for k, v in pairs(defaults) do out[k] = v end
-  if opts == nil then return out end
-  if type(opts) ~= "table" then
-    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)), 3)
-  end
-  for k, v in pairs(opts) do
-    local check = CHECKS[k]
-    if not check or defaults[k] == nil then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(k)), 3)
-    end
-    local expected = check(v)
-    if expected then
-      error(("bad option '%s' to '%s' (%s expected, got %s)"):format(k, fname, expected, type(v)), 3)
-    end
-    out[k] = v
-  end
+  local out, checks = {}, {}
+  for k, v in pairs(defaults) do out[k], checks[k] = v, CHECKS[k] end
+  out = options.apply(opts, out, checks, fname, argn, 3) -- not a tail call: the level counts this frame
   return out
 end
 

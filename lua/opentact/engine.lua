@@ -55,7 +55,7 @@ local function begin(st, job)
   job.fresh = false
   job.attempt = job.attempt + 1
   job.token = token
-  job.started = now()
+  if st.log then job.started = now() end -- only the log hook's `elapsed` needs it
   return token
 end
 
@@ -171,9 +171,9 @@ function M.run(client, jobs, concurrency, on_done)
   while left > 0 do
     fill()
     if left == 0 then break end
-    local due = 1
+    local due, clock = 1, now()
     for k = 1, #later do
-      local d = later[k][1] - now()
+      local d = later[k][1] - clock
       if d < due then due = d end
     end
     if due < 0 then due = 0 end

@@ -100,8 +100,27 @@ local function defaults(version)
   }
 end
 
-local function raise(fname, name, expected, got, level)
-  error(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, got), level)
+-- Copies the options in `opts` into `into`, each checked by its checker in
+-- `checks`, and returns `into`. `opts` is argument #argn of `fname`; misuse
+-- raises at `level`, counted from the function that calls this one. A
+-- message names the option and the type it got, never the value.
+function M.apply(opts, into, checks, fname, argn, level)
+  if opts == nil then return into end
+  if type(opts) ~= "table" then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)), level + 1)
+  end
+  for name, value in pairs(opts) do
+    local check = type(name) == "string" and checks[name]
+    if not check then
+      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(name)), level + 1)
+    end
+    local expected = check(value)
+    if expected then
+      error(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, type(value)), level + 1)
+    end
+    into[name] = value
+  end
+  return into
 end
 
 -- Returns a fresh table of every option, defaults and environment applied.
@@ -109,22 +128,7 @@ end
 -- from here to the user's call.
 function M.resolve(opts, fname, version, level)
   level = level or 2
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(opts)), level)
-  end
-  local out = defaults(version)
-  for name, value in pairs(opts) do
-    local check = type(name) == "string" and M.CHECKS[name]
-    if not check then
-      error(("bad argument #1 to '%s' (unknown option '%s')"):format(fname, tostring(name)), level)
-    end
-    local expected = check(value)
-    -- the token's value is never put in a message
-    if expected then raise(fname, name, expected, type(value), level + 1) end
-    out[name] = value
-  end
+  local out = M.apply(opts, defaults(version), M.CHECKS, fname, 1, level)
   if out.token == nil then
     local env = getenv("OPENTACT_TOKEN")
     if env and env ~= "" then
