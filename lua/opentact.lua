@@ -1,10 +1,11 @@
--- opentact: the public API. Argument checking, client methods and the
--- lazily made default client.
+-- opentact: the public API. The Client object, argument checking, and
+-- the lazily made default client.
 --
 -- Request building, answer decoding and the curl transport are C
 -- (opentact.core); opentact.engine attempts requests and retries them,
--- opentact.bulk batches them. Nothing here raises for what the network or
--- the server does: only misuse raises.
+-- blocking or in the background (callbacks and step); opentact.bulk
+-- batches them. Nothing here raises for what the network or the server
+-- does: only misuse raises.
 
 local core = require("opentact.core")
 local options = require("opentact.options")
@@ -14,26 +15,39 @@ local engine = require("opentact.engine")
 local bulk = require("opentact.bulk")
 
 local type, error, pcall, tostring = type, error, pcall, tostring
+local setmetatable, getmetatable = setmetatable, getmetatable
 local gsub = string.gsub
 local request_list, request_assign = core.request_list, core.request_assign
-local finish, call = errors.finish, engine.call
+local finish = errors.finish
+local request, engine_new = engine.request, engine.new
 
 local M = {
   _VERSION = "opentact " .. core.VERSION,
 }
 
-local Client = core.Client
+-- The Client: a Lua object owning its options (resolved once, never the
+-- user's table) and one engine over one transport.
+local Client = { __name = "opentact.Client" }
+Client.__index = Client
+
+local ngx_transport
+
+-- The transport the options name.
+local function open_transport(opts)
+  if opts.transport == "ngx" then
+    ngx_transport = ngx_transport or require("opentact.transport.ngx")
+    return ngx_transport.new(opts)
+  end
+  return core.curl(opts)
+end
 
 -- Misuse raises naming the public function, and points at the user's
 -- line: every public function calls these checks directly, so level 3 is
 -- always its caller (1: the check, 2: the public function).
-local is_open = core.is_open
-
 local function check_open(client, fname)
-  local open = is_open(client)
-  if open == nil then
+  if getmetatable(client) ~= Client then
     error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), 3)
-  elseif not open then
+  elseif not client._engine then
     error(("attempt to use a closed opentact client (in '%s')"):format(fname), 3)
   end
 end
@@ -41,6 +55,18 @@ end
 local function check_arg(v, want, n, fname)
   if type(v) ~= want then
     error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+  end
+end
+
+-- A trailing callback: nil, or a function the client's transport can call.
+local function check_callback(client, cb, n, fname)
+  if cb == nil then return end
+  if type(cb) ~= "function" then
+    error(("bad argument #%d to '%s' (function expected, got %s)"):format(n, fname, type(cb)), 3)
+  end
+  if client._opts.transport == "ngx" then
+    error(("bad argument #%d to '%s' (callbacks need the curl transport: inside OpenResty, "
+      .. "run requests side by side with ngx.thread.spawn)"):format(n, fname), 3)
   end
 end
 
@@ -56,33 +82,41 @@ end
 
 ---------------------------------------------------------------- methods
 
--- The requests, once the arguments are known to be right.
-local function send_list(client, conn)
-  local path, err = request_list(conn)
-  if not path then return nil, finish(err, "GET", nil, 0) end
-  return call(client, "GET", path, nil)
-end
-
-local function send_assign(client, path, body)
-  if not path then return nil, finish(body, "POST", nil, 0) end
-  return call(client, "POST", path, body)
+-- A request once its arguments are known to be right: blocking, or in
+-- the background when a callback is given. `path` nil: `body` is the
+-- error of a request that cannot be sent.
+local function send(client, method, path, body, callback)
+  local e = client._engine
+  if not path then
+    local err = finish(body, method, nil, 0)
+    if not callback then return nil, err end
+    e:fail_callback(err, callback)
+    return true
+  end
+  local req = request(method, path, method == "POST" and body or nil)
+  if not callback then return e:call(req) end
+  e:submit_callback(req, callback)
+  return true
 end
 
 --- Lists the TN leases assigned to a SIP connection.
-function Client:list(conn)
+function Client:list(conn, callback)
   check_open(self, "list")
   check_arg(conn, "string", 1, "list")
-  return send_list(self, conn)
+  check_callback(self, callback, 2, "list")
+  local path, err = request_list(conn)
+  return send(self, "GET", path, err, callback)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection.
-function Client:assign(conn, changes)
+function Client:assign(conn, changes, callback)
   check_open(self, "assign")
   check_arg(conn, "string", 1, "assign")
   check_arg(changes, "table", 2, "assign")
-  return send_assign(self, build_assign(conn, changes, "assign"))
+  check_callback(self, callback, 3, "assign")
+  local path, body = build_assign(conn, changes, "assign")
+  return send(self, "POST", path, body, callback)
 end
-
 --- Assigns many uuids in batches, several requests at once; returns a
 --- report where every input uuid is either applied or failed.
 function Client:assign_batched(conn, changes, opts)
@@ -91,7 +125,7 @@ function Client:assign_batched(conn, changes, opts)
   check_arg(changes, "table", 2, "assign_batched")
   local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
   local path, body = build_assign(conn, changes, "assign_batched")
-  return bulk.assign(self, conn, changes, o, path, body)
+  return bulk.assign(self._engine, conn, changes, o, path, body)
 end
 
 --- Lists many connections, several requests at once; results in input order.
@@ -104,13 +138,75 @@ function Client:list_many(conns, opts)
       error(("bad argument #1 to 'list_many' (string expected at index %d, got %s)"):format(i, type(conns[i])), 2)
     end
   end
-  return bulk.list(self, conns, o)
+  return bulk.list(self._engine, conns, o)
+end
+
+--- Runs transfers and retry timers for at most `timeout` seconds (0: do
+--- not wait), calls the callbacks of finished requests, and returns how
+--- many callback requests are still pending.
+function Client:step(timeout)
+  check_open(self, "step")
+  if timeout == nil then timeout = 0 end
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error(("bad argument #1 to 'step' (number >= 0 expected, got %s)"):format(
+      type(timeout) == "number" and tostring(timeout) or type(timeout)), 2)
+  end
+  return self._engine:step(timeout)
+end
+
+--- The descriptor that becomes readable when step has work (the cqueues
+--- polling protocol, with events and timeout).
+function Client:pollfd()
+  check_open(self, "pollfd")
+  if self._opts.transport == "ngx" then
+    error("'pollfd' needs the curl transport: inside OpenResty, nginx runs the requests", 2)
+  end
+  return self._engine.transport:pollfd()
+end
+
+--- What to wait for on pollfd(): readable.
+function Client:events()
+  check_open(self, "events")
+  return "r"
+end
+
+--- Seconds until step must run (0: now), or nil when nothing is pending.
+function Client:timeout()
+  check_open(self, "timeout")
+  return self._engine:timeout()
+end
+
+--- Frees the connections. Requests still pending end with an error, and
+--- their callbacks are called before close returns. Idempotent.
+function Client:close()
+  if getmetatable(self) ~= Client then
+    error(("bad self to 'close' (opentact.Client expected, got %s)"):format(type(self)), 2)
+  end
+  local e = self._engine
+  if e then
+    self._engine = nil
+    e:close()
+  end
+  return true
+end
+
+Client.__close = Client.close
+
+function Client:__tostring()
+  if not self._engine then return "opentact.Client (closed)" end
+  return "opentact.Client (" .. self._address .. ")"
 end
 
 ---------------------------------------------------------------- module
 
 local function new_client(opts, fname)
-  return core.new(options.resolve(opts, fname, core.VERSION, 4))
+  local o = options.resolve(opts, fname, core.VERSION, 4)
+  local e = engine_new(o, open_transport(o))
+  return setmetatable({
+    _opts = o,
+    _engine = e,
+    _address = tostring(e):match("0x%x+") or "?",
+  }, Client)
 end
 
 --- Creates a client. See the README for its options.
@@ -122,7 +218,7 @@ end
 local default
 
 local function default_client()
-  if not is_open(default) then default = new_client(nil, "opentact") end
+  if not (default and default._engine) then default = new_client(nil, "opentact") end
   return default
 end
 
@@ -134,17 +230,24 @@ function M.configure(opts)
   return default
 end
 
-function M.list(conn)
+function M.list(conn, callback)
   check_arg(conn, "string", 1, "list")
-  return send_list(default_client(), conn)
+  local client = default_client()
+  check_callback(client, callback, 2, "list")
+  local path, err = request_list(conn)
+  return send(client, "GET", path, err, callback)
 end
 
-function M.assign(conn, changes)
+function M.assign(conn, changes, callback)
   check_arg(conn, "string", 1, "assign")
   check_arg(changes, "table", 2, "assign")
-  return send_assign(default_client(), build_assign(conn, changes, "assign"))
+  local client = default_client()
+  check_callback(client, callback, 3, "assign")
+  local path, body = build_assign(conn, changes, "assign")
+  return send(client, "POST", path, body, callback)
 end
 
+M.Client = Client
 M.Error = errors.Error
 M.Leases = pretty.Leases
 M.Report = pretty.Report

@@ -77,14 +77,13 @@ end)
 
 describe("jitter", function()
   it("draws from [0, cap) and varies", function()
-    local c = require("opentact").new({ token = "t" })
+    local jitter = require("opentact.core").rng()
     local seen, lo, hi = {}, math.huge, -1
     for _ = 1, 2000 do
-      local d = c:_jitter(2)
+      local d = jitter(2)
       lo, hi = math.min(lo, d), math.max(hi, d)
       seen[math.floor(d * 10)] = true
     end
-    c:close()
     assert.is_true(lo >= 0 and hi < 2)
     local buckets = 0
     for _ in pairs(seen) do buckets = buckets + 1 end

@@ -114,6 +114,17 @@ describe("OpenResty", function()
     assert.equals(0, emu:stats().requests)
   end)
 
+  it("refuses callbacks and pollfd with the way to go instead", function()
+    local _, r = nginx:call("/callback?conn=" .. conns[1])
+    assert.is_false(r.ok)
+    assert.is_truthy(r.err:find("callbacks need the curl transport", 1, true), r.err)
+    assert.is_truthy(r.err:find("ngx.thread.spawn", 1, true), r.err)
+    assert.is_false(r.pollfd_ok)
+    assert.is_truthy(r.pollfd_err:find("needs the curl transport", 1, true), r.pollfd_err)
+    assert.equals(0, r.pending)
+    assert.equals(0, emu:stats().requests)
+  end)
+
   it("runs assign_batched on light threads", function()
     emu:config({ latency = 0.05 })
     local add = {}

@@ -18,7 +18,7 @@
 #define OPENTACT_VERSION "0.1.0"
 
 #define OT_UUID_LEN 36
-#define OT_CLIENT_MT "opentact.Client"
+#define OT_CURL_MT "opentact.CurlTransport"
 
 #if defined(__GNUC__)
 #define OT_HIDDEN __attribute__((visibility("hidden")))
@@ -75,30 +75,33 @@ typedef struct ot_buffer {
     size_t cap;
 } ot_buffer;
 
-struct ot_client;
+typedef struct ot_curl ot_curl;
+typedef struct ot_headers ot_headers;
 
 /* One easy handle and what its callbacks collect. */
 typedef struct ot_transfer {
     CURL *easy;
-    struct ot_client *client;
+    ot_curl *owner;
     ot_buffer body;
     int too_large;              /* set by the write callback */
     int busy;                   /* added to the multi handle */
-    lua_Integer id;             /* the caller's id while busy */
-    struct curl_slist *headers; /* concurrent transfers own theirs */
+    lua_Integer id;             /* the request's id while busy */
+    ot_headers *headers;        /* the header set it was started with */
     char retry_after[64];       /* the Retry-After header, if any */
     char errbuf[CURL_ERROR_SIZE];
 } ot_transfer;
 
-typedef struct ot_client {
-    ot_transfer single;         /* list/assign; single.easy is NULL once closed */
-    CURLM *multi;               /* concurrent requests, made on first use */
+struct ot_curl {
+    CURLM *multi;               /* NULL once closed */
+    int epfd;                   /* gathers curl's sockets; -1 once closed */
+    double timer_due;           /* curl's timer as a monotonic deadline; < 0: none */
     ot_transfer **pool;         /* idle or busy transfers of `multi` */
     size_t pool_len;
-    pid_t pid;                  /* process that owns the connections */
-    struct curl_slist *headers;      /* GET headers, cached for `token` */
-    struct curl_slist *post_headers; /* the same plus Content-Type */
-    char *token;                /* "X-Auth-Token: <token>" the lists were built for */
+    size_t busy;
+    lua_Integer *orphans;       /* ids in flight when the process forked */
+    size_t orphans_len;
+    ot_headers *headers;        /* the header set of the last token */
+    pid_t pid;                  /* process that owns the handles */
     char *base_url;
     char *user_agent;
     char *ca_file;
@@ -107,25 +110,27 @@ typedef struct ot_client {
     long connect_timeout_ms;
     int verify;
     size_t max_body;
-    unsigned long long rng;     /* per-client jitter source */
-} ot_client;
+};
 
-OT_HIDDEN int transport_curl_init(ot_client *c);
-OT_HIDDEN void transport_curl_close(ot_client *c);
-/* Performs one request; pushes status, body, retry_after (or nil) on
- * success, or nil, err for a transport failure. Returns the count. */
-OT_HIDDEN int transport_curl_perform(lua_State *L, ot_client *c,
-                                     const char *method, const char *path,
-                                     const char *body, size_t body_len,
-                                     const char *token, size_t token_len);
-/* Starts one concurrent request under `id`; pushes true, or nil, err. */
-OT_HIDDEN int transport_curl_start(lua_State *L, ot_client *c, lua_Integer id,
-                                   const char *method, const char *path,
-                                   const char *body, size_t body_len,
-                                   const char *token, size_t token_len,
-                                   long max_connections);
-/* Waits up to `timeout` seconds for concurrent requests to finish; pushes
- * a list of {id, status, body, retry_after} or {id, err}. */
-OT_HIDDEN int transport_curl_poll(lua_State *L, ot_client *c, double timeout);
+OT_HIDDEN double transport_now(void);
+/* Makes the multi handle and epoll descriptor; 0 on failure. */
+OT_HIDDEN int transport_curl_open(ot_curl *t);
+/* Frees everything; idempotent. */
+OT_HIDDEN void transport_curl_close(ot_curl *t);
+/* Puts request `id` on the wire; returns 1, or 0 when out of memory. */
+OT_HIDDEN int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post,
+                                   const char *path, const char *body, size_t body_len,
+                                   const char *token, size_t token_len);
+/* Waits at most `timeout` seconds until a request finished, acting on at
+ * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait; pushes
+ * one flat list of the finished ones, four slots each: id, status, body,
+ * retry_after (or false), or id, false, err, false. */
+#define OT_EVENTS_PER_WAIT 64
+OT_HIDDEN int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events);
+/* Drops a request in flight; 1 when there was one with this id. */
+OT_HIDDEN int transport_curl_cancel(ot_curl *t, lua_Integer id);
+OT_HIDDEN double transport_curl_timeout(ot_curl *t);
+OT_HIDDEN int transport_curl_pollfd(ot_curl *t);
+OT_HIDDEN size_t transport_curl_pending(ot_curl *t);
 
 #endif

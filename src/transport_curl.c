@@ -1,63 +1,154 @@
 /*
- * transport_curl.c: the curl transport. Moves requests' bytes over
- * libcurl: one easy handle per client for list and assign, so the
- * connection stays alive between calls, and a multi handle with a pool of
- * easy handles for concurrent requests, whose connections are reused
- * across batches.
+ * transport_curl.c: the curl transport, the opentact.CurlTransport
+ * userdata. It only moves bytes: start(method, path, body, token) puts a
+ * request on the wire and returns its id; poll(timeout) waits at most
+ * that long and returns the requests that finished (status, body,
+ * Retry-After, or a transport error table); cancel(id) drops one.
  *
- * It only moves bytes: status, body and Retry-After out, or a transport
- * error table. Callbacks never raise a Lua error; they record what went
- * wrong in the transfer and return curl's abort code.
+ * One multi handle holds every transfer and the connections they reuse.
+ * Its sockets are gathered in one epoll descriptor (CURLMOPT_SOCKETFUNCTION)
+ * and its timer is kept as a deadline (CURLMOPT_TIMERFUNCTION), so a host's
+ * event loop can wait on pollfd() and timeout() instead of calling poll.
+ * Retry policy, timers and concurrency limits are the engine's (Lua), not
+ * this file's.
+ *
+ * Callbacks never raise a Lua error; they record what went wrong in the
+ * transfer and return curl's abort code.
  */
+#define _GNU_SOURCE /* dup3 */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "opentact.h"
 
-static void keep_inherited(void *handle);
-
 /* Bodies up to this size keep their buffer for the next request. */
 #define KEEP_BUFFER 262144
 
-/* ---- callbacks ---------------------------------------------------- */
+static void keep_inherited(void *handle);
+
+double transport_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- header sets ---------------------------------------------------- */
+
+/* The header lists for one token, shared by the transfers that use them
+ * and freed when the last one lets go. */
+struct ot_headers {
+    int refs;
+    char *auth; /* "X-Auth-Token: <token>" */
+    struct curl_slist *get;
+    struct curl_slist *post;
+};
+
+static void wipe(char *line) {
+    if (line != NULL) {
+        memset(line, 0, strlen(line));
+        free(line);
+    }
+}
+
+static void headers_release(ot_headers *h) {
+    if (h == NULL || --h->refs > 0)
+        return;
+    wipe(h->auth);
+    curl_slist_free_all(h->get);
+    curl_slist_free_all(h->post);
+    free(h);
+}
+
+static struct curl_slist *build_list(const char *auth, const char *extra) {
+    const char *lines[4];
+    struct curl_slist *list = NULL, *next;
+    size_t i, n = 0;
+    lines[n++] = auth;
+    lines[n++] = "Accept: application/json";
+    lines[n++] = "Expect:";
+    if (extra != NULL)
+        lines[n++] = extra;
+    for (i = 0; i < n; i++) {
+        next = curl_slist_append(list, lines[i]);
+        if (next == NULL) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = next;
+    }
+    return list;
+}
+
+/* The transport's header set for `token`, made anew when the token changed. */
+static ot_headers *headers_for(ot_curl *t, const char *token, size_t token_len) {
+    static const char prefix[] = "X-Auth-Token: ";
+    ot_headers *h = t->headers;
+    if (h != NULL && strlen(h->auth) == sizeof prefix - 1 + token_len &&
+        memcmp(h->auth + sizeof prefix - 1, token, token_len) == 0)
+        return h;
+    h = (ot_headers *)calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->refs = 1;
+    h->auth = (char *)malloc(sizeof prefix + token_len);
+    if (h->auth != NULL) {
+        memcpy(h->auth, prefix, sizeof prefix - 1);
+        memcpy(h->auth + sizeof prefix - 1, token, token_len);
+        h->auth[sizeof prefix - 1 + token_len] = '\0';
+        h->get = build_list(h->auth, NULL);
+        h->post = build_list(h->auth, "Content-Type: application/json");
+    }
+    if (h->auth == NULL || h->get == NULL || h->post == NULL) {
+        headers_release(h);
+        return NULL;
+    }
+    headers_release(t->headers);
+    t->headers = h;
+    return h;
+}
+
+/* ---- curl callbacks ------------------------------------------------- */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
-    ot_transfer *t = (ot_transfer *)userdata;
-    size_t n = size * nmemb, max_body = t->client->max_body;
-    if (n > max_body - t->body.len) {
-        t->too_large = 1;
+    ot_transfer *x = (ot_transfer *)userdata;
+    size_t n = size * nmemb, max_body = x->owner->max_body;
+    if (n > max_body - x->body.len) {
+        x->too_large = 1;
         return 0;
     }
-    if (t->body.len + n > t->body.cap) {
-        size_t want = t->body.cap ? t->body.cap * 2 : 16384;
+    if (x->body.len + n > x->body.cap) {
+        size_t want = x->body.cap ? x->body.cap * 2 : 16384;
         curl_off_t announced = -1;
         char *grown;
-        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+        curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
         if (announced > 0 && (curl_off_t)want < announced && (size_t)announced <= max_body)
             want = (size_t)announced;
-        if (want < t->body.len + n)
-            want = t->body.len + n;
-        grown = (char *)realloc(t->body.data, want);
+        if (want < x->body.len + n)
+            want = x->body.len + n;
+        grown = (char *)realloc(x->body.data, want);
         if (grown == NULL)
             return 0;
-        t->body.data = grown;
-        t->body.cap = want;
+        x->body.data = grown;
+        x->body.cap = want;
     }
-    memcpy(t->body.data + t->body.len, ptr, n);
-    t->body.len += n;
+    memcpy(x->body.data + x->body.len, ptr, n);
+    x->body.len += n;
     return n;
 }
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) {
-    ot_transfer *t = (ot_transfer *)userdata;
+    ot_transfer *x = (ot_transfer *)userdata;
     size_t n = size * nitems;
     static const char name[] = "retry-after:";
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
-        t->retry_after[0] = '\0'; /* a new response (after 100 Continue) */
+        x->retry_after[0] = '\0'; /* a new response (after 100 Continue) */
     } else if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
         const char *v = line + sizeof name - 1;
         size_t len = n - (sizeof name - 1);
@@ -65,31 +156,64 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
             v++, len--;
         while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
             len--;
-        if (len >= sizeof t->retry_after)
-            len = sizeof t->retry_after - 1;
-        memcpy(t->retry_after, v, len);
-        t->retry_after[len] = '\0';
+        if (len >= sizeof x->retry_after)
+            len = sizeof x->retry_after - 1;
+        memcpy(x->retry_after, v, len);
+        x->retry_after[len] = '\0';
     }
     return n;
 }
 
-/* ---- transfers ---------------------------------------------------- */
+/* curl says which sockets to watch: they go into the epoll descriptor.
+ * `socketp` is non-NULL once a socket is registered there. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+    ot_curl *t = (ot_curl *)userp;
+    struct epoll_event ev;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (socketp != NULL) {
+            epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+            curl_multi_assign(t->multi, s, NULL);
+        }
+        return 0;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = s;
+    if (socketp != NULL) {
+        if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev) == 0 || errno != ENOENT)
+            return 0;
+    }
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+        epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
+    curl_multi_assign(t->multi, s, (void *)t);
+    return 0;
+}
 
-static int transfer_init(ot_transfer *t, ot_client *c) {
+static int on_timer(CURLM *multi, long ms, void *userp) {
+    ot_curl *t = (ot_curl *)userp;
+    (void)multi;
+    t->timer_due = ms < 0 ? -1.0 : transport_now() + (double)ms / 1000.0;
+    return 0;
+}
+
+/* ---- transfers ------------------------------------------------------ */
+
+static int transfer_init(ot_transfer *x, ot_curl *t) {
     CURL *e;
     int ok = 1;
-    t->client = c;
-    t->easy = e = curl_easy_init();
+    x->owner = t;
+    x->easy = e = curl_easy_init();
     if (e == NULL)
         return 0;
 #define SET(opt, val) ok &= curl_easy_setopt(e, opt, val) == CURLE_OK
     SET(CURLOPT_NOSIGNAL, 1L);
-    SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    SET(CURLOPT_SSL_VERIFYPEER, c->verify ? 1L : 0L);
-    SET(CURLOPT_SSL_VERIFYHOST, c->verify ? 2L : 0L);
-    if (c->ca_file != NULL)
-        SET(CURLOPT_CAINFO, c->ca_file);
+    SET(CURLOPT_TIMEOUT_MS, t->timeout_ms);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
+    SET(CURLOPT_SSL_VERIFYPEER, t->verify ? 1L : 0L);
+    SET(CURLOPT_SSL_VERIFYHOST, t->verify ? 2L : 0L);
+    if (t->ca_file != NULL)
+        SET(CURLOPT_CAINFO, t->ca_file);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -98,77 +222,56 @@ static int transfer_init(ot_transfer *t, ot_client *c) {
     SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
     SET(CURLOPT_FOLLOWLOCATION, 0L);
-    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
-    if (c->proxy != NULL)
-        SET(CURLOPT_PROXY, c->proxy);
-    SET(CURLOPT_USERAGENT, c->user_agent);
+    SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
+    if (t->proxy != NULL)
+        SET(CURLOPT_PROXY, t->proxy);
+    SET(CURLOPT_USERAGENT, t->user_agent);
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_WRITEFUNCTION, on_body);
-    SET(CURLOPT_WRITEDATA, (void *)t);
+    SET(CURLOPT_WRITEDATA, (void *)x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
-    SET(CURLOPT_HEADERDATA, (void *)t);
-    SET(CURLOPT_ERRORBUFFER, t->errbuf);
-    SET(CURLOPT_PRIVATE, (void *)t);
+    SET(CURLOPT_HEADERDATA, (void *)x);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    SET(CURLOPT_PRIVATE, (void *)x);
 #undef SET
     return ok;
 }
 
-/* Readies a transfer for `path`: URL, method, body, headers. */
-static void transfer_prepare(lua_State *L, ot_transfer *t, const char *path, int post,
-                             const char *body, size_t body_len, int copy_body,
-                             struct curl_slist *headers) {
-    /* CURLOPT_URL copies the string, so it may go once set */
-    lua_pushfstring(L, "%s%s", t->client->base_url, path);
-    curl_easy_setopt(t->easy, CURLOPT_URL, lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (post) {
-        curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(t->easy, copy_body ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS, body);
-    } else {
-        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L);
-    }
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, headers);
-    t->body.len = 0;
-    t->too_large = 0;
-    t->retry_after[0] = '\0';
-    t->errbuf[0] = '\0';
-}
-
 /* Gives back a large answer buffer, keeps a small one for the next request. */
-static void transfer_settle(ot_transfer *t) {
-    if (t->body.cap > KEEP_BUFFER) {
-        free(t->body.data);
-        t->body.data = NULL;
-        t->body.cap = 0;
+static void transfer_settle(ot_transfer *x) {
+    if (x->body.cap > KEEP_BUFFER) {
+        free(x->body.data);
+        x->body.data = NULL;
+        x->body.cap = 0;
     }
-    t->body.len = 0;
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
+    x->body.len = 0;
+    headers_release(x->headers);
+    x->headers = NULL;
+    x->busy = 0;
 }
 
-static void transfer_free(ot_transfer *t, int own) {
+/* `own`: this process made the easy handle (see check_fork). */
+static void transfer_free(ot_transfer *x, int own) {
     if (own)
-        curl_easy_cleanup(t->easy);
+        curl_easy_cleanup(x->easy);
     else
-        keep_inherited(t->easy);
-    t->easy = NULL;
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
-    free(t->body.data);
-    t->body.data = NULL;
-    t->body.len = t->body.cap = 0;
+        keep_inherited(x->easy);
+    x->easy = NULL;
+    headers_release(x->headers);
+    x->headers = NULL;
+    free(x->body.data);
+    free(x);
 }
 
-/* Pushes nil, err for a failed transfer. */
-static void push_failure(lua_State *L, ot_transfer *t, CURLcode rc) {
+/* Pushes the error table of a failed transfer. */
+static void push_failure(lua_State *L, ot_transfer *x, CURLcode rc) {
     const char *kind = "network";
-    const char *message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+    const char *message = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     int retryable = 1, sent = 1;
     long request_size = 0;
     char buf[160];
-    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         kind = "timeout";
@@ -195,9 +298,9 @@ static void push_failure(lua_State *L, ot_transfer *t, CURLcode rc) {
         break;
     case CURLE_FILESIZE_EXCEEDED:
     case CURLE_WRITE_ERROR:
-        if (rc == CURLE_FILESIZE_EXCEEDED || t->too_large) {
+        if (rc == CURLE_FILESIZE_EXCEEDED || x->too_large) {
             snprintf(buf, sizeof buf, "answer is larger than max_body (%lu bytes)",
-                     (unsigned long)t->client->max_body);
+                     (unsigned long)x->owner->max_body);
             kind = "protocol";
             message = buf;
         } else {
@@ -215,29 +318,47 @@ static void push_failure(lua_State *L, ot_transfer *t, CURLcode rc) {
         sent = request_size > 0;
         break;
     }
-    lua_pushnil(L);
     answer_push_error(L, kind, -1, message, retryable);
     lua_pushboolean(L, sent);
     lua_setfield(L, -2, "sent");
 }
 
-/* Pushes status, body, retry_after|nil for a finished transfer. */
-static void push_answer(lua_State *L, ot_transfer *t) {
-    long status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    lua_pushinteger(L, (lua_Integer)status);
-    lua_pushlstring(L, t->body.data ? t->body.data : "", t->body.len);
-    if (t->retry_after[0])
-        lua_pushstring(L, t->retry_after);
-    else
-        lua_pushnil(L);
+/* Results go into one flat list, four slots per finished request:
+ * id, status, body, retry_after (or false); or id, false, err, false. */
+#define SLOTS 4
+
+static void put_failure(lua_State *L, int base, lua_Integer id) {
+    /* the error table is on top */
+    lua_rawseti(L, -2, base + 3);
+    lua_pushinteger(L, id);
+    lua_rawseti(L, -2, base + 1);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, base + 2);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, base + 4);
 }
 
-/* ---- the client's connections ------------------------------------- */
+static void put_answer(lua_State *L, int base, ot_transfer *x) {
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, x->id);
+    lua_rawseti(L, -2, base + 1);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_rawseti(L, -2, base + 2);
+    lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+    lua_rawseti(L, -2, base + 3);
+    if (x->retry_after[0])
+        lua_pushstring(L, x->retry_after);
+    else
+        lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, base + 4);
+}
+
+/* ---- the transport's life ------------------------------------------ */
 
 /* Curl handles a forked child inherited and must never clean up (see
  * check_fork). They stay listed here so they remain reachable memory
- * rather than a leak; the only process-wide state this module keeps. */
+ * rather than a leak. */
 static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
 static void **inherited;
 static size_t inherited_len;
@@ -255,262 +376,281 @@ static void keep_inherited(void *handle) {
     pthread_mutex_unlock(&inherited_lock);
 }
 
-int transport_curl_init(ot_client *c) {
-    c->pid = getpid();
-    return transfer_init(&c->single, c);
+static int open_multi(ot_curl *t) {
+    t->multi = curl_multi_init();
+    if (t->multi == NULL)
+        return 0;
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, (void *)t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, (void *)t);
+    curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+    t->timer_due = -1.0;
+    return 1;
 }
 
-static void drop_token(ot_client *c) {
-    if (c->token != NULL) {
-        memset(c->token, 0, strlen(c->token));
-        free(c->token);
-        c->token = NULL;
-    }
-    curl_slist_free_all(c->headers);
-    curl_slist_free_all(c->post_headers);
-    c->headers = c->post_headers = NULL;
-}
-
-/* Frees the multi handle and its pool; `own` says whether this process
- * made them (see check_fork). */
-static void drop_multi(ot_client *c, int own) {
+/* Frees every transfer and the multi handle; `own` says whether this
+ * process made them. Busy transfers' ids go to the orphans when `orphan`. */
+static void drop_transfers(ot_curl *t, int own, int orphan) {
     size_t i;
-    for (i = 0; i < c->pool_len; i++) {
-        ot_transfer *t = c->pool[i];
-        if (own && t->busy && c->multi != NULL)
-            curl_multi_remove_handle(c->multi, t->easy);
-        transfer_free(t, own);
-        free(t);
+    for (i = 0; i < t->pool_len; i++) {
+        ot_transfer *x = t->pool[i];
+        if (x->busy) {
+            if (own)
+                curl_multi_remove_handle(t->multi, x->easy);
+            if (orphan) {
+                lua_Integer *grown = (lua_Integer *)realloc(
+                    t->orphans, (t->orphans_len + 1) * sizeof *grown);
+                if (grown != NULL) {
+                    t->orphans = grown;
+                    t->orphans[t->orphans_len++] = x->id;
+                }
+            }
+        }
+        transfer_free(x, own);
     }
-    free(c->pool);
-    c->pool = NULL;
-    c->pool_len = 0;
+    free(t->pool);
+    t->pool = NULL;
+    t->pool_len = 0;
+    t->busy = 0;
     if (own)
-        curl_multi_cleanup(c->multi);
+        curl_multi_cleanup(t->multi);
     else
-        keep_inherited(c->multi);
-    c->multi = NULL;
+        keep_inherited(t->multi);
+    t->multi = NULL;
 }
 
-void transport_curl_close(ot_client *c) {
-    int own = c->pid == getpid();
-    drop_multi(c, own);
-    transfer_free(&c->single, own);
-    drop_token(c);
+void transport_curl_close(ot_curl *t) {
+    int own = t->pid == getpid();
+    if (t->multi != NULL)
+        drop_transfers(t, own, 0);
+    if (t->epfd >= 0)
+        close(t->epfd);
+    t->epfd = -1;
+    headers_release(t->headers);
+    t->headers = NULL;
+    free(t->orphans);
+    t->orphans = NULL;
+    t->orphans_len = 0;
+    free(t->base_url);
+    free(t->user_agent);
+    free(t->ca_file);
+    free(t->proxy);
+    t->base_url = t->user_agent = t->ca_file = t->proxy = NULL;
 }
 
-/* After fork(): fresh handles with the same options and no connections.
+int transport_curl_open(ot_curl *t) {
+    t->pid = getpid();
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return t->epfd >= 0 && open_multi(t);
+}
+
+/* After fork(): a fresh multi handle and epoll descriptor, no connections.
  * A process only ever cleans up the curl handles it made: cleaning up an
  * inherited one would write TLS close_notify on a socket the parent still
- * uses, or wait for a resolver thread that does not exist in the child.
- * The inherited handles are left as they are, a few kilobytes per fork. */
-static int check_fork(ot_client *c) {
-    CURL *fresh;
-    if (c->pid == getpid())
+ * uses, or touch the parent's epoll set (the descriptor is shared). The
+ * requests in flight at the fork are the parent's: here they finish with
+ * an error (see poll). The new epoll descriptor takes the old one's number,
+ * so a host loop that watched pollfd() keeps watching the right thing. */
+static int check_fork(ot_curl *t) {
+    int fresh;
+    if (t->pid == getpid())
         return 1;
-    fresh = curl_easy_duphandle(c->single.easy);
-    if (fresh == NULL)
+    drop_transfers(t, 0, 1);
+    headers_release(t->headers);
+    t->headers = NULL;
+    fresh = epoll_create1(EPOLL_CLOEXEC);
+    if (fresh < 0)
         return 0;
-    keep_inherited(c->single.easy);
-    c->single.easy = fresh;
-    drop_multi(c, 0);
-    c->pid = getpid();
-    return 1;
+    if (dup3(fresh, t->epfd, O_CLOEXEC) < 0) {
+        close(t->epfd);
+        t->epfd = fresh;
+    } else {
+        close(fresh);
+    }
+    t->pid = getpid();
+    return open_multi(t);
 }
 
-/* Appends the lines shared by every request, then `extra` if any. */
-static struct curl_slist *build_headers(const char *auth, const char *extra) {
-    static const char *const common[] = {"Accept: application/json", "Expect:"};
-    struct curl_slist *list = curl_slist_append(NULL, auth), *next;
+/* ---- requests ------------------------------------------------------- */
+
+static ot_transfer *idle_transfer(ot_curl *t) {
     size_t i;
-    for (i = 0; list != NULL && i <= sizeof common / sizeof common[0]; i++) {
-        const char *line = i < sizeof common / sizeof common[0] ? common[i] : extra;
-        if (line == NULL)
-            break;
-        next = curl_slist_append(list, line);
-        if (next == NULL) {
-            curl_slist_free_all(list);
-            return NULL;
-        }
-        list = next;
-    }
-    return list;
-}
-
-static char *auth_line(const char *token, size_t token_len) {
-    static const char prefix[] = "X-Auth-Token: ";
-    char *line = (char *)malloc(token_len + sizeof prefix);
-    if (line == NULL)
-        return NULL;
-    memcpy(line, prefix, sizeof prefix - 1);
-    memcpy(line + sizeof prefix - 1, token, token_len);
-    line[sizeof prefix - 1 + token_len] = '\0';
-    return line;
-}
-
-static void wipe(char *line) {
-    if (line != NULL) {
-        memset(line, 0, strlen(line));
-        free(line);
-    }
-}
-
-/* Builds the single handle's header lists for `token`, reused while the
- * token stays the same. */
-static int prepare_headers(ot_client *c, const char *token, size_t token_len) {
-    static const size_t prefix_len = sizeof "X-Auth-Token: " - 1;
-    if (c->token != NULL && strlen(c->token) == prefix_len + token_len &&
-        memcmp(c->token + prefix_len, token, token_len) == 0)
-        return 1;
-    drop_token(c);
-    c->token = auth_line(token, token_len);
-    if (c->token == NULL)
-        return 0;
-    c->headers = build_headers(c->token, NULL);
-    c->post_headers = build_headers(c->token, "Content-Type: application/json");
-    if (c->headers == NULL || c->post_headers == NULL) {
-        drop_token(c);
-        return 0;
-    }
-    return 1;
-}
-
-int transport_curl_perform(lua_State *L, ot_client *c, const char *method,
-                           const char *path, const char *body, size_t body_len,
-                           const char *token, size_t token_len) {
-    CURLcode rc;
-    ot_transfer *t = &c->single;
-    int post = strcmp(method, "POST") == 0;
-    if (!check_fork(c))
-        return luaL_error(L, "opentact: cannot open a connection handle after fork");
-    if (!prepare_headers(c, token, token_len))
-        return luaL_error(L, "opentact: out of memory");
-    transfer_prepare(L, t, path, post, body, body_len, 0, post ? c->post_headers : c->headers);
-    rc = curl_easy_perform(t->easy);
-    if (rc != CURLE_OK)
-        push_failure(L, t, rc);
-    else
-        push_answer(L, t);
-    transfer_settle(t);
-    return rc != CURLE_OK ? 2 : 3;
-}
-
-/* ---- concurrent requests ------------------------------------------ */
-
-static ot_transfer *idle_transfer(ot_client *c) {
-    size_t i;
-    ot_transfer *t, **grown;
-    for (i = 0; i < c->pool_len; i++)
-        if (!c->pool[i]->busy)
-            return c->pool[i];
-    grown = (ot_transfer **)realloc(c->pool, (c->pool_len + 1) * sizeof *grown);
+    ot_transfer *x, **grown;
+    for (i = 0; i < t->pool_len; i++)
+        if (!t->pool[i]->busy)
+            return t->pool[i];
+    grown = (ot_transfer **)realloc(t->pool, (t->pool_len + 1) * sizeof *grown);
     if (grown == NULL)
         return NULL;
-    c->pool = grown;
-    t = (ot_transfer *)calloc(1, sizeof *t);
-    if (t == NULL)
+    t->pool = grown;
+    x = (ot_transfer *)calloc(1, sizeof *x);
+    if (x == NULL)
         return NULL;
-    if (!transfer_init(t, c)) {
-        transfer_free(t, 1);
-        free(t);
+    if (!transfer_init(x, t)) {
+        transfer_free(x, 1);
         return NULL;
     }
-    c->pool[c->pool_len++] = t;
-    return t;
+    t->pool[t->pool_len++] = x;
+    return x;
 }
 
-int transport_curl_start(lua_State *L, ot_client *c, lua_Integer id, const char *method,
-                         const char *path, const char *body, size_t body_len,
-                         const char *token, size_t token_len, long max_connections) {
-    ot_transfer *t;
-    char *auth;
-    int post = strcmp(method, "POST") == 0;
-    if (!check_fork(c))
-        return luaL_error(L, "opentact: cannot open a connection handle after fork");
-    if (c->multi == NULL && (c->multi = curl_multi_init()) == NULL)
-        return luaL_error(L, "opentact: cannot create a curl multi handle");
-    /* one connection per request in flight, kept for the next batch */
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_connections);
-    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max_connections);
-    t = idle_transfer(c);
-    auth = t ? auth_line(token, token_len) : NULL;
-    if (auth == NULL)
-        return luaL_error(L, "opentact: out of memory");
-    t->headers = build_headers(auth, post ? "Content-Type: application/json" : NULL);
-    wipe(auth);
-    if (t->headers == NULL)
-        return luaL_error(L, "opentact: out of memory");
-    transfer_prepare(L, t, path, post, body, body_len, 1, t->headers);
-    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
-        transfer_settle(t);
-        return luaL_error(L, "opentact: cannot start a concurrent request");
+/* Lets curl act on what is due: a socket's events, or its timer. */
+static void act(ot_curl *t, curl_socket_t s, int mask) {
+    int running;
+    curl_multi_socket_action(t->multi, s, mask, &running);
+}
+
+static void act_on_timer(ot_curl *t) {
+    if (t->timer_due >= 0 && transport_now() >= t->timer_due) {
+        t->timer_due = -1.0;
+        act(t, CURL_SOCKET_TIMEOUT, 0);
     }
-    t->busy = 1;
-    t->id = id;
-    {
-        /* send it now, not at the next poll: the caller may be busy a while */
-        int running;
-        curl_multi_perform(c->multi, &running);
+}
+
+int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post, const char *path,
+                         const char *body, size_t body_len, const char *token, size_t token_len) {
+    ot_transfer *x;
+    ot_headers *h;
+    if (!check_fork(t))
+        return 0;
+    x = idle_transfer(t);
+    h = x ? headers_for(t, token, token_len) : NULL;
+    if (h == NULL)
+        return 0;
+    /* CURLOPT_URL copies the string, so it may go once set */
+    lua_pushfstring(L, "%s%s", t->base_url, path);
+    curl_easy_setopt(x->easy, CURLOPT_URL, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (post) {
+        curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, body);
+    } else {
+        curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
     }
-    lua_pushboolean(L, 1);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, post ? h->post : h->get);
+    h->refs++;
+    x->headers = h;
+    x->body.len = 0;
+    x->too_large = 0;
+    x->retry_after[0] = '\0';
+    x->errbuf[0] = '\0';
+    if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
+        transfer_settle(x);
+        return 0;
+    }
+    x->busy = 1;
+    x->id = id;
+    t->busy++;
+    /* on the wire now, not at the next poll: the caller may be busy a while */
+    t->timer_due = -1.0;
+    act(t, CURL_SOCKET_TIMEOUT, 0);
     return 1;
 }
 
-static double monotonic(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Moves every finished transfer into the result list on top of the stack. */
-static int collect(lua_State *L, ot_client *c, int n) {
+/* Moves every finished transfer into the result list on top of the
+ * stack, after the `n` already there; returns the new count. */
+static int collect(lua_State *L, ot_curl *t, int n) {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-        ot_transfer *t = NULL;
+    while (t->orphans_len > 0) {
+        answer_push_error(L, "network", -1,
+                          "the process forked while this request was in flight; "
+                          "its answer went to the parent process",
+                          0);
+        put_failure(L, SLOTS * n++, t->orphans[--t->orphans_len]);
+    }
+    while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+        ot_transfer *x = NULL;
         CURLcode rc;
         if (msg->msg != CURLMSG_DONE)
             continue;
         rc = msg->data.result; /* msg dies with remove_handle */
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        curl_multi_remove_handle(c->multi, t->easy);
-        t->busy = 0;
-        lua_createtable(L, 0, 4);
-        lua_pushinteger(L, t->id);
-        lua_setfield(L, -2, "id");
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(t->multi, x->easy);
+        t->busy--;
         if (rc != CURLE_OK) {
-            push_failure(L, t, rc);
-            lua_setfield(L, -3, "err");
-            lua_pop(L, 1);
+            push_failure(L, x, rc);
+            put_failure(L, SLOTS * n++, x->id);
         } else {
-            push_answer(L, t);
-            lua_setfield(L, -4, "retry_after");
-            lua_setfield(L, -3, "body");
-            lua_setfield(L, -2, "status");
+            put_answer(L, SLOTS * n++, x);
         }
-        transfer_settle(t);
-        lua_rawseti(L, -2, ++n);
+        transfer_settle(x);
     }
     return n;
 }
 
-int transport_curl_poll(lua_State *L, ot_client *c, double timeout) {
-    double deadline = monotonic() + (timeout > 0 ? timeout : 0);
-    int n = 0, running = 0;
-    lua_newtable(L);
-    if (c->multi == NULL)
+int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events) {
+    struct epoll_event events[OT_EVENTS_PER_WAIT];
+    double deadline = transport_now() + (timeout > 0 ? timeout : 0);
+    int n;
+    lua_createtable(L, SLOTS, 0);
+    if (!check_fork(t))
         return 1;
-    for (;;) {
-        double left;
-        curl_multi_perform(c->multi, &running);
-        n = collect(L, c, n);
-        if (n > 0 || running == 0)
+    act_on_timer(t);
+    n = collect(L, t, 0);
+    while (n == 0) {
+        double now = transport_now(), wait = deadline - now;
+        int k, i, ms;
+        if (t->timer_due >= 0 && t->timer_due - now < wait)
+            wait = t->timer_due - now;
+        /* round up: waking a little early only to wait again costs a wakeup */
+        ms = wait <= 0 ? 0 : wait >= 86400.0 ? 86400000 : (int)(wait * 1000.0 + 0.999);
+        k = epoll_wait(t->epfd, events, max_events, ms);
+        for (i = 0; i < k; i++) {
+            unsigned ev = events[i].events;
+            int mask = ((ev & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                       ((ev & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((ev & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+            act(t, events[i].data.fd, mask);
+        }
+        act_on_timer(t);
+        n = collect(L, t, n);
+        if (transport_now() >= deadline)
             break;
-        left = deadline - monotonic();
-        if (left <= 0)
-            break;
-        curl_multi_poll(c->multi, NULL, 0, (int)(left * 1000) + 1, NULL);
     }
     return 1;
+}
+
+int transport_curl_cancel(ot_curl *t, lua_Integer id) {
+    size_t i;
+    if (!check_fork(t))
+        return 0;
+    for (i = 0; i < t->orphans_len; i++) {
+        if (t->orphans[i] == id) {
+            t->orphans[i] = t->orphans[--t->orphans_len];
+            return 1;
+        }
+    }
+    for (i = 0; i < t->pool_len; i++) {
+        ot_transfer *x = t->pool[i];
+        if (x->busy && x->id == id) {
+            curl_multi_remove_handle(t->multi, x->easy);
+            t->busy--;
+            transfer_settle(x);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Seconds until poll must run (0: now), or < 0 when nothing is due. */
+double transport_curl_timeout(ot_curl *t) {
+    double left;
+    if (!check_fork(t) || t->orphans_len > 0)
+        return 0;
+    if (t->timer_due < 0)
+        return -1;
+    left = t->timer_due - transport_now();
+    return left > 0 ? left : 0;
+}
+
+int transport_curl_pollfd(ot_curl *t) {
+    check_fork(t);
+    return t->epfd;
+}
+
+size_t transport_curl_pending(ot_curl *t) {
+    return t->busy + t->orphans_len;
 }

@@ -69,7 +69,7 @@ end
 
 --- The work of client:assign_batched, once its arguments are checked.
 --- `path`/`body` are the whole change set's request, or nil, err if invalid.
-function M.assign(client, conn, changes, opts, path, err)
+function M.assign(eng, conn, changes, opts, path, err)
   local adds, removes = changes.add or {}, changes.remove or {}
   local report = setmetatable({
     ok = false,
@@ -86,12 +86,14 @@ function M.assign(client, conn, changes, opts, path, err)
   local jobs = {}
   for i, part in ipairs(parts) do
     local p, body = request_assign(conn, part)
-    jobs[i] = engine.job("POST", p, body)
+    jobs[i] = engine.request("POST", p, body)
+    jobs[i].index = i
   end
   local outcomes, done, total = {}, 0, #adds + #removes
   local on_progress = opts.on_progress
-  engine.run(client, jobs, min(opts.concurrency, #jobs), function(i, leases, failure)
-    outcomes[i] = leases or failure
+  eng:run(jobs, min(opts.concurrency, #jobs), function(job)
+    local i = job.index
+    outcomes[i] = job.leases or job.err
     done = done + #parts[i].add + #parts[i].remove
     -- a failing progress callback never stops the work
     if on_progress then pcall(on_progress, done, total) end
@@ -111,20 +113,21 @@ function M.assign(client, conn, changes, opts, path, err)
 end
 
 --- The work of client:list_many, once its arguments are checked.
-function M.list(client, conns, opts)
-  local results, jobs, slot = {}, {}, {}
+function M.list(eng, conns, opts)
+  local results, jobs = {}, {}
   for i = 1, #conns do
     local path, err = request_list(conns[i])
     if path then
-      jobs[#jobs + 1] = engine.job("GET", path)
-      slot[#jobs] = i
+      local job = engine.request("GET", path)
+      job.index = i
+      jobs[#jobs + 1] = job
     else
       results[i] = { uuid = conns[i], err = errors.finish(err, "GET", nil, 0) }
     end
   end
   if #jobs > 0 then
-    engine.run(client, jobs, min(opts.concurrency, #jobs), function(j, leases, err)
-      results[slot[j]] = { uuid = conns[slot[j]], leases = leases, err = err }
+    eng:run(jobs, min(opts.concurrency, #jobs), function(job)
+      results[job.index] = { uuid = conns[job.index], leases = job.leases, err = job.err }
     end)
   end
   return results

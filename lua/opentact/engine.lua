@@ -1,35 +1,95 @@
--- The request engine: one logical request attempted as often as the retry
--- policy allows, either alone (call) or many at once with a concurrency
--- limit (run). Both judge each attempt the same way (settle): decode,
--- log, refresh the token after a 401, retry or give up.
+-- The request engine: one per client, above one transport. It owns the
+-- retry policy, the backoff timers, the concurrency limits and the
+-- accounting of every request until it is finished for good.
 --
--- Transport-neutral: a transport gives perform (one blocking attempt) and
--- start/poll (concurrent attempts); nothing here raises for what the
--- network or the server does.
+-- Requests belong to runs. A blocking call or a bulk call is a run that its
+-- caller drives to the end (`run`); callback requests belong to the
+-- background run that `step` drives. Whoever drives the engine settles
+-- whatever answers came back, but a finished request is only handed over
+-- by its own run: so two coroutines sharing a client each see only their
+-- own answers, and a callback is only ever called from `step`.
+--
+-- A transport gives start(id, method, path, body, token) -> true | nil, err;
+-- poll(timeout, max_events) -> the finished requests in one flat list, four
+-- slots each: id, status, body, retry_after (or false), or id, false, err, false;
+-- cancel(id); pending(); timeout(); close(). Nothing here raises for what
+-- the network or the server does.
 
 local core = require("opentact.core")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local retry = require("opentact.retry")
 
-local type, pcall, setmetatable, tostring = type, pcall, setmetatable, tostring
-local answer_decode, now, sleep = core.answer_decode, core.now, core.sleep
-local finish, Leases, retry_delay = errors.finish, pretty.Leases, retry.delay
+local type, pairs, pcall, setmetatable, tostring, error = type, pairs, pcall, setmetatable, tostring, error
+local remove = table.remove
+local huge = math.huge
+local answer_decode, now = core.answer_decode, core.now
+local finish_error, Leases, retry_delay = errors.finish, pretty.Leases, retry.delay
 
 local M = {}
 
+local Engine = {}
+Engine.__index = Engine
+
+-- The longest a blocking run waits in one poll; curl's own timeouts and
+-- the retry timers end most waits much sooner.
+local LONG_WAIT = 3600
+-- Socket events one turn of step acts on: bounds the time a step(0) takes
+-- when many answers arrive at once (the rest wait for the next step).
+local STEP_EVENTS = 8
+
 local NO_TOKEN = "no token: set OPENTACT_TOKEN, or pass `token` to opentact.new or opentact.configure"
+
+local function new_run(limit)
+  return {
+    limit = limit,    -- requests of this run on the wire at once
+    inflight = 0,
+    ready = {}, head = 1, tail = 0,     -- requests to start, retries first
+    done = {}, dhead = 1, dtail = 0,    -- finished, not yet handed over
+    left = 0,                           -- submitted, not yet handed over
+  }
+end
+
+--- A new engine over `transport`, for a client whose options are `opts`.
+function M.new(opts, transport)
+  local background = new_run(huge)
+  return setmetatable({
+    opts = opts,
+    log = opts.log or false,  -- read on every attempt: kept at hand
+    static_token = type(opts.token) == "string" and opts.token,
+    spare = {},               -- finished runs of plain calls, for the next call
+    transport = transport,
+    jitter = core.rng(),
+    inflight = {},            -- request id -> request on the wire
+    next_id = 0,
+    timers = {},              -- requests waiting to be retried, each with `due`
+    runs = { background },    -- runs with requests not yet handed over
+    background = background,
+  }, Engine)
+end
+
+--- A request: one logical call, attempted as often as the policy allows.
+function M.request(method, path, body)
+  -- every field the engine sets later is made here, so the table is built
+  -- once at its final size
+  return {
+    method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false, fresh = false,
+    token = false, run = false, id = false, done = false, leases = false, err = false,
+  }
+end
+
+---------------------------------------------------------------- tokens
 
 -- The token to send: the option itself, or what the token function gave
 -- (kept until a 401 asks for a fresh one).
-local function current_token(st, fresh)
-  local t = st.token
+function Engine:token(fresh)
+  local t = self.opts.token
   if type(t) ~= "function" then
     if t == nil then return nil, errors.new("auth", NO_TOKEN) end
     return t
   end
-  if st.token_value and not fresh then return st.token_value end
-  st.token_value = nil
+  if self.token_value and not fresh then return self.token_value end
+  self.token_value = nil
   local ok, value = pcall(t)
   if not ok then
     return nil, errors.new("auth", "the token function failed: " .. tostring(value))
@@ -38,172 +98,365 @@ local function current_token(st, fresh)
     return nil, errors.new("auth", "the token function returned " ..
       (type(value) == "string" and "an empty string or control characters" or "a " .. type(value)))
   end
-  st.token_value = value
+  self.token_value = value
   return value
 end
 
--- A job is one logical request and what its attempts so far have left.
-function M.job(method, path, body)
-  return { method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false, fresh = false }
+---------------------------------------------------------------- requests
+
+-- The request is over: it waits in its run's done queue to be handed over.
+local function finish(req, leases, err)
+  req.done, req.leases, req.err = true, leases, err
+  local run = req.run
+  run.dtail = run.dtail + 1
+  run.done[run.dtail] = req
 end
 
--- Readies the job's next attempt: returns its token, or nil, err when it
--- cannot be sent at all.
-local function begin(st, job)
-  local token, err = current_token(st, job.fresh)
-  if not token then return nil, finish(err, job.method, job.path, job.attempt) end
-  job.fresh = false
-  job.attempt = job.attempt + 1
-  job.token = token
-  if st.log then job.started = now() end -- only the log hook's `elapsed` needs it
-  return token
-end
-
-local function emit(st, job, status, err)
+local function emit(log, req, status, err)
   -- a failing hook never breaks the request
-  pcall(st.log, {
-    method = job.method, path = job.path, status = status or (err and err.status),
-    attempt = job.attempt, elapsed = now() - job.started, kind = err and err.kind or nil,
+  pcall(log, {
+    method = req.method, path = req.path, status = status or (err and err.status),
+    attempt = req.attempt, elapsed = now() - req.started, kind = err and err.kind or nil,
   })
 end
 
 -- Judges an attempt (status, body, retry_after from the server, or nil,
--- err from the transport). Returns leases; or nil, err when the job is
--- over; or false, seconds to wait before attempting again.
-local function settle(client, st, job, status, data, retry_after)
+-- err from the transport): finished, or waiting on a retry timer.
+function Engine:settle(req, status, data, retry_after)
   local leases, err
   if status then
-    leases, err = answer_decode(status, data, retry_after)
+    local ok
+    ok, leases, err = pcall(answer_decode, status, data, retry_after)
+    if not ok then
+      leases, err = nil, errors.new("protocol", "the answer could not be decoded: " .. tostring(leases))
+      err.status = status
+    end
   else
     err = data
   end
-  if st.log then emit(st, job, status, err) end
-  if leases then return setmetatable(leases, Leases) end
-  if err.status == 401 and type(st.token) == "function" and not job.refreshed then
-    job.refreshed, job.fresh = true, true
-    return false, 0
+  local log = self.log
+  if log then emit(log, req, status, err) end
+  if leases then return finish(req, setmetatable(leases, Leases)) end
+  local opts = self.opts
+  if err.status == 401 and type(opts.token) == "function" and not req.refreshed then
+    req.refreshed, req.fresh = true, true
+    return self:later(req, 0)
   end
-  local wait = retry_delay(st, err, job.method, job.retried, function(cap) return client:_jitter(cap) end)
-  if not wait then return nil, finish(err, job.method, job.path, job.attempt, job.token) end
-  job.retried = job.retried + 1
-  return false, wait
+  local wait = retry_delay(opts, err, req.method, req.retried, self.jitter)
+  if not wait then
+    return finish(req, nil, finish_error(err, req.method, req.path, req.attempt, req.token))
+  end
+  req.retried = req.retried + 1
+  self:later(req, wait)
 end
 
--- The Lua transport for this client, or nil for the C curl transport.
-local ngx_transport
-local function lua_transport(st)
-  if st.transport == "ngx" then
-    ngx_transport = ngx_transport or require("opentact.transport.ngx")
-    return ngx_transport
+function Engine:later(req, wait)
+  req.due = now() + wait
+  self.timers[#self.timers + 1] = req
+end
+
+-- Puts one attempt of `req` on the wire.
+function Engine:launch(req)
+  local token = self.static_token
+  if not token then
+    local err
+    token, err = self:token(req.fresh)
+    if not token then return finish(req, nil, finish_error(err, req.method, req.path, req.attempt)) end
+  end
+  req.fresh = false
+  req.attempt = req.attempt + 1
+  req.token = token
+  if self.log then req.started = now() end -- only the log hook's `elapsed` needs it
+  -- registered before it starts, so that an error raised at any point
+  -- from here on (an interrupt) still finds it to cancel
+  local id = self.next_id + 1
+  self.next_id = id
+  req.id = id
+  self.inflight[id] = req
+  req.run.inflight = req.run.inflight + 1
+  local started, failure = self.transport:start(id, req.method, req.path, req.body, token)
+  if not started then
+    self.inflight[id] = nil
+    req.id = nil
+    req.run.inflight = req.run.inflight - 1
+    return self:settle(req, nil, failure)
   end
 end
 
--- Attempts one job until it succeeds or the policy gives up.
-local function attempts(client, st, job)
-  local t = lua_transport(st)
-  while true do
-    local token, failure = begin(st, job)
-    if not token then return nil, failure end
-    local status, data, retry_after
-    if t then
-      status, data, retry_after = t.perform(st, job.method, job.path, job.body, token)
+-- Starts the run's ready requests while it has room.
+function Engine:fill(run)
+  while run.inflight < run.limit and run.head <= run.tail do
+    local req = run.ready[run.head]
+    run.ready[run.head] = nil
+    run.head = run.head + 1
+    self:launch(req)
+  end
+end
+
+-- Starts the retries that are due, first in their runs' queues.
+function Engine:fire_timers()
+  local timers = self.timers
+  if #timers == 0 then return end
+  local clock, k, fired = now(), 1, nil
+  while k <= #timers do
+    local req = timers[k]
+    if req.due <= clock then
+      remove(timers, k)
+      req.due = false
+      local run = req.run
+      run.head = run.head - 1
+      run.ready[run.head] = req
+      fired = fired or {}
+      fired[#fired + 1] = run
     else
-      status, data, retry_after = client:_perform(job.method, job.path, job.body, token)
+      k = k + 1
     end
-    local leases, wait = settle(client, st, job, status, data, retry_after)
-    if leases then return leases end
-    if leases == nil then return nil, wait end
-    if t then t.sleep(wait) else sleep(wait) end
+  end
+  if fired then
+    for i = 1, #fired do self:fill(fired[i]) end
   end
 end
 
---- One request, blocking (or, on the ngx transport, yielding) until it
---- succeeds or the policy gives up.
-function M.call(client, method, path, body)
-  local leases, err = attempts(client, client:_state(), M.job(method, path, body))
-  return leases, err
+-- Seconds until the first retry timer, or nil when there is none.
+function Engine:next_due()
+  local timers = self.timers
+  if #timers == 0 then return nil end
+  local first = timers[1].due
+  for k = 2, #timers do
+    local due = timers[k].due
+    if due < first then first = due end
+  end
+  return first - now()
 end
 
---- Many jobs, at most `concurrency` in flight. Calls on_done(index, leases,
---- err) once per job, as each finishes for good.
-function M.run(client, jobs, concurrency, on_done)
-  local st = client:_state()
-  local t = lua_transport(st)
-  if t then
-    return t.run(jobs, concurrency, function(job) return attempts(client, st, job) end, on_done)
+--- One turn: due retries started, transfers run for at most `wait`
+--- seconds (acting on at most `events` socket events), freed slots
+--- refilled, answers judged. Runs are filled when they submit and when
+--- a slot of theirs frees, so a turn only fills the runs it touched.
+function Engine:turn(wait, events)
+  if self.timers[1] then
+    self:fire_timers()
+    local due = self:next_due()
+    if due and due < wait then wait = due end
+    if wait < 0 then wait = 0 end
   end
-  local ready, head = {}, 1   -- job indices to start, in order
-  local later = {}            -- retries waiting for their time: {due, index}
-  local in_flight, left = 0, #jobs
-  for i = 1, #jobs do ready[i] = i end
-
-  local function finished(i, leases, err)
-    left = left - 1
-    on_done(i, leases, err)
-  end
-
-  -- Starts jobs while there is room: retries that are due first (their
-  -- jobs started earliest), then the rest in order.
-  local function fill()
-    local clock = now()
-    for k = #later, 1, -1 do
-      if later[k][1] <= clock then
-        head = head - 1
-        ready[head] = later[k][2]
-        table.remove(later, k)
-      end
+  local results = self.transport:poll(wait, events)
+  local last = #results
+  if last == 0 then return end
+  -- four slots per answer: id, status, body, retry_after; or id, false,
+  -- err, false. The freed slots get their next requests on the wire
+  -- before the answers are decoded; the id's slot then holds the request.
+  local inflight = self.inflight
+  for k = 1, last, 4 do
+    local id = results[k]
+    local req = inflight[id]
+    if req then
+      inflight[id] = nil
+      req.id = false
+      local run = req.run
+      run.inflight = run.inflight - 1
+      if run.head <= run.tail then self:fill(run) end
     end
-    while in_flight < concurrency and ready[head] do
-      local i = ready[head]
-      ready[head] = nil
-      head = head + 1
-      local job = jobs[i]
-      local token, failure = begin(st, job)
-      if token then
-        client:_start(i, job.method, job.path, job.body, token, concurrency)
-        in_flight = in_flight + 1
+    results[k] = req or false
+  end
+  for k = 1, last, 4 do
+    local req = results[k]
+    if req then
+      local status = results[k + 1]
+      if status then
+        self:settle(req, status, results[k + 2], results[k + 3] or nil)
       else
-        finished(i, nil, failure)
+        self:settle(req, nil, results[k + 2])
       end
     end
   end
+  if self.timers[1] then self:fire_timers() end -- a 401 with a token function retries at once
+end
 
-  while left > 0 do
-    fill()
-    if left == 0 then break end
-    local due, clock = 1, now()
-    for k = 1, #later do
-      local d = later[k][1] - clock
-      if d < due then due = d end
-    end
-    if due < 0 then due = 0 end
-    if in_flight == 0 then
-      sleep(due)
-    else
-      local results = client:_poll(due)
-      -- the freed slots get their next requests on the wire before the
-      -- answers are decoded
-      in_flight = in_flight - #results
-      fill()
-      for k = 1, #results do
-        local r = results[k]
-        local job = jobs[r.id]
-        local leases, wait
-        if r.err then
-          leases, wait = settle(client, st, job, nil, r.err)
-        else
-          leases, wait = settle(client, st, job, r.status, r.body, r.retry_after)
-        end
-        if leases then
-          finished(r.id, leases)
-        elseif leases == nil then
-          finished(r.id, nil, wait)
-        else
-          later[#later + 1] = { now() + wait, r.id }
-        end
-      end
+---------------------------------------------------------------- runs
+
+local function submit(run, req)
+  req.run = run
+  run.left = run.left + 1
+  run.tail = run.tail + 1
+  run.ready[run.tail] = req
+end
+
+-- Hands over the run's next finished request, or nil.
+local function take(run)
+  if run.dhead > run.dtail then return nil end
+  local req = run.done[run.dhead]
+  run.done[run.dhead] = nil
+  run.dhead = run.dhead + 1
+  run.left = run.left - 1
+  return req
+end
+
+local CLOSED = "the client was closed before the request finished"
+
+local function remove_run(runs, run)
+  for k = #runs, 1, -1 do
+    if runs[k] == run then
+      remove(runs, k)
+      return
     end
   end
+end
+
+-- Ends the run: what of it is still in flight, waiting or queued is
+-- cancelled, and finished with a `why` error when one is given.
+function Engine:close_run(run, why)
+  local cancelled, inflight, timers = {}, self.inflight, self.timers
+  for id, req in pairs(inflight) do
+    if req.run == run then
+      inflight[id] = nil
+      self.transport:cancel(id)
+      req.id = nil
+      cancelled[#cancelled + 1] = req
+    end
+  end
+  for t = #timers, 1, -1 do
+    local req = timers[t]
+    if req.run == run then
+      remove(timers, t)
+      req.due = nil
+      cancelled[#cancelled + 1] = req
+    end
+  end
+  for i = run.head, run.tail do cancelled[#cancelled + 1] = run.ready[i] end
+  run.inflight, run.ready, run.head, run.tail = 0, {}, 1, 0
+  if why then
+    for k = 1, #cancelled do
+      local req = cancelled[k]
+      local err = errors.new("network", why)
+      err.sent = req.attempt > 0
+      finish(req, nil, finish_error(err, req.method, req.path, req.attempt))
+    end
+  end
+  remove_run(self.runs, run)
+end
+
+local function drive(self, run, on_done)
+  self:fill(run)
+  while run.left > 0 do
+    if run.dhead > run.dtail then self:turn(LONG_WAIT) end
+    local req = take(run)
+    while req do
+      if on_done then on_done(req) end
+      req = take(run)
+    end
+  end
+end
+
+--- Runs `reqs` to the end in this coroutine, at most `limit` on the wire
+--- at once; calls on_done(req) as each finishes (req.leases or req.err).
+--- If anything raises on the way (an interrupt, a callback), the run's
+--- transfers are cancelled before the error goes on.
+function Engine:run(reqs, limit, on_done)
+  local run = new_run(limit)
+  self.runs[#self.runs + 1] = run
+  for k = 1, #reqs do submit(run, reqs[k]) end
+  local ok, err = pcall(drive, self, run, on_done)
+  if not ok then
+    self:close_run(run)
+    error(err, 0)
+  end
+  -- a run that ended normally has nothing left in flight, waiting or queued
+  remove_run(self.runs, run)
+end
+
+local function call_loop(self, req)
+  self:launch(req)
+  while not req.done do self:turn(LONG_WAIT) end
+end
+
+--- One request, blocking until it is over: leases, or nil, err. A run of
+--- one, driven without its queues: the path every plain call takes.
+function Engine:call(req)
+  local spare = self.spare
+  local run = spare[#spare]
+  if run then spare[#spare] = nil else run = new_run(1) end
+  local runs = self.runs
+  runs[#runs + 1] = run
+  req.run = run
+  run.left = 1
+  local ok, err = pcall(call_loop, self, req)
+  if not ok then
+    self:close_run(run)
+    error(err, 0)
+  end
+  remove_run(runs, run)
+  -- its only request is done and in its done queue: empty, it serves again
+  run.done[run.dhead] = nil
+  run.dhead, run.dtail, run.left = 1, 0, 0
+  spare[#spare + 1] = run
+  return req.leases, req.err
+end
+
+---------------------------------------------------------------- callbacks
+
+--- Starts `req` in the background; callback(leases, err) is called from step.
+function Engine:submit_callback(req, callback)
+  req.callback = callback
+  local bg = self.background
+  submit(bg, req)
+  self:fill(bg)
+end
+
+--- A callback request that fails before anything is sent: its callback
+--- still comes from step.
+function Engine:fail_callback(err, callback)
+  local bg = self.background
+  bg.left = bg.left + 1
+  finish({ callback = callback, run = bg }, nil, err)
+end
+
+--- Runs transfers and timers for at most `timeout` seconds, returning early
+--- once callbacks are due; calls them; returns how many are still pending.
+function Engine:step(timeout)
+  local bg = self.background
+  local deadline = now() + timeout
+  while bg.dhead > bg.dtail and bg.left > 0 do
+    local left = deadline - now()
+    self:turn(left > 0 and left or 0, STEP_EVENTS)
+    if left <= 0 then break end
+  end
+  local req = take(bg)
+  while req do
+    -- an error in a callback leaves step; the rest wait for the next step
+    req.callback(req.leases, req.err)
+    req = take(bg)
+  end
+  return bg.left
+end
+
+--- Seconds until step must run: 0 when callbacks are due, nil when idle.
+function Engine:timeout()
+  local bg = self.background
+  if bg.dhead <= bg.dtail then return 0 end
+  if bg.left == 0 then return nil end
+  local wait = self.transport:timeout()
+  local due = self:next_due()
+  if due and (not wait or due < wait) then wait = due end
+  if wait and wait < 0 then wait = 0 end
+  return wait
+end
+
+--- Ends every pending request with an error, closes the transport, then
+--- calls the pending callbacks (all of them, even if one raises: the first
+--- error is raised after the last callback).
+function Engine:close()
+  local runs = self.runs
+  for k = #runs, 1, -1 do self:close_run(runs[k], CLOSED) end
+  self.transport:close()
+  local bg, first = self.background, nil
+  local req = take(bg)
+  while req do
+    local ok, err = pcall(req.callback, req.leases, req.err)
+    if not ok and first == nil then first = err end
+    req = take(bg)
+  end
+  if first ~= nil then error(first, 0) end
 end
 
 return M

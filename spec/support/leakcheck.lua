@@ -21,6 +21,20 @@ local ok, err = pcall(function()
     pcall(c.assign, c, conn[1], { add = { 1 } })
     if i % 2 == 0 then c:close() end
   end
+  -- callbacks: answered, failing, and still pending when the client closes
+  local cb = opentact.new({ token = emu.token, base_url = emu.url, backoff = 0.001 })
+  local calls = 0
+  for i = 1, 30 do cb:list(conn[i % 4 + 1], function() calls = calls + 1 end) end
+  cb:list("bad", function() calls = calls + 1 end)
+  while cb:step(0.05) > 0 do end
+  cb:list(conn[1], function() error("raised by a callback") end)
+  pcall(cb.step, cb, 1)
+  emu:config({ latency = 0.5 })
+  for i = 1, 10 do cb:list(conn[i % 4 + 1], function() calls = calls + 1 end) end
+  cb:step(0)
+  cb:close()
+  emu:config({ latency = 0 })
+  assert(calls == 41, calls)
   local refused = opentact.new({ token = "t", base_url = "http://127.0.0.1:1", retries = 1, backoff = 0.001 })
   refused:list(conn[1])
   opentact.configure({ token = emu.token, base_url = emu.url })

@@ -41,7 +41,7 @@ end
 local ROUTES = {}
 
 function ROUTES.transport()
-  reply({ transport = client("default"):_state().transport })
+  reply({ transport = client("default")._opts.transport })
 end
 
 function ROUTES.list(args)
@@ -90,6 +90,14 @@ function ROUTES.list_many(args)
     out[i] = { uuid = r.uuid, n = r.leases and #r.leases or nil, err = plain_err(r.err) }
   end
   reply(out)
+end
+
+-- Callbacks and the polling protocol are refused with the way to go instead.
+function ROUTES.callback(args)
+  local c = client("default")
+  local ok, err = pcall(c.list, c, args.conn, function() end)
+  local ok2, err2 = pcall(c.pollfd, c)
+  reply({ ok = ok, err = tostring(err), pollfd_ok = ok2, pollfd_err = tostring(err2), pending = c:step(0) })
 end
 
 -- The log phase cannot do network I/O: the call must say so, not block.

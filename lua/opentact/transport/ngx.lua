@@ -5,15 +5,21 @@
 --
 -- Connections are kept with setkeepalive in a pool whose name carries
 -- every setting that makes connections differ (scheme, host, port, TLS
--- verification). Concurrency comes from ngx.thread.
+-- verification). Each request runs on its own light thread (ngx.thread);
+-- poll waits on a semaphore that finished threads post, so the engine
+-- above drives this transport exactly as it drives the curl one.
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
-local spawn, wait = ngx.thread.spawn, ngx.thread.wait
-local tonumber, tostring, concat, min = tonumber, tostring, table.concat, math.min
+local spawn, kill = ngx.thread.spawn, ngx.thread.kill
+local semaphore = require("ngx.semaphore")
+local tonumber, tostring, concat, pcall, setmetatable, pairs = tonumber, tostring, table.concat, pcall, setmetatable, pairs
 local lower, find, match = string.lower, string.find, string.match
 
 local M = {}
+
+local Transport = {}
+Transport.__index = Transport
 
 local KEEPALIVE_MS = 60000
 local POOL_SIZE = 64
@@ -28,14 +34,12 @@ local function failure(kind, message, sent, retryable)
   return { kind = kind, message = message, retryable = retryable ~= false, sent = sent }
 end
 
--- Where base_url points, parsed once per client.
+-- Where base_url points, parsed once per transport.
 local function target(st)
-  local t = st.ngx_target
-  if t then return t end
   local scheme, host, port, prefix = match(st.base_url, "^(%a+)://([^/:]+):?(%d*)(.*)$")
   scheme = lower(scheme or "")
   port = tonumber(port) or (scheme == "https" and 443 or 80)
-  t = {
+  return {
     https = scheme == "https", host = host, port = port, prefix = prefix or "",
     host_header = (port == 80 and scheme == "http" or port == 443 and scheme == "https") and host
       or host .. ":" .. port,
@@ -43,8 +47,6 @@ local function target(st)
     connect_ms = st.connect_timeout * 1000,
     io_ms = st.timeout * 1000,
   }
-  st.ngx_target = t
-  return t
 end
 
 -- Reads a chunked body; returns it, or nil, err.
@@ -197,15 +199,8 @@ local function exchange(st, t, method, path, body, token)
   return status, answer, retry_after
 end
 
---- One attempt: status, body, retry_after, or nil, err (as the C perform).
-function M.perform(st, method, path, body, token)
-  local phase = ngx.get_phase()
-  if not COSOCKET_PHASES[phase] then
-    local err = failure("invalid", ("nginx cannot do network I/O in its %s phase: call from rewrite, access, "
-      .. "content or a timer, or pass transport = \"curl\" to block the worker knowingly"):format(phase), false, false)
-    return nil, err
-  end
-  local t = target(st)
+-- One attempt: status, body, retry_after, or nil, err.
+local function perform(st, t, method, path, body, token)
   local status, data, extra = exchange(st, t, method, path, body, token)
   if status == nil and extra then
     -- the kept-alive connection was already closed: once more on a fresh one
@@ -215,26 +210,89 @@ function M.perform(st, method, path, body, token)
   return status, data, extra
 end
 
-function M.sleep(seconds)
-  if seconds > 0 then ngx.sleep(seconds) end
-end
-
---- Runs `jobs` on up to `concurrency` light threads; `attempt(job)` does
---- one job to the end and returns leases or nil, err.
-function M.run(jobs, concurrency, attempt, on_done)
-  local next_job = 1
-  local function worker()
-    while next_job <= #jobs do
-      local i = next_job
-      next_job = i + 1
-      local leases, err = attempt(jobs[i])
-      on_done(i, leases, err)
-    end
+-- The light thread of request `id`: whatever happens, even an error in
+-- this file, its outcome reaches poll.
+local function attempt(self, id, method, path, body, token)
+  local ok, status, data, extra = pcall(perform, self.opts, self.target, method, path, body, token)
+  if not ok then
+    status, data, extra = false, failure("network", "the request's light thread failed: " .. tostring(status), true, false), false
+  elseif status == nil then
+    status, extra = false, false
   end
-  local threads = {}
-  for k = 1, min(concurrency, #jobs) do threads[k] = spawn(worker) end
-  for k = 1, #threads do wait(threads[k]) end
+  if self.threads[id] then
+    self.threads[id] = nil
+    self.count = self.count - 1
+    -- the engine's format: four slots per answer
+    local out = self.finished
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, status, data, extra or false
+    self.sema:post(1)
+  end
 end
 
+--- A transport for a client whose options are `opts`.
+function M.new(opts)
+  return setmetatable({
+    opts = opts, target = target(opts), count = 0,
+    threads = {}, finished = {}, sema = semaphore.new(0),
+  }, Transport)
+end
+
+function Transport:start(id, method, path, body, token)
+  local phase = ngx.get_phase()
+  if not COSOCKET_PHASES[phase] then
+    return nil, failure("invalid", ("nginx cannot do network I/O in its %s phase: call from rewrite, access, "
+      .. "content or a timer, or pass transport = \"curl\" to block the worker knowingly"):format(phase), false, false)
+  end
+  self.threads[id] = true -- a thread that finishes at once must find its slot
+  self.count = self.count + 1
+  local co, err = spawn(attempt, self, id, method, path, body, token)
+  if not co then
+    self.threads[id] = nil
+    self.count = self.count - 1
+    return nil, failure("network", "cannot start a light thread: " .. tostring(err), false)
+  end
+  if self.threads[id] then self.threads[id] = co end
+  return true
+end
+
+--- Finished requests (four slots each, as the engine takes them),
+--- waiting at most `timeout` seconds for one.
+function Transport:poll(timeout)
+  local sema = self.sema
+  if #self.finished == 0 then
+    if timeout > 0 then sema:wait(timeout) end
+  end
+  local out = self.finished
+  if #out == 0 then return out end
+  self.finished = {}
+  -- Other coroutines driving this client (other nginx requests sharing
+  -- it) may be waiting for what came back here: wake them to look. Only
+  -- after taking answers, so wakeups never beget wakeups.
+  local waiting = -sema:count()
+  if waiting > 0 then sema:post(waiting) end
+  return out
+end
+
+function Transport:cancel(id)
+  local co = self.threads[id]
+  if not co then return false end
+  self.threads[id] = nil
+  self.count = self.count - 1
+  if co ~= true then pcall(kill, co) end -- only the spawning coroutine may kill it
+  return true
+end
+
+function Transport:pending()
+  return self.count
+end
+
+function Transport.timeout()
+  return nil
+end
+
+function Transport:close()
+  for id in pairs(self.threads) do self:cancel(id) end
+end
 
 return M

@@ -1,0 +1,372 @@
+-- Callbacks, step and the polling protocol, against the emulator: the
+-- client inside a host's event loop, never blocking it.
+local opentact = require("opentact")
+local core = require("opentact.core")
+local support = require("emulator")
+
+local LUA = support.LUA
+local now = core.now
+
+-- Steps until nothing is pending.
+local function drain(client)
+  local deadline = now() + 10
+  while client:step(0.05) > 0 do
+    assert(now() < deadline, "requests still pending after 10 s")
+  end
+end
+
+describe("callbacks and step #wire", function()
+  local emu, conn, leases, client
+
+  setup(function()
+    emu = support.start({ leases = 400 })
+    local st = emu:state()
+    conn, leases = st.connections[2], st.leases
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function()
+    emu:reset()
+    emu:config({ latency = 0 })
+    if client then client:close() end
+    client = emu:client()
+  end)
+
+  local function held()
+    return #emu:state().assigned[conn]
+  end
+
+  it("list and assign return true at once and call back from step, never before", function()
+    local got = {}
+    assert.is_true(client:list(conn, function(l, e) got.list = { l, e } end))
+    assert.is_true(client:assign(conn, { add = { leases[11] } }, function(l, e) got.assign = { l, e } end))
+    assert.is_nil(got.list)
+    assert.is_nil(got.assign)
+    drain(client)
+    assert.equals(0, #got.list[1])
+    assert.is_nil(got.list[2])
+    assert.equals(1, #got.assign[1])
+    assert.equals(leases[11], got.assign[1][1].uuid)
+    assert.equals(1, held())
+    assert.equals(0, client:step(0))
+  end)
+
+  it("the module-level list and assign take a callback too", function()
+    opentact.configure({ token = emu.token, base_url = emu.url })
+    local got, first
+    assert.is_true(opentact.list(conn, function(_, e) first = e end))
+    local default = opentact.configure({ token = emu.token, base_url = emu.url })
+    -- configure closed the old default client: its pending callback had its error
+    assert.equals("network", first.kind)
+    assert.is_true(opentact.assign(conn, { add = { leases[12] } }, function(l) got = l end))
+    drain(default)
+    assert.equals(leases[12], got[1].uuid)
+    default:close()
+  end)
+
+  it("hands an error to the callback: 404, and a bad uuid that is never sent", function()
+    local errs = {}
+    client:list("00000000-0000-4000-8000-000000000000", function(l, e) errs[1] = { l, e } end)
+    client:list("not-a-uuid", function(l, e) errs[2] = { l, e } end)
+    assert.is_nil(errs[2]) -- even an error found before sending waits for step
+    drain(client)
+    assert.is_nil(errs[1][1])
+    assert.equals("not_found", errs[1][2].kind)
+    assert.equals("invalid", errs[2][2].kind)
+  end)
+
+  it("retries on a backoff timer without blocking step", function()
+    client:close()
+    client = emu:client({ backoff = 0.4, backoff_max = 0.4 })
+    emu:faults({ { status = 503 } })
+    local got
+    local t0 = now()
+    client:list(conn, function(l, e) got = { l, e } end)
+    local worst = 0
+    while not got do
+      local a = now()
+      client:step(0)
+      worst = math.max(worst, now() - a)
+    end
+    assert.is_table(got[1])
+    assert.is_true(worst < 0.2, "step(0) waited " .. worst)
+    -- full jitter: the wait is anywhere in [0, 0.4)
+    assert.is_true(now() - t0 < 2)
+    assert.equals(2, #emu:requests())
+  end)
+
+  it("waits out Retry-After on a timer, for list and assign", function()
+    client:close()
+    client = emu:client({ backoff_max = 2 })
+    emu:faults({ { status = 429, retry_after = 1 }, { status = 429, retry_after = 1 } })
+    local got = {}
+    local t0 = now()
+    client:list(conn, function(l, e) got.list = { l, e, now() - t0 } end)
+    client:assign(conn, { add = { leases[13] } }, function(l, e) got.assign = { l, e, now() - t0 } end)
+    local steps = 0
+    while not (got.list and got.assign) do
+      local a = now()
+      client:step(0)
+      assert.is_true(now() - a < 0.2)
+      steps = steps + 1
+    end
+    assert.is_table(got.list[1])
+    assert.is_table(got.assign[1])
+    assert.is_true(got.list[3] >= 0.95, tostring(got.list[3]))
+    assert.is_true(got.assign[3] >= 0.95, tostring(got.assign[3]))
+    assert.is_true(steps > 10)
+  end)
+
+  it("a timer deadline shows in timeout(), and step(timeout) waits on it", function()
+    client:close()
+    client = emu:client({ backoff_max = 2 })
+    assert.is_nil(client:timeout()) -- idle
+    emu:faults({ { status = 503, retry_after = 1 } })
+    local got
+    client:list(conn, function(l) got = l end)
+    local t0 = now()
+    while not got do client:step(5) end
+    assert.is_true(now() - t0 >= 0.9)
+    assert.is_nil(client:timeout())
+  end)
+
+  it("keeps 200 requests pending at once and answers every one", function()
+    local answered, ok = 0, 0
+    for i = 1, 200 do
+      local fn = function(l) answered = answered + 1; if l then ok = ok + 1 end end
+      if i % 2 == 0 then client:list(conn, fn) else client:list(emu:state().connections[1], fn) end
+    end
+    assert.equals(200, client:step(0) + answered)
+    drain(client)
+    assert.equals(200, answered)
+    assert.equals(200, ok)
+  end)
+
+  it("step(0) never waits, even with answers 0.3 s away", function()
+    emu:config({ latency = 0.3 })
+    local got = 0
+    for _ = 1, 20 do client:list(conn, function() got = got + 1 end) end
+    local worst, steps = 0, 0
+    while got < 20 do
+      local a = now()
+      client:step(0)
+      worst = math.max(worst, now() - a)
+      steps = steps + 1
+    end
+    assert.is_true(worst < 0.15, "step(0) took " .. worst)
+    assert.is_true(steps > 20)
+  end)
+
+  it("a callback that raises: the error leaves step, the rest go on, the client stays usable", function()
+    local got = 0
+    client:list(conn, function() error("boom") end)
+    for _ = 1, 5 do client:list(conn, function() got = got + 1 end) end
+    local raised
+    local deadline = now() + 10
+    while got < 5 and now() < deadline do
+      local ok, err = pcall(client.step, client, 0.05)
+      if not ok then raised = err end
+    end
+    assert.is_truthy(tostring(raised):find("boom", 1, true))
+    assert.equals(5, got)
+    assert.equals(3, #assert(client:list(emu:state().connections[1])))
+  end)
+
+  it("a callback may call the client: blocking, or with another callback", function()
+    local inner, nested
+    client:list(conn, function()
+      inner = client:list(emu:state().connections[1])
+      client:list(conn, function(l) nested = l end)
+    end)
+    drain(client)
+    assert.equals(3, #inner)
+    assert.is_table(nested)
+  end)
+
+  it("closing the client with requests pending calls each callback with a clear error", function()
+    emu:config({ latency = 0.5 })
+    local got = {}
+    for i = 1, 10 do client:list(conn, function(l, e) got[i] = { l, e } end) end
+    client:step(0)
+    client:close()
+    for i = 1, 10 do
+      assert.is_nil(got[i][1])
+      assert.equals("network", got[i][2].kind)
+      assert.is_truthy(tostring(got[i][2]):find("closed before the request finished", 1, true))
+    end
+    assert.has_error(function() client:step(0) end, "attempt to use a closed opentact client (in 'step')")
+  end)
+
+  it("a fork with requests pending: the parent gets the answers, the child an error for each", function()
+    local fh = require("forkhelper")
+    emu:config({ latency = 0.3 })
+    local got = {}
+    for i = 1, 5 do client:list(conn, function(l, e) got[i] = { l, e } end) end
+    client:step(0)
+    local pid = fh.fork()
+    if pid == 0 then
+      local ok = pcall(function()
+        local deadline = now() + 5
+        while client:step(0.05) > 0 and now() < deadline do end
+        for i = 1, 5 do
+          assert(got[i] and got[i][1] == nil and got[i][2].kind == "network", "child " .. i)
+          assert(tostring(got[i][2]):find("forked", 1, true))
+        end
+        -- and the child's own requests work
+        local l = assert(client:list(conn))
+        assert(#l == 0)
+      end)
+      fh.exit(ok and 0 or 1)
+    end
+    drain(client)
+    assert.equals(0, fh.wait(pid))
+    for i = 1, 5 do assert.is_table(got[i][1]) end
+  end)
+
+  it("pollfd becomes readable when an answer is in, and timeout() says when step is due", function()
+    local socket = require("socket")
+    local fd = client:pollfd()
+    assert.is_number(fd)
+    assert.equals("r", client:events())
+    local got
+    client:list(conn, function(l) got = l end)
+    -- wait on the descriptor alone (as a host loop would), then step
+    local deadline = now() + 5
+    while not got and now() < deadline do
+      local wait = client:timeout()
+      assert.is_true(wait == nil or wait >= 0)
+      socket.select(nil, nil, math.min(wait or 0.05, 0.05))
+      client:step(0)
+    end
+    assert.is_table(got)
+    assert.equals(fd, client:pollfd())
+  end)
+end)
+
+describe("one client, several runs #wire", function()
+  local emu, conns, leases, client
+  setup(function()
+    emu = support.start({ leases = 700 })
+    local st = emu:state()
+    conns, leases = st.connections, st.leases
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function()
+    emu:reset()
+    emu:config({ latency = 0.01 })
+    if client then client:close() end
+    client = emu:client()
+  end)
+
+  local function slice(from, to)
+    local out = {}
+    for i = from, to do out[#out + 1] = leases[i] end
+    return out
+  end
+
+  it("two coroutines each running assign_batched and yielding in on_progress see only their own answers", function()
+    if LUA == "lua5.1" then
+      pending("Lua 5.1 cannot yield across pcall, which on_progress is called through")
+      return
+    end
+    local a, b = slice(11, 310), slice(311, 610)
+    local reports = {}
+    local function worker(name, conn, adds)
+      return coroutine.create(function()
+        reports[name] = client:assign_batched(conn, { add = adds }, {
+          batch_size = 20, concurrency = 3,
+          on_progress = function() coroutine.yield() end,
+        })
+      end)
+    end
+    local ca, cb = worker("a", conns[2], a), worker("b", conns[3], b)
+    while coroutine.status(ca) ~= "dead" or coroutine.status(cb) ~= "dead" do
+      for _, co in ipairs({ ca, cb }) do
+        if coroutine.status(co) ~= "dead" then assert(coroutine.resume(co)) end
+      end
+    end
+    for name, want in pairs({ a = a, b = b }) do
+      local r = reports[name]
+      assert.is_true(r.ok, name)
+      assert.same(want, r.applied.add)
+      assert.equals(#want, #r.leases)
+    end
+    local st = emu:state()
+    assert.equals(300, #st.assigned[conns[2]])
+    assert.equals(300, #st.assigned[conns[3]])
+    -- every answer reached its own run: each lease in a report is on its connection
+    for _, l in ipairs(reports.a.leases) do assert.equals(conns[2], l.sip_connection.uuid) end
+    for _, l in ipairs(reports.b.leases) do assert.equals(conns[3], l.sip_connection.uuid) end
+  end)
+
+  it("a run stopped by an error cancels its transfers; the next run is whole", function()
+    emu:config({ latency = 0.2 })
+    local transport = client._engine.transport
+    -- interrupt a run the way lua.c does on SIGINT: a hook that raises,
+    -- here once the run has transfers in flight
+    local stopped = false
+    local co = coroutine.create(function()
+      debug.sethook(function()
+        if not stopped and transport:pending() > 0 then
+          stopped = true
+          error("interrupted!")
+        end
+      end, "", 100)
+      return client:assign_batched(conns[3], { add = slice(111, 210) }, { batch_size = 10, concurrency = 4 })
+    end)
+    local resumed, why = coroutine.resume(co)
+    assert.is_false(resumed)
+    assert.is_truthy(tostring(why):find("interrupted!", 1, true))
+    assert.equals(0, client._engine.transport:pending())
+    emu:config({ latency = 0 })
+    local report = client:assign_batched(conns[4], { add = slice(211, 310) }, { batch_size = 10 })
+    assert.is_true(report.ok)
+    assert.same(slice(211, 310), report.applied.add)
+    for _, f in ipairs(report.failed) do assert.is_table(f.err) end
+  end)
+end)
+
+describe("examples/cqueues.lua and examples/luv.lua #wire", function()
+  local emu
+  setup(function() emu = support.start({ latency = 0.2 }) end)
+  teardown(function() if emu then emu:stop() end end)
+
+  local function run(example, ...)
+    local p = io.popen(("OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s/examples/%s %s 2>&1; echo \"status=$?\"")
+      :format(emu.url, emu.token, LUA, support.ROOT, example, table.concat({ ... }, " ")))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  for _, example in ipairs({ "cqueues.lua", "luv.lua" }) do
+    it(example .. " lists several connections at once", function()
+      local lib = example:match("^(%w+)")
+      if not pcall(require, lib) then
+        pending(("%s is not installed for %s (make deps installs it)"):format(lib, LUA))
+        return
+      end
+      local conns = emu:state().connections
+      local t0 = now()
+      local out = run(example, table.concat(conns, " "))
+      local took = now() - t0
+      assert.is_truthy(out:find("status=0", 1, true), out)
+      assert.is_truthy(out:find(conns[1] .. ": 3 leases", 1, true), out)
+      for i = 2, #conns do assert.is_truthy(out:find(conns[i] .. ": 0 leases", 1, true), out) end
+      -- at once, not one after another: 4 answers each 0.2 s away
+      assert.is_true(took < 4 * 0.2 + 0.3, tostring(took))
+    end)
+  end
+
+  it("game_loop.lua runs 50 requests while stepping a 60 Hz loop", function()
+    local out = run("game_loop.lua", emu:state().connections[1])
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    assert.is_truthy(out:find("50 requests answered (0 failed)", 1, true), out)
+    assert.is_truthy(out:match("worst frame time in step%(0%): [%d.]+ ms"), out)
+  end)
+end)
