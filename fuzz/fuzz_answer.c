@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "compat.h"
 #include "harness.h"
 
 static const char *const KINDS[] = {"auth", "not_found", "rejected", "rate_limited",
@@ -34,9 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (lua_pcall(L, 3, 2, 0) != 0)
         abort();
     if (lua_istable(L, -2)) {
-        size_t n = lua_rawlen(L, -2);
+        size_t n = ot_rawlen(L, -2);
         for (i = 1; (size_t)i <= n; i++) {
-            if (lua_rawgeti(L, -2, i) != LUA_TTABLE)
+            lua_rawgeti(L, -2, i);
+            if (lua_type(L, -1) != LUA_TTABLE)
                 abort();
             lua_pop(L, 1);
         }

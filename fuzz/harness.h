@@ -1,6 +1,7 @@
 /*
- * harness.h: a Lua 5.4 state with opentact.core loaded, shared by the
- * libFuzzer harnesses. The core's sources are compiled into each harness.
+ * harness.h: a Lua state (5.4, 5.1 or LuaJIT, whichever the harness is
+ * built against) with opentact.core loaded, shared by the libFuzzer
+ * harnesses. The core's sources are compiled into each harness.
  */
 #ifndef OPENTACT_FUZZ_HARNESS_H
 #define OPENTACT_FUZZ_HARNESS_H
@@ -21,7 +22,8 @@ static lua_State *harness_state(void) {
         return L;
     L = luaL_newstate();
     luaL_openlibs(L);
-    luaL_requiref(L, "opentact.core", luaopen_opentact_core, 0);
+    lua_pushcfunction(L, luaopen_opentact_core);
+    lua_call(L, 0, 1);
     lua_setglobal(L, "core");
     return L;
 }

@@ -42,8 +42,30 @@ describe("options", function()
     c:close()
   end)
 
+  it("takes the URL shapes people use, IPv6 literals included", function()
+    for _, u in ipairs({ "http://[::1]:8080/rest", "https://api.opentact.org/rest", "http://localhost",
+      "HTTP://127.0.0.1:1", "http://a-b.example:65535/x/y" }) do
+      local c = opentact.new({ token = "t", base_url = u })
+      assert.equals(u, c._opts.base_url)
+      c:close()
+    end
+  end)
+
   local bad = {
-    { { timeout = "30" }, "bad option 'timeout' to '%s' (a positive number expected, got string)" },
+    { { timeout = "30" }, "bad option 'timeout' to '%s' (a number of seconds from 0.001 to 2147483 expected, got string)" },
+    { { timeout = 0.0005 }, "bad option 'timeout'" },
+    { { connect_timeout = 0.0001 }, "bad option 'connect_timeout'" },
+    { { timeout = 3e6 }, "bad option 'timeout'" },
+    { { max_body = 1e300 }, "bad option 'max_body' to '%s' (an integer from 1 to 2^53 expected" },
+    { { max_body = 2 ^ 64 }, "bad option 'max_body'" },
+    { { max_body = 2 ^ 63 }, "bad option 'max_body'" },
+    { { backoff = 1e10 }, "bad option 'backoff'" },
+    { { base_url = "http://127.0.0.1:8080/rest?x=1" }, "bad option 'base_url'" },
+    { { base_url = "http://127.0.0.1:8080/rest#frag" }, "bad option 'base_url'" },
+    { { base_url = "http://127.0.0.1:0/rest" }, "bad option 'base_url'" },
+    { { base_url = "http://127.0.0.1:70000" }, "bad option 'base_url'" },
+    { { base_url = "http://host name/" }, "bad option 'base_url'" },
+    { { token = ("x"):rep(1024 * 1024) }, "bad option 'token'" },
     { { timeout = 0 }, "bad option 'timeout'" },
     { { timeout = 0 / 0 }, "bad option 'timeout'" },
     { { timeout = math.huge }, "bad option 'timeout'" },

@@ -27,6 +27,8 @@ describe("retry policy", function()
     { { kind = "not_found", status = 404, retryable = false }, "GET", false, false },
     { { kind = "protocol", status = 200, retryable = false }, "GET", false, false },
     { { kind = "tls", retryable = false, sent = false }, "GET", false, false },
+    { { kind = "tls", retryable = false, sent = false }, "POST", false, false },
+    { { kind = "invalid", retryable = false, sent = false }, "POST", true, false },
     { { kind = "network", retryable = true, sent = false }, "POST", false, true },
     { { kind = "network", retryable = true, sent = true }, "POST", false, false },
     { { kind = "network", retryable = true, sent = true }, "POST", true, true },

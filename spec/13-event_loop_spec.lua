@@ -304,7 +304,7 @@ describe("one client, several runs #wire", function()
     for _, l in ipairs(reports.b.leases) do assert.equals(conns[3], l.sip_connection.uuid) end
   end)
 
-  it("a run stopped by an error cancels its transfers; the next run is whole", function()
+  it("a run stopped by an interrupt cancels its transfers, reports every uuid, and the next run is whole", function()
     emu:config({ latency = 0.2 })
     local transport = client._engine.transport
     -- interrupt a run the way lua.c does on SIGINT: a hook that raises,
@@ -319,10 +319,19 @@ describe("one client, several runs #wire", function()
       end, "", 100)
       return client:assign_batched(conns[3], { add = slice(111, 210) }, { batch_size = 10, concurrency = 4 })
     end)
-    local resumed, why = coroutine.resume(co)
-    assert.is_false(resumed)
-    assert.is_truthy(tostring(why):find("interrupted!", 1, true))
-    assert.equals(0, client._engine.transport:pending())
+    local resumed, stopped = coroutine.resume(co)
+    assert.is_true(resumed, tostring(stopped))
+    assert.is_truthy(tostring(stopped.interrupted):find("interrupted!", 1, true))
+    assert.is_false(stopped.ok)
+    assert.equals(0, transport:pending())
+    -- every uuid is in applied or failed; those in flight may have been applied
+    local count = #stopped.applied.add
+    for _, f in ipairs(stopped.failed) do
+      count = count + #f.add
+      assert.equals("network", f.err.kind)
+      assert.is_truthy(f.err.message:find("interrupted", 1, true))
+    end
+    assert.equals(100, count)
     emu:config({ latency = 0 })
     local report = client:assign_batched(conns[4], { add = slice(211, 310) }, { batch_size = 10 })
     assert.is_true(report.ok)

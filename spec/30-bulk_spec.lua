@@ -100,8 +100,6 @@ describe("bulk #wire", function()
 
     it("loses nothing when requests fail in the middle", function()
       local adds = slice(11, 10 + N)
-      -- a reset on a reused connection is sent again by curl itself, so the
-      -- fault that must fail a batch is a truncated answer
       emu:faults({ {}, {}, { status = 400 }, {}, { status = 503 }, {}, { truncate = true }, {}, { status = 502 } })
       local report = client:assign_batched(conns[2], { add = adds }, { batch_size = 100, concurrency = 4 })
       assert.is_false(report.ok)

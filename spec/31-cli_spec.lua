@@ -105,6 +105,36 @@ describe("the opentact command #wire", function()
       os.remove(failed)
     end)
 
+    it("on Ctrl-C stops, cancels what is in flight, and still writes the report and the failed file", function()
+      emu:config({ latency = 0.3 })
+      local lines = {}
+      for i = 101, 300 do lines[#lines + 1] = leases[i] end
+      local file = tmpfile(table.concat(lines, "\n") .. "\n")
+      local failed = os.tmpname()
+      local out = sh(("(OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s/bin/opentact assign %s --add-file %s "
+        .. "--batch-size 10 --concurrency 2 --failed-file %s & pid=$!; sleep 1; kill -INT $pid; wait $pid; "
+        .. "echo \"status=$?\")"):format(emu.token, emu.url, support.LUA, support.ROOT, conns[3], file, failed))
+      emu:config({ latency = 0 })
+      assert.is_truthy(out:find("status=130", 1, true), out)
+      assert.is_truthy(out:find("not ok: %d+ applied"), out)
+      assert.is_truthy(out:find("opentact: interrupted", 1, true), out)
+      assert.is_falsy(out:find("traceback", 1, true), out)
+      local left = 0
+      for _ in io.lines(failed) do left = left + 1 end
+      local applied = tonumber(out:match("not ok: (%d+) applied"))
+      assert.equals(200, applied + left)
+      assert.is_true(left > 0)
+      -- what the report calls applied is on the connection; what may have been
+      -- applied (in flight at the interrupt) is in the failed file
+      local held = {}
+      for _, u in ipairs(emu:state().assigned[conns[3]] or {}) do held[u] = true end
+      local in_failed = {}
+      for u in io.lines(failed) do in_failed[u] = true end
+      for _, u in ipairs(lines) do assert.is_true(held[u] or in_failed[u], u) end
+      os.remove(file)
+      os.remove(failed)
+    end)
+
     it("prints the report as JSON with --json", function()
       local out, status = run(("assign %s --json --add %s 0a1b2c3d-0000-4000-8000-00000000ffff --batch-size 1")
         :format(conns[2], leases[30]))
@@ -169,6 +199,47 @@ describe("the opentact command #wire", function()
       assert.equals(2, status)
       assert.is_truthy(out:find(":2: no uuid on this line", 1, true), out)
       assert.equals(0, emu:stats().requests)
+    end)
+
+    it("reads a file that starts with a UTF-8 byte order mark, first uuid included", function()
+      local file = tmpfile("\239\187\191" .. leases[40] .. "\n" .. leases[41] .. "\n")
+      local out, status = run(("assign %s --add-file %s"):format(conns[1], file))
+      os.remove(file)
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^ok: 2 applied"), out)
+    end)
+
+    it("takes a first line as a header only in a CSV with no uuid-like field", function()
+      local typo = leases[42]:sub(1, 35) .. "z"
+      for _, text in ipairs({ typo .. "\n" .. leases[43] .. "\n", typo .. ",label\n" .. leases[43] .. ",x\n",
+        "lease uuid\n" .. leases[43] .. "\n" }) do
+        local file = tmpfile(text)
+        local out, status = run(("assign %s --add-file %s"):format(conns[1], file))
+        os.remove(file)
+        assert.equals(2, status, out)
+        assert.is_truthy(out:find(":1: ", 1, true), out)
+      end
+      assert.equals(0, emu:stats().requests)
+    end)
+
+    it("exits 2 for an --add-file that is a directory", function()
+      local out, status = run(("assign %s --add-file /tmp"):format(conns[1]))
+      assert.equals(2, status, out)
+      assert.is_truthy(out:find("cannot read /tmp", 1, true), out)
+      assert.is_falsy(out:find("traceback", 1, true), out)
+    end)
+
+    it("removes a stale FILE.remove once its removes are done", function()
+      local failed = os.tmpname()
+      local stale = tmpfile(leases[1] .. "\n")
+      os.rename(stale, failed .. ".remove")
+      local out, status = run(("assign %s --remove-file %s.remove --failed-file %s"):format(conns[1], failed, failed))
+      assert.equals(0, status, out)
+      assert.is_nil(io.open(failed .. ".remove"))
+      local f = assert(io.open(failed))
+      assert.equals("", f:read("*a"))
+      f:close()
+      os.remove(failed)
     end)
 
     it("exits 2 without OPENTACT_TOKEN", function()

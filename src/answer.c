@@ -48,17 +48,28 @@ static const char *reason_phrase(long status) {
     }
 }
 
-/* Seconds to wait from a Retry-After value (delta-seconds or HTTP date). */
+/* Seconds to wait from a Retry-After value: delta-seconds (digits only,
+ * as RFC 9110 says, plus a decimal fraction; no sign, no hex, no
+ * exponent) or an HTTP date. A delay
+ * too long to matter is capped, never dropped: it must still stop a retry. */
+#define RETRY_AFTER_CAP 1e10
+
 static int parse_retry_after(const char *s, double *out) {
-    char *end;
-    double d;
+    double d = 0;
     while (*s == ' ' || *s == '\t')
         s++;
     if (*s >= '0' && *s <= '9') {
-        d = strtod(s, &end);
-        while (*end == ' ' || *end == '\t')
-            end++;
-        if (*end != '\0' || d != d || d > 1e9)
+        for (; *s >= '0' && *s <= '9'; s++)
+            if (d < RETRY_AFTER_CAP)
+                d = d * 10 + (*s - '0');
+        if (*s == '.' && s[1] >= '0' && s[1] <= '9') { /* a fraction, which some servers send */
+            double unit = 0.1;
+            for (s++; *s >= '0' && *s <= '9'; s++, unit /= 10)
+                d += unit * (*s - '0');
+        }
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s != '\0')
             return 0;
     } else {
         time_t t = curl_getdate(s, NULL);
@@ -66,6 +77,8 @@ static int parse_retry_after(const char *s, double *out) {
             return 0;
         d = difftime(t, time(NULL));
     }
+    if (d > RETRY_AFTER_CAP)
+        d = RETRY_AFTER_CAP;
     *out = d < 0 ? 0 : d;
     return 1;
 }

@@ -332,7 +332,10 @@ static int value(reader *r);
 static int enter(reader *r) {
     if (++r->depth > MAX_DEPTH)
         return fail(r, "nested too deeply");
-    luaL_checkstack(r->L, 4, "answer nested too deeply");
+    /* Lua 5.1 and LuaJIT cap the C stack at about 8,000 slots, which staged
+     * elements of outer levels may already hold: say so, never raise */
+    if (!lua_checkstack(r->L, 4))
+        return fail(r, "nested too deeply for this Lua's stack");
     r->p++; /* past [ or { */
     skip_space(r);
     return 1;

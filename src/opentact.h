@@ -83,6 +83,8 @@ typedef struct ot_transfer {
     CURL *easy;
     ot_curl *owner;
     ot_buffer body;
+    ot_buffer out;              /* a POST's body */
+    size_t sent;                /* how much of `out` went to libcurl */
     int too_large;              /* set by the write callback */
     int busy;                   /* added to the multi handle */
     lua_Integer id;             /* the request's id while busy */

@@ -143,6 +143,21 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     return n;
 }
 
+/* A POST's body goes out through this callback, and there is no seek
+ * callback: when a reused connection dies after the request went out,
+ * libcurl cannot rewind and resend it on its own (it would reach the
+ * server twice while the caller is told one attempt). It fails instead,
+ * and the engine's retry policy decides, counting the attempt. */
+static size_t on_read(char *buffer, size_t size, size_t nitems, void *userdata) {
+    ot_transfer *x = (ot_transfer *)userdata;
+    size_t room = size * nitems, left = x->out.len - x->sent;
+    if (room > left)
+        room = left;
+    memcpy(buffer, x->out.data + x->sent, room);
+    x->sent += room;
+    return room;
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) {
     ot_transfer *x = (ot_transfer *)userdata;
     size_t n = size * nitems;
@@ -225,11 +240,17 @@ static int transfer_init(ot_transfer *x, ot_curl *t) {
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
     if (t->proxy != NULL)
         SET(CURLOPT_PROXY, t->proxy);
+    else if (strncasecmp(t->base_url, "http://", 7) == 0)
+        /* the environment's proxies are for https only: over plain http the
+         * token would reach a proxy nobody named here in clear text */
+        SET(CURLOPT_PROXY, "");
     SET(CURLOPT_USERAGENT, t->user_agent);
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, (void *)x);
+    SET(CURLOPT_READFUNCTION, on_read);
+    SET(CURLOPT_READDATA, (void *)x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
@@ -261,6 +282,7 @@ static void transfer_free(ot_transfer *x, int own) {
     headers_release(x->headers);
     x->headers = NULL;
     free(x->body.data);
+    free(x->out.data);
     free(x);
 }
 
@@ -307,6 +329,10 @@ static void push_failure(lua_State *L, ot_transfer *x, CURLcode rc) {
             message = "out of memory while receiving the answer";
         }
         retryable = 0;
+        break;
+    case CURLE_SEND_FAIL_REWIND:
+        message = "the connection closed after the request was sent and before an answer came "
+                  "(it may have been applied)";
         break;
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
@@ -523,9 +549,19 @@ int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post, con
     curl_easy_setopt(x->easy, CURLOPT_URL, lua_tostring(L, -1));
     lua_pop(L, 1);
     if (post) {
+        if (body_len > x->out.cap || x->out.data == NULL) {
+            char *grown = (char *)realloc(x->out.data, body_len ? body_len : 1);
+            if (grown == NULL)
+                return 0;
+            x->out.data = grown;
+            x->out.cap = body_len;
+        }
+        memcpy(x->out.data, body, body_len);
+        x->out.len = body_len;
+        x->sent = 0;
         curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, body);
     } else {
         curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
     }

@@ -91,13 +91,30 @@ function M.assign(eng, conn, changes, opts, path, err)
   end
   local outcomes, done, total = {}, 0, #adds + #removes
   local on_progress = opts.on_progress
-  eng:run(jobs, min(opts.concurrency, #jobs), function(job)
+  local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job)
     local i = job.index
     outcomes[i] = job.leases or job.err
     done = done + #parts[i].add + #parts[i].remove
-    -- a failing progress callback never stops the work
-    if on_progress then pcall(on_progress, done, total) end
+    -- a failing progress callback never stops the work; an interrupt does
+    if on_progress then
+      local ok, why = pcall(on_progress, done, total)
+      if not ok and tostring(why):find("interrupted!", 1, true) then error(why, 0) end
+    end
   end)
+  if not ran then
+    -- stopped (Ctrl-C in lua, or an error): what was in flight is
+    -- cancelled; the report still accounts for every uuid
+    report.interrupted = stopped
+    for i, job in ipairs(jobs) do
+      if outcomes[i] == nil then
+        local e = errors.new("network", job.attempt > 0
+          and "interrupted while the request was in flight: it may have been applied"
+          or "interrupted before the request was sent", false)
+        e.sent = job.attempt > 0
+        outcomes[i] = errors.finish(e, "POST", job.path, job.attempt)
+      end
+    end
+  end
   for i, part in ipairs(parts) do
     local outcome = outcomes[i]
     if getmetatable(outcome) == pretty.Leases then

@@ -47,7 +47,8 @@ Environment:
   OPENTACT_URL          the API base URL
 
 Exit status: 0 everything applied, 1 the API refused or failed something,
-2 a usage error.
+2 a usage error, 130 interrupted (Ctrl-C: requests in flight are cancelled,
+and the report and --failed-file still say what was applied).
 ]]
 
 ---------------------------------------------------------------- JSON out
@@ -119,12 +120,27 @@ end
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 
--- The first uuid-shaped field of a line (plain or CSV, quotes allowed).
-local function uuid_in(line)
+-- Something a person may have meant as a uuid: 36 characters with the
+-- dashes of one, or 32 or more hex digits and dashes.
+local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-"
+
+local function fields(line)
+  local out = {}
   for field in (line .. ","):gmatch("([^,]*),") do
-    local f = field:gsub("^%s*\"?", ""):gsub("\"?%s*$", "")
-    if f:find(UUID) then return f end
+    out[#out + 1] = (field:gsub("^%s*\"?", ""):gsub("\"?%s*$", ""))
   end
+  return out
+end
+
+-- The first uuid-shaped field of a line (plain or CSV, quotes allowed);
+-- or nil and whether some field looks meant as one.
+local function uuid_in(line)
+  local meant = false
+  for _, f in ipairs(fields(line)) do
+    if f:find(UUID) then return f end
+    if f:find(UUID_LIKE) or (#f >= 32 and f:find("^[%x%-]+$")) then meant = true end
+  end
+  return nil, meant
 end
 
 -- Reads uuids from a file (or standard input for "-"): returns the list,
@@ -137,22 +153,28 @@ local function read_uuids(path, stdin)
     f, err = io.open(path, "rb")
     if not f then return nil, "cannot read " .. tostring(err) end
   end
-  local out, n = {}, 0
-  for line in f:lines() do
-    n = n + 1
-    line = line:gsub("\r$", "")
-    if line:find("%S") and not line:find("^%s*#") then
-      local u = uuid_in(line)
-      if u then
-        out[#out + 1] = u
-      elseif n > 1 or #out > 0 then
-        if f ~= (stdin or io.stdin) then f:close() end
-        return nil, format("%s:%d: no uuid on this line", path == "-" and "stdin" or path, n)
+  local name = path == "-" and "stdin" or path
+  local out, n, first = {}, 0, true
+  local ok, failure = pcall(function()
+    for line in f:lines() do
+      n = n + 1
+      line = line:gsub("\r$", "")
+      if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
+      if line:find("%S") and not line:find("^%s*#") then
+        local u, meant = uuid_in(line)
+        if u then
+          out[#out + 1] = u
+        elseif not (first and not meant and line:find(",", 1, true)) then
+          -- only a CSV's first line, with no uuid-like field, is a header
+          return format("%s:%d: %s", name, n, meant and "not a valid uuid" or "no uuid on this line")
+        end
+        first = false
       end
-      -- a first line without a uuid is a CSV header
     end
-  end
+  end)
   if f ~= (stdin or io.stdin) then f:close() end
+  if not ok then return nil, format("cannot read %s: %s", name, tostring(failure):gsub("^[^:]*:%d+: ", "")) end
+  if failure then return nil, failure end
   return out
 end
 
@@ -306,7 +328,13 @@ local function cmd_assign(ctx, o)
   end
   if o.failed_file then
     local ok, err = write_lines(o.failed_file, failed_add)
-    if ok and #failed_remove > 0 then ok, err = write_lines(o.failed_file .. ".remove", failed_remove) end
+    if ok and #failed_remove > 0 then
+      ok, err = write_lines(o.failed_file .. ".remove", failed_remove)
+    elseif ok then
+      -- a previous run's removes are done now: a stale file would make a
+      -- "re-run until the files are empty" loop go on for ever
+      os.remove(o.failed_file .. ".remove")
+    end
     if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
   end
 
@@ -328,6 +356,10 @@ local function cmd_assign(ctx, o)
         o.positional[2], #failed_add > 0 and " --add-file " .. o.failed_file or "",
         #failed_remove > 0 and " --remove-file " .. o.failed_file .. ".remove" or ""))
     end
+  end
+  if report.interrupted then
+    ctx.stderr:write("opentact: interrupted: requests in flight were cancelled; the report above says what was applied\n")
+    return 130
   end
   if report.failed[1] and report.failed[1].err.kind == "invalid" and #report.applied.add + #report.applied.remove == 0 then
     return 2

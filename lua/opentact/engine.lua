@@ -38,6 +38,7 @@ local LONG_WAIT = 3600
 -- when many answers arrive at once (the rest wait for the next step).
 local STEP_EVENTS = 8
 
+local MAX_TOKEN = require("opentact.options").MAX_TOKEN
 local NO_TOKEN = "no token: set OPENTACT_TOKEN, or pass `token` to opentact.new or opentact.configure"
 
 local function new_run(limit)
@@ -94,9 +95,10 @@ function Engine:token(fresh)
   if not ok then
     return nil, errors.new("auth", "the token function failed: " .. tostring(value))
   end
-  if type(value) ~= "string" or value == "" or value:find("[%z\1-\31\127]") then
-    return nil, errors.new("auth", "the token function returned " ..
-      (type(value) == "string" and "an empty string or control characters" or "a " .. type(value)))
+  if type(value) ~= "string" or value == "" or #value > MAX_TOKEN or value:find("[%z\1-\31\127]") then
+    return nil, errors.new("auth", "the token function returned " .. (type(value) ~= "string" and "a " .. type(value)
+      or #value > MAX_TOKEN and "a string over " .. MAX_TOKEN .. " bytes"
+      or "an empty string or control characters"))
   end
   self.token_value = value
   return value

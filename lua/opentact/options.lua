@@ -14,12 +14,15 @@ local function is_number(v) return type(v) == "number" and v == v and v > -huge 
 local function has_control(s) return s:find("[%z\1-\31\127]") ~= nil end
 
 -- Each checker returns nil when the value is fine, else what was expected.
-local function positive(v)
-  if not is_number(v) or v <= 0 then return "a positive number" end
+
+-- Seconds for a timeout: libcurl counts whole milliseconds in a long, and
+-- 0 would mean "no limit".
+local function seconds(v)
+  if not is_number(v) or v < 0.001 or v > 2147483 then return "a number of seconds from 0.001 to 2147483" end
 end
 
-local function non_negative(v)
-  if not is_number(v) or v < 0 then return "a number >= 0" end
+local function delay(v)
+  if not is_number(v) or v < 0 or v > 86400 then return "a number of seconds from 0 to 86400" end
 end
 
 local function count(v)
@@ -27,8 +30,11 @@ local function count(v)
 end
 
 local function size(v)
-  if not is_number(v) or v < 1 or floor(v) ~= v then return "an integer > 0" end
+  if not is_number(v) or v < 1 or v > 2 ^ 53 or floor(v) ~= v then return "an integer from 1 to 2^53" end
 end
+
+-- Longest token or header value accepted; a JWT is well under 2 KB.
+M.MAX_TOKEN = 16384
 
 local function boolean(v)
   if type(v) ~= "boolean" then return "a boolean" end
@@ -46,15 +52,28 @@ end
 local function token(v)
   if type(v) == "function" then return nil end
   if type(v) ~= "string" then return "a string or a function" end
-  if v == "" or has_control(v) then
-    return "a non-empty string without CR, LF, NUL or other control characters"
+  if v == "" or has_control(v) or #v > M.MAX_TOKEN then
+    return "a non-empty string of at most " .. M.MAX_TOKEN .. " bytes without CR, LF, NUL or other control characters"
   end
 end
 
+-- http(s)://host[:port][/path], and nothing after the path: a query or a
+-- fragment would end up in the middle of every request's URL.
 local function url(v)
   local bad = line(v)
   if bad then return bad end
-  if not v:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") then return "an http:// or https:// URL" end
+  local rest = v:match("^[Hh][Tt][Tt][Pp][Ss]?://(.*)$")
+  local host, port
+  if rest then
+    host, port = rest:match("^(%[[%x:.]+%]):?(%d*)")
+    if not host then host, port = rest:match("^([%w%-%.%_~]+):?(%d*)") end
+  end
+  if not host or v:find("[%s?#]") then
+    return "an http:// or https:// URL without spaces, query or fragment"
+  end
+  if port ~= "" and (tonumber(port) < 1 or tonumber(port) > 65535) then return "a URL with a port from 1 to 65535" end
+  local after = rest:sub(#host + (port ~= "" and #port + 1 or 0) + 1)
+  if after ~= "" and after:sub(1, 1) ~= "/" then return "an http:// or https:// URL" end
 end
 
 local function transport(v)
@@ -70,11 +89,11 @@ end
 M.CHECKS = {
   token = token,
   base_url = url,
-  timeout = positive,
-  connect_timeout = positive,
+  timeout = seconds,
+  connect_timeout = seconds,
   retries = count,
-  backoff = non_negative,
-  backoff_max = non_negative,
+  backoff = delay,
+  backoff_max = delay,
   verify = boolean,
   ca_file = line,
   max_body = size,

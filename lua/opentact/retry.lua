@@ -9,10 +9,12 @@ local M = {}
 -- Whether a failure may be retried for this method. A GET is always safe
 -- to repeat; an assign only when it cannot have been applied (never
 -- connected, 429, 503), unless the caller opted in with retry_post.
+-- Neither retries what retrying cannot help (a TLS failure, a bad URL).
 function M.allowed(err, method, retry_post)
-  if method == "GET" then return err.retryable == true end
+  if err.retryable ~= true then return false end
+  if method == "GET" then return true end
   if err.sent == false or err.status == 429 or err.status == 503 then return true end
-  return retry_post == true and err.retryable == true
+  return retry_post == true
 end
 
 -- Seconds to wait before retry number `retried + 1`, or nil to stop.

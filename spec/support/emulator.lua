@@ -166,6 +166,44 @@ function Emulator:stop()
   os.remove(self.log)
 end
 
+-- A hostile server (spec/support/hostile.lua) misbehaving in `mode`, on a
+-- free loopback port (`host` "::1" for IPv6). Stop it with :stop().
+local Hostile = {}
+Hostile.__index = Hostile
+
+function Hostile:requests()
+  local out = {}
+  for line in io.lines(self.log) do out[#out + 1] = line end
+  return out
+end
+
+function Hostile:stop()
+  if self.pid then
+    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+    M.wait_gone(self.pid, 5)
+    self.pid = nil
+  end
+  os.remove(self.log)
+  os.remove(self.out)
+end
+
+function M.hostile(mode, host)
+  host = host or "127.0.0.1"
+  local port = M.free_port()
+  local log, out = os.tmpname(), os.tmpname()
+  local pid = tonumber(sh(("lua5.4 %s/spec/support/hostile.lua %s %d %s %s > %s 2>&1 & echo $!")
+    :format(ROOT, mode, port, log, host, out)):match("%d+"))
+  local self = setmetatable({ pid = pid, port = port, log = log, out = out,
+    url = "http://" .. (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port }, Hostile)
+  for _ = 1, 100 do
+    if read_file(out):find("listening", 1, true) then return self end
+    socket.sleep(0.05)
+  end
+  local text = read_file(out)
+  self:stop()
+  error("hostile server did not start: " .. text)
+end
+
 -- opts: port, token, connections, leases, latency, tls = {cert, key}, args
 function M.start(opts)
   opts = opts or {}

@@ -68,7 +68,8 @@ function ROUTES.assign(args)
   local changes = {}
   if args.add then changes.add = { args.add } end
   if args.remove then changes.remove = { args.remove } end
-  local leases, err = client("default"):assign(args.conn, changes)
+  local c = args.url and client("url" .. args.url, { base_url = args.url, retries = 0 }) or client("default")
+  local leases, err = c:assign(args.conn, changes)
   reply(list_result(leases, err))
 end
 

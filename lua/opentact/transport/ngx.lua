@@ -14,7 +14,8 @@ local tcp = ngx.socket.tcp
 local spawn, kill = ngx.thread.spawn, ngx.thread.kill
 local semaphore = require("ngx.semaphore")
 local tonumber, tostring, concat, pcall, setmetatable, pairs = tonumber, tostring, table.concat, pcall, setmetatable, pairs
-local lower, find, match = string.lower, string.find, string.match
+local lower, find, match, sub, byte = string.lower, string.find, string.match, string.sub, string.byte
+local now = ngx.now
 
 local M = {}
 
@@ -34,10 +35,13 @@ local function failure(kind, message, sent, retryable)
   return { kind = kind, message = message, retryable = retryable ~= false, sent = sent }
 end
 
--- Where base_url points, parsed once per transport.
+-- Where base_url points, parsed once per transport. An IPv6 literal keeps
+-- its brackets, as connect and the Host header both want it.
 local function target(st)
-  local scheme, host, port, prefix = match(st.base_url, "^(%a+)://([^/:]+):?(%d*)(.*)$")
+  local scheme, rest = match(st.base_url, "^(%a+)://(.*)$")
   scheme = lower(scheme or "")
+  local host, port, prefix = match(rest or "", "^(%[[%x:.]+%]):?(%d*)(.*)$")
+  if not host then host, port, prefix = match(rest or "", "^([^/:]+):?(%d*)(.*)$") end
   port = tonumber(port) or (scheme == "https" and 443 or 80)
   return {
     https = scheme == "https", host = host, port = port, prefix = prefix or "",
@@ -45,63 +49,172 @@ local function target(st)
       or host .. ":" .. port,
     pool = concat({ scheme, host, port, st.verify and "verify" or "noverify", st.user_agent }, ":"),
     connect_ms = st.connect_timeout * 1000,
-    io_ms = st.timeout * 1000,
+    timeout = st.timeout,
   }
 end
 
+-- Limits on what a server may send before the body.
+local MAX_LINE = 8192      -- bytes in the status line or one header line
+local MAX_HEADERS = 100    -- header lines in one answer
+local MAX_INTERIM = 8      -- 1xx answers before the final one
+
+-- A reader over one connection that never waits past the attempt's
+-- deadline, however slowly the server sends: every read asks for what is
+-- there (receiveany) with the time left as its timeout.
+local Reader = {}
+Reader.__index = Reader
+
+local function new_reader(sock, deadline)
+  return setmetatable({ sock = sock, deadline = deadline, buf = "", pos = 1 }, Reader)
+end
+
+-- The next bytes the server sends; nil, err on timeout or close.
+function Reader:read()
+  local left = self.deadline - now()
+  if left <= 0 then return nil, "timeout" end
+  self.sock:settimeout(left * 1000 + 1)
+  return self.sock:receiveany(65536)
+end
+
+-- One line without its CRLF (or LF), at most MAX_LINE bytes.
+function Reader:line()
+  while true do
+    local i = find(self.buf, "\n", self.pos, true)
+    if i then
+      local line = sub(self.buf, self.pos, i - 1)
+      self.pos = i + 1
+      if byte(line, -1) == 13 then line = sub(line, 1, -2) end
+      return line
+    end
+    if #self.buf - self.pos + 1 > MAX_LINE then return nil, "line too long" end
+    local data, err = self:read()
+    if not data then return nil, err end
+    self.buf, self.pos = sub(self.buf, self.pos) .. data, 1
+  end
+end
+
+-- Exactly n bytes; or, with n == nil, everything until the server closes.
+-- Bytes past n stay buffered. Never more than `max` bytes.
+function Reader:bytes(n, max)
+  local have = #self.buf - self.pos + 1
+  if n and have >= n then
+    local out = sub(self.buf, self.pos, self.pos + n - 1)
+    self.pos = self.pos + n
+    return out
+  end
+  local parts, got = { sub(self.buf, self.pos) }, have
+  self.buf, self.pos = "", 1
+  while not n or got < n do
+    if got > max then return nil, "too large" end
+    local data, err = self:read()
+    if not data then
+      if not n and err == "closed" then return concat(parts) end
+      return nil, err
+    end
+    parts[#parts + 1] = data
+    got = got + #data
+  end
+  local all = concat(parts)
+  self.buf = sub(all, n + 1)
+  return sub(all, 1, n)
+end
+
+-- Whether bytes beyond the answer are buffered (the connection is then
+-- not clean enough to reuse).
+function Reader:leftover()
+  return #self.buf >= self.pos
+end
+
 -- Reads a chunked body; returns it, or nil, err.
-local function read_chunked(sock, max_body)
+local function read_chunked(r, max_body)
   local parts, total = {}, 0
   while true do
-    local line, err = sock:receive("*l")
+    local line, err = r:line()
     if not line then return nil, err end
-    local size = tonumber(match(line, "^%s*(%x+)"), 16)
+    local hex = match(line, "^(%x+)%s*[;]?.*$")
+    local size = hex and #hex <= 12 and tonumber(hex, 16)
     if not size then return nil, "bad chunk size" end
     if size == 0 then
       -- trailers, up to the empty line
-      repeat
-        line, err = sock:receive("*l")
+      for _ = 1, MAX_HEADERS do
+        line, err = r:line()
         if not line then return nil, err end
-      until line == ""
-      return concat(parts)
+        if line == "" then return concat(parts) end
+      end
+      return nil, "too many trailer lines"
     end
     total = total + size
     if total > max_body then return nil, "too large" end
     local data
-    data, err = sock:receive(size)
+    data, err = r:bytes(size, max_body)
     if not data then return nil, err end
     parts[#parts + 1] = data
-    line, err = sock:receive("*l")
+    line, err = r:line()
     if not line then return nil, err end
-  end
-end
-
-local function read_to_close(sock, max_body)
-  local parts, total = {}, 0
-  while true do
-    local data, err = sock:receiveany(65536)
-    if not data then
-      if err == "closed" then return concat(parts) end
-      return nil, err
-    end
-    total = total + #data
-    if total > max_body then return nil, "too large" end
-    parts[#parts + 1] = data
+    if line ~= "" then return nil, "bad chunk end" end
   end
 end
 
 local function receive_error(err, what)
   if err == "timeout" then return failure("timeout", "timed out reading the " .. what, true) end
   if err == "too large" then return failure("protocol", "answer is larger than max_body", true, false) end
-  return failure("network", "connection " .. tostring(err) .. " while reading the " .. what, true)
+  if err == "closed" or err == "connection reset by peer" then
+    return failure("network", "connection " .. tostring(err) .. " while reading the " .. what, true)
+  end
+  return failure("protocol", "the server's " .. what .. " is malformed: " .. tostring(err), true, false)
 end
 
--- One exchange on one connection. Returns status, body, retry_after; or
--- nil, err, again: `again` when a kept-alive connection turned out to be
--- closed before the server answered anything, so a fresh one may retry.
-local function exchange(st, t, method, path, body, token)
+-- Reads one answer's status line and headers, skipping 1xx interim
+-- answers. Returns status, headers {content_length, chunked, close,
+-- retry_after}, or nil, err, nothing_read.
+local function read_head(r, version_close)
+  for _ = 1, MAX_INTERIM + 1 do
+    local line, err = r:line()
+    if not line then return nil, err, true end
+    local version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
+    if not status then return nil, "answer is not HTTP" end
+    status = tonumber(status)
+    local h = { close = version == "1.0" or version_close }
+    for n = 1, MAX_HEADERS + 1 do
+      line, err = r:line()
+      if not line then return nil, err end
+      if line == "" then break end
+      if n > MAX_HEADERS then return nil, "more than " .. MAX_HEADERS .. " header lines" end
+      local name, value = match(line, "^([^:%s]+):%s*(.-)%s*$")
+      if name then
+        name = lower(name)
+        if name == "content-length" then
+          local n_ = match(value, "^%d+$") and #value <= 15 and tonumber(value)
+          if not n_ or (h.content_length and h.content_length ~= n_) then
+            return nil, "bad Content-Length '" .. value .. "'"
+          end
+          h.content_length = n_
+        elseif name == "transfer-encoding" then
+          h.chunked = find(lower(value), "chunked", 1, true) ~= nil
+        elseif name == "connection" then
+          local v = lower(value)
+          if find(v, "close", 1, true) then h.close = true elseif find(v, "keep-alive", 1, true) then h.close = false end
+        elseif name == "retry-after" then
+          h.retry_after = value
+        end
+      end
+    end
+    if status >= 200 then return status, h end
+    if status == 101 then return nil, "the server switched protocols" end
+    -- 100 Continue, 102 Processing, 103 Early Hints: the answer follows
+  end
+  return nil, "more than " .. MAX_INTERIM .. " interim (1xx) answers"
+end
+
+-- One exchange on one connection, within the attempt's deadline. Returns
+-- status, body, retry_after; or nil, err, again: `again` when a kept-alive
+-- connection turned out to be closed before the server answered anything,
+-- so that a fresh one may carry the request again (only for a GET: a POST
+-- may have been applied, and the retry policy decides).
+local function exchange(st, t, method, path, body, token, deadline)
   local sock = tcp()
-  sock:settimeouts(t.connect_ms, t.io_ms, t.io_ms)
+  local left = deadline - now()
+  sock:settimeouts(math.min(t.connect_ms, left * 1000 + 1), left * 1000 + 1, left * 1000 + 1)
   local ok, err = sock:connect(t.host, t.port, { pool = t.pool, pool_size = POOL_SIZE })
   if not ok then
     if err == "timeout" then return nil, failure("timeout", "timed out connecting to " .. t.host, false) end
@@ -130,6 +243,12 @@ local function exchange(st, t, method, path, body, token)
   else
     request[#request + 1] = "\r\n"
   end
+  left = deadline - now()
+  if left <= 0 then
+    sock:close()
+    return nil, failure("timeout", "timed out before sending the request", false)
+  end
+  sock:settimeout(left * 1000 + 1)
   ok, err = sock:send(request)
   if not ok then
     sock:close()
@@ -137,74 +256,44 @@ local function exchange(st, t, method, path, body, token)
       reused and err == "closed"
   end
 
-  local line
-  line, err = sock:receive("*l")
-  if not line then
-    sock:close()
-    return nil, receive_error(err, "answer"), reused and err == "closed"
-  end
-  local version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
+  local r = new_reader(sock, deadline)
+  local status, h, nothing = read_head(r, false)
   if not status then
     sock:close()
-    return nil, failure("protocol", "answer is not HTTP", true, false)
-  end
-  status = tonumber(status)
-  local length, chunked, close, retry_after = nil, false, version == "1.0", nil
-  while true do
-    line, err = sock:receive("*l")
-    if not line then
-      sock:close()
-      return nil, receive_error(err, "headers")
-    end
-    if line == "" then break end
-    local name, value = match(line, "^([^:]+):%s*(.-)%s*$")
-    if name then
-      name = lower(name)
-      if name == "content-length" then
-        length = tonumber(value)
-      elseif name == "transfer-encoding" then
-        chunked = find(lower(value), "chunked", 1, true) ~= nil
-      elseif name == "connection" then
-        local v = lower(value)
-        if find(v, "close", 1, true) then close = true elseif find(v, "keep-alive", 1, true) then close = false end
-      elseif name == "retry-after" then
-        retry_after = value
-      end
-    end
+    return nil, receive_error(h, "answer"), reused and nothing and h == "closed"
   end
 
   local max_body = st.max_body
   local answer
-  if chunked then
-    answer, err = read_chunked(sock, max_body)
-  elseif length then
-    if length > max_body then
+  if h.chunked then
+    answer, err = read_chunked(r, max_body)
+  elseif h.content_length then
+    if h.content_length > max_body then
       err = "too large"
-    elseif length > 0 then
-      answer, err = sock:receive(length)
     else
-      answer = ""
+      answer, err = r:bytes(h.content_length, max_body)
     end
   elseif status == 204 or status == 304 then
     answer = ""
   else
-    answer, err = read_to_close(sock, max_body)
-    close = true
+    answer, err = r:bytes(nil, max_body)
+    h.close = true
   end
   if not answer then
     sock:close()
     return nil, receive_error(err, "answer")
   end
-  if close then sock:close() else sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE) end
-  return status, answer, retry_after
+  if h.close or r:leftover() then sock:close() else sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE) end
+  return status, answer, h.retry_after
 end
 
 -- One attempt: status, body, retry_after, or nil, err.
 local function perform(st, t, method, path, body, token)
-  local status, data, extra = exchange(st, t, method, path, body, token)
-  if status == nil and extra then
+  local deadline = now() + t.timeout
+  local status, data, extra = exchange(st, t, method, path, body, token, deadline)
+  if status == nil and extra and method == "GET" then
     -- the kept-alive connection was already closed: once more on a fresh one
-    status, data, extra = exchange(st, t, method, path, body, token)
+    status, data, extra = exchange(st, t, method, path, body, token, deadline)
   end
   if status == nil then return nil, data end
   return status, data, extra

@@ -1,0 +1,98 @@
+-- A hostile HTTP server for the specs, in plain Lua over LuaSocket: it
+-- misbehaves in one way, named by MODE, and writes each request line it
+-- reads to LOG. Started by spec/support/emulator.lua's hostile(); loopback
+-- only; one connection at a time, which is all the specs need.
+--
+--   lua hostile.lua MODE PORT LOG [HOST]
+--
+-- Modes:
+--   drop-second   answers the first request of each connection (kept
+--                 alive), then reads the next one and closes without a word
+--   interim       sends 100, 102 and 103 answers before the real one
+--   slow          sends the answer one byte every 0.3 s
+--   bad-length    a Content-Length of "-5"
+--   hex-length    a Content-Length of "0x10"
+--   many-headers  20,000 header lines
+--   long-header   one header line of 1 MB
+local socket = require("socket")
+
+local mode, port, log_path, host = arg[1], tonumber(arg[2]), arg[3], arg[4] or "127.0.0.1"
+local server = assert(socket.bind(host, port))
+local log = assert(io.open(log_path, "w"))
+
+local BODY = '{"success":true,"payload":[]}'
+local function answer(extra)
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" .. (extra or "")
+    .. "Content-Length: " .. #BODY .. "\r\n\r\n" .. BODY
+end
+
+-- Reads one request; returns true, or nil when the client went away.
+local function read_request(c)
+  local line = c:receive("*l")
+  if not line then return nil end
+  local length = 0
+  repeat
+    local h = c:receive("*l")
+    local v = h and h:lower():match("^content%-length:%s*(%d+)")
+    if v then length = tonumber(v) end
+  until not h or h == ""
+  if length > 0 then c:receive(length) end
+  log:write(line, "\n")
+  log:flush()
+  return true
+end
+
+local handlers = {}
+
+handlers["drop-second"] = function(c)
+  if not read_request(c) then return end
+  c:send(answer())
+  read_request(c) -- and close without answering
+end
+
+handlers.interim = function(c)
+  while read_request(c) do
+    c:send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+      .. "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" .. answer())
+  end
+end
+
+handlers.slow = function(c)
+  if not read_request(c) then return end
+  for ch in answer():gmatch(".") do
+    if not c:send(ch) then return end
+    socket.sleep(0.3)
+  end
+end
+
+local function with_length(value)
+  return function(c)
+    if not read_request(c) then return end
+    c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. value .. "\r\n\r\n" .. BODY)
+    socket.sleep(0.5)
+  end
+end
+handlers["bad-length"] = with_length("-5")
+handlers["hex-length"] = with_length("0x10")
+
+handlers["many-headers"] = function(c)
+  if not read_request(c) then return end
+  c:send("HTTP/1.1 200 OK\r\n" .. ("X-Filler: x\r\n"):rep(20000) .. "Content-Length: 2\r\n\r\n{}")
+end
+
+handlers["long-header"] = function(c)
+  if not read_request(c) then return end
+  c:send("HTTP/1.1 200 OK\r\nX-Filler: " .. ("x"):rep(1024 * 1024) .. "\r\nContent-Length: 2\r\n\r\n{}")
+end
+
+local handle = assert(handlers[mode], "unknown mode " .. tostring(mode))
+io.stdout:write("listening\n")
+io.stdout:flush()
+while true do
+  local c = server:accept()
+  if c then
+    c:settimeout(10)
+    pcall(handle, c)
+    c:close()
+  end
+end
