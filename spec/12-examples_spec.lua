@@ -34,7 +34,7 @@ describe("examples/bulk_assign.lua #wire", function()
     local f = assert(io.open(list, "w"))
     for i = 11, 260 do f:write(st.leases[i], "\n") end
     f:close()
-    emu:faults({ { status = 400, message = "no" } })
+    emu:faults({ { status = 500, message = "no" } })
     local p = io.popen(("OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s/examples/bulk_assign.lua %s %s %s 2>&1; echo \"status=$?\"")
       :format(emu.url, emu.token, LUA, support.ROOT, st.connections[2], list, failed))
     local out = p:read("*a")

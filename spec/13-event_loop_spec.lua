@@ -309,11 +309,11 @@ describe("one client, several runs #wire", function()
     local transport = client._engine.transport
     -- interrupt a run the way lua.c does on SIGINT: a hook that raises,
     -- here once the run has transfers in flight
-    local stopped = false
+    local fired = false
     local co = coroutine.create(function()
       debug.sethook(function()
-        if not stopped and transport:pending() > 0 then
-          stopped = true
+        if not fired and transport:pending() > 0 then
+          fired = true
           error("interrupted!")
         end
       end, "", 100)

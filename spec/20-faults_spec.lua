@@ -224,6 +224,20 @@ describe("faults and retries #wire", function()
       cl:close()
     end)
 
+    it("calls it once for a refused token, however many requests it refused", function()
+      local calls = 0
+      local cl = client({ token = function()
+        calls = calls + 1
+        return calls == 1 and "expired-token" or emu.token
+      end })
+      local adds = {}
+      for i = 11, 60 do adds[#adds + 1] = leases[i] end
+      local report = cl:assign_batched(conns[2], { add = adds }, { batch_size = 1, concurrency = 8 })
+      cl:close()
+      assert.is_true(report.ok)
+      assert.equals(2, calls)
+    end)
+
     it("gives up after one refresh", function()
       local calls = 0
       local cl = client({ token = function() calls = calls + 1 return "always-wrong" end })

@@ -134,19 +134,32 @@ static int fail(lua_State *L, const char *kind, long status, const char *message
     return 2;
 }
 
-/* Whether every entry of the table on top is a lease object at 1..n. */
-static int is_lease_list(lua_State *L) {
+/* Whether the table on top holds only `type` values, at 1..n. */
+static int is_list_of(lua_State *L, int type) {
     size_t n = ot_rawlen(L, -1), count = 0;
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
         count++;
-        if (lua_type(L, -2) != LUA_TNUMBER || !lua_istable(L, -1)) {
+        if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != type) {
             lua_pop(L, 2);
             return 0;
         }
         lua_pop(L, 1);
     }
     return count == n;
+}
+
+/* One version of Opentact's docs shows assign answering with lease uuid
+ * strings: each becomes a lease table holding only its uuid, so callers
+ * see one shape. */
+static void strings_to_leases(lua_State *L) {
+    size_t i, n = ot_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        lua_createtable(L, 0, 1);
+        lua_rawgeti(L, -2, (int)i);
+        lua_setfield(L, -2, "uuid");
+        lua_rawseti(L, -2, (int)i);
+    }
 }
 
 /* core.answer_decode(status, body [, retry_after]) -> leases | nil, err
@@ -185,7 +198,12 @@ int answer_decode(lua_State *L) {
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
-    if (!lua_istable(L, 7) || holes > 0 || !is_lease_list(L))
+    if (!lua_istable(L, 7) || holes > 0)
         return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
+    if (!is_list_of(L, LUA_TTABLE)) {
+        if (!is_list_of(L, LUA_TSTRING))
+            return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
+        strings_to_leases(L);
+    }
     return 1;
 }

@@ -9,6 +9,7 @@
  * error with the byte offset where it went wrong.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ typedef struct reader {
     const char *end;
     const char *error; /* what went wrong, NULL while all is well */
     int depth;
-    int holes;         /* nulls left out of arrays held by the top-level object */
+    int holes;         /* nulls left out of the top-level object's "payload" array */
+    int in_payload;    /* reading that member (or the members of a top-level array) */
     json_names *names; /* member names seen before, or NULL */
     int anchor;        /* stack index of the table that keeps those names alive */
 } reader;
@@ -118,8 +120,12 @@ static int number(reader *r) {
         v = strtod(copy, &stop);
         if (copy != buf)
             free(copy);
+        if (v == HUGE_VAL || v == -HUGE_VAL)
+            return fail(r, "number out of range");
 #if OT_HAS_INTEGERS
-        if (lua_numbertointeger((lua_Number)v, &i) && (lua_Number)i == (lua_Number)v) {
+        /* an integer literal that did not fit stays a float: converting it
+         * back would silently turn it into the nearest lua_Integer */
+        if (!integral && lua_numbertointeger((lua_Number)v, &i) && (lua_Number)i == (lua_Number)v) {
             lua_pushinteger(r->L, i);
             return 1;
         }
@@ -412,7 +418,7 @@ static int array(reader *r) {
         if (!got)
             return 0;
         n++;
-        if (got == 2 && r->depth == 2)
+        if (got == 2 && r->depth == 2 && r->in_payload)
             r->holes++;
         if (direct) {
             if (got == 1)
@@ -457,6 +463,12 @@ static int object(reader *r) {
         direct = !stage(r, base, &staged, &room, 2, 0);
         if (!string(r, 1))
             return 0;
+        if (r->depth == 1) {
+            /* only the payload's nulls matter to the caller (see holes) */
+            size_t len;
+            const char *name = lua_tolstring(L, -1, &len);
+            r->in_payload = len == 7 && memcmp(name, "payload", 7) == 0;
+        }
         skip_space(r);
         if (r->p >= r->end || *r->p != ':')
             return fail(r, "expected ':'");
@@ -511,7 +523,8 @@ static int value(reader *r) {
 
 /* Decodes s[0..len); pushes the value (nil for null) and returns 1, or
  * pushes an error message and returns 0. `holes` counts the nulls left out
- * of arrays that are members of the top-level value (a payload's holes). */
+ * of the top-level object's "payload" array (or of the arrays a top-level
+ * array holds): nulls elsewhere do not make a good answer bad. */
 int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names, int anchor) {
     reader r;
     int top = lua_gettop(L), got;
@@ -521,6 +534,7 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
     r.error = NULL;
     r.depth = 0;
     r.holes = 0;
+    r.in_payload = 1; /* a top-level array counts its own nulls */
     r.names = names;
     r.anchor = anchor;
     got = value(&r);

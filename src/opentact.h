@@ -61,7 +61,8 @@ typedef struct json_names {
 
 /* Decodes s[0..len) and pushes the value (nil for null), returning 1; or
  * pushes a message saying what is wrong and where, returning 0. `holes`
- * (may be NULL) counts nulls left out of the top-level value's arrays.
+ * (may be NULL) counts nulls left out of the top-level object's "payload"
+ * array (or of the arrays of a top-level array).
  * `names` (may be NULL) is a name cache anchored by the table at `anchor`,
  * an absolute stack index or an upvalue's pseudo-index. */
 OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names,

@@ -18,7 +18,6 @@
 #define _GNU_SOURCE /* dup3 */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +29,8 @@
 
 /* Bodies up to this size keep their buffer for the next request. */
 #define KEEP_BUFFER 262144
+/* The most memory a Content-Length alone makes us reserve. */
+#define PREALLOC_MAX (4 * 1024 * 1024)
 
 static void keep_inherited(void *handle);
 
@@ -128,7 +129,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
         curl_off_t announced = -1;
         char *grown;
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
-        if (announced > 0 && (curl_off_t)want < announced && (size_t)announced <= max_body)
+        /* an announced length sizes the buffer at once, but only up to
+         * PREALLOC_MAX: past that, memory follows the bytes that came */
+        if (announced > 0 && (curl_off_t)want < announced && (size_t)announced <= max_body &&
+            announced <= PREALLOC_MAX)
             want = (size_t)announced;
         if (want < x->body.len + n)
             want = x->body.len + n;
@@ -384,22 +388,24 @@ static void put_answer(lua_State *L, int base, ot_transfer *x) {
 
 /* Curl handles a forked child inherited and must never clean up (see
  * check_fork). They stay listed here so they remain reachable memory
- * rather than a leak. */
-static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
-static void **inherited;
-static size_t inherited_len;
+ * rather than a leak. The list is pushed onto without a lock: a mutex
+ * held by another thread at fork() would stay locked for ever in the
+ * child, and pthread_atfork handlers cannot be unregistered when Lua
+ * unloads this module. */
+typedef struct kept_handle {
+    void *handle;
+    struct kept_handle *next;
+} kept_handle;
+static kept_handle *inherited;
 
 static void keep_inherited(void *handle) {
-    void **grown;
-    if (handle == NULL)
+    kept_handle *k;
+    if (handle == NULL || (k = (kept_handle *)malloc(sizeof *k)) == NULL)
         return;
-    pthread_mutex_lock(&inherited_lock);
-    grown = (void **)realloc(inherited, (inherited_len + 1) * sizeof *grown);
-    if (grown != NULL) {
-        grown[inherited_len++] = handle;
-        inherited = grown;
+    k->handle = handle;
+    k->next = __atomic_load_n(&inherited, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&inherited, &k->next, k, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
     }
-    pthread_mutex_unlock(&inherited_lock);
 }
 
 static int open_multi(ot_curl *t) {

@@ -9,8 +9,12 @@ local options = require("opentact.options")
 local pretty = require("opentact.pretty")
 
 local type, pairs, ipairs, pcall = type, pairs, ipairs, pcall
-local setmetatable, getmetatable = setmetatable, getmetatable
+local setmetatable = setmetatable
 local floor, min = math.floor, math.min
+local lower, next = string.lower, next
+
+-- A lease uuid inside a server's message.
+local UUID_IN_TEXT = "(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x)"
 local request_list, request_assign = core.request_list, core.request_assign
 
 local M = {}
@@ -67,34 +71,116 @@ local function batches(adds, removes, size)
   return out
 end
 
---- The work of client:assign_batched, once its arguments are checked.
---- `path`/`body` are the whole change set's request, or nil, err if invalid.
-function M.assign(eng, conn, changes, opts, path, err)
-  local adds, removes = changes.add or {}, changes.remove or {}
-  local report = setmetatable({
+-- What an applied batch's answer says of each of its uuids: a lease in
+-- the payload with this connection is attached, one without it is not; a
+-- bare uuid (a payload of uuid strings) is taken as done; a uuid the answer
+-- leaves out is not confirmed. Returns the confirmed part and, for the
+-- rest, {add, remove, why} groups.
+local function confirm(part, leases, conn)
+  local state = {}
+  for i = 1, #leases do
+    local l = leases[i]
+    if type(l) == "table" and type(l.uuid) == "string" then
+      local holder = l.sip_connection
+      if type(holder) == "table" then holder = holder.uuid end
+      if next(l) == "uuid" and next(l, "uuid") == nil then
+        state[lower(l.uuid)] = "listed"
+      else
+        state[lower(l.uuid)] = holder == conn and "on" or "off"
+      end
+    end
+  end
+  local done = { add = {}, remove = {} }
+  local left_out, elsewhere = { add = {}, remove = {} }, { add = {}, remove = {} }
+  for _, kind in ipairs({ "add", "remove" }) do
+    local want = kind == "add" and "on" or "off"
+    for _, u in ipairs(part[kind]) do
+      local st = state[lower(u)]
+      local into = (st == want or st == "listed") and done or st == nil and left_out or elsewhere
+      into[kind][#into[kind] + 1] = u
+    end
+  end
+  local unconfirmed = {}
+  if #left_out.add + #left_out.remove > 0 then
+    left_out.why = "the server answered success but its answer leaves these leases out"
+    unconfirmed[#unconfirmed + 1] = left_out
+  end
+  if #elsewhere.add + #elsewhere.remove > 0 then
+    elsewhere.why = "the server answered success but its answer shows these leases unchanged"
+    unconfirmed[#unconfirmed + 1] = elsewhere
+  end
+  return done, unconfirmed
+end
+
+-- A 4xx that refuses the batch's content (not the connection, not the
+-- token): splitting the batch finds the uuids it is about.
+local SPLIT_STATUS = { [400] = true, [409] = true, [422] = true }
+
+-- The two halves of a refused batch: the uuid the message names on its own
+-- when it names one of the batch's, else the first and second half.
+local function halves(part, message)
+  local named = type(message) == "string" and message:lower():match(UUID_IN_TEXT)
+  local a, b = { add = {}, remove = {} }, { add = {}, remove = {} }
+  local n, i = #part.add + #part.remove, 0
+  for _, kind in ipairs({ "add", "remove" }) do
+    for _, u in ipairs(part[kind]) do
+      i = i + 1
+      local first
+      if named then first = lower(u) == named else first = i <= floor(n / 2) end
+      local into = first and a or b
+      into[kind][#into[kind] + 1] = u
+    end
+  end
+  if #a.add + #a.remove == 0 or #b.add + #b.remove == 0 then
+    -- the named uuid is not in this batch: halve it
+    return halves(part, nil)
+  end
+  return a, b
+end
+
+local function new_report()
+  return setmetatable({
     ok = false,
     applied = { add = {}, remove = {} },
     failed = {},
     leases = setmetatable({}, pretty.Leases),
   }, pretty.Report)
+end
+
+--- The work of client:assign_batched, once its arguments are checked.
+--- `path`/`body` are the whole change set's request, or nil, err if invalid.
+function M.assign(eng, conn, changes, opts, path, err)
+  local adds, removes = changes.add or {}, changes.remove or {}
+  local report = new_report()
   if not path then
     -- nothing is sent: every uuid fails with the reason
     report.failed[1] = { add = copy(adds), remove = copy(removes), err = errors.finish(err, "POST", nil, 0) }
     return report
   end
-  local parts = batches(adds, removes, opts.batch_size)
-  local jobs = {}
-  for i, part in ipairs(parts) do
+  conn = lower(conn)
+  local parts, jobs, all = batches(adds, removes, opts.batch_size), {}, {}
+  local function job_for(part)
     local p, body = request_assign(conn, part)
-    jobs[i] = engine.request("POST", p, body)
-    jobs[i].index = i
+    local job = engine.request("POST", p, body)
+    job.part = part
+    all[#all + 1] = job
+    return job
   end
-  local outcomes, done, total = {}, 0, #adds + #removes
+  for i, part in ipairs(parts) do jobs[i] = job_for(part) end
+  local outcomes, done, total = {}, 0, #adds + #removes -- outcomes: {part, leases | err}, as they finish
   local on_progress = opts.on_progress
-  local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job)
-    local i = job.index
-    outcomes[i] = job.leases or job.err
-    done = done + #parts[i].add + #parts[i].remove
+  local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job, add)
+    local part, e = job.part, job.err
+    if e and e.status and SPLIT_STATUS[e.status] and #part.add + #part.remove > 1 then
+      -- one bad uuid does not sink its batch
+      local a, b = halves(part, e.message)
+      add(job_for(a))
+      add(job_for(b))
+      job.split = true
+      return
+    end
+    outcomes[#outcomes + 1] = job
+    done = done + #part.add + #part.remove
     -- a failing progress callback never stops the work; an interrupt does
     if on_progress then
       local ok, why = pcall(on_progress, done, total)
@@ -105,24 +191,40 @@ function M.assign(eng, conn, changes, opts, path, err)
     -- stopped (Ctrl-C in lua, or an error): what was in flight is
     -- cancelled; the report still accounts for every uuid
     report.interrupted = stopped
-    for i, job in ipairs(jobs) do
-      if outcomes[i] == nil then
-        local e = errors.new("network", job.attempt > 0
-          and "interrupted while the request was in flight: it may have been applied"
-          or "interrupted before the request was sent", false)
-        e.sent = job.attempt > 0
-        outcomes[i] = errors.finish(e, "POST", job.path, job.attempt)
-      end
+    local finished = {}
+    for _, job in ipairs(outcomes) do finished[job] = true end
+    local function unfinished(job)
+      if finished[job] or job.split then return end
+      local e = errors.new("network", job.attempt > 0
+        and "interrupted while the request was in flight: it may have been applied"
+        or "interrupted before the request was sent", false)
+      e.sent = job.attempt > 0
+      job.err = errors.finish(e, "POST", job.path, job.attempt)
+      outcomes[#outcomes + 1] = job
     end
+    for _, job in ipairs(all) do unfinished(job) end
   end
-  for i, part in ipairs(parts) do
-    local outcome = outcomes[i]
-    if getmetatable(outcome) == pretty.Leases then
-      append(report.applied.add, part.add)
-      append(report.applied.remove, part.remove)
-      append(report.leases, outcome)
+  -- in input order: each batch's outcome where its first uuid was
+  local order = {}
+  for i, u in ipairs(adds) do order[u] = i end
+  for i, u in ipairs(removes) do order[u] = #adds + i end
+  local function first(job) local p = job.part return order[p.add[1] or p.remove[1]] or 0 end
+  table.sort(outcomes, function(a, b) return first(a) < first(b) end)
+  for _, job in ipairs(outcomes) do
+    local part = job.part
+    if job.leases then
+      local ok_part, unconfirmed = confirm(part, job.leases, conn)
+      append(report.applied.add, ok_part.add)
+      append(report.applied.remove, ok_part.remove)
+      append(report.leases, job.leases)
+      for _, u in ipairs(unconfirmed) do
+        local e = errors.new("protocol", u.why, false)
+        e.status, e.sent = 200, true
+        report.failed[#report.failed + 1] = { add = u.add, remove = u.remove,
+          err = errors.finish(e, "POST", job.path, job.attempt) }
+      end
     else
-      report.failed[#report.failed + 1] = { add = part.add, remove = part.remove, err = outcome }
+      report.failed[#report.failed + 1] = { add = part.add, remove = part.remove, err = job.err }
     end
   end
   report.ok = #report.failed == 0

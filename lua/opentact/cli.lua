@@ -36,7 +36,8 @@ Options:
   --batch-size N        uuids per request (default 100)
   --concurrency N       requests at once (default 4)
   --failed-file FILE    write the uuids that were not applied to FILE (adds)
-                        and FILE.remove (removes), ready for a re-run
+                        and FILE.remove (removes), ready for a re-run, each
+                        group under a "# why" comment line
   --json                print the payload (list) or the report (assign) as JSON
   --url URL             API base URL (default: OPENTACT_URL, else Opentact's)
   -h, --help            this help
@@ -282,10 +283,17 @@ local function cmd_list(ctx, o)
   return 0
 end
 
-local function write_lines(path, list)
+-- Writes the failed uuids of `kind`, each group under a comment saying why
+-- (comments are skipped when the file is read back).
+local function write_failed(path, failed, kind)
   local f, err = io.open(path, "wb")
   if not f then return nil, err end
-  for _, u in ipairs(list) do f:write(u, "\n") end
+  for _, group in ipairs(failed) do
+    if #group[kind] > 0 then
+      f:write("# ", (tostring(group.err):gsub("[%c]", " ")), "\n")
+      for _, u in ipairs(group[kind]) do f:write(u, "\n") end
+    end
+  end
   f:close()
   return true
 end
@@ -321,15 +329,11 @@ local function cmd_assign(ctx, o)
   client:close()
   local elapsed = core.now() - started
 
-  local failed_add, failed_remove = {}, {}
-  for _, f in ipairs(report.failed) do
-    for _, u in ipairs(f.add) do failed_add[#failed_add + 1] = u end
-    for _, u in ipairs(f.remove) do failed_remove[#failed_remove + 1] = u end
-  end
+  local failed_add, failed_remove = report:failed_uuids()
   if o.failed_file then
-    local ok, err = write_lines(o.failed_file, failed_add)
+    local ok, err = write_failed(o.failed_file, report.failed, "add")
     if ok and #failed_remove > 0 then
-      ok, err = write_lines(o.failed_file .. ".remove", failed_remove)
+      ok, err = write_failed(o.failed_file .. ".remove", report.failed, "remove")
     elseif ok then
       -- a previous run's removes are done now: a stale file would make a
       -- "re-run until the files are empty" loop go on for ever

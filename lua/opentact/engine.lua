@@ -74,7 +74,7 @@ function M.request(method, path, body)
   -- every field the engine sets later is made here, so the table is built
   -- once at its final size
   return {
-    method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false, fresh = false,
+    method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false,
     token = false, run = false, id = false, done = false, leases = false, err = false,
   }
 end
@@ -82,15 +82,14 @@ end
 ---------------------------------------------------------------- tokens
 
 -- The token to send: the option itself, or what the token function gave
--- (kept until a 401 asks for a fresh one).
-function Engine:token(fresh)
+-- (kept until a 401 drops it).
+function Engine:token()
   local t = self.opts.token
   if type(t) ~= "function" then
     if t == nil then return nil, errors.new("auth", NO_TOKEN) end
     return t
   end
-  if self.token_value and not fresh then return self.token_value end
-  self.token_value = nil
+  if self.token_value then return self.token_value end
   local ok, value = pcall(t)
   if not ok then
     return nil, errors.new("auth", "the token function failed: " .. tostring(value))
@@ -141,7 +140,10 @@ function Engine:settle(req, status, data, retry_after)
   if leases then return finish(req, setmetatable(leases, Leases)) end
   local opts = self.opts
   if err.status == 401 and type(opts.token) == "function" and not req.refreshed then
-    req.refreshed, req.fresh = true, true
+    -- one call of the token function per refused token, however many
+    -- requests it refused: the first 401 drops it, the rest find the new one
+    req.refreshed = true
+    if self.token_value == req.token then self.token_value = nil end
     return self:later(req, 0)
   end
   local wait = retry_delay(opts, err, req.method, req.retried, self.jitter)
@@ -162,10 +164,9 @@ function Engine:launch(req)
   local token = self.static_token
   if not token then
     local err
-    token, err = self:token(req.fresh)
+    token, err = self:token()
     if not token then return finish(req, nil, finish_error(err, req.method, req.path, req.attempt)) end
   end
-  req.fresh = false
   req.attempt = req.attempt + 1
   req.token = token
   if self.log then req.started = now() end -- only the log hook's `elapsed` needs it
@@ -339,19 +340,25 @@ function Engine:close_run(run, why)
 end
 
 local function drive(self, run, on_done)
+  -- on_done may add requests to the run (a batch split in two)
+  local function add(req)
+    submit(run, req)
+    self:fill(run)
+  end
   self:fill(run)
   while run.left > 0 do
     if run.dhead > run.dtail then self:turn(LONG_WAIT) end
     local req = take(run)
     while req do
-      if on_done then on_done(req) end
+      if on_done then on_done(req, add) end
       req = take(run)
     end
   end
 end
 
 --- Runs `reqs` to the end in this coroutine, at most `limit` on the wire
---- at once; calls on_done(req) as each finishes (req.leases or req.err).
+--- at once; calls on_done(req, add) as each finishes (req.leases or
+--- req.err), where add(request) puts one more request in this run.
 --- If anything raises on the way (an interrupt, a callback), the run's
 --- transfers are cancelled before the error goes on.
 function Engine:run(reqs, limit, on_done)

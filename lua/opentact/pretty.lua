@@ -18,10 +18,17 @@ local function number(n)
   return tostring(n)
 end
 
+-- Server strings go to terminals: control characters (escape sequences
+-- among them) are shown, never sent, as \ddd.
+local function safe(s)
+  return (s:gsub("[%z\1-\31\127]", function(c) return format("\\%03d", c:byte()) end))
+end
+M.safe = safe
+
 local function cell(v)
   if v == nil then return "-" end
   if type(v) == "boolean" then return v and "yes" or "no" end
-  return tostring(v)
+  return safe(tostring(v))
 end
 
 local COLUMNS = { "uuid", "number", "expires", "autorenew" }
@@ -63,6 +70,21 @@ Leases.__tostring = M.format
 local Report = { __name = "opentact.Report" }
 M.Report = Report
 
+local report_methods = {}
+Report.__index = report_methods
+
+--- The uuids to run again: the adds and the removes that failed, each
+--- list flat and in the order they failed.
+function report_methods.failed_uuids(r)
+  local adds, removes = {}, {}
+  for i = 1, #r.failed do
+    local f = r.failed[i]
+    for k = 1, #f.add do adds[#adds + 1] = f.add[k] end
+    for k = 1, #f.remove do removes[#removes + 1] = f.remove[k] end
+  end
+  return adds, removes
+end
+
 function Report.__tostring(r)
   local applied = #r.applied.add + #r.applied.remove
   local failed = 0
@@ -71,7 +93,7 @@ function Report.__tostring(r)
     r.ok and "ok" or "not ok", applied, #r.applied.add, #r.applied.remove, failed) }
   for i = 1, #r.failed do
     local f = r.failed[i]
-    out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, tostring(f.err))
+    out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, safe(tostring(f.err)))
   end
   return concat(out, "\n")
 end
