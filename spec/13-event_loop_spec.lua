@@ -304,6 +304,40 @@ describe("one client, several runs #wire", function()
     for _, l in ipairs(reports.b.leases) do assert.equals(conns[3], l.sip_connection.uuid) end
   end)
 
+  it("a bulk call inside another's on_progress or log hook keeps both reports whole", function()
+    local inner = {}
+    local c
+    c = emu:client({ log = function(e)
+      if e.method == "POST" and #inner < 2 then
+        inner[#inner + 1] = c:list_many({ conns[1], conns[4] }, { concurrency = 2 })
+      end
+    end })
+    local outer = c:assign_batched(conns[2], { add = slice(11, 110) }, {
+      batch_size = 10, concurrency = 3,
+      on_progress = function()
+        if #inner < 4 then
+          inner[#inner + 1] = c:assign_batched(conns[3], { add = slice(111 + #inner * 10, 120 + #inner * 10) },
+            { batch_size = 5 })
+        end
+      end,
+    })
+    c:close()
+    assert.is_true(outer.ok)
+    assert.same(slice(11, 110), outer.applied.add)
+    for _, l in ipairs(outer.leases) do assert.equals(conns[2], l.sip_connection.uuid) end
+    assert.equals(4, #inner)
+    for _, r in ipairs(inner) do
+      if r.applied then
+        assert.is_true(r.ok)
+        assert.equals(10, #r.applied.add)
+        for _, l in ipairs(r.leases) do assert.equals(conns[3], l.sip_connection.uuid) end
+      else
+        assert.equals(3, #r[1].leases)
+        assert.equals(0, #r[2].leases)
+      end
+    end
+  end)
+
   it("a run stopped by an interrupt cancels its transfers, reports every uuid, and the next run is whole", function()
     emu:config({ latency = 0.2 })
     local transport = client._engine.transport

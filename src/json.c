@@ -9,8 +9,10 @@
  * error with the byte offset where it went wrong.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -417,7 +419,8 @@ static int array(reader *r) {
         int got = value(r);
         if (!got)
             return 0;
-        n++;
+        if (++n >= INT_MAX)
+            return fail(r, "array too long");
         if (got == 2 && r->depth == 2 && r->in_payload)
             r->holes++;
         if (direct) {
@@ -544,9 +547,10 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
             got = fail(&r, "unexpected data after the value");
     }
     if (!got) {
+        char where[32];
         lua_settop(L, top);
-        lua_pushfstring(L, "%s at byte %d", r.error ? r.error : "invalid JSON",
-                        (int)(r.p - r.start) + 1);
+        snprintf(where, sizeof where, "%lu", (unsigned long)(r.p - r.start) + 1);
+        lua_pushfstring(L, "%s at byte %s", r.error ? r.error : "invalid JSON", where);
         return 0;
     }
     if (got == 2)

@@ -17,7 +17,7 @@ Usage:
   opentact assign CONN [--add UUID...] [--remove UUID...]
                        [--add-file FILE] [--remove-file FILE]
                        [--batch-size N] [--concurrency N]
-                       [--failed-file FILE] [--json] [--url URL]
+                       [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
   opentact --help | --version
 
 Attach TN leases to an Opentact SIP connection, detach them, and list what
@@ -38,6 +38,9 @@ Options:
   --failed-file FILE    write the uuids that were not applied to FILE (adds)
                         and FILE.remove (removes), ready for a re-run, each
                         group under a "# why" comment line
+  --skip-invalid        leave out lines without a valid uuid and uuids given
+                        twice (or to both add and remove), each named on
+                        standard error, instead of refusing the whole input
   --json                print the payload (list) or the report (assign) as JSON
   --url URL             API base URL (default: OPENTACT_URL, else Opentact's)
   -h, --help            this help
@@ -146,7 +149,10 @@ end
 
 -- Reads uuids from a file (or standard input for "-"): returns the list,
 -- or nil and a message naming the file and line.
-local function read_uuids(path, stdin)
+-- `skipped` (optional) collects "file:line: why" for lines left out
+-- instead of failing on them (--skip-invalid). Each uuid comes with where
+-- it was read, in `where`.
+local function read_uuids(path, stdin, skipped, where)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -165,9 +171,12 @@ local function read_uuids(path, stdin)
         local u, meant = uuid_in(line)
         if u then
           out[#out + 1] = u
+          if where then where[#out] = format("%s:%d", name, n) end
         elseif not (first and not meant and line:find(",", 1, true)) then
           -- only a CSV's first line, with no uuid-like field, is a header
-          return format("%s:%d: %s", name, n, meant and "not a valid uuid" or "no uuid on this line")
+          local problem = format("%s:%d: %s", name, n, meant and "not a valid uuid" or "no uuid on this line")
+          if not skipped then return problem end
+          skipped[#skipped + 1] = problem
         end
         first = false
       end
@@ -213,6 +222,9 @@ local function parse(argv)
       i = i + 2
     elseif a == "--json" then
       o.json = true
+      i = i + 1
+    elseif a == "--skip-invalid" then
+      o.skip_invalid = true
       i = i + 1
     elseif a == "-h" or a == "--help" then
       o.help = true
@@ -300,13 +312,45 @@ end
 
 local function cmd_assign(ctx, o)
   if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
-  for _, spec in ipairs({ { o.add_files, o.add }, { o.remove_files, o.remove } }) do
+  local skipped = o.skip_invalid and {} or nil
+  local sources = { add = {}, remove = {} }
+  for kind, spec in pairs({ add = { o.add_files, o.add }, remove = { o.remove_files, o.remove } }) do
+    for k = 1, #spec[2] do sources[kind][k] = "--" .. kind end
     for _, path in ipairs(spec[1]) do
-      local list, err = read_uuids(path, ctx.stdin)
+      local where = {}
+      local list, err = read_uuids(path, ctx.stdin, skipped, where)
       if not list then return usage_error(ctx, err) end
-      for _, u in ipairs(list) do spec[2][#spec[2] + 1] = u end
+      for k, u in ipairs(list) do
+        spec[2][#spec[2] + 1] = u
+        sources[kind][#spec[2]] = where[k]
+      end
     end
   end
+  -- a uuid twice, or in both lists, is named with where each came from:
+  -- an error, or left out with --skip-invalid
+  local first_seen, problems = {}, {}
+  for _, kind in ipairs({ "add", "remove" }) do
+    local list, kept, kept_sources = o[kind], {}, {}
+    for k, u in ipairs(list) do
+      local key = u:lower()
+      local seen = first_seen[key]
+      if seen then
+        problems[#problems + 1] = format("%s: %s %s again (first at %s, %s)", sources[kind][k], u,
+          seen.kind == kind and "listed" or "in both --add and --remove", seen.where, seen.kind)
+      else
+        first_seen[key] = { kind = kind, where = sources[kind][k] }
+        kept[#kept + 1] = u
+        kept_sources[#kept] = sources[kind][k]
+      end
+    end
+    o[kind], sources[kind] = kept, kept_sources
+  end
+  if #problems > 0 and not skipped then
+    return usage_error(ctx, problems[1] .. (#problems > 1 and format(" (and %d more)", #problems - 1) or "")
+      .. "; --skip-invalid leaves such lines out")
+  end
+  for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
+  for _, why in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", why, "\n") end
   if #o.add + #o.remove == 0 then return usage_error(ctx, "nothing to assign: give --add, --remove or a file") end
   local batch_size, concurrency = 100, 4
   if o.batch_size then
