@@ -247,6 +247,14 @@ function M.assign(conn, changes, callback)
   return send(client, "POST", path, body, callback)
 end
 
+--- A phone number in any form people type ("+1 (212) 555-1234", an
+--- integer) as a Lua number (an integer on 5.3+), or nil, err (`invalid`).
+function M.number(x)
+  local n, err = core.number(x)
+  if n == nil then return nil, finish(err, nil, nil, 0) end
+  return n
+end
+
 M.Client = Client
 M.Error = errors.Error
 M.Leases = pretty.Leases

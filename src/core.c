@@ -256,6 +256,7 @@ static const luaL_Reg core_functions[] = {
     {"sleep", core_sleep},
     {"rng", core_rng},
     {"request_list", request_list},
+    {"number", request_number},
     {"request_assign", request_assign},
     {NULL, NULL},
 };

@@ -104,6 +104,86 @@ int request_list(lua_State *L) {
     return 1;
 }
 
+/* ---- phone numbers ------------------------------------------------ */
+
+/* E.164: at most 15 digits, the first never 0 (no country code starts so). */
+#define NUMBER_MAX_DIGITS 15
+#define NUMBER_LIMIT 1000000000000000.0 /* 10^15 */
+
+/* Reads a phone number as people type it: digits, an optional leading
+ * '+', and spaces, '-', '.', '(' and ')' between them. Returns 1 and the
+ * number in *out, or 0 and why in *why. */
+int request_parse_number(const char *s, size_t len, double *out, const char **why) {
+    size_t i = 0;
+    int digits = 0;
+    double v = 0;
+    while (i < len && s[i] == ' ')
+        i++;
+    if (i < len && s[i] == '+')
+        i++;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (digits == 0 && c == '0') {
+                *why = "starts with 0 (give the country code, e.g. +1 212 555 0100)";
+                return 0;
+            }
+            if (++digits > NUMBER_MAX_DIGITS) {
+                *why = "has more than 15 digits";
+                return 0;
+            }
+            v = v * 10 + (c - '0'); /* exact: below 2^53 */
+        } else if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')') {
+            *why = "is not a phone number (digits, an optional leading +, spaces, - . ( ) only)";
+            return 0;
+        }
+    }
+    if (digits == 0) {
+        *why = "has no digits";
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static void push_number(lua_State *L, double v) {
+#if OT_HAS_INTEGERS
+    lua_pushinteger(L, (lua_Integer)v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+}
+
+/* core.number(x) -> the phone number (an integer on 5.3+) | nil, err */
+int request_number(lua_State *L) {
+    const char *why = "is not a phone number (a string or an integer)";
+    double v;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, 1);
+        if (n >= 1 && n < NUMBER_LIMIT && n == (lua_Number)(long long)n) {
+            push_number(L, (double)n);
+            return 1;
+        }
+        why = n == n && n >= NUMBER_LIMIT ? "has more than 15 digits" : "is not a whole number above 0";
+    } else if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 1, &len);
+        if (request_parse_number(s, len, &v, &why)) {
+            push_number(L, v);
+            return 1;
+        }
+        return push_invalid(L, "phone number", s, len, why);
+    }
+    lua_pushnil(L);
+    if (lua_type(L, 1) == LUA_TNUMBER)
+        lua_pushfstring(L, "phone number %f %s", lua_tonumber(L, 1), why);
+    else
+        lua_pushfstring(L, "phone number (a %s) %s", luaL_typename(L, 1), why);
+    answer_push_error(L, "invalid", -1, lua_tostring(L, -1), 0);
+    lua_remove(L, -2);
+    return 2;
+}
+
 /* ---- assign ------------------------------------------------------- */
 
 typedef struct lease_ref {
