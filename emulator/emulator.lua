@@ -213,6 +213,31 @@ local function handle_list(conn, fault)
   return deliver(200, body, fault)
 end
 
+-- Answers as a fault with a status asks (before the request is applied).
+local function status_fault(fault)
+  local extra = fault.retry_after and { ["Retry-After"] = tostring(fault.retry_after) } or nil
+  if fault.body then
+    return deliver(fault.status, tostring(fault.body), fault, fault.ctype or "text/html", extra)
+  end
+  return fail(fault.status, fault.message or "emulated fault", extra)
+end
+
+-- GET /lease/tn/{tn}/tn: the lease of a phone number, given as digits.
+local function handle_lease_by_number(method, tn, fault)
+  if method ~= "GET" then return fail(405, "Method not allowed") end
+  if not tn:find("^%d+$") then return fail(400, "tn must be the phone number's digits") end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+  -- the seed gives lease i the number 12125550000 + i
+  local i = #tn <= 15 and tonumber(tn) - 12125550000
+  local lease = i and i >= 1 and seed.leases[i]
+  if not lease then return fail(404, "TNLease not found for tn " .. tn) end
+  local holder, _, modified = decode_state(dict():get("L:" .. lease))
+  local buf = { '{"success":true,"payload":' }
+  add_lease(buf, lease, holder, modified)
+  buf[#buf + 1] = "}"
+  return deliver(200, concat(buf), fault)
+end
+
 local function read_body()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
@@ -306,7 +331,10 @@ local function serve(method, uri)
   if headers["x-auth-token"] ~= config.token then
     return fail(401, "Unauthorized: missing or invalid X-Auth-Token")
   end
-  local conn = uri:match("^/rest/sip/connection/([^/]*)/tnlease$") or uri:match("^/sip/connection/([^/]*)/tnlease$")
+  local path = uri:gsub("^/rest/", "/")
+  local tn = path:match("^/lease/tn/([^/]*)/tn$")
+  if tn then return handle_lease_by_number(method, tn, fault) end
+  local conn = path:match("^/sip/connection/([^/]*)/tnlease$")
   if not conn then return fail(404, "No route for " .. method .. " " .. uri) end
   if not ngx.re.find(conn, UUID, "jo") then
     return fail(400, "uuid must match " .. UUID)
@@ -314,13 +342,7 @@ local function serve(method, uri)
   if method ~= "GET" and method ~= "POST" then return fail(405, "Method not allowed") end
   if not d:get("conn:" .. conn) then return fail(404, "SIP connection not found") end
 
-  if fault and fault.status and not fault.apply then
-    local extra = fault.retry_after and { ["Retry-After"] = tostring(fault.retry_after) } or nil
-    if fault.body then
-      return deliver(fault.status, tostring(fault.body), fault, fault.ctype or "text/html", extra)
-    end
-    return fail(fault.status, fault.message or "emulated fault", extra)
-  end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
 
   if method == "GET" then return handle_list(conn, fault) end
 

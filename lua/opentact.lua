@@ -85,7 +85,7 @@ end
 -- A request once its arguments are known to be right: blocking, or in
 -- the background when a callback is given. `path` nil: `body` is the
 -- error of a request that cannot be sent.
-local function send(client, method, path, body, callback)
+local function send(client, method, path, body, callback, shape)
   local e = client._engine
   if not path then
     local err = finish(body, method, nil, 0)
@@ -93,7 +93,7 @@ local function send(client, method, path, body, callback)
     e:fail_callback(err, callback)
     return true
   end
-  local req = request(method, path, method == "POST" and body or nil)
+  local req = request(method, path, method == "POST" and body or nil, shape)
   if not callback then return e:call(req) end
   e:submit_callback(req, callback)
   return true
@@ -117,6 +117,14 @@ function Client:assign(conn, changes, callback)
   local path, body = build_assign(conn, changes, "assign")
   return send(self, "POST", path, body, callback)
 end
+--- The lease that holds a phone number (any form opentact.number takes).
+function Client:lease(number, callback)
+  check_open(self, "lease")
+  check_callback(self, callback, 2, "lease")
+  local path, err = core.request_lease(number)
+  return send(self, "GET", path, err, callback, "lease")
+end
+
 --- Assigns many uuids in batches, several requests at once; returns a
 --- report where every input uuid is either applied or failed.
 function Client:assign_batched(conn, changes, opts)
@@ -245,6 +253,13 @@ function M.assign(conn, changes, callback)
   check_callback(client, callback, 3, "assign")
   local path, body = build_assign(conn, changes, "assign")
   return send(client, "POST", path, body, callback)
+end
+
+function M.lease(number, callback)
+  local client = default_client()
+  check_callback(client, callback, 2, "lease")
+  local path, err = core.request_lease(number)
+  return send(client, "GET", path, err, callback, "lease")
 end
 
 --- A phone number in any form people type ("+1 (212) 555-1234", an

@@ -44,3 +44,55 @@ describe("opentact.number", function()
     assert.equals("invalid", err.kind)
   end)
 end)
+
+describe("client:lease #wire", function()
+  local support = require("emulator")
+  local emu, client
+  setup(function()
+    emu = support.start()
+    client = emu:client()
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+
+  it("finds the lease of a number in any form", function()
+    local st = emu:state()
+    for _, form in ipairs({ "+1 (212) 555-0004", 12125550004, "1.212.555.0004" }) do
+      local lease, err = client:lease(form)
+      assert.is_nil(err)
+      assert.equals(st.leases[4], lease.uuid)
+      assert.equals(12125550004, lease.tn.tn)
+      assert.is_nil(lease.sip_connection)
+    end
+    local held = client:lease("+12125550001")
+    assert.equals(st.connections[1], held.sip_connection.uuid)
+    assert.equals("/lease/tn/12125550001/tn", emu:requests()[4].path)
+  end)
+
+  it("says not_found for a number the account does not hold, invalid (nothing sent) for a bad one", function()
+    emu:reset()
+    local lease, err = client:lease("+1 999 555 0000")
+    assert.is_nil(lease)
+    assert.equals("not_found", err.kind)
+    lease, err = client:lease("call me")
+    assert.is_nil(lease)
+    assert.equals("invalid", err.kind)
+    assert.equals(0, err.attempts)
+    assert.equals(1, #emu:requests())
+  end)
+
+  it("takes a callback, as list does", function()
+    local got
+    assert.is_true(client:lease(12125550002, function(l, e) got = { l, e } end))
+    while client:step(0.05) > 0 do end
+    assert.equals(emu:state().leases[2], got[1].uuid)
+  end)
+
+  it("is retried like a read", function()
+    emu:faults({ { status = 503 } })
+    local lease = client:lease(12125550002)
+    assert.equals(emu:state().leases[2], lease.uuid)
+  end)
+end)

@@ -162,18 +162,21 @@ static void strings_to_leases(lua_State *L) {
     }
 }
 
-/* core.answer_decode(status, body [, retry_after]) -> leases | nil, err
+/* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
+ * shape "leases" (the default): a list of leases; "lease": one lease.
  * Upvalues: the member-name cache and the table that anchors its names. */
 int answer_decode(lua_State *L) {
+    static const char *const shapes[] = {"leases", "lease", NULL};
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
+    int shape = luaL_checkoption(L, 4, "leases", shapes);
     const char *message = NULL;
     size_t len;
     const char *body;
     int parsed, decoded, holes = 0;
     luaL_checktype(L, 2, LUA_TSTRING);
     body = lua_tolstring(L, 2, &len);
-    lua_settop(L, 3);
+    lua_settop(L, 3); /* the shape is known: its argument may go */
     parsed = json_decode(L, body, len, &holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
                          lua_upvalueindex(2)); /* stack 4: the value, or why not */
     decoded = parsed && lua_istable(L, 4);
@@ -198,6 +201,13 @@ int answer_decode(lua_State *L) {
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
+    if (shape == 1) {
+        lua_getfield(L, 7, "uuid");
+        if (!lua_istable(L, 7) || lua_type(L, -1) != LUA_TSTRING)
+            return fail(L, "protocol", status, "answer's 'payload' is not a lease");
+        lua_pop(L, 1);
+        return 1;
+    }
     if (!lua_istable(L, 7) || holes > 0)
         return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
     if (!is_list_of(L, LUA_TTABLE)) {

@@ -257,6 +257,7 @@ static const luaL_Reg core_functions[] = {
     {"rng", core_rng},
     {"request_list", request_list},
     {"number", request_number},
+    {"request_lease", request_lease},
     {"request_assign", request_assign},
     {NULL, NULL},
 };

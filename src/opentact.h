@@ -41,6 +41,7 @@ OT_HIDDEN int request_normalize_uuid(const char *s, size_t len, char *out);
 
 OT_HIDDEN int request_list(lua_State *L);   /* core.request_list */
 OT_HIDDEN int request_number(lua_State *L); /* core.number */
+OT_HIDDEN int request_lease(lua_State *L);  /* core.request_lease */
 /* A phone number as people type it; 1 and *out, or 0 and *why. */
 OT_HIDDEN int request_parse_number(const char *s, size_t len, double *out, const char **why);
 OT_HIDDEN int request_assign(lua_State *L); /* core.request_assign */

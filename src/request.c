@@ -184,6 +184,17 @@ int request_number(lua_State *L) {
     return 2;
 }
 
+/* core.request_lease(number) -> path | nil, err: the lookup by number */
+int request_lease(lua_State *L) {
+    char path[64];
+    lua_settop(L, 1);
+    if (request_number(L) == 2)
+        return 2;
+    snprintf(path, sizeof path, "/lease/tn/%.0f/tn", (double)lua_tonumber(L, -1));
+    lua_pushstring(L, path);
+    return 1;
+}
+
 /* ---- assign ------------------------------------------------------- */
 
 typedef struct lease_ref {

@@ -70,12 +70,13 @@ function M.new(opts, transport)
 end
 
 --- A request: one logical call, attempted as often as the policy allows.
-function M.request(method, path, body)
+function M.request(method, path, body, shape)
   -- every field the engine sets later is made here, so the table is built
   -- once at its final size
   return {
     method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false,
     token = false, run = false, id = false, done = false, leases = false, err = false,
+    shape = shape or false, -- what the answer's payload is: false for a list of leases, "lease" for one
   }
 end
 
@@ -127,7 +128,7 @@ function Engine:settle(req, status, data, retry_after)
   local leases, err
   if status then
     local ok
-    ok, leases, err = pcall(answer_decode, status, data, retry_after)
+    ok, leases, err = pcall(answer_decode, status, data, retry_after, req.shape or nil)
     if not ok then
       leases, err = nil, errors.new("protocol", "the answer could not be decoded: " .. tostring(leases))
       err.status = status
@@ -137,7 +138,7 @@ function Engine:settle(req, status, data, retry_after)
   end
   local log = self.log
   if log then emit(log, req, status, err) end
-  if leases then return finish(req, setmetatable(leases, Leases)) end
+  if leases then return finish(req, req.shape and leases or setmetatable(leases, Leases)) end
   local opts = self.opts
   if err.status == 401 and type(opts.token) == "function" and not req.refreshed then
     -- one call of the token function per refused token, however many
