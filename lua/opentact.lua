@@ -233,9 +233,12 @@ end
 --- Replaces the default client's options; returns the default client.
 function M.configure(opts)
   local fresh = new_client(opts, "configure")
-  if default then default:close() end
+  local old = default
   default = fresh
-  return default
+  -- the old client's pending callbacks run now; one that raises still
+  -- leaves the new default in place
+  if old then old:close() end
+  return fresh
 end
 
 function M.list(conn, callback)

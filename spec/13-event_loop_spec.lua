@@ -225,6 +225,80 @@ describe("callbacks and step #wire", function()
     for i = 1, 5 do assert.is_table(got[i][1]) end
   end)
 
+  it("close from a log hook while step judges a batch: every callback once, each with an error", function()
+    local faults = {}
+    for i = 1, 20 do faults[i] = { status = 503 } end
+    emu:faults(faults)
+    emu:config({ latency = 0.3 })
+    local closed
+    local c
+    c = emu:client({ log = function()
+      if not closed then closed = true; c:close() end
+    end })
+    local called, errs = {}, 0
+    for i = 1, 20 do
+      c:list(conn, function(l, e)
+        called[i] = (called[i] or 0) + 1
+        if not l and e.kind == "network" then errs = errs + 1 end
+      end)
+    end
+    local t0 = now()
+    while now() - t0 < 0.15 do c:step(0) end
+    require("socket").sleep(0.4)
+    local ok = pcall(c.step, c, 1)
+    assert.is_true(ok)
+    for i = 1, 20 do assert.equals(1, called[i], "callback " .. i) end
+    assert.equals(20, errs)
+  end)
+
+  it("a blocking call whose retry cannot get a token returns at once", function()
+    local calls = 0
+    local c = emu:client({ backoff = 0.3, backoff_max = 0.3, token = function()
+      calls = calls + 1
+      if calls == 1 then return emu.token end
+      error("token service down")
+    end })
+    emu:faults({ { status = 401 }, { status = 503 } })
+    c:list(conn, function() end)
+    local t0 = now()
+    local got, err = c:list(conn)
+    c:close()
+    assert.is_nil(got)
+    assert.equals("auth", err.kind)
+    assert.is_true(now() - t0 < 3, tostring(now() - t0))
+  end)
+
+  it("after a fork, the child does not send what the parent had waiting on a retry timer", function()
+    local fh = require("forkhelper")
+    local c = emu:client({ backoff = 0.5, backoff_max = 0.5 })
+    emu:faults({ { status = 503 } })
+    local got
+    c:assign(conn, { add = { leases[20] } }, function(l, e) got = l and "applied" or e end)
+    while #c._engine.timers == 0 do c:step(0.01) end
+    local pid = fh.fork()
+    local deadline = now() + 3
+    while not got and now() < deadline do c:step(0.05) end
+    if pid == 0 then
+      fh.exit(type(got) == "table" and got.kind == "network" and got.message:find("forked", 1, true) and 0 or 1)
+    end
+    assert.equals(0, fh.wait(pid))
+    assert.equals("applied", got)
+    c:close()
+    local posts = 0
+    for _, r in ipairs(emu:requests()) do if r.method == "POST" then posts = posts + 1 end end
+    assert.equals(2, posts) -- the first attempt and the parent's retry
+  end)
+
+  it("keeps at most 128 callback requests on the wire; the rest wait their turn", function()
+    emu:config({ latency = 0.2 })
+    local answered = 0
+    for _ = 1, 300 do client:list(conn, function(l) if l then answered = answered + 1 end end) end
+    drain(client)
+    assert.equals(300, answered)
+    local max = emu:stats().inflight_max
+    assert.is_true(max <= 128 and max > 64, tostring(max))
+  end)
+
   it("pollfd becomes readable when an answer is in, and timeout() says when step is due", function()
     local socket = require("socket")
     local fd = client:pollfd()
@@ -302,6 +376,39 @@ describe("one client, several runs #wire", function()
     -- every answer reached its own run: each lease in a report is on its connection
     for _, l in ipairs(reports.a.leases) do assert.equals(conns[2], l.sip_connection.uuid) end
     for _, l in ipairs(reports.b.leases) do assert.equals(conns[3], l.sip_connection.uuid) end
+  end)
+
+  it("a bulk call whose coroutine is closed midway stops sending its batches", function()
+    if not coroutine.close then
+      pending("coroutine.close needs Lua 5.4")
+      return
+    end
+    emu:config({ latency = 0.1 })
+    local co = coroutine.create(function()
+      client:assign_batched(conns[2], { add = slice(11, 210) }, {
+        batch_size = 10, concurrency = 3, on_progress = function() coroutine.yield() end,
+      })
+    end)
+    assert(coroutine.resume(co))
+    assert.is_true(coroutine.close(co))
+    -- other work on the client drives what was in flight to its end
+    assert.equals(3, #assert(client:list(conns[1])))
+    require("socket").sleep(0.3)
+    assert.equals(3, #assert(client:list(conns[1])))
+    local held = #(emu:state().assigned[conns[2]] or {})
+    assert.is_true(held <= 60, tostring(held))
+    assert.equals(1, #client._engine.runs)
+  end)
+
+  it("configure keeps its new default client even when an old callback raises", function()
+    opentact.configure({ token = emu.token, base_url = emu.url })
+    opentact.list(conns[1], function() error("old callback fails") end)
+    local ok = pcall(opentact.configure, { token = emu.token, base_url = emu.url, user_agent = "configured-agent" })
+    assert.is_false(ok)
+    assert.equals(3, #assert(opentact.list(conns[1])))
+    local log = emu:requests()
+    assert.equals("configured-agent", log[#log].user_agent)
+    opentact.configure({ token = emu.token, base_url = emu.url }):close()
   end)
 
   it("a bulk call inside another's on_progress or log hook keeps both reports whole", function()

@@ -83,14 +83,20 @@ static int curl_start(lua_State *L) {
     return 1;
 }
 
-/* transport:poll(timeout[, max_events]) -> list of finished requests,
- * possibly empty. `max_events` bounds the work of one call. */
+/* transport:poll(timeout[, max_events[, into]]) -> the list of finished
+ * requests (`into`, appended to, or a new one), possibly empty.
+ * `max_events` bounds the work of one call. Appending to the caller's
+ * list means no answer exists only in a value an error could drop. */
 static int curl_poll(lua_State *L) {
     ot_curl *t = check_curl(L);
     lua_Number timeout = luaL_checknumber(L, 2);
     lua_Integer max_events = luaL_optinteger(L, 3, OT_EVENTS_PER_WAIT);
     if (max_events < 1 || max_events > OT_EVENTS_PER_WAIT)
         max_events = OT_EVENTS_PER_WAIT;
+    if (lua_istable(L, 4))
+        lua_settop(L, 4);
+    else
+        lua_createtable(L, 4, 0);
     return transport_curl_poll(L, t, timeout == timeout ? (double)timeout : 0, (int)max_events);
 }
 
@@ -113,6 +119,12 @@ static int curl_timeout(lua_State *L) {
         lua_pushnil(L);
     else
         lua_pushnumber(L, (lua_Number)left);
+    return 1;
+}
+
+/* transport:epoch() -> how many forks this transport has seen */
+static int curl_epoch(lua_State *L) {
+    lua_pushinteger(L, transport_curl_epoch(check_curl(L)));
     return 1;
 }
 
@@ -246,6 +258,7 @@ static const luaL_Reg curl_methods[] = {
     {"pending", curl_pending},
     {"timeout", curl_timeout},
     {"pollfd", curl_pollfd},
+    {"epoch", curl_epoch},
     {"close", curl_close},
     {NULL, NULL},
 };

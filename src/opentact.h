@@ -109,6 +109,7 @@ struct ot_curl {
     size_t orphans_len;
     ot_headers *headers;        /* the header set of the last token */
     pid_t pid;                  /* process that owns the handles */
+    lua_Integer epoch;          /* forks seen: requests queued before one are the parent's */
     char *base_url;
     char *user_agent;
     char *ca_file;
@@ -129,15 +130,16 @@ OT_HIDDEN int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int
                                    const char *path, const char *body, size_t body_len,
                                    const char *token, size_t token_len);
 /* Waits at most `timeout` seconds until a request finished, acting on at
- * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait; pushes
- * one flat list of the finished ones, four slots each: id, status, body,
- * retry_after (or false), or id, false, err, false. */
+ * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait, and
+ * appends the finished ones to the list on top of the stack, four slots
+ * each: id, status, body, retry_after (or false), or id, false, err, false. */
 #define OT_EVENTS_PER_WAIT 64
 OT_HIDDEN int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events);
 /* Drops a request in flight; 1 when there was one with this id. */
 OT_HIDDEN int transport_curl_cancel(ot_curl *t, lua_Integer id);
 OT_HIDDEN double transport_curl_timeout(ot_curl *t);
 OT_HIDDEN int transport_curl_pollfd(ot_curl *t);
+OT_HIDDEN lua_Integer transport_curl_epoch(ot_curl *t);
 OT_HIDDEN size_t transport_curl_pending(ot_curl *t);
 
 #endif

@@ -501,6 +501,7 @@ static int check_fork(ot_curl *t) {
         close(fresh);
     }
     t->pid = getpid();
+    t->epoch++;
     return open_multi(t);
 }
 
@@ -626,13 +627,12 @@ static int collect(lua_State *L, ot_curl *t, int n) {
 int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events) {
     struct epoll_event events[OT_EVENTS_PER_WAIT];
     double deadline = transport_now() + (timeout > 0 ? timeout : 0);
-    int n;
-    lua_createtable(L, SLOTS, 0);
+    int n = (int)(ot_rawlen(L, -1) / SLOTS), first = n; /* the list is on top */
     if (!check_fork(t))
         return 1;
     act_on_timer(t);
-    n = collect(L, t, 0);
-    while (n == 0) {
+    n = collect(L, t, n);
+    while (n == first) {
         double now = transport_now(), wait = deadline - now;
         int k, i, ms;
         if (t->timer_due >= 0 && t->timer_due - now < wait)
@@ -640,6 +640,8 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
         /* round up: waking a little early only to wait again costs a wakeup */
         ms = wait <= 0 ? 0 : wait >= 86400.0 ? 86400000 : (int)(wait * 1000.0 + 0.999);
         k = epoll_wait(t->epfd, events, max_events, ms);
+        if (k < 0 && errno == EINTR)
+            break; /* a signal: back to Lua, where lua.c's Ctrl-C hook runs */
         for (i = 0; i < k; i++) {
             unsigned ev = events[i].events;
             int mask = ((ev & EPOLLIN) ? CURL_CSELECT_IN : 0) |
@@ -686,6 +688,11 @@ double transport_curl_timeout(ot_curl *t) {
         return -1;
     left = t->timer_due - transport_now();
     return left > 0 ? left : 0;
+}
+
+lua_Integer transport_curl_epoch(ot_curl *t) {
+    check_fork(t);
+    return t->epoch;
 }
 
 int transport_curl_pollfd(ot_curl *t) {

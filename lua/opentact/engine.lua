@@ -22,7 +22,7 @@ local retry = require("opentact.retry")
 
 local type, pairs, pcall, setmetatable, tostring, error = type, pairs, pcall, setmetatable, tostring, error
 local remove = table.remove
-local huge = math.huge
+local running, co_status = coroutine.running, coroutine.status
 local answer_decode, now = core.answer_decode, core.now
 local finish_error, Leases, retry_delay = errors.finish, pretty.Leases, retry.delay
 
@@ -34,6 +34,9 @@ Engine.__index = Engine
 -- The longest a blocking run waits in one poll; curl's own timeouts and
 -- the retry timers end most waits much sooner.
 local LONG_WAIT = 3600
+-- Callback requests on the wire at once; more wait their turn (a burst
+-- must not run the process out of descriptors).
+local BACKGROUND_LIMIT = 128
 -- Socket events one turn of step acts on: bounds the time a step(0) takes
 -- when many answers arrive at once (the rest wait for the next step).
 local STEP_EVENTS = 8
@@ -53,7 +56,7 @@ end
 
 --- A new engine over `transport`, for a client whose options are `opts`.
 function M.new(opts, transport)
-  local background = new_run(huge)
+  local background = new_run(BACKGROUND_LIMIT)
   return setmetatable({
     opts = opts,
     log = opts.log or false,  -- read on every attempt: kept at hand
@@ -65,6 +68,7 @@ function M.new(opts, transport)
     next_id = 0,
     timers = {},              -- requests waiting to be retried, each with `due`
     runs = { background },    -- runs with requests not yet handed over
+    judging = {},             -- answers being judged, per turn (turns nest through hooks)
     background = background,
   }, Engine)
 end
@@ -77,6 +81,7 @@ function M.request(method, path, body, shape)
     method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false,
     token = false, run = false, id = false, done = false, leases = false, err = false,
     shape = shape or false, -- what the answer's payload is: false for a list of leases, "lease" for one
+    epoch = false,          -- the transport's fork count when it was queued
   }
 end
 
@@ -106,8 +111,18 @@ end
 
 ---------------------------------------------------------------- requests
 
+local CLOSED = "the client was closed before the request finished"
+
+local function closed_error(req)
+  local err = errors.new("network", CLOSED)
+  err.sent = req.attempt > 0
+  return finish_error(err, req.method, req.path, req.attempt)
+end
+
 -- The request is over: it waits in its run's done queue to be handed over.
 local function finish(req, leases, err)
+  -- once: a hook that closed the client may have finished it already
+  if req.done then return end
   req.done, req.leases, req.err = true, leases, err
   local run = req.run
   run.dtail = run.dtail + 1
@@ -156,12 +171,21 @@ function Engine:settle(req, status, data, retry_after)
 end
 
 function Engine:later(req, wait)
+  if req.done then return end
+  if self.closed then return finish(req, nil, closed_error(req)) end
   req.due = now() + wait
   self.timers[#self.timers + 1] = req
 end
 
 -- Puts one attempt of `req` on the wire.
 function Engine:launch(req)
+  if self.closed then return finish(req, nil, closed_error(req)) end
+  -- after fork(), what the parent queued is the parent's to send
+  if req.epoch and req.epoch ~= self.transport:epoch() then
+    local err = errors.new("network", "the process forked before this request was sent; the parent sends it")
+    err.sent = false
+    return finish(req, nil, finish_error(err, req.method, req.path, req.attempt))
+  end
   local token = self.static_token
   if not token then
     local err
@@ -189,6 +213,11 @@ end
 
 -- Starts the run's ready requests while it has room.
 function Engine:fill(run)
+  local co = run.co
+  if co and co_status(co) == "dead" then
+    -- its coroutine was closed or died outside our pcall: nobody waits
+    return self:close_run(run)
+  end
   while run.inflight < run.limit and run.head <= run.tail do
     local req = run.ready[run.head]
     run.ready[run.head] = nil
@@ -233,23 +262,14 @@ function Engine:next_due()
   return first - now()
 end
 
---- One turn: due retries started, transfers run for at most `wait`
---- seconds (acting on at most `events` socket events), freed slots
---- refilled, answers judged. Runs are filled when they submit and when
---- a slot of theirs frees, so a turn only fills the runs it touched.
-function Engine:turn(wait, events)
-  if self.timers[1] then
-    self:fire_timers()
-    local due = self:next_due()
-    if due and due < wait then wait = due end
-    if wait < 0 then wait = 0 end
-  end
-  local results = self.transport:poll(wait, events)
+-- Polls the transport into `results` and judges what came back. Four
+-- slots per answer: id, status, body, retry_after; or id, false, err,
+-- false. The freed slots get their next requests on the wire before the
+-- answers are decoded; the id's slot then holds the request until it is
+-- judged.
+local function judge(self, results, wait, events)
+  self.transport:poll(wait, events, results)
   local last = #results
-  if last == 0 then return end
-  -- four slots per answer: id, status, body, retry_after; or id, false,
-  -- err, false. The freed slots get their next requests on the wire
-  -- before the answers are decoded; the id's slot then holds the request.
   local inflight = self.inflight
   for k = 1, last, 4 do
     local id = results[k]
@@ -259,13 +279,16 @@ function Engine:turn(wait, events)
       req.id = false
       local run = req.run
       run.inflight = run.inflight - 1
+      results[k] = req
       if run.head <= run.tail then self:fill(run) end
+    else
+      results[k] = false
     end
-    results[k] = req or false
   end
   for k = 1, last, 4 do
     local req = results[k]
-    if req then
+    -- a hook may have closed the client meanwhile: close finished it then
+    if req and not (req.done or req.due) then
       local status = results[k + 1]
       if status then
         self:settle(req, status, results[k + 2], results[k + 3] or nil)
@@ -273,6 +296,62 @@ function Engine:turn(wait, events)
         self:settle(req, nil, results[k + 2])
       end
     end
+    results[k] = false
+  end
+end
+
+-- Ends with `why` every request of `results` that was taken from the
+-- transport but not judged yet (an error stopped the judging, or the
+-- client closed).
+local function abandon(self, results, why)
+  local inflight = self.inflight
+  for k = 1, #results, 4 do
+    local x = results[k]
+    if type(x) ~= "table" then
+      x = x and inflight[x]
+      if x then
+        inflight[results[k]] = nil
+        x.id = false
+        x.run.inflight = x.run.inflight - 1
+      end
+    end
+    if x and not (x.done or x.due) then
+      local err = errors.new("network", why)
+      err.sent = true
+      finish(x, nil, finish_error(err, x.method, x.path, x.attempt))
+    end
+    results[k] = false
+  end
+end
+
+--- One turn: due retries started, transfers run for at most `wait`
+--- seconds (acting on at most `events` socket events), freed slots
+--- refilled, answers judged. Runs are filled when they submit and when
+--- a slot of theirs frees, so a turn only fills the runs it touched.
+--- `run` is the caller's: when it has finished requests, nothing waits.
+function Engine:turn(wait, events, run)
+  if self.closed then return end
+  if self.timers[1] then
+    self:fire_timers()
+    local due = self:next_due()
+    if due and due < wait then wait = due end
+  end
+  -- a retry that failed at once (its token could not be had) is done now
+  if run and run.dhead <= run.dtail then wait = 0 end
+  if wait < 0 then wait = 0 end
+  -- the answers go into a list the engine holds before poll returns, so
+  -- an error (an interrupt) at any point still finds them to end
+  local results, judging = {}, self.judging
+  judging[#judging + 1] = results
+  local ok, err = pcall(judge, self, results, wait, events)
+  -- by identity: turns of coroutines that yield in a hook may interleave
+  for k = #judging, 1, -1 do
+    if judging[k] == results then remove(judging, k) break end
+  end
+  if not ok then
+    -- an interrupt or a raising hook: what it stopped ends with it
+    abandon(self, results, "stopped before its answer was judged: " .. tostring(err))
+    error(err, 0)
   end
   if self.timers[1] then self:fire_timers() end -- a 401 with a token function retries at once
 end
@@ -296,7 +375,6 @@ local function take(run)
   return req
 end
 
-local CLOSED = "the client was closed before the request finished"
 
 local function remove_run(runs, run)
   for k = #runs, 1, -1 do
@@ -343,12 +421,13 @@ end
 local function drive(self, run, on_done)
   -- on_done may add requests to the run (a batch split in two)
   local function add(req)
+    req.epoch = self.transport:epoch()
     submit(run, req)
     self:fill(run)
   end
   self:fill(run)
   while run.left > 0 do
-    if run.dhead > run.dtail then self:turn(LONG_WAIT) end
+    if run.dhead > run.dtail then self:turn(LONG_WAIT, nil, run) end
     local req = take(run)
     while req do
       if on_done then on_done(req, add) end
@@ -364,8 +443,14 @@ end
 --- transfers are cancelled before the error goes on.
 function Engine:run(reqs, limit, on_done)
   local run = new_run(limit)
+  local co, main = running()
+  run.co = not main and co or nil -- a coroutine that dies mid-run abandons it
   self.runs[#self.runs + 1] = run
-  for k = 1, #reqs do submit(run, reqs[k]) end
+  local epoch = self.transport:epoch()
+  for k = 1, #reqs do
+    reqs[k].epoch = epoch
+    submit(run, reqs[k])
+  end
   local ok, err = pcall(drive, self, run, on_done)
   if not ok then
     self:close_run(run)
@@ -377,7 +462,7 @@ end
 
 local function call_loop(self, req)
   self:launch(req)
-  while not req.done do self:turn(LONG_WAIT) end
+  while not req.done do self:turn(LONG_WAIT, nil, req.run) end
 end
 
 --- One request, blocking until it is over: leases, or nil, err. A run of
@@ -408,6 +493,7 @@ end
 --- Starts `req` in the background; callback(leases, err) is called from step.
 function Engine:submit_callback(req, callback)
   req.callback = callback
+  req.epoch = self.transport:epoch()
   local bg = self.background
   submit(bg, req)
   self:fill(bg)
@@ -428,7 +514,7 @@ function Engine:step(timeout)
   local deadline = now() + timeout
   while bg.dhead > bg.dtail and bg.left > 0 do
     local left = deadline - now()
-    self:turn(left > 0 and left or 0, STEP_EVENTS)
+    self:turn(left > 0 and left or 0, STEP_EVENTS, bg)
     if left <= 0 then break end
   end
   local req = take(bg)
@@ -456,6 +542,11 @@ end
 --- calls the pending callbacks (all of them, even if one raises: the first
 --- error is raised after the last callback).
 function Engine:close()
+  self.closed = true
+  -- answers taken from the transport and not judged yet (close called
+  -- from a log hook or a token function while a turn judges them)
+  local judging = self.judging
+  for k = #judging, 1, -1 do abandon(self, judging[k], CLOSED) end
   local runs = self.runs
   for k = #runs, 1, -1 do self:close_run(runs[k], CLOSED) end
   self.transport:close()

@@ -347,14 +347,19 @@ end
 
 --- Finished requests (four slots each, as the engine takes them),
 --- waiting at most `timeout` seconds for one.
-function Transport:poll(timeout)
+function Transport:poll(timeout, _, into)
   local sema = self.sema
   if #self.finished == 0 then
     if timeout > 0 then sema:wait(timeout) end
   end
   local out = self.finished
-  if #out == 0 then return out end
+  if #out == 0 then return into or out end
   self.finished = {}
+  if into then
+    local n = #into
+    for k = 1, #out do into[n + k] = out[k] end
+    out = into
+  end
   -- Other coroutines driving this client (other nginx requests sharing
   -- it) may be waiting for what came back here: wake them to look. Only
   -- after taking answers, so wakeups never beget wakeups.
@@ -378,6 +383,11 @@ end
 
 function Transport.timeout()
   return nil
+end
+
+-- nginx workers are forked before any request: there is no fork to see.
+function Transport.epoch()
+  return 0
 end
 
 function Transport:close()
