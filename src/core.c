@@ -72,7 +72,7 @@ static int curl_start(lua_State *L) {
         lua_setfield(L, -2, "sent");
         return 2;
     }
-    if (!transport_curl_start(L, t, id, post, path, body, body_len, token, token_len)) {
+    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len)) {
         lua_pushnil(L);
         answer_push_error(L, "network", -1, "out of memory: cannot start the request", 1);
         lua_pushboolean(L, 0);

@@ -126,7 +126,7 @@ OT_HIDDEN int transport_curl_open(ot_curl *t);
 /* Frees everything; idempotent. */
 OT_HIDDEN void transport_curl_close(ot_curl *t);
 /* Puts request `id` on the wire; returns 1, or 0 when out of memory. */
-OT_HIDDEN int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post,
+OT_HIDDEN int transport_curl_start(ot_curl *t, lua_Integer id, int post,
                                    const char *path, const char *body, size_t body_len,
                                    const char *token, size_t token_len);
 /* Waits at most `timeout` seconds until a request finished, acting on at

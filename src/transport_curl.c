@@ -541,7 +541,7 @@ static void act_on_timer(ot_curl *t) {
     }
 }
 
-int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post, const char *path,
+int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
                          const char *body, size_t body_len, const char *token, size_t token_len) {
     ot_transfer *x;
     ot_headers *h;
@@ -552,9 +552,17 @@ int transport_curl_start(lua_State *L, ot_curl *t, lua_Integer id, int post, con
     if (h == NULL)
         return 0;
     /* CURLOPT_URL copies the string, so it may go once set */
-    lua_pushfstring(L, "%s%s", t->base_url, path);
-    curl_easy_setopt(x->easy, CURLOPT_URL, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    {
+        size_t base_len = strlen(t->base_url), path_len = strlen(path);
+        char small[512], *url = small;
+        if (base_len + path_len >= sizeof small && (url = (char *)malloc(base_len + path_len + 1)) == NULL)
+            return 0;
+        memcpy(url, t->base_url, base_len);
+        memcpy(url + base_len, path, path_len + 1);
+        curl_easy_setopt(x->easy, CURLOPT_URL, url);
+        if (url != small)
+            free(url);
+    }
     if (post) {
         if (body_len > x->out.cap || x->out.data == NULL) {
             char *grown = (char *)realloc(x->out.data, body_len ? body_len : 1);

@@ -341,7 +341,7 @@ function Engine:turn(wait, events, run)
   if wait < 0 then wait = 0 end
   -- the answers go into a list the engine holds before poll returns, so
   -- an error (an interrupt) at any point still finds them to end
-  local results, judging = {}, self.judging
+  local results, judging = { nil, nil, nil, nil }, self.judging -- room for one answer
   judging[#judging + 1] = results
   local ok, err = pcall(judge, self, results, wait, events)
   -- by identity: turns of coroutines that yield in a hook may interleave
