@@ -195,6 +195,18 @@ describe("lease lists", function()
   it("print an empty list", function()
     assert.equals("0 leases", tostring(setmetatable({}, opentact.Leases)))
   end)
+
+  it("never send a server's control characters (escape sequences) to the terminal", function()
+    local evil = setmetatable(core.answer_decode(200, '{"success":true,"payload":[' ..
+      '{"uuid":"\\u001b[2J\\u001b]0;pwned\\u0007","expired_on":"x\\ry","autorenew":true}]}'), opentact.Leases)
+    local text = tostring(evil)
+    assert.is_falsy(text:find("[%z\1-\8\11-\31\127]"), text)
+    assert.is_truthy(text:find("\\027[2J", 1, true), text)
+    local report = setmetatable({ ok = false, applied = { add = {}, remove = {} }, leases = {},
+      failed = { { add = { "u" }, remove = {}, err = setmetatable({ kind = "rejected", message = "bad\27[31m" },
+        opentact.Error) } } }, opentact.Report)
+    assert.is_falsy(tostring(report):find("\27", 1, true), tostring(report))
+  end)
 end)
 
 describe("client life cycle", function()

@@ -248,6 +248,13 @@ describe("the opentact command #wire", function()
       assert.is_falsy(out:find("traceback", 1, true), out)
     end)
 
+    it("exits 2 when --add-file - meets a closed standard input", function()
+      local out, status = run(("assign %s --add-file - <&-"):format(conns[1]))
+      assert.equals(2, status, out)
+      assert.is_falsy(out:find("traceback", 1, true), out)
+      assert.equals(0, emu:stats().requests)
+    end)
+
     it("removes a stale FILE.remove once its removes are done", function()
       local failed = os.tmpname()
       local stale = tmpfile(leases[1] .. "\n")

@@ -91,6 +91,7 @@ typedef struct ot_transfer {
     ot_buffer out;              /* a POST's body */
     size_t sent;                /* how much of `out` went to libcurl */
     int too_large;              /* set by the write callback */
+    int framed;                 /* the answer had a Content-Length or chunks */
     int busy;                   /* added to the multi handle */
     lua_Integer id;             /* the request's id while busy */
     ot_headers *headers;        /* the header set it was started with */
@@ -108,7 +109,11 @@ struct ot_curl {
     lua_Integer *orphans;       /* ids in flight when the process forked */
     size_t orphans_len;
     ot_headers *headers;        /* the header set of the last token */
+    unsigned char *fds;         /* per socket: its epoll registration (see on_socket) */
+    size_t fds_len;
     pid_t pid;                  /* process that owns the handles */
+    unsigned long generation;   /* transport_fork_generation() when pid was checked */
+    int pid_checked;            /* forks are counted: a same generation needs no getpid */
     lua_Integer epoch;          /* forks seen: requests queued before one are the parent's */
     char *base_url;
     char *user_agent;
@@ -121,6 +126,11 @@ struct ot_curl {
 };
 
 OT_HIDDEN double transport_now(void);
+/* Forks this process descends from, counted by a pthread_atfork child
+ * handler (core.c); transport_forks_counted() says whether the handler is
+ * in place, else every check asks getpid(). */
+OT_HIDDEN unsigned long transport_fork_generation(void);
+OT_HIDDEN int transport_forks_counted(void);
 /* Makes the multi handle and epoll descriptor; 0 on failure. */
 OT_HIDDEN int transport_curl_open(ot_curl *t);
 /* Frees everything; idempotent. */
@@ -131,8 +141,9 @@ OT_HIDDEN int transport_curl_start(ot_curl *t, lua_Integer id, int post,
                                    const char *token, size_t token_len);
 /* Waits at most `timeout` seconds until a request finished, acting on at
  * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait, and
- * appends the finished ones to the list on top of the stack, four slots
- * each: id, status, body, retry_after (or false), or id, false, err, false. */
+ * appends the finished ones to the list on top of the stack, five slots
+ * each: id, status, body, retry_after (or false), open_ended; or id,
+ * false, err, false, false. */
 #define OT_EVENTS_PER_WAIT 64
 OT_HIDDEN int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events);
 /* Drops a request in flight; 1 when there was one with this id. */

@@ -168,6 +168,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
     static const char name[] = "retry-after:";
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
         x->retry_after[0] = '\0'; /* a new response (after 100 Continue) */
+        x->framed = 0;
+    } else if ((n > 15 && strncasecmp(line, "content-length:", 15) == 0) ||
+               (n > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0)) {
+        x->framed = 1;
     } else if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
         const char *v = line + sizeof name - 1;
         size_t len = n - (sizeof name - 1);
@@ -183,30 +187,80 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
     return n;
 }
 
-/* curl says which sockets to watch: they go into the epoll descriptor.
- * `socketp` is non-NULL once a socket is registered there. */
+/* Each socket's registration in the epoll descriptor: the events asked
+ * for (FD_IN, FD_OUT), whether it is registered, and whether curl wants
+ * them now. When curl stops watching a kept-alive connection, it stays
+ * registered, dormant: the next request on it usually wants the same
+ * events, and then costs no epoll_ctl at all. A dormant socket that
+ * becomes readable (the server closed it) is taken out then. Sockets leave
+ * the set when curl closes them (on_close_socket). */
+#define FD_IN 1
+#define FD_OUT 2
+#define FD_REGISTERED 4
+#define FD_WANTED 8
+
+static unsigned char *fd_state(ot_curl *t, curl_socket_t s) {
+    if (s < 0)
+        return NULL;
+    if ((size_t)s >= t->fds_len) {
+        size_t len = (size_t)s + 64;
+        unsigned char *grown = (unsigned char *)realloc(t->fds, len);
+        if (grown == NULL)
+            return NULL;
+        memset(grown + t->fds_len, 0, len - t->fds_len);
+        t->fds = grown;
+        t->fds_len = len;
+    }
+    return &t->fds[s];
+}
+
+static void unregister(ot_curl *t, curl_socket_t s) {
+    if (s >= 0 && (size_t)s < t->fds_len && (t->fds[s] & FD_REGISTERED))
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+    if (s >= 0 && (size_t)s < t->fds_len)
+        t->fds[s] = 0;
+}
+
+/* curl says which sockets to watch: they go into the epoll descriptor. */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
     ot_curl *t = (ot_curl *)userp;
+    unsigned char *st = fd_state(t, s);
+    int want = ((what & CURL_POLL_IN) ? FD_IN : 0) | ((what & CURL_POLL_OUT) ? FD_OUT : 0);
     struct epoll_event ev;
+    int op;
     (void)easy;
+    (void)socketp;
     if (what == CURL_POLL_REMOVE) {
-        if (socketp != NULL) {
+        if (st != NULL)
+            *st &= (unsigned char)~FD_WANTED; /* dormant */
+        else
             epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
-            curl_multi_assign(t->multi, s, NULL);
-        }
+        return 0;
+    }
+    if (st != NULL && (*st & FD_REGISTERED) && (*st & (FD_IN | FD_OUT)) == want) {
+        *st |= FD_WANTED;
         return 0;
     }
     memset(&ev, 0, sizeof ev);
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.events = ((want & FD_IN) ? EPOLLIN : 0) | ((want & FD_OUT) ? EPOLLOUT : 0);
     ev.data.fd = s;
-    if (socketp != NULL) {
-        if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev) == 0 || errno != ENOENT)
-            return 0;
+    op = st != NULL && (*st & FD_REGISTERED) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(t->epfd, op, s, &ev) != 0) {
+        if (op == EPOLL_CTL_ADD && errno == EEXIST)
+            epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
+        else if (op == EPOLL_CTL_MOD && errno == ENOENT)
+            epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
     }
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-        epoll_ctl(t->epfd, EPOLL_CTL_MOD, s, &ev);
-    curl_multi_assign(t->multi, s, (void *)t);
+    if (st != NULL)
+        *st = (unsigned char)(FD_REGISTERED | FD_WANTED | want);
     return 0;
+}
+
+/* curl closes a socket: out of the epoll set first, by hand (after fork a
+ * child's copy would keep a closed socket's registration alive). */
+static int on_close_socket(void *clientp, curl_socket_t s) {
+    unregister((ot_curl *)clientp, s);
+    return close(s);
 }
 
 static int on_timer(CURLM *multi, long ms, void *userp) {
@@ -259,6 +313,8 @@ static int transfer_init(ot_transfer *x, ot_curl *t) {
     SET(CURLOPT_HEADERDATA, (void *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_PRIVATE, (void *)x);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)t);
 #undef SET
     return ok;
 }
@@ -353,9 +409,11 @@ static void push_failure(lua_State *L, ot_transfer *x, CURLcode rc) {
     lua_setfield(L, -2, "sent");
 }
 
-/* Results go into one flat list, four slots per finished request:
- * id, status, body, retry_after (or false); or id, false, err, false. */
-#define SLOTS 4
+/* Results go into one flat list, five slots per finished request: id,
+ * status, body, retry_after (or false), open_ended (the body ended when
+ * the server closed: a cut answer cannot be told from a whole one); or
+ * id, false, err, false, false. */
+#define SLOTS 5
 
 static void put_failure(lua_State *L, int base, lua_Integer id) {
     /* the error table is on top */
@@ -366,6 +424,8 @@ static void put_failure(lua_State *L, int base, lua_Integer id) {
     lua_rawseti(L, -2, base + 2);
     lua_pushboolean(L, 0);
     lua_rawseti(L, -2, base + 4);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, base + 5);
 }
 
 static void put_answer(lua_State *L, int base, ot_transfer *x) {
@@ -382,6 +442,8 @@ static void put_answer(lua_State *L, int base, ot_transfer *x) {
     else
         lua_pushboolean(L, 0);
     lua_rawseti(L, -2, base + 4);
+    lua_pushboolean(L, !x->framed);
+    lua_rawseti(L, -2, base + 5);
 }
 
 /* ---- the transport's life ------------------------------------------ */
@@ -463,6 +525,9 @@ void transport_curl_close(ot_curl *t) {
     t->headers = NULL;
     free(t->orphans);
     t->orphans = NULL;
+    free(t->fds);
+    t->fds = NULL;
+    t->fds_len = 0;
     t->orphans_len = 0;
     free(t->base_url);
     free(t->user_agent);
@@ -473,6 +538,8 @@ void transport_curl_close(ot_curl *t) {
 
 int transport_curl_open(ot_curl *t) {
     t->pid = getpid();
+    t->generation = transport_fork_generation();
+    t->pid_checked = transport_forks_counted();
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     return t->epfd >= 0 && open_multi(t);
 }
@@ -486,11 +553,28 @@ int transport_curl_open(ot_curl *t) {
  * so a host loop that watched pollfd() keeps watching the right thing. */
 static int check_fork(ot_curl *t) {
     int fresh;
+    /* no system call on the way of every request: the fork handler counts
+     * forks in this process's memory (see transport_fork_generation) */
+    if (t->generation == transport_fork_generation() && t->pid_checked)
+        return 1;
+    t->generation = transport_fork_generation();
+    t->pid_checked = transport_forks_counted();
     if (t->pid == getpid())
         return 1;
     drop_transfers(t, 0, 1);
     headers_release(t->headers);
     t->headers = NULL;
+    {
+        /* the parent's sockets: this process will never use them, and its
+         * copies would keep the connections open on the server as long as
+         * it lives. Closing a copy sends nothing; the parent keeps its own. */
+        size_t fd;
+        for (fd = 0; fd < t->fds_len; fd++)
+            if (t->fds[fd] != 0)
+                close((int)fd);
+        if (t->fds != NULL)
+            memset(t->fds, 0, t->fds_len);
+    }
     fresh = epoll_create1(EPOLL_CLOEXEC);
     if (fresh < 0)
         return 0;
@@ -586,6 +670,7 @@ int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
     x->body.len = 0;
     x->too_large = 0;
     x->retry_after[0] = '\0';
+    x->framed = 0;
     x->errbuf[0] = '\0';
     if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
         transfer_settle(x);
@@ -655,7 +740,15 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
             int mask = ((ev & EPOLLIN) ? CURL_CSELECT_IN : 0) |
                        ((ev & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
                        ((ev & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-            act(t, events[i].data.fd, mask);
+            int fd = events[i].data.fd;
+            if (fd >= 0 && (size_t)fd < t->fds_len && !(t->fds[fd] & FD_WANTED)) {
+                /* a dormant connection stirred (its server closed it): curl
+                 * finds that out when it next wants it; stop hearing of it */
+                epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
+                t->fds[fd] &= (unsigned char)~FD_REGISTERED;
+                continue;
+            }
+            act(t, fd, mask);
         }
         act_on_timer(t);
         n = collect(L, t, n);

@@ -10,8 +10,9 @@
 -- own answers, and a callback is only ever called from `step`.
 --
 -- A transport gives start(id, method, path, body, token) -> true | nil, err;
--- poll(timeout, max_events) -> the finished requests in one flat list, four
--- slots each: id, status, body, retry_after (or false), or id, false, err, false;
+-- poll(timeout, max_events, into) -> the finished requests appended to
+-- `into`, five slots each: id, status, body, retry_after (or false),
+-- open_ended; or id, false, err, false, false;
 -- cancel(id); pending(); timeout(); close(). Nothing here raises for what
 -- the network or the server does.
 
@@ -139,7 +140,7 @@ end
 
 -- Judges an attempt (status, body, retry_after from the server, or nil,
 -- err from the transport): finished, or waiting on a retry timer.
-function Engine:settle(req, status, data, retry_after)
+function Engine:settle(req, status, data, retry_after, open_ended)
   local leases, err
   if status then
     local ok
@@ -147,6 +148,14 @@ function Engine:settle(req, status, data, retry_after)
     if not ok then
       leases, err = nil, errors.new("protocol", "the answer could not be decoded: " .. tostring(leases))
       err.status = status
+    elseif open_ended and err and err.kind == "protocol" then
+      -- an answer that ended when the server closed, and whose JSON ran out
+      -- before its end, was cut short: a network failure, not a bad answer
+      local at = tonumber(err.message:match("at byte (%d+)%)$"))
+      if at and at > #data then
+        err = errors.new("network", "the answer was cut short: the server closed the connection mid-answer", true)
+        err.status, err.sent = status, true
+      end
     end
   else
     err = data
@@ -262,16 +271,16 @@ function Engine:next_due()
   return first - now()
 end
 
--- Polls the transport into `results` and judges what came back. Four
--- slots per answer: id, status, body, retry_after; or id, false, err,
--- false. The freed slots get their next requests on the wire before the
+-- Polls the transport into `results` and judges what came back. Five
+-- slots per answer: id, status, body, retry_after, open_ended; or id,
+-- false, err, false, false. The freed slots get their next requests on the wire before the
 -- answers are decoded; the id's slot then holds the request until it is
 -- judged.
 local function judge(self, results, wait, events)
   self.transport:poll(wait, events, results)
   local last = #results
   local inflight = self.inflight
-  for k = 1, last, 4 do
+  for k = 1, last, 5 do
     local id = results[k]
     local req = inflight[id]
     if req then
@@ -285,13 +294,13 @@ local function judge(self, results, wait, events)
       results[k] = false
     end
   end
-  for k = 1, last, 4 do
+  for k = 1, last, 5 do
     local req = results[k]
     -- a hook may have closed the client meanwhile: close finished it then
     if req and not (req.done or req.due) then
       local status = results[k + 1]
       if status then
-        self:settle(req, status, results[k + 2], results[k + 3] or nil)
+        self:settle(req, status, results[k + 2], results[k + 3] or nil, results[k + 4])
       else
         self:settle(req, nil, results[k + 2])
       end
@@ -305,7 +314,7 @@ end
 -- client closed).
 local function abandon(self, results, why)
   local inflight = self.inflight
-  for k = 1, #results, 4 do
+  for k = 1, #results, 5 do
     local x = results[k]
     if type(x) ~= "table" then
       x = x and inflight[x]
@@ -341,7 +350,7 @@ function Engine:turn(wait, events, run)
   if wait < 0 then wait = 0 end
   -- the answers go into a list the engine holds before poll returns, so
   -- an error (an interrupt) at any point still finds them to end
-  local results, judging = { nil, nil, nil, nil }, self.judging -- room for one answer
+  local results, judging = { nil, nil, nil, nil, nil }, self.judging -- room for one answer
   judging[#judging + 1] = results
   local ok, err = pcall(judge, self, results, wait, events)
   -- by identity: turns of coroutines that yield in a hook may interleave

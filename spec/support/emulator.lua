@@ -178,12 +178,7 @@ function Hostile:requests()
 end
 
 function Hostile:stop()
-  if self.pid then
-    os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-    M.wait_gone(self.pid, 5)
-    self.pid = nil
-  end
-  os.remove(self.log)
+  Emulator.stop(self) -- the process and its log
   os.remove(self.out)
 end
 

@@ -12,6 +12,8 @@
 --   slow          sends the answer one byte every 0.3 s
 --   bad-length    a Content-Length of "-5"
 --   hex-length    a Content-Length of "0x10"
+--   cut-close     an answer with no length, cut in half by closing
+--   whole-close   an answer with no length, whole, ended by closing
 --   many-headers  20,000 header lines
 --   long-header   one header line of 1 MB
 local socket = require("socket")
@@ -74,6 +76,17 @@ local function with_length(value)
 end
 handlers["bad-length"] = with_length("-5")
 handlers["hex-length"] = with_length("0x10")
+
+local function close_delimited(cut)
+  return function(c)
+    if not read_request(c) then return end
+    local body = '{"success":true,"payload":[{"uuid":"0a1b2c3d-0000-4000-8000-000000000001","tn":{"tn":1}}]}'
+    c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+      .. (cut and body:sub(1, 40) or body))
+  end
+end
+handlers["cut-close"] = close_delimited(true)
+handlers["whole-close"] = close_delimited(false)
 
 handlers["many-headers"] = function(c)
   if not read_request(c) then return end

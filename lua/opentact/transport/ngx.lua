@@ -277,32 +277,32 @@ local function exchange(st, t, method, path, body, token, deadline)
     answer = ""
   else
     answer, err = r:bytes(nil, max_body)
-    h.close = true
+    h.close, h.open_ended = true, true
   end
   if not answer then
     sock:close()
     return nil, receive_error(err, "answer")
   end
   if h.close or r:leftover() then sock:close() else sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE) end
-  return status, answer, h.retry_after
+  return status, answer, h.retry_after, h.open_ended
 end
 
 -- One attempt: status, body, retry_after, or nil, err.
 local function perform(st, t, method, path, body, token)
   local deadline = now() + t.timeout
-  local status, data, extra = exchange(st, t, method, path, body, token, deadline)
+  local status, data, extra, open_ended = exchange(st, t, method, path, body, token, deadline)
   if status == nil and extra and method == "GET" then
     -- the kept-alive connection was already closed: once more on a fresh one
-    status, data, extra = exchange(st, t, method, path, body, token, deadline)
+    status, data, extra, open_ended = exchange(st, t, method, path, body, token, deadline)
   end
   if status == nil then return nil, data end
-  return status, data, extra
+  return status, data, extra, open_ended
 end
 
 -- The light thread of request `id`: whatever happens, even an error in
 -- this file, its outcome reaches poll.
 local function attempt(self, id, method, path, body, token)
-  local ok, status, data, extra = pcall(perform, self.opts, self.target, method, path, body, token)
+  local ok, status, data, extra, open_ended = pcall(perform, self.opts, self.target, method, path, body, token)
   if not ok then
     status, data, extra = false, failure("network", "the request's light thread failed: " .. tostring(status), true, false), false
   elseif status == nil then
@@ -311,10 +311,10 @@ local function attempt(self, id, method, path, body, token)
   if self.threads[id] then
     self.threads[id] = nil
     self.count = self.count - 1
-    -- the engine's format: four slots per answer
+    -- the engine's format: five slots per answer
     local out = self.finished
     local n = #out
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, status, data, extra or false
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, status, data, extra or false, open_ended == true
     self.sema:post(1)
   end
 end
@@ -345,7 +345,7 @@ function Transport:start(id, method, path, body, token)
   return true
 end
 
---- Finished requests (four slots each, as the engine takes them),
+--- Finished requests (five slots each, as the engine takes them),
 --- waiting at most `timeout` seconds for one.
 function Transport:poll(timeout, _, into)
   local sema = self.sema
