@@ -209,6 +209,18 @@ describe("lease lists", function()
   end)
 end)
 
+describe("the curl transport's constructor", function()
+  it("names the option it cannot use, never an argument number", function()
+    local ok, msg = pcall(core.curl, { base_url = "http://x", user_agent = "u", timeout = "30" })
+    assert.is_false(ok)
+    assert.is_truthy(msg:find("option 'timeout' must be a number", 1, true), msg)
+    ok, msg = pcall(core.curl, {})
+    assert.is_false(ok)
+    assert.is_truthy(msg:find("option 'base_url' must be a string", 1, true), msg)
+    assert.is_falsy(msg:find("#-1", 1, true), msg)
+  end)
+end)
+
 describe("client life cycle", function()
   it("is an object with a dotted metatable name that keeps no copy of the caller's table", function()
     local opts = { token = "t" }

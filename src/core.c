@@ -143,7 +143,9 @@ static char *dup_field(lua_State *L, int t, const char *name, int required) {
         lua_pop(L, 1);
         return NULL;
     }
-    s = luaL_checkstring(L, -1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "opentact: option '%s' must be a string", name); /* the Lua layer checks first */
+    s = lua_tostring(L, -1);
     copy = (char *)malloc(strlen(s) + 1);
     if (copy != NULL)
         strcpy(copy, s);
@@ -154,7 +156,9 @@ static char *dup_field(lua_State *L, int t, const char *name, int required) {
 static lua_Number number_field(lua_State *L, int t, const char *name) {
     lua_Number n;
     lua_getfield(L, t, name);
-    n = luaL_checknumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "opentact: option '%s' must be a number", name); /* the Lua layer checks first */
+    n = lua_tonumber(L, -1);
     lua_pop(L, 1);
     return n;
 }

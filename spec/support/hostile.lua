@@ -14,6 +14,7 @@
 --   hex-length    a Content-Length of "0x10"
 --   cut-close     an answer with no length, cut in half by closing
 --   whole-close   an answer with no length, whole, ended by closing
+--   big-length    a Content-Length of 60 MB, then 100 bytes and a close
 --   many-headers  20,000 header lines
 --   long-header   one header line of 1 MB
 local socket = require("socket")
@@ -87,6 +88,11 @@ local function close_delimited(cut)
 end
 handlers["cut-close"] = close_delimited(true)
 handlers["whole-close"] = close_delimited(false)
+
+handlers["big-length"] = function(c)
+  if not read_request(c) then return end
+  c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n" .. ("x"):rep(100))
+end
 
 handlers["many-headers"] = function(c)
   if not read_request(c) then return end
