@@ -13,8 +13,10 @@
 -- poll(timeout, max_events, into) -> the finished requests appended to
 -- `into`, five slots each: id, status, body, retry_after (or false),
 -- open_ended; or id, false, err, false, false;
--- cancel(id); pending(); timeout(); close(). Nothing here raises for what
--- the network or the server does.
+-- cancel(id); pending(); timeout() (seconds until poll must run, or nil);
+-- epoch() (forks seen: what was queued before one is the parent's);
+-- close(); and, for host loops, pollfd(). Nothing here raises for what the
+-- network or the server does.
 
 local core = require("opentact.core")
 local errors = require("opentact.errors")
