@@ -208,6 +208,15 @@ static int core_now(lua_State *L) {
     return 1;
 }
 
+/* core.cputime(): CPU seconds this thread has used (for bench/step.lua,
+ * which tells a step's own work from time the machine gave to others). */
+static int core_cputime(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* core.sleep(seconds): blocks the calling thread. */
 static int core_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
@@ -272,6 +281,7 @@ static const luaL_Reg curl_methods[] = {
 static const luaL_Reg core_functions[] = {
     {"curl", core_curl},
     {"now", core_now},
+    {"cputime", core_cputime},
     {"sleep", core_sleep},
     {"rng", core_rng},
     {"request_list", request_list},

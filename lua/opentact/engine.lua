@@ -42,7 +42,7 @@ local LONG_WAIT = 3600
 local BACKGROUND_LIMIT = 128
 -- Socket events one turn of step acts on: bounds the time a step(0) takes
 -- when many answers arrive at once (the rest wait for the next step).
-local STEP_EVENTS = 8
+local STEP_EVENTS = 4
 
 local MAX_TOKEN = require("opentact.options").MAX_TOKEN
 local NO_TOKEN = "no token: set OPENTACT_TOKEN, or pass `token` to opentact.new or opentact.configure"
