@@ -125,6 +125,12 @@ describe("OpenResty", function()
     assert.equals(0, emu:stats().requests)
   end)
 
+  it("hands the caller an error when a request's light thread raises", function()
+    local _, r = nginx:call("/crash?conn=" .. conns[1])
+    assert.equals("network", r.err.kind, require("cjson").encode(r))
+    assert.is_truthy(r.err.message:find("light thread failed", 1, true), r.err.message)
+  end)
+
   it("runs assign_batched on light threads", function()
     emu:config({ latency = 0.2 }) -- long enough that 4 overlap even on a loaded machine
     local add = {}

@@ -101,6 +101,14 @@ function ROUTES.callback(args)
   reply({ ok = ok, err = tostring(err), pollfd_ok = ok2, pollfd_err = tostring(err2), pending = c:step(0) })
 end
 
+-- A request whose light thread raises (its target broken on purpose):
+-- the outcome must still reach the caller, as an error.
+function ROUTES.crash(args)
+  local c = client("crash")
+  c._engine.transport.target = { timeout = 1, connect_ms = 1000 } -- no host: connect raises
+  reply(list_result(c:list(args.conn)))
+end
+
 -- The log phase cannot do network I/O: the call must say so, not block.
 function ROUTES.log_phase(args)
   ngx.ctx.log_conn = args.conn
