@@ -198,6 +198,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
 #define FD_OUT 2
 #define FD_REGISTERED 4
 #define FD_WANTED 8
+#define FD_OWNED 16 /* opened through on_open_socket: its close comes to on_close_socket */
 
 static unsigned char *fd_state(ot_curl *t, curl_socket_t s) {
     if (s < 0)
@@ -215,10 +216,11 @@ static unsigned char *fd_state(ot_curl *t, curl_socket_t s) {
 }
 
 static void unregister(ot_curl *t, curl_socket_t s) {
-    if (s >= 0 && (size_t)s < t->fds_len && (t->fds[s] & FD_REGISTERED))
+    if (s < 0 || (size_t)s >= t->fds_len)
+        return;
+    if (t->fds[s] & FD_REGISTERED)
         epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
-    if (s >= 0 && (size_t)s < t->fds_len)
-        t->fds[s] = 0;
+    t->fds[s] = 0;
 }
 
 /* curl says which sockets to watch: they go into the epoll descriptor. */
@@ -231,10 +233,13 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)easy;
     (void)socketp;
     if (what == CURL_POLL_REMOVE) {
-        if (st != NULL)
-            *st &= (unsigned char)~FD_WANTED; /* dormant */
+        /* only a connection we will hear the close of may stay dormant: a
+         * socket curl made itself (its resolver's socketpair) it closes
+         * without the callback, and a stale entry would outlive the fd */
+        if (st != NULL && (*st & FD_OWNED))
+            *st &= (unsigned char)~FD_WANTED;
         else
-            epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+            unregister(t, s);
         return 0;
     }
     if (st != NULL && (*st & FD_REGISTERED) && (*st & (FD_IN | FD_OUT)) == want) {
@@ -252,8 +257,19 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
             epoll_ctl(t->epfd, EPOLL_CTL_ADD, s, &ev);
     }
     if (st != NULL)
-        *st = (unsigned char)(FD_REGISTERED | FD_WANTED | want);
+        *st = (unsigned char)((*st & FD_OWNED) | FD_REGISTERED | FD_WANTED | want);
     return 0;
+}
+
+/* curl opens a connection's socket: marked as ours, so its close is known. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
+    ot_curl *t = (ot_curl *)clientp;
+    curl_socket_t s = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    unsigned char *st;
+    (void)purpose;
+    if (s != CURL_SOCKET_BAD && (st = fd_state(t, s)) != NULL)
+        *st = FD_OWNED;
+    return s;
 }
 
 /* curl closes a socket: out of the epoll set first, by hand (after fork a
@@ -313,6 +329,8 @@ static int transfer_init(ot_transfer *x, ot_curl *t) {
     SET(CURLOPT_HEADERDATA, (void *)x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_PRIVATE, (void *)x);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)t);
     SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     SET(CURLOPT_CLOSESOCKETDATA, (void *)t);
 #undef SET
@@ -570,7 +588,7 @@ static int check_fork(ot_curl *t) {
          * it lives. Closing a copy sends nothing; the parent keeps its own. */
         size_t fd;
         for (fd = 0; fd < t->fds_len; fd++)
-            if (t->fds[fd] != 0)
+            if (t->fds[fd] & FD_OWNED)
                 close((int)fd);
         if (t->fds != NULL)
             memset(t->fds, 0, t->fds_len);

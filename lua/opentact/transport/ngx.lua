@@ -167,14 +167,14 @@ end
 -- Reads one answer's status line and headers, skipping 1xx interim
 -- answers. Returns status, headers {content_length, chunked, close,
 -- retry_after}, or nil, err, nothing_read.
-local function read_head(r, version_close)
+local function read_head(r)
   for _ = 1, MAX_INTERIM + 1 do
     local line, err = r:line()
     if not line then return nil, err, true end
     local version, status = match(line, "^HTTP/(%d%.%d) (%d%d%d)")
     if not status then return nil, "answer is not HTTP" end
     status = tonumber(status)
-    local h = { close = version == "1.0" or version_close }
+    local h = { close = version == "1.0" }
     for n = 1, MAX_HEADERS + 1 do
       line, err = r:line()
       if not line then return nil, err end
@@ -257,7 +257,7 @@ local function exchange(st, t, method, path, body, token, deadline)
   end
 
   local r = new_reader(sock, deadline)
-  local status, h, nothing = read_head(r, false)
+  local status, h, nothing = read_head(r)
   if not status then
     sock:close()
     return nil, receive_error(h, "answer"), reused and nothing and h == "closed"
