@@ -83,6 +83,7 @@ local function confirm(part, leases, conn)
     if type(l) == "table" and type(l.uuid) == "string" then
       local holder = l.sip_connection
       if type(holder) == "table" then holder = holder.uuid end
+      if type(holder) == "string" then holder = lower(holder) end
       if next(l) == "uuid" and next(l, "uuid") == nil then
         state[lower(l.uuid)] = "listed"
       else
