@@ -1,4 +1,4 @@
--- The local Opentact emulator: the two SIP TN lease endpoints, stateful,
+-- The local Opentact emulator: the SIP TN lease endpoints, stateful,
 -- inside nginx with the Lua module. bin/opentact-emulator writes the
 -- nginx config that loads this file in init_by_lua and routes to api()
 -- and admin().
@@ -7,21 +7,30 @@
 -- everything that changes lives in the shared dict, so all workers agree.
 -- It must stay faithful to the reference page: token first, then the
 -- uuid pattern, then the connection, then the body.
+--
+-- Routes (also under /rest/):
+--   GET|POST /sip/connection/{uuid}/tnlease   list, assign / unassign
+--   GET|POST /sip/app/{uuid}/tnlease          the same for SIP control apps
+--   POST     /lease/tn/search?take=N&skip=N   search the account's leases
+--   GET      /lease/tn/{tn}/tn                the lease of a phone number
+--   GET      /lease/tn/{uuid}                 one lease
 
 local ngx = ngx
 local cjson = require("cjson.safe")
-local type, ipairs, pairs, tonumber, tostring = type, ipairs, pairs, tonumber, tostring
-local format, concat, floor = string.format, table.concat, math.floor
+local type, ipairs, pairs, next, tonumber, tostring = type, ipairs, pairs, next, tonumber, tostring
+local format, concat, floor, min = string.format, table.concat, math.floor, math.min
 
 local M = {}
 
 local UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 local DICT = "opentact"
 local LOG_MAX = 200
+local TN_BASE = 12125550000 -- the seed gives lease i the number TN_BASE + i
+local SEARCHES_MAX = 64     -- distinct filters a worker keeps per state version
 
 local config       -- options from the command line
-local seed         -- { connections = {uuid...}, leases = {uuid...}, index = {uuid -> i}, holder = {lease uuid -> conn uuid} }
-local worker_cache = {} -- conn uuid -> { version, body }
+local seed         -- the seed: see build_seed
+local worker_cache = {} -- "conn:"/"app:" .. uuid -> { version, body }
 
 ---------------------------------------------------------------- seed data
 
@@ -40,9 +49,10 @@ local function iso(t)
 end
 
 -- The static part of lease i as JSON: every field of the full TNLease
--- object, with sip_connection and modified_on filled in per answer.
+-- object but the ones that change, which add_lease appends per answer
+-- (modified_on, sip_connection, sip_control_app, in that order).
 local function lease_template(i, uuid)
-  local tn = 12125550000 + i
+  local tn = TN_BASE + i
   local created = 1780000000 + i * 3600
   local account = format(
     '{"uuid":"%s","name":"Société Télécom Ünïon","email":"noc@example.com","level":"ServiceAccount",' ..
@@ -55,15 +65,20 @@ local function lease_template(i, uuid)
   local head = format(
     '{"uuid":"%s","created_on":"%s","expired_on":"%s","autorenew":%s,"class4_product_item_id":%d,' ..
     '"tn":{"tn":%d,"class4_did_id":%d,"registered":%s,"tnlease":null,"profile":null,"deleted_on":null},' ..
-    '"account":%s,"tnorder":%s,"messaging_profile":null,"sip_control_app":null,' ..
+    '"account":%s,"tnorder":%s,"messaging_profile":null,' ..
     '"created_by":%s,"modified_by":%s,"modified_on":"',
     uuid, iso(created), iso(created + 365 * 86400), i % 3 == 0 and "false" or "true", 7000 + i,
     tn, 90000 + i, i % 5 == 0 and "false" or "true", account, tnorder, user, user)
   return head
 end
 
-local function build_seed(connections, leases)
-  local s = { connections = {}, leases = {}, index = {}, templates = {}, created = {}, holder = {}, conn_json = {} }
+-- The seed: connections, apps and leases (uuids in seed order), index
+-- (lease uuid -> i), per lease i its template, created_on, number (the
+-- phone number's digits) and autorenew, the holders at seed time (lease
+-- uuid -> connection / app uuid) and each holder's JSON.
+local function build_seed(connections, leases, apps)
+  local s = { connections = {}, apps = {}, leases = {}, index = {}, templates = {}, created = {},
+    numbers = {}, autorenew = {}, holder = {}, app_holder = {}, conn_json = {}, app_json = {} }
   ACCOUNT_UUID = seed_uuid("account", 1)
   USER_UUID = seed_uuid("user", 1)
   ORDER_UUID = seed_uuid("tnorder", 1)
@@ -72,16 +87,29 @@ local function build_seed(connections, leases)
     s.connections[i] = u
     s.conn_json[u] = format('{"uuid":"%s","name":"sip-trunk-%d"}', u, i)
   end
+  for k = 1, apps do
+    local u = seed_uuid("app", k)
+    s.apps[k] = u
+    s.app_json[u] = format('{"uuid":"%s","name":"control-app-%d"}', u, k)
+  end
   for i = 1, leases do
     local u = seed_uuid("lease", i)
     s.leases[i] = u
     s.index[u] = i
     s.templates[i] = lease_template(i, u)
     s.created[i] = iso(1780000000 + i * 3600)
+    s.numbers[i] = format("%.0f", TN_BASE + i)
+    s.autorenew[i] = i % 3 ~= 0 -- as the template says
   end
   -- the first connection holds the first three leases
   if connections > 0 then
     for i = 1, leases < 3 and leases or 3 do s.holder[s.leases[i]] = s.connections[1] end
+  end
+  -- app k holds lease (leases - k + 1), the last ones, unless a connection
+  -- holds it: a lease is never on both at seed time
+  for k = 1, apps do
+    local lease = s.leases[leases - k + 1]
+    if lease and not s.holder[lease] then s.app_holder[lease] = s.apps[k] end
   end
   return s
 end
@@ -90,17 +118,18 @@ end
 
 local function dict() return ngx.shared[DICT] end
 
--- A lease's state is one key, "L:<uuid>" = "<holder>|<seq>|<modified_on>":
--- the holder is a connection uuid or empty, seq orders a connection's
--- leases, modified_on is empty until a change. An assign then costs one
+-- A lease's state is one key, "L:<uuid>" = "<conn>|<seq>|<modified_on>|<app>":
+-- conn and app are the holding connection and control app uuids or empty,
+-- seq orders a holder's leases (it grows each time a lease gains a
+-- holder), modified_on is empty until a change. An assign then costs one
 -- read and one write per lease it names, however many leases there are.
-local function encode_state(holder, seq, modified)
-  return holder .. "|" .. seq .. "|" .. modified
+local function encode_state(conn, seq, modified, app)
+  return conn .. "|" .. seq .. "|" .. modified .. "|" .. app
 end
 
 local function decode_state(v)
-  local holder, seq, modified = v:match("^([^|]*)|(%d+)|(.*)$")
-  return holder, tonumber(seq), modified
+  local conn, seq, modified, app = v:match("^([^|]*)|(%d+)|([^|]*)|(.*)$")
+  return conn, tonumber(seq), modified, app
 end
 
 local function reset_state()
@@ -110,8 +139,9 @@ local function reset_state()
   d:flush_all()
   d:flush_expired()
   for _, conn in ipairs(seed.connections) do d:set("conn:" .. conn, true) end
+  for _, app in ipairs(seed.apps) do d:set("app:" .. app, true) end
   for i, lease in ipairs(seed.leases) do
-    d:set("L:" .. lease, encode_state(seed.holder[lease] or "", i, ""))
+    d:set("L:" .. lease, encode_state(seed.holder[lease] or "", i, "", seed.app_holder[lease] or ""))
   end
   d:set("seq", #seed.leases)
   d:set("version", version)
@@ -121,33 +151,86 @@ local function reset_state()
   d:set("inflight_max", 0)
 end
 
--- The leases a connection holds, in the order they were attached, as
--- { uuid, holder, modified } records.
-local function held_by(conn)
-  local d, out, seq = dict(), {}, {}
-  for _, lease in ipairs(seed.leases) do
-    local holder, n, modified = decode_state(d:get("L:" .. lease))
-    if holder == conn then
-      local r = { lease, holder, modified }
-      out[#out + 1] = r
-      seq[r] = n
-    end
+-- Every change to the state but a reset ends with bump(): it raises the
+-- version after its writes and notes which leases it changed under the
+-- new version ("C:<version>" = their seed indexes), for snapshot().
+local JOURNAL = 256         -- versions whose changes are kept
+local JOURNAL_LEASES = 1000 -- a change of more leases is not noted: rereading all costs no more
+
+local function bump(d, changed)
+  local version = d:incr("version", 1, 0)
+  if #changed <= JOURNAL_LEASES then d:set("C:" .. version, "," .. concat(changed, ",")) end
+  d:delete("C:" .. (version - JOURNAL))
+end
+
+-- Every lease's state as of one state version, decoded into arrays by
+-- seed index, kept per worker. The version is read before the leases, and
+-- every change raises it after its writes, so a snapshot is never older
+-- than the version it is filed under. A snapshot a few versions behind
+-- rereads only the leases the journal names (an assign of 100 leases
+-- costs 100 reads, not one per lease of the account); without a journal
+-- entry for every version in between (a reset, or too far behind) it
+-- rereads them all.
+local snap = {}
+
+local function reread(d, version)
+  local changed = {}
+  for v = snap.version + 1, version do
+    local list = d:get("C:" .. v)
+    if not list then return false end
+    for i in list:gmatch("%d+") do changed[#changed + 1] = tonumber(i) end
   end
+  -- in place: a request uses its snapshot without yielding in between,
+  -- so no request still holds the older one
+  local conn, seq, modified, app = snap.conn, snap.seq, snap.modified, snap.app
+  for _, i in ipairs(changed) do
+    conn[i], seq[i], modified[i], app[i] = decode_state(d:get("L:" .. seed.leases[i]))
+  end
+  snap.version = version
+  return true
+end
+
+local function snapshot()
+  local d = dict()
+  local version = d:get("version") or 0
+  if snap.version == version then return snap end
+  if snap.version and version > snap.version and version - snap.version < JOURNAL and reread(d, version) then
+    return snap
+  end
+  local s = { version = version, conn = {}, seq = {}, modified = {}, app = {} }
+  local conn, seq, modified, app = s.conn, s.seq, s.modified, s.app
+  for i, lease in ipairs(seed.leases) do
+    conn[i], seq[i], modified[i], app[i] = decode_state(d:get("L:" .. lease))
+  end
+  snap = s
+  return s
+end
+
+-- The seed indexes of the leases a holder has (`field` "conn" or "app" of
+-- a snapshot), in the order they were attached.
+local function held_by(s, field, uuid)
+  local holders, out = s[field], {}
+  for i = 1, #seed.leases do
+    if holders[i] == uuid then out[#out + 1] = i end
+  end
+  local seq = s.seq
   table.sort(out, function(a, b) return seq[a] < seq[b] end)
   return out
 end
 
--- Appends lease's JSON to the answer being built in `buf` as pieces, so
--- a long answer is joined once instead of lease by lease.
-local function add_lease(buf, lease, holder, modified)
-  local i = seed.index[lease]
+-- Appends lease i's JSON to the answer being built in `buf` as pieces, so
+-- a long answer is joined once instead of lease by lease. buf[1] is the
+-- answer's head.
+local function add_lease(buf, i, conn, modified, app)
   local n = #buf
   if n > 1 then buf[n + 1] = "," n = n + 1 end
   buf[n + 1] = seed.templates[i]
   buf[n + 2] = modified ~= "" and modified or seed.created[i]
   buf[n + 3] = '","sip_connection":'
-  buf[n + 4] = seed.conn_json[holder] or "null"
-  buf[n + 5] = "}"
+  buf[n + 4] = seed.conn_json[conn] or "null"
+  buf[n + 5] = ',"sip_control_app":'
+  buf[n + 6] = seed.app_json[app] or "null"
+  buf[n + 7] = "}"
 end
 
 ---------------------------------------------------------------- answers
@@ -199,21 +282,7 @@ local function deliver(status, body, fault, ctype, headers)
   return send(status, body, headers, ctype)
 end
 
----------------------------------------------------------------- the API
-
-local function handle_list(conn, fault)
-  local d = dict()
-  local version = d:get("version")
-  local cached = worker_cache[conn]
-  if cached and cached.version == version then return deliver(200, cached.body, fault) end
-  local buf = answer_buffer()
-  for _, r in ipairs(held_by(conn)) do add_lease(buf, r[1], r[2], r[3]) end
-  local body = success(buf)
-  worker_cache[conn] = { version = version, body = body }
-  return deliver(200, body, fault)
-end
-
--- Answers as a fault with a status asks (before the request is applied).
+-- Answers as a fault with a status asks.
 local function status_fault(fault)
   local extra = fault.retry_after and { ["Retry-After"] = tostring(fault.retry_after) } or nil
   if fault.body then
@@ -222,21 +291,15 @@ local function status_fault(fault)
   return fail(fault.status, fault.message or "emulated fault", extra)
 end
 
--- GET /lease/tn/{tn}/tn: the lease of a phone number, given as digits.
-local function handle_lease_by_number(method, tn, fault)
-  if method ~= "GET" then return fail(405, "Method not allowed") end
-  if not tn:find("^%d+$") then return fail(400, "tn must be the phone number's digits") end
-  if fault and fault.status and not fault.apply then return status_fault(fault) end
-  -- the seed gives lease i the number 12125550000 + i
-  local i = #tn <= 15 and tonumber(tn) - 12125550000
-  local lease = i and i >= 1 and seed.leases[i]
-  if not lease then return fail(404, "TNLease not found for tn " .. tn) end
-  local holder, _, modified = decode_state(dict():get("L:" .. lease))
-  local buf = { '{"success":true,"payload":' }
-  add_lease(buf, lease, holder, modified)
-  buf[#buf + 1] = "}"
-  return deliver(200, concat(buf), fault)
+-- Sends a successful answer, unless a fault that waited for the request
+-- to be applied (`apply`) closes the connection or answers its status.
+local function finish(body, fault)
+  if fault and fault.reset then return ngx.exit(444) end
+  if fault and fault.status then return status_fault(fault) end
+  return deliver(200, body, fault)
 end
+
+---------------------------------------------------------------- requests
 
 local function read_body()
   ngx.req.read_body()
@@ -249,6 +312,47 @@ local function read_body()
     end
   end
   return body
+end
+
+local function is_json(headers)
+  local ctype = headers["content-type"]
+  return type(ctype) == "string" and ctype:find("^application/json") ~= nil
+end
+
+-- A JSON object, checked on the text too: lua-cjson decodes {} and [] alike.
+local function decode_object(raw)
+  local v = cjson.decode(raw)
+  if type(v) ~= "table" or not raw:find("^%s*{") then return nil end
+  return v
+end
+
+local function is_uuid(v)
+  return type(v) == "string" and ngx.re.find(v, UUID, "jo") ~= nil
+end
+
+---------------------------------------------------------------- list and assign
+
+-- The two kinds of lease holder: `key` prefixes a holder's dict key,
+-- `field` names the lease state's part (and the snapshot's array), and
+-- `other` / `other_field` the kind a lease must not be on when this one
+-- takes it.
+local HOLDERS = {
+  connection = { key = "conn:", field = "conn", missing = "SIP connection not found",
+    other = "SIP control app", other_field = "app" },
+  app = { key = "app:", field = "app", missing = "SIP control app not found",
+    other = "SIP connection", other_field = "conn" },
+}
+
+local function handle_list(kind, uuid, fault)
+  local s = snapshot()
+  local key = kind.key .. uuid
+  local cached = worker_cache[key]
+  if cached and cached.version == s.version then return finish(cached.body, fault) end
+  local buf = answer_buffer()
+  for _, i in ipairs(held_by(s, kind.field, uuid)) do add_lease(buf, i, s.conn[i], s.modified[i], s.app[i]) end
+  local body = success(buf)
+  worker_cache[key] = { version = s.version, body = body }
+  return finish(body, fault)
 end
 
 -- Checks an assign body; returns {add = {...}, remove = {...}} or nil, message.
@@ -272,31 +376,402 @@ local function parse_changes(raw)
   return out
 end
 
-local function apply(conn, changes)
+-- Works an assign out without writing it: returns { answer = JSON text,
+-- writes = leases to write in order, states = lease -> new state }, or
+-- nil and a message when the request is refused. So a refused request
+-- changes nothing, and a faked one can answer all the same.
+local function plan(kind, target, changes)
   local d = dict()
-  local stamp = iso(ngx.time())
-  local out = answer_buffer()
+  local field = kind.field
+  local states = {} -- lease -> { conn = , seq = , modified = , app = }, as this request leaves it
+  local function state(lease)
+    local st = states[lease]
+    if not st then
+      st = {}
+      st.conn, st.seq, st.modified, st.app = decode_state(d:get("L:" .. lease))
+      states[lease] = st
+    end
+    return st
+  end
+  -- a lease on the other kind of holder refuses the whole request
   for _, lease in ipairs(changes.add) do
-    local key = "L:" .. lease
-    local holder, _, modified = decode_state(d:get(key))
-    if holder ~= conn then
-      holder, modified = conn, stamp
-      d:set(key, encode_state(holder, d:incr("seq", 1, 0), modified))
+    local other = state(lease)[kind.other_field]
+    if other ~= "" then
+      return nil, "TNLease " .. lease .. " is assigned to " .. kind.other .. " " .. other
     end
-    add_lease(out, lease, holder, modified)
   end
+  local stamp = iso(ngx.time())
+  local out, writes = answer_buffer(), {}
+  local function step(lease, holder)
+    local st = state(lease)
+    if st[field] ~= holder then
+      st[field], st.modified = holder, stamp
+      -- a lease gaining a holder goes to the end of that holder's list
+      if holder ~= "" then st.new_seq = true end
+      writes[#writes + 1] = lease
+    end
+    add_lease(out, seed.index[lease], st.conn, st.modified, st.app)
+  end
+  for _, lease in ipairs(changes.add) do step(lease, target) end
   for _, lease in ipairs(changes.remove) do
-    local key = "L:" .. lease
-    local holder, seq, modified = decode_state(d:get(key))
-    if holder == conn then
-      holder, modified = "", stamp
-      d:set(key, encode_state(holder, seq, modified))
-    end
-    add_lease(out, lease, holder, modified)
+    -- removing a lease the target does not hold changes nothing
+    local holder = state(lease)[field]
+    step(lease, holder == target and "" or holder)
   end
-  d:incr("version", 1, 0)
-  return success(out)
+  return { answer = success(out), writes = writes, states = states }
 end
+
+-- Writes what plan() worked out, in request order, then bumps the version.
+local function commit(p)
+  local d = dict()
+  local changed = {}
+  for k, lease in ipairs(p.writes) do
+    local st = p.states[lease]
+    if st.new_seq then st.seq, st.new_seq = d:incr("seq", 1, 0), nil end
+    d:set("L:" .. lease, encode_state(st.conn, st.seq, st.modified, st.app))
+    changed[k] = seed.index[lease]
+  end
+  bump(d, changed)
+end
+
+local function handle_holder(method, kind, uuid, body, headers, fault)
+  if not ngx.re.find(uuid, UUID, "jo") then
+    return fail(400, "uuid must match " .. UUID)
+  end
+  if method ~= "GET" and method ~= "POST" then return fail(405, "Method not allowed") end
+  if not dict():get(kind.key .. uuid) then return fail(404, kind.missing) end
+
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+
+  if method == "GET" then return handle_list(kind, uuid, fault) end
+
+  if not is_json(headers) then return fail(400, "Content-Type must be application/json") end
+  local changes, why = parse_changes(body)
+  if not changes then return fail(400, why) end
+  local p, refused = plan(kind, uuid, changes)
+  if not p then return fail(409, refused) end
+  -- a fake fault: the server says it applied the change and did not
+  if not (fault and fault.fake) then commit(p) end
+  return finish(p.answer, fault)
+end
+
+---------------------------------------------------------------- single leases
+
+local function one_lease(i, fault)
+  local s = snapshot()
+  local buf = { '{"success":true,"payload":' }
+  add_lease(buf, i, s.conn[i], s.modified[i], s.app[i])
+  buf[#buf + 1] = "}"
+  return finish(concat(buf), fault)
+end
+
+-- GET /lease/tn/{tn}/tn: the lease of a phone number, given as digits.
+local function handle_lease_by_number(method, tn, fault)
+  if method ~= "GET" then return fail(405, "Method not allowed") end
+  if not tn:find("^%d+$") then return fail(400, "tn must be the phone number's digits") end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+  local i = #tn <= 15 and tonumber(tn) - TN_BASE
+  if not (i and i >= 1 and seed.leases[i]) then return fail(404, "TNLease not found for tn " .. tn) end
+  return one_lease(i, fault)
+end
+
+-- GET /lease/tn/{uuid}: one lease.
+local function handle_lease(method, uuid, fault)
+  if method ~= "GET" then return fail(405, "Method not allowed") end
+  if not ngx.re.find(uuid, UUID, "jo") then return fail(400, "uuid must match " .. UUID) end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+  local i = seed.index[uuid]
+  if not i then return fail(404, "TNLease not found") end
+  return one_lease(i, fault)
+end
+
+---------------------------------------------------------------- search
+
+-- Each filter field's check: returns the value to filter with and its
+-- canonical text (for the cache key), or nil and a message naming the
+-- field. JSON null is a wrong type for every field: an absent field is
+-- how a filter says "any".
+
+local function want(name, what)
+  return nil, "field '" .. name .. "' must be " .. what
+end
+
+-- tn: digits, '*' for any run of digits, '%' for one digit. A run of
+-- '*' is one '*', so the backtracking of the Lua pattern stays bounded.
+local function check_tn(v, name)
+  if type(v) ~= "string" or not v:find("^[%d*%%]+$") or #v > 64 then
+    return want(name, "a string of digits, '*' (any digits) and '%' (one digit)")
+  end
+  v = v:gsub("%*+", "*")
+  local fixed = #(v:gsub("%*", "")) -- how many digits the mask needs at least
+  local pattern = "^" .. v:gsub("[*%%]", { ["*"] = "%d*", ["%"] = "%d" }) .. "$"
+  return { pattern = pattern, fixed = fixed }, v
+end
+
+local function check_uuid(v, name)
+  if not is_uuid(v) then return want(name, "a lower-case uuid string") end
+  return v, v
+end
+
+local function check_uuids(v, name)
+  local what = "an array of lower-case uuid strings"
+  if type(v) ~= "table" then return want(name, what) end
+  local n, set, list = 0, {}, {}
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= #v then return want(name, what) end
+  for i = 1, n do
+    if not is_uuid(v[i]) then return want(name, what) end
+    if not set[v[i]] then set[v[i]] = true list[#list + 1] = v[i] end
+  end
+  table.sort(list)
+  return set, concat(list, ",")
+end
+
+local function check_bool(v, name)
+  if type(v) ~= "boolean" then return want(name, "a boolean") end
+  return v, tostring(v)
+end
+
+local function check_mode(v, name)
+  if v ~= "AND" and v ~= "OR" then return want(name, '"AND" or "OR"') end
+  return v, v
+end
+
+local ORDER_FIELDS = { tn = true, created_on = true, modified_on = true }
+
+local function check_order(v, name)
+  local what = 'an object of one key, "tn", "created_on" or "modified_on", to "ASC" or "DESC"'
+  if type(v) ~= "table" then return want(name, what) end
+  local key, dir = next(v)
+  if key == nil or next(v, key) ~= nil or not ORDER_FIELDS[key] or (dir ~= "ASC" and dir ~= "DESC") then
+    return want(name, what)
+  end
+  return { field = key, dir = dir }, key .. ":" .. dir
+end
+
+-- ISO-8601: a date, then optionally a time and a zone. Bounds compare as
+-- strings against the lease's, which are all "YYYY-MM-DDThh:mm:ssZ".
+local function check_date(v, name)
+  if type(v) ~= "string" or not (v:find("^%d%d%d%d%-%d%d%-%d%d$") or v:find("^%d%d%d%d%-%d%d%-%d%dT[%d:.Z+%-]+$")) then
+    return want(name, "an ISO-8601 date string (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)")
+  end
+  return v, v
+end
+
+-- The filter fields in the order of the cache key.
+local FILTER = {
+  { "tn", check_tn },
+  { "sip_connection", check_uuid },
+  { "sip_control_app", check_uuid },
+  { "sip_connections_skip", check_uuids },
+  { "autorenew", check_bool },
+  { "mode", check_mode },
+  { "order", check_order },
+  { "created_on_from", check_date },
+  { "created_on_to", check_date },
+  { "modified_on_from", check_date },
+  { "modified_on_to", check_date },
+}
+local FILTER_KNOWN = {}
+for _, f in ipairs(FILTER) do FILTER_KNOWN[f[1]] = true end
+
+-- Checks a search body; returns the filter (checked values by field, and
+-- `key`, one string for all equal filters) or nil, message.
+local function parse_filter(raw)
+  local body = {}
+  if raw and raw ~= "" then
+    body = decode_object(raw)
+    if not body then return nil, "request body is not a JSON object" end
+  end
+  for k in pairs(body) do
+    if not FILTER_KNOWN[k] then return nil, "unknown field '" .. tostring(k) .. "'" end
+  end
+  local filter, key = {}, {}
+  for _, f in ipairs(FILTER) do
+    local name, check = f[1], f[2]
+    if body[name] ~= nil then
+      local v, text = check(body[name], name)
+      if v == nil then return nil, text end
+      filter[name] = v
+      key[#key + 1] = name .. "=" .. text
+    end
+  end
+  if not filter.mode then filter.mode = "AND" key[#key + 1] = "mode=AND" end
+  if not filter.order then
+    filter.order = { field = "created_on", dir = "DESC" }
+    key[#key + 1] = "order=created_on:DESC"
+  end
+  filter.key = concat(key, "\n")
+  return filter
+end
+
+local function modified_on(s, i)
+  local m = s.modified[i]
+  return m ~= "" and m or seed.created[i]
+end
+
+-- The filter's criteria as tests of lease i in snapshot s. A date range
+-- (its _from and _to) is one criterion, so mode OR means "in the range
+-- or matching another criterion", not "after from or before to".
+local function criteria(f)
+  local tests = {}
+  if f.tn then
+    local pattern, fixed, numbers = f.tn.pattern, f.tn.fixed, seed.numbers
+    tests[#tests + 1] = function(i)
+      local n = numbers[i]
+      return #n >= fixed and n:find(pattern) ~= nil
+    end
+  end
+  if f.sip_connection then
+    local u = f.sip_connection
+    tests[#tests + 1] = function(i, s) return s.conn[i] == u end
+  end
+  if f.sip_control_app then
+    local u = f.sip_control_app
+    tests[#tests + 1] = function(i, s) return s.app[i] == u end
+  end
+  if f.sip_connections_skip then
+    local set = f.sip_connections_skip
+    tests[#tests + 1] = function(i, s) return not set[s.conn[i]] end
+  end
+  if f.autorenew ~= nil then
+    local want_renew = f.autorenew
+    tests[#tests + 1] = function(i) return seed.autorenew[i] == want_renew end
+  end
+  local function range(from, to, value)
+    if not (from or to) then return end
+    tests[#tests + 1] = function(i, s)
+      local v = value(s, i)
+      return (not from or v >= from) and (not to or v <= to)
+    end
+  end
+  range(f.created_on_from, f.created_on_to, function(_, i) return seed.created[i] end)
+  range(f.modified_on_from, f.modified_on_to, modified_on)
+  return tests
+end
+
+local function reverse(list)
+  local n = #list
+  for k = 1, floor(n / 2) do list[k], list[n + 1 - k] = list[n + 1 - k], list[k] end
+  return list
+end
+
+-- Seed indexes `out` (ascending) in modified_on order, ties by index
+-- ascending. A lease never modified shows its created_on, which grows
+-- with the index: those are in order already, so only the modified ones
+-- are sorted, then the two runs merged. After an assign of a page that
+-- sorts a hundred leases, not the whole account.
+local function by_modified(out, s, asc)
+  local modified = s.modified
+  local function before(a, b)
+    local ka, kb = modified_on(s, a), modified_on(s, b)
+    if ka ~= kb then return (ka < kb) == asc end
+    return a < b
+  end
+  local plain, changed = {}, {}
+  for _, i in ipairs(out) do
+    if modified[i] == "" then plain[#plain + 1] = i else changed[#changed + 1] = i end
+  end
+  if not asc then reverse(plain) end -- their created_on are all different: no ties
+  table.sort(changed, before)
+  local merged, a, b = {}, 1, 1
+  while a <= #plain or b <= #changed do
+    if b > #changed or (a <= #plain and before(plain[a], changed[b])) then
+      merged[#merged + 1] = plain[a]
+      a = a + 1
+    else
+      merged[#merged + 1] = changed[b]
+      b = b + 1
+    end
+  end
+  return merged
+end
+
+-- The seed indexes of the leases matching filter f in snapshot s, in
+-- the order asked; ties by seed index ascending.
+local function matching(f, s)
+  local tests = criteria(f)
+  local any = f.mode == "OR" and #tests > 0
+  local out = {}
+  for i = 1, #seed.leases do
+    -- AND: every test passes; OR: one does; no criteria: every lease
+    local ok = not any
+    for t = 1, #tests do
+      if tests[t](i, s) == any then ok = any break end
+    end
+    if ok then out[#out + 1] = i end
+  end
+  local asc = f.order.dir == "ASC"
+  if f.order.field == "modified_on" then return by_modified(out, s, asc) end
+  -- tn and created_on both grow with the seed index, so out is in
+  -- order already; neither has ties
+  return asc and out or reverse(out)
+end
+
+-- Per worker: the matches of every filter asked since the state last
+-- changed, so paging through a search slices a list instead of scanning
+-- the leases for every page.
+local searches = {}
+
+local function search(f, s)
+  if searches.version ~= s.version then searches = { version = s.version, lists = {}, count = 0 } end
+  local list = searches.lists[f.key]
+  if list then return list end
+  list = matching(f, s)
+  -- a client sending ever new filters must not grow the worker without end
+  if searches.count >= SEARCHES_MAX then searches.lists, searches.count = {}, 0 end
+  searches.lists[f.key] = list
+  searches.count = searches.count + 1
+  return list
+end
+
+-- take and skip: the digits of a whole number >= least, without leading
+-- zeros (kept as text: echoed as asked, however large), or nil.
+local function count_arg(v, default, least)
+  if v == nil then return default end
+  if type(v) ~= "string" or not v:find("^%d+$") then return nil end
+  v = v:gsub("^0+(%d)", "%1")
+  if tonumber(v) < least then return nil end
+  return v
+end
+
+-- POST /lease/tn/search?take=N&skip=N: a page of the leases matching the
+-- filter in the body. At most max_page leases a page, whatever `take`
+-- asked, which the answer still echoes: a client must page by `total`
+-- and what it got.
+local function handle_search(method, body, headers, fault)
+  if method ~= "POST" then return fail(405, "Method not allowed") end
+  local args = ngx.req.get_uri_args()
+  local take = count_arg(args.take, "100", 1)
+  if not take then return fail(400, "take must be an integer >= 1") end
+  local skip = count_arg(args.skip, "0", 0)
+  if not skip then return fail(400, "skip must be an integer >= 0") end
+
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+
+  if body and body ~= "" and not is_json(headers) then
+    return fail(400, "Content-Type must be application/json")
+  end
+  local f, why = parse_filter(body)
+  if not f then return fail(400, why) end
+  local s = snapshot()
+  local list = search(f, s)
+  local buf = { format('{"success":true,"payload":{"take":%s,"skip":%s,"mode":"%s","order":{"%s":"%s"},"total":%d,"data":[',
+    take, skip, f.mode, f.order.field, f.order.dir, #list) }
+  local first = tonumber(skip) + 1
+  -- a page_cap fault: this one page is capped lower (a server behind a
+  -- balancer whose nodes cap pages differently)
+  local cap = fault and tonumber(fault.page_cap) or config.max_page or 100
+  local last = min(#list, first - 1 + min(tonumber(take), cap))
+  for k = first, last do
+    local i = list[k]
+    add_lease(buf, i, s.conn[i], s.modified[i], s.app[i])
+  end
+  buf[#buf + 1] = "]}}"
+  return finish(concat(buf), fault)
+end
+
+---------------------------------------------------------------- serve
 
 local function record(method, uri, body, h)
   local token = h["x-auth-token"]
@@ -332,30 +807,14 @@ local function serve(method, uri)
     return fail(401, "Unauthorized: missing or invalid X-Auth-Token")
   end
   local path = uri:gsub("^/rest/", "/")
+  if path == "/lease/tn/search" then return handle_search(method, body, headers, fault) end
   local tn = path:match("^/lease/tn/([^/]*)/tn$")
   if tn then return handle_lease_by_number(method, tn, fault) end
-  local conn = path:match("^/sip/connection/([^/]*)/tnlease$")
-  if not conn then return fail(404, "No route for " .. method .. " " .. uri) end
-  if not ngx.re.find(conn, UUID, "jo") then
-    return fail(400, "uuid must match " .. UUID)
-  end
-  if method ~= "GET" and method ~= "POST" then return fail(405, "Method not allowed") end
-  if not d:get("conn:" .. conn) then return fail(404, "SIP connection not found") end
-
-  if fault and fault.status and not fault.apply then return status_fault(fault) end
-
-  if method == "GET" then return handle_list(conn, fault) end
-
-  local ctype = headers["content-type"] or ""
-  if not ctype:find("^application/json") then
-    return fail(400, "Content-Type must be application/json")
-  end
-  local changes, why = parse_changes(body)
-  if not changes then return fail(400, why) end
-  local answer = apply(conn, changes)
-  if fault and fault.reset then return ngx.exit(444) end
-  if fault and fault.status then return fail(fault.status, fault.message or "emulated fault") end
-  return deliver(200, answer, fault)
+  local lease = path:match("^/lease/tn/([^/]*)$")
+  if lease then return handle_lease(method, lease, fault) end
+  local kind, uuid = path:match("^/sip/(%a+)/([^/]*)/tnlease$")
+  if not HOLDERS[kind] then return fail(404, "No route for " .. method .. " " .. uri) end
+  return handle_holder(method, HOLDERS[kind], uuid, body, headers, fault)
 end
 
 function M.api()
@@ -379,13 +838,18 @@ end
 
 ---------------------------------------------------------------- admin
 
-local function assigned()
+-- A JSON array of strings, encoded by hand: an empty one must stay [].
+local function string_list(list)
+  return "[" .. (#list > 0 and '"' .. concat(list, '","') .. '"' or "") .. "]"
+end
+
+-- {holder uuid: [lease uuids in attach order]} for one kind of holder.
+local function assigned(s, holders, field)
   local out = {}
-  -- encoded by hand: an empty list must stay [] in JSON
-  for _, conn in ipairs(seed.connections) do
+  for _, uuid in ipairs(holders) do
     local held = {}
-    for i, r in ipairs(held_by(conn)) do held[i] = r[1] end
-    out[#out + 1] = cjson.encode(conn) .. ":[" .. (#held > 0 and '"' .. concat(held, '","') .. '"' or "") .. "]"
+    for k, i in ipairs(held_by(s, field, uuid)) do held[k] = seed.leases[i] end
+    out[#out + 1] = cjson.encode(uuid) .. ":" .. string_list(held)
   end
   return "{" .. concat(out, ",") .. "}"
 end
@@ -393,12 +857,72 @@ end
 local ADMIN = {}
 
 function ADMIN.GET_state()
+  local s = snapshot()
   local body = cjson.encode({ connections = seed.connections, leases = seed.leases })
-  return send(200, body:sub(1, -2) .. ',"assigned":' .. assigned() .. "}")
+  return send(200, body:sub(1, -2) ..
+    ',"assigned":' .. assigned(s, seed.connections, "conn") ..
+    ',"apps":' .. string_list(seed.apps) ..
+    ',"app_assigned":' .. assigned(s, seed.apps, "app") ..
+    ',"numbers":[' .. concat(seed.numbers, ",") .. "]" ..
+    ',"version":' .. format("%d", s.version) .. "}")
 end
 
 function ADMIN.POST_reset()
   reset_state()
+  return send(200, '{"success":true}')
+end
+
+-- The holders a lease may be given, each checked against its route's
+-- dict key: a holder must exist, or be JSON null (no holder).
+local HOLDER_FIELDS = { sip_connection = HOLDERS.connection, sip_control_app = HOLDERS.app }
+
+-- {lease uuid: {sip_connection = uuid|null, sip_control_app = uuid|null}}:
+-- sets holders as they are, for tests: a lease may end up on both a
+-- connection and an app, which the assign routes refuse to do. Everything
+-- is checked before anything is written.
+function ADMIN.POST_holders()
+  local map = decode_object(read_body() or "")
+  if not map then return fail(400, "holders must be a JSON object of lease uuid -> holders") end
+  local d = dict()
+  for lease, h in pairs(map) do
+    if not seed.index[lease] then return fail(400, "unknown TNLease " .. tostring(lease)) end
+    if type(h) ~= "table" or h[1] ~= nil then
+      return fail(400, "holders of " .. lease .. " must be an object")
+    end
+    for k, v in pairs(h) do
+      local kind = HOLDER_FIELDS[k]
+      if not kind then return fail(400, "unknown field '" .. tostring(k) .. "' for " .. lease) end
+      if v ~= cjson.null and not (type(v) == "string" and d:get(kind.key .. v)) then
+        return fail(400, "unknown " .. (kind == HOLDERS.app and "SIP control app " or "SIP connection ") ..
+          tostring(v) .. " for " .. lease)
+      end
+    end
+  end
+  local stamp, changed = iso(ngx.time()), {}
+  for lease, h in pairs(map) do
+    local key = "L:" .. lease
+    local st = {}
+    st.conn, st.seq, st.modified, st.app = decode_state(d:get(key))
+    local was = { conn = st.conn, app = st.app }
+    local differs = false
+    for k, v in pairs(h) do
+      local field = HOLDER_FIELDS[k].field
+      local holder = v == cjson.null and "" or v
+      if st[field] ~= holder then st[field], differs = holder, true end
+    end
+    -- a lease gaining a holder goes to the end of its list, as on the
+    -- assign routes; but one seq orders both kinds of list, so a lease
+    -- that stays on the other kind of holder keeps its place there
+    local function gained(field, other)
+      return st[field] ~= "" and st[field] ~= was[field] and not (st[other] ~= "" and st[other] == was[other])
+    end
+    if differs then
+      if gained("conn", "app") or gained("app", "conn") then st.seq = d:incr("seq", 1, 0) end
+      d:set(key, encode_state(st.conn, st.seq, stamp, st.app))
+      changed[#changed + 1] = seed.index[lease]
+    end
+  end
+  bump(d, changed)
   return send(200, '{"success":true}')
 end
 
@@ -461,9 +985,11 @@ end
 
 ---------------------------------------------------------------- start
 
+-- opts: token, connections, leases, apps, latency, max_page
 function M.init(opts)
   config = opts
-  seed = build_seed(opts.connections or 4, opts.leases or 100)
+  config.max_page = opts.max_page or 100
+  seed = build_seed(opts.connections or 4, opts.leases or 100, opts.apps or 0)
   reset_state()
 end
 

@@ -55,7 +55,8 @@ describe("the emulator", function()
       p:close()
       assert.is_truthy(out:find("Usage: opentact-emulator", 1, true))
       assert.is_truthy(out:find("status=0", 1, true))
-      for _, bad in ipairs({ "--port 0", "--port x", "--leases -1", "--latency abc", "--bogus", "--token 'a b'" }) do
+      for _, bad in ipairs({ "--port 0", "--port x", "--leases -1", "--latency abc", "--bogus", "--token 'a b'",
+        "--apps x", "--max-page 0", "--max-page -5" }) do
         p = io.popen(support.ROOT .. "/bin/opentact-emulator " .. bad .. " 2>&1; echo \"status=$?\"")
         out = p:read("*a")
         p:close()
@@ -100,11 +101,23 @@ describe("the emulator", function()
       for _, u in ipairs(st.leases) do assert.is_truthy(u:find(UUID)) end
       assert.same({ leases[1], leases[2], leases[3] }, st.assigned[conns[1]])
       assert.same({}, st.assigned[conns[2]])
-      local other = support.start({ connections = 2, leases = 5 })
+      assert.same({}, st.apps)
+      assert.same({}, st.app_assigned)
+      assert.equals(100, #st.numbers)
+      for i, n in ipairs(st.numbers) do assert.equals(12125550000 + i, n) end
+      local other = support.start({ connections = 2, leases = 5, apps = 4 })
       finally(function() other:stop() end)
       local st2 = other:state()
       assert.same({ conns[1], conns[2] }, st2.connections)
       assert.same({ leases[1], leases[2], leases[3], leases[4], leases[5] }, st2.leases)
+      -- app k holds lease 5 - k + 1, but not the ones the first connection holds
+      assert.equals(4, #st2.apps)
+      for _, u in ipairs(st2.apps) do assert.is_truthy(u:find(UUID)) end
+      assert.same({ leases[5] }, st2.app_assigned[st2.apps[1]])
+      assert.same({ leases[4] }, st2.app_assigned[st2.apps[2]])
+      assert.same({}, st2.app_assigned[st2.apps[3]])
+      assert.same({}, st2.app_assigned[st2.apps[4]])
+      assert.same({ leases[1], leases[2], leases[3] }, st2.assigned[conns[1]])
     end)
 
     it("serves the full lease object with realistic values", function()
@@ -326,6 +339,475 @@ describe("the emulator", function()
 
     it("404 for an unknown route", function()
       assert.equals(404, (emu:admin("GET", "nope")))
+    end)
+  end)
+end)
+
+-- The routes beyond the two of the reference page, on an emulator of its
+-- own: 3 connections, 30 leases, 3 control apps, pages of at most 5. The
+-- first connection holds leases 1-3; app k holds lease 31 - k.
+describe("the emulator's control apps, search and lookups", function()
+  local emu, conns, apps, L
+  local TN = 12125550000
+
+  -- One API request with the token; a table body is sent as JSON.
+  local function request(method, path, body, headers)
+    local h = { ["x-auth-token"] = emu.token }
+    if type(body) == "table" then body = cjson.encode(body) end
+    if body then h["content-type"] = "application/json" end
+    for k, v in pairs(headers or {}) do h[k] = v or nil end
+    local status, text, resp_headers = emu:raw(method, path, h, body)
+    local ok, decoded = pcall(cjson.decode, text)
+    return status, ok and decoded or text, resp_headers, text
+  end
+
+  local function search(filter, query)
+    return request("POST", "/lease/tn/search" .. (query and "?" .. query or ""), filter)
+  end
+
+  -- The seed indexes of a page's leases, in order.
+  local function indexes(leases)
+    local out = {}
+    for k, l in ipairs(leases) do out[k] = l.tn.tn - TN end
+    return out
+  end
+
+  -- The seed index of every lease a filter finds, paging by total and by
+  -- what each page returned (never by take); the pages it took; the leases.
+  local function found(filter)
+    local out, pages, leases = {}, 0, {}
+    while true do
+      local status, body = search(filter, "take=100&skip=" .. #out)
+      assert.equals(200, status, type(body) == "table" and body.message or body)
+      pages = pages + 1
+      for _, l in ipairs(body.payload.data) do
+        out[#out + 1] = l.tn.tn - TN
+        leases[#leases + 1] = l
+      end
+      if #body.payload.data == 0 or #out >= body.payload.total then return out, pages, leases end
+    end
+  end
+
+  local function range(from, to, step)
+    local out = {}
+    for i = from, to, step or 1 do out[#out + 1] = i end
+    return out
+  end
+
+  local function assert_failure(status, want_status, body, text)
+    assert.equals(want_status, status)
+    assert.is_table(body)
+    assert.is_false(body.success)
+    assert.equals(want_status, body.status)
+    if text then assert.is_truthy(body.message:find(text, 1, true), body.message) end
+  end
+
+  -- refused(want_status, text, request(...)): the answer of one request
+  local function refused(want_status, text, status, body)
+    return assert_failure(status, want_status, body, text)
+  end
+
+  local function lease(i)
+    local status, body = request("GET", "/lease/tn/" .. L[i])
+    assert.equals(200, status)
+    return body.payload
+  end
+
+  setup(function()
+    emu = support.start({ connections = 3, leases = 30, apps = 3, max_page = 5 })
+    local st = emu:state()
+    conns, apps, L = st.connections, st.apps, st.leases
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  describe("search", function()
+    it("answers the first page of every lease by default, capped at max_page", function()
+      local status, body = search(nil)
+      assert.equals(200, status)
+      assert.is_true(body.success)
+      local p = body.payload
+      assert.equals(100, p.take)
+      assert.equals(0, p.skip)
+      assert.equals("AND", p.mode)
+      assert.same({ created_on = "DESC" }, p.order)
+      assert.equals(30, p.total)
+      assert.same({ 30, 29, 28, 27, 26 }, indexes(p.data))
+      assert.same({ uuid = apps[1], name = "control-app-1" }, p.data[1].sip_control_app)
+      assert.same({ uuid = apps[3], name = "control-app-3" }, p.data[3].sip_control_app)
+      assert.equals(cjson.null, p.data[4].sip_control_app)
+      assert.equals(cjson.null, p.data[1].sip_connection)
+      assert.same({ 30, 29, 28, 27, 26 }, indexes(select(2, search({})).payload.data))
+      assert.equals(200, (request("POST", "/rest/lease/tn/search?take=1", "{}")))
+    end)
+
+    it("pages by take and skip: total right, data capped, take echoed", function()
+      local _, body = search({ order = { tn = "ASC" } }, "take=7&skip=0")
+      assert.equals(7, body.payload.take)
+      assert.equals(30, body.payload.total)
+      assert.same({ 1, 2, 3, 4, 5 }, indexes(body.payload.data))
+      _, body = search({ order = { tn = "ASC" } }, "take=2&skip=3")
+      assert.equals(2, body.payload.take)
+      assert.equals(3, body.payload.skip)
+      assert.same({ 4, 5 }, indexes(body.payload.data))
+      _, body = search({ order = { tn = "ASC" } }, "take=007&skip=28")
+      assert.equals(7, body.payload.take)
+      assert.same({ 29, 30 }, indexes(body.payload.data))
+      local all, pages = found({ order = { tn = "ASC" } })
+      assert.same(range(1, 30), all)
+      assert.equals(6, pages)
+    end)
+
+    it("answers no leases past the end, with the total", function()
+      for _, skip in ipairs({ "30", "31", "1000", "123456789012345678" }) do
+        local status, body = search({}, "take=10&skip=" .. skip)
+        assert.equals(200, status)
+        assert.equals(30, body.payload.total)
+        assert.same({}, body.payload.data)
+      end
+    end)
+
+    it("400 for a take or skip that is not a whole number in range", function()
+      for _, q in ipairs({ "take=0", "take=-1", "take=abc", "take=1.5", "take=", "take", "take=1&take=2",
+        "skip=-1", "skip=x", "skip=", "skip=1e3" }) do
+        local status, body = search({}, q)
+        assert_failure(status, 400, body, q:match("^%a+"))
+      end
+    end)
+
+    it("filters by each field alone", function()
+      assert.same({ 7 }, found({ tn = "12125550007" }))
+      assert.same({}, found({ tn = "12125550099" }))
+      assert.same({ 3, 2, 1 }, found({ sip_connection = conns[1] }))
+      assert.same({}, found({ sip_connection = conns[2] }))
+      assert.same({ 29 }, found({ sip_control_app = apps[2] }))
+      assert.same(range(30, 4, -1), found({ sip_connections_skip = { conns[1] } }))
+      assert.same(range(30, 4, -1), found({ sip_connections_skip = { conns[2], conns[1] } }))
+      assert.same(range(30, 1, -1), found({ sip_connections_skip = {} }))
+      local renew, fixed = {}, {}
+      for i = 30, 1, -1 do
+        if i % 3 == 0 then fixed[#fixed + 1] = i else renew[#renew + 1] = i end
+      end
+      assert.same(renew, found({ autorenew = true }))
+      assert.same(fixed, found({ autorenew = false }))
+      assert.same(range(30, 1, -1), found({ mode = "AND" }))
+      assert.same(range(30, 1, -1), found({ mode = "OR" }))
+    end)
+
+    it("matches tn masks: * any run of digits, % exactly one", function()
+      local function asc(mask) return found({ tn = mask, order = { tn = "ASC" } }) end
+      assert.same(range(10, 19), asc("1212555001*"))
+      assert.same({ 10 }, asc("1212555001*0"))
+      assert.same({ 10 }, asc("12125550010*"))
+      assert.same({ 5, 15, 25 }, asc("*5"))
+      assert.same(range(10, 19), asc("*1%"))
+      assert.same(range(20, 29), asc("1212555002%"))
+      assert.same({ 3 }, asc("%2125550003"))
+      assert.same(range(1, 30), asc("*"))
+      assert.same(range(1, 30), asc("1**2*"))
+      assert.same({ 1, 11, 21 }, asc("1*%1"))
+      assert.same({}, asc("1212555001%%"))
+      assert.same({}, asc("%"))
+      assert.same({}, asc("*%%%%%%%%%%%%"))
+      assert.same({}, asc("**************5%%%%%%%%%%%%%%%%%%%%%%%%%%%%"))
+    end)
+
+    it("combines criteria with OR", function()
+      local either = { sip_connection = conns[1], sip_control_app = apps[1], order = { tn = "ASC" } }
+      assert.same({}, found(either))
+      either.mode = "OR"
+      assert.same({ 1, 2, 3, 30 }, found(either))
+      assert.same({ 1, 2, 3, 13, 23, 30 }, found({ mode = "OR", tn = "*3", sip_connection = conns[1],
+        sip_control_app = apps[1], order = { tn = "ASC" } }))
+    end)
+
+    it("orders by each field both ways, ties by seed index", function()
+      assert.same(range(1, 30), found({ order = { tn = "ASC" } }))
+      assert.same(range(30, 1, -1), found({ order = { tn = "DESC" } }))
+      assert.same(range(1, 30), found({ order = { created_on = "ASC" } }))
+      assert.same(range(30, 1, -1), found({ order = { created_on = "DESC" } }))
+      -- never modified: modified_on is created_on
+      assert.same(range(1, 30), found({ order = { modified_on = "ASC" } }))
+      assert.same(range(30, 1, -1), found({ order = { modified_on = "DESC" } }))
+      -- leases 10 and 5 changed by one request: the same modified_on
+      assert.equals(200, (request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { add = { L[10], L[5] } })))
+      local stamp = lease(5).modified_on
+      assert.equals(stamp, lease(10).modified_on)
+      for _, dir in ipairs({ "ASC", "DESC" }) do
+        local got, _, leases = found({ order = { modified_on = dir } })
+        assert.equals(30, #got)
+        local prev
+        for k, i in ipairs(got) do
+          local m = leases[k].modified_on
+          if prev then
+            if dir == "ASC" then assert.is_true(prev.m <= m) else assert.is_true(prev.m >= m) end
+            if prev.m == m then assert.is_true(prev.i < i) end
+          end
+          prev = { m = m, i = i }
+        end
+      end
+    end)
+
+    it("filters by created_on and modified_on ranges, bounds included", function()
+      local from, to = lease(10).created_on, lease(12).created_on
+      assert.same({ 12, 11, 10 }, found({ created_on_from = from, created_on_to = to }))
+      assert.same(range(30, 10, -1), found({ created_on_from = from }))
+      assert.same(range(12, 1, -1), found({ created_on_to = to }))
+      assert.same({}, found({ created_on_to = "1999-12-31" }))
+      assert.same(range(30, 1, -1), found({ created_on_from = "1999-12-31", created_on_to = "2999-01-01T00:00:00Z" }))
+      assert.same({ 30, 29 }, found({ modified_on_from = lease(29).created_on }))
+      request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { add = { L[4] } })
+      local stamp = lease(4).modified_on
+      assert.same({ 4 }, found({ modified_on_from = stamp, modified_on_to = stamp }))
+      -- a range is one criterion, also under OR
+      assert.same({ 12, 11, 10, 7 }, found({ mode = "OR", tn = "12125550007", created_on_from = from, created_on_to = to }))
+    end)
+
+    it("combines several criteria with AND", function()
+      local filter = { autorenew = false, tn = "121255500%%", order = { tn = "ASC" } }
+      assert.same(range(3, 30, 3), found(filter))
+      filter.sip_connections_skip = { conns[1] }
+      assert.same(range(6, 30, 3), found(filter))
+      filter.created_on_to = lease(21).created_on
+      assert.same(range(6, 21, 3), found(filter))
+      filter.sip_control_app = apps[1]
+      assert.same({}, found(filter))
+    end)
+
+    it("400 for an unknown field or a wrong type, naming the field", function()
+      local bad = {
+        { foo = 1 },
+        { tn = 12125550001 }, { tn = "" }, { tn = "12a" }, { tn = "+12125550001" }, { tn = cjson.null },
+        { sip_connection = 1 }, { sip_connection = conns[1]:upper() }, { sip_connection = cjson.null },
+        { sip_control_app = "nope" }, { sip_control_app = { apps[1] } },
+        { sip_connections_skip = conns[1] }, { sip_connections_skip = { 1 } }, { sip_connections_skip = { "x" } },
+        { sip_connections_skip = { a = conns[1] } }, { sip_connections_skip = cjson.null },
+        { autorenew = "true" }, { autorenew = 1 }, { autorenew = cjson.null },
+        { mode = "and" }, { mode = "XOR" }, { mode = true },
+        { order = "tn" }, { order = { tn = "UP" } }, { order = { tn = "asc" } }, { order = { foo = "ASC" } },
+        { order = { tn = "ASC", created_on = "ASC" } }, { order = cjson.null }, { order = { "tn" } },
+        { created_on_from = 5 }, { created_on_to = "yesterday" }, { modified_on_from = "2026-13" },
+        { modified_on_to = "2026-05-28 10:00" }, { modified_on_to = cjson.null },
+      }
+      for _, filter in ipairs(bad) do
+        local status, body = search(filter)
+        assert_failure(status, 400, body, "'" .. next(filter) .. "'")
+      end
+      for _, text in ipairs({ "[]", "[1]", "null", "1", '"x"', "not json", "{" }) do
+        refused(400, "JSON object", search(text))
+      end
+      local status, body = request("POST", "/lease/tn/search", "{}", { ["content-type"] = "text/plain" })
+      assert_failure(status, 400, body, "Content-Type")
+      refused(405, nil, request("GET", "/lease/tn/search"))
+      assert.equals(401, (request("POST", "/lease/tn/search", "{}", { ["x-auth-token"] = "nope" })))
+      assert.equals(401, (request("POST", "/lease/tn/search?take=0", "{ nope", { ["x-auth-token"] = false })))
+    end)
+
+    it("sees every change: assigns, app assigns, holders and reset", function()
+      local mine = { sip_connection = conns[2] }
+      assert.same({}, found(mine))
+      local _, page = search({ order = { tn = "ASC" } })
+      assert.equals(cjson.null, page.payload.data[4].sip_connection)
+      request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { add = { L[4], L[11] } })
+      assert.same({ 11, 4 }, found(mine))
+      _, page = search({ order = { tn = "ASC" } })
+      assert.equals(conns[2], page.payload.data[4].sip_connection.uuid)
+      request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { remove = { L[11] } })
+      assert.same({ 4 }, found(mine))
+      request("POST", "/sip/app/" .. apps[2] .. "/tnlease", { add = { L[12] } })
+      assert.same({ 29, 12 }, found({ sip_control_app = apps[2] }))
+      emu:holders({ [L[13]] = { sip_connection = conns[2] } })
+      assert.same({ 13, 4 }, found(mine))
+      emu:reset()
+      assert.same({}, found(mine))
+      assert.same({ 29 }, found({ sip_control_app = apps[2] }))
+    end)
+  end)
+
+  describe("control apps", function()
+    local function app_route(uuid) return "/sip/app/" .. uuid .. "/tnlease" end
+
+    it("lists and assigns like the connection route", function()
+      local status, body = request("GET", app_route(apps[1]))
+      assert.equals(200, status)
+      assert.same({ 30 }, indexes(body.payload))
+      assert.same({ uuid = apps[1], name = "control-app-1" }, body.payload[1].sip_control_app)
+      status, body = request("POST", app_route(apps[2]), { add = { L[5], L[30] } })
+      assert.equals(200, status)
+      assert.same({ 5, 30 }, indexes(body.payload))
+      assert.equals(apps[2], body.payload[1].sip_control_app.uuid)
+      assert.equals(apps[2], body.payload[2].sip_control_app.uuid)
+      local st = emu:state()
+      -- taken from another app silently, as between connections
+      assert.same({}, st.app_assigned[apps[1]])
+      assert.same({ L[29], L[5], L[30] }, st.app_assigned[apps[2]])
+      status, body = request("POST", "/rest" .. app_route(apps[2]), { remove = { L[5], L[6] } })
+      assert.equals(200, status)
+      assert.equals(cjson.null, body.payload[1].sip_control_app)
+      assert.equals(cjson.null, body.payload[2].sip_control_app)
+      assert.same({ L[29], L[30] }, emu:state().app_assigned[apps[2]])
+      status, body = request("GET", app_route(apps[2]))
+      assert.equals(200, status)
+      assert.same({ 29, 30 }, indexes(body.payload))
+    end)
+
+    it("refuses what the connection route refuses, on apps", function()
+      refused(404, "SIP control app not found", request("GET", app_route("66eb0a8a-571e-41b1-8f50-4d97275cfab7")))
+      refused(404, "SIP control app not found", request("GET", app_route(conns[1])))
+      local status, body = request("GET", app_route(apps[1]:upper()))
+      assert_failure(status, 400, body, "uuid")
+      status, body = request("POST", app_route(apps[1]), '{"add":"x"}')
+      assert_failure(status, 400, body)
+      status, body = request("POST", app_route(apps[1]), '{"add":["' .. L[5] .. '"]}', { ["content-type"] = "text/plain" })
+      assert_failure(status, 400, body, "Content-Type")
+      assert.equals(401, (request("GET", app_route(apps[1]), nil, { ["x-auth-token"] = "nope" })))
+      assert.equals(405, (request("DELETE", app_route(apps[1]))))
+    end)
+
+    it("409 for a lease the other kind of holder has, and nothing applied", function()
+      local before = emu:state()
+      local status, body = request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { add = { L[4], L[30] } })
+      assert_failure(status, 409, body)
+      assert.equals("TNLease " .. L[30] .. " is assigned to SIP control app " .. apps[1], body.message)
+      status, body = request("POST", app_route(apps[2]), { add = { L[6], L[2] }, remove = { L[29] } })
+      assert_failure(status, 409, body)
+      assert.equals("TNLease " .. L[2] .. " is assigned to SIP connection " .. conns[1], body.message)
+      assert.same(before, emu:state())
+      -- between connections a lease still moves, and a remove of what
+      -- another holder has changes nothing
+      status = request("POST", "/sip/connection/" .. conns[2] .. "/tnlease", { add = { L[1] }, remove = { L[30] } })
+      assert.equals(200, status)
+      local st = emu:state()
+      assert.same({ L[1] }, st.assigned[conns[2]])
+      assert.same({ L[30] }, st.app_assigned[apps[1]])
+    end)
+  end)
+
+  describe("lookups", function()
+    it("GET /lease/tn/{uuid} answers one lease, 404 for an unknown one", function()
+      local status, body = request("GET", "/lease/tn/" .. L[7])
+      assert.equals(200, status)
+      assert.equals(L[7], body.payload.uuid)
+      assert.equals(TN + 7, body.payload.tn.tn)
+      assert.equals(cjson.null, body.payload.sip_control_app)
+      assert.equals(apps[1], lease(30).sip_control_app.uuid)
+      assert.equals(conns[1], lease(1).sip_connection.uuid)
+      status = request("GET", "/rest/lease/tn/" .. L[7])
+      assert.equals(200, status)
+      status, body = request("GET", "/lease/tn/66eb0a8a-571e-41b1-8f50-4d97275cfab7")
+      assert_failure(status, 404, body, "TNLease not found")
+      status, body = request("GET", "/lease/tn/" .. L[7]:upper())
+      assert_failure(status, 400, body, "uuid")
+      assert.equals(405, (request("POST", "/lease/tn/" .. L[7], "{}")))
+      assert.equals(401, (request("GET", "/lease/tn/" .. L[7], nil, { ["x-auth-token"] = "nope" })))
+    end)
+
+    it("GET /lease/tn/{tn}/tn shows the control app", function()
+      local status, body = request("GET", "/lease/tn/" .. (TN + 29) .. "/tn")
+      assert.equals(200, status)
+      assert.same({ uuid = apps[2], name = "control-app-2" }, body.payload.sip_control_app)
+    end)
+  end)
+
+  describe("faults and admin", function()
+    it("a fake fault answers the assign as applied and changes nothing", function()
+      local before = emu:state()
+      emu:faults({ { fake = true }, { fake = true } })
+      local status, body = request("POST", "/sip/connection/" .. conns[1] .. "/tnlease", { add = { L[8] }, remove = { L[1] } })
+      assert.equals(200, status)
+      assert.equals(conns[1], body.payload[1].sip_connection.uuid)
+      assert.equals(cjson.null, body.payload[2].sip_connection)
+      status, body = request("POST", "/sip/app/" .. apps[3] .. "/tnlease", { add = { L[9] } })
+      assert.equals(200, status)
+      assert.equals(apps[3], body.payload[1].sip_control_app.uuid)
+      assert.same(before, emu:state())
+      assert.same({ 3, 2, 1 }, found({ sip_connection = conns[1] }))
+      assert.equals(cjson.null, lease(9).sip_control_app)
+    end)
+
+    it("status, delay, reset and truncate faults apply to the new routes", function()
+      emu:faults({ { status = 503, retry_after = "1" }, { status = 500, apply = true } })
+      local status, body, headers = search({})
+      assert_failure(status, 503, body)
+      assert.equals("1", headers["retry-after"])
+      refused(500, nil, search({}))
+      assert.equals(200, (search({})))
+      emu:faults({ { status = 502 } })
+      assert.equals(502, (request("GET", "/lease/tn/" .. L[1])))
+      emu:faults({ { status = 429 } })
+      assert.equals(429, (request("GET", "/sip/app/" .. apps[1] .. "/tnlease")))
+      emu:faults({ { status = 503 } })
+      assert.equals(503, (request("POST", "/sip/app/" .. apps[1] .. "/tnlease", { add = { L[6] } })))
+      assert.same({ L[30] }, emu:state().app_assigned[apps[1]])
+      emu:faults({ { delay = 0.2 } })
+      local t0 = socket.gettime()
+      assert.equals(200, (search({})))
+      assert.is_true(socket.gettime() - t0 >= 0.19)
+      local post = ("POST /lease/tn/search?take=3 HTTP/1.1\r\nHost: e\r\nX-Auth-Token: %s\r\n" ..
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"):format(emu.token)
+      emu:faults({ { reset = true } })
+      local text, how = exchange(emu, post)
+      assert.equals("", text)
+      assert.equals("closed", how)
+      emu:faults({ { truncate = true } })
+      text, how = exchange(emu, post)
+      assert.equals("closed", how)
+      local head, rest = text:match("^(.-)\r\n\r\n(.*)$")
+      assert.is_true(#rest > 0 and #rest < tonumber(head:match("[Cc]ontent%-[Ll]ength: (%d+)")))
+    end)
+
+    it("POST holders sets holders as they are; state lists them", function()
+      local v0 = emu:state().version
+      local status = emu:holders({
+        [L[7]] = { sip_connection = conns[2] },
+        [L[30]] = { sip_control_app = cjson.null },
+        [L[1]] = { sip_control_app = apps[3] },
+        [L[8]] = { sip_connection = conns[3], sip_control_app = apps[2] },
+      })
+      assert.equals(200, status)
+      local st = emu:state()
+      assert.is_true(st.version > v0)
+      assert.same({ L[7] }, st.assigned[conns[2]])
+      assert.same({ L[8] }, st.assigned[conns[3]])
+      assert.same({ L[1], L[2], L[3] }, st.assigned[conns[1]])
+      assert.same({}, st.app_assigned[apps[1]])
+      assert.same({ L[29], L[8] }, st.app_assigned[apps[2]])
+      -- one seq orders both kinds of list: a lease that stays on a connection
+      -- keeps its place there, and so comes first on the app
+      assert.same({ L[1], L[28] }, st.app_assigned[apps[3]])
+      assert.same(apps, st.apps)
+      assert.equals(30, #st.numbers)
+      assert.equals(TN + 30, st.numbers[30])
+      assert.same({ 8 }, found({ sip_connection = conns[3], sip_control_app = apps[2] }))
+      status = emu:holders({ [L[8]] = { sip_connection = cjson.null, sip_control_app = cjson.null } })
+      assert.equals(200, status)
+      local l8 = lease(8)
+      assert.equals(cjson.null, l8.sip_connection)
+      assert.equals(cjson.null, l8.sip_control_app)
+    end)
+
+    it("POST holders: 400 for an unknown lease, holder or field, and nothing changes", function()
+      local before = emu:state()
+      local unknown = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
+      local bad = {
+        { [unknown] = { sip_connection = conns[2] } },
+        { [L[5]] = { sip_connection = unknown } },
+        { [L[5]] = { sip_control_app = unknown } },
+        { [L[5]] = { sip_control_app = conns[1] } },
+        { [L[5]] = { sip_connection = 5 } },
+        { [L[5]] = { holder = conns[2] } },
+        { [L[5]] = conns[2] },
+        { [L[5]] = { conns[2] } },
+        { [L[6]] = { sip_connection = conns[2] }, [L[5]] = { sip_connection = "x" } },
+      }
+      for _, map in ipairs(bad) do
+        local status, body = emu:holders(map)
+        assert_failure(status, 400, body)
+      end
+      for _, text in ipairs({ "[]", "null", "nope", "" }) do
+        assert.equals(400, (emu:admin("POST", "holders", text)))
+      end
+      assert.same(before, emu:state())
     end)
   end)
 end)

@@ -74,10 +74,22 @@ function M.tls_files()
   return dir
 end
 
+-- Whether a process has ended. One whose parent is gone waits for init to
+-- reap it, which can take a second or two: a zombie has ended too.
+local function gone(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if f then
+    local stat = f:read("*a") or ""
+    f:close()
+    return stat:match("^%d+ %b() (%a)") == "Z"
+  end
+  return sh("kill -0 " .. pid .. " 2>/dev/null && echo alive") == ""
+end
+
 -- Waits up to `seconds` for a process to end.
 function M.wait_gone(pid, seconds)
   for _ = 1, seconds * 20 do
-    if sh("kill -0 " .. pid .. " 2>/dev/null && echo alive") == "" then return true end
+    if gone(pid) then return true end
     socket.sleep(0.05)
   end
   return false
@@ -143,6 +155,8 @@ function Emulator:faults(list) return self:admin("POST", "faults", list) end
 function Emulator:stats() return select(2, self:admin("GET", "stats")) end
 function Emulator:requests() return select(2, self:admin("GET", "requests")) end
 function Emulator:config(c) return self:admin("POST", "config", c) end
+-- {lease uuid = {sip_connection = uuid or cjson.null, sip_control_app = ...}}
+function Emulator:holders(map) return self:admin("POST", "holders", map) end
 
 -- Raw HTTP to the API, for routes and statuses the client never sends.
 function Emulator:raw(method, path, headers, body)
@@ -199,14 +213,15 @@ function M.hostile(mode, host)
   error("hostile server did not start: " .. text)
 end
 
--- opts: port, token, connections, leases, latency, tls = {cert, key}, args
+-- opts: port, token, connections, leases, apps, latency, max_page,
+-- tls = {cert, key}
 function M.start(opts)
   opts = opts or {}
   local port = opts.port or M.free_port()
   local token = opts.token or "emulator-token"
   local args = { "--host 127.0.0.1", "--port " .. port, "--token " .. token }
-  for _, k in ipairs({ "connections", "leases", "latency" }) do
-    if opts[k] then args[#args + 1] = "--" .. k .. " " .. opts[k] end
+  for _, k in ipairs({ "connections", "leases", "apps", "latency", "max_page" }) do
+    if opts[k] then args[#args + 1] = "--" .. k:gsub("_", "-") .. " " .. opts[k] end
   end
   if opts.tls then args[#args + 1] = "--tls " .. opts.tls[1] .. " " .. opts.tls[2] end
   local log = os.tmpname()
