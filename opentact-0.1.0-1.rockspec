@@ -27,7 +27,8 @@ build = {
    type = "builtin",
    modules = {
       ["opentact.core"] = {
-         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/transport_curl.c" },
+         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c",
+                      "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

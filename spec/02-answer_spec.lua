@@ -399,3 +399,77 @@ describe("JSON decoding", function()
     assert.is_truthy(err.message:find("unexpected data after the value", 1, true))
   end)
 end)
+
+describe("a search page", function()
+  local function page(payload) return decode(200, '{"success":true,"payload":' .. payload .. "}", nil, "page") end
+
+  it("is the payload, total a whole number and data a list of leases", function()
+    local p = page('{"take":100,"skip":0,"mode":"AND","total":2,"data":[{"uuid":"a"},{"uuid":"b","tn":{"tn":12125550001}}]}')
+    assert.equals(2, p.total)
+    assert.equals("AND", p.mode)
+    assert.equals("b", p.data[2].uuid)
+    if math.type then assert.equals("integer", math.type(p.total)) end
+    assert.same({}, page('{"total":0,"data":[]}').data)
+  end)
+
+  for _, c in ipairs({
+    { '[{"uuid":"a"}]', "'total' is not a whole number" }, { '"x"', "is not a search page" },
+    { '{"data":[]}', "'total' is not a whole number" },
+    { '{"total":1.5,"data":[]}', "'total' is not a whole number" }, { '{"total":-1,"data":[]}', "whole number" },
+    { '{"total":"2","data":[]}', "whole number" }, { '{"total":1}', "'data' is not a list of leases" },
+    { '{"total":2,"data":[{"uuid":"a"},null]}', "'data' is not a list of leases" },
+    { '{"total":1,"data":["a"]}', "'data' is not a list of leases" },
+  }) do
+    it("refuses " .. c[1], function()
+      local p, err = page(c[1])
+      assert.is_nil(p)
+      assert.equals("protocol", err.kind)
+      assert.is_truthy(err.message:find(c[2], 1, true), err.message)
+    end)
+  end
+end)
+
+describe("a list read for its uuids only", function()
+  local function uuids(body, status) return decode(status or 200, body, nil, "uuids") end
+
+  it("gives the leases' uuids without decoding the rest", function()
+    local got = uuids('{"success":true,"payload":[{"uuid":"a","tn":{"tn":1,"x":[1,2.5e3,{"y":null}]},"s":"\\u00e9\\""},'
+      .. '{"n":-0.5,"uuid":"b"}],"extra":{"k":[true,false,null]}}')
+    assert.same({ "a", "b" }, got)
+    assert.same({}, uuids(' { "payload" : [ ] , "success" : true } '))
+  end)
+
+  -- whatever cannot be skimmed is decoded in full: the same leases, or the same error
+  for _, body in ipairs({
+    '{"success":true,"payload":["u1","u2"]}', '{"success":true,"payload":[{"uuid":"a\\u0062"}]}',
+    '{"success":true,"payload":[{"uuid":"a","uuid":"b"}]}', '{"success":true,"payload":[{"uu\\u0069d":"x","uuid":"y"}]}',
+    '{"success":true,"payload":[{"uuid":"a"}],"payload":[]}', '{"success":true,"payload":[{"x":1}]}',
+    '{"success":true,"payload":[{"uuid":"a"},null]}', '{"success":true,"payload":[{"uuid":"a"}]} x',
+    '{"success":true,"payload":[{"uuid":"a","b":01}]}', '{"success":true,"payload":[{"uuid":"a","b":1e999}]}',
+    '{"success":true,"payload":[{"uuid":"a","b":"\1"}]}', '{"success":true,"payload":[{"uuid":"a","b":"\\x"}]}',
+    '{"success":true,"payload":[{"uuid":"a","b":"\\ud800"}]}', '{"success":false,"message":"no"}',
+    '{"success":true}', '[{"uuid":"a"}]', '{"success":true,"payload":[{"uuid":"a"}],"success":false}',
+  }) do
+    it("reads " .. body .. " as a full decoding does", function()
+      local full, ferr = decode(200, body)
+      local got, err = uuids(body)
+      if not full then
+        assert.is_nil(got)
+        assert.equals(ferr.message, err.message)
+      else
+        assert.equals(#full, #got)
+        for i = 1, #full do
+          local u = got[i]
+          if type(u) == "table" then u = u.uuid end
+          assert.equals(full[i].uuid, u)
+        end
+      end
+    end)
+  end
+
+  it("gives an error status its error", function()
+    local got, err = uuids('{"success":false,"message":"SIP connection not found"}', 404)
+    assert.is_nil(got)
+    assert.equals("not_found", err.kind)
+  end)
+end)

@@ -163,21 +163,32 @@ static void strings_to_leases(lua_State *L) {
 }
 
 /* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
- * shape "leases" (the default): a list of leases; "lease": one lease.
+ * shape "leases" (the default): a list of leases; "lease": one lease;
+ * "page": a search page, {total, data = leases, ...} with total a whole
+ * number and data a list of leases (both checked); "uuids": a list of
+ * leases read only for their uuids: the list of uuid strings when the
+ * answer skims cleanly, else the list of leases as "leases" decodes it. 
  * Upvalues: the member-name cache and the table that anchors its names. */
 int answer_decode(lua_State *L) {
-    static const char *const shapes[] = {"leases", "lease", NULL};
+    static const char *const shapes[] = {"leases", "lease", "page", "uuids", NULL};
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
     int shape = luaL_checkoption(L, 4, "leases", shapes);
     const char *message = NULL;
     size_t len;
     const char *body;
-    int parsed, decoded, holes = 0;
+    int parsed, decoded, holes[2] = {0, 0};
     luaL_checktype(L, 2, LUA_TSTRING);
     body = lua_tolstring(L, 2, &len);
     lua_settop(L, 3); /* the shape is known: its argument may go */
-    parsed = json_decode(L, body, len, &holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
+    /* "uuids": a list of leases read only for their uuids, skimmed; what
+     * cannot be skimmed is decoded in full, as a list of leases */
+    if (shape == 3) {
+        if (status >= 200 && status < 300 && json_uuids(L, body, len))
+            return 1;
+        shape = 0;
+    }
+    parsed = json_decode(L, body, len, holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
                          lua_upvalueindex(2)); /* stack 4: the value, or why not */
     decoded = parsed && lua_istable(L, 4);
     if (decoded) {
@@ -208,7 +219,22 @@ int answer_decode(lua_State *L) {
         lua_pop(L, 1);
         return 1;
     }
-    if (!lua_istable(L, 7) || holes > 0)
+    if (shape == 2) {
+        lua_Number total;
+        if (!lua_istable(L, 7))
+            return fail(L, "protocol", status, "answer's 'payload' is not a search page");
+        lua_getfield(L, 7, "total");
+        total = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || total < 0 || total != (lua_Number)(long long)total)
+            return fail(L, "protocol", status, "search page's 'total' is not a whole number");
+        lua_pop(L, 1);
+        lua_getfield(L, 7, "data");
+        if (!lua_istable(L, -1) || holes[1] > 0 || !is_list_of(L, LUA_TTABLE))
+            return fail(L, "protocol", status, "search page's 'data' is not a list of leases");
+        lua_settop(L, 7);
+        return 1;
+    }
+    if (!lua_istable(L, 7) || holes[0] > 0)
         return fail(L, "protocol", status, "answer's 'payload' is not a list of leases");
     if (!is_list_of(L, LUA_TTABLE)) {
         if (!is_list_of(L, LUA_TSTRING))

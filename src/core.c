@@ -288,6 +288,7 @@ static const luaL_Reg core_functions[] = {
     {"number", request_number},
     {"request_lease", request_lease},
     {"request_assign", request_assign},
+    {"request_search", request_search},
     {NULL, NULL},
 };
 

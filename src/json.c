@@ -27,7 +27,7 @@ typedef struct reader {
     const char *end;
     const char *error; /* what went wrong, NULL while all is well */
     int depth;
-    int holes;         /* nulls left out of the top-level object's "payload" array */
+    int holes[2];      /* nulls left out of the arrays of "payload": in it, and in its members */
     int in_payload;    /* reading that member (or the members of a top-level array) */
     json_names *names; /* member names seen before, or NULL */
     int anchor;        /* stack index of the table that keeps those names alive */
@@ -290,9 +290,10 @@ static void push_name(reader *r, const char *s, size_t len) {
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-static int string(reader *r, int name) {
-    const char *from = ++r->p; /* past the opening quote */
-    const unsigned char *q = (const unsigned char *)r->p, *end = (const unsigned char *)r->end;
+/* Where the run of plain string bytes from p ends: at '"', '\\', a
+ * control character or `end`. */
+static const char *plain_run(const char *p, const char *stop) {
+    const unsigned char *q = (const unsigned char *)p, *end = (const unsigned char *)stop;
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* eight bytes at a time: each mask flags bytes that are '"', '\\' or
      * below 0x20, and its lowest flag is always the first such byte */
@@ -302,17 +303,19 @@ static int string(reader *r, int name) {
         quote = v ^ (ONES * '"');
         slash = v ^ (ONES * '\\');
         hit = (((quote - ONES) & ~quote) | ((slash - ONES) & ~slash) | ((v - ONES * 0x20) & ~v)) & HIGHS;
-        if (hit) {
-            q += __builtin_ctzll(hit) >> 3;
-            goto scanned;
-        }
+        if (hit)
+            return (const char *)q + (__builtin_ctzll(hit) >> 3);
         q += 8;
     }
 #endif
     while (q < end && PLAIN[*q])
         q++;
-scanned:
-    r->p = (const char *)q;
+    return (const char *)q;
+}
+
+static int string(reader *r, int name) {
+    const char *from = ++r->p; /* past the opening quote */
+    r->p = plain_run(r->p, r->end);
     while (r->p < r->end) {
         unsigned char c = (unsigned char)*r->p;
         if (c == '"') {
@@ -421,8 +424,8 @@ static int array(reader *r) {
             return 0;
         if (++n >= INT_MAX)
             return fail(r, "array too long");
-        if (got == 2 && r->depth == 2 && r->in_payload)
-            r->holes++;
+        if (got == 2 && (r->depth == 2 || r->depth == 3) && r->in_payload)
+            r->holes[r->depth - 2]++;
         if (direct) {
             if (got == 1)
                 lua_rawseti(L, base + 1, (int)n);
@@ -525,9 +528,11 @@ static int value(reader *r) {
 }
 
 /* Decodes s[0..len); pushes the value (nil for null) and returns 1, or
- * pushes an error message and returns 0. `holes` counts the nulls left out
- * of the top-level object's "payload" array (or of the arrays a top-level
- * array holds): nulls elsewhere do not make a good answer bad. */
+ * pushes an error message and returns 0. `holes` (two counts) gets the
+ * nulls left out of the top-level object's "payload" when it is an array
+ * (a list of leases), and of the arrays among its members (a search page's
+ * "data"); for a top-level array, its own and its arrays'. Nulls elsewhere
+ * do not make a good answer bad. */
 int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names, int anchor) {
     reader r;
     int top = lua_gettop(L), got;
@@ -536,7 +541,7 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
     r.end = s + len;
     r.error = NULL;
     r.depth = 0;
-    r.holes = 0;
+    r.holes[0] = r.holes[1] = 0;
     r.in_payload = 1; /* a top-level array counts its own nulls */
     r.names = names;
     r.anchor = anchor;
@@ -555,7 +560,252 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
     }
     if (got == 2)
         lua_pushnil(L);
-    if (holes != NULL)
-        *holes = r.holes;
+    if (holes != NULL) {
+        holes[0] = r.holes[0];
+        holes[1] = r.holes[1];
+    }
     return 1;
+}
+
+/* ---- skimming: the uuids of a list of leases -------------------------- */
+
+/*
+ * Reading a connection back only needs its leases' uuids; decoding 10,000
+ * full leases into tables costs far more than the request. json_uuids
+ * checks the whole text as strictly as json_decode, builds nothing but the
+ * list of payload[i].uuid, and gives up (returns 0, pushing nothing) at
+ * anything unusual: the caller then decodes the answer in full, which
+ * gives the same errors as ever.
+ */
+
+/* Skips a string at r->p (on its opening quote), checking its escapes. */
+static int skip_string(reader *r) {
+    r->p++;
+    for (;;) {
+        unsigned cp;
+        r->p = plain_run(r->p, r->end);
+        if (r->p >= r->end)
+            return fail(r, "unterminated string");
+        if (*r->p == '"') {
+            r->p++;
+            return 1;
+        }
+        if (*r->p != '\\' || r->end - r->p < 2)
+            return fail(r, "bad string");
+        if (r->p[1] != 'u') {
+            if (strchr("\"\\/bfnrt", r->p[1]) == NULL || r->p[1] == '\0')
+                return fail(r, "bad escape in a string");
+            r->p += 2;
+            continue;
+        }
+        if (r->end - r->p < 6 || !hex4(r->p + 2, &cp))
+            return fail(r, "bad escape in a string");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned low;
+            if (r->end - r->p < 12 || r->p[6] != '\\' || r->p[7] != 'u' || !hex4(r->p + 8, &low) ||
+                low < 0xDC00 || low > 0xDFFF)
+                return fail(r, "bad escape in a string");
+            r->p += 6;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return fail(r, "bad escape in a string");
+        }
+        r->p += 6;
+    }
+}
+
+/* Whether the member name at r->p (on its quote) is `name`; moves past
+ * it either way (0 with the error set if it is not a string). A name with
+ * escapes may spell any name: with `plain`, it is refused. */
+static int skip_name(reader *r, const char *name, size_t len, int *match, int plain) {
+    const char *from = r->p + 1;
+    if (r->p >= r->end || *r->p != '"')
+        return fail(r, "expected a member name");
+    if (!skip_string(r))
+        return 0;
+    if (plain && memchr(from, '\\', (size_t)(r->p - 1 - from)) != NULL)
+        return fail(r, "an escaped member name");
+    *match = (size_t)(r->p - 1 - from) == len && memcmp(from, name, len) == 0;
+    return 1;
+}
+
+static int skip_value(reader *r);
+
+/* Skips the rest of an array or object (r->p on its [ or {). */
+static int skip_container(reader *r) {
+    char close = *r->p == '[' ? ']' : '}';
+    int first = 1;
+    if (++r->depth > MAX_DEPTH)
+        return fail(r, "nested too deeply");
+    r->p++;
+    for (;;) {
+        skip_space(r);
+        if (r->p < r->end && *r->p == close) {
+            r->p++;
+            r->depth--;
+            return 1;
+        }
+        if (!first) {
+            if (r->p >= r->end || *r->p != ',')
+                return fail(r, "expected ','");
+            r->p++;
+            skip_space(r);
+        }
+        first = 0;
+        if (close == '}') {
+            int ignored;
+            if (!skip_name(r, "", 0, &ignored, 0))
+                return 0;
+            skip_space(r);
+            if (r->p >= r->end || *r->p != ':')
+                return fail(r, "expected ':'");
+            r->p++;
+        }
+        if (!skip_value(r))
+            return 0;
+    }
+}
+
+static int skip_value(reader *r) {
+    skip_space(r);
+    if (r->p >= r->end)
+        return fail(r, "unexpected end");
+    switch (*r->p) {
+    case '{':
+    case '[': return skip_container(r);
+    case '"': return skip_string(r);
+    case 't': return literal(r, "true", 4);
+    case 'f': return literal(r, "false", 5);
+    case 'n': return literal(r, "null", 4);
+    default:
+        /* read as json_decode reads it: a number out of range fails alike */
+        if (!number(r))
+            return 0;
+        lua_pop(r->L, 1);
+        return 1;
+    }
+}
+
+/* Reads one lease object of the payload, pushing its uuid onto the list
+ * at the top of the stack as element n. */
+static int skim_lease(reader *r, int n) {
+    int first = 1, found = 0;
+    if (r->p >= r->end || *r->p != '{')
+        return fail(r, "not a lease");
+    r->p++;
+    r->depth++; /* as deep as json_decode counts it */
+    for (;;) {
+        int is_uuid;
+        skip_space(r);
+        if (r->p < r->end && *r->p == '}') {
+            r->p++;
+            r->depth--;
+            return found ? 1 : fail(r, "a lease without a uuid");
+        }
+        if (!first) {
+            if (r->p >= r->end || *r->p != ',')
+                return fail(r, "expected ','");
+            r->p++;
+            skip_space(r);
+        }
+        first = 0;
+        if (!skip_name(r, "uuid", 4, &is_uuid, 1))
+            return 0;
+        skip_space(r);
+        if (r->p >= r->end || *r->p != ':')
+            return fail(r, "expected ':'");
+        r->p++;
+        skip_space(r);
+        if (is_uuid) {
+            const char *from = r->p + 1;
+            if (found || r->p >= r->end || *r->p != '"' || !skip_string(r))
+                return fail(r, "an unusual uuid");
+            if (memchr(from, '\\', (size_t)(r->p - 1 - from)) != NULL)
+                return fail(r, "an escaped uuid");
+            lua_pushlstring(r->L, from, (size_t)(r->p - 1 - from));
+            lua_rawseti(r->L, -2, n);
+            found = 1;
+        } else if (!skip_value(r)) {
+            return 0;
+        }
+    }
+}
+
+/* Pushes {uuid, ...} of the leases in an answer {"success":true,
+ * "payload":[lease, ...]} and returns 1; or pushes nothing and returns 0
+ * when the text is anything else (or anything unusual). */
+int json_uuids(lua_State *L, const char *s, size_t len) {
+    reader r;
+    int top = lua_gettop(L), first = 1, success = 0, payload = 0;
+    memset(&r, 0, sizeof r);
+    r.L = L;
+    r.start = r.p = s;
+    r.end = s + len;
+    r.depth = 1;
+    skip_space(&r);
+    if (r.p >= r.end || *r.p != '{')
+        return 0;
+    r.p++;
+    lua_newtable(L);
+    for (;;) {
+        int is_payload, is_success;
+        const char *name;
+        skip_space(&r);
+        if (r.p < r.end && *r.p == '}') {
+            r.p++;
+            break;
+        }
+        if (!first) {
+            if (r.p >= r.end || *r.p != ',')
+                goto give_up;
+            r.p++;
+            skip_space(&r);
+        }
+        first = 0;
+        name = r.p;
+        if (!skip_name(&r, "payload", 7, &is_payload, 1))
+            goto give_up;
+        is_success = r.p - name == 9 && memcmp(name, "\"success\"", 9) == 0;
+        skip_space(&r);
+        if (r.p >= r.end || *r.p != ':')
+            goto give_up;
+        r.p++;
+        skip_space(&r);
+        if (is_success) {
+            if (success || r.end - r.p < 4 || memcmp(r.p, "true", 4) != 0)
+                goto give_up;
+            r.p += 4;
+            success = 1;
+        } else if (is_payload) {
+            int n = 0;
+            if (payload || r.p >= r.end || *r.p != '[')
+                goto give_up;
+            payload = 1;
+            r.p++;
+            r.depth++;
+            skip_space(&r);
+            while (r.p < r.end && *r.p != ']') {
+                if (n > 0) {
+                    if (*r.p != ',')
+                        goto give_up;
+                    r.p++;
+                    skip_space(&r);
+                }
+                if (!skim_lease(&r, ++n))
+                    goto give_up;
+                skip_space(&r);
+            }
+            if (r.p >= r.end)
+                goto give_up;
+            r.p++;
+            r.depth--;
+        } else if (!skip_value(&r)) {
+            goto give_up;
+        }
+    }
+    skip_space(&r);
+    if (success && payload && r.p == r.end)
+        return 1;
+give_up:
+    lua_settop(L, top);
+    return 0;
 }

@@ -45,6 +45,10 @@ OT_HIDDEN int request_lease(lua_State *L);  /* core.request_lease */
 /* A phone number as people type it; 1 and *out, or 0 and *why. */
 OT_HIDDEN int request_parse_number(const char *s, size_t len, double *out, const char **why);
 OT_HIDDEN int request_assign(lua_State *L); /* core.request_assign */
+/* Pushes nil and an `invalid` error: "<what> '<s>' <why>", s quoted safely. */
+OT_HIDDEN int request_push_invalid(lua_State *L, const char *what, const char *s,
+                                   size_t len, const char *why);
+OT_HIDDEN int request_search(lua_State *L); /* core.request_search (search.c) */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
@@ -65,12 +69,17 @@ typedef struct json_names {
 
 /* Decodes s[0..len) and pushes the value (nil for null), returning 1; or
  * pushes a message saying what is wrong and where, returning 0. `holes`
- * (may be NULL) counts nulls left out of the top-level object's "payload"
- * array (or of the arrays of a top-level array).
+ * (may be NULL; two ints) counts nulls left out of the top-level object's
+ * "payload" array, and of the arrays one level inside "payload" (a search
+ * page's "data"); for a top-level array, of it and of its arrays.
  * `names` (may be NULL) is a name cache anchored by the table at `anchor`,
  * an absolute stack index or an upvalue's pseudo-index. */
 OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names,
                           int anchor);
+/* Pushes the list of the lease uuids of {"success":true,"payload":[lease,
+ * ...]} and returns 1; pushes nothing and returns 0 for any other text,
+ * valid or not (json_decode then says what it is). */
+OT_HIDDEN int json_uuids(lua_State *L, const char *s, size_t len);
 
 /* ---- the curl transport (transport_curl.c) ------------------------ */
 

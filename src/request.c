@@ -12,6 +12,7 @@
 #include "opentact.h"
 
 #define PATH_PREFIX "/sip/connection/"
+#define APP_PATH_PREFIX "/sip/app/"
 #define PATH_SUFFIX "/tnlease"
 #define QUOTE_MAX 40
 
@@ -60,8 +61,8 @@ static void add_quoted(luaL_Buffer *b, const char *s, size_t len) {
     }
 }
 
-static int push_invalid(lua_State *L, const char *what, const char *s,
-                        size_t len, const char *why) {
+int request_push_invalid(lua_State *L, const char *what, const char *s,
+                         size_t len, const char *why) {
     luaL_Buffer b;
     lua_pushnil(L);
     luaL_buffinit(L, &b);
@@ -83,10 +84,11 @@ static const char *check_uuid_arg(lua_State *L, int arg, size_t *len) {
     return lua_tolstring(L, arg, len);
 }
 
-static void push_path(lua_State *L, const char *uuid) {
+/* The tnlease path of a SIP connection, or of a SIP control app (`app`). */
+static void push_path(lua_State *L, const char *uuid, int app) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    luaL_addstring(&b, PATH_PREFIX);
+    luaL_addstring(&b, app ? APP_PATH_PREFIX : PATH_PREFIX);
     luaL_addlstring(&b, uuid, OT_UUID_LEN);
     luaL_addstring(&b, PATH_SUFFIX);
     luaL_pushresult(&b);
@@ -98,9 +100,9 @@ int request_list(lua_State *L) {
     char uuid[OT_UUID_LEN];
     const char *s = check_uuid_arg(L, 1, &len);
     if (!request_normalize_uuid(s, len, uuid))
-        return push_invalid(L, "connection uuid", s, len,
+        return request_push_invalid(L, "connection uuid", s, len,
                             "is not a uuid (8-4-4-4-12 hex digits)");
-    push_path(L, uuid);
+    push_path(L, uuid, 0);
     return 1;
 }
 
@@ -172,7 +174,7 @@ int request_number(lua_State *L) {
             push_number(L, v);
             return 1;
         }
-        return push_invalid(L, "phone number", s, len, why);
+        return request_push_invalid(L, "phone number", s, len, why);
     }
     lua_pushnil(L);
     if (lua_type(L, 1) == LUA_TNUMBER)
@@ -184,10 +186,21 @@ int request_number(lua_State *L) {
     return 2;
 }
 
-/* core.request_lease(number) -> path | nil, err: the lookup by number */
+/* core.request_lease(number | lease uuid) -> path | nil, err: the lookup
+ * of one lease by its phone number, or by its uuid */
 int request_lease(lua_State *L) {
     char path[64];
+    size_t len;
     lua_settop(L, 1);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, 1, &len);
+        char uuid[OT_UUID_LEN];
+        if (request_normalize_uuid(s, len, uuid)) {
+            snprintf(path, sizeof path, "/lease/tn/%.*s", OT_UUID_LEN, uuid);
+            lua_pushstring(L, path);
+            return 1;
+        }
+    }
     if (request_number(L) == 2)
         return 2;
     snprintf(path, sizeof path, "/lease/tn/%.0f/tn", (double)lua_tonumber(L, -1));
@@ -272,21 +285,24 @@ static void add_list_json(luaL_Buffer *b, const lease_ref *refs, size_t n,
     luaL_addchar(b, ']');
 }
 
-/* core.request_assign(conn, changes) -> path, body | nil, err */
+/* core.request_assign(conn, changes [, holder]) -> path, body | nil, err
+ * holder "connection" (the default) or "app": a SIP control app's leases. */
 int request_assign(lua_State *L) {
+    static const char *const holders[] = {"connection", "app", NULL};
     size_t len, n[2], i, total;
-    int which, first_key = 1;
+    int which, first_key = 1, app;
     char conn[OT_UUID_LEN];
     lease_ref *refs, *sorted;
     luaL_Buffer b;
     const char *s = check_uuid_arg(L, 1, &len);
     luaL_checktype(L, 2, LUA_TTABLE);
+    app = luaL_checkoption(L, 3, "connection", holders);
     lua_settop(L, 2);
     check_change_keys(L, 2);
     n[0] = check_list(L, 2, 0); /* stack 3: add */
     n[1] = check_list(L, 2, 1); /* stack 4: remove */
     if (!request_normalize_uuid(s, len, conn))
-        return push_invalid(L, "connection uuid", s, len,
+        return request_push_invalid(L, "connection uuid", s, len,
                             "is not a uuid (8-4-4-4-12 hex digits)");
     total = n[0] + n[1];
     if (total == 0) {
@@ -309,7 +325,7 @@ int request_assign(lua_State *L) {
             u = lua_tolstring(L, -1, &ulen);
             if (!request_normalize_uuid(u, ulen, refs[total].uuid)) {
                 lua_pushfstring(L, "in '%s' at index %d:", LIST_NAMES[which], (int)i);
-                return push_invalid(L, lua_tostring(L, -1), u, ulen,
+                return request_push_invalid(L, lua_tostring(L, -1), u, ulen,
                                     "is not a lease uuid (8-4-4-4-12 hex digits)");
             }
             lua_pop(L, 1);
@@ -324,10 +340,10 @@ int request_assign(lua_State *L) {
             const char *why = sorted[i].list != sorted[i - 1].list
                                   ? "is in both 'add' and 'remove'"
                                   : "is listed twice";
-            return push_invalid(L, "lease uuid", sorted[i].uuid, OT_UUID_LEN, why);
+            return request_push_invalid(L, "lease uuid", sorted[i].uuid, OT_UUID_LEN, why);
         }
     }
-    push_path(L, conn);
+    push_path(L, conn, app);
     luaL_buffinit(L, &b);
     add_list_json(&b, refs, n[0], 0, &first_key);
     add_list_json(&b, refs + n[0], n[1], 1, &first_key);
