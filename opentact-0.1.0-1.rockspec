@@ -7,9 +7,12 @@ source = {
 description = {
    summary = "Opentact's SIP TN lease API from Lua: a C core over libcurl",
    detailed = [[
-Assign and unassign TN leases on an Opentact SIP connection, and list what a
-connection holds, from Lua 5.1-5.4 and LuaJIT. Request building, answer
-decoding and HTTP are C (libcurl); retries and the default client are Lua.
+Assign and unassign TN leases on an Opentact SIP connection, list what a
+connection holds, find leases by phone number or search, and bring a
+connection to a desired set of numbers (plan, dry run, apply, verify), from
+Lua 5.1-5.4 and LuaJIT. Request building, answer decoding and HTTP are C
+(libcurl); retries, batching, event-loop integration and the default client
+are Lua.
 Ships a local emulator of the API (bin/opentact-emulator, needs nginx with
 the Lua module).]],
    homepage = "https://github.com/lua-opentact/lua-opentact",
@@ -40,6 +43,8 @@ build = {
       ["opentact.retry"] = "lua/opentact/retry.lua",
       ["opentact.engine"] = "lua/opentact/engine.lua",
       ["opentact.bulk"] = "lua/opentact/bulk.lua",
+      ["opentact.search"] = "lua/opentact/search.lua",
+      ["opentact.sync"] = "lua/opentact/sync.lua",
       ["opentact.cli"] = "lua/opentact/cli.lua",
       ["opentact.transport.ngx"] = "lua/opentact/transport/ngx.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",

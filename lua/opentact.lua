@@ -13,8 +13,10 @@ local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local engine = require("opentact.engine")
 local bulk = require("opentact.bulk")
+local search = require("opentact.search")
+local sync = require("opentact.sync")
 
-local type, error, pcall, tostring = type, error, pcall, tostring
+local type, error, pcall, tostring, pairs = type, error, pcall, tostring, pairs
 local setmetatable, getmetatable = setmetatable, getmetatable
 local gsub = string.gsub
 local request_list, request_assign = core.request_list, core.request_assign
@@ -52,21 +54,21 @@ local function check_open(client, fname)
   end
 end
 
-local function check_arg(v, want, n, fname)
+local function check_arg(v, want, n, fname, level)
   if type(v) ~= want then
-    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), level or 3)
   end
 end
 
 -- A trailing callback: nil, or a function the client's transport can call.
-local function check_callback(client, cb, n, fname)
+local function check_callback(client, cb, n, fname, level)
   if cb == nil then return end
   if type(cb) ~= "function" then
-    error(("bad argument #%d to '%s' (function expected, got %s)"):format(n, fname, type(cb)), 3)
+    error(("bad argument #%d to '%s' (function expected, got %s)"):format(n, fname, type(cb)), level or 3)
   end
   if client._opts.transport == "ngx" then
     error(("bad argument #%d to '%s' (callbacks need the curl transport: inside OpenResty, "
-      .. "run requests side by side with ngx.thread.spawn)"):format(n, fname), 3)
+      .. "run requests side by side with ngx.thread.spawn)"):format(n, fname), level or 3)
   end
 end
 
@@ -136,17 +138,102 @@ function Client:assign_batched(conn, changes, opts)
   return bulk.assign(self._engine, conn, changes, o, path, body)
 end
 
+local function do_list_many(client, fname, conns, opts)
+  check_arg(conns, "table", 1, fname, 4)
+  local o = bulk.options(opts, fname, 2, { concurrency = 8 }, 4)
+  for i = 1, #conns do
+    if type(conns[i]) ~= "string" then
+      error(("bad argument #1 to '%s' (string expected at index %d, got %s)"):format(fname, i, type(conns[i])), 3)
+    end
+  end
+  return bulk.list(client._engine, conns, o)
+end
+
 --- Lists many connections, several requests at once; results in input order.
 function Client:list_many(conns, opts)
   check_open(self, "list_many")
-  check_arg(conns, "table", 1, "list_many")
-  local o = bulk.options(opts, "list_many", 2, { concurrency = 8 })
-  for i = 1, #conns do
-    if type(conns[i]) ~= "string" then
-      error(("bad argument #1 to 'list_many' (string expected at index %d, got %s)"):format(i, type(conns[i])), 2)
+  local results = do_list_many(self, "list_many", conns, opts)
+  return results
+end
+
+---------------------------------------------------------------- search, sync
+-- Shared by the methods and the module-level functions, which both call
+-- them directly (never as a tail call): misuse raises at the user's line
+-- (error level 3 from these, 4 from the checks they call).
+
+local function do_search(client, fname, filter, opts, callback)
+  if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
+  if filter ~= nil then check_arg(filter, "table", 1, fname, 4) end
+  check_callback(client, callback, 3, fname, 4)
+  local o = bulk.options(opts, fname, 2, { take = 100, skip = 0 }, 4)
+  local req, err = search.request(filter, o.take, o.skip, fname, 4)
+  if not req then return send(client, "POST", nil, err, callback) end
+  local e = client._engine
+  if not callback then return e:call(req) end
+  e:submit_callback(req, callback)
+  return true
+end
+
+local function do_search_all(client, fname, filter, opts)
+  if filter ~= nil then check_arg(filter, "table", 1, fname, 4) end
+  local o = bulk.options(opts, fname, 2, { page_size = 100, concurrency = 4, on_progress = false }, 4)
+  local req, err = search.request(filter, o.page_size, 0, fname, 4)
+  if not req then return nil, finish(err, "POST", nil, 0) end
+  return search.all(client._engine, filter, o)
+end
+
+local DESIRED = { numbers = true, leases = true, all_leases = true }
+
+local function do_sync(client, fname, conn, desired, opts)
+  check_arg(conn, "string", 1, fname, 4)
+  check_arg(desired, "table", 2, fname, 4)
+  local what
+  for k, v in pairs(desired) do
+    if not DESIRED[k] then
+      error(("bad argument #2 to '%s' (unknown key '%s': give numbers, leases or all_leases)")
+        :format(fname, tostring(k)), 3)
+    end
+    if what then
+      error(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname), 3)
+    end
+    what = k
+    if k == "all_leases" and v ~= true then
+      error(("bad argument #2 to '%s' (all_leases must be true)"):format(fname), 3)
+    elseif k ~= "all_leases" and type(v) ~= "table" then
+      error(("bad argument #2 to '%s' (%s must be a list, got %s)"):format(fname, k, type(v)), 3)
     end
   end
-  return bulk.list(self._engine, conns, o)
+  if not what then
+    error(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname), 3)
+  end
+  local o = bulk.options(opts, fname, 3, { exact = false, move = false, dry_run = false, batch_size = 100,
+    concurrency = 4, page_size = 100, on_progress = false }, 4)
+  local path, err = request_list(conn)
+  if not path then return nil, finish(err, "GET", nil, 0) end
+  return sync.run(client._engine, conn, what == "all_leases" and "all" or what, desired[what], o)
+end
+
+--- One page of the account's leases that match `filter` (see the README
+--- for its fields): {total, take, skip, data = leases}, or nil, err.
+function Client:search(filter, opts, callback)
+  check_open(self, "search")
+  local a, b = do_search(self, "search", filter, opts, callback)
+  return a, b
+end
+
+--- Every lease that matches `filter`, each once, several pages at once.
+function Client:search_all(filter, opts)
+  check_open(self, "search_all")
+  local a, b = do_search_all(self, "search_all", filter, opts)
+  return a, b
+end
+
+--- Brings a SIP connection to a desired state: plans, applies, verifies.
+--- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
+function Client:sync(conn, desired, opts)
+  check_open(self, "sync")
+  local a, b = do_sync(self, "sync", conn, desired, opts)
+  return a, b
 end
 
 --- Runs transfers and retry timers for at most `timeout` seconds (0: do
@@ -263,6 +350,35 @@ function M.lease(number, callback)
   check_callback(client, callback, 2, "lease")
   local path, err = core.request_lease(number)
   return send(client, "GET", path, err, callback, "lease")
+end
+
+function M.search(filter, opts, callback)
+  local a, b = do_search(default_client(), "search", filter, opts, callback)
+  return a, b
+end
+
+function M.search_all(filter, opts)
+  local a, b = do_search_all(default_client(), "search_all", filter, opts)
+  return a, b
+end
+
+function M.sync(conn, desired, opts)
+  local a, b = do_sync(default_client(), "sync", conn, desired, opts)
+  return a, b
+end
+
+function M.assign_batched(conn, changes, opts)
+  check_arg(conn, "string", 1, "assign_batched")
+  check_arg(changes, "table", 2, "assign_batched")
+  local client = default_client()
+  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
+  local path, body = build_assign(conn, changes, "assign_batched")
+  return bulk.assign(client._engine, conn, changes, o, path, body)
+end
+
+function M.list_many(conns, opts)
+  local results = do_list_many(default_client(), "list_many", conns, opts)
+  return results
 end
 
 --- A phone number in any form people type ("+1 (212) 555-1234", an

@@ -52,6 +52,39 @@ describe("examples/bulk_assign.lua #wire", function()
   end)
 end)
 
+describe("examples/sync_numbers.lua #wire", function()
+  local emu
+  setup(function() emu = support.start({ leases = 30, apps = 1 }) end)
+  teardown(function() if emu then emu:stop() end end)
+
+  local function run(conn, file, flags)
+    local p = io.popen(("OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s/examples/sync_numbers.lua %s %s %s 2>&1; echo \"status=$?\"")
+      :format(emu.url, emu.token, LUA, support.ROOT, conn, file, flags or ""))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("plans with --dry-run, then makes the connection hold exactly the file's numbers", function()
+    local st = emu:state()
+    local conn = st.connections[1] -- holds leases 1 to 3
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write("# the numbers this trunk serves\n+1 (212) 555-0002\n1-212-555-0010\n+1 212 555 0030\n")
+    f:close()
+    local out = run(conn, file, "--dry-run")
+    assert.is_truthy(out:find("status=1", 1, true), out) -- lease 30 is on a control app
+    assert.is_truthy(out:find("  ! 12125550030", 1, true), out)
+    assert.is_truthy(out:find("Plan: 1 to add, 2 to remove, 1 unchanged, 1 conflict, 0 missing.", 1, true), out)
+    assert.same({ st.leases[1], st.leases[2], st.leases[3] }, emu:state().assigned[conn])
+    out = run(conn, file, "--move")
+    os.remove(file)
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    assert.is_truthy(out:find("Applied: 2 added, 2 removed, 0 failed.", 1, true), out)
+    assert.same({ st.leases[2], st.leases[10], st.leases[30] }, emu:state().assigned[conn])
+  end)
+end)
+
 describe("examples/embed", function()
   local emu
   setup(function() emu = support.start() end)

@@ -174,6 +174,118 @@ describe("the opentact command #wire", function()
     end)
   end)
 
+  describe("numbers", function()
+    it("finds the lease of a number, typed in pieces", function()
+      local out, status = run("find +1 212 555 0007")
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^1 lease\n  number%s+uuid%s+held by%s+autorenew\n  12125550007%s+"
+        .. leases[7]:gsub("%-", "%%-") .. "%s+%-%s+yes\n$"), out)
+      out, status = run("find 12125550001")
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("connection " .. conns[1]:gsub("%-", "%%-"), 1), out)
+    end)
+
+    it("finds every lease a mask matches, as a table or JSON", function()
+      local out, status = run("find '+1 212 555 003*'")
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^10 leases\n"), out)
+      out, status = run("find --json '1212555%%%9'")
+      assert.equals(0, status, out)
+      local got = cjson.decode(out)
+      assert.equals(40, #got)
+      assert.equals(12125550009 % 10, got[1].tn.tn % 10)
+    end)
+
+    it("exits 1 when nothing matches, 2 for a bad mask", function()
+      local out, status = run("find +1 999 555 0000")
+      assert.equals(1, status, out)
+      assert.is_truthy(out:find("no lease of the account matches +1 999 555 0000", 1, true), out)
+      out, status = run("find '+1 212-CALL-*'")
+      assert.equals(2, status, out)
+      assert.is_truthy(out:find("opentact: invalid", 1, true), out)
+    end)
+
+    it("assigns by number wherever a uuid goes: arguments and a CSV's number column", function()
+      local csv = tmpfile("name,phone,note\nmain,+1 (212) 555-0011,x\nsales,1-212-555-0012,y\n")
+      local out, status = run(("assign %s --add +1 212 555 0010 --add-file %s --remove 12125550001"):format(conns[1], csv))
+      os.remove(csv)
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("^ok: 4 applied %(3 added, 1 removed%)"), out)
+      assert.same({ leases[2], leases[3], leases[10], leases[11], leases[12] }, emu:state().assigned[conns[1]])
+    end)
+
+    it("names a number the account has no lease for, and --skip-invalid leaves it out", function()
+      local out, status = run(("assign %s --add 12125550010 +44 20 7946 0958"):format(conns[2]))
+      assert.equals(1, status, out)
+      assert.is_truthy(out:find("--add: no lease of the account holds the number 442079460958", 1, true), out)
+      assert.same({}, emu:state().assigned[conns[2]])
+      out, status = run(("assign %s --skip-invalid --add 12125550010 +44 20 7946 0958"):format(conns[2]))
+      assert.equals(0, status, out)
+      assert.same({ leases[10] }, emu:state().assigned[conns[2]])
+    end)
+  end)
+
+  describe("sync", function()
+    it("prints the plan and changes nothing with --dry-run", function()
+      local file = tmpfile("+1 212 555 0020\n12125550001\n+1 999 555 0000\n")
+      local before = emu:state()
+      local out, status = run(("sync %s --numbers-file %s --dry-run --exact"):format(conns[2], file))
+      os.remove(file)
+      assert.equals(1, status, out) -- a conflict and a missing number block the plan
+      assert.is_truthy(out:find("\n  %+ 12125550020%s+" .. leases[20]:gsub("%-", "%%-")), out)
+      assert.is_truthy(out:find("\n  ! 12125550001 .*held by SIP connection"), out)
+      assert.is_truthy(out:find("\n  %? %+1 999 555 0000%s+not in the account"), out)
+      assert.is_truthy(out:find("Plan: 1 to add, 0 to remove, 0 unchanged, 1 conflict, 1 missing.", 1, true), out)
+      assert.same(before, emu:state())
+    end)
+
+    it("applies the plan, exits 0 when the connection holds what the file asks", function()
+      local file = tmpfile("number\n+1 212 555 0020\n+1 212 555 0021\n")
+      local out, status = run(("sync %s --numbers-file %s"):format(conns[2], file))
+      assert.equals(0, status, out)
+      assert.is_truthy(out:find("Applied: 2 added, 0 removed, 0 failed.\nok\n$"), out)
+      -- --exact with JSON: nothing more to do
+      out, status = run(("sync %s --numbers-file %s --exact --json"):format(conns[2], file))
+      os.remove(file)
+      assert.equals(0, status, out)
+      local report = cjson.decode(out)
+      assert.is_true(report.ok)
+      assert.equals(2, #report.keep)
+      assert.equals(12125550020, report.keep[1].number)
+    end)
+
+    it("writes what failed to --failed-file and exits 1", function()
+      local file, failed = tmpfile("12125550030\n12125550031\n"), os.tmpname()
+      -- the connection read and two lookups pass; the assign fails for good
+      emu:faults({ {}, {}, {}, { status = 500, message = "down" } })
+      local out, status = run(("sync %s --numbers-file %s --failed-file %s"):format(conns[2], file, failed))
+      assert.equals(1, status, out)
+      local f = assert(io.open(failed))
+      local text = f:read("*a")
+      f:close()
+      assert.is_truthy(text:find("^# opentact: server %(500%): down"), text)
+      assert.is_truthy(text:find(leases[30], 1, true), text)
+      assert.is_truthy(text:find(leases[31], 1, true), text)
+      os.remove(failed)
+      os.remove(file)
+    end)
+
+    it("refuses an empty list with --exact rather than detach everything", function()
+      local file = tmpfile("# nothing\n")
+      local out, status = run(("sync %s --numbers-file %s --exact"):format(conns[1], file))
+      os.remove(file)
+      assert.equals(2, status, out)
+      assert.is_truthy(out:find("would detach every lease", 1, true), out)
+      assert.equals(0, emu:stats().requests)
+    end)
+
+    it("attaches every lease of the account with --all-leases --move", function()
+      local out, status = run(("sync %s --all-leases --move"):format(conns[3]))
+      assert.equals(0, status, out)
+      assert.equals(400, #emu:state().assigned[conns[3]])
+    end)
+  end)
+
   describe("usage", function()
     local cases = {
       { "", "give a command" },
@@ -181,7 +293,7 @@ describe("the opentact command #wire", function()
       { "list", "list takes one connection uuid" },
       { "assign CONN --bogus", "unknown option --bogus" },
       { "assign CONN", "nothing to assign" },
-      { "assign CONN --add", "--add needs at least one uuid" },
+      { "assign CONN --add", "--add needs at least one lease uuid or phone number" },
       { "assign CONN --add x --batch-size 0", "--batch-size must be a whole number" },
       { "assign CONN --add x --concurrency many", "--concurrency must be a whole number" },
       { "assign CONN --token abc --add x", "OPENTACT_TOKEN only" },
@@ -201,7 +313,7 @@ describe("the opentact command #wire", function()
       local out, status = run(("assign %s --add-file %s"):format(conns[1], file))
       os.remove(file)
       assert.equals(2, status)
-      assert.is_truthy(out:find(":2: no uuid on this line", 1, true), out)
+      assert.is_truthy(out:find(":2: no lease uuid or phone number on this line", 1, true), out)
       assert.equals(0, emu:stats().requests)
     end)
 
@@ -230,12 +342,12 @@ describe("the opentact command #wire", function()
       local file = tmpfile(("%s\n%s\nnot-a-uuid\n%s\n"):format(leases[44], leases[45], leases[44]:upper()))
       local out, status = run(("assign %s --add-file %s --remove %s"):format(conns[1], file, leases[45]))
       assert.equals(2, status, out)
-      assert.is_truthy(out:find(":3: no uuid on this line", 1, true), out)
+      assert.is_truthy(out:find(":3: no lease uuid or phone number on this line", 1, true), out)
       assert.equals(0, emu:stats().requests)
       out, status = run(("assign %s --add-file %s --skip-invalid --remove %s"):format(conns[1], file, leases[45]))
       os.remove(file)
       assert.equals(0, status, out)
-      assert.is_truthy(out:find("skipped .-:3: no uuid on this line"), out)
+      assert.is_truthy(out:find("skipped .-:3: no lease uuid or phone number on this line"), out)
       assert.is_truthy(out:find("skipped .-:4: " .. leases[44]:upper():gsub("%-", "%%-") .. " listed again %(first at .-:1"), out)
       assert.is_truthy(out:find("skipped %-%-remove: " .. leases[45]:gsub("%-", "%%-") .. " in both"), out)
       assert.is_truthy(out:find("ok: 2 applied", 1, true), out)
@@ -267,6 +379,22 @@ describe("the opentact command #wire", function()
       f:close()
       os.remove(failed)
     end)
+
+    local sync_cases = {
+      { "sync CONN", "sync takes one of --numbers-file, --leases-file and --all-leases" },
+      { "sync CONN --all-leases --numbers-file x", "sync takes one of" },
+      { "sync --all-leases", "sync takes one connection uuid" },
+      { "find", "find takes a phone number or a mask" },
+      { "assign CONN --add 212-CALL", "'212-CALL' is not a lease uuid or a phone number" },
+    }
+    for _, c in ipairs(sync_cases) do
+      it(("exits 2 for '%s'"):format(c[1]), function()
+        local out, status = run((c[1]:gsub("CONN", conns[1])))
+        assert.equals(2, status, out)
+        assert.is_truthy(out:find(c[2], 1, true), out)
+        assert.equals(0, emu:stats().requests)
+      end)
+    end
 
     it("exits 2 without OPENTACT_TOKEN", function()
       local out, status = run("list " .. conns[1], { token = "" })

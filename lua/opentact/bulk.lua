@@ -33,13 +33,25 @@ local CHECKS = {
   on_progress = function(v)
     if type(v) ~= "function" then return "a function" end
   end,
+  take = function(v)
+    if type(v) ~= "number" or v < 1 or v > 2^31 or floor(v) ~= v then return "an integer > 0" end
+  end,
+  skip = function(v)
+    if type(v) ~= "number" or v < 0 or v > 2^53 or floor(v) ~= v then return "an integer >= 0" end
+  end,
+  exact = function(v)
+    if type(v) ~= "boolean" then return "a boolean" end
+  end,
 }
+CHECKS.page_size, CHECKS.move, CHECKS.dry_run = CHECKS.take, CHECKS.exact, CHECKS.exact
 
 -- Checks a method's options table; `defaults` names every option it takes.
-function M.options(opts, fname, argn, defaults)
+-- Misuse raises at `level` (default 3: the caller of the public function
+-- that called this).
+function M.options(opts, fname, argn, defaults, level)
   local out, checks = {}, {}
   for k, v in pairs(defaults) do out[k], checks[k] = v, CHECKS[k] end
-  out = options.apply(opts, out, checks, fname, argn, 3) -- not a tail call: the level counts this frame
+  out = options.apply(opts, out, checks, fname, argn, level or 3) -- not a tail call: the level counts this frame
   return out
 end
 
@@ -72,16 +84,17 @@ local function batches(adds, removes, size)
 end
 
 -- What an applied batch's answer says of each of its uuids: a lease in
--- the payload with this connection is attached, one without it is not; a
+-- the payload with this connection (in `field`: sip_connection, or
+-- sip_control_app for an app's leases) is attached, one without it is not; a
 -- bare uuid (a payload of uuid strings) is taken as done; a uuid the answer
 -- leaves out is not confirmed. Returns the confirmed part and, for the
 -- rest, {add, remove, why} groups.
-local function confirm(part, leases, conn)
+local function confirm(part, leases, conn, field)
   local state = {}
   for i = 1, #leases do
     local l = leases[i]
     if type(l) == "table" and type(l.uuid) == "string" then
-      local holder = l.sip_connection
+      local holder = l[field]
       if type(holder) == "table" then holder = holder.uuid end
       if type(holder) == "string" then holder = lower(holder) end
       if next(l) == "uuid" and next(l, "uuid") == nil then
@@ -150,7 +163,8 @@ end
 
 --- The work of client:assign_batched, once its arguments are checked.
 --- `path`/`body` are the whole change set's request, or nil, err if invalid.
-function M.assign(eng, conn, changes, opts, path, err)
+--- `holder` "app": `conn` is a SIP control app.
+function M.assign(eng, conn, changes, opts, path, err, holder)
   local adds, removes = changes.add or {}, changes.remove or {}
   local report = new_report()
   if not path then
@@ -161,7 +175,7 @@ function M.assign(eng, conn, changes, opts, path, err)
   conn = lower(conn)
   local parts, jobs, all = batches(adds, removes, opts.batch_size), {}, {}
   local function job_for(part)
-    local p, body = request_assign(conn, part)
+    local p, body = request_assign(conn, part, holder)
     local job = engine.request("POST", p, body)
     job.part = part
     all[#all + 1] = job
@@ -214,7 +228,8 @@ function M.assign(eng, conn, changes, opts, path, err)
   for _, job in ipairs(outcomes) do
     local part = job.part
     if job.leases then
-      local ok_part, unconfirmed = confirm(part, job.leases, conn)
+      local ok_part, unconfirmed = confirm(part, job.leases, conn,
+        holder == "app" and "sip_control_app" or "sip_connection")
       append(report.applied.add, ok_part.add)
       append(report.applied.remove, ok_part.remove)
       append(report.leases, job.leases)

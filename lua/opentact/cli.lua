@@ -5,6 +5,8 @@
 
 local opentact = require("opentact")
 local core = require("opentact.core")
+local pretty = require("opentact.pretty")
+local sync = require("opentact.sync")
 
 local type, tostring, tonumber, ipairs, pairs, pcall = type, tostring, tonumber, ipairs, pairs, pcall
 local format, concat, floor = string.format, table.concat, math.floor
@@ -14,25 +16,52 @@ local M = {}
 local HELP = [[
 Usage:
   opentact list CONN [--json] [--url URL]
-  opentact assign CONN [--add UUID...] [--remove UUID...]
+  opentact find NUMBER|MASK [--json] [--url URL]
+  opentact assign CONN [--add LEASE...] [--remove LEASE...]
                        [--add-file FILE] [--remove-file FILE]
                        [--batch-size N] [--concurrency N]
                        [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
+  opentact sync CONN --numbers-file FILE | --leases-file FILE | --all-leases
+                     [--exact] [--move] [--dry-run]
+                     [--batch-size N] [--concurrency N]
+                     [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
   opentact --help | --version
 
-Attach TN leases to an Opentact SIP connection, detach them, and list what
-a connection holds.
+Attach TN leases to an Opentact SIP connection, detach them, list what a
+connection holds, find the lease of a phone number, and bring a connection
+to a desired set of numbers.
 
 Commands:
   list      print the connection's leases: uuid, number, expiry, autorenew
+  find      print the lease of a phone number, or every lease whose number
+            matches a mask (* any digits, % one digit: '+1 212 555 *')
   assign    add and remove leases, in batches, several requests at once
+  sync      make the connection hold the leases of the numbers in FILE:
+            prints the plan (+ attach, - detach, ! held elsewhere,
+            ? not in the account), applies it, and reads the connection
+            back to check it
+
+Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in
+any form: 12125550004, +1 (212) 555-0004, or in pieces after --add:
+--add +1 212 555 0004. A number is looked up to find its lease.
 
 Options:
-  --add UUID...         leases to attach (repeatable)
-  --remove UUID...      leases to detach (repeatable)
-  --add-file FILE       leases to attach, one per line, or a CSV whose first
-                        uuid-shaped column is used; - reads standard input
+  --add LEASE...        leases to attach (repeatable)
+  --remove LEASE...     leases to detach (repeatable)
+  --add-file FILE       leases to attach, one per line, or a CSV: its first
+                        uuid-shaped column, else its number column (headed
+                        tn, number, phone or did; else the first field that
+                        is a phone number); - reads standard input
   --remove-file FILE    leases to detach, the same way
+  --numbers-file FILE   sync: the phone numbers the connection must hold,
+                        read the same way
+  --leases-file FILE    sync: the lease uuids the connection must hold
+  --all-leases          sync: attach every lease of the account not on the
+                        connection yet (leases held elsewhere need --move)
+  --exact               sync: also detach every lease not in FILE
+  --move                sync: take leases that another SIP connection or a
+                        SIP control app holds (they are detached there first)
+  --dry-run             sync: print the plan, change nothing
   --batch-size N        uuids per request (default 100)
   --concurrency N       requests at once (default 4)
   --failed-file FILE    write the uuids that were not applied to FILE (adds)
@@ -41,7 +70,8 @@ Options:
   --skip-invalid        leave out lines without a valid uuid and uuids given
                         twice (or to both add and remove), each named on
                         standard error, instead of refusing the whole input
-  --json                print the payload (list) or the report (assign) as JSON
+  --json                print the payload (list, find) or the report (assign,
+                        sync) as JSON
   --url URL             API base URL (default: OPENTACT_URL, else Opentact's)
   -h, --help            this help
   --version             the version
@@ -50,9 +80,11 @@ Environment:
   OPENTACT_TOKEN        the API token (required; never give it as an argument)
   OPENTACT_URL          the API base URL
 
-Exit status: 0 everything applied, 1 the API refused or failed something,
-2 a usage error, 130 interrupted (Ctrl-C: requests in flight are cancelled,
-and the report and --failed-file still say what was applied).
+Exit status: 0 everything applied (sync: the connection holds what FILE
+asks; a dry run: nothing blocks the plan), 1 the API refused or failed
+something (find: no lease matches; sync: conflicts or missing numbers), 2 a
+usage error, 130 interrupted (Ctrl-C: requests in flight are cancelled, and
+the report and --failed-file still say what was applied).
 ]]
 
 ---------------------------------------------------------------- JSON out
@@ -136,23 +168,53 @@ local function fields(line)
   return out
 end
 
--- The first uuid-shaped field of a line (plain or CSV, quotes allowed);
--- or nil and whether some field looks meant as one.
-local function uuid_in(line)
-  local meant = false
-  for _, f in ipairs(fields(line)) do
-    if f:find(UUID) then return f end
-    if f:find(UUID_LIKE) or (#f >= 32 and f:find("^[%x%-]+$")) then meant = true end
-  end
-  return nil, meant
+-- Column names that say a CSV column holds phone numbers.
+local NUMBER_COLUMNS = { tn = true, number = true, phone = true, phone_number = true, did = true, e164 = true }
+
+-- A phone number in a field: the number, or nil and (when the field looks
+-- meant as one: digits and separators only) why it is not valid.
+local function number_in(field)
+  if not field:find("%d") then return nil end
+  local n, err = opentact.number(field)
+  if n then return n end
+  if field:find("^%+?[%d%s%-%.%(%)]+$") then return nil, err.message end
+  return nil
 end
 
--- Reads uuids from a file (or standard input for "-"): returns the list,
--- or nil and a message naming the file and line.
--- `skipped` (optional) collects "file:line: why" for lines left out
--- instead of failing on them (--skip-invalid). Each uuid comes with where
--- it was read, in `where`.
-local function read_uuids(path, stdin, skipped, where)
+-- The lease a line names (plain or CSV, quotes allowed): its first
+-- uuid-shaped field, else the number in `column` (or, without one, its
+-- first field that is a phone number). Returns the uuid (a string) or the
+-- number, nil, and the field; or nil and why, false when the line names
+-- nothing at all.
+local function lease_in(line, column)
+  local meant, bad_number = false, nil
+  local f = fields(line)
+  for _, field in ipairs(f) do
+    if field:find(UUID) then return field, nil, field end
+    if field:find(UUID_LIKE) or (#field >= 32 and field:find("^[%x%-]+$")) then meant = true end
+  end
+  if meant then return nil, "not a valid uuid" end
+  local candidates = column and { f[column] or "" } or f
+  for _, field in ipairs(candidates) do
+    local n, why = number_in(field)
+    if n then return n, nil, field end
+    bad_number = bad_number or why
+  end
+  if bad_number then return nil, bad_number end
+  return nil, false
+end
+
+-- A one-column header's name, trimmed and lower-cased.
+local function header_name(line)
+  return fields(line)[1]:lower()
+end
+
+-- Reads leases (uuids or phone numbers) from a file (or standard input
+-- for "-"): returns the list, or nil and a message naming the file and
+-- line. `skipped` (optional) collects "file:line: why" for lines left out
+-- instead of failing on them (--skip-invalid). Each lease comes with where
+-- it was read, in `where`, and the field it was read from, in `texts`.
+local function read_leases(path, stdin, skipped, where, texts)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -161,20 +223,27 @@ local function read_uuids(path, stdin, skipped, where)
     if not f then return nil, "cannot read " .. tostring(err) end
   end
   local name = path == "-" and "stdin" or path
-  local out, n, first = {}, 0, true
+  local out, n, first, column = {}, 0, true, nil
   local ok, failure = pcall(function()
     for line in f:lines() do
       n = n + 1
       line = line:gsub("\r$", "")
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
       if line:find("%S") and not line:find("^%s*#") then
-        local u, meant = uuid_in(line)
-        if u then
-          out[#out + 1] = u
+        local lease, why, text = lease_in(line, column)
+        if lease then
+          out[#out + 1] = lease
           if where then where[#out] = format("%s:%d", name, n) end
-        elseif not (first and not meant and line:find(",", 1, true)) then
-          -- only a CSV's first line, with no uuid-like field, is a header
-          local problem = format("%s:%d: %s", name, n, meant and "not a valid uuid" or "no uuid on this line")
+          if texts then texts[#out] = text end
+        elseif first and why == false and (line:find(",", 1, true) or NUMBER_COLUMNS[header_name(line)]) then
+          -- only a CSV's first line, naming no lease, is a header (or a
+          -- first line that is a numbers column's name); it may say which
+          -- column holds the numbers
+          for i, h in ipairs(fields(line)) do
+            if NUMBER_COLUMNS[h:lower()] then column = i break end
+          end
+        else
+          local problem = format("%s:%d: %s", name, n, why or "no lease uuid or phone number on this line")
           if not skipped then return problem end
           skipped[#skipped + 1] = problem
         end
@@ -197,7 +266,19 @@ end
 
 -- Options that take values; --add and --remove take one or more.
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
-  ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true }
+  ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
+  ["--leases-file"] = true }
+
+-- Options without a value, and the field each sets.
+local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--exact"] = "exact",
+  ["--move"] = "move", ["--dry-run"] = "dry_run", ["--all-leases"] = "all_leases" }
+
+-- A piece of a phone number typed with spaces: at most four digits, and
+-- the separators people type.
+local function is_piece(v)
+  local _, digits = v:gsub("%d", "")
+  return digits > 0 and digits <= 4 and v:find("^[%d%-%.%(%)]+$") ~= nil
+end
 
 local function parse(argv)
   local o = { add = {}, remove = {}, add_files = {}, remove_files = {}, positional = {} }
@@ -209,10 +290,16 @@ local function parse(argv)
       local start = #list
       i = i + 1
       while argv[i] and not argv[i]:find("^%-%-") do
-        list[#list + 1] = argv[i]
+        local v = argv[i]
+        if #list > start and is_piece(v) and not list[#list]:find(UUID) then
+          -- a number typed in pieces: --add +1 212 555 0004
+          list[#list] = list[#list] .. " " .. v
+        else
+          list[#list + 1] = v
+        end
         i = i + 1
       end
-      if #list == start then return nil, a .. " needs at least one uuid" end
+      if #list == start then return nil, a .. " needs at least one lease uuid or phone number" end
     elseif TAKES[a] then
       local v = argv[i + 1]
       if v == nil then return nil, a .. " needs a value" end
@@ -220,11 +307,8 @@ local function parse(argv)
       elseif a == "--remove-file" then o.remove_files[#o.remove_files + 1] = v
       else o[a:sub(3):gsub("%-", "_")] = v end
       i = i + 2
-    elseif a == "--json" then
-      o.json = true
-      i = i + 1
-    elseif a == "--skip-invalid" then
-      o.skip_invalid = true
+    elseif FLAGS[a] then
+      o[FLAGS[a]] = true
       i = i + 1
     elseif a == "-h" or a == "--help" then
       o.help = true
@@ -248,6 +332,22 @@ local function whole(v, name)
   local n = tonumber(v)
   if not n or n < 1 or floor(n) ~= n then return nil, name .. " must be a whole number > 0" end
   return n
+end
+
+-- --batch-size and --concurrency, checked: batch_size, concurrency; or nil, why.
+local function sizes(o)
+  local batch_size, concurrency = 100, 4
+  if o.batch_size then
+    local n, err = whole(o.batch_size, "--batch-size")
+    if not n then return nil, nil, err end
+    batch_size = n
+  end
+  if o.concurrency then
+    local n, err = whole(o.concurrency, "--concurrency")
+    if not n or n > 256 then return nil, nil, err or "--concurrency must be at most 256" end
+    concurrency = n
+  end
+  return batch_size, concurrency
 end
 
 ---------------------------------------------------------------- progress
@@ -310,22 +410,136 @@ local function write_failed(path, failed, kind)
   return true
 end
 
-local function cmd_assign(ctx, o)
-  if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
-  local skipped = o.skip_invalid and {} or nil
-  local sources = { add = {}, remove = {} }
-  for kind, spec in pairs({ add = { o.add_files, o.add }, remove = { o.remove_files, o.remove } }) do
-    for k = 1, #spec[2] do sources[kind][k] = "--" .. kind end
+-- A lease given as an argument: its uuid, or the phone number it holds;
+-- or nil and why.
+local function lease_arg(v)
+  if v:find(UUID) then return v end
+  local n, why = number_in(v)
+  if n then return n end
+  return nil, format("'%s' is not a lease uuid or a phone number%s", pretty.safe(v), why and ": " .. why or "")
+end
+
+-- Reads the arguments and files of `kinds` ({kind = {files, args}}) into
+-- o[kind] lists of uuids and numbers, with where each came from.
+-- Returns the sources ({kind = {where...}}), or nil, message.
+local function gather(ctx, o, kinds, skipped)
+  local sources = {}
+  for kind, spec in pairs(kinds) do
+    local list, from = {}, {}
+    for _, v in ipairs(spec[2]) do
+      local lease, why = lease_arg(v)
+      if lease then
+        list[#list + 1] = lease
+        from[#list] = "--" .. kind
+      elseif skipped then
+        skipped[#skipped + 1] = "--" .. kind .. ": " .. why
+      else
+        return nil, "--" .. kind .. ": " .. why
+      end
+    end
     for _, path in ipairs(spec[1]) do
       local where = {}
-      local list, err = read_uuids(path, ctx.stdin, skipped, where)
-      if not list then return usage_error(ctx, err) end
-      for k, u in ipairs(list) do
-        spec[2][#spec[2] + 1] = u
-        sources[kind][#spec[2]] = where[k]
+      local got, err = read_leases(path, ctx.stdin, skipped, where)
+      if not got then return nil, err end
+      for k, lease in ipairs(got) do
+        list[#list + 1] = lease
+        from[#list] = where[k]
+      end
+    end
+    o[kind], sources[kind] = list, from
+  end
+  return sources
+end
+
+-- Looks up the lease of every number in o.add and o.remove and puts its
+-- uuid in its place. Numbers the account has no lease for are problems
+-- (left out with --skip-invalid). Returns true, or nil, err for a lookup
+-- that failed.
+local function resolve_numbers(client, o, sources, problems)
+  local numbers, seen = {}, {}
+  for _, kind in ipairs({ "add", "remove" }) do
+    for _, lease in ipairs(o[kind]) do
+      if type(lease) == "number" and not seen[lease] then
+        seen[lease] = true
+        numbers[#numbers + 1] = lease
       end
     end
   end
+  if #numbers == 0 then return true end
+  local found, err = sync.lookup(client._engine, numbers, 16)
+  if not found then return nil, err end
+  for _, kind in ipairs({ "add", "remove" }) do
+    local kept, kept_sources = {}, {}
+    for k, lease in ipairs(o[kind]) do
+      if type(lease) == "number" then
+        local l = found[lease]
+        if l then
+          lease = l.uuid
+        else
+          problems[#problems + 1] = format("%s: no lease of the account holds the number %s", sources[kind][k],
+            format("%.0f", lease))
+          lease = nil
+        end
+      end
+      if lease then
+        kept[#kept + 1] = lease
+        kept_sources[#kept] = sources[kind][k]
+      end
+    end
+    o[kind], sources[kind] = kept, kept_sources
+  end
+  return true
+end
+
+-- Writes the uuids a report failed to FILE (adds) and FILE.remove.
+local function save_failed(ctx, path, report)
+  local _, failed_remove = report:failed_uuids()
+  local ok, err = write_failed(path, report.failed, "add")
+  if ok and #failed_remove > 0 then
+    ok, err = write_failed(path .. ".remove", report.failed, "remove")
+  elseif ok then
+    -- a previous run's removes are done now: a stale file would make a
+    -- "re-run until the files are empty" loop go on for ever
+    os.remove(path .. ".remove")
+  end
+  if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
+end
+
+local function error_json(e)
+  local out = {}
+  for k, v in pairs(e) do out[k] = v end
+  return out
+end
+
+local function cmd_assign(ctx, o)
+  if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
+  local skipped = o.skip_invalid and {} or nil
+  local batch_size, concurrency, opt_err = sizes(o)
+  if not batch_size then return usage_error(ctx, opt_err) end
+  local sources, gather_err = gather(ctx, o, { add = { o.add_files, o.add }, remove = { o.remove_files, o.remove } },
+    skipped)
+  if not sources then return usage_error(ctx, gather_err) end
+  if #o.add + #o.remove == 0 and #(skipped or {}) == 0 then
+    return usage_error(ctx, "nothing to assign: give --add, --remove or a file")
+  end
+  local client, why = client_for(ctx, o)
+  if not client then return usage_error(ctx, why) end
+  -- numbers become the uuids of their leases; a number the account does
+  -- not have is named (an error, or left out with --skip-invalid)
+  local missing = {}
+  local resolved, lookup_err = resolve_numbers(client, o, sources, missing)
+  if not resolved then
+    client:close()
+    ctx.stderr:write(tostring(lookup_err), "\n")
+    return 1
+  end
+  if #missing > 0 and not skipped then
+    client:close()
+    ctx.stderr:write("opentact: ", missing[1], #missing > 1 and format(" (and %d more)", #missing - 1) or "",
+      "; --skip-invalid leaves such lines out\n")
+    return 1
+  end
+  for _, m in ipairs(missing) do skipped[#skipped + 1] = m end
   -- a uuid twice, or in both lists, is named with where each came from:
   -- an error, or left out with --skip-invalid
   local first_seen, problems = {}, {}
@@ -346,25 +560,16 @@ local function cmd_assign(ctx, o)
     o[kind], sources[kind] = kept, kept_sources
   end
   if #problems > 0 and not skipped then
+    client:close()
     return usage_error(ctx, problems[1] .. (#problems > 1 and format(" (and %d more)", #problems - 1) or "")
       .. "; --skip-invalid leaves such lines out")
   end
   for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
-  for _, why in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", why, "\n") end
-  if #o.add + #o.remove == 0 then return usage_error(ctx, "nothing to assign: give --add, --remove or a file") end
-  local batch_size, concurrency = 100, 4
-  if o.batch_size then
-    local n, err = whole(o.batch_size, "--batch-size")
-    if not n then return usage_error(ctx, err) end
-    batch_size = n
+  for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
+  if #o.add + #o.remove == 0 then
+    client:close()
+    return usage_error(ctx, "nothing to assign: give --add, --remove or a file")
   end
-  if o.concurrency then
-    local n, err = whole(o.concurrency, "--concurrency")
-    if not n or n > 256 then return usage_error(ctx, err or "--concurrency must be at most 256") end
-    concurrency = n
-  end
-  local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
   local started = core.now()
   local report = client:assign_batched(o.positional[2], { add = o.add, remove = o.remove }, {
     batch_size = batch_size, concurrency = concurrency,
@@ -374,25 +579,11 @@ local function cmd_assign(ctx, o)
   local elapsed = core.now() - started
 
   local failed_add, failed_remove = report:failed_uuids()
-  if o.failed_file then
-    local ok, err = write_failed(o.failed_file, report.failed, "add")
-    if ok and #failed_remove > 0 then
-      ok, err = write_failed(o.failed_file .. ".remove", report.failed, "remove")
-    elseif ok then
-      -- a previous run's removes are done now: a stale file would make a
-      -- "re-run until the files are empty" loop go on for ever
-      os.remove(o.failed_file .. ".remove")
-    end
-    if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
-  end
+  if o.failed_file then save_failed(ctx, o.failed_file, report) end
 
   if o.json then
     local failed = {}
-    for i, f in ipairs(report.failed) do
-      local e = {}
-      for k, v in pairs(f.err) do e[k] = v end
-      failed[i] = { add = f.add, remove = f.remove, err = e }
-    end
+    for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
     ctx.stdout:write(M.json({ ok = report.ok, applied = report.applied, failed = failed,
       leases = setmetatable(report.leases, nil) }), "\n")
   else
@@ -411,6 +602,144 @@ local function cmd_assign(ctx, o)
   end
   if report.failed[1] and report.failed[1].err.kind == "invalid" and #report.applied.add + #report.applied.remove == 0 then
     return 2
+  end
+  return report.ok and 0 or 1
+end
+
+-- A lease in a few fields, for JSON: uuid, number and holders.
+local function brief(lease)
+  local function uuid_of(h) return type(h) == "table" and h.uuid or nil end
+  return { uuid = lease.uuid, number = type(lease.tn) == "table" and lease.tn.tn or nil,
+    sip_connection = uuid_of(lease.sip_connection), sip_control_app = uuid_of(lease.sip_control_app) }
+end
+
+local function briefs(list)
+  local out = {}
+  for i, x in ipairs(list) do out[i] = type(x) == "table" and brief(x) or x end
+  return out
+end
+
+-- Leases as a table: number, uuid, who holds them, autorenew.
+local function holders_table(leases)
+  local rows = { { "number", "uuid", "held by", "autorenew" } }
+  for _, l in ipairs(leases) do
+    local b = brief(l)
+    local held = b.sip_control_app and "app " .. b.sip_control_app
+      or b.sip_connection and "connection " .. b.sip_connection or "-"
+    rows[#rows + 1] = { b.number and format("%.0f", b.number) or "-", pretty.safe(tostring(l.uuid)),
+      pretty.safe(held), l.autorenew == nil and "-" or (l.autorenew and "yes" or "no") }
+  end
+  local widths = {}
+  for _, r in ipairs(rows) do
+    for c, v in ipairs(r) do widths[c] = math.max(widths[c] or 0, #v) end
+  end
+  local out = { #leases == 1 and "1 lease" or #leases .. " leases" }
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for c, v in ipairs(r) do cells[c] = v .. (" "):rep(widths[c] - #v) end
+    out[#out + 1] = ("  " .. concat(cells, "  ")):gsub("%s+$", "")
+  end
+  return concat(out, "\n")
+end
+
+local function cmd_find(ctx, o)
+  if #o.positional < 2 then return usage_error(ctx, "find takes a phone number or a mask") end
+  -- a number may come in pieces: opentact find +1 212 555 0004
+  local text = concat(o.positional, " ", 2)
+  local client, why = client_for(ctx, o)
+  if not client then return usage_error(ctx, why) end
+  local leases, err
+  if text:find("[*%%]") then
+    leases, err = client:search_all({ tn = text })
+  else
+    local lease
+    lease, err = client:lease(text)
+    if lease then
+      leases = { lease }
+    elseif err.kind == "not_found" then
+      leases, err = {}, nil
+    end
+  end
+  client:close()
+  if not leases then
+    ctx.stderr:write(tostring(err), "\n")
+    return err.kind == "invalid" and 2 or 1
+  end
+  if o.json then
+    ctx.stdout:write(M.json(setmetatable(leases, nil)), "\n")
+  elseif #leases == 0 then
+    ctx.stdout:write("no lease of the account matches ", pretty.safe(text), "\n")
+  else
+    ctx.stdout:write(holders_table(leases), "\n")
+  end
+  return #leases > 0 and 0 or 1
+end
+
+local function cmd_sync(ctx, o)
+  if #o.positional ~= 2 then return usage_error(ctx, "sync takes one connection uuid") end
+  local given = (o.numbers_file and 1 or 0) + (o.leases_file and 1 or 0) + (o.all_leases and 1 or 0)
+  if given ~= 1 then return usage_error(ctx, "sync takes one of --numbers-file, --leases-file and --all-leases") end
+  local batch_size, concurrency, opt_err = sizes(o)
+  if not batch_size then return usage_error(ctx, opt_err) end
+  local desired
+  if o.all_leases then
+    desired = { all_leases = true }
+  else
+    local skipped = o.skip_invalid and {} or nil
+    local path = o.numbers_file or o.leases_file
+    local where, texts = {}, {}
+    local got, err = read_leases(path, ctx.stdin, skipped, where, texts)
+    if not got then return usage_error(ctx, err) end
+    local want_numbers = o.numbers_file ~= nil
+    local list, problems = {}, {}
+    for k, x in ipairs(got) do
+      if (type(x) == "number") == want_numbers then
+        -- as written in the file: the plan names missing numbers so
+        list[#list + 1] = texts[k]
+      else
+        problems[#problems + 1] = format("%s: %s", where[k], want_numbers
+          and "a lease uuid in --numbers-file (give uuids with --leases-file)"
+          or "a phone number in --leases-file (give numbers with --numbers-file)")
+      end
+    end
+    if #problems > 0 and not skipped then
+      return usage_error(ctx, problems[1] .. (#problems > 1 and format(" (and %d more)", #problems - 1) or ""))
+    end
+    for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
+    for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
+    if #list == 0 and (o.exact or #(skipped or {}) > 0) then
+      -- with --exact an empty list detaches everything: never by accident
+      return usage_error(ctx, path .. " names no valid lease" .. (o.exact and ": with --exact that would "
+        .. "detach every lease of the connection (use assign --remove-file for that)" or ""))
+    end
+    desired = want_numbers and { numbers = list } or { leases = list }
+  end
+  local client, why = client_for(ctx, o)
+  if not client then return usage_error(ctx, why) end
+  local report, err = client:sync(o.positional[2], desired, {
+    exact = o.exact or false, move = o.move or false, dry_run = o.dry_run or false,
+    batch_size = batch_size, concurrency = concurrency,
+    on_progress = ctx.is_terminal and not o.json and progress_bar(ctx) or nil,
+  })
+  client:close()
+  if not report then
+    ctx.stderr:write(tostring(err), "\n")
+    return err.kind == "invalid" and 2 or 1
+  end
+  if o.failed_file and not o.dry_run then save_failed(ctx, o.failed_file, report) end
+  if o.json then
+    local failed = {}
+    for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
+    ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
+      add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
+      conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
+      failed = failed, unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
+  else
+    ctx.stdout:write(concat(pretty.plan_lines(report), "\n"), "\n")
+  end
+  if report.interrupted then
+    ctx.stderr:write("opentact: interrupted: requests in flight were cancelled; the report above says what was applied\n")
+    return 130
   end
   return report.ok and 0 or 1
 end
@@ -435,7 +764,9 @@ function M.main(argv, ctx)
   local command = o.positional[1]
   if command == "list" then return cmd_list(ctx, o) end
   if command == "assign" then return cmd_assign(ctx, o) end
-  if command == nil then return usage_error(ctx, "give a command: list or assign") end
+  if command == "find" then return cmd_find(ctx, o) end
+  if command == "sync" then return cmd_sync(ctx, o) end
+  if command == nil then return usage_error(ctx, "give a command: list, find, assign or sync") end
   return usage_error(ctx, "unknown command '" .. tostring(command) .. "'")
 end
 

@@ -27,7 +27,7 @@ local type, pairs, pcall, setmetatable, tostring, error = type, pairs, pcall, se
 local remove = table.remove
 local running, co_status = coroutine.running, coroutine.status
 local answer_decode, now = core.answer_decode, core.now
-local finish_error, Leases, retry_delay = errors.finish, pretty.Leases, retry.delay
+local finish_error, Leases, Page, retry_delay = errors.finish, pretty.Leases, pretty.Page, retry.delay
 
 local M = {}
 
@@ -83,7 +83,11 @@ function M.request(method, path, body, shape)
   return {
     method = method, path = path, body = body, attempt = 0, retried = 0, refreshed = false,
     token = false, run = false, id = false, done = false, leases = false, err = false,
-    shape = shape or false, -- what the answer's payload is: false for a list of leases, "lease" for one
+    -- the answer's payload: false a list of leases, "lease" one, "page" a
+    -- search page, "uuids" a list of leases read for their uuids only
+    shape = shape or false,
+    -- a read (a GET, or a search's POST) is retried whenever retrying may help
+    read = method == "GET" or shape == "page",
     epoch = false,          -- the transport's fork count when it was queued
   }
 end
@@ -164,7 +168,16 @@ function Engine:settle(req, status, data, retry_after, open_ended)
   end
   local log = self.log
   if log then emit(log, req, status, err) end
-  if leases then return finish(req, req.shape and leases or setmetatable(leases, Leases)) end
+  if leases then
+    local shape = req.shape
+    if not shape then
+      setmetatable(leases, Leases)
+    elseif shape == "page" then
+      setmetatable(leases.data, Leases)
+      setmetatable(leases, Page)
+    end
+    return finish(req, leases)
+  end
   local opts = self.opts
   if err.status == 401 and type(opts.token) == "function" and not req.refreshed then
     -- one call of the token function per refused token, however many
@@ -173,7 +186,7 @@ function Engine:settle(req, status, data, retry_after, open_ended)
     if self.token_value == req.token then self.token_value = nil end
     return self:later(req, 0)
   end
-  local wait = retry_delay(opts, err, req.method, req.retried, self.jitter)
+  local wait = retry_delay(opts, err, req.read and "GET" or req.method, req.retried, self.jitter)
   if not wait then
     return finish(req, nil, finish_error(err, req.method, req.path, req.attempt, req.token))
   end

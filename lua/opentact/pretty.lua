@@ -98,4 +98,78 @@ function Report.__tostring(r)
   return concat(out, "\n")
 end
 
+-- A search page prints as its place in the results, then its leases.
+local Page = { __name = "opentact.Page" }
+M.Page = Page
+
+function Page.__tostring(p)
+  local n = type(p.data) == "table" and #p.data or 0
+  local head = n == 0 and format("page at %s: no leases of %s", number(p.skip), number(p.total))
+    or format("page: leases %s to %s of %s", number((p.skip or 0) + 1), number((p.skip or 0) + n), number(p.total))
+  if n == 0 then return head end
+  return head .. "\n" .. M.format(p.data)
+end
+
+-- The report of sync prints as a plan, one line per change, the way
+-- `terraform plan` does: + attach, - detach, ! conflict, ? missing.
+local SyncReport = { __name = "opentact.SyncReport" }
+M.SyncReport = SyncReport
+SyncReport.__index = report_methods
+
+local function holder_text(lease)
+  local app, conn = lease.sip_control_app, lease.sip_connection
+  if type(app) == "table" and app.uuid then return "SIP control app " .. cell(app.uuid) end
+  if type(conn) == "table" and conn.uuid then return "SIP connection " .. cell(conn.uuid) end
+  return nil
+end
+
+local function lease_line(mark, lease, note)
+  local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+  local line = format("  %s %-15s %s", mark, number(tn), cell(lease.uuid))
+  return note and line .. "  (" .. note .. ")" or line
+end
+
+--- The plan's lines, at most `limit` per kind (nil: all).
+function M.plan_lines(r, limit)
+  local out = { r.connection and format("SIP connection %s:", cell(r.connection)) or nil }
+  local function section(list, line)
+    local n = #list
+    local shown = limit and limit < n and limit or n
+    for i = 1, shown do out[#out + 1] = line(list[i]) end
+    if shown < n then out[#out + 1] = format("    ... and %d more", n - shown) end
+  end
+  section(r.add, function(l)
+    local from = holder_text(l)
+    local conn = type(l.sip_connection) == "table" and l.sip_connection.uuid
+    if from and conn and r.connection and conn:lower() == r.connection and not l.sip_control_app then from = nil end
+    return lease_line("+", l, from and "moves from " .. from)
+  end)
+  section(r.remove, function(l) return lease_line("-", l) end)
+  section(r.conflicts, function(l)
+    return lease_line("!", l, "held by " .. (holder_text(l) or "another holder") .. "; move = true takes it")
+  end)
+  section(r.missing, function(x) return format("  ? %-15s not in the account", cell(x)) end)
+  local conflicts, missing = #r.conflicts, #r.missing
+  out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing.",
+    #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing)
+  if r.dry_run then
+    out[#out + 1] = "Dry run: nothing was changed."
+  else
+    local failed = 0
+    for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
+    out[#out + 1] = format("Applied: %d added, %d removed, %d failed.", #r.applied.add, #r.applied.remove, failed)
+    for i = 1, #r.failed do
+      local f = r.failed[i]
+      out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, safe(tostring(f.err)))
+    end
+    if r.unverified then out[#out + 1] = "Not verified: " .. safe(tostring(r.unverified)) end
+  end
+  out[#out + 1] = r.ok and "ok" or "not ok"
+  return out
+end
+
+function SyncReport.__tostring(r)
+  return concat(M.plan_lines(r, 50), "\n")
+end
+
 return M

@@ -6,8 +6,8 @@ local min = math.min
 
 local M = {}
 
--- Whether a failure may be retried for this method. A GET is always safe
--- to repeat; an assign only when it cannot have been applied (never
+-- Whether a failure may be retried for this method. A GET (or any read:
+-- the engine passes "GET" for a search) is always safe to repeat; an assign only when it cannot have been applied (never
 -- connected, 429, 503), unless the caller opted in with retry_post.
 -- Neither retries what retrying cannot help (a TLS failure, a bad URL).
 function M.allowed(err, method, retry_post)

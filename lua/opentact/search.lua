@@ -1,0 +1,130 @@
+-- Lease search: one page (client:search), and every matching lease
+-- (client:search_all), several pages at once.
+--
+-- search_all never trusts the page size it asked for: the first page says
+-- how many leases match (`total`) and how many a page really holds; the
+-- other pages then go out together, and a page that comes back shorter
+-- than expected is followed by one for the rest of its range. A lease
+-- seen twice (the data shifted between pages) is kept once. A pass whose
+-- pages disagree on `total`, or that ends with another number of distinct
+-- leases than `total`, saw the account change while paging: the search
+-- runs again, up to PASSES times, and then fails rather than return a
+-- list that may lack leases.
+
+local core = require("opentact.core")
+local engine = require("opentact.engine")
+local errors = require("opentact.errors")
+local pretty = require("opentact.pretty")
+
+local type, pcall, setmetatable, tostring, error = type, pcall, setmetatable, tostring, error
+local min = math.min
+local lower, gsub, format = string.lower, string.gsub, string.format
+local request_search = core.request_search
+
+local M = {}
+
+-- Passes over the whole search before giving up on a changing account.
+local PASSES = 3
+
+--- A page request, or nil, err (a value of the filter is invalid). Misuse
+--- (an unknown field, a wrong type) raises in `fname`'s name at error()
+--- level `level`, counted from here.
+function M.request(filter, take, skip, fname, level)
+  local ok, path, body = pcall(request_search, filter, take, skip)
+  if not ok then
+    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'",
+      "bad argument #%1 to '" .. (fname or "search") .. "'")), level or 2)
+  end
+  if not path then return nil, body end
+  return engine.request("POST", path, body, "page")
+end
+
+-- One pass over the search: every page, several at once. Returns the
+-- leases (each once), whether the pass was consistent, and the total the
+-- first page gave; or nil, err. `page`: the first page, when it is had.
+local function pass(eng, filter, opts, page)
+  local take = opts.page_size
+  if not page then
+    local err
+    page, err = eng:call(M.request(filter, take, 0))
+    if not page then return nil, err end
+  end
+  local total, per_page = page.total, #page.data
+  local out, seen = setmetatable({}, pretty.Leases), {}
+  local consistent = true
+  local function keep(data)
+    for i = 1, #data do
+      local lease = data[i]
+      local key = type(lease.uuid) == "string" and lower(lease.uuid) or lease
+      if not seen[key] then
+        seen[key] = true
+        out[#out + 1] = lease
+      end
+    end
+  end
+  keep(page.data)
+  local on_progress = opts.on_progress
+  local function progress()
+    if on_progress then
+      local ok, why = pcall(on_progress, #out, total)
+      if not ok and tostring(why):find("interrupted!", 1, true) then error(why, 0) end
+    end
+  end
+  progress()
+  if per_page == 0 or per_page >= total then
+    -- all of it, or nothing more to be had: an empty first page of a
+    -- non-empty search is a changed account (or a server that pages wrong)
+    return out, total == #out, total
+  end
+  local reqs = {}
+  local function page_for(skip, want)
+    local req = M.request(filter, take, skip)
+    req.skip, req.want = skip, want
+    return req
+  end
+  for skip = per_page, total - 1, per_page do
+    reqs[#reqs + 1] = page_for(skip, min(per_page, total - skip))
+  end
+  local failure
+  eng:run(reqs, min(opts.concurrency, #reqs), function(req, add)
+    if failure then return end
+    local got = req.leases
+    if not got then
+      failure = req.err
+      return
+    end
+    if got.total ~= total then consistent = false end
+    local data = got.data
+    keep(data)
+    local n = #data
+    if n == 0 then
+      consistent = false -- the range emptied under us
+    elseif n < req.want then
+      -- a shorter page than the first (the server caps some pages lower):
+      -- the rest of the range comes next
+      add(page_for(req.skip + n, req.want - n))
+    end
+    progress()
+  end)
+  if failure then return nil, failure end
+  return out, consistent and #out == total, total
+end
+
+--- Every lease the filter matches, each once, or nil, err. `first`: the
+--- search's first page (skip 0, take opts.page_size), when the caller has it.
+function M.all(eng, filter, opts, first)
+  local totals = {}
+  for _ = 1, PASSES do
+    local leases, consistent, total = pass(eng, filter, opts, first)
+    first = nil
+    if not leases then return nil, consistent end
+    if consistent then return leases end
+    totals[#totals + 1] = format("%d matches, %d distinct leases read", total, #leases)
+  end
+  local err = errors.new("protocol", "the search results changed while they were paged through, "
+    .. PASSES .. " times (" .. table.concat(totals, "; ") .. "): leases were added or removed meanwhile; "
+    .. "search again when the account is quiet", true)
+  return nil, errors.finish(err, "POST", "/lease/tn/search", PASSES)
+end
+
+return M

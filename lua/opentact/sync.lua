@@ -1,0 +1,357 @@
+-- Desired state: client:sync. Reads the connection and the desired
+-- leases, plans (a pure function of what was read), applies the plan with
+-- assign_batched's batching and accounting, then reads the connection
+-- again and checks it against the plan.
+--
+-- Numbers (or lease uuids) are resolved to leases one of two ways,
+-- whichever costs less: a lookup per item, or paging through the whole
+-- account once. The account's size is known from the first search page,
+-- so that page is asked for (beside the connection's own read) only when
+-- the lookups would not all fit in one round of `concurrency` requests.
+
+local core = require("opentact.core")
+local engine = require("opentact.engine")
+local errors = require("opentact.errors")
+local pretty = require("opentact.pretty")
+local bulk = require("opentact.bulk")
+local search = require("opentact.search")
+
+local type, ipairs, setmetatable, tostring, next = type, ipairs, setmetatable, tostring, next
+local min, ceil = math.min, math.ceil
+local lower = string.lower
+local request_lease, request_list, number = core.request_lease, core.request_list, core.number
+
+local M = {}
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+---------------------------------------------------------------- plans
+
+-- The uuid of a lease's holder field (an object with a uuid, or a bare
+-- uuid string), lower-cased; nil when nobody holds it.
+local function holder(lease, field)
+  local h = lease[field]
+  if type(h) == "table" then h = h.uuid end
+  if type(h) == "string" and h ~= "" then return lower(h) end
+  return nil
+end
+M.holder = holder
+
+local function leases() return setmetatable({}, pretty.Leases) end
+
+--- The plan that brings `conn` from `current` (the leases it holds) to
+--- `desired` (a list of {given = x, lease = lease or nil}), with
+--- opts.exact and opts.move. Pure: reads its arguments, changes nothing.
+--- Every desired item ends up in exactly one of keep, add, missing and
+--- conflicts; an item whose lease an earlier item named already counts
+--- once.
+function M.plan(conn, current, desired, opts)
+  conn = lower(conn)
+  local plan = {
+    add = leases(), remove = leases(), keep = leases(), missing = {}, conflicts = leases(),
+  }
+  local held, wanted = {}, {}
+  for _, lease in ipairs(current) do held[lower(lease.uuid)] = true end
+  for _, d in ipairs(desired) do
+    local lease = d.lease
+    if not lease then
+      plan.missing[#plan.missing + 1] = d.given
+    else
+      local u = lower(lease.uuid)
+      if not wanted[u] then
+        wanted[u] = true
+        local elsewhere = holder(lease, "sip_control_app")
+          or (holder(lease, "sip_connection") ~= conn and holder(lease, "sip_connection"))
+        if held[u] and not holder(lease, "sip_control_app") then
+          plan.keep[#plan.keep + 1] = lease
+        elseif elsewhere and not opts.move then
+          plan.conflicts[#plan.conflicts + 1] = lease
+        else
+          plan.add[#plan.add + 1] = lease
+        end
+      end
+    end
+  end
+  if opts.exact then
+    for _, lease in ipairs(current) do
+      if not wanted[lower(lease.uuid)] then plan.remove[#plan.remove + 1] = lease end
+    end
+  end
+  return plan
+end
+
+---------------------------------------------------------------- resolving
+
+-- The desired items in canonical form, each once: numbers as numbers,
+-- uuids lower-cased. Returns the list of {given, key} or nil, err.
+local function canonical(items, what)
+  local out, seen = {}, {}
+  for i, x in ipairs(items) do
+    local key, err
+    if what == "numbers" then
+      key, err = number(x)
+    elseif type(x) == "table" and type(x.uuid) == "string" then
+      key = lower(x.uuid)
+    elseif type(x) == "string" and x:find(UUID) then
+      key = lower(x)
+    else
+      err = errors.new("invalid", ("lease %s is not a lease uuid (8-4-4-4-12 hex digits)")
+        :format(pretty.safe(tostring(x))))
+    end
+    if not key then
+      err.message = ("%s[%d]: %s"):format(what, i, err.message)
+      err.index = i
+      return nil, errors.finish(err, nil, nil, 0)
+    end
+    if not seen[key] then
+      seen[key] = true
+      out[#out + 1] = { given = x, key = key }
+    end
+  end
+  return out
+end
+
+--- The lease of each key (a phone number, or a lease uuid), one lookup
+--- each (GET /lease/tn/{tn}/tn or /lease/tn/{uuid}), `concurrency` at
+--- once: a table key -> lease, without the keys the account has no lease
+--- for; or nil, err when a lookup failed otherwise.
+function M.lookup(eng, keys, concurrency)
+  local reqs = {}
+  for i, key in ipairs(keys) do
+    local req = engine.request("GET", request_lease(key), nil, "lease")
+    req.key = key
+    reqs[i] = req
+  end
+  local found, failure = {}, nil
+  if #reqs > 0 then
+    eng:run(reqs, min(concurrency, #reqs), function(req)
+      if req.leases then
+        found[req.key] = req.leases
+      elseif req.err.kind ~= "not_found" and not failure then
+        failure = req.err
+      end
+    end)
+  end
+  if failure then return nil, failure end
+  return found
+end
+
+local function lookups(eng, items, concurrency)
+  local keys = {}
+  for i, item in ipairs(items) do keys[i] = item.key end
+  local found, err = M.lookup(eng, keys, concurrency)
+  if not found then return nil, err end
+  for _, item in ipairs(items) do item.lease = found[item.key] end
+  return items
+end
+
+-- Resolves by paging through the account once; `first` is its first page.
+local function paging(eng, items, what, opts, first)
+  local all, err = search.all(eng, nil, { page_size = opts.page_size, concurrency = opts.concurrency }, first)
+  if not all then return nil, err end
+  local index = {}
+  for _, lease in ipairs(all) do
+    local key
+    if what == "numbers" then
+      key = type(lease.tn) == "table" and lease.tn.tn or nil
+    else
+      key = type(lease.uuid) == "string" and lower(lease.uuid) or nil
+    end
+    if key ~= nil then index[key] = lease end
+  end
+  for _, item in ipairs(items) do item.lease = index[item.key] end
+  return items
+end
+
+-- What one search page of 100 leases costs against one lookup, measured
+-- by bench/resolve.lua at 20 ms latency (README, "Desired state"): 3.4 ms
+-- against 2.7 ms a request, both at concurrency 8.
+local PAGE_COST = 1.25
+
+-- The desired items with their leases (nil: the account has none).
+-- `page`: the account's first search page, when it was read (it tells the
+-- account's size).
+local function resolve(eng, items, what, opts, page)
+  if not page then return lookups(eng, items, opts.concurrency) end
+  -- page through the account when that costs less than the lookups
+  local per_page = #page.data
+  local pages = per_page > 0 and ceil(page.total / per_page) or 0
+  if (pages - 1) * PAGE_COST < #items then return paging(eng, items, what, opts, page) end
+  return lookups(eng, items, opts.concurrency)
+end
+
+-- The connection's leases and, when `filter` is given, the first page of
+-- that search, read side by side. Returns current, page; or nil, err.
+local function first_reads(eng, conn, filter, opts)
+  local reqs = { engine.request("GET", request_list(conn)) }
+  if filter then reqs[2] = search.request(filter, opts.page_size, 0) end
+  local got, failure = {}, nil
+  eng:run(reqs, 2, function(req)
+    if req.err then failure = failure or req.err end
+    got[req] = req.leases
+  end)
+  if failure then return nil, failure end
+  return got[reqs[1]], filter and got[reqs[2]] or nil
+end
+
+---------------------------------------------------------------- applying
+
+local function uuids(list)
+  local out = {}
+  for i, lease in ipairs(list) do out[i] = lease.uuid end
+  return out
+end
+
+-- Detaches the leases to move from their current holders (other SIP
+-- connections, SIP control apps). Returns the failed groups; the leases in
+-- them must not be attached.
+local function release(eng, conn, adds, opts)
+  local by_holder, order = {}, {}
+  for _, lease in ipairs(adds) do
+    local app, other = holder(lease, "sip_control_app"), holder(lease, "sip_connection")
+    local function from(kind, uuid)
+      local key = kind .. ":" .. uuid
+      if not by_holder[key] then
+        by_holder[key] = { kind = kind, uuid = uuid, list = {} }
+        order[#order + 1] = key
+      end
+      local l = by_holder[key].list
+      l[#l + 1] = lease.uuid
+    end
+    if app then from("app", app) end
+    if other and other ~= conn then from("connection", other) end
+  end
+  local failed = {}
+  for _, key in ipairs(order) do
+    local h = by_holder[key]
+    local kind = h.kind == "app" and "app" or nil
+    local path, body = core.request_assign(h.uuid, { remove = h.list }, kind)
+    local r = bulk.assign(eng, h.uuid, { remove = h.list }, opts, path, body, kind)
+    for _, f in ipairs(r.failed) do
+      failed[#failed + 1] = { add = f.remove, remove = {}, err = f.err }
+    end
+  end
+  return failed
+end
+
+-- Reads the connection back (its leases' uuids only: the answer is
+-- skimmed, not decoded) and moves to `failed` what it contradicts.
+local function verify(eng, conn, report)
+  local now, err = eng:call(engine.request("GET", request_list(conn), nil, "uuids"))
+  if not now then
+    report.unverified = err
+    return
+  end
+  local held = {}
+  for _, x in ipairs(now) do
+    local u = type(x) == "table" and x.uuid or x
+    if type(u) == "string" then held[lower(u)] = true end
+  end
+  local function check(kind, want_held, why)
+    local kept, wrong = {}, {}
+    for _, u in ipairs(report.applied[kind]) do
+      if (held[lower(u)] == true) == want_held then kept[#kept + 1] = u else wrong[#wrong + 1] = u end
+    end
+    report.applied[kind] = kept
+    if #wrong > 0 then
+      local e = errors.new("protocol", why, true)
+      e.status = 200
+      report.failed[#report.failed + 1] = {
+        add = kind == "add" and wrong or {}, remove = kind == "remove" and wrong or {},
+        err = errors.finish(e, "GET", request_list(conn), 1),
+      }
+    end
+  end
+  check("add", true, "the server confirmed these but the connection read back does not hold them")
+  check("remove", false, "the server confirmed these but the connection read back still holds them")
+  local gone = {}
+  for _, lease in ipairs(report.keep) do
+    if not held[lower(lease.uuid)] then gone[#gone + 1] = lease.uuid end
+  end
+  if #gone > 0 then
+    local e = errors.new("protocol", "these leases were on the connection when planning and are gone now", true)
+    e.status = 200
+    report.failed[#report.failed + 1] = { add = gone, remove = {},
+      err = errors.finish(e, "GET", request_list(conn), 1) }
+  end
+end
+
+--- The work of client:sync once its arguments are checked: `what` is
+--- "numbers" or "leases", `items` the list given, or `all` true to want
+--- every lease of the account. Returns the report, or nil, err when
+--- nothing could be planned (nothing was changed then).
+function M.run(eng, conn, what, items, opts)
+  conn = lower(conn)
+  -- the input is checked before anything is sent
+  local list, err
+  if what ~= "all" then
+    list, err = canonical(items, what)
+    if not list then return nil, err end
+  end
+  -- a few items are looked up one by one; for more, the account's first
+  -- page tells whether paging through it is cheaper
+  local filter = what == "all" and { sip_connections_skip = { conn } }
+    or #list > opts.concurrency and {} or nil
+  local current, page = first_reads(eng, conn, filter, opts)
+  if not current then return nil, page end
+  local desired
+  if what == "all" then
+    -- every lease the connection does not hold yet, and those it holds
+    local others
+    others, err = search.all(eng, filter, { page_size = opts.page_size, concurrency = opts.concurrency }, page)
+    if not others then return nil, err end
+    desired = {}
+    for i, lease in ipairs(current) do desired[i] = { given = lease.uuid, lease = lease } end
+    for _, lease in ipairs(others) do desired[#desired + 1] = { given = lease.uuid, lease = lease } end
+  else
+    desired, err = resolve(eng, list, what, opts, page)
+    if not desired then return nil, err end
+  end
+  local report = M.plan(conn, current, desired, opts)
+  report.connection = conn
+  report.dry_run = opts.dry_run and true or false
+  report.applied = { add = {}, remove = {} }
+  report.failed = {}
+  setmetatable(report, pretty.SyncReport)
+  if opts.dry_run then
+    report.ok = #report.missing == 0 and #report.conflicts == 0
+    return report
+  end
+  local adds = report.add
+  if opts.move then
+    local moving = {}
+    for _, lease in ipairs(adds) do
+      local other = holder(lease, "sip_connection")
+      if holder(lease, "sip_control_app") or (other and other ~= conn) then moving[#moving + 1] = lease end
+    end
+    if #moving > 0 then
+      local failed = release(eng, conn, moving, { batch_size = opts.batch_size, concurrency = opts.concurrency })
+      local blocked = {}
+      for _, f in ipairs(failed) do
+        report.failed[#report.failed + 1] = f
+        for _, u in ipairs(f.add) do blocked[lower(u)] = true end
+      end
+      if next(blocked) then
+        local left = {}
+        for _, lease in ipairs(adds) do
+          if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
+        end
+        adds = left
+      end
+    end
+  end
+  local changes = { add = uuids(adds), remove = uuids(report.remove) }
+  if #changes.add + #changes.remove > 0 then
+    local path, body = core.request_assign(conn, changes)
+    local r = bulk.assign(eng, conn, changes, opts, path, body)
+    report.applied = r.applied
+    for _, f in ipairs(r.failed) do report.failed[#report.failed + 1] = f end
+    report.interrupted = r.interrupted
+  end
+  verify(eng, conn, report)
+  report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
+    and not report.unverified and not report.interrupted
+  return report
+end
+
+return M

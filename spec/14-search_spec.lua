@@ -1,0 +1,257 @@
+-- client:search and client:search_all over the wire, against the emulator:
+-- every filter, paging that never trusts `take`, faults mid-paging, and an
+-- account that changes while it is paged through.
+local support = require("emulator")
+local opentact = require("opentact")
+
+local function numbers(leases)
+  local out = {}
+  for i, l in ipairs(leases) do out[i] = l.tn.tn end
+  table.sort(out)
+  return out
+end
+
+local function range(a, b)
+  local out = {}
+  for n = a, b do out[#out + 1] = 12125550000 + n end
+  return out
+end
+
+local function searches(emu)
+  local n = 0
+  for _, r in ipairs(emu:requests()) do
+    if r.path:find("^/lease/tn/search") then n = n + 1 end
+  end
+  return n
+end
+
+describe("client:search #wire", function()
+  local emu, client, st
+  setup(function()
+    emu = support.start({ leases = 40, apps = 2, max_page = 100 })
+    client = emu:client()
+    st = emu:state()
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function() emu:reset() end)
+
+  local function all(filter)
+    local page, err = client:search(filter, { take = 100 })
+    assert.is_nil(err)
+    return page
+  end
+
+  it("answers one page: total, take, skip and the leases, printable", function()
+    local page = client:search(nil, { take = 5, skip = 10 })
+    assert.equals(40, page.total)
+    assert.equals(5, page.take)
+    assert.equals(10, page.skip)
+    assert.equals(5, #page.data)
+    assert.equals(opentact.Leases, getmetatable(page.data))
+    assert.matches("^page: leases 11 to 15 of 40\n5 leases\n", tostring(page))
+    -- created_on DESC by default: lease 30 is the 11th newest of 40
+    assert.equals(12125550030, page.data[1].tn.tn)
+    if math.type then assert.equals("integer", math.type(page.total)) end
+  end)
+
+  it("finds a number given in any form", function()
+    for _, form in ipairs({ "+1 (212) 555-0007", "12125550007", 12125550007 }) do
+      assert.same({ 12125550007 }, numbers(all({ tn = form }).data))
+    end
+  end)
+
+  it("matches masks: * any digits, % one digit", function()
+    assert.same(range(30, 39), numbers(all({ tn = "+1 212 555 003*" }).data))
+    assert.same({ 12125550003, 12125550013, 12125550023, 12125550033 }, numbers(all({ tn = "1212555%%%3" }).data))
+    assert.same(range(1, 40), numbers(all({ tn = "*" }).data))
+  end)
+
+  it("filters by connection, control app and connections to skip", function()
+    assert.same(range(1, 3), numbers(all({ sip_connection = st.connections[1] }).data))
+    assert.same({ 12125550040 }, numbers(all({ sip_control_app = st.apps[1] }).data))
+    assert.equals(37, all({ sip_connections_skip = { st.connections[1] } }).total)
+    assert.equals(0, all({ sip_connection = st.connections[2] }).total)
+  end)
+
+  it("filters by autorenew, and combines with mode AND or OR", function()
+    -- lease i renews unless i % 3 == 0
+    local off = all({ autorenew = false })
+    assert.equals(13, off.total)
+    for _, l in ipairs(off.data) do assert.is_false(l.autorenew) end
+    assert.same({ 12125550003 }, numbers(all({ autorenew = false, sip_connection = st.connections[1] }).data))
+    local either = all({ autorenew = false, sip_connection = st.connections[1], mode = "OR" })
+    assert.equals(15, either.total)
+  end)
+
+  it("orders by each field both ways", function()
+    local asc = all({ order = { tn = "ASC" } }).data
+    assert.equals(12125550001, asc[1].tn.tn)
+    assert.equals(12125550040, asc[40].tn.tn)
+    local desc = all({ order = { tn = "DESC" } }).data
+    assert.equals(12125550040, desc[1].tn.tn)
+    assert.equals(12125550001, all({ order = { created_on = "ASC" } }).data[1].tn.tn)
+    client:assign(st.connections[2], { add = { st.leases[20] } })
+    assert.equals(12125550020, all({ order = { modified_on = "DESC" } }).data[1].tn.tn)
+  end)
+
+  it("filters by date ranges", function()
+    local l10, l12 = st.leases[10], st.leases[12]
+    local lease10 = client:lease(l10)
+    local lease12 = client:lease(l12)
+    local got = all({ created_on_from = lease10.created_on, created_on_to = lease12.created_on })
+    assert.same({ 12125550010, 12125550011, 12125550012 }, numbers(got.data))
+    client:assign(st.connections[2], { add = { st.leases[5] } })
+    local changed = client:lease(st.leases[5]).modified_on
+    assert.same({ 12125550005 }, numbers(all({ modified_on_from = changed }).data))
+    -- an unchanged lease was last modified when it was created
+    assert.same({ 12125550001, 12125550002, 12125550003, 12125550004, 12125550006, 12125550007, 12125550008,
+      12125550009, 12125550010 }, numbers(all({ modified_on_to = lease10.created_on }).data))
+  end)
+
+  it("returns invalid values as errors without sending, and raises for misuse", function()
+    local page, err = client:search({ tn = "212-CALL-*" })
+    assert.is_nil(page)
+    assert.equals("invalid", err.kind)
+    assert.equals(0, searches(emu))
+    local ok, why = pcall(function() client:search({ colour = "red" }) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'search' %(unknown filter field 'colour'%)", why)
+    assert.matches("14%-search_spec", why)
+    ok, why = pcall(client.search, client, {}, { take = 0 })
+    assert.is_false(ok)
+    assert.matches("take", why)
+  end)
+
+  it("runs in the background with a callback", function()
+    local got
+    assert.is_true(client:search({ tn = "1212555001*" }, function(page, err) got = page or err end))
+    assert.is_nil(got)
+    while client:step(0.05) > 0 or not got do end
+    assert.equals(10, got.total)
+  end)
+
+  it("is a module-level function too", function()
+    opentact.configure({ base_url = emu.url, token = emu.token })
+    local page = opentact.search({ tn = "12125550001" })
+    assert.equals(1, page.total)
+    assert.equals(40, #opentact.search_all())
+  end)
+end)
+
+describe("client:search_all #wire", function()
+  local emu, client, st
+  setup(function()
+    -- the server caps pages at 7, whatever `take` asks
+    emu = support.start({ leases = 150, max_page = 7 })
+    client = emu:client()
+    st = emu:state()
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function() emu:reset() end)
+
+  local function distinct(leases)
+    local seen = {}
+    for _, l in ipairs(leases) do
+      assert.is_nil(seen[l.uuid], "twice: " .. l.uuid)
+      seen[l.uuid] = true
+    end
+    return seen
+  end
+
+  it("returns every lease exactly once when the server caps pages below `take`", function()
+    local progress = {}
+    local leases = client:search_all(nil, { page_size = 20, concurrency = 4, on_progress = function(done, total)
+      progress[#progress + 1] = { done, total }
+    end })
+    assert.equals(150, #leases)
+    assert.equals(opentact.Leases, getmetatable(leases))
+    local seen = distinct(leases)
+    for _, u in ipairs(st.leases) do assert.is_true(seen[u]) end
+    -- one request per real page: 150 / 7 -> 22
+    assert.equals(22, searches(emu))
+    assert.same({ 150, 150 }, progress[#progress])
+    assert.is_true(emu:stats().inflight_max <= 4)
+  end)
+
+  it("follows a short page with one for the rest of its range", function()
+    -- a page answered by another server with a lower cap: only 2 of 7
+    emu:faults({ {}, { page_cap = 2 } })
+    local leases = client:search_all(nil, { page_size = 7, concurrency = 1 })
+    assert.equals(150, #leases)
+    distinct(leases)
+    -- the 5 left of that page came in one more request
+    assert.equals(22 + 1, searches(emu))
+  end)
+
+  it("retries a page that fails mid-paging: nothing lost or doubled", function()
+    emu:faults({ {}, {}, { status = 503 }, {}, { reset = true } })
+    local leases, err = client:search_all({ order = { tn = "ASC" } }, { page_size = 7, concurrency = 2 })
+    assert.is_nil(err)
+    assert.equals(150, #leases)
+    distinct(leases)
+  end)
+
+  it("returns an empty list when nothing matches", function()
+    local leases, err = client:search_all({ tn = "1999*" })
+    assert.is_nil(err)
+    assert.same({}, leases)
+    assert.equals(opentact.Leases, getmetatable(leases))
+    assert.equals(1, searches(emu))
+  end)
+
+  it("returns the error of a page that fails for good", function()
+    emu:faults({ {}, { status = 400, message = "bad page" } })
+    local leases, err = client:search_all(nil, { page_size = 7, concurrency = 1 })
+    assert.is_nil(leases)
+    assert.equals("rejected", err.kind)
+    assert.equals("bad page", err.message)
+  end)
+
+  it("pages again when the account changes while it is paged through", function()
+    local conn = st.connections[2]
+    local moved = false
+    -- the leases not on `conn`, while the first pages move ten of them onto it
+    local leases, err = client:search_all({ sip_connections_skip = { conn }, order = { tn = "ASC" } }, {
+      page_size = 7, concurrency = 1,
+      on_progress = function(done)
+        if not moved and done >= 14 then
+          moved = true
+          local other = emu:client()
+          other:assign(conn, { add = { st.leases[1], st.leases[2], st.leases[40], st.leases[41], st.leases[42] } })
+          other:close()
+        end
+      end,
+    })
+    assert.is_nil(err)
+    assert.is_true(moved)
+    -- exactly the leases not on the connection now
+    assert.equals(145, #leases)
+    local seen = distinct(leases)
+    for _, u in ipairs({ st.leases[1], st.leases[2], st.leases[40], st.leases[41], st.leases[42] }) do
+      assert.is_nil(seen[u])
+    end
+  end)
+
+  it("fails rather than return a list that may lack leases when the account never settles", function()
+    local conn, i = st.connections[2], 0
+    local other = emu:client()
+    local leases, err = client:search_all({ sip_connections_skip = { conn } }, {
+      page_size = 7, concurrency = 1,
+      on_progress = function()
+        -- every page, another lease leaves the search
+        i = i + 1
+        other:assign(conn, { add = { st.leases[i] } })
+      end,
+    })
+    other:close()
+    assert.is_nil(leases)
+    assert.equals("protocol", err.kind)
+    assert.matches("changed while they were paged through", err.message)
+  end)
+end)
