@@ -20,6 +20,12 @@ for line in assert(io.open(path)):lines() do
   if line:find("%d") and not line:find("^%s*#") then numbers[#numbers + 1] = line end
 end
 
+if #numbers == 0 then
+  -- exact with nothing desired would detach every number of the connection
+  io.stderr:write(path, " lists no numbers: nothing to do\n")
+  os.exit(2)
+end
+
 local client = opentact.new()
 local report, err = client:sync(conn, { numbers = numbers }, {
   exact = true,

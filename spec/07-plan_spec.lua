@@ -144,11 +144,19 @@ describe("the search request", function()
     end)
   end
 
+  it("reads only the filter's own fields, never through a metatable", function()
+    local many = {}
+    for i = 1, 500 do many[i] = CONN end
+    local filter = setmetatable({ autorenew = true }, { __index = { sip_connections_skip = many, order = "tn" } })
+    assert.equals('{"autorenew":true}', body(filter))
+  end)
+
   local misuse = {
     { { colour = "red" }, "unknown filter field 'colour'" }, { { tn = true }, "field 'tn' must be" },
     { { autorenew = "yes" }, "field 'autorenew' must be a boolean" }, { { sip_connection = 5 }, "must be a string" },
     { { sip_connections_skip = CONN }, "must be a list of uuid strings" },
     { { sip_connections_skip = { [2] = CONN } }, "without holes" },
+    { { sip_connections_skip = { CONN, CONN, nil, CONN, [0.5] = CONN } }, "without holes" },
     { { order = "tn" }, "field 'order' must be" }, { { order = { tn = "ASC", created_on = "DESC" } }, "exactly one key" },
     { { order = { size = "ASC" } }, "takes one key" }, { { "tn" }, "unexpected number key" },
   }

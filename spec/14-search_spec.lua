@@ -197,6 +197,20 @@ describe("client:search_all #wire", function()
     distinct(leases)
   end)
 
+  it("asks for pages as it goes: a server that lies about total costs requests, not memory", function()
+    local lease = client:search(nil, { take = 1 }).data[1]
+    local body = require("cjson").encode({ success = true, payload = { take = 7, skip = 0, total = 1e7,
+      data = { { uuid = lease.uuid, tn = { tn = 12125550001 } } } } })
+    emu:faults({ { raw = body, status = 200, ctype = "application/json" } })
+    local leases, err = client:search_all(nil, { page_size = 7, concurrency = 4 })
+    assert.is_nil(err)
+    assert.equals(150, #leases)
+    -- the first pass (pages of one lease, as its first page had) stopped
+    -- at the first empty page past the real 150, not after 10 million;
+    -- the second found the account as it is
+    assert.is_true(searches(emu) < 250, searches(emu) .. " searches")
+  end)
+
   it("returns an empty list when nothing matches", function()
     local leases, err = client:search_all({ tn = "1999*" })
     assert.is_nil(err)

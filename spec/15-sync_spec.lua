@@ -113,6 +113,69 @@ describe("client:sync #wire", function()
     assert.is_falsy(table.concat(s.assigned[conn1], ","):find(lease(2), 1, true))
   end)
 
+  it("moves a lease from another connection with the attach alone, never detaching it first", function()
+    local report = client:sync(conn, { numbers = { number(3) } }, { move = true })
+    assert.is_true(report.ok, tostring(report))
+    for _, r in ipairs(emu:requests()) do
+      assert.is_falsy(r.path:find(conn1, 1, true) and r.method == "POST", "a POST to the other connection")
+    end
+    assert.same({}, report.released)
+  end)
+
+  it("says a lease released from its control app and then not attached is on nothing now", function()
+    -- the connection read, the lookup, the release from the app pass;
+    -- the attach fails for good
+    emu:faults({ {}, {}, {}, { status = 500, message = "attach lost" } })
+    local report = client:sync(conn, { numbers = { number(60) } }, { move = true })
+    assert.is_false(report.ok)
+    assert.same({ { app = app1, leases = { lease(60) } } }, report.released)
+    assert.same({ lease(60) }, report.failed[1].add)
+    assert.matches("attach lost %(released from their SIP control app first: they are on no connection or app now%)",
+      report.failed[1].err.message)
+    assert.matches("released 1 from SIP control app", tostring(report))
+  end)
+
+  it("counts an add whose answer was lost as applied when the read-back shows it", function()
+    -- the connection read, the lookup; the assign is applied, then its
+    -- connection reset before the answer
+    emu:faults({ {}, {}, { reset = true, apply = true } })
+    local report = client:sync(conn, { numbers = { number(31) } })
+    assert.is_true(report.ok, tostring(report))
+    assert.same({ lease(31) }, report.applied.add)
+    assert.same({}, report.failed)
+  end)
+
+  it("stops at an interrupt: nothing more sent, no read-back, every planned uuid accounted for", function()
+    local want = {}
+    for i = 10, 29 do want[#want + 1] = number(i) end
+    local report = client:sync(conn, { numbers = want }, { batch_size = 5, concurrency = 1,
+      on_progress = function(done) if done >= 5 then error("interrupted!") end end })
+    assert.is_false(report.ok)
+    assert.matches("interrupted!", tostring(report.interrupted))
+    assert.is_table(report.unverified)
+    local failed_add = report:failed_uuids()
+    assert.equals(20, #report.applied.add + #failed_add)
+    assert.equals(5, #report.applied.add)
+    local reads = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "GET" and r.path:find("/sip/connection/", 1, true) then reads = reads + 1 end
+    end
+    assert.equals(1, reads) -- the first read only
+  end)
+
+  it("refuses exact when none of the desired leases is in the account", function()
+    client:assign(conn, { add = { lease(20), lease(21) } })
+    local report, err = client:sync(conn, { numbers = { "212 555 0020", "212 555 0021" } }, { exact = true })
+    assert.is_nil(report)
+    assert.equals("invalid", err.kind)
+    assert.matches("exact would detach all 2 leases", err.message)
+    assert.same({ lease(20), lease(21) }, emu:state().assigned[conn])
+    -- an empty list is taken at its word
+    report = client:sync(conn, { numbers = {} }, { exact = true })
+    assert.is_true(report.ok)
+    assert.same({}, emu:state().assigned[conn])
+  end)
+
   it("lists numbers the account does not hold, as given, and applies the rest", function()
     local report = client:sync(conn, { numbers = { "+44 20 7946 0958", number(8) } })
     assert.is_false(report.ok)
@@ -191,10 +254,18 @@ describe("client:sync #wire", function()
     report, err = client:sync(conn, { leases = { lease(1), "nope" } })
     assert.is_nil(report)
     assert.equals("invalid", err.kind)
+    for _, bad in ipairs({ { uuid = "garbage" }, { uuid = "12125550005" }, { uuid = 5 } }) do
+      report, err = client:sync(conn, { leases = { bad } })
+      assert.is_nil(report)
+      assert.equals("invalid", err.kind)
+    end
     report, err = client:sync("not-a-uuid", { numbers = { number(1) } })
     assert.is_nil(report)
     assert.equals("invalid", err.kind)
     assert.equals(0, #emu:requests())
+    -- a lease given as a table is taken by its uuid
+    report = client:sync(conn, { leases = { { uuid = lease(3):upper() } } }, { dry_run = true })
+    assert.same({ lease(3) }, uuids(report.conflicts))
   end)
 
   it("raises for misuse, naming the argument", function()

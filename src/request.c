@@ -236,11 +236,14 @@ static size_t check_list(lua_State *L, int changes, int which) {
     n = ot_rawlen(L, -1);
     lua_pushnil(L);
     while (lua_next(L, -2) != 0) {
+        lua_Number k = lua_tonumber(L, -2);
         count++;
         if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s at key of type %s)",
                                                 LIST_NAMES[which], luaL_typename(L, -1),
                                                 luaL_typename(L, -2)));
+        if (k < 1 || k > (lua_Number)n || k != (lua_Number)(size_t)k)
+            count = n + 1; /* a key outside 1..n (0.5, 0, n + 2): a hole somewhere */
         lua_pop(L, 1);
     }
     if (count != n)

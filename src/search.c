@@ -78,10 +78,13 @@ static void check_type(lua_State *L, const struct field *f) {
         n = ot_rawlen(L, -1);
         lua_pushnil(L);
         while (lua_next(L, -2) != 0) {
+            lua_Number k = lua_tonumber(L, -2);
             count++;
             if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
                 luaL_argerror(L, 1, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s)",
                                                     f->name, luaL_typename(L, -1)));
+            if (k < 1 || k > (lua_Number)n || k != (lua_Number)(size_t)k)
+                count = n + 1; /* a key outside 1..n: a hole somewhere */
             lua_pop(L, 1);
         }
         if (count != n)
@@ -339,9 +342,12 @@ int request_search(lua_State *L) {
             room += ot_rawlen(L, -1) * (OT_UUID_LEN + 3);
         lua_pop(L, 1);
     }
-    /* the values, in FIELDS order, at 2..; the block above them */
-    for (f = FIELDS; f->name != NULL; f++)
-        lua_getfield(L, 1, f->name);
+    /* the values, in FIELDS order, at 2..; the block above them. Raw, as
+     * the keys were walked: a metatable's __index adds nothing unchecked */
+    for (f = FIELDS; f->name != NULL; f++) {
+        lua_pushstring(L, f->name);
+        lua_rawget(L, 1);
+    }
     block = (char *)lua_newuserdata(L, room);
     o.p = block;
     *o.p++ = '{';

@@ -1,7 +1,7 @@
 -- Readable printing of lease lists: the metatable that `list` and `assign`
 -- results carry. The list stays a plain array for #, ipairs and JSON.
 
-local type, tostring, floor, format, rep = type, tostring, math.floor, string.format, string.rep
+local type, tostring, ipairs, floor, format, rep = type, tostring, ipairs, math.floor, string.format, string.rep
 local concat = table.concat
 
 local M = {}
@@ -141,14 +141,18 @@ function M.plan_lines(r, limit)
   section(r.add, function(l)
     local from = holder_text(l)
     local conn = type(l.sip_connection) == "table" and l.sip_connection.uuid
-    if from and conn and r.connection and conn:lower() == r.connection and not l.sip_control_app then from = nil end
+    if from and type(conn) == "string" and r.connection and conn:lower() == r.connection and not l.sip_control_app then
+      from = nil
+    end
     return lease_line("+", l, from and "moves from " .. from)
   end)
   section(r.remove, function(l) return lease_line("-", l) end)
   section(r.conflicts, function(l)
     return lease_line("!", l, "held by " .. (holder_text(l) or "another holder") .. "; move = true takes it")
   end)
-  section(r.missing, function(x) return format("  ? %-15s not in the account", cell(x)) end)
+  section(r.missing, function(x)
+    return format("  ? %-15s not in the account", cell(type(x) == "table" and x.uuid or x))
+  end)
   local conflicts, missing = #r.conflicts, #r.missing
   out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing.",
     #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing)
@@ -161,6 +165,9 @@ function M.plan_lines(r, limit)
     for i = 1, #r.failed do
       local f = r.failed[i]
       out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, safe(tostring(f.err)))
+    end
+    for _, rel in ipairs(r.released or {}) do
+      out[#out + 1] = format("  released %d from SIP control app %s first", #rel.leases, cell(rel.app))
     end
     if r.unverified then out[#out + 1] = "Not verified: " .. safe(tostring(r.unverified)) end
   end

@@ -76,17 +76,24 @@ local function pass(eng, filter, opts, page)
     -- non-empty search is a changed account (or a server that pages wrong)
     return out, total == #out, total
   end
-  local reqs = {}
   local function page_for(skip, want)
     local req = M.request(filter, take, skip)
     req.skip, req.want = skip, want
     return req
   end
-  for skip = per_page, total - 1, per_page do
-    reqs[#reqs + 1] = page_for(skip, min(per_page, total - skip))
+  -- pages are made as slots free, never all at once: a `total` that lies
+  -- costs requests, not memory; past an empty page nothing more is asked
+  local next_skip, stop = per_page, total
+  local function next_page()
+    if next_skip >= stop then return nil end
+    local req = page_for(next_skip, min(per_page, total - next_skip))
+    next_skip = next_skip + per_page
+    return req
   end
+  local reqs = {}
+  for k = 1, opts.concurrency do reqs[k] = next_page() end
   local failure
-  eng:run(reqs, min(opts.concurrency, #reqs), function(req, add)
+  eng:run(reqs, #reqs, function(req, add)
     if failure then return end
     local got = req.leases
     if not got then
@@ -99,12 +106,15 @@ local function pass(eng, filter, opts, page)
     local n = #data
     if n == 0 then
       consistent = false -- the range emptied under us
+      if req.skip < stop then stop = req.skip end
     elseif n < req.want then
       -- a shorter page than the first (the server caps some pages lower):
       -- the rest of the range comes next
       add(page_for(req.skip + n, req.want - n))
     end
     progress()
+    local more = next_page()
+    if more then add(more) end
   end)
   if failure then return nil, failure end
   return out, consistent and #out == total, total

@@ -16,7 +16,8 @@ local pretty = require("opentact.pretty")
 local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 
-local type, ipairs, setmetatable, tostring, next = type, ipairs, setmetatable, tostring, next
+local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
+  type, ipairs, setmetatable, getmetatable, tostring, next, pcall
 local min, ceil = math.min, math.ceil
 local lower = string.lower
 local request_lease, request_list, number = core.request_lease, core.request_list, core.number
@@ -90,13 +91,14 @@ local function canonical(items, what)
     local key, err
     if what == "numbers" then
       key, err = number(x)
-    elseif type(x) == "table" and type(x.uuid) == "string" then
+    elseif type(x) == "table" and type(x.uuid) == "string" and x.uuid:find(UUID) then
       key = lower(x.uuid)
     elseif type(x) == "string" and x:find(UUID) then
       key = lower(x)
     else
+      local shown = type(x) == "table" and "{uuid = " .. tostring(x.uuid) .. "}" or tostring(x)
       err = errors.new("invalid", ("lease %s is not a lease uuid (8-4-4-4-12 hex digits)")
-        :format(pretty.safe(tostring(x))))
+        :format(pretty.safe(shown)))
     end
     if not key then
       err.message = ("%s[%d]: %s"):format(what, i, err.message)
@@ -202,42 +204,47 @@ local function uuids(list)
   return out
 end
 
--- Detaches the leases to move from their current holders (other SIP
--- connections, SIP control apps). Returns the failed groups; the leases in
--- them must not be attached.
-local function release(eng, conn, adds, opts)
-  local by_holder, order = {}, {}
+-- Detaches the leases to move from the SIP control apps that hold them
+-- (a lease on an app cannot be attached to a connection; one on another
+-- connection moves with the attach, in one request, and is never left on
+-- nothing). Returns the uuids released, by app, and the failed groups (the
+-- leases in them must not be attached); an interrupt stops it.
+local function release(eng, adds, opts)
+  local by_app, order = {}, {}
   for _, lease in ipairs(adds) do
-    local app, other = holder(lease, "sip_control_app"), holder(lease, "sip_connection")
-    local function from(kind, uuid)
-      local key = kind .. ":" .. uuid
-      if not by_holder[key] then
-        by_holder[key] = { kind = kind, uuid = uuid, list = {} }
-        order[#order + 1] = key
+    local app = holder(lease, "sip_control_app")
+    if app then
+      if not by_app[app] then
+        by_app[app] = {}
+        order[#order + 1] = app
       end
-      local l = by_holder[key].list
+      local l = by_app[app]
       l[#l + 1] = lease.uuid
     end
-    if app then from("app", app) end
-    if other and other ~= conn then from("connection", other) end
   end
-  local failed = {}
-  for _, key in ipairs(order) do
-    local h = by_holder[key]
-    local kind = h.kind == "app" and "app" or nil
-    local path, body = core.request_assign(h.uuid, { remove = h.list }, kind)
-    local r = bulk.assign(eng, h.uuid, { remove = h.list }, opts, path, body, kind)
+  local released, failed = {}, {}
+  for _, app in ipairs(order) do
+    local list = by_app[app]
+    local path, body = core.request_assign(app, { remove = list }, "app")
+    local r = bulk.assign(eng, app, { remove = list }, opts, path, body, "app")
+    if #r.applied.remove > 0 then released[#released + 1] = { app = app, leases = r.applied.remove } end
     for _, f in ipairs(r.failed) do
       failed[#failed + 1] = { add = f.remove, remove = {}, err = f.err }
     end
+    if r.interrupted then return released, failed, r.interrupted end
   end
-  return failed
+  return released, failed
 end
 
 -- Reads the connection back (its leases' uuids only: the answer is
 -- skimmed, not decoded) and moves to `failed` what it contradicts.
 local function verify(eng, conn, report)
-  local now, err = eng:call(engine.request("GET", request_list(conn), nil, "uuids"))
+  local done, now, err = pcall(eng.call, eng, engine.request("GET", request_list(conn), nil, "uuids"))
+  if not done then
+    -- an interrupt: what was applied is in the report already
+    report.interrupted = report.interrupted or now
+    now, err = nil, errors.new("network", "interrupted before the connection was read back", false)
+  end
   if not now then
     report.unverified = err
     return
@@ -264,6 +271,20 @@ local function verify(eng, conn, report)
   end
   check("add", true, "the server confirmed these but the connection read back does not hold them")
   check("remove", false, "the server confirmed these but the connection read back still holds them")
+  -- a failure that did happen after all (an answer lost after the server
+  -- applied it): the read-back shows it, and it is applied
+  local failed = {}
+  for _, f in ipairs(report.failed) do
+    local rest = { add = {}, remove = {}, err = f.err }
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(f[kind]) do
+        local into = (held[lower(u)] == true) == (kind == "add") and report.applied[kind] or rest[kind]
+        into[#into + 1] = u
+      end
+    end
+    if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
+  end
+  report.failed = failed
   local gone = {}
   for _, lease in ipairs(report.keep) do
     if not held[lower(lease.uuid)] then gone[#gone + 1] = lease.uuid end
@@ -274,6 +295,31 @@ local function verify(eng, conn, report)
     report.failed[#report.failed + 1] = { add = gone, remove = {},
       err = errors.finish(e, "GET", request_list(conn), 1) }
   end
+end
+
+-- A lease released from its control app and then not attached is held by
+-- nothing now: its failed entry says so.
+local function note_released(report)
+  local from = {}
+  for _, r in ipairs(report.released or {}) do
+    for _, u in ipairs(r.leases) do from[lower(u)] = r.app end
+  end
+  if not next(from) then return end
+  local failed = {}
+  for _, f in ipairs(report.failed) do
+    local loose, rest = {}, { add = {}, remove = f.remove, err = f.err }
+    for _, u in ipairs(f.add) do
+      if from[lower(u)] then loose[#loose + 1] = u else rest.add[#rest.add + 1] = u end
+    end
+    if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
+    if #loose > 0 then
+      local e = errors.new(f.err.kind, f.err.message .. " (released from their SIP control app first: "
+        .. "they are on no connection or app now)", f.err.retryable)
+      for _, k in ipairs({ "status", "sent", "retry_after", "method", "path", "attempts" }) do e[k] = f.err[k] end
+      failed[#failed + 1] = { add = loose, remove = {}, err = setmetatable(e, getmetatable(f.err)) }
+    end
+  end
+  report.failed = failed
 end
 
 --- The work of client:sync once its arguments are checked: `what` is
@@ -308,6 +354,15 @@ function M.run(eng, conn, what, items, opts)
     if not desired then return nil, err end
   end
   local report = M.plan(conn, current, desired, opts)
+  if opts.exact and #desired > 0 and #report.keep + #report.add + #report.conflicts == 0 and #report.remove > 0
+    and not opts.dry_run then
+    -- every desired item missing is a mistake (numbers without their
+    -- country code, the wrong account), not a wish to detach everything
+    local e = errors.new("invalid", ("none of the %d desired leases is in the account (%s ...): exact would detach "
+      .. "all %d leases of the connection; nothing was changed"):format(#desired,
+      pretty.safe(tostring(report.missing[1])), #report.remove))
+    return nil, errors.finish(e, nil, nil, 0)
+  end
   report.connection = conn
   report.dry_run = opts.dry_run and true or false
   report.applied = { add = {}, remove = {} }
@@ -319,36 +374,48 @@ function M.run(eng, conn, what, items, opts)
   end
   local adds = report.add
   if opts.move then
-    local moving = {}
-    for _, lease in ipairs(adds) do
-      local other = holder(lease, "sip_connection")
-      if holder(lease, "sip_control_app") or (other and other ~= conn) then moving[#moving + 1] = lease end
+    local released, failed, stopped = release(eng, adds, { batch_size = opts.batch_size,
+      concurrency = opts.concurrency })
+    report.released = released
+    local blocked = {}
+    for _, f in ipairs(failed) do
+      report.failed[#report.failed + 1] = f
+      for _, u in ipairs(f.add) do blocked[lower(u)] = true end
     end
-    if #moving > 0 then
-      local failed = release(eng, conn, moving, { batch_size = opts.batch_size, concurrency = opts.concurrency })
-      local blocked = {}
-      for _, f in ipairs(failed) do
-        report.failed[#report.failed + 1] = f
-        for _, u in ipairs(f.add) do blocked[lower(u)] = true end
+    if stopped then
+      -- interrupted: nothing more is sent; what was planned is accounted for
+      report.interrupted = stopped
+      local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "POST", nil, 0)
+      e.sent = false
+      local rest = { add = {}, remove = uuids(report.remove), err = e }
+      for _, lease in ipairs(adds) do
+        if not blocked[lower(lease.uuid)] then rest.add[#rest.add + 1] = lease.uuid end
       end
-      if next(blocked) then
-        local left = {}
-        for _, lease in ipairs(adds) do
-          if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
-        end
-        adds = left
+      if #rest.add + #rest.remove > 0 then report.failed[#report.failed + 1] = rest end
+    elseif next(blocked) then
+      local left = {}
+      for _, lease in ipairs(adds) do
+        if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
       end
+      adds = left
     end
   end
   local changes = { add = uuids(adds), remove = uuids(report.remove) }
-  if #changes.add + #changes.remove > 0 then
+  if #changes.add + #changes.remove > 0 and not report.interrupted then
     local path, body = core.request_assign(conn, changes)
     local r = bulk.assign(eng, conn, changes, opts, path, body)
     report.applied = r.applied
     for _, f in ipairs(r.failed) do report.failed[#report.failed + 1] = f end
-    report.interrupted = r.interrupted
+    report.interrupted = report.interrupted or r.interrupted
   end
-  verify(eng, conn, report)
+  if report.interrupted then
+    -- stopped: the report says what was applied; nothing more is sent
+    report.unverified = errors.finish(errors.new("network", "interrupted: the connection was not read back", false),
+      "GET", request_list(conn), 0)
+  else
+    verify(eng, conn, report)
+  end
+  note_released(report)
   report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
     and not report.unverified and not report.interrupted
   return report
