@@ -14,11 +14,18 @@
 --   POST     /lease/tn/search?take=N&skip=N   search the account's leases
 --   GET      /lease/tn/{tn}/tn                the lease of a phone number
 --   GET      /lease/tn/{uuid}                 one lease
+--   GET      /auth                            log in with HTTP Basic: a JWT
+--   POST     /token                           a long-lived bearer token (a JWT)
+--
+-- Every route but /auth wants an X-Auth-Token: the static --token, or a
+-- JWT this emulator signed that has not expired.
 
 local ngx = ngx
 local cjson = require("cjson.safe")
+local bit = require("bit")
 local type, ipairs, pairs, next, tonumber, tostring = type, ipairs, pairs, next, tonumber, tostring
 local format, concat, floor, min = string.format, table.concat, math.floor, math.min
+local byte, char = string.byte, string.char
 
 local M = {}
 
@@ -30,6 +37,9 @@ local SEARCHES_MAX = 64     -- distinct filters a worker keeps per state version
 
 local config       -- options from the command line
 local seed         -- the seed: see build_seed
+local users = {}   -- email -> { uuid, email, password }, from --user
+local secret       -- the JWT signing key, random per start: see M.init
+local static_user  -- { uuid, email } the static token stands for: see M.init
 local worker_cache = {} -- "conn:"/"app:" .. uuid -> { version, body }
 
 ---------------------------------------------------------------- seed data
@@ -149,6 +159,9 @@ local function reset_state()
   d:set("requests", 0)
   d:set("inflight", 0)
   d:set("inflight_max", 0)
+  d:set("token_ttl", config.token_ttl)
+  d:set("logins", 0)
+  d:set("auth_failures", 0)
 end
 
 -- Every change to the state but a reset ends with bump(): it raises the
@@ -771,14 +784,214 @@ local function handle_search(method, body, headers, fault)
   return finish(concat(buf), fault)
 end
 
+---------------------------------------------------------------- sha-256
+
+-- SHA-256 (FIPS 180-2) and HMAC-SHA256 (RFC 2104) on LuaJIT's bit
+-- library: the nginx Lua module of Debian has no resty.sha256, and the
+-- JWTs must be signed without another dependency. bit works on signed
+-- 32-bit numbers; sums are brought back to 32 bits with tobit.
+local band, bor, bxor, bnot = bit.band, bit.bor, bit.bxor, bit.bnot
+local lshift, rshift, ror, tobit = bit.lshift, bit.rshift, bit.ror, bit.tobit
+
+local K = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+}
+
+-- Mixes the 64-byte block of `s` at `pos` into the hash state H.
+local function compress(H, s, pos, W)
+  for j = 1, 16 do
+    local b1, b2, b3, b4 = byte(s, pos, pos + 3)
+    W[j] = bor(lshift(b1, 24), lshift(b2, 16), lshift(b3, 8), b4)
+    pos = pos + 4
+  end
+  for j = 17, 64 do
+    local w15, w2 = W[j - 15], W[j - 2]
+    local s0 = bxor(ror(w15, 7), ror(w15, 18), rshift(w15, 3))
+    local s1 = bxor(ror(w2, 17), ror(w2, 19), rshift(w2, 10))
+    W[j] = tobit(W[j - 16] + s0 + W[j - 7] + s1)
+  end
+  local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
+  for j = 1, 64 do
+    local t1 = h + bxor(ror(e, 6), ror(e, 11), ror(e, 25)) + bxor(band(e, f), band(bnot(e), g)) + K[j] + W[j]
+    local t2 = bxor(ror(a, 2), ror(a, 13), ror(a, 22)) + bxor(band(a, b), band(a, c), band(b, c))
+    h, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + t2)
+  end
+  H[1], H[2], H[3], H[4] = tobit(H[1] + a), tobit(H[2] + b), tobit(H[3] + c), tobit(H[4] + d)
+  H[5], H[6], H[7], H[8] = tobit(H[5] + e), tobit(H[6] + f), tobit(H[7] + g), tobit(H[8] + h)
+end
+
+local function be32(v)
+  return char(band(rshift(v, 24), 255), band(rshift(v, 16), 255), band(rshift(v, 8), 255), band(v, 255))
+end
+
+-- The 32-byte SHA-256 digest of `msg`.
+local function sha256(msg)
+  local bits = #msg * 8
+  -- 0x80, zeros up to 56 bytes mod 64, then the length in bits on 64 bits
+  msg = msg .. "\128" .. ("\0"):rep((55 - #msg) % 64) .. be32(floor(bits / 0x100000000)) .. be32(bits % 0x100000000)
+  local H = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }
+  local W = {}
+  for pos = 1, #msg, 64 do compress(H, msg, pos, W) end
+  local out = {}
+  for i = 1, 8 do out[i] = be32(H[i]) end
+  return concat(out)
+end
+
+local function xor_bytes(s, pad)
+  return (s:gsub(".", function(c) return char(bxor(byte(c), pad)) end))
+end
+
+-- The 32-byte HMAC-SHA256 of `msg` under `key`.
+local function hmac_sha256(key, msg)
+  if #key > 64 then key = sha256(key) end
+  key = key .. ("\0"):rep(64 - #key)
+  return sha256(xor_bytes(key, 0x5c) .. sha256(xor_bytes(key, 0x36) .. msg))
+end
+
+-- For the spec, which loads this file in a plain LuaJIT to check the
+-- published test vectors.
+M._sha256, M._hmac_sha256 = sha256, hmac_sha256
+
+---------------------------------------------------------------- logins and tokens
+
+local UNAUTHORIZED = "Unauthorized: missing or invalid X-Auth-Token"
+local TOKEN_TTL_MAX = 10 * 365 * 86400 -- the longest a bearer token may live
+local VERIFIED_MAX = 1024              -- JWTs a worker remembers as checked
+
+local function b64url(s)
+  return (ngx.encode_base64(s, true):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+end
+
+local function b64url_decode(s)
+  return ngx.decode_base64((s:gsub("[-_]", { ["-"] = "+", ["_"] = "/" })))
+end
+
+local JWT_HEADER -- b64url('{"alg":"HS256","typ":"JWT"}'), set by M.init
+
+-- A JWT for `who` ({uuid, email}) living `ttl` seconds from now; a bearer
+-- token also carries its name. The claims are written by hand to keep
+-- their documented order.
+local function issue(who, ttl, name)
+  local now = ngx.time()
+  local claims = format('{"sub":%s,"email":%s,%s"iat":%d,"exp":%d}', cjson.encode(who.uuid),
+    cjson.encode(who.email), name and '"name":' .. cjson.encode(name) .. "," or "", now, now + ttl)
+  local input = JWT_HEADER .. "." .. b64url(claims)
+  return input .. "." .. b64url(hmac_sha256(secret, input))
+end
+
+-- Per worker: JWTs whose signature was checked, with their claims, so a
+-- client sending the same token on every call costs one table lookup,
+-- not two SHA-256 runs. The secret never changes while nginx runs.
+local verified, verified_count = {}, 0
+
+-- The claims of a JWT this emulator signed, or nil: whatever else (a
+-- wrong signature, another shape, claims that are not ours) is refused.
+local function jwt_claims(token)
+  local claims = verified[token]
+  if claims then return claims end
+  local head, body, sig = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
+  if not head or b64url(hmac_sha256(secret, head .. "." .. body)) ~= sig then return nil end
+  claims = decode_object(b64url_decode(body) or "")
+  if not (claims and type(claims.exp) == "number" and type(claims.sub) == "string") then return nil end
+  -- clients sending ever new tokens must not grow the worker without end
+  if verified_count >= VERIFIED_MAX then verified, verified_count = {}, 0 end
+  verified[token], verified_count = claims, verified_count + 1
+  return claims
+end
+
+-- What an X-Auth-Token is: "valid", "expired", "wrong" or "missing"; and
+-- the claims of a valid JWT (nil for the static token).
+local function token_state(token)
+  if token == nil then return "missing" end
+  if token == config.token then return "valid" end
+  if type(token) ~= "string" then return "wrong" end -- the header sent twice
+  local claims = jwt_claims(token)
+  if not claims then return "wrong" end
+  -- exp is the first second the token is no longer good
+  if ngx.time() >= claims.exp then return "expired" end
+  return "valid", claims
+end
+
+-- HTTP Basic credentials: "valid" and the user, or "wrong", or "missing".
+-- The scheme name is case-blind (RFC 7617); the email is the text before
+-- the first ':', the password all after it.
+local function check_basic(value)
+  if value == nil then return "missing" end
+  if type(value) ~= "string" then return "wrong" end
+  local encoded = value:match("^[Bb][Aa][Ss][Ii][Cc] +([%w+/]+=?=?) *$")
+  local pair = encoded and ngx.decode_base64(encoded)
+  local email, password = (pair or ""):match("^([^:]*):(.*)$")
+  local user = email and users[email]
+  if not (user and user.password == password) then return "wrong" end
+  return "valid", user
+end
+
+local function token_ttl()
+  return dict():get("token_ttl") or config.token_ttl
+end
+
+-- GET /auth: the user and a fresh JWT. A refused login consumes a queued
+-- fault as a refused token does on the other routes.
+local function handle_auth(method, auth, user, fault)
+  if method ~= "GET" then return fail(405, "Method not allowed") end
+  if auth ~= "valid" then
+    dict():incr("auth_failures", 1, 0)
+    return fail(401, "wrong credentials")
+  end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+  local body = format('{"success":true,"payload":{"uuid":%s,"email":%s,"first_name":"Ada","last_name":"Lovelace",' ..
+    '"token":"%s"}}', cjson.encode(user.uuid), cjson.encode(user.email), issue(user, token_ttl()))
+  -- counted as a login when the answer says 200, however it is delivered
+  if not (fault and (fault.reset or fault.status)) then dict():incr("logins", 1, 0) end
+  return finish(body, fault)
+end
+
+-- Checks a bearer token request; returns {name, ttl} or nil, message.
+local function parse_token_request(raw)
+  local req = decode_object(raw or "")
+  if not req then return nil, "request body is not a JSON object" end
+  for k in pairs(req) do
+    if k ~= "name" and k ~= "ttl" then return nil, "unknown field '" .. tostring(k) .. "'" end
+  end
+  if type(req.name) ~= "string" or req.name == "" or #req.name > 255 then
+    return nil, "field 'name' must be a string of 1 to 255 bytes"
+  end
+  local ttl = req.ttl
+  if type(ttl) ~= "number" or ttl ~= floor(ttl) or ttl < 1 or ttl > TOKEN_TTL_MAX then
+    return nil, "field 'ttl' must be a whole number of seconds from 1 to " .. TOKEN_TTL_MAX
+  end
+  return req
+end
+
+-- POST /token {"name", "ttl"}: a bearer token for whoever asks, the user
+-- of the caller's JWT or, for the static token, static_user.
+local function handle_token(method, body, headers, claims, fault)
+  if method ~= "POST" then return fail(405, "Method not allowed") end
+  if not is_json(headers) then return fail(400, "Content-Type must be application/json") end
+  local req, why = parse_token_request(body)
+  if not req then return fail(400, why) end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
+  local who = claims and { uuid = claims.sub, email = claims.email } or static_user
+  return finish(format('{"success":true,"payload":{"name":%s,"token":"%s","ttl":%d}}',
+    cjson.encode(req.name), issue(who, req.ttl, req.name), req.ttl), fault)
+end
+
 ---------------------------------------------------------------- serve
 
-local function record(method, uri, body, h)
-  local token = h["x-auth-token"]
+-- Logs a request: never a token nor credentials, only what they were
+-- (`token` on the API routes, `auth` on /auth, whose body is left out too).
+local function record(method, uri, body, h, token, auth)
   local entry = cjson.encode({
-    method = method, path = uri, body = body,
+    method = method, path = uri, body = not auth and body or nil,
     accept = h["accept"], content_type = h["content-type"], user_agent = h["user-agent"],
-    token = token == nil and "missing" or (token == config.token and "valid" or "wrong"),
+    token = token, auth = auth,
     connection = tonumber(ngx.var.connection),
   })
   local d = dict()
@@ -796,17 +1009,23 @@ local function serve(method, uri)
 
   local body = method == "POST" and read_body() or nil
   local headers = ngx.req.get_headers()
-  record(method, uri, body, headers)
+  local path = uri:gsub("^/rest/", "/")
+  local token, claims, auth, user
+  if path == "/auth" then
+    auth, user = check_basic(headers["authorization"])
+  else
+    token, claims = token_state(headers["x-auth-token"])
+  end
+  record(method, uri, body, headers, token, auth)
 
   if fault and fault.reset and not fault.apply then return ngx.exit(444) end
   if fault and fault.raw then
     return deliver(fault.status or 200, tostring(fault.raw), fault, fault.ctype or "text/html")
   end
 
-  if headers["x-auth-token"] ~= config.token then
-    return fail(401, "Unauthorized: missing or invalid X-Auth-Token")
-  end
-  local path = uri:gsub("^/rest/", "/")
+  if auth then return handle_auth(method, auth, user, fault) end
+  if token ~= "valid" then return fail(401, token == "expired" and "token expired" or UNAUTHORIZED) end
+  if path == "/token" then return handle_token(method, body, headers, claims, fault) end
   if path == "/lease/tn/search" then return handle_search(method, body, headers, fault) end
   local tn = path:match("^/lease/tn/([^/]*)/tn$")
   if tn then return handle_lease_by_number(method, tn, fault) end
@@ -940,15 +1159,24 @@ function ADMIN.POST_faults()
   return send(200, cjson.encode({ queued = d:llen("faults") or 0 }))
 end
 
+-- {latency = seconds >= 0, token_ttl = whole seconds > 0}, either or both:
+-- token_ttl is the lifetime of the JWTs /auth issues from then on. All is
+-- checked before anything is set.
 function ADMIN.POST_config()
   ngx.req.read_body()
   local c = cjson.decode(ngx.req.get_body_data() or "")
   if type(c) ~= "table" then return fail(400, "config must be a JSON object") end
-  if c.latency ~= nil then
-    if type(c.latency) ~= "number" or c.latency < 0 then return fail(400, "latency must be a number >= 0") end
-    dict():set("latency", c.latency)
+  if c.latency ~= nil and (type(c.latency) ~= "number" or c.latency < 0) then
+    return fail(400, "latency must be a number >= 0")
   end
-  return send(200, cjson.encode({ latency = dict():get("latency") }))
+  local ttl = c.token_ttl
+  if ttl ~= nil and (type(ttl) ~= "number" or ttl ~= floor(ttl) or ttl < 1 or ttl > TOKEN_TTL_MAX) then
+    return fail(400, "token_ttl must be a whole number of seconds from 1 to " .. TOKEN_TTL_MAX)
+  end
+  local d = dict()
+  if c.latency ~= nil then d:set("latency", c.latency) end
+  if ttl ~= nil then d:set("token_ttl", ttl) end
+  return send(200, cjson.encode({ latency = d:get("latency"), token_ttl = d:get("token_ttl") }))
 end
 
 function ADMIN.GET_requests()
@@ -973,6 +1201,8 @@ function ADMIN.GET_stats()
     inflight = d:get("inflight") or 0,
     inflight_max = d:get("inflight_max") or 0,
     faults_pending = d:llen("faults") or 0,
+    logins = d:get("logins") or 0,
+    auth_failures = d:get("auth_failures") or 0,
   }))
 end
 
@@ -985,11 +1215,41 @@ end
 
 ---------------------------------------------------------------- start
 
--- opts: token, connections, leases, apps, latency, max_page
+-- A random signing key, read once in the master: every worker inherits
+-- it, and a restart makes every JWT issued before worthless.
+local function random_secret()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local key = f:read(32)
+  f:close()
+  assert(key and #key == 32, "cannot read /dev/urandom")
+  return key
+end
+
+-- opts.users: "email:password" pairs, each base64-encoded so that the
+-- generated nginx config needs no quoting whatever the password holds.
+-- User k gets seed_uuid("user", k); user 1 is also who the static token
+-- stands for (the seed's account user, as in every lease's created_by).
+local function load_users(list)
+  users = {}
+  for k, encoded in ipairs(list or {}) do
+    local email, password = (ngx.decode_base64(encoded) or ""):match("^([^:]+):(.+)$")
+    assert(email, "bad user " .. k)
+    users[email] = { uuid = seed_uuid("user", k), email = email, password = password }
+    if k == 1 then static_user = users[email] end
+  end
+  static_user = static_user or { uuid = USER_UUID, email = "ops@example.com" }
+end
+
+-- opts: token, connections, leases, apps, latency, max_page, users,
+-- token_ttl
 function M.init(opts)
   config = opts
   config.max_page = opts.max_page or 100
+  config.token_ttl = opts.token_ttl or 86400
   seed = build_seed(opts.connections or 4, opts.leases or 100, opts.apps or 0)
+  load_users(opts.users)
+  secret = random_secret()
+  JWT_HEADER = b64url('{"alg":"HS256","typ":"JWT"}')
   reset_state()
 end
 

@@ -55,8 +55,12 @@ describe("the emulator", function()
       p:close()
       assert.is_truthy(out:find("Usage: opentact-emulator", 1, true))
       assert.is_truthy(out:find("status=0", 1, true))
+      assert.is_truthy(out:find("--user EMAIL:PASSWORD", 1, true))
+      assert.is_truthy(out:find("--token-ttl SECONDS", 1, true))
       for _, bad in ipairs({ "--port 0", "--port x", "--leases -1", "--latency abc", "--bogus", "--token 'a b'",
-        "--apps x", "--max-page 0", "--max-page -5" }) do
+        "--apps x", "--max-page 0", "--max-page -5", "--user nocolon", "--user :pw", "--user 'a b:pw'",
+        "--user a@b.c:", "--user \"$(printf 'a@b.c:p\\tw')\"", "--user a@b.c:x --user a@b.c:y", "--token-ttl 0",
+        "--token-ttl x", "--token-ttl 1.5" }) do
         p = io.popen(support.ROOT .. "/bin/opentact-emulator " .. bad .. " 2>&1; echo \"status=$?\"")
         out = p:read("*a")
         p:close()
@@ -809,5 +813,317 @@ describe("the emulator's control apps, search and lookups", function()
       end
       assert.same(before, emu:state())
     end)
+  end)
+end)
+
+-- Logging in: GET /auth with HTTP Basic answers a JWT signed with
+-- HMAC-SHA256, which works as X-Auth-Token beside the static token until
+-- it expires; POST /token answers longer-lived ones. On an emulator of
+-- its own with two users.
+describe("the emulator's logins", function()
+  local mime = require("mime")
+  local emu, conn, creator
+  local ADA, BOB = "ada@example.com", "bob@example.com"
+  local ADA_PW = [[s3cret:with 'quotes', "colons" and spaces]] -- the email ends at the first ':'
+  local BOB_PW = "hunter2"
+  local UNAUTHORIZED = "Unauthorized: missing or invalid X-Auth-Token"
+
+  local function b64url(s)
+    return (mime.b64(s):gsub("[+/=]", { ["+"] = "-", ["/"] = "_", ["="] = "" }))
+  end
+
+  local function b64url_decode(s)
+    s = s:gsub("%-", "+"):gsub("_", "/")
+    return (mime.unb64(s .. ("="):rep((4 - #s % 4) % 4)))
+  end
+
+  -- A JWT's header and claims decoded, and its three parts as sent.
+  local function jwt(token)
+    local h, c, sig = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
+    assert.is_string(sig, token)
+    return cjson.decode(b64url_decode(h)), cjson.decode(b64url_decode(c)), h, c, sig
+  end
+
+  local function decoded(status, text)
+    local ok, body = pcall(cjson.decode, text)
+    return status, ok and body or text
+  end
+
+  -- The seed connection's list with this X-Auth-Token (nil: none).
+  local function list(token)
+    return decoded(emu:raw("GET", "/sip/connection/" .. conn .. "/tnlease", { ["x-auth-token"] = token }))
+  end
+
+  -- POST /token with this X-Auth-Token; a table body is sent as JSON.
+  local function bearer(token, body, headers)
+    local h = { ["x-auth-token"] = token or nil, ["content-type"] = "application/json" }
+    for k, v in pairs(headers or {}) do h[k] = v or nil end
+    if type(body) == "table" then body = cjson.encode(body) end
+    return decoded(emu:raw("POST", "/token", h, body))
+  end
+
+  local function refused(want_status, message, status, body)
+    assert.equals(want_status, status)
+    assert.same({ success = false, message = message, status = want_status }, body)
+  end
+
+  local function login_token(email, password)
+    local status, body = emu:login(email, password)
+    assert.equals(200, status)
+    return body.payload.token
+  end
+
+  setup(function()
+    emu = support.start({ connections = 1, leases = 3, users = { ADA .. ":" .. ADA_PW, BOB .. ":" .. BOB_PW } })
+    conn = emu:state().connections[1]
+    -- user 1 is the seed's account user, who created every lease
+    emu.token = "emulator-token"
+    creator = select(2, list(emu.token)).payload[1].created_by.uuid
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  it("GET /auth answers the user and a JWT: HS256, sub, email, iat, exp a day later", function()
+    local before = os.time()
+    local status, body = emu:login(ADA, ADA_PW)
+    assert.equals(200, status)
+    assert.is_true(body.success)
+    local p = body.payload
+    assert.same({ "email", "first_name", "last_name", "token", "uuid" }, (function()
+      local keys = {}
+      for k in pairs(p) do keys[#keys + 1] = k end
+      table.sort(keys)
+      return keys
+    end)())
+    assert.equals(creator, p.uuid)
+    assert.equals(ADA, p.email)
+    assert.equals("Ada", p.first_name)
+    assert.equals("Lovelace", p.last_name)
+    local header, claims, h, c, sig = jwt(p.token)
+    assert.same({ alg = "HS256", typ = "JWT" }, header)
+    assert.equals('{"alg":"HS256","typ":"JWT"}', b64url_decode(h))
+    assert.equals(43, #sig) -- 32 bytes, unpadded
+    -- integers, in this order
+    assert.equals(('{"sub":"%s","email":"%s","iat":%d,"exp":%d}'):format(p.uuid, ADA, claims.iat, claims.exp),
+      b64url_decode(c))
+    assert.is_true(claims.iat >= before - 1 and claims.iat <= os.time() + 1)
+    assert.equals(86400, claims.exp - claims.iat)
+    -- another user, another uuid; /rest/auth too
+    local _, bob = decoded(emu:raw("GET", "/rest/auth", { authorization = "Basic " .. mime.b64(BOB .. ":" .. BOB_PW) }))
+    assert.equals(BOB, bob.payload.email)
+    assert.is_truthy(bob.payload.uuid:find(UUID))
+    assert.not_equals(creator, bob.payload.uuid)
+    assert.equals(bob.payload.uuid, select(2, jwt(bob.payload.token)).sub)
+  end)
+
+  it("401 wrong credentials: wrong password, unknown user, no or a malformed header; 405 but GET", function()
+    local wrong = "wrong credentials"
+    refused(401, wrong, emu:login(ADA, BOB_PW))
+    refused(401, wrong, emu:login(ADA, ADA_PW .. "x"))
+    refused(401, wrong, emu:login(ADA, "s3cret")) -- the password is all after the first ':'
+    refused(401, wrong, emu:login("eve@example.com", ADA_PW))
+    refused(401, wrong, emu:login(ADA:upper(), ADA_PW))
+    refused(401, wrong, emu:login(nil))
+    for _, h in ipairs({ "Basic", "Basic !!!", "Basic " .. mime.b64(ADA), "Bearer " .. mime.b64(ADA .. ":" .. ADA_PW),
+      "Basic " .. mime.b64(ADA .. ":" .. ADA_PW) .. "x" }) do
+      refused(401, wrong, decoded(emu:raw("GET", "/auth", { authorization = h })))
+    end
+    -- the scheme is case-blind
+    assert.equals(200, (emu:raw("GET", "/auth", { authorization = "basic " .. mime.b64(BOB .. ":" .. BOB_PW) })))
+    local basic = { authorization = "Basic " .. mime.b64(BOB .. ":" .. BOB_PW) }
+    refused(405, "Method not allowed", decoded(emu:raw("POST", "/auth", basic, "{}")))
+    refused(405, "Method not allowed", decoded(emu:raw("DELETE", "/auth", basic)))
+    local stats = emu:stats()
+    assert.equals(1, stats.logins)
+    assert.equals(11, stats.auth_failures)
+  end)
+
+  it("the JWT works as X-Auth-Token on every route; the static token still does", function()
+    local token = login_token(BOB, BOB_PW)
+    local status, body = list(token)
+    assert.equals(200, status)
+    assert.equals(3, #body.payload)
+    assert.equals(200, (emu:raw("GET", "/rest/lease/tn/12125550001/tn", { ["x-auth-token"] = token })))
+    assert.equals(200, (emu:raw("POST", "/lease/tn/search", { ["x-auth-token"] = token,
+      ["content-type"] = "application/json" }, "{}")))
+    assert.equals(200, (list(emu.token)))
+    refused(401, UNAUTHORIZED, list(nil))
+    refused(401, UNAUTHORIZED, list("nope"))
+    local log = emu:requests()
+    assert.same({ "valid", "valid", "valid", "valid", "missing", "wrong" },
+      { log[2].token, log[3].token, log[4].token, log[5].token, log[6].token, log[7].token })
+    -- a reset keeps users and the signing key: the token still works
+    emu:reset()
+    assert.equals(200, (list(token)))
+  end)
+
+  it("an expired JWT is refused: 401 token expired", function()
+    local code, c = emu:config({ token_ttl = 1 })
+    assert.equals(200, code)
+    assert.equals(1, c.token_ttl)
+    local token = login_token(ADA, ADA_PW)
+    local _, claims = jwt(token)
+    assert.equals(1, claims.exp - claims.iat)
+    -- exp is the first second the token is refused: wait until the clock has reached it
+    socket.sleep(math.max(0, claims.exp + 0.05 - socket.gettime()))
+    refused(401, "token expired", list(token))
+    assert.equals("expired", emu:requests()[2].token)
+    -- the TTL applies to tokens issued from then on; reset brings back --token-ttl
+    emu:reset()
+    _, claims = jwt(login_token(ADA, ADA_PW))
+    assert.equals(86400, claims.exp - claims.iat)
+    for _, bad in ipairs({ 0, -5, 1.5, "60", cjson.null }) do
+      assert.equals(400, (emu:config({ token_ttl = bad })))
+    end
+    -- nothing set by a refused config
+    assert.equals(400, (emu:config({ latency = 0.5, token_ttl = 0 })))
+    assert.equals(0, select(2, emu:config({})).latency)
+  end)
+
+  it("a tampered, unsigned or malformed JWT is refused: 401 unauthorized", function()
+    local token = login_token(BOB, BOB_PW)
+    local header, claims, h, c, sig = jwt(token)
+    local function with_claims(changes)
+      local copy = {}
+      for k, v in pairs(claims) do copy[k] = v end
+      for k, v in pairs(changes) do copy[k] = v end
+      return h .. "." .. b64url(cjson.encode(copy)) .. "." .. sig
+    end
+    local ada = select(2, jwt(login_token(ADA, ADA_PW)))
+    local none = b64url(cjson.encode({ alg = "none", typ = header.typ }))
+    local flipped = (sig:sub(1, 1) == "A" and "B" or "A") .. sig:sub(2)
+    local bad_tokens = {
+      with_claims({ exp = claims.exp + 3600 }),
+      with_claims({ email = ADA }),
+      with_claims({ sub = ada.sub }),
+      h .. "." .. c .. "." .. flipped,
+      h .. "." .. c .. ".",
+      none .. "." .. c .. ".",
+      none .. "." .. c .. "." .. sig,
+      h .. "." .. c,
+      h .. "." .. c .. "." .. sig .. "." .. sig,
+      token .. "=",
+      token:sub(1, -2),
+      token:sub(2),
+    }
+    for _, bad in ipairs(bad_tokens) do
+      refused(401, UNAUTHORIZED, list(bad))
+    end
+    assert.equals(200, (list(token)))
+    local log = emu:requests()
+    for k = 1, #bad_tokens do assert.equals("wrong", log[2 + k].token) end
+    assert.equals("valid", log[#log].token)
+  end)
+
+  it("POST /token answers a bearer token living ttl seconds; 400 for a bad body", function()
+    local token = login_token(BOB, BOB_PW)
+    local status, body = bearer(token, { name = "ci nightly", ttl = 30 * 86400 })
+    assert.equals(200, status)
+    assert.is_true(body.success)
+    assert.equals("ci nightly", body.payload.name)
+    assert.equals(30 * 86400, body.payload.ttl)
+    local header, claims = jwt(body.payload.token)
+    assert.same({ alg = "HS256", typ = "JWT" }, header)
+    assert.equals(30 * 86400, claims.exp - claims.iat)
+    assert.equals(BOB, claims.email)
+    assert.equals(select(2, jwt(token)).sub, claims.sub)
+    assert.equals("ci nightly", claims.name)
+    assert.equals(200, (list(body.payload.token)))
+    -- the static token stands for user 1; /rest/token too
+    status, body = decoded(emu:raw("POST", "/rest/token", { ["x-auth-token"] = emu.token,
+      ["content-type"] = "application/json" }, '{"name":"ops","ttl":60}'))
+    assert.equals(200, status)
+    claims = select(2, jwt(body.payload.token))
+    assert.equals(creator, claims.sub)
+    assert.equals(ADA, claims.email)
+    assert.equals(60, claims.exp - claims.iat)
+    for _, bad in ipairs({ "", "not json", "[]", "{}", '{"name":"x"}', '{"ttl":60}', '{"name":"","ttl":60}',
+      '{"name":1,"ttl":60}', '{"name":"x","ttl":0}', '{"name":"x","ttl":1.5}', '{"name":"x","ttl":"60"}',
+      '{"name":"x","ttl":315360001}', '{"name":"x","ttl":60,"scope":"all"}' }) do
+      status, body = bearer(token, bad)
+      assert.equals(400, status, bad)
+      assert.is_false(body.success)
+      assert.equals(400, body.status)
+    end
+    status, body = bearer(token, { name = "x", ttl = 60 }, { ["content-type"] = "text/plain" })
+    assert.equals(400, status)
+    assert.is_truthy(body.message:find("Content-Type", 1, true))
+    refused(401, UNAUTHORIZED, bearer(false, { name = "x", ttl = 60 }))
+    refused(401, UNAUTHORIZED, bearer("nope", { name = "x", ttl = 60 }))
+    refused(405, "Method not allowed", decoded(emu:raw("GET", "/token", { ["x-auth-token"] = token })))
+  end)
+
+  it("faults apply to /auth; stats count logins and failures, reset zeroes them", function()
+    emu:faults({ { status = 503, retry_after = "1" }, { reset = true }, { delay = 0.1 } })
+    local status, body = emu:login(ADA, ADA_PW)
+    assert.equals(503, status)
+    assert.is_false(body.success)
+    local basic = "Basic " .. mime.b64(ADA .. ":" .. ADA_PW)
+    local text, how = exchange(emu, "GET /auth HTTP/1.1\r\nHost: e\r\nAuthorization: " .. basic .. "\r\n\r\n")
+    assert.equals("", text)
+    assert.equals("closed", how)
+    local t0 = socket.gettime()
+    assert.equals(200, (emu:login(ADA, ADA_PW)))
+    assert.is_true(socket.gettime() - t0 >= 0.09)
+    assert.equals(200, (emu:login(BOB, BOB_PW)))
+    emu:login(BOB, "nope")
+    local stats = emu:stats()
+    assert.equals(2, stats.logins)
+    assert.equals(1, stats.auth_failures)
+    assert.equals(5, stats.requests)
+    emu:reset()
+    stats = emu:stats()
+    assert.equals(0, stats.logins)
+    assert.equals(0, stats.auth_failures)
+    assert.equals(200, (emu:login(BOB, BOB_PW)))
+  end)
+
+  it("logs what credentials and tokens were, never them", function()
+    local token = login_token(ADA, ADA_PW)
+    emu:login(ADA, "s3cret-but-wrong")
+    emu:login(nil)
+    emu:raw("POST", "/auth", { authorization = "Basic " .. mime.b64(ADA .. ":" .. ADA_PW) }, ADA_PW)
+    list(token)
+    local _, text = emu:raw("GET", "/__emulator/requests")
+    for _, secret in ipairs({ "s3cret", mime.b64(ADA .. ":" .. ADA_PW), "hunter2", token, (token:match("[^.]+$")),
+      "emulator-token", "Basic", "authorization" }) do
+      assert.is_falsy(text:find(secret, 1, true), secret)
+    end
+    local log = cjson.decode(text)
+    assert.same({ "valid", "wrong", "missing", "valid" }, { log[1].auth, log[2].auth, log[3].auth, log[4].auth })
+    assert.is_nil(log[1].token)
+    assert.equals("valid", log[5].token)
+    assert.is_nil(log[5].auth)
+  end)
+
+  it("signs with HMAC-SHA256 that matches FIPS 180-2 and RFC 4231", function()
+    if support.sh("command -v luajit") == "" then
+      return pending("needs the luajit interpreter")
+    end
+    -- the emulator's file in a plain LuaJIT, with only what loading it needs
+    local script = os.tmpname()
+    finally(function() os.remove(script) end)
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      package.loaded["cjson.safe"] = {}
+      ngx = {}
+      local M = dofile(arg[1])
+      local function hex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
+      print(hex(M._sha256("abc")))
+      print(hex(M._sha256("")))
+      print(hex(M._sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")))
+      print(hex(M._hmac_sha256("Jefe", "what do ya want for nothing?")))
+      print(hex(M._hmac_sha256(("\170"):rep(131), "Test Using Larger Than Block-Size Key - Hash Key First")))
+    ]])
+    f:close()
+    local out, code = support.run("luajit " .. script .. " " .. support.ROOT .. "/emulator/emulator.lua")
+    assert.equals(0, code, out)
+    assert.equals(table.concat({
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", -- FIPS 180-2, "abc"
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", -- empty
+      "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1", -- FIPS 180-2, two blocks
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", -- RFC 4231 case 2
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", -- RFC 4231 case 6: a long key
+    }, "\n") .. "\n", out)
   end)
 end)

@@ -158,6 +158,16 @@ function Emulator:config(c) return self:admin("POST", "config", c) end
 -- {lease uuid = {sip_connection = uuid or cjson.null, sip_control_app = ...}}
 function Emulator:holders(map) return self:admin("POST", "holders", map) end
 
+-- Logs in with GET /auth and HTTP Basic (no Authorization header when
+-- email is nil); returns the status and the answer decoded, or its text.
+function Emulator:login(email, password)
+  local headers = {}
+  if email then headers.authorization = "Basic " .. (require("mime").b64(email .. ":" .. (password or ""))) end
+  local code, text = self:raw("GET", "/auth", headers)
+  local ok, decoded = pcall(cjson.decode, text)
+  return code, ok and decoded or text
+end
+
 -- Raw HTTP to the API, for routes and statuses the client never sends.
 function Emulator:raw(method, path, headers, body)
   local out = {}
@@ -213,16 +223,22 @@ function M.hostile(mode, host)
   error("hostile server did not start: " .. text)
 end
 
+-- A word for the shell, quoted.
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 -- opts: port, token, connections, leases, apps, latency, max_page,
--- tls = {cert, key}
+-- token_ttl, users = {"email:password", ...}, tls = {cert, key}
 function M.start(opts)
   opts = opts or {}
   local port = opts.port or M.free_port()
   local token = opts.token or "emulator-token"
   local args = { "--host 127.0.0.1", "--port " .. port, "--token " .. token }
-  for _, k in ipairs({ "connections", "leases", "apps", "latency", "max_page" }) do
+  for _, k in ipairs({ "connections", "leases", "apps", "latency", "max_page", "token_ttl" }) do
     if opts[k] then args[#args + 1] = "--" .. k:gsub("_", "-") .. " " .. opts[k] end
   end
+  for _, u in ipairs(opts.users or {}) do args[#args + 1] = "--user " .. quote(u) end
   if opts.tls then args[#args + 1] = "--tls " .. opts.tls[1] .. " " .. opts.tls[2] end
   local log = os.tmpname()
   local pid = sh(("%s/bin/opentact-emulator %s > %s 2>&1 & echo $!"):format(ROOT, table.concat(args, " "), log))
