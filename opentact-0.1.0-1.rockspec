@@ -30,7 +30,7 @@ build = {
    type = "builtin",
    modules = {
       ["opentact.core"] = {
-         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c",
+         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c", "src/auth.c",
                       "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
@@ -42,6 +42,7 @@ build = {
       ["opentact.pretty"] = "lua/opentact/pretty.lua",
       ["opentact.retry"] = "lua/opentact/retry.lua",
       ["opentact.engine"] = "lua/opentact/engine.lua",
+      ["opentact.auth"] = "lua/opentact/auth.lua",
       ["opentact.bulk"] = "lua/opentact/bulk.lua",
       ["opentact.search"] = "lua/opentact/search.lua",
       ["opentact.sync"] = "lua/opentact/sync.lua",

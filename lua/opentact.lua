@@ -14,6 +14,7 @@ local pretty = require("opentact.pretty")
 local engine = require("opentact.engine")
 local bulk = require("opentact.bulk")
 local search = require("opentact.search")
+local auth = require("opentact.auth")
 local sync = require("opentact.sync")
 
 local type, error, pcall, tostring, pairs = type, error, pcall, tostring, pairs
@@ -236,6 +237,15 @@ function Client:sync(conn, desired, opts)
   return a, b
 end
 
+--- The token requests are sent with: with email and password, a JWT,
+--- logging in first if there is none or it is near its end; or nil, err.
+function Client:token()
+  check_open(self, "token")
+  local req = request("GET", "/auth", nil)
+  req.probe = true
+  return self._engine:call(req)
+end
+
 --- Runs transfers and retry timers for at most `timeout` seconds (0: do
 --- not wait), calls the callbacks of finished requests, and returns how
 --- many callback requests are still pending.
@@ -287,20 +297,27 @@ end
 
 Client.__close = Client.close
 
+--- The base URL, the transport and how the client authenticates; never
+--- a secret.
 function Client:__tostring()
   if not self._engine then return "opentact.Client (closed)" end
-  return "opentact.Client (" .. self._address .. ")"
+  local o = self._opts
+  return ("opentact.Client (%s, %s, %s)"):format(o.base_url, o.transport, self._auth)
 end
 
 ---------------------------------------------------------------- module
 
 local function new_client(opts, fname)
   local o = options.resolve(opts, fname, core.VERSION, 4)
-  local e = engine_new(o, open_transport(o))
+  -- the secrets go to the authentication's upvalues, not in any table
+  local token, password = o.token, o.password
+  o.token, o.password = nil, nil
+  local a = auth.new(o, token, password)
+  local e = engine_new(o, open_transport(o), a)
   return setmetatable({
     _opts = o,
     _engine = e,
-    _address = tostring(e):match("0x%x+") or "?",
+    _auth = a.describe(),
   }, Client)
 end
 
@@ -350,6 +367,11 @@ function M.lease(number, callback)
   check_callback(client, callback, 2, "lease")
   local path, err = core.request_lease(number)
   return send(client, "GET", path, err, callback, "lease")
+end
+
+function M.token()
+  local token, err = default_client():token()
+  return token, err
 end
 
 function M.search(filter, opts, callback)

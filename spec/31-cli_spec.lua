@@ -21,8 +21,10 @@ describe("the opentact command #wire", function()
     emu = support.start({ leases = 400 })
     local st = emu:state()
     conns, leases = st.connections, st.leases
+    -- no login credentials or kept token of the machine's user can leak in
     run = function(args, env)
-      return sh(("OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s"):format(
+      return sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
+        .. "OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s"):format(
         env and env.token or emu.token, emu.url, env and env.extra or "", support.LUA, support.ROOT, args))
     end
   end)
@@ -212,6 +214,16 @@ describe("the opentact command #wire", function()
       assert.equals(0, status, out)
       assert.is_truthy(out:find("^ok: 4 applied %(3 added, 1 removed%)"), out)
       assert.same({ leases[2], leases[3], leases[10], leases[11], leases[12] }, emu:state().assigned[conns[1]])
+    end)
+
+    it("reads quoted CSV fields, named number columns, and takes no date for a number", function()
+      local csv = tmpfile('Name,Phone Number\n"Smith, John",+1 212 555 0013\n')
+      local dated = tmpfile("2024-01-02,+1 212 555 0014\n2024-01-03,1 212 555 0015\n")
+      local out, status = run(("assign %s --add-file %s --add-file %s"):format(conns[2], csv, dated))
+      os.remove(csv)
+      os.remove(dated)
+      assert.equals(0, status, out)
+      assert.same({ leases[13], leases[14], leases[15] }, emu:state().assigned[conns[2]])
     end)
 
     it("names a number the account has no lease for, and --skip-invalid leaves it out", function()

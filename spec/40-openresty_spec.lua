@@ -9,10 +9,11 @@ describe("OpenResty", function()
   local emu, nginx, conns, leases
 
   setup(function()
-    emu = support.start({ leases = 600 })
+    emu = support.start({ leases = 600, users = { "nginx@example.com:worker-secret-pw" } })
     local st = emu:state()
     conns, leases = st.connections, st.leases
-    nginx = openresty.start({ url = emu.url, token = emu.token })
+    nginx = openresty.start({ url = emu.url, token = emu.token, email = "nginx@example.com",
+      password = "worker-secret-pw" })
   end)
   teardown(function()
     if nginx then nginx:stop() end
@@ -173,6 +174,43 @@ describe("OpenResty", function()
     assert.equals(30, ok)
     assert.is_true(elapsed < 3, "took " .. elapsed .. " s")
     assert.is_true(emu:stats().inflight_max >= 20)
+  end)
+
+  it("logs in once for the worker's requests, each with a client of its own", function()
+    emu:config({ latency = 0.1 })
+    local request = ("GET /login_list?conn=%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"):format(conns[1])
+    local socks, answers = {}, {}
+    for i = 1, 12 do
+      socks[i] = assert(socket.connect("127.0.0.1", nginx.port))
+      assert(socks[i]:send(request))
+    end
+    for i = 1, 12 do
+      socks[i]:settimeout(10)
+      answers[i] = socks[i]:receive("*a") or ""
+      socks[i]:close()
+      assert.is_truthy(answers[i]:find('"n":3', 1, true), answers[i])
+      assert.is_truthy(answers[i]:find("login as nginx@example.com", 1, true), answers[i])
+      assert.is_falsy(answers[i]:find("worker-secret-pw", 1, true), answers[i])
+    end
+    assert.equals(1, emu:stats().logins)
+    -- later requests still use it
+    local _, r = nginx:call("/login_list?conn=" .. conns[1])
+    assert.equals(3, r.n)
+    assert.equals(1, emu:stats().logins)
+  end)
+
+  it("shares a login between workers through a lua_shared_dict (jwt_cache)", function()
+    local _, r = nginx:call("/dict_login")
+    assert.is_true(r.same)
+    assert.equals("auth", r.wrong)
+    assert.equals(1, emu:stats().logins)
+  end)
+
+  it("names the directive that keeps OPENTACT_TOKEN when nginx cleared the environment", function()
+    local _, r = nginx:call("/no_credentials?conn=" .. conns[1])
+    assert.equals("auth", r.err.kind)
+    assert.is_truthy(r.err.message:find("env OPENTACT_TOKEN;", 1, true), r.err.message)
+    assert.equals(0, emu:stats().requests)
   end)
 
   it("can still be told to use curl", function()

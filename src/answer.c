@@ -167,10 +167,11 @@ static void strings_to_leases(lua_State *L) {
  * "page": a search page, {total, data = leases, ...} with total a whole
  * number and data a list of leases (both checked); "uuids": a list of
  * leases read only for their uuids: the list of uuid strings when the
- * answer skims cleanly, else the list of leases as "leases" decodes it. 
+ * answer skims cleanly, else the list of leases as "leases" decodes it;
+ * "auth": a login's answer, a payload with a string token. 
  * Upvalues: the member-name cache and the table that anchors its names. */
 int answer_decode(lua_State *L) {
-    static const char *const shapes[] = {"leases", "lease", "page", "uuids", NULL};
+    static const char *const shapes[] = {"leases", "lease", "page", "uuids", "auth", NULL};
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
     int shape = luaL_checkoption(L, 4, "leases", shapes);
@@ -212,6 +213,13 @@ int answer_decode(lua_State *L) {
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
+    if (shape == 4) {
+        lua_getfield(L, 7, "token");
+        if (!lua_istable(L, 7) || lua_type(L, -1) != LUA_TSTRING)
+            return fail(L, "protocol", status, "the login answer's 'payload' has no token");
+        lua_pop(L, 1);
+        return 1;
+    }
     if (shape == 1) {
         lua_getfield(L, 7, "uuid");
         if (!lua_istable(L, 7) || lua_type(L, -1) != LUA_TSTRING)
@@ -225,7 +233,8 @@ int answer_decode(lua_State *L) {
             return fail(L, "protocol", status, "answer's 'payload' is not a search page");
         lua_getfield(L, 7, "total");
         total = lua_tonumber(L, -1);
-        if (lua_type(L, -1) != LUA_TNUMBER || total < 0 || total != (lua_Number)(long long)total)
+        if (lua_type(L, -1) != LUA_TNUMBER || !(total >= 0 && total <= 9007199254740992.0) ||
+            total != (lua_Number)(long long)total)
             return fail(L, "protocol", status, "search page's 'total' is not a whole number");
         lua_pop(L, 1);
         lua_getfield(L, 7, "data");

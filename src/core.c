@@ -64,6 +64,7 @@ static int curl_start(lua_State *L) {
     size_t body_len = 0, token_len = 0;
     const char *body = luaL_optlstring(L, 5, NULL, &body_len);
     const char *token = luaL_checklstring(L, 6, &token_len);
+    int basic = lua_toboolean(L, 7); /* token is "email:password" in base64: a login */
     if (post && body == NULL)
         return luaL_argerror(L, 5, "POST needs a body");
     if (!token_is_safe(token, token_len)) {
@@ -74,7 +75,7 @@ static int curl_start(lua_State *L) {
         lua_setfield(L, -2, "sent");
         return 2;
     }
-    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len)) {
+    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len, basic)) {
         lua_pushnil(L);
         answer_push_error(L, "network", -1, "out of memory: cannot start the request", 1);
         lua_pushboolean(L, 0);
@@ -289,6 +290,9 @@ static const luaL_Reg core_functions[] = {
     {"request_lease", request_lease},
     {"request_assign", request_assign},
     {"request_search", request_search},
+    {"time", auth_time},
+    {"base64", auth_base64},
+    {"jwt_claims", auth_jwt_claims},
     {NULL, NULL},
 };
 

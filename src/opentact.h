@@ -50,6 +50,12 @@ OT_HIDDEN int request_push_invalid(lua_State *L, const char *what, const char *s
                                    size_t len, const char *why);
 OT_HIDDEN int request_search(lua_State *L); /* core.request_search (search.c) */
 
+/* ---- logging in (auth.c) ------------------------------------------- */
+
+OT_HIDDEN int auth_time(lua_State *L);       /* core.time */
+OT_HIDDEN int auth_base64(lua_State *L);     /* core.base64 */
+OT_HIDDEN int auth_jwt_claims(lua_State *L); /* core.jwt_claims */
+
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
 OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
@@ -147,7 +153,7 @@ OT_HIDDEN void transport_curl_close(ot_curl *t);
 /* Puts request `id` on the wire; returns 1, or 0 when out of memory. */
 OT_HIDDEN int transport_curl_start(ot_curl *t, lua_Integer id, int post,
                                    const char *path, const char *body, size_t body_len,
-                                   const char *token, size_t token_len);
+                                   const char *token, size_t token_len, int basic);
 /* Waits at most `timeout` seconds until a request finished, acting on at
  * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait, and
  * appends the finished ones to the list on top of the stack, five slots

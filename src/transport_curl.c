@@ -46,7 +46,7 @@ double transport_now(void) {
  * and freed when the last one lets go. */
 struct ot_headers {
     int refs;
-    char *auth; /* "X-Auth-Token: <token>" */
+    char *auth; /* "X-Auth-Token: <token>", or a login's "Authorization: Basic <credentials>" */
     struct curl_slist *get;
     struct curl_slist *post;
 };
@@ -87,22 +87,23 @@ static struct curl_slist *build_list(const char *auth, const char *extra) {
     return list;
 }
 
-/* The transport's header set for `token`, made anew when the token changed. */
-static ot_headers *headers_for(ot_curl *t, const char *token, size_t token_len) {
-    static const char prefix[] = "X-Auth-Token: ";
+/* The transport's header set for `prefix` + `token` (the X-Auth-Token
+ * header, or a login's Authorization), made anew when it changed. */
+static ot_headers *headers_for(ot_curl *t, const char *prefix, const char *token, size_t token_len) {
+    size_t prefix_len = strlen(prefix);
     ot_headers *h = t->headers;
-    if (h != NULL && strlen(h->auth) == sizeof prefix - 1 + token_len &&
-        memcmp(h->auth + sizeof prefix - 1, token, token_len) == 0)
+    if (h != NULL && strlen(h->auth) == prefix_len + token_len && memcmp(h->auth, prefix, prefix_len) == 0 &&
+        memcmp(h->auth + prefix_len, token, token_len) == 0)
         return h;
     h = (ot_headers *)calloc(1, sizeof *h);
     if (h == NULL)
         return NULL;
     h->refs = 1;
-    h->auth = (char *)malloc(sizeof prefix + token_len);
+    h->auth = (char *)malloc(prefix_len + token_len + 1);
     if (h->auth != NULL) {
-        memcpy(h->auth, prefix, sizeof prefix - 1);
-        memcpy(h->auth + sizeof prefix - 1, token, token_len);
-        h->auth[sizeof prefix - 1 + token_len] = '\0';
+        memcpy(h->auth, prefix, prefix_len);
+        memcpy(h->auth + prefix_len, token, token_len);
+        h->auth[prefix_len + token_len] = '\0';
         h->get = build_list(h->auth, NULL);
         h->post = build_list(h->auth, "Content-Type: application/json");
     }
@@ -644,13 +645,14 @@ static void act_on_timer(ot_curl *t) {
 }
 
 int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
-                         const char *body, size_t body_len, const char *token, size_t token_len) {
+                         const char *body, size_t body_len, const char *token, size_t token_len,
+                         int basic) {
     ot_transfer *x;
     ot_headers *h;
     if (!check_fork(t))
         return 0;
     x = idle_transfer(t);
-    h = x ? headers_for(t, token, token_len) : NULL;
+    h = x ? headers_for(t, basic ? "Authorization: Basic " : "X-Auth-Token: ", token, token_len) : NULL;
     if (h == NULL)
         return 0;
     /* CURLOPT_URL copies the string, so it may go once set */

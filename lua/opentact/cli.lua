@@ -25,6 +25,8 @@ Usage:
                      [--exact] [--move] [--dry-run]
                      [--batch-size N] [--concurrency N]
                      [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
+  opentact login [--email EMAIL] [--url URL]
+  opentact token [--url URL]
   opentact --help | --version
 
 Attach TN leases to an Opentact SIP connection, detach them, list what a
@@ -40,6 +42,11 @@ Commands:
             prints the plan (+ attach, - detach, ! held elsewhere,
             ? not in the account), applies it, and reads the connection
             back to check it
+  login     log in with email and password (asked for on a terminal, or
+            OPENTACT_PASSWORD) and keep the token for the commands that
+            follow, in ~/.config/opentact/token (readable by you only)
+  token     print a valid token on standard output, for curl:
+            curl -H "X-Auth-Token: $(opentact token)" ...
 
 Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in
 any form: 12125550004, +1 (212) 555-0004, or in pieces after --add:
@@ -50,8 +57,10 @@ Options:
   --remove LEASE...     leases to detach (repeatable)
   --add-file FILE       leases to attach, one per line, or a CSV: its first
                         uuid-shaped column, else its number column (headed
-                        tn, number, phone or did; else the first field that
-                        is a phone number); - reads standard input
+                        tn, number, phone, phone number, telephone, did or
+                        e164; else the first field that starts with + or has
+                        10 digits or more and is not a date); - reads
+                        standard input
   --remove-file FILE    leases to detach, the same way
   --numbers-file FILE   sync: the phone numbers the connection must hold,
                         read the same way
@@ -67,18 +76,24 @@ Options:
   --failed-file FILE    write the uuids that were not applied to FILE (adds)
                         and FILE.remove (removes), ready for a re-run, each
                         group under a "# why" comment line
-  --skip-invalid        leave out lines without a valid uuid and uuids given
-                        twice (or to both add and remove), each named on
+  --skip-invalid        leave out lines without a valid uuid or number, numbers
+                        the account has no lease for, and (assign) leases
+                        given twice (or to both add and remove), each named on
                         standard error, instead of refusing the whole input
   --json                print the payload (list, find) or the report (assign,
                         sync) as JSON
   --url URL             API base URL (default: OPENTACT_URL, else Opentact's)
+  --email EMAIL         login: the account's email (default: OPENTACT_EMAIL)
   -h, --help            this help
   --version             the version
 
 Environment:
-  OPENTACT_TOKEN        the API token (required; never give it as an argument)
+  OPENTACT_TOKEN        the API token (never give it as an argument)
+  OPENTACT_EMAIL, OPENTACT_PASSWORD
+                        without OPENTACT_TOKEN: log in with these, and log in
+                        again before the token expires
   OPENTACT_URL          the API base URL
+Without either, commands use the token 'opentact login' kept.
 
 Exit status: 0 everything applied (sync: the connection holds what FILE
 asks; a dry run: nothing blocks the plan), 1 the API refused or failed
@@ -160,16 +175,49 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 -- dashes of one, or 32 or more hex digits and dashes.
 local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-"
 
+-- The fields of a CSV line: a field in double quotes may hold commas, and
+-- "" inside it stands for one quote. Fields are trimmed.
 local function fields(line)
-  local out = {}
-  for field in (line .. ","):gmatch("([^,]*),") do
-    out[#out + 1] = (field:gsub("^%s*\"?", ""):gsub("\"?%s*$", ""))
+  local out, i, n = {}, 1, #line
+  while true do
+    local field
+    local at = line:find("%S", i) or n + 1
+    if line:sub(at, at) == '"' then
+      local parts, j = {}, at + 1
+      while true do
+        local q = line:find('"', j, true)
+        if not q then parts[#parts + 1] = line:sub(j) j = n + 1 break end
+        parts[#parts + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then
+          parts[#parts + 1] = '"'
+          j = q + 2
+        else
+          j = q + 1
+          break
+        end
+      end
+      field = table.concat(parts)
+      i = line:find(",", j, true) or n + 1
+    else
+      local comma = line:find(",", i, true) or n + 1
+      field = line:sub(i, comma - 1):gsub("^%s+", ""):gsub("%s+$", "")
+      i = comma
+    end
+    out[#out + 1] = field
+    if i > n then break end
+    i = i + 1
   end
   return out
 end
 
--- Column names that say a CSV column holds phone numbers.
-local NUMBER_COLUMNS = { tn = true, number = true, phone = true, phone_number = true, did = true, e164 = true }
+-- Column names that say a CSV column holds phone numbers (compared in
+-- lower case, spaces and dashes as underscores: "Phone Number" counts).
+local NUMBER_COLUMNS = { tn = true, number = true, phone = true, phone_number = true, did = true, e164 = true,
+  telephone = true, telephone_number = true }
+
+local function column_name(field)
+  return (field:lower():gsub("[%s%-]+", "_"))
+end
 
 -- A phone number in a field: the number, or nil and (when the field looks
 -- meant as one: digits and separators only) why it is not valid.
@@ -196,17 +244,21 @@ local function lease_in(line, column)
   if meant then return nil, "not a valid uuid" end
   local candidates = column and { f[column] or "" } or f
   for _, field in ipairs(candidates) do
+    -- in a CSV without a number column, only what looks like a phone
+    -- number is taken for one: not a date, not a short count
+    local _, digits = field:gsub("%d", "")
+    local plausible = column or #f == 1 or field:find("^%s*%+") or (digits >= 10 and not field:find("^%d%d%d%d%-%d%d%-%d%d"))
     local n, why = number_in(field)
-    if n then return n, nil, field end
-    bad_number = bad_number or why
+    if n and plausible then return n, nil, field end
+    if plausible then bad_number = bad_number or why end
   end
   if bad_number then return nil, bad_number end
   return nil, false
 end
 
--- A one-column header's name, trimmed and lower-cased.
+-- A one-column header's name, as column_name gives it.
 local function header_name(line)
-  return fields(line)[1]:lower()
+  return column_name(fields(line)[1])
 end
 
 -- Reads leases (uuids or phone numbers) from a file (or standard input
@@ -240,7 +292,7 @@ local function read_leases(path, stdin, skipped, where, texts)
           -- first line that is a numbers column's name); it may say which
           -- column holds the numbers
           for i, h in ipairs(fields(line)) do
-            if NUMBER_COLUMNS[h:lower()] then column = i break end
+            if NUMBER_COLUMNS[column_name(h)] then column = i break end
           end
         else
           local problem = format("%s:%d: %s", name, n, why or "no lease uuid or phone number on this line")
@@ -267,7 +319,7 @@ end
 -- Options that take values; --add and --remove take one or more.
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
   ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
-  ["--leases-file"] = true }
+  ["--leases-file"] = true, ["--email"] = true }
 
 -- Options without a value, and the field each sets.
 local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--exact"] = "exact",
@@ -369,12 +421,140 @@ end
 
 ---------------------------------------------------------------- commands
 
-local function client_for(ctx, o)
+-- Where `opentact login` keeps the token it got.
+local function token_file(ctx)
+  local dir = ctx.getenv("XDG_CONFIG_HOME")
+  if not dir or dir == "" then
+    local home = ctx.getenv("HOME")
+    if not home or home == "" then return nil end
+    dir = home .. "/.config"
+  end
+  return dir .. "/opentact/token"
+end
+
+-- The token `opentact login` saved: the token, or nil and why not.
+local function saved_token(ctx)
+  local path = token_file(ctx)
+  local f = path and io.open(path, "rb")
+  if not f then return nil end
+  local token = f:read("*l")
+  f:close()
+  if not token or token == "" then return nil end
+  local exp = core.jwt_claims(token)
+  if exp and exp <= core.time() then
+    return nil, ("the token saved by 'opentact login' expired at %s: run 'opentact login' again")
+      :format(os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(exp)))
+  end
+  return token
+end
+
+local NO_CREDENTIALS = "set OPENTACT_TOKEN to your API token, or OPENTACT_EMAIL and OPENTACT_PASSWORD "
+  .. "to log in, or run 'opentact login'"
+
+-- The options that authenticate: OPENTACT_TOKEN, else OPENTACT_EMAIL and
+-- OPENTACT_PASSWORD, else what `opentact login` saved. Nil and why when
+-- none is there.
+local function credentials(ctx)
   local token = ctx.getenv("OPENTACT_TOKEN")
-  if not token or token == "" then return nil, "set OPENTACT_TOKEN to your API token" end
-  local ok, client = pcall(opentact.new, { token = token, base_url = o.url or ctx.getenv("OPENTACT_URL") })
-  if not ok then return nil, (tostring(client):gsub("^[^:]*:%d+: ", "")) end
+  if token and token ~= "" then return { token = token } end
+  local email, password = ctx.getenv("OPENTACT_EMAIL"), ctx.getenv("OPENTACT_PASSWORD")
+  if email and email ~= "" and password and password ~= "" then return { email = email, password = password } end
+  local saved, why = saved_token(ctx)
+  if saved then return { token = saved } end
+  return nil, why or NO_CREDENTIALS
+end
+
+-- A client for the command, or nil and a usage message. `creds`: the
+-- options that authenticate, when the command has them already.
+local function client_for(ctx, o, creds)
+  local why
+  if not creds then
+    creds, why = credentials(ctx)
+    if not creds then return nil, why end
+  end
+  creds.base_url = o.url or ctx.getenv("OPENTACT_URL")
+  local ok, client = pcall(opentact.new, creds)
+  if not ok then
+    -- library wording is about options; the user gave flags and variables
+    local msg = tostring(client):gsub("^[^:]*:%d+: ", "")
+    if msg:find("'base_url'", 1, true) then
+      msg = "--url (or OPENTACT_URL) must be an http:// or https:// URL without spaces, query or fragment"
+    end
+    return nil, msg
+  end
   return client
+end
+
+-- Reads a line from the terminal without echoing it (a password).
+local function read_secret(ctx, prompt)
+  ctx.stderr:write(prompt)
+  ctx.stderr:flush()
+  os.execute("stty -echo < /dev/tty 2> /dev/null")
+  local ok, line = pcall(ctx.stdin.read, ctx.stdin, "*l")
+  os.execute("stty echo < /dev/tty 2> /dev/null")
+  ctx.stderr:write("\n")
+  if not ok then error(line, 0) end
+  return line
+end
+
+-- opentact login: logs in with email and password and keeps the JWT for
+-- the commands that follow.
+local function cmd_login(ctx, o)
+  if #o.positional ~= 1 then return usage_error(ctx, "login takes no arguments (give --email)") end
+  local email = o.email or ctx.getenv("OPENTACT_EMAIL")
+  if (not email or email == "") and ctx.stdin_terminal then
+    ctx.stderr:write("Email: ")
+    ctx.stderr:flush()
+    email = ctx.stdin:read("*l")
+  end
+  if not email or email == "" then return usage_error(ctx, "give --email (or set OPENTACT_EMAIL)") end
+  local password = ctx.getenv("OPENTACT_PASSWORD")
+  if not password or password == "" then
+    if not ctx.stdin_terminal then
+      return usage_error(ctx, "set OPENTACT_PASSWORD, or run 'opentact login' on a terminal to be asked for it")
+    end
+    password = read_secret(ctx, "Password for " .. email .. ": ")
+    if not password or password == "" then return usage_error(ctx, "no password given") end
+  end
+  local client, why = client_for(ctx, o, { email = email, password = password })
+  if not client then return usage_error(ctx, why) end
+  local token, err = client:token()
+  client:close()
+  if not token then
+    ctx.stderr:write(tostring(err), "\n")
+    return 1
+  end
+  local path = token_file(ctx)
+  if not path then return usage_error(ctx, "set HOME (or XDG_CONFIG_HOME): the token is kept under it") end
+  local dir = path:gsub("/token$", "")
+  -- readable by this user only, from the first byte on
+  os.execute(("umask 077 && mkdir -p '%s' && : > '%s'"):format(dir:gsub("'", "'\\''"), path:gsub("'", "'\\''")))
+  local f, werr = io.open(path, "wb")
+  if not f then
+    ctx.stderr:write("opentact: logged in, but cannot keep the token: ", tostring(werr), "\n")
+    return 1
+  end
+  f:write(token, "\n")
+  f:close()
+  local exp = core.jwt_claims(token)
+  ctx.stdout:write(("Logged in as %s. The token is kept in %s%s.\n"):format(pretty.safe(email), path,
+    exp and os.date("!, valid until %Y-%m-%d %H:%M:%SZ", math.floor(exp)) or ""))
+  return 0
+end
+
+-- opentact token: a valid token on standard output, and nothing else.
+local function cmd_token(ctx, o)
+  if #o.positional ~= 1 then return usage_error(ctx, "token takes no arguments") end
+  local client, why = client_for(ctx, o)
+  if not client then return usage_error(ctx, why) end
+  local token, err = client:token()
+  client:close()
+  if not token then
+    ctx.stderr:write(tostring(err), "\n")
+    return 1
+  end
+  ctx.stdout:write(token, "\n")
+  return 0
 end
 
 local function cmd_list(ctx, o)
@@ -733,9 +913,14 @@ local function cmd_sync(ctx, o)
     ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
       add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
-      failed = failed, unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
+      failed = failed, released = report.released, interrupted = report.interrupted and tostring(report.interrupted),
+      unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
   else
     ctx.stdout:write(concat(pretty.plan_lines(report), "\n"), "\n")
+    if #report.failed > 0 then
+      ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
+        o.failed_file and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")
+    end
   end
   if report.interrupted then
     ctx.stderr:write("opentact: interrupted: requests in flight were cancelled; the report above says what was applied\n")
@@ -744,7 +929,11 @@ local function cmd_sync(ctx, o)
   return report.ok and 0 or 1
 end
 
--- ctx: stdout, stderr, stdin, getenv, is_terminal (stderr is a terminal)
+local COMMANDS = { list = cmd_list, assign = cmd_assign, find = cmd_find, sync = cmd_sync, login = cmd_login,
+  token = cmd_token }
+
+-- ctx: stdout, stderr, stdin, getenv, is_terminal (stderr is a terminal),
+-- stdin_terminal (standard input is one)
 function M.main(argv, ctx)
   ctx = ctx or {}
   ctx.stdout = ctx.stdout or io.stdout
@@ -762,12 +951,18 @@ function M.main(argv, ctx)
     return 0
   end
   local command = o.positional[1]
-  if command == "list" then return cmd_list(ctx, o) end
-  if command == "assign" then return cmd_assign(ctx, o) end
-  if command == "find" then return cmd_find(ctx, o) end
-  if command == "sync" then return cmd_sync(ctx, o) end
-  if command == nil then return usage_error(ctx, "give a command: list, find, assign or sync") end
-  return usage_error(ctx, "unknown command '" .. tostring(command) .. "'")
+  if command == nil then return usage_error(ctx, "give a command: list, find, assign, sync, login or token") end
+  local run = COMMANDS[command]
+  if not run then return usage_error(ctx, "unknown command '" .. tostring(command) .. "'") end
+  -- Ctrl-C outside a bulk run (a lookup, a read): nothing was changed
+  -- that a report would not show; exit as interrupted, without a traceback
+  local ok, status = pcall(run, ctx, o)
+  if ok then return status end
+  if tostring(status):find("interrupted!", 1, true) then
+    ctx.stderr:write("opentact: interrupted\n")
+    return 130
+  end
+  error(status, 0)
 end
 
 return M

@@ -23,7 +23,7 @@ local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local retry = require("opentact.retry")
 
-local type, pairs, pcall, setmetatable, tostring, error = type, pairs, pcall, setmetatable, tostring, error
+local type, pairs, ipairs, pcall, setmetatable, tostring, error = type, pairs, ipairs, pcall, setmetatable, tostring, error
 local remove = table.remove
 local running, co_status = coroutine.running, coroutine.status
 local answer_decode, now = core.answer_decode, core.now
@@ -43,9 +43,9 @@ local BACKGROUND_LIMIT = 128
 -- Socket events one turn of step acts on: bounds the time a step(0) takes
 -- when many answers arrive at once (the rest wait for the next step).
 local STEP_EVENTS = 4
+-- How often a client waiting for another client's login looks for its token.
+local SHARED_LOGIN_WAIT = 0.02
 
-local MAX_TOKEN = require("opentact.options").MAX_TOKEN
-local NO_TOKEN = "no token: set OPENTACT_TOKEN, or pass `token` to opentact.new or opentact.configure"
 
 local function new_run(limit)
   return {
@@ -57,13 +57,17 @@ local function new_run(limit)
   }
 end
 
---- A new engine over `transport`, for a client whose options are `opts`.
-function M.new(opts, transport)
+--- A new engine over `transport`, for a client whose options are `opts`
+--- and whose authentication is `auth` (opentact.auth).
+function M.new(opts, transport, auth)
   local background = new_run(BACKGROUND_LIMIT)
   return setmetatable({
     opts = opts,
     log = opts.log or false,  -- read on every attempt: kept at hand
-    static_token = type(opts.token) == "string" and opts.token,
+    auth = auth,
+    redact = auth.redact,
+    login = false,            -- the login request in flight, if any
+    parked = {},              -- requests waiting for that login
     spare = {},               -- finished runs of plain calls, for the next call
     transport = transport,
     jitter = core.rng(),
@@ -90,30 +94,6 @@ function M.request(method, path, body, shape)
     read = method == "GET" or shape == "page",
     epoch = false,          -- the transport's fork count when it was queued
   }
-end
-
----------------------------------------------------------------- tokens
-
--- The token to send: the option itself, or what the token function gave
--- (kept until a 401 drops it).
-function Engine:token()
-  local t = self.opts.token
-  if type(t) ~= "function" then
-    if t == nil then return nil, errors.new("auth", NO_TOKEN) end
-    return t
-  end
-  if self.token_value then return self.token_value end
-  local ok, value = pcall(t)
-  if not ok then
-    return nil, errors.new("auth", "the token function failed: " .. tostring(value))
-  end
-  if type(value) ~= "string" or value == "" or #value > MAX_TOKEN or value:find("[%z\1-\31\127]") then
-    return nil, errors.new("auth", "the token function returned " .. (type(value) ~= "string" and "a " .. type(value)
-      or #value > MAX_TOKEN and "a string over " .. MAX_TOKEN .. " bytes"
-      or "an empty string or control characters"))
-  end
-  self.token_value = value
-  return value
 end
 
 ---------------------------------------------------------------- requests
@@ -168,6 +148,10 @@ function Engine:settle(req, status, data, retry_after, open_ended)
   end
   local log = self.log
   if log then emit(log, req, status, err) end
+  if leases and req.login then
+    local ok, why = self.auth.accept(leases)
+    return self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
+  end
   if leases then
     local shape = req.shape
     if not shape then
@@ -179,45 +163,66 @@ function Engine:settle(req, status, data, retry_after, open_ended)
     return finish(req, leases)
   end
   local opts = self.opts
-  if err.status == 401 and type(opts.token) == "function" and not req.refreshed then
-    -- one call of the token function per refused token, however many
-    -- requests it refused: the first 401 drops it, the rest find the new one
+  if err.status == 401 and self.auth.renews and not req.refreshed and not req.login then
+    -- one new token per refused token, however many requests it refused:
+    -- the first 401 drops it, the rest find the new one (or the login
+    -- that fetches it); then the request goes again, once
     req.refreshed = true
-    if self.token_value == req.token then self.token_value = nil end
+    self.auth.drop(req.token)
     return self:later(req, 0)
   end
   local wait = retry_delay(opts, err, req.read and "GET" or req.method, req.retried, self.jitter)
   if not wait then
-    return finish(req, nil, finish_error(err, req.method, req.path, req.attempt, req.token))
+    err = finish_error(err, req.method, req.path, req.attempt, self.redact)
+    if req.login then return self:login_over(req, err) end
+    return finish(req, nil, err)
   end
   req.retried = req.retried + 1
   self:later(req, wait)
 end
 
+-- Ends a request that cannot go on; a login's end releases its waiters.
+function Engine:give_up(req, err)
+  if req.login then return self:login_over(req, err) end
+  finish(req, nil, err)
+end
+
 function Engine:later(req, wait)
   if req.done then return end
-  if self.closed then return finish(req, nil, closed_error(req)) end
+  if self.closed then return self:give_up(req, closed_error(req)) end
   req.due = now() + wait
   self.timers[#self.timers + 1] = req
 end
 
 -- Puts one attempt of `req` on the wire.
 function Engine:launch(req)
-  if self.closed then return finish(req, nil, closed_error(req)) end
+  if self.closed then return self:give_up(req, closed_error(req)) end
   -- after fork(), what the parent queued is the parent's to send
   if req.epoch and req.epoch ~= self.transport:epoch() then
     local err = errors.new("network", "the process forked before this request was sent; the parent sends it")
     err.sent = false
-    return finish(req, nil, finish_error(err, req.method, req.path, req.attempt))
+    return self:give_up(req, finish_error(err, req.method, req.path, req.attempt))
   end
-  local token = self.static_token
-  if not token then
-    local err
-    token, err = self:token()
-    if not token then return finish(req, nil, finish_error(err, req.method, req.path, req.attempt)) end
+  local token, gen, renew
+  if req.login then
+    -- another client of this process may have logged in meanwhile, or be
+    -- logging in with the same email: its token serves this one too
+    local current, _, near_end = self.auth.current()
+    if current and not near_end then return self:login_over(req) end
+    if not self.auth.claim_login() then return self:later(req, SHARED_LOGIN_WAIT) end
+    token = self.auth.basic()
+  else
+    token, gen, renew = self.auth.current()
+    if not token then
+      if gen == nil then return self:park(req) end -- a login first
+      return finish(req, nil, finish_error(gen, req.method, req.path, req.attempt, self.redact))
+    end
+    -- near its end: a login in the background, this request goes now
+    if renew then self:start_login() end
+    if req.probe then return finish(req, token) end -- client:token()
   end
   req.attempt = req.attempt + 1
-  req.token = token
+  req.token = gen -- its generation: a 401 drops only the token it was sent with
   if self.log then req.started = now() end -- only the log hook's `elapsed` needs it
   -- registered before it starts, so that an error raised at any point
   -- from here on (an interrupt) still finds it to cancel
@@ -226,7 +231,7 @@ function Engine:launch(req)
   req.id = id
   self.inflight[id] = req
   req.run.inflight = req.run.inflight + 1
-  local started, failure = self.transport:start(id, req.method, req.path, req.body, token)
+  local started, failure = self.transport:start(id, req.method, req.path, req.body, token, req.login)
   if not started then
     self.inflight[id] = nil
     req.id = nil
@@ -430,6 +435,16 @@ function Engine:close_run(run, why)
     end
   end
   for i = run.head, run.tail do cancelled[#cancelled + 1] = run.ready[i] end
+  for _, req in ipairs(self.parked) do
+    if req.run == run and req.parked then
+      req.parked = false
+      cancelled[#cancelled + 1] = req
+    end
+  end
+  if self.login and self.login.run == run then
+    self.login = false
+    self.auth.login_done()
+  end
   run.inflight, run.ready, run.head, run.tail = 0, {}, 1, 0
   if why then
     for k = 1, #cancelled do
@@ -510,6 +525,57 @@ function Engine:call(req)
   run.dhead, run.dtail, run.left = 1, 0, 0
   spare[#spare + 1] = run
   return req.leases, req.err
+end
+
+---------------------------------------------------------------- logins
+
+-- A request waits for the login in flight; it holds its slot in its run.
+function Engine:park(req)
+  req.parked = true
+  req.run.inflight = req.run.inflight + 1
+  local parked = self.parked
+  parked[#parked + 1] = req
+  self:start_login()
+end
+
+-- Logs in unless a login is in flight already: one login for every
+-- request that needs it. A login is a read: retried like one.
+function Engine:start_login()
+  if self.login then return end
+  local req = M.request("GET", "/auth", nil, "auth")
+  req.login = true
+  req.epoch = self.transport:epoch()
+  local run = new_run(1)
+  run.left = 1
+  req.run = run
+  self.runs[#self.runs + 1] = run
+  self.login = req
+  self:launch(req)
+end
+
+-- The login is over (`err` when it failed): the requests that waited go
+-- on with the new token, or end with the login's error.
+function Engine:login_over(req, err)
+  self.auth.login_done()
+  if self.login == req then self.login = false end
+  remove_run(self.runs, req.run)
+  req.done = true
+  local parked = self.parked
+  self.parked = {}
+  for k = 1, #parked do
+    local p = parked[k]
+    if p.parked then
+      p.parked = false
+      p.run.inflight = p.run.inflight - 1
+      if err then
+        local e = errors.new(err.kind, err.message, err.retryable)
+        e.status, e.retry_after, e.sent = err.status, err.retry_after, false
+        finish(p, nil, finish_error(e, p.method, p.path, p.attempt, self.redact))
+      else
+        self:launch(p)
+      end
+    end
+  end
 end
 
 ---------------------------------------------------------------- callbacks

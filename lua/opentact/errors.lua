@@ -56,12 +56,20 @@ local function redact(s, secret)
   return concat(out)
 end
 
--- Completes an error from the core and gives it the metatable.
-function M.finish(err, method, path, attempts, token)
+M.redact = redact
+
+-- Completes an error from the core and gives it the metatable. `secret`:
+-- a token to take out of the message, or a function that takes every
+-- secret out.
+function M.finish(err, method, path, attempts, secret)
   err.method = method
   err.path = path
   err.attempts = attempts
-  err.message = redact(err.message, token)
+  if type(secret) == "function" then
+    err.message = secret(err.message)
+  else
+    err.message = redact(err.message, secret)
+  end
   return setmetatable(err, Error)
 end
 

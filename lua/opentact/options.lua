@@ -86,8 +86,33 @@ function M.in_openresty()
   return type(ngx) == "table" and type(ngx.get_phase) == "function" and type(ngx.socket) == "table"
 end
 
+local function secret(v)
+  if type(v) ~= "string" then return "a string" end
+  if v == "" or has_control(v) or #v > M.MAX_TOKEN then
+    return "a non-empty string of at most " .. M.MAX_TOKEN .. " bytes without control characters"
+  end
+end
+
+-- An email to log in with: ':' would end the user part of HTTP Basic.
+local function email(v)
+  local bad = secret(v)
+  if bad then return bad end
+  if v:find("[:%s]") then return "an email without ':' or spaces" end
+end
+
+-- A cache of JWTs shared by nginx's workers: an ngx.shared dict.
+local function jwt_cache(v)
+  local t = type(v)
+  if (t ~= "table" and t ~= "userdata") or type(v.get) ~= "function" or type(v.set) ~= "function" then
+    return "an ngx.shared dict (lua_shared_dict in nginx.conf)"
+  end
+end
+
 M.CHECKS = {
+  jwt_cache = jwt_cache,
   token = token,
+  email = email,
+  password = secret,
   base_url = url,
   timeout = seconds,
   connect_timeout = seconds,
@@ -148,13 +173,36 @@ end
 function M.resolve(opts, fname, version, level)
   level = level or 2
   local out = M.apply(opts, defaults(version), M.CHECKS, fname, 1, level)
-  if out.token == nil then
+  if out.token ~= nil and (out.email ~= nil or out.password ~= nil) then
+    error(("bad argument #1 to '%s' (give either 'token' or 'email' and 'password', not both)"):format(fname), level)
+  end
+  if out.token == nil and out.email == nil and out.password == nil then
     local env = getenv("OPENTACT_TOKEN")
     if env and env ~= "" then
       if token(env) then
         error(("'%s': OPENTACT_TOKEN holds control characters"):format(fname), level)
       end
       out.token = env
+    end
+  end
+  if out.jwt_cache ~= nil and not M.in_openresty() then
+    error(("bad option 'jwt_cache' to '%s' (it shares tokens between nginx workers: it needs OpenResty)")
+      :format(fname), level)
+  end
+  if out.token == nil then
+    -- a login: what the options leave out comes from the environment
+    for name, var in pairs({ email = "OPENTACT_EMAIL", password = "OPENTACT_PASSWORD" }) do
+      local env = getenv(var)
+      if out[name] == nil and env and env ~= "" then
+        local expected = M.CHECKS[name](env)
+        if expected then error(("'%s': %s is not %s"):format(fname, var, expected), level) end
+        out[name] = env
+      end
+    end
+    if (out.email == nil) ~= (out.password == nil) then
+      error(("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL and "
+        .. "OPENTACT_PASSWORD)"):format(fname, out.email and "'email'" or "'password'",
+        out.email and "'password'" or "'email'"), level)
     end
   end
   if out.base_url == nil then

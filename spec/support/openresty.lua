@@ -33,7 +33,8 @@ function Nginx:stop()
   if self.prefix then os.execute("rm -rf " .. self.prefix) end
 end
 
--- opts: url and token of the emulator, ca (lua_ssl_trusted_certificate)
+-- opts: url and token of the emulator, email and password of one of its
+-- users, ca (lua_ssl_trusted_certificate)
 function M.start(opts)
   local root = support.ROOT
   local tree = root .. "/.rocks/luajit"
@@ -62,12 +63,13 @@ http {
     lua_package_path '%s/share/lua/5.1/?.lua;%s/share/lua/5.1/?/init.lua;;';
     lua_package_cpath '%s/lib/lua/5.1/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;';
     lua_shared_dict results 1m;
+    lua_shared_dict jwt 1m;
     client_body_buffer_size 4m;
     client_max_body_size 16m;
     %s
     init_by_lua_block {
         package.loaded["openresty_app"] = dofile("%s/spec/support/openresty_app.lua")
-        require("openresty_app").init({ url = %q, token = %q })
+        require("openresty_app").init({ url = %q, token = %q, email = %q, password = %q })
     }
     server {
         listen 127.0.0.1:%d;
@@ -80,7 +82,7 @@ http {
 ]]):format(modules, sh("id -u"):find("^0") and "user nobody nogroup;" or "", prefix, prefix, prefix, prefix,
     prefix, prefix, prefix, tree, tree, tree,
     opts.ca and ("lua_ssl_trusted_certificate " .. opts.ca .. "; lua_ssl_verify_depth 3;") or "",
-    root, opts.url, opts.token, port)
+    root, opts.url, opts.token, opts.email or "", opts.password or "", port)
   local f = assert(io.open(prefix .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()

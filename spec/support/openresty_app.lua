@@ -93,6 +93,42 @@ function ROUTES.list_many(args)
   reply(out)
 end
 
+-- A client made for this request alone, logging in with email and
+-- password, as an app that keeps no client between requests would do:
+-- the worker's requests still share one login.
+function ROUTES.login_list(args)
+  local c = opentact.new({ base_url = config.url, email = config.email, password = config.password })
+  local leases, err = c:list(args.conn)
+  local out = list_result(leases, err)
+  out.client = tostring(c)
+  c:close()
+  reply(out)
+end
+
+-- Logins kept in a lua_shared_dict, for every worker: a client finds the
+-- token of another with the same credentials there (not in this worker's
+-- Lua state, which jwt_cache replaces), and one with another password
+-- does not.
+function ROUTES.dict_login()
+  local function make(password)
+    return opentact.new({ base_url = config.url, email = config.email, password = password,
+      jwt_cache = ngx.shared.jwt })
+  end
+  local a, b, wrong = make(config.password), make(config.password), make(config.password .. "-not")
+  local ta = a:token()
+  local tb = b:token()
+  local tw, err = wrong:token()
+  reply({ same = ta ~= nil and ta == tb, wrong = tw == nil and err.kind or "got a token" })
+end
+
+-- nginx gives its workers an empty environment unless told otherwise:
+-- a client with nothing to authenticate with says which directive keeps
+-- the variables.
+function ROUTES.no_credentials(args)
+  local c = opentact.new({ base_url = config.url })
+  reply(list_result(c:list(args.conn)))
+end
+
 -- Callbacks and the polling protocol are refused with the way to go instead.
 function ROUTES.callback(args)
   local c = client("default")

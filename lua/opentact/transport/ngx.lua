@@ -211,7 +211,7 @@ end
 -- connection turned out to be closed before the server answered anything,
 -- so that a fresh one may carry the request again (only for a GET: a POST
 -- may have been applied, and the retry policy decides).
-local function exchange(st, t, method, path, body, token, deadline)
+local function exchange(st, t, method, path, body, credential, deadline)
   local sock = tcp()
   local left = deadline - now()
   sock:settimeouts(math.min(t.connect_ms, left * 1000 + 1), left * 1000 + 1, left * 1000 + 1)
@@ -234,7 +234,7 @@ local function exchange(st, t, method, path, body, token, deadline)
   end
   local request = {
     method, " ", t.prefix, path, " HTTP/1.1\r\nHost: ", t.host_header,
-    "\r\nX-Auth-Token: ", token,
+    "\r\n", credential,
     "\r\nAccept: application/json\r\nUser-Agent: ", st.user_agent, "\r\n",
   }
   if body then
@@ -288,12 +288,12 @@ local function exchange(st, t, method, path, body, token, deadline)
 end
 
 -- One attempt: status, body, retry_after, or nil, err.
-local function perform(st, t, method, path, body, token)
+local function perform(st, t, method, path, body, credential)
   local deadline = now() + t.timeout
-  local status, data, extra, open_ended = exchange(st, t, method, path, body, token, deadline)
+  local status, data, extra, open_ended = exchange(st, t, method, path, body, credential, deadline)
   if status == nil and extra and method == "GET" then
     -- the kept-alive connection was already closed: once more on a fresh one
-    status, data, extra, open_ended = exchange(st, t, method, path, body, token, deadline)
+    status, data, extra, open_ended = exchange(st, t, method, path, body, credential, deadline)
   end
   if status == nil then return nil, data end
   return status, data, extra, open_ended
@@ -301,8 +301,8 @@ end
 
 -- The light thread of request `id`: whatever happens, even an error in
 -- this file, its outcome reaches poll.
-local function attempt(self, id, method, path, body, token)
-  local ok, status, data, extra, open_ended = pcall(perform, self.opts, self.target, method, path, body, token)
+local function attempt(self, id, method, path, body, credential)
+  local ok, status, data, extra, open_ended = pcall(perform, self.opts, self.target, method, path, body, credential)
   if not ok then
     status, data, extra = false, failure("network", "the request's light thread failed: " .. tostring(status), true, false), false
   elseif status == nil then
@@ -327,7 +327,9 @@ function M.new(opts)
   }, Transport)
 end
 
-function Transport:start(id, method, path, body, token)
+--- Starts request `id`; `token` goes in X-Auth-Token, or with `basic`
+--- (a login) it is the base64 credentials of an Authorization header.
+function Transport:start(id, method, path, body, token, basic)
   local phase = ngx.get_phase()
   if not COSOCKET_PHASES[phase] then
     return nil, failure("invalid", ("nginx cannot do network I/O in its %s phase: call from rewrite, access, "
@@ -335,7 +337,8 @@ function Transport:start(id, method, path, body, token)
   end
   self.threads[id] = true -- a thread that finishes at once must find its slot
   self.count = self.count + 1
-  local co, err = spawn(attempt, self, id, method, path, body, token)
+  local credential = (basic and "Authorization: Basic " or "X-Auth-Token: ") .. token
+  local co, err = spawn(attempt, self, id, method, path, body, credential)
   if not co then
     self.threads[id] = nil
     self.count = self.count - 1

@@ -1,0 +1,283 @@
+-- Logging in with email and password, over the wire: the first login,
+-- renewal before the JWT expires, one login for many requests, a 401 on a
+-- fresh token, wrong credentials, a server that is down, and the secrets
+-- kept out of everything a user can see.
+local support = require("emulator")
+local opentact = require("opentact")
+local core = require("opentact.core")
+
+local EMAIL, PASSWORD = "ops@example.com", "s3cret: pass word"
+
+-- Every string reachable from `root` through tables (keys and values),
+-- metatables included; functions are not opened.
+local function strings_in(root)
+  local out, seen = {}, {}
+  local function walk(v)
+    if type(v) == "string" then
+      out[#out + 1] = v
+    elseif type(v) == "table" and not seen[v] then
+      seen[v] = true
+      for k, x in pairs(v) do
+        walk(k)
+        walk(x)
+      end
+      walk(getmetatable(v))
+    end
+  end
+  walk(root)
+  return out
+end
+
+local function contains_any(texts, secrets)
+  for _, t in ipairs(texts) do
+    for _, s in ipairs(secrets) do
+      if t:find(s, 1, true) then return s end
+    end
+  end
+  return nil
+end
+
+describe("logging in #wire", function()
+  local emu, st, email
+  -- A JWT is shared by the clients of a Lua state with the same email and
+  -- password: each test logs in as a user of its own.
+  local users, USERS = {}, 12
+  for i = 1, USERS do users[i] = ("user%d@example.com:%s"):format(i, PASSWORD) end
+  users[#users + 1] = "other@example.com:x-other-pw"
+  local next_user = 0
+
+  setup(function()
+    emu = support.start({ users = users, leases = 20 })
+    st = emu:state()
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function()
+    emu:reset()
+    next_user = next_user + 1
+    assert(next_user <= USERS, "more tests than users")
+    email = ("user%d@example.com"):format(next_user)
+  end)
+
+  local function client(opts)
+    local o = { base_url = emu.url, email = email, password = PASSWORD, backoff = 0.01, backoff_max = 0.05 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return opentact.new(o)
+  end
+
+  it("logs in on first use, once", function()
+    local c = client()
+    assert.equals(0, emu:stats().logins)
+    assert.equals(3, #c:list(st.connections[1]))
+    assert.equals(3, #c:list(st.connections[1]))
+    assert.equals(1, emu:stats().logins)
+    local token = c:token()
+    assert.matches("^[%w_-]+%.[%w_-]+%.[%w_-]+$", token)
+    assert.equals(1, emu:stats().logins)
+    assert.equals("opentact.Client (" .. emu.url .. ", curl, login as " .. email .. ")", tostring(c))
+    c:close()
+  end)
+
+  it("renews a 2-second token before it expires: no 401 on the wire, a login per renewal", function()
+    emu:config({ token_ttl = 2 })
+    local refused = 0
+    local c = client({ log = function(e) if e.status == 401 then refused = refused + 1 end end })
+    local calls, started = 0, core.now()
+    while core.now() - started < 10 do
+      assert(c:list(st.connections[1]))
+      calls = calls + 1
+      core.sleep(0.02)
+    end
+    c:close()
+    assert.equals(0, refused)
+    local logins = emu:stats().logins
+    -- a token lives 1 to 2 s (its times are whole seconds) and is renewed
+    -- half a second before its end: 5 to 20 logins in 10 s, not one a call
+    assert.is_true(logins >= 5 and logins <= 20, ("%d logins for %d calls"):format(logins, calls))
+    assert.is_true(calls > 2 * logins)
+  end)
+
+  it("makes one login for 16 requests that find the token expired", function()
+    -- a 2-second token has more than a second left when it comes (its
+    -- times are whole seconds), so nothing renews it before it expires
+    emu:config({ token_ttl = 2 })
+    local c = client()
+    assert(c:token())
+    assert.equals(1, emu:stats().logins)
+    core.sleep(2.05) -- the token's exp is behind us
+    local conns = {}
+    for i = 1, 16 do conns[i] = st.connections[(i - 1) % #st.connections + 1] end
+    local results = c:list_many(conns, { concurrency = 16 })
+    for i = 1, 16 do assert.is_nil(results[i].err) end
+    assert.equals(2, emu:stats().logins)
+    -- with callbacks too
+    core.sleep(2.05)
+    local done = 0
+    for i = 1, 16 do
+      c:list(conns[i], function(leases, err)
+        assert.is_nil(err)
+        assert.is_table(leases)
+        done = done + 1
+      end)
+    end
+    while c:step(0.05) > 0 do end
+    assert.equals(16, done)
+    assert.equals(3, emu:stats().logins)
+    c:close()
+  end)
+
+  it("logs in again after a 401 and sends the request once more; a second 401 is an auth error", function()
+    local c = client()
+    assert(c:token())
+    emu:faults({ { status = 401, message = "token revoked" } })
+    assert.equals(3, #c:list(st.connections[1]))
+    assert.equals(2, emu:stats().logins)
+    emu:faults({ { status = 401, message = "token revoked" }, {}, { status = 401, message = "token revoked" } })
+    local leases, err = c:list(st.connections[1])
+    assert.is_nil(leases)
+    assert.equals("auth", err.kind)
+    assert.equals("token revoked", err.message)
+    assert.equals(3, emu:stats().logins)
+    c:close()
+  end)
+
+  it("answers wrong credentials with an auth error and the server's message, sending nothing else", function()
+    local c = client({ password = "wrong password" })
+    local leases, err = c:list(st.connections[1])
+    assert.is_nil(leases)
+    assert.equals("auth", err.kind)
+    assert.equals(401, err.status)
+    assert.equals("wrong credentials", err.message)
+    local token, terr = c:token()
+    assert.is_nil(token)
+    assert.equals("auth", terr.kind)
+    for _, r in ipairs(emu:requests()) do assert.equals("/auth", r.path) end
+    c:close()
+  end)
+
+  it("retries a login like a read, and reports a server that stays down", function()
+    emu:faults({ { status = 503 }, { reset = true } })
+    local c = client()
+    assert.equals(3, #c:list(st.connections[1]))
+    assert.equals(1, emu:stats().logins)
+    c:close()
+    local down = opentact.new({ base_url = "http://127.0.0.1:" .. support.free_port(), email = email,
+      password = PASSWORD, backoff = 0.01, retries = 2 })
+    local leases, err = down:list(st.connections[1])
+    assert.is_nil(leases)
+    assert.equals("network", err.kind)
+    assert.is_truthy(tostring(err):find("GET /sip/connection/", 1, true))
+    down:close()
+  end)
+
+  it("shares one login between clients with the same credentials", function()
+    local a, b = client(), client()
+    assert(a:list(st.connections[1]))
+    assert(b:list(st.connections[1]))
+    assert.equals(1, emu:stats().logins)
+    local other = client({ email = "other@example.com", password = "x-other-pw" })
+    assert(other:list(st.connections[1]))
+    local wrong = client({ password = "not the password" })
+    assert.is_nil((wrong:list(st.connections[1])))
+    assert.equals(2, emu:stats().logins)
+    a:close() b:close() other:close() wrong:close()
+  end)
+
+  it("keeps the password and the token out of errors, log events, tostring and the client's tables", function()
+    local captured, events = {}, {}
+    local c = client({ log = function(e) events[#events + 1] = e end })
+    local token = assert(c:token())
+    local basic = core.base64(email .. ":" .. PASSWORD)
+    -- errors that quote what the server said, even when it echoes a secret
+    emu:faults({ { status = 400, message = "bad token " .. token .. " for " .. PASSWORD } })
+    local _, err = c:assign(st.connections[1], { add = { st.leases[5] } })
+    captured[#captured + 1] = tostring(err)
+    captured[#captured + 1] = err.message
+    local wrong = client({ password = PASSWORD .. "-wrong" })
+    local _, werr = wrong:list(st.connections[1])
+    captured[#captured + 1] = tostring(werr)
+    captured[#captured + 1] = tostring(c)
+    captured[#captured + 1] = tostring(wrong)
+    for _, s in ipairs(strings_in(c)) do captured[#captured + 1] = s end
+    for _, s in ipairs(strings_in(wrong)) do captured[#captured + 1] = s end
+    for _, s in ipairs(strings_in(events)) do captured[#captured + 1] = s end
+    for _, s in ipairs(strings_in(err)) do captured[#captured + 1] = s end
+    assert.is_nil(contains_any(captured, { PASSWORD, token, basic }))
+    assert.matches("[redacted]", err.message, 1, true)
+    c:close()
+    wrong:close()
+  end)
+
+  it("refuses a token and an email together, and an email without a password", function()
+    assert.has_error(function() opentact.new({ token = "t", email = EMAIL, password = "p" }) end,
+      "bad argument #1 to 'new' (give either 'token' or 'email' and 'password', not both)")
+    local ok, why = pcall(opentact.new, { email = EMAIL })
+    assert.is_false(ok)
+    if not os.getenv("OPENTACT_PASSWORD") then assert.matches("'email' without 'password'", why) end
+    ok, why = pcall(opentact.new, { email = "a:b@example.com", password = "p" })
+    assert.is_false(ok)
+    assert.matches("bad option 'email'", why)
+  end)
+
+  it("gives the token of a client made with one, and says when there is none", function()
+    assert.equals("static-token", opentact.new({ token = "static-token" }):token())
+    local calls = 0
+    local f = opentact.new({ token = function() calls = calls + 1 return "from-function" end })
+    assert.equals("from-function", f:token())
+    assert.equals("from-function", f:token())
+    assert.equals(1, calls)
+  end)
+end)
+
+describe("the command line's login and token #wire", function()
+  local emu, st, home
+  setup(function()
+    emu = support.start({ users = { EMAIL .. ":" .. PASSWORD } })
+    st = emu:state()
+    home = os.tmpname()
+    os.remove(home)
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    os.execute("rm -rf '" .. home .. "'")
+  end)
+
+  local function run(args, env)
+    return support.run(("env -u OPENTACT_TOKEN -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=%s "
+      .. "OPENTACT_URL=%s %s %s %s/bin/opentact %s < /dev/null"):format(home, emu.url, env or "", support.LUA,
+      support.ROOT, args))
+  end
+
+  it("prints a fresh token, and nothing else, with email and password from the environment", function()
+    local out, status = run("token", ("OPENTACT_EMAIL=%s OPENTACT_PASSWORD='%s'"):format(EMAIL, PASSWORD))
+    assert.equals(0, status, out)
+    assert.matches("^[%w_-]+%.[%w_-]+%.[%w_-]+\n$", out)
+    assert.equals(1, emu:stats().logins)
+    -- every command works with them
+    out, status = run("list " .. st.connections[1], ("OPENTACT_EMAIL=%s OPENTACT_PASSWORD='%s'"):format(EMAIL, PASSWORD))
+    assert.equals(0, status, out)
+    assert.matches("^3 leases", out)
+  end)
+
+  it("logs in, keeps the token for the next commands, and never prints the password", function()
+    local out, status = run("login --email " .. EMAIL, ("OPENTACT_PASSWORD='%s'"):format(PASSWORD))
+    assert.equals(0, status, out)
+    assert.matches("^Logged in as " .. EMAIL:gsub("%p", "%%%0") .. "%. The token is kept in ", out)
+    assert.is_falsy(out:find(PASSWORD, 1, true))
+    local p = io.popen("stat -c %a '" .. home .. "/opentact/token'")
+    assert.equals("600", p:read("*l"))
+    p:close()
+    out, status = run("list " .. st.connections[1])
+    assert.equals(0, status, out)
+    assert.matches("^3 leases", out)
+  end)
+
+  it("exits 1 with the server's message for a wrong password, 2 without one", function()
+    local out, status = run("login --email " .. EMAIL, "OPENTACT_PASSWORD=wrong-password")
+    assert.equals(1, status, out)
+    assert.matches("opentact: auth %(401%): wrong credentials", out)
+    assert.is_falsy(out:find("wrong-password", 1, true))
+    out, status = run("login --email " .. EMAIL)
+    assert.equals(2, status, out)
+    assert.matches("set OPENTACT_PASSWORD", out)
+  end)
+end)

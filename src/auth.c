@@ -1,0 +1,111 @@
+/*
+ * auth.c: what logging in needs from C: the wall clock with sub-second
+ * precision (a JWT's exp is wall time, and a token can live 2 seconds),
+ * base64 for HTTP Basic, and reading a JWT's exp and iat claims.
+ *
+ * A JWT is only read, never verified: the server that issued it checks
+ * it. Reading its claims tells the client when to log in again.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "opentact.h"
+
+/* core.time(): seconds since the epoch, as a float */
+int auth_time(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* core.base64(s): s in standard base64, padded */
+int auth_base64(lua_State *L) {
+    size_t len, i;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 0; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+        luaL_addchar(&b, B64[v >> 18]);
+        luaL_addchar(&b, B64[(v >> 12) & 63]);
+        luaL_addchar(&b, B64[(v >> 6) & 63]);
+        luaL_addchar(&b, B64[v & 63]);
+    }
+    if (i < len) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < len ? (unsigned)s[i + 1] << 8 : 0);
+        luaL_addchar(&b, B64[v >> 18]);
+        luaL_addchar(&b, B64[(v >> 12) & 63]);
+        luaL_addchar(&b, i + 1 < len ? B64[(v >> 6) & 63] : '=');
+        luaL_addchar(&b, '=');
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* The value of one base64url digit, or -1. */
+static int b64url_digit(unsigned char c) {
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* A JWT's claims (its middle part) at most this long: a JWT is a few
+ * hundred bytes; anything longer is not worth reading. */
+#define CLAIMS_MAX 8192
+
+/* Pushes claim `name` of the table on top when it is a number, else nil. */
+static void push_claim(lua_State *L, int claims, const char *name) {
+    lua_getfield(L, claims, name);
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
+/* core.jwt_claims(token) -> exp, iat (numbers, or nil when the token is not
+ * a JWT or lacks the claim) */
+int auth_jwt_claims(lua_State *L) {
+    size_t len, i, n = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *first = memchr(s, '.', len), *second;
+    unsigned char out[CLAIMS_MAX];
+    unsigned v = 0;
+    int bits = 0;
+    if (first == NULL || (second = memchr(first + 1, '.', len - (size_t)(first + 1 - s))) == NULL ||
+        (size_t)(second - first - 1) > CLAIMS_MAX * 4 / 3)
+        goto none;
+    for (i = (size_t)(first + 1 - s); s + i < second; i++) {
+        int d = b64url_digit((unsigned char)s[i]);
+        if (d < 0)
+            goto none;
+        v = v << 6 | (unsigned)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(v >> bits);
+            v &= (1u << bits) - 1;
+        }
+    }
+    if (!json_decode(L, (const char *)out, n, NULL, NULL, 0))
+        goto none;
+    if (!lua_istable(L, -1))
+        goto none;
+    push_claim(L, -1, "exp");
+    push_claim(L, -2, "iat");
+    return 2;
+none:
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 2;
+}
