@@ -110,7 +110,7 @@ $(foreach l,$(FUZZ_LUAS),$(eval $(call fuzz_rule,$(l))))
 
 # Benchmarks against peers; writes bench/RESULTS.md. python3-requests is
 # one of the peers.
-BENCH_DEBS := python3-requests
+BENCH_DEBS := python3-requests jq
 bench: deps install-lua5.4 install-luajit
 	@$(MAKE) --no-print-directory deps DEBS="$(BENCH_DEBS)"
 	bench/run
