@@ -41,7 +41,7 @@ describe("logging in #wire", function()
   local emu, st, email
   -- A JWT is shared by the clients of a Lua state with the same email and
   -- password: each test logs in as a user of its own.
-  local users, USERS = {}, 12
+  local users, USERS = {}, 20
   for i = 1, USERS do users[i] = ("user%d@example.com:%s"):format(i, PASSWORD) end
   users[#users + 1] = "other@example.com:x-other-pw"
   local next_user = 0
@@ -182,6 +182,89 @@ describe("logging in #wire", function()
     a:close() b:close() other:close() wrong:close()
   end)
 
+  it("ends every waiting request when a login fails, with one login, bulk and callbacks alike", function()
+    local c = client({ password = "not the password" })
+    local conns = {}
+    for i = 1, 5 do conns[i] = st.connections[(i - 1) % #st.connections + 1] end
+    local results = c:list_many(conns, { concurrency = 2 })
+    for i = 1, 5 do assert.equals("auth", results[i].err.kind) end
+    local called = 0
+    for i = 1, 130 do
+      c:list(conns[i % 5 + 1], function(_, err)
+        assert.equals("auth", err.kind)
+        called = called + 1
+      end)
+    end
+    while c:step(0.05) > 0 do end
+    assert.equals(130, called)
+    -- refused credentials are not tried again
+    assert.equals(1, emu:stats().auth_failures)
+    c:close()
+  end)
+
+  it("renews 1-second tokens without a login storm", function()
+    emu:config({ token_ttl = 1 })
+    local c = client()
+    local calls, started = 0, core.now()
+    while core.now() - started < 2 do
+      -- a token's times are whole seconds: one issued late in a second is
+      -- nearly dead on arrival, and a call may meet its end; not a storm
+      c:list(st.connections[1])
+      calls = calls + 1
+    end
+    c:close()
+    local logins = emu:stats().logins
+    assert.is_true(calls > 50, calls .. " calls")
+    -- about one a quarter second at worst, never one a call
+    assert.is_true(logins <= 40 and logins < calls / 2, ("%d logins for %d calls"):format(logins, calls))
+  end)
+
+  it("does not try a failed renewal again on every request", function()
+    emu:config({ token_ttl = 2 })
+    local c = client({ retries = 0 })
+    assert(c:token())
+    -- into the renewal window (the last half second), where the renewal
+    -- login meets a server error
+    core.sleep(1.2)
+    -- the renewal and the call that starts it race: both meet an error
+    emu:faults({ { status = 500, message = "down" }, { status = 500, message = "down" } })
+    local auths_before = 0
+    for _, r in ipairs(emu:requests()) do if r.path == "/auth" then auths_before = auths_before + 1 end end
+    for _ = 1, 30 do c:list(st.connections[1]) end
+    local auths = -auths_before
+    for _, r in ipairs(emu:requests()) do if r.path == "/auth" then auths = auths + 1 end end
+    assert.is_true(auths <= 2, auths .. " logins tried")
+    c:close()
+  end)
+
+  it("is not held up by a log hook that yields in a login and is never resumed", function()
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+      pending("Lua 5.1 cannot yield across pcall, which the log hook is called through")
+      return
+    end
+    local c = client({ log = function(e) if e.path == "/auth" then coroutine.yield() end end })
+    local co = coroutine.create(function() return c:list(st.connections[1]) end)
+    assert(coroutine.resume(co)) -- it yields in the hook, and is dropped
+    assert.equals("suspended", coroutine.status(co))
+    co = nil -- luacheck: ignore
+    local leases, err = c:list(st.connections[1])
+    assert.is_nil(err)
+    assert.equals(3, #leases)
+    c:close()
+  end)
+
+  it("logs in itself when another client's login is left hanging", function()
+    local idle = client()
+    -- a login on the wire that nobody drives (no step)
+    idle:list(st.connections[1], function() end)
+    local started = core.now()
+    local c = client()
+    assert.equals(3, #assert(c:list(st.connections[1])))
+    assert.is_true(core.now() - started < 8)
+    c:close()
+    idle:close()
+  end)
+
   it("keeps the password and the token out of errors, log events, tostring and the client's tables", function()
     local captured, events = {}, {}
     local c = client({ log = function(e) events[#events + 1] = e end })
@@ -269,6 +352,22 @@ describe("the command line's login and token #wire", function()
     out, status = run("list " .. st.connections[1])
     assert.equals(0, status, out)
     assert.matches("^3 leases", out)
+  end)
+
+  it("never sends the kept token to another server, and keeps it readable by its owner only", function()
+    local other = support.start({})
+    finally(function() other:stop() end)
+    local path = home .. "/opentact/token"
+    os.execute("chmod 644 '" .. path .. "'")
+    local out, status = run("login --email " .. EMAIL, ("OPENTACT_PASSWORD='%s'"):format(PASSWORD))
+    assert.equals(0, status, out)
+    local p = io.popen("stat -c %a '" .. path .. "'")
+    assert.equals("600", p:read("*l"))
+    p:close()
+    out, status = run("list --url " .. other.url .. " " .. st.connections[1])
+    assert.equals(2, status, out)
+    assert.matches("is for " .. emu.url:gsub("%p", "%%%0"), out)
+    assert.equals(0, #other:requests())
   end)
 
   it("exits 1 with the server's message for a wrong password, 2 without one", function()

@@ -13,12 +13,16 @@ local core = require("opentact.core")
 local errors = require("opentact.errors")
 local options = require("opentact.options")
 
-local type, pcall, tostring, min, rawget = type, pcall, tostring, math.min, rawget
+local type, pcall, tostring, tonumber, min, rawget, setmetatable =
+  type, pcall, tostring, tonumber, math.min, rawget, setmetatable
 local wall, jwt_claims, base64, redact = core.time, core.jwt_claims, core.base64, errors.redact
 
 local M = {}
 
 local MAX_TOKEN = options.MAX_TOKEN
+-- A password is taken out of messages from this length on (a token from
+-- errors' own length): shorter, it would be as common as ordinary text.
+local PASSWORD_MIN = 3
 -- Renew a JWT when less than this is left, or a quarter of its lifetime
 -- if that is less (a 2-second token is renewed half a second before).
 local RENEW_BEFORE = 60
@@ -37,9 +41,12 @@ local shared = {}
 -- logs in, since = when }. Another client with the same email waits for
 -- it instead of logging in too.
 local in_flight = {}
+local WEAK = { __mode = "v" }
 -- A login in flight for longer than this is taken for lost (its client
--- was dropped mid-way): someone else may log in.
-local LOGIN_STALE = 120
+-- stopped being driven mid-way: an nginx request that ended, a callback
+-- client nobody steps): another client logs in instead. A real login
+-- that takes longer only costs a second one.
+local LOGIN_STALE = 5
 
 local function no_token_message()
   local msg = "no token: set OPENTACT_TOKEN (or OPENTACT_EMAIL and OPENTACT_PASSWORD), or pass `token` "
@@ -51,17 +58,28 @@ local function no_token_message()
   return msg
 end
 
--- When a JWT expires and when to renew it (wall-clock seconds): nil for a
--- token without exp, or with one our clock already calls past (such a
--- token is used until a 401).
-local function timing(t)
+-- When a JWT that has just come (at `received`) expires and when to renew
+-- it, by our wall clock; nil for a token without exp (used until a 401).
+-- The server's exp is taken as it is when our clock agrees with the
+-- server's: a fresh token then has about its lifetime (exp - iat) left,
+-- less the second iat was rounded down by. When it does not (clock skew),
+-- the lifetime is counted from receipt. A token is never renewed before
+-- half of what it had left has passed: a fresh one is never due at once.
+local function timing(t, received)
   local exp, iat = jwt_claims(t)
-  local clock = wall()
-  local lifetime = exp and (iat and exp - iat or exp - clock)
-  if exp and exp > clock and lifetime > 0 then
-    return exp, exp - min(RENEW_BEFORE, lifetime / 4)
+  if not exp then return nil, nil end
+  local lifetime = iat and exp - iat or nil
+  local left = exp - received
+  if not lifetime or lifetime <= 0 then
+    lifetime = left
+  elseif left <= 0 or left > lifetime + 2 or left < lifetime - 2 then
+    left = lifetime - 1 -- iat may be up to a second old
   end
-  return nil, nil
+  if left <= 0 then return nil, nil end
+  local expires = received + left
+  local renew = expires - min(RENEW_BEFORE, lifetime / 4)
+  if renew < received + left / 2 then renew = received + left / 2 end
+  return expires, renew
 end
 
 --- The authentication of a client whose resolved options are `opts`; the
@@ -104,18 +122,28 @@ function M.new(opts, token, password)
     local dict, ngx = opts.jwt_cache, rawget(_G, "ngx") -- jwt_cache is checked to come with OpenResty
     local dkey = "opentact-jwt:" .. ngx.encode_base64(ngx.sha1_bin(opts.base_url .. "\n" .. email .. "\n" .. password))
     store = {
+      -- "<expires> <renew_at> <token>" (expires 0: none), the times as
+      -- the worker that logged in worked them out
       get = function()
-        local t = dict:get(dkey)
-        if type(t) ~= "string" then return nil end
-        local exp, renew = timing(t)
+        local v = dict:get(dkey)
+        if type(v) ~= "string" then return nil end
+        local exp, renew, t = v:match("^(%S+) (%S+) (.+)$")
+        if not t then return nil end
+        exp, renew = tonumber(exp), tonumber(renew)
+        if exp == 0 then exp, renew = nil, nil end
         return { token = t, expires = exp, renew_at = renew }
       end,
       put = function(entry)
         -- kept until it expires; one without exp until the next login
         local ttl = entry.expires and entry.expires - wall() or 0
-        if ttl >= 0 then dict:set(dkey, entry.token, ttl) end
+        if ttl >= 0 then
+          dict:set(dkey, ("%.3f %.3f %s"):format(entry.expires or 0, entry.renew_at or 0, entry.token), ttl)
+        end
       end,
-      clear = function(t) if dict:get(dkey) == t then dict:delete(dkey) end end,
+      clear = function(t)
+        local v = dict:get(dkey)
+        if type(v) == "string" and v:sub(-#t) == t then dict:delete(dkey) end
+      end,
     }
   elseif a.mode == "login" then
     store = {
@@ -170,8 +198,9 @@ function M.new(opts, token, password)
   --- client of this Lua state is logging in with the same email.
   function a.claim_login()
     local f = in_flight[key]
-    if f and f.by ~= a and wall() - f.since < LOGIN_STALE then return false end
-    if not f or f.by ~= a then in_flight[key] = { by = a, since = wall() } end
+    -- `by` is weak: a client collected mid-login holds nobody up
+    if f and f.by and f.by ~= a and wall() - f.since < LOGIN_STALE then return false end
+    if not f or f.by ~= a then in_flight[key] = setmetatable({ by = a, since = wall() }, WEAK) end
     return true
   end
 
@@ -191,14 +220,14 @@ function M.new(opts, token, password)
     local t = payload.token
     local bad = unusable(t)
     if bad then return nil, errors.new("protocol", "the login answer's token is " .. bad) end
-    adopt(t, timing(t))
+    adopt(t, timing(t, wall()))
     store.put({ token = t, expires = expires, renew_at = renew_at })
     return true
   end
 
   --- `s` with every secret this client knows replaced.
   function a.redact(s)
-    s = redact(redact(redact(s, value), password), token)
+    s = redact(redact(redact(s, value), password, PASSWORD_MIN), token)
     if a.mode == "login" then s = redact(s, a.basic()) end
     for i = 1, #old do s = redact(s, old[i]) end
     return s

@@ -27,7 +27,8 @@ local type, pairs, ipairs, pcall, setmetatable, tostring, error = type, pairs, i
 local remove = table.remove
 local running, co_status = coroutine.running, coroutine.status
 local answer_decode, now = core.answer_decode, core.now
-local finish_error, Leases, Page, retry_delay = errors.finish, pretty.Leases, pretty.Page, retry.delay
+local finish_error, as_leases, Lease, Page, retry_delay = errors.finish, pretty.leases, pretty.Lease, pretty.Page,
+  retry.delay
 
 local M = {}
 
@@ -45,6 +46,9 @@ local BACKGROUND_LIMIT = 128
 local STEP_EVENTS = 4
 -- How often a client waiting for another client's login looks for its token.
 local SHARED_LOGIN_WAIT = 0.02
+-- After a login failed for another reason than its credentials (the
+-- server down), requests that need one fail at once for this long.
+local LOGIN_FAILED_FOR = 1
 
 
 local function new_run(limit)
@@ -147,18 +151,26 @@ function Engine:settle(req, status, data, retry_after, open_ended)
     err = data
   end
   local log = self.log
-  if log then emit(log, req, status, err) end
   if leases and req.login then
+    -- the login is acted on before the log hook: a hook that yields, and
+    -- is never resumed, cannot hold up every request waiting for it
     local ok, why = self.auth.accept(leases)
-    return self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
+    if ok then self.login_failed = false end
+    self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
+    if log then emit(log, req, status, err) end
+    return
   end
+  if log then emit(log, req, status, err) end
   if leases then
+    -- results print readably (opentact.pretty): lists, their leases, pages
     local shape = req.shape
     if not shape then
-      setmetatable(leases, Leases)
+      as_leases(leases)
     elseif shape == "page" then
-      setmetatable(leases.data, Leases)
+      as_leases(leases.data)
       setmetatable(leases, Page)
+    elseif shape == "lease" then
+      setmetatable(leases, Lease)
     end
     return finish(req, leases)
   end
@@ -213,12 +225,17 @@ function Engine:launch(req)
     token = self.auth.basic()
   else
     token, gen, renew = self.auth.current()
+    local failed = self.login_failed and now() < self.login_failed_until
     if not token then
-      if gen == nil then return self:park(req) end -- a login first
+      if gen == nil then
+        -- a login first, unless the last one failed a moment ago
+        if failed then return finish(req, nil, self:login_error(req)) end
+        return self:park(req)
+      end
       return finish(req, nil, finish_error(gen, req.method, req.path, req.attempt, self.redact))
     end
     -- near its end: a login in the background, this request goes now
-    if renew then self:start_login() end
+    if renew and not failed then self:start_login() end
     if req.probe then return finish(req, token) end -- client:token()
   end
   req.attempt = req.attempt + 1
@@ -360,6 +377,9 @@ end
 --- `run` is the caller's: when it has finished requests, nothing waits.
 function Engine:turn(wait, events, run)
   if self.closed then return end
+  -- requests left waiting for a login that ended without them (an
+  -- interrupt while they were being relaunched): log in for them
+  if self.parked[1] and not self.login then self:start_login() end
   if self.timers[1] then
     self:fire_timers()
     local due = self:next_due()
@@ -541,7 +561,13 @@ end
 -- Logs in unless a login is in flight already: one login for every
 -- request that needs it. A login is a read: retried like one.
 function Engine:start_login()
-  if self.login then return end
+  local current = self.login
+  if current then
+    if current.epoch == self.transport:epoch() then return end
+    -- the parent's login, before a fork: the child logs in itself
+    self.login = false
+    self.auth.login_done()
+  end
   local req = M.request("GET", "/auth", nil, "auth")
   req.login = true
   req.epoch = self.transport:epoch()
@@ -556,26 +582,48 @@ end
 -- The login is over (`err` when it failed): the requests that waited go
 -- on with the new token, or end with the login's error.
 function Engine:login_over(req, err)
-  self.auth.login_done()
-  if self.login == req then self.login = false end
   remove_run(self.runs, req.run)
   req.done = true
-  local parked = self.parked
-  self.parked = {}
-  for k = 1, #parked do
-    local p = parked[k]
+  -- a login superseded after a fork: its end is nobody's business
+  if self.login ~= req then return end
+  self.login = false
+  self.auth.login_done()
+  if err then
+    -- kept, so that what comes next fails at once instead of logging in
+    -- again and again: for good when the credentials were refused (they
+    -- cannot change), else for a moment
+    self.login_failed = err
+    self.login_failed_until = (err.kind == "auth") and 1 / 0 or now() + LOGIN_FAILED_FOR
+  end
+  -- one by one, from the list itself: an error (an interrupt) on the way
+  -- leaves the rest parked, and the next turn logs in for them
+  local parked, runs = self.parked, {}
+  while parked[1] do
+    local p = remove(parked, 1)
     if p.parked then
       p.parked = false
-      p.run.inflight = p.run.inflight - 1
+      local run = p.run
+      run.inflight = run.inflight - 1
+      runs[run] = true
       if err then
-        local e = errors.new(err.kind, err.message, err.retryable)
-        e.status, e.retry_after, e.sent = err.status, err.retry_after, false
-        finish(p, nil, finish_error(e, p.method, p.path, p.attempt, self.redact))
+        finish(p, nil, self:login_error(p))
       else
         self:launch(p)
       end
     end
   end
+  -- the slots the waiting requests held are free: their runs go on
+  for run in pairs(runs) do
+    if run.head <= run.tail then self:fill(run) end
+  end
+end
+
+-- The error of a request that needed the login that failed.
+function Engine:login_error(req)
+  local err = self.login_failed
+  local e = errors.new(err.kind, err.message, err.retryable)
+  e.status, e.retry_after, e.sent = err.status, err.retry_after, false
+  return finish_error(e, req.method, req.path, err.attempts or 0, self.redact)
 end
 
 ---------------------------------------------------------------- callbacks

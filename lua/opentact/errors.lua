@@ -41,8 +41,8 @@ end
 -- Replaces every occurrence of `secret` in `s` (plain, not a pattern).
 -- Shorter strings are too common in ordinary text to be told from a secret.
 local MIN_SECRET = 6
-local function redact(s, secret)
-  if type(s) ~= "string" or type(secret) ~= "string" or #secret < MIN_SECRET then return s end
+local function redact(s, secret, min_length)
+  if type(s) ~= "string" or type(secret) ~= "string" or #secret < (min_length or MIN_SECRET) then return s end
   local out, init = {}, 1
   while true do
     local i, j = find(s, secret, init, true)

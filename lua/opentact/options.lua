@@ -201,8 +201,10 @@ function M.resolve(opts, fname, version, level)
     end
     if (out.email == nil) ~= (out.password == nil) then
       error(("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL and "
-        .. "OPENTACT_PASSWORD)"):format(fname, out.email and "'email'" or "'password'",
-        out.email and "'password'" or "'email'"), level)
+        .. "OPENTACT_PASSWORD%s)"):format(fname, out.email and "'email'" or "'password'",
+        out.email and "'password'" or "'email'",
+        M.in_openresty() and "; nginx clears the environment of its workers: keep both with `env OPENTACT_EMAIL; "
+          .. "env OPENTACT_PASSWORD;` in nginx.conf's main block" or ""), level)
     end
   end
   if out.base_url == nil then

@@ -1,7 +1,11 @@
--- Readable printing of lease lists: the metatable that `list` and `assign`
--- results carry. The list stays a plain array for #, ipairs and JSON.
+-- Readable printing of what calls return: the metatables of lease lists
+-- (`list`, `assign`), of one lease, of search pages, of the reports of
+-- assign_batched and sync, and of list_many's results. They add only
+-- __tostring (and the reports' methods): every list stays a plain array
+-- for #, ipairs and JSON.
 
-local type, tostring, ipairs, floor, format, rep = type, tostring, ipairs, math.floor, string.format, string.rep
+local type, tostring, ipairs, setmetatable = type, tostring, ipairs, setmetatable
+local floor, format, rep = math.floor, string.format, string.rep
 local concat = table.concat
 
 local M = {}
@@ -66,6 +70,60 @@ end
 
 Leases.__tostring = M.format
 
+-- One lease (what `lease` returns, and each lease of a list) prints as
+-- one line: its uuid, its number, its expiry and renewal, its holder.
+local Lease = { __name = "opentact.Lease" }
+M.Lease = Lease
+
+local function holder_text(lease)
+  local app, conn = lease.sip_control_app, lease.sip_connection
+  if type(app) == "table" and app.uuid then return "SIP control app " .. cell(app.uuid) end
+  if type(conn) == "table" and conn.uuid then return "SIP connection " .. cell(conn.uuid) end
+  return nil
+end
+
+function M.format_lease(lease)
+  local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+  local holder = holder_text(lease)
+  return format("lease %s: %s, expires %s, autorenew %s, %s", cell(lease.uuid), number(tn),
+    cell(lease.expired_on), cell(lease.autorenew), holder and "on " .. holder or "on no SIP connection or app")
+end
+
+Lease.__tostring = M.format_lease
+
+--- Gives every lease of a list (and the list) the metatables that print them.
+function M.leases(list)
+  for i = 1, #list do
+    local l = list[i]
+    if type(l) == "table" then setmetatable(l, Lease) end
+  end
+  return setmetatable(list, Leases)
+end
+
+-- The results of list_many print as one line per connection: how many
+-- leases it holds, or its error.
+local Results = { __name = "opentact.Results" }
+M.Results = Results
+
+function Results.__tostring(r)
+  local n = #r
+  local out = { n == 1 and "1 connection" or n .. " connections" }
+  for i = 1, n do
+    local x = r[i]
+    local what
+    if type(x) ~= "table" then
+      what = cell(x)
+    elseif x.leases then
+      local k = type(x.leases) == "table" and #x.leases or 0
+      what = k == 1 and "1 lease" or k .. " leases"
+    else
+      what = safe(tostring(x.err))
+    end
+    out[#out + 1] = format("  %s  %s", type(x) == "table" and cell(x.uuid) or "-", what)
+  end
+  return concat(out, "\n")
+end
+
 -- The report of assign_batched prints as a summary.
 local Report = { __name = "opentact.Report" }
 M.Report = Report
@@ -115,13 +173,6 @@ end
 local SyncReport = { __name = "opentact.SyncReport" }
 M.SyncReport = SyncReport
 SyncReport.__index = report_methods
-
-local function holder_text(lease)
-  local app, conn = lease.sip_control_app, lease.sip_connection
-  if type(app) == "table" and app.uuid then return "SIP control app " .. cell(app.uuid) end
-  if type(conn) == "table" and conn.uuid then return "SIP connection " .. cell(conn.uuid) end
-  return nil
-end
 
 local function lease_line(mark, lease, note)
   local tn = type(lease.tn) == "table" and lease.tn.tn or nil
