@@ -9,7 +9,8 @@ LUAS := lua5.4 lua5.3 lua5.2 lua5.1 luajit
 # Debian packages the build, the tests and the demo need.
 DEBS := gcc libc6-dev make ca-certificates curl openssl \
 	lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev \
-	luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-socket lua-check luarocks lua-cqueues lua-luv \
+	luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-socket lua-check luarocks lua-cqueues lua-luv lua-ldoc \
+	zsh groff-base \
 	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck valgrind clang libclang-rt-14-dev
 
 # Per-interpreter settings: the Lua ABI, its headers, its rocks tree.
@@ -22,7 +23,7 @@ HEADERS := $(wildcard src/*.h)
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
-.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator clean
+.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator docs man clean
 
 all: build
 
@@ -47,11 +48,13 @@ install: install-$(LUA)
 
 install-all: $(addprefix install-,$(LUAS))
 
-install-%:
+install-%: man/man1/opentact.1
 	@luarocks --lua-version $(call abi,$*) --tree $(call tree,$*) make --deps-mode=none $(ROCKSPEC) \
 		$(if $(filter luajit,$*),LUA_INCDIR=$(call incdir,$*)) > .rocks-$*.log 2>&1 \
 		|| { cat .rocks-$*.log; exit 1; }
-	@echo "installed the rock for $*"
+	@echo "installed the rock for $* in $(call tree,$*)"
+	@echo "  commands (opentact, opentact-emulator), from any folder: export PATH=\"$(call tree,$*)/bin:\$$PATH\""
+	@echo "  the module for your own $* scripts: eval \"\$$(luarocks --lua-version $(call abi,$*) --tree $(call tree,$*) path --no-bin)\""
 
 # The whole suite on every Lua, then again on 5.4 under ASan+UBSan and
 # Valgrind, and a short fuzzing run of each harness on 5.4, 5.1 and LuaJIT;
@@ -120,7 +123,7 @@ test-one: install-$(LUA)
 	LUAS=$(LUA) FULL=$(LUA) spec/run
 
 check:
-	luacheck --no-color -q lua bin/opentact emulator spec examples
+	luacheck --no-color -q lua bin/opentact emulator spec examples tools
 	@for l in $(LUAS); do \
 		$(CC) $(CFLAGS) $(WARN) -Werror -fPIC -fvisibility=hidden -I$$( [ $$l = luajit ] && echo /usr/include/luajit-2.1 || echo /usr/include/$$l ) \
 			-shared -o /dev/null $(SOURCES) -lcurl || exit 1; \
@@ -134,6 +137,22 @@ demo: deps install
 
 emulator:
 	bin/opentact-emulator
+
+# The man page, made from the help `opentact --help` prints (the rock
+# installs it, with the completion scripts).
+man: man/man1/opentact.1
+
+man/man1/opentact.1: lua/opentact/cli.lua tools/manpage.lua src/opentact.h
+	@mkdir -p $(dir $@)
+	$(LUA) tools/manpage.lua $@
+
+# The API reference, built by LDoc (config.ld) from the LuaLS definitions
+# in types/, which spec/50-types_spec.lua keeps true to the code. Any LDoc
+# warning fails it.
+docs:
+	@command -v ldoc > /dev/null || { echo "ldoc is not installed: make deps"; exit 1; }
+	@ldoc --fatalwarnings --quiet -c config.ld .
+	@echo "API reference: build/docs/index.html"
 
 clean:
 	rm -rf build .rocks .rocks-*.log

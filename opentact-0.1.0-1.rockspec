@@ -50,6 +50,9 @@ build = {
       ["opentact.transport.ngx"] = "lua/opentact/transport/ngx.lua",
       ["opentact.emulator"] = "emulator/emulator.lua",
    },
+   -- into the rock's folder (luarocks show --rock-dir opentact): the LuaLS
+   -- definitions, the bash and zsh completion scripts, the man page
+   copy_directories = { "types", "completion", "man" },
    install = {
       bin = {
          ["opentact"] = "bin/opentact",

@@ -1240,8 +1240,57 @@ local function load_users(list)
   static_user = static_user or { uuid = USER_UUID, email = "ops@example.com" }
 end
 
+-- What a newcomer needs to try the emulator: the connections, a few
+-- leases (the ones on the first connection, then free ones) with their
+-- numbers and holders, and the apps; bin/opentact-emulator prints it.
+local function seed_summary(s)
+  local out = {}
+  local function line(...) out[#out + 1] = format(...) end
+  local conns, leases, apps = #s.connections, #s.leases, #s.apps
+  local conn_index, app_index = {}, {}
+  for i, u in ipairs(s.connections) do conn_index[u] = i end
+  for k, u in ipairs(s.apps) do app_index[u] = k end
+  line("SIP connections (%d):", conns)
+  for i = 1, min(conns, 4) do
+    local held = 0
+    for _, lease in ipairs(s.leases) do if s.holder[lease] == s.connections[i] then held = held + 1 end end
+    line("  %s  sip-trunk-%d%s", s.connections[i], i,
+      held == 0 and "" or held == 1 and ", holds lease 1" or format(", holds leases 1 to %d", held))
+  end
+  if conns > 4 then line("  ... and %d more", conns - 4) end
+  line("TN leases (%d; lease i holds the number %.0f + i):", leases, TN_BASE)
+  local shown = {}
+  for i = 1, min(leases, 6) do shown[#shown + 1] = i end
+  for k = 1, min(#s.apps, 2) do
+    local i = leases - k + 1
+    if i > 6 then shown[#shown + 1] = i end
+  end
+  table.sort(shown)
+  local last = 0
+  for _, i in ipairs(shown) do
+    if i > last + 1 then line("  ...") end
+    last = i
+    local lease = s.leases[i]
+    local conn, app = s.holder[lease], s.app_holder[lease]
+    line("  %3d  %s  %s%s", i, lease, s.numbers[i],
+      conn and format("  on sip-trunk-%d", conn_index[conn])
+      or app and format("  on control-app-%d", app_index[app]) or "")
+  end
+  if last < leases then line("  ... and %d more, lease %d holds %.0f", leases - last, leases, TN_BASE + leases) end
+  if apps > 0 then
+    line("SIP control apps (%d):", apps)
+    for k = 1, min(apps, 2) do
+      local i = leases - k + 1
+      line("  %s  control-app-%d%s", s.apps[k], k,
+        s.leases[i] and s.app_holder[s.leases[i]] and format(", holds lease %d", i) or "")
+    end
+    if apps > 2 then line("  ... and %d more", apps - 2) end
+  end
+  return concat(out, "\n") .. "\n"
+end
+
 -- opts: token, connections, leases, apps, latency, max_page, users,
--- token_ttl
+-- token_ttl; summary: a file to write the seed's summary to
 function M.init(opts)
   config = opts
   config.max_page = opts.max_page or 100
@@ -1251,6 +1300,11 @@ function M.init(opts)
   secret = random_secret()
   JWT_HEADER = b64url('{"alg":"HS256","typ":"JWT"}')
   reset_state()
+  if opts.summary then
+    local f = assert(io.open(opts.summary, "w"))
+    f:write(seed_summary(seed))
+    f:close()
+  end
 end
 
 return M

@@ -7,7 +7,51 @@
 -- batches them. Nothing here raises for what the network or the server
 -- does: only misuse raises.
 
-local core = require("opentact.core")
+-- The C part is built for one Lua: loaded by another (a 5.4 build on a
+-- 5.3 host's path) it fails with the dynamic loader's "undefined symbol",
+-- which this turns into a sentence that says what to do.
+
+-- The Lua a core.so was built for, from the Lua API functions it imports
+-- (each Lua version has some the others lack), else from its folder.
+local function built_for(file)
+  local f = file and io.open(file, "rb")
+  local bin = f and f:read("*a") or ""
+  if f then f:close() end
+  local function uses(name) return bin:find("\0" .. name .. "\0", 1, true) ~= nil end
+  if uses("lua_newuserdatauv") or uses("lua_getiuservalue") then return "Lua 5.4" end
+  if uses("lua_rotate") then return "Lua 5.3" end
+  if uses("lua_objlen") or uses("lua_setfenv") then return "Lua 5.1 (or LuaJIT)" end
+  if uses("lua_rawlen") or uses("luaL_setfuncs") then return "Lua 5.2" end
+  local v = file and file:match("/lua/(5%.%d)/")
+  return v and "Lua " .. v or nil
+end
+
+local function core_error(msg)
+  local version = _VERSION:match("%d+%.%d+")
+  local this, how = _VERSION, ("`luarocks --lua-version %s make` in its checkout, or `make install LUA=lua%s` there")
+    :format(version, version)
+  if rawget(_G, "jit") then
+    this, how = "LuaJIT", "`luarocks --lua-version 5.1 make LUA_INCDIR=/usr/include/luajit-2.1` in its checkout, "
+      .. "or `make install LUA=luajit` there"
+  end
+  local file = msg:match("from file '([^']+)'")
+  if file and (msg:find("undefined symbol", 1, true) or msg:find("version mismatch", 1, true)
+      or msg:find("multiple Lua VMs", 1, true) or msg:find("incompatible", 1, true)) then
+    return ("opentact: %s was built for %s, and this is %s. Build lua-opentact for %s (%s) "
+      .. "and put that build on package.cpath."):format(file, built_for(file) or "another Lua", this, this, how)
+  elseif msg:find("module 'opentact.core' not found", 1, true) then
+    return ("opentact: the C part of lua-opentact (opentact.core) is not on package.cpath. Build lua-opentact "
+      .. "for %s (%s) and put that build on package.cpath.\n%s"):format(this, how, msg)
+  end
+  return msg
+end
+
+local core do
+  local ok, loaded = pcall(require, "opentact.core")
+  if not ok then error(core_error(tostring(loaded)), 0) end
+  core = loaded
+end
+
 local options = require("opentact.options")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
@@ -27,6 +71,13 @@ local request, engine_new = engine.request, engine.new
 local M = {
   _VERSION = "opentact " .. core.VERSION,
 }
+
+-- A call's results: one value on success (the REPL shows no stray nil),
+-- nil, err on failure.
+local function one(result, err)
+  if result == nil then return nil, err end
+  return result
+end
 
 -- The Client: a Lua object owning its options (resolved once, never the
 -- user's table) and one engine over one transport.
@@ -97,7 +148,7 @@ local function send(client, method, path, body, callback, shape)
     return true
   end
   local req = request(method, path, method == "POST" and body or nil, shape)
-  if not callback then return e:call(req) end
+  if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
   return true
 end
@@ -136,7 +187,7 @@ function Client:assign_batched(conn, changes, opts)
   check_arg(changes, "table", 2, "assign_batched")
   local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
   local path, body = build_assign(conn, changes, "assign_batched")
-  return bulk.assign(self._engine, conn, changes, o, path, body)
+  return (bulk.assign(self._engine, conn, changes, o, path, body))
 end
 
 local function do_list_many(client, fname, conns, opts)
@@ -147,7 +198,7 @@ local function do_list_many(client, fname, conns, opts)
       error(("bad argument #1 to '%s' (string expected at index %d, got %s)"):format(fname, i, type(conns[i])), 3)
     end
   end
-  return bulk.list(client._engine, conns, o)
+  return setmetatable(bulk.list(client._engine, conns, o), pretty.Results)
 end
 
 --- Lists many connections, several requests at once; results in input order.
@@ -170,7 +221,7 @@ local function do_search(client, fname, filter, opts, callback)
   local req, err = search.request(filter, o.take, o.skip, fname, 4)
   if not req then return send(client, "POST", nil, err, callback) end
   local e = client._engine
-  if not callback then return e:call(req) end
+  if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
   return true
 end
@@ -180,7 +231,7 @@ local function do_search_all(client, fname, filter, opts)
   local o = bulk.options(opts, fname, 2, { page_size = 100, concurrency = 4, on_progress = false }, 4)
   local req, err = search.request(filter, o.page_size, 0, fname, 4)
   if not req then return nil, finish(err, "POST", nil, 0) end
-  return search.all(client._engine, filter, o)
+  return one(search.all(client._engine, filter, o))
 end
 
 local DESIRED = { numbers = true, leases = true, all_leases = true }
@@ -211,7 +262,7 @@ local function do_sync(client, fname, conn, desired, opts)
     concurrency = 4, page_size = 100, on_progress = false }, 4)
   local path, err = request_list(conn)
   if not path then return nil, finish(err, "GET", nil, 0) end
-  return sync.run(client._engine, conn, what == "all_leases" and "all" or what, desired[what], o)
+  return one(sync.run(client._engine, conn, what == "all_leases" and "all" or what, desired[what], o))
 end
 
 --- One page of the account's leases that match `filter` (see the README
@@ -219,14 +270,14 @@ end
 function Client:search(filter, opts, callback)
   check_open(self, "search")
   local a, b = do_search(self, "search", filter, opts, callback)
-  return a, b
+  return one(a, b)
 end
 
 --- Every lease that matches `filter`, each once, several pages at once.
 function Client:search_all(filter, opts)
   check_open(self, "search_all")
   local a, b = do_search_all(self, "search_all", filter, opts)
-  return a, b
+  return one(a, b)
 end
 
 --- Brings a SIP connection to a desired state: plans, applies, verifies.
@@ -234,7 +285,7 @@ end
 function Client:sync(conn, desired, opts)
   check_open(self, "sync")
   local a, b = do_sync(self, "sync", conn, desired, opts)
-  return a, b
+  return one(a, b)
 end
 
 --- The token requests are sent with: with email and password, a JWT,
@@ -243,7 +294,7 @@ function Client:token()
   check_open(self, "token")
   local req = request("GET", "/auth", nil)
   req.probe = true
-  return self._engine:call(req)
+  return one(self._engine:call(req))
 end
 
 --- Runs transfers and retry timers for at most `timeout` seconds (0: do
@@ -371,22 +422,22 @@ end
 
 function M.token()
   local token, err = default_client():token()
-  return token, err
+  return one(token, err)
 end
 
 function M.search(filter, opts, callback)
   local a, b = do_search(default_client(), "search", filter, opts, callback)
-  return a, b
+  return one(a, b)
 end
 
 function M.search_all(filter, opts)
   local a, b = do_search_all(default_client(), "search_all", filter, opts)
-  return a, b
+  return one(a, b)
 end
 
 function M.sync(conn, desired, opts)
   local a, b = do_sync(default_client(), "sync", conn, desired, opts)
-  return a, b
+  return one(a, b)
 end
 
 function M.assign_batched(conn, changes, opts)
@@ -395,7 +446,7 @@ function M.assign_batched(conn, changes, opts)
   local client = default_client()
   local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
   local path, body = build_assign(conn, changes, "assign_batched")
-  return bulk.assign(client._engine, conn, changes, o, path, body)
+  return (bulk.assign(client._engine, conn, changes, o, path, body))
 end
 
 function M.list_many(conns, opts)
@@ -415,5 +466,14 @@ M.Client = Client
 M.Error = errors.Error
 M.Leases = pretty.Leases
 M.Report = pretty.Report
+
+-- The module prints (in the REPL, say) as its version and the client the
+-- module-level calls use, never a secret; printing makes no client.
+setmetatable(M, { __tostring = function()
+  if default and default._engine then return M._VERSION .. "; default client: " .. tostring(default) end
+  local url = os.getenv("OPENTACT_URL")
+  url = url and url ~= "" and pretty.safe(url) or options.DEFAULT_URL
+  return M._VERSION .. "; default client: not made yet (on first use: " .. url .. ", from the environment)"
+end })
 
 return M

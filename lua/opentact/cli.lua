@@ -1,7 +1,9 @@
--- The `opentact` command: list a connection's leases, or assign many from
--- the command line or from files, with progress and a report. bin/opentact
--- only calls main(). Exit status: 0 all applied, 1 the API refused or
--- failed anything, 2 usage errors.
+-- The `opentact` command: list a connection's leases, find leases by
+-- number, assign many from the command line or from files, sync a
+-- connection to a list, with progress and a report, in the --format asked
+-- for. bin/opentact only calls main(). Exit status: 0 success, 1 the API
+-- refused or failed anything, 2 usage errors, 130 interrupted (M.HELP.exit).
+-- The help is data (M.HELP): tools/manpage.lua makes the man page from it.
 
 local opentact = require("opentact")
 local core = require("opentact.core")
@@ -9,98 +11,444 @@ local pretty = require("opentact.pretty")
 local sync = require("opentact.sync")
 
 local type, tostring, tonumber, ipairs, pairs, pcall = type, tostring, tonumber, ipairs, pairs, pcall
-local format, concat, floor = string.format, table.concat, math.floor
+local setmetatable = setmetatable
+local format, concat, floor, lower = string.format, table.concat, math.floor, string.lower
 
 local M = {}
 
-local HELP = [[
-Usage:
-  opentact list CONN [--json] [--url URL]
-  opentact find NUMBER|MASK [--json] [--url URL]
-  opentact assign CONN [--add LEASE...] [--remove LEASE...]
-                       [--add-file FILE] [--remove-file FILE]
-                       [--batch-size N] [--concurrency N]
-                       [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
-  opentact sync CONN --numbers-file FILE | --leases-file FILE | --all-leases
-                     [--exact] [--move] [--dry-run]
-                     [--batch-size N] [--concurrency N]
-                     [--failed-file FILE] [--skip-invalid] [--json] [--url URL]
-  opentact login [--email EMAIL] [--url URL]
-  opentact token [--url URL]
-  opentact --help | --version
+---------------------------------------------------------------- help
 
-Attach TN leases to an Opentact SIP connection, detach them, list what a
-connection holds, find the lease of a phone number, and bring a connection
-to a desired set of numbers.
+-- The help, as data: `opentact --help`, each command's --help, the man
+-- page (tools/manpage.lua) and the checks on the completion scripts are all
+-- made from these tables, so none of them is written twice. A text is one
+-- paragraph, wrapped when printed ({ pre = "..." }: printed as written);
+-- an example is printed as written.
 
-Commands:
-  list      print the connection's leases: uuid, number, expiry, autorenew
-  find      print the lease of a phone number, or every lease whose number
-            matches a mask (* any digits, % one digit: '+1 212 555 *')
-  assign    add and remove leases, in batches, several requests at once
-  sync      make the connection hold the leases of the numbers in FILE:
-            prints the plan (+ attach, - detach, ! held elsewhere,
-            ? not in the account), applies it, and reads the connection
-            back to check it
-  login     log in with email and password (asked for on a terminal, or
-            OPENTACT_PASSWORD) and keep the token for the commands that
-            follow, in ~/.config/opentact/token (readable by you only)
-  token     print a valid token on standard output, for curl:
-            curl -H "X-Auth-Token: $(opentact token)" ...
+local ROWS = 100 -- a table on a terminal stops after this many rows (--all: no limit)
 
-Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in
-any form: 12125550004, +1 (212) 555-0004, or in pieces after --add:
---add +1 212 555 0004. A number is looked up to find its lease.
+-- Every option: name, short form, the value it takes (nil: a flag), what
+-- it does, and for completion the values it takes or that it names a file.
+local OPTIONS = {
+  { name = "--add", arg = "LEASE...", text = "leases to attach (repeatable; a number may be typed in pieces: "
+    .. "--add +1 212 555 0004)" },
+  { name = "--remove", arg = "LEASE...", text = "leases to detach (repeatable)" },
+  { name = "--add-file", arg = "FILE", file = true, text = "leases to attach, one per line, or a CSV: its first "
+    .. "uuid-shaped column, else its number column (headed tn, number, phone, phone number, telephone, did or "
+    .. "e164; else the first field that starts with + or has 10 digits or more and is not a date); - reads "
+    .. "standard input (repeatable)" },
+  { name = "--remove-file", arg = "FILE", file = true, text = "leases to detach, read the same way (repeatable)" },
+  { name = "--numbers-file", arg = "FILE", file = true, text = "the phone numbers the connection must hold, "
+    .. "read the way --add-file is" },
+  { name = "--leases-file", arg = "FILE", file = true, text = "the lease uuids the connection must hold" },
+  { name = "--all-leases", text = "attach every lease of the account not on the connection yet (leases held "
+    .. "elsewhere need --move)" },
+  { name = "--exact", text = "also detach every lease of the connection that FILE does not name" },
+  { name = "--move", text = "take leases that another SIP connection or a SIP control app holds (they are "
+    .. "detached there first)" },
+  { name = "--dry-run", text = "print the plan, change nothing" },
+  { name = "--batch-size", arg = "N", text = "uuids per request (default 100)" },
+  { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
+  { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "
+    .. "(adds) and FILE.remove (removes), ready for a re-run, each group under a \"# why\" comment line" },
+  { name = "--skip-invalid", text = "leave out lines without a valid uuid or number, numbers the account has no "
+    .. "lease for, and (assign) leases given twice (or to both add and remove), each named on standard error, "
+    .. "instead of refusing the whole input" },
+  { name = "--format", arg = "FMT", values = { "table", "json", "jsonl", "csv", "tsv" }, text = "how to print: "
+    .. "table (the default, for people), json, jsonl, csv or tsv (Output in the command's --help says what "
+    .. "each prints; --format=FMT works too)" },
+  { name = "--json", text = "the same as --format json" },
+  { name = "--all", text = "print every row of a table: on a terminal a table stops after " .. ROWS
+    .. " rows (the other formats, and a table sent to a file or a pipe, always have every row)" },
+  { name = "--url", arg = "URL", text = "the API base URL (default: OPENTACT_URL, else Opentact's)" },
+  { name = "--email", arg = "EMAIL", text = "the account's email (default: OPENTACT_EMAIL)" },
+  { name = "--help", short = "-h", text = "print the help; after a command, that command's help" },
+  { name = "--version", text = "print the version" },
+}
+local OPTION = {}
+for _, opt in ipairs(OPTIONS) do OPTION[opt.name] = opt end
 
-Options:
-  --add LEASE...        leases to attach (repeatable)
-  --remove LEASE...     leases to detach (repeatable)
-  --add-file FILE       leases to attach, one per line, or a CSV: its first
-                        uuid-shaped column, else its number column (headed
-                        tn, number, phone, phone number, telephone, did or
-                        e164; else the first field that starts with + or has
-                        10 digits or more and is not a date); - reads
-                        standard input
-  --remove-file FILE    leases to detach, the same way
-  --numbers-file FILE   sync: the phone numbers the connection must hold,
-                        read the same way
-  --leases-file FILE    sync: the lease uuids the connection must hold
-  --all-leases          sync: attach every lease of the account not on the
-                        connection yet (leases held elsewhere need --move)
-  --exact               sync: also detach every lease not in FILE
-  --move                sync: take leases that another SIP connection or a
-                        SIP control app holds (they are detached there first)
-  --dry-run             sync: print the plan, change nothing
-  --batch-size N        uuids per request (default 100)
-  --concurrency N       requests at once (default 4)
-  --failed-file FILE    write the uuids that were not applied to FILE (adds)
-                        and FILE.remove (removes), ready for a re-run, each
-                        group under a "# why" comment line
-  --skip-invalid        leave out lines without a valid uuid or number, numbers
-                        the account has no lease for, and (assign) leases
-                        given twice (or to both add and remove), each named on
-                        standard error, instead of refusing the whole input
-  --json                print the payload (list, find) or the report (assign,
-                        sync) as JSON
-  --url URL             API base URL (default: OPENTACT_URL, else Opentact's)
-  --email EMAIL         login: the account's email (default: OPENTACT_EMAIL)
-  -h, --help            this help
-  --version             the version
+local USAGE_EXIT = "a usage error: a bad option or argument"
+local INTERRUPTED_EXIT = "interrupted (Ctrl-C)"
+local API_EXIT = "the API refused or failed: an unknown connection, a bad token, a server or network error"
+local LEASE_COLUMNS_TEXT = "uuid, number, expires, autorenew, sip_connection, sip_control_app"
+local REPORT_COLUMNS_TEXT = "uuid, number, action, result, error_kind, error_status, error_message"
+local TSV_TEXT = "as csv, with fields separated by tabs (a tab, newline, carriage return or backslash in a field "
+  .. "is written \\t, \\n, \\r or \\\\)"
+local EXAMPLE_CONN = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
 
-Environment:
-  OPENTACT_TOKEN        the API token (never give it as an argument)
-  OPENTACT_EMAIL, OPENTACT_PASSWORD
-                        without OPENTACT_TOKEN: log in with these, and log in
-                        again before the token expires
-  OPENTACT_URL          the API base URL
-Without either, commands use the token 'opentact login' kept.
+-- The commands, in the order help lists them. `args`: what the usage shows
+-- before the options in brackets; `required`: options shown in `args`;
+-- `options`: every option the command takes (--help aside), in order.
+local COMMAND_LIST = {
+  {
+    name = "list", args = { "CONN" },
+    summary = "print the connection's leases: uuid, number, expiry, autorenew",
+    text = { "Print the leases that the SIP connection CONN holds." },
+    options = { "--format", "--json", "--all", "--url" },
+    output = {
+      { "table", "a line per lease: uuid, number, expires, autorenew; on a terminal the first " .. ROWS
+        .. " (--all: every one)" },
+      { "json", "the API's leases: an array of objects" },
+      { "jsonl", "one lease object per line" },
+      { "csv", "a header line, then a line per lease: " .. LEASE_COLUMNS_TEXT },
+      { "tsv", TSV_TEXT },
+    },
+    exit = {
+      { 0, "the leases were printed" },
+      { 1, API_EXIT },
+      { 2, USAGE_EXIT .. ", such as an invalid connection uuid" },
+      { 130, INTERRUPTED_EXIT },
+    },
+    examples = { "opentact list " .. EXAMPLE_CONN, "opentact list " .. EXAMPLE_CONN .. " --format csv > leases.csv" },
+  },
+  {
+    name = "find", args = { "NUMBER|MASK" },
+    summary = "print the lease of a phone number, or every lease whose number matches a mask "
+      .. "(* any digits, % one digit: '+1 212 555 *')",
+    text = { "Print the lease of a phone number, typed in any form (in pieces too: opentact find +1 212 555 0004), "
+      .. "or every lease whose number matches a mask (* any digits, % one digit: '+1 212 555 *'), with who holds it." },
+    options = { "--format", "--json", "--all", "--url" },
+    output = {
+      { "table", "a line per lease: number, uuid, held by (connection UUID, app UUID or -), autorenew; on a "
+        .. "terminal the first " .. ROWS .. " (--all: every one)" },
+      { "json", "the leases: an array of objects, empty when nothing matches" },
+      { "jsonl", "one lease object per line" },
+      { "csv", "a header line, then a line per lease: " .. LEASE_COLUMNS_TEXT },
+      { "tsv", TSV_TEXT },
+    },
+    exit = {
+      { 0, "at least one lease matches" },
+      { 1, "no lease matches, or the API refused or failed" },
+      { 2, USAGE_EXIT .. ", such as a bad number or mask" },
+      { 130, INTERRUPTED_EXIT },
+    },
+    examples = { "opentact find +1 212 555 0004", "opentact find '+1 212 555 *' --format jsonl" },
+  },
+  {
+    name = "assign", args = { "CONN" },
+    summary = "add and remove leases, in batches, several requests at once",
+    text = { "Attach the leases of --add and --add-file to the SIP connection CONN and detach those of --remove "
+      .. "and --remove-file, in batches, several requests at once. Phone numbers are looked up to find their "
+      .. "leases. With the table format, a progress bar (done/total, rate, ETA) goes to standard error when it "
+      .. "is a terminal." },
+    options = { "--add", "--remove", "--add-file", "--remove-file", "--batch-size", "--concurrency", "--failed-file",
+      "--skip-invalid", "--format", "--json", "--url" },
+    output = {
+      { "table", "the summary: ok or not ok, how many were applied and failed, a line per failed group with why, "
+        .. "the time taken, and with --failed-file the command that retries" },
+      { "json", "the report: {ok, applied: {add, remove}, failed: [{add, remove, err}], leases}" },
+      { "jsonl", "a line per uuid: an object with the csv columns as keys (null when empty)" },
+      { "csv", "a header line, then a line per uuid: " .. REPORT_COLUMNS_TEXT .. "; action is add or remove, "
+        .. "result applied or failed, and the error_ columns say why it failed" },
+      { "tsv", TSV_TEXT },
+    },
+    exit = {
+      { 0, "every lease was attached or detached" },
+      { 1, "the API refused or failed some (the report and --failed-file name them), or a phone number has no "
+        .. "lease in the account" },
+      { 2, USAGE_EXIT .. ", a bad line in a file, a lease given twice, nothing to assign, or a request the API "
+        .. "found invalid with nothing applied" },
+      { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
+        .. "what was applied" },
+    },
+    examples = { "opentact assign " .. EXAMPLE_CONN .. " \\\n    --add +1 212 555 0004 --remove 12125550001",
+      "opentact assign " .. EXAMPLE_CONN .. " \\\n    --add-file leases.csv --failed-file failed.txt --format csv" },
+  },
+  {
+    name = "sync", args = { "CONN", "--numbers-file FILE | --leases-file FILE | --all-leases" },
+    required = { "--numbers-file", "--leases-file", "--all-leases" },
+    summary = "make the connection hold the leases of the numbers in FILE: prints the plan (+ attach, - detach, "
+      .. "! held elsewhere, ? not in the account), applies it, and reads the connection back to check it",
+    text = { "Make the SIP connection CONN hold the leases of the phone numbers in FILE (--numbers-file), of the "
+      .. "lease uuids in FILE (--leases-file) or every lease of the account (--all-leases): print the plan "
+      .. "(+ attach, - detach, ! held elsewhere, ? not in the account), apply it unless --dry-run, and read the "
+      .. "connection back to check it. Running the same sync again plans from what the connection holds then, "
+      .. "and finishes the job." },
+    options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--dry-run", "--batch-size",
+      "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
+    output = {
+      { "table", "the plan, a line per change, its counts, what was applied and what failed, and ok or not ok" },
+      { "json", "the report: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, failed, "
+        .. "released, interrupted, unverified}, each lease as {uuid, number, sip_connection, sip_control_app}" },
+      { "jsonl", "a line per lease of the plan: an object with the csv columns as keys (null when empty)" },
+      { "csv", "a header line, then a line per lease of the plan: " .. REPORT_COLUMNS_TEXT .. "; action is add, "
+        .. "remove or keep; result is applied, failed, planned (a dry run), unchanged (keep), conflict (held "
+        .. "elsewhere: --move takes it), missing (not in the account) or not_applied (stopped first)" },
+      { "tsv", TSV_TEXT },
+    },
+    exit = {
+      { 0, "the connection holds what was asked (a dry run: nothing blocks the plan)" },
+      { 1, "conflicts, missing numbers, something the API refused or failed, or a connection that could not be "
+        .. "read back" },
+      { 2, USAGE_EXIT .. ", a bad line in FILE, or an empty FILE with --exact" },
+      { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
+        .. "what was applied" },
+    },
+    examples = { "opentact sync " .. EXAMPLE_CONN .. " \\\n    --numbers-file numbers.txt --exact --dry-run",
+      "opentact sync " .. EXAMPLE_CONN .. " --all-leases --move" },
+  },
+  {
+    name = "login", args = {},
+    summary = "log in with email and password (asked for on a terminal, or OPENTACT_PASSWORD) and keep the token "
+      .. "for the commands that follow, in ~/.config/opentact/token (readable by you only)",
+    text = { "Log in with email and password and keep the token for the commands that follow, in "
+      .. "$XDG_CONFIG_HOME/opentact/token (~/.config/opentact/token), readable by you only. The password is "
+      .. "asked for without echo on a terminal, else read from OPENTACT_PASSWORD; it is never an argument." },
+    options = { "--email", "--url" },
+    exit = {
+      { 0, "logged in; the token is kept" },
+      { 1, "the API refused the login or failed, or the token could not be kept" },
+      { 2, USAGE_EXIT .. ", no email, or no password off a terminal" },
+      { 130, INTERRUPTED_EXIT },
+    },
+    examples = { "opentact login --email me@example.com" },
+  },
+  {
+    name = "token", args = {},
+    summary = "print a valid token on standard output, for curl and other tools",
+    text = { "Print a valid token on standard output, and nothing else: OPENTACT_TOKEN, a fresh login with "
+      .. "OPENTACT_EMAIL and OPENTACT_PASSWORD, or the token 'opentact login' kept." },
+    options = { "--url" },
+    exit = {
+      { 0, "the token was printed" },
+      { 1, "no token could be had: the API refused the login or failed" },
+      { 2, USAGE_EXIT .. ", no credentials, or a kept token that expired" },
+      { 130, INTERRUPTED_EXIT },
+    },
+    examples = { "curl -H \"X-Auth-Token: $(opentact token)\" \\\n"
+      .. "    https://api.opentact.org/rest/sip/connection/" .. EXAMPLE_CONN .. "/tnlease" },
+  },
+  {
+    name = "help", args = { "[COMMAND]" },
+    summary = "print this help, or a command's (the same as opentact COMMAND --help)",
+    text = { "Print the help, or a command's help: its usage, options, output and exit status." },
+    options = {},
+    exit = {
+      { 0, "the help was printed" },
+      { 2, "an unknown command" },
+    },
+  },
+}
+local COMMAND = {}
+for _, c in ipairs(COMMAND_LIST) do COMMAND[c.name] = c end
 
-Exit status: 0 everything applied (sync: the connection holds what FILE
-asks; a dry run: nothing blocks the plan), 1 the API refused or failed
-something (find: no lease matches; sync: conflicts or missing numbers), 2 a
-usage error, 130 interrupted (Ctrl-C: requests in flight are cancelled, and
-the report and --failed-file still say what was applied).
-]]
+M.HELP = {
+  name = "opentact",
+  summary = "attach Opentact TN leases to SIP connections, from the command line",
+  text = {
+    "Attach TN leases to an Opentact SIP connection, detach them, list what a connection holds, find the lease "
+      .. "of a phone number, and bring a connection to a desired set of numbers.",
+  },
+  leases = {
+    "Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in any form: 12125550004, "
+      .. "+1 (212) 555-0004, or in pieces after --add: --add +1 212 555 0004. A number is looked up to find its "
+      .. "lease.",
+  },
+  output = {
+    "The commands that print data (list, find, assign, sync) take --format table, json, jsonl, csv or tsv; --json "
+      .. "is --format json. A table on a terminal stops after " .. ROWS .. " rows unless --all; every other "
+      .. "format, and a table sent to a file or a pipe, has every row. csv and tsv start with a header line.",
+    "Errors go to standard error. Under --format json or jsonl an error is also printed on standard output, as "
+      .. "one JSON object: {\"ok\": false, \"error\": {\"kind\", \"status\", \"message\", \"retryable\", "
+      .. "\"attempts\", \"method\", \"path\"}}, kind \"usage\" for a usage error; the exit status is the same. "
+      .. "No output ever holds the token.",
+  },
+  environment = {
+    { "OPENTACT_TOKEN", "the API token (never give it as an argument: it would show in ps)" },
+    { "OPENTACT_EMAIL, OPENTACT_PASSWORD", "without OPENTACT_TOKEN: log in with these, and log in again before "
+      .. "the token expires" },
+    { "OPENTACT_URL", "the API base URL" },
+  },
+  environment_text = {
+    "Without OPENTACT_TOKEN or OPENTACT_EMAIL and OPENTACT_PASSWORD, commands use the token 'opentact login' "
+      .. "kept.",
+  },
+  files = {
+    { "$XDG_CONFIG_HOME/opentact/token", "the token 'opentact login' keeps (~/.config/opentact/token when "
+      .. "XDG_CONFIG_HOME is not set), readable by you only" },
+  },
+  exit = {
+    { 0, "success: printed, or everything applied (sync: the connection holds what FILE asks; a dry run: "
+      .. "nothing blocks the plan)" },
+    { 1, "the API refused or failed something (find: no lease matches; sync: conflicts or missing numbers)" },
+    { 2, "a usage error" },
+    { 130, "interrupted (Ctrl-C): requests in flight are cancelled, and the report and --failed-file still say "
+      .. "what was applied" },
+  },
+  options = OPTIONS,
+  option = OPTION,
+  commands = COMMAND_LIST,
+  command = COMMAND,
+}
+
+-- The options a command takes, --help included, each as its OPTIONS entry.
+function M.command_options(name)
+  local c = COMMAND[name]
+  local out = {}
+  for _, o in ipairs(c and c.options or {}) do out[#out + 1] = OPTION[o] end
+  out[#out + 1] = OPTION["--help"]
+  return out
+end
+
+-- A command's usage, as pieces that are never split: "opentact NAME", its
+-- arguments, then each option it takes as "[--opt ARG]".
+function M.usage_pieces(name)
+  local c = COMMAND[name]
+  local required = {}
+  for _, r in ipairs(c.required or {}) do required[r] = true end
+  local pieces = {}
+  for _, a in ipairs(c.args) do pieces[#pieces + 1] = a end
+  for _, o in ipairs(c.options) do
+    if not required[o] then
+      local opt = OPTION[o]
+      pieces[#pieces + 1] = "[" .. o .. (opt.arg and " " .. opt.arg or "") .. "]"
+    end
+  end
+  return pieces
+end
+
+local WIDTH = 79
+
+-- `text` wrapped to WIDTH, every line after `indent` spaces (the first
+-- after `first`, default the same), as a list of lines.
+local function wrap(text, indent, first, out)
+  out = out or {}
+  local line = (" "):rep(first or indent)
+  local start = #line
+  for word in text:gmatch("%S+") do
+    if #line > start and #line + 1 + #word > WIDTH then
+      out[#out + 1] = line
+      line = (" "):rep(indent) .. word
+      start = indent
+    else
+      line = line .. (#line > start and " " or "") .. word
+    end
+  end
+  if #line > start then out[#out + 1] = line end
+  return out
+end
+
+-- Paragraphs (strings, wrapped) and { pre = ... } blocks, indented.
+local function paragraphs(list, indent, out)
+  for i, p in ipairs(list) do
+    if i > 1 then out[#out + 1] = "" end
+    if type(p) == "table" then
+      for l in (p.pre .. "\n"):gmatch("([^\n]*)\n") do out[#out + 1] = (" "):rep(indent) .. l end
+    else
+      wrap(p, indent, indent, out)
+    end
+  end
+  return out
+end
+
+-- Terms and their texts: the term at 2, the text at column `col` (on the
+-- next line when the term is too long).
+local function definitions(list, col, out)
+  for _, d in ipairs(list) do
+    local term = "  " .. d[1]
+    if #term + 2 > col then
+      out[#out + 1] = term
+      wrap(d[2], col, col, out)
+    else
+      local lines = wrap(d[2], col, col)
+      lines[1] = term .. lines[1]:sub(#term + 1)
+      for _, l in ipairs(lines) do out[#out + 1] = l end
+    end
+  end
+  return out
+end
+
+local function option_term(opt)
+  return (opt.short and opt.short .. ", " or "") .. opt.name .. (opt.arg and " " .. opt.arg or "")
+end
+
+local function usage_lines(name, out)
+  local head = "  opentact " .. name
+  local line = head
+  for _, p in ipairs(M.usage_pieces(name)) do
+    if #line > #head and #line + 1 + #p > WIDTH then
+      out[#out + 1] = line
+      line = (" "):rep(#head)
+    end
+    line = line .. " " .. p
+  end
+  out[#out + 1] = line
+  return out
+end
+
+local function exit_list(list)
+  local out = {}
+  for i, e in ipairs(list) do out[i] = { tostring(e[1]), e[2] } end
+  return out
+end
+
+--- The help text: the whole tool's (`command` nil), or one command's.
+function M.help(command)
+  local H, out = M.HELP, {}
+  if command == nil then
+    out[#out + 1] = "Usage:"
+    for _, c in ipairs(COMMAND_LIST) do usage_lines(c.name, out) end
+    out[#out + 1] = "  opentact --help | --version"
+    out[#out + 1] = ""
+    paragraphs(H.text, 0, out)
+    out[#out + 1] = ""
+    out[#out + 1] = "Commands:"
+    local list = {}
+    for i, c in ipairs(COMMAND_LIST) do list[i] = { c.name, c.summary } end
+    definitions(list, 12, out)
+    out[#out + 1] = ""
+    paragraphs(H.leases, 0, out)
+    out[#out + 1] = ""
+    out[#out + 1] = "Options:"
+    list = {}
+    for i, opt in ipairs(OPTIONS) do list[i] = { option_term(opt), opt.text } end
+    definitions(list, 24, out)
+    out[#out + 1] = ""
+    out[#out + 1] = "Output:"
+    paragraphs(H.output, 2, out)
+    out[#out + 1] = ""
+    out[#out + 1] = "Environment:"
+    definitions(H.environment, 24, out)
+    paragraphs(H.environment_text, 2, out)
+    out[#out + 1] = ""
+    out[#out + 1] = "Exit status:"
+    definitions(exit_list(H.exit), 8, out)
+    out[#out + 1] = ""
+    wrap("'opentact COMMAND --help' (or 'opentact help COMMAND') prints a command's options, output and exit "
+      .. "status.", 0, 0, out)
+    return concat(out, "\n") .. "\n"
+  end
+  local c = COMMAND[command]
+  out[#out + 1] = "Usage:"
+  usage_lines(c.name, out)
+  out[#out + 1] = ""
+  paragraphs(c.text, 0, out)
+  local opts = {}
+  for i, opt in ipairs(M.command_options(command)) do
+    opts[i] = { option_term(opt), opt.name == "--help" and "print this help" or opt.text }
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "Options:"
+  definitions(opts, 24, out)
+  if c.output then
+    out[#out + 1] = ""
+    out[#out + 1] = "Output (--format):"
+    definitions(c.output, 10, out)
+  end
+  out[#out + 1] = ""
+  out[#out + 1] = "Exit status:"
+  definitions(exit_list(c.exit), 8, out)
+  if c.examples then
+    out[#out + 1] = ""
+    out[#out + 1] = "Examples:"
+    for _, e in ipairs(c.examples) do paragraphs({ { pre = e } }, 2, out) end
+  end
+  if c.name ~= "help" then
+    out[#out + 1] = ""
+    out[#out + 1] = "Credentials and the URL come from the environment: see 'opentact --help'."
+  end
+  return concat(out, "\n") .. "\n"
+end
 
 ---------------------------------------------------------------- JSON out
 
@@ -117,9 +465,15 @@ end
 local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
   ["\r"] = "\\r", ["\t"] = "\\t" }
 
+-- JSON's null, for keys that must be there when empty (jsonl rows).
+local NULL = setmetatable({}, { __name = "opentact.cli.null" })
+M.NULL = NULL
+
 local function encode(v, out)
   local t = type(v)
-  if t == "string" then
+  if v == NULL then
+    out[#out + 1] = "null"
+  elseif t == "string" then
     out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
       return ESCAPES[c] or format("\\u%04x", c:byte())
     end) .. '"'
@@ -311,19 +665,24 @@ end
 
 ---------------------------------------------------------------- arguments
 
+-- A usage error: the message and where to look on standard error, and
+-- under --format json or jsonl the error as JSON on standard output.
 local function usage_error(ctx, msg)
-  ctx.stderr:write("opentact: ", msg, "\nTry 'opentact --help'.\n")
+  ctx.stderr:write("opentact: ", msg, "\nTry 'opentact ", ctx.command and ctx.command .. " " or "", "--help'.\n")
+  if ctx.json_errors then ctx.stdout:write(M.json({ ok = false, error = { kind = "usage", message = msg } }), "\n") end
   return 2
 end
 
 -- Options that take values; --add and --remove take one or more.
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
   ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
-  ["--leases-file"] = true, ["--email"] = true }
+  ["--leases-file"] = true, ["--email"] = true, ["--format"] = true }
 
 -- Options without a value, and the field each sets.
 local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--exact"] = "exact",
-  ["--move"] = "move", ["--dry-run"] = "dry_run", ["--all-leases"] = "all_leases" }
+  ["--move"] = "move", ["--dry-run"] = "dry_run", ["--all-leases"] = "all_leases", ["--all"] = "all" }
+
+local FORMATS = { table = true, json = true, jsonl = true, csv = true, tsv = true }
 
 -- A piece of a phone number typed with spaces: at most four digits, and
 -- the separators people type.
@@ -332,17 +691,60 @@ local function is_piece(v)
   return digits > 0 and digits <= 4 and v:find("^[%d%-%.%(%)]+$") ~= nil
 end
 
-local function parse(argv)
-  local o = { add = {}, remove = {}, add_files = {}, remove_files = {}, positional = {} }
+-- What the arguments ask for before they are parsed, so that a usage
+-- error can name the command's help and answer in JSON: the command (the
+-- first word that is no option or option value), whether --help or -h is
+-- there, and the format asked for.
+local function glance(argv)
+  local command, help, fmt
   local i = 1
   while i <= #argv do
     local a = argv[i]
+    local name, value = a:match("^(%-%-[%w%-]+)=(.*)$")
+    if a == "--help" or a == "-h" then
+      help = true
+    elseif a == "--json" then
+      fmt = "json"
+    elseif name == "--format" then
+      fmt = value
+    elseif a == "--format" then
+      fmt = argv[i + 1]
+    end
+    if TAKES[a] then
+      i = i + 1
+    elseif command == nil and not a:find("^%-") then
+      command = a
+    end
+    i = i + 1
+  end
+  return command, help, fmt
+end
+
+local function parse(argv)
+  local o = { add = {}, remove = {}, add_files = {}, remove_files = {}, positional = {}, seen = {} }
+  -- --name=value is --name value
+  local args = {}
+  for _, a in ipairs(argv) do
+    local name, value = a:match("^(%-%-[%w%-]+)=(.*)$")
+    if name and (TAKES[name] or name == "--add" or name == "--remove") then
+      args[#args + 1] = name
+      args[#args + 1] = value
+    elseif name and (FLAGS[name] or name == "--help" or name == "--version") then
+      return nil, name .. " takes no value"
+    else
+      args[#args + 1] = a
+    end
+  end
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a:find("^%-") and a ~= "-" then o.seen[#o.seen + 1] = a end
     if a == "--add" or a == "--remove" then
       local list = a == "--add" and o.add or o.remove
       local start = #list
       i = i + 1
-      while argv[i] and not argv[i]:find("^%-%-") do
-        local v = argv[i]
+      while args[i] and not args[i]:find("^%-%-") do
+        local v = args[i]
         if #list > start and is_piece(v) and not list[#list]:find(UUID) then
           -- a number typed in pieces: --add +1 212 555 0004
           list[#list] = list[#list] .. " " .. v
@@ -353,7 +755,7 @@ local function parse(argv)
       end
       if #list == start then return nil, a .. " needs at least one lease uuid or phone number" end
     elseif TAKES[a] then
-      local v = argv[i + 1]
+      local v = args[i + 1]
       if v == nil then return nil, a .. " needs a value" end
       if a == "--add-file" then o.add_files[#o.add_files + 1] = v
       elseif a == "--remove-file" then o.remove_files[#o.remove_files + 1] = v
@@ -377,7 +779,24 @@ local function parse(argv)
       i = i + 1
     end
   end
+  -- --json is --format json
+  if o.json then
+    if o.format and o.format ~= "json" then return nil, "--json is --format json: give one of them" end
+    o.format = "json"
+  end
+  o.format = o.format or "table"
+  if not FORMATS[o.format] then return nil, "--format must be table, json, jsonl, csv or tsv" end
+  o.json = o.format == "json"
   return o
+end
+
+-- Each option given is one the command takes: nil, or why not.
+local function check_options(command, o)
+  local takes = { ["--help"] = true, ["-h"] = true, ["--version"] = true }
+  for _, name in ipairs(COMMAND[command].options) do takes[name] = true end
+  for _, name in ipairs(o.seen) do
+    if not takes[name] then return ("%s is not an option of 'opentact %s'"):format(name, command) end
+  end
 end
 
 local function whole(v, name)
@@ -404,6 +823,16 @@ end
 
 ---------------------------------------------------------------- progress
 
+-- "1 uuid", "2 uuids".
+local function plural(n, word)
+  return format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
+-- The library's report lines say "1 uuids: why"; the command says "1 uuid".
+local function singular_groups(text)
+  return (("\n" .. text):gsub("\n(%s+)1 uuids: ", "\n%11 uuid: "):sub(2))
+end
+
 local function progress_bar(ctx)
   local started = core.now()
   return function(done, total)
@@ -412,11 +841,216 @@ local function progress_bar(ctx)
     local eta = rate > 0 and (total - done) / rate or 0
     local width = 30
     local filled = total > 0 and floor(width * done / total) or width
-    ctx.stderr:write(format("\r[%s%s] %d/%d uuids  %3d%%  %.0f/s  ETA %.1fs ",
-      ("#"):rep(filled), ("-"):rep(width - filled), done, total,
+    ctx.stderr:write(format("\r[%s%s] %d/%d %s  %3d%%  %.0f/s  ETA %.1fs ",
+      ("#"):rep(filled), ("-"):rep(width - filled), done, total, total == 1 and "uuid" or "uuids",
       total > 0 and floor(100 * done / total) or 100, rate, eta))
     if done >= total then ctx.stderr:write("\n") end
   end
+end
+
+---------------------------------------------------------------- output
+
+-- Whether standard output is a terminal: as ctx says, else asked once
+-- (only of the process's own standard output).
+local function stdout_terminal(ctx)
+  if ctx.stdout_terminal == nil then
+    local t = false
+    if ctx.stdout == io.stdout then
+      local status = os.execute("test -t 1")
+      t = status == true or status == 0
+    end
+    ctx.stdout_terminal = t
+  end
+  return ctx.stdout_terminal
+end
+
+-- An error's fields for JSON: never more than these (no headers, no body).
+local ERROR_FIELDS = { "kind", "status", "message", "retryable", "attempts", "method", "path", "retry_after" }
+
+local function error_json(e)
+  local out = {}
+  for _, k in ipairs(ERROR_FIELDS) do out[k] = e[k] end
+  return out
+end
+
+-- An error that ends a command: its line on standard error (`text`, else
+-- the error's own) and, under --format json or jsonl, {"ok": false,
+-- "error": {...}} on standard output. Returns the exit status: `status`,
+-- else 2 for what the library found invalid (nothing was sent), else 1.
+local function fail(ctx, err, text, status)
+  ctx.stderr:write(text or tostring(err), "\n")
+  if ctx.json_errors then ctx.stdout:write(M.json({ ok = false, error = error_json(err) }), "\n") end
+  return status or (err.kind == "invalid" and 2 or 1)
+end
+
+-- A value as a csv or tsv field's text: "" for nothing, true and false,
+-- whole numbers without exponent or fraction.
+local function field_text(v)
+  if v == nil or v == NULL then return "" end
+  if type(v) == "number" and floor(v) == v and v > -2 ^ 63 and v < 2 ^ 63 then return format("%.0f", v) end
+  return tostring(v)
+end
+
+-- Control characters other than tab, newline and carriage return are
+-- shown as \ddd, as in tables: never sent to a terminal.
+local function controls(s)
+  return (s:gsub("[%z\1-\8\11\12\14-\31\127]", function(c) return format("\\%03d", c:byte()) end))
+end
+
+-- RFC 4180: a field with a comma, a quote, a line break or edge spaces
+-- goes in quotes, its quotes doubled.
+local function csv_field(v)
+  local s = controls(field_text(v))
+  if s:find('[",\r\n]') or s:find("^%s") or s:find("%s$") then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+local TSV_ESCAPES = { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }
+
+local function tsv_field(v)
+  return controls((field_text(v):gsub("[\t\n\r\\]", TSV_ESCAPES)))
+end
+
+-- Rows (lists of values in `columns` order) in `fmt`: jsonl (an object a
+-- line, null for nothing), csv or tsv (a header line first).
+local function write_rows(ctx, fmt, columns, rows)
+  local out = {}
+  if fmt == "jsonl" then
+    for i, r in ipairs(rows) do
+      local obj = {}
+      for c, name in ipairs(columns) do
+        local v = r[c]
+        if v == nil then v = NULL end
+        obj[name] = v
+      end
+      out[i] = M.json(obj)
+    end
+  else
+    local field, sep = csv_field, ","
+    if fmt == "tsv" then field, sep = tsv_field, "\t" end
+    local function line(r)
+      local cells = {}
+      for c = 1, #columns do cells[c] = field(r[c]) end
+      return concat(cells, sep)
+    end
+    out[1] = line(columns)
+    for _, r in ipairs(rows) do out[#out + 1] = line(r) end
+  end
+  if #out > 0 then ctx.stdout:write(concat(out, "\n"), "\n") end
+end
+
+-- A lease in a few fields, for JSON: uuid, number and holders.
+local function brief(lease)
+  local function uuid_of(h) return type(h) == "table" and h.uuid or nil end
+  return { uuid = lease.uuid, number = type(lease.tn) == "table" and lease.tn.tn or nil,
+    sip_connection = uuid_of(lease.sip_connection), sip_control_app = uuid_of(lease.sip_control_app) }
+end
+
+local function briefs(list)
+  local out = {}
+  for i, x in ipairs(list) do out[i] = type(x) == "table" and brief(x) or x end
+  return out
+end
+
+local function number_text(n)
+  return type(n) == "number" and format("%.0f", n) or n ~= nil and pretty.safe(tostring(n)) or "-"
+end
+
+local function yes_no(v)
+  if v == nil then return "-" end
+  return v and "yes" or "no"
+end
+
+-- Rows of text as an aligned table under a header, after the count of
+-- leases. On a terminal the table stops after ROWS rows, unless --all.
+local function lease_table(ctx, o, header, rows)
+  local n, shown = #rows, #rows
+  if n > ROWS and not o.all and stdout_terminal(ctx) then shown = ROWS end
+  local widths = {}
+  for c, v in ipairs(header) do widths[c] = #v end
+  for i = 1, shown do
+    for c, v in ipairs(rows[i]) do
+      if #v > widths[c] then widths[c] = #v end
+    end
+  end
+  local function render(r)
+    local cells = {}
+    for c, v in ipairs(r) do cells[c] = v .. (" "):rep(widths[c] - #v) end
+    return (("  " .. concat(cells, "  ")):gsub("%s+$", ""))
+  end
+  local out = { n == 1 and "1 lease" or n .. " leases" }
+  if n > 0 then
+    out[2] = render(header)
+    for i = 1, shown do out[#out + 1] = render(rows[i]) end
+    if shown < n then out[#out + 1] = format("  ... and %d more (--all prints every one)", n - shown) end
+  end
+  return concat(out, "\n")
+end
+
+-- The columns of a lease in csv and tsv.
+local LEASE_COLUMNS = { "uuid", "number", "expires", "autorenew", "sip_connection", "sip_control_app" }
+
+-- Leases as `fmt` asks: json (the payload), jsonl (a lease a line), csv
+-- or tsv (LEASE_COLUMNS), or a table made by `table_rows` (header, rows).
+local function write_leases(ctx, o, leases, table_rows)
+  local fmt = o.format
+  if fmt == "json" then
+    ctx.stdout:write(M.json(setmetatable(leases, nil)), "\n")
+  elseif fmt == "jsonl" then
+    local out = {}
+    for i, l in ipairs(leases) do out[i] = M.json(l) end
+    if #out > 0 then ctx.stdout:write(concat(out, "\n"), "\n") end
+  elseif fmt == "table" then
+    ctx.stdout:write(lease_table(ctx, o, table_rows(leases)), "\n")
+  else
+    local rows = {}
+    for i, l in ipairs(leases) do
+      if type(l) == "table" then
+        local b = brief(l)
+        rows[i] = { b.uuid, b.number, l.expired_on, l.autorenew, b.sip_connection, b.sip_control_app }
+      else
+        rows[i] = { tostring(l) }
+      end
+    end
+    write_rows(ctx, fmt, LEASE_COLUMNS, rows)
+  end
+end
+
+-- The columns of a report's rows: one per uuid, with its outcome.
+local REPORT_COLUMNS = { "uuid", "number", "action", "result", "error_kind", "error_status", "error_message" }
+
+local function outcome(uuid, number, action, result, err, message)
+  return { uuid, number, action, result, err and err.kind, err and err.status, message or err and err.message }
+end
+
+-- What a report says of each uuid: "add:<uuid>" -> the error it failed
+-- with, or true when applied.
+local function outcomes(report)
+  local out = {}
+  for _, kind in ipairs({ "add", "remove" }) do
+    for _, u in ipairs(report.applied[kind]) do out[kind .. ":" .. lower(u)] = true end
+  end
+  for _, f in ipairs(report.failed) do
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(f[kind]) do out[kind .. ":" .. lower(u)] = f.err end
+    end
+  end
+  return out
+end
+
+-- The rows of uuids the report names that `rows` does not have yet.
+local function other_outcomes(report, done, rows)
+  for _, f in ipairs(report.failed) do
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(f[kind]) do
+        if not done[kind .. ":" .. lower(u)] then
+          done[kind .. ":" .. lower(u)] = true
+          rows[#rows + 1] = outcome(u, nil, kind, "failed", f.err)
+        end
+      end
+    end
+  end
+  return rows
 end
 
 ---------------------------------------------------------------- commands
@@ -433,19 +1067,29 @@ local function token_file(ctx)
 end
 
 -- The token `opentact login` saved: the token, or nil and why not.
-local function saved_token(ctx)
+local function saved_token(ctx, url)
   local path = token_file(ctx)
   local f = path and io.open(path, "rb")
   if not f then return nil end
-  local token = f:read("*l")
+  local saved_url, token = f:read("*l"), f:read("*l")
   f:close()
   if not token or token == "" then return nil end
+  -- a token is for the server it came from, never sent to another
+  if saved_url ~= url then
+    return nil, ("the token saved by 'opentact login' is for %s, not %s: run 'opentact login' for this one, "
+      .. "or set OPENTACT_TOKEN"):format(pretty.safe(saved_url or "?"), pretty.safe(url))
+  end
   local exp = core.jwt_claims(token)
-  if exp and exp <= core.time() then
-    return nil, ("the token saved by 'opentact login' expired at %s: run 'opentact login' again")
-      :format(os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(exp)))
+  if exp and exp - core.time() < 60 then
+    return nil, ("the token saved by 'opentact login' expire%s at %s: run 'opentact login' again")
+      :format(exp <= core.time() and "d" or "s", os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(exp)))
   end
   return token
+end
+
+-- The base URL a client gets from `url` (nil: the default), as it keeps it.
+local function effective_url(url)
+  return ((url or require("opentact.options").DEFAULT_URL):gsub("/+$", ""))
 end
 
 local NO_CREDENTIALS = "set OPENTACT_TOKEN to your API token, or OPENTACT_EMAIL and OPENTACT_PASSWORD "
@@ -454,31 +1098,46 @@ local NO_CREDENTIALS = "set OPENTACT_TOKEN to your API token, or OPENTACT_EMAIL 
 -- The options that authenticate: OPENTACT_TOKEN, else OPENTACT_EMAIL and
 -- OPENTACT_PASSWORD, else what `opentact login` saved. Nil and why when
 -- none is there.
-local function credentials(ctx)
+local function credentials(ctx, url)
   local token = ctx.getenv("OPENTACT_TOKEN")
   if token and token ~= "" then return { token = token } end
   local email, password = ctx.getenv("OPENTACT_EMAIL"), ctx.getenv("OPENTACT_PASSWORD")
   if email and email ~= "" and password and password ~= "" then return { email = email, password = password } end
-  local saved, why = saved_token(ctx)
+  local saved, why = saved_token(ctx, url)
   if saved then return { token = saved } end
   return nil, why or NO_CREDENTIALS
 end
+
+-- The flags and variables behind the library's options, for messages.
+local OPTION_WORDS = { token = "OPENTACT_TOKEN", email = "--email (or OPENTACT_EMAIL)",
+  password = "OPENTACT_PASSWORD" }
 
 -- A client for the command, or nil and a usage message. `creds`: the
 -- options that authenticate, when the command has them already.
 local function client_for(ctx, o, creds)
   local why
+  local url, from = o.url, "--url"
+  if url == nil then
+    url, from = ctx.getenv("OPENTACT_URL"), "OPENTACT_URL"
+    if url == "" then url = nil end
+  end
   if not creds then
-    creds, why = credentials(ctx)
+    creds, why = credentials(ctx, effective_url(url))
     if not creds then return nil, why end
   end
-  creds.base_url = o.url or ctx.getenv("OPENTACT_URL")
+  creds.base_url = url
   local ok, client = pcall(opentact.new, creds)
   if not ok then
-    -- library wording is about options; the user gave flags and variables
+    -- library wording is about options of opentact.new; the user gave
+    -- flags and variables. A secret's value is never shown.
     local msg = tostring(client):gsub("^[^:]*:%d+: ", "")
-    if msg:find("'base_url'", 1, true) then
-      msg = "--url (or OPENTACT_URL) must be an http:// or https:// URL without spaces, query or fragment"
+    local name, expected = msg:match("^bad option '([%w_]+)' to '[^']*' %((.*) expected, got %w+%)$")
+    if name == "base_url" then
+      msg = format("%s '%s' is not %s", from, pretty.safe(url), expected)
+    elseif name then
+      msg = format("%s is not %s", OPTION_WORDS[name] or name, expected)
+    else
+      msg = msg:gsub("^bad argument #%d+ to '[^']*' %((.*)%)$", "%1"):gsub("^'[^']*': ", "")
     end
     return nil, msg
   end
@@ -519,22 +1178,23 @@ local function cmd_login(ctx, o)
   local client, why = client_for(ctx, o, { email = email, password = password })
   if not client then return usage_error(ctx, why) end
   local token, err = client:token()
+  local client_url = client._opts.base_url
   client:close()
-  if not token then
-    ctx.stderr:write(tostring(err), "\n")
-    return 1
-  end
+  if not token then return fail(ctx, err, nil, 1) end
   local path = token_file(ctx)
   if not path then return usage_error(ctx, "set HOME (or XDG_CONFIG_HOME): the token is kept under it") end
   local dir = path:gsub("/token$", "")
-  -- readable by this user only, from the first byte on
-  os.execute(("umask 077 && mkdir -p '%s' && : > '%s'"):format(dir:gsub("'", "'\\''"), path:gsub("'", "'\\''")))
+  -- readable by this user only, from the first byte on (a file made anew:
+  -- an old one keeps its mode)
+  local function quoted(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
+  os.execute(("umask 077 && mkdir -p %s && rm -f %s && : > %s"):format(quoted(dir), quoted(path), quoted(path)))
   local f, werr = io.open(path, "wb")
   if not f then
     ctx.stderr:write("opentact: logged in, but cannot keep the token: ", tostring(werr), "\n")
     return 1
   end
-  f:write(token, "\n")
+  -- the server it is for, then the token
+  f:write(client_url, "\n", token, "\n")
   f:close()
   local exp = core.jwt_claims(token)
   ctx.stdout:write(("Logged in as %s. The token is kept in %s%s.\n"):format(pretty.safe(email), path,
@@ -549,10 +1209,7 @@ local function cmd_token(ctx, o)
   if not client then return usage_error(ctx, why) end
   local token, err = client:token()
   client:close()
-  if not token then
-    ctx.stderr:write(tostring(err), "\n")
-    return 1
-  end
+  if not token then return fail(ctx, err, nil, 1) end
   ctx.stdout:write(token, "\n")
   return 0
 end
@@ -563,15 +1220,19 @@ local function cmd_list(ctx, o)
   if not client then return usage_error(ctx, why) end
   local leases, err = client:list(o.positional[2])
   client:close()
-  if not leases then
-    ctx.stderr:write(tostring(err), "\n")
-    return err.kind == "invalid" and 2 or 1
-  end
-  if o.json then
-    ctx.stdout:write(M.json(setmetatable(leases, nil)), "\n")
-  else
-    ctx.stdout:write(tostring(leases), "\n")
-  end
+  if not leases then return fail(ctx, err) end
+  write_leases(ctx, o, leases, function(list)
+    local rows = {}
+    for i, l in ipairs(list) do
+      if type(l) == "table" then
+        rows[i] = { pretty.safe(tostring(l.uuid)), number_text(type(l.tn) == "table" and l.tn.tn or nil),
+          l.expired_on == nil and "-" or pretty.safe(tostring(l.expired_on)), yes_no(l.autorenew) }
+      else
+        rows[i] = { pretty.safe(tostring(l)), "-", "-", "-" }
+      end
+    end
+    return { "uuid", "number", "expires", "autorenew" }, rows
+  end)
   return 0
 end
 
@@ -633,9 +1294,11 @@ end
 
 -- Looks up the lease of every number in o.add and o.remove and puts its
 -- uuid in its place. Numbers the account has no lease for are problems
--- (left out with --skip-invalid). Returns true, or nil, err for a lookup
--- that failed.
+-- (left out with --skip-invalid). The numbers found are kept in
+-- o.numbers (lower-case uuid -> number) for the report. Returns true, or
+-- nil, err for a lookup that failed.
 local function resolve_numbers(client, o, sources, problems)
+  o.numbers = {}
   local numbers, seen = {}, {}
   for _, kind in ipairs({ "add", "remove" }) do
     for _, lease in ipairs(o[kind]) do
@@ -654,6 +1317,7 @@ local function resolve_numbers(client, o, sources, problems)
       if type(lease) == "number" then
         local l = found[lease]
         if l then
+          o.numbers[lower(l.uuid)] = lease
           lease = l.uuid
         else
           problems[#problems + 1] = format("%s: no lease of the account holds the number %s", sources[kind][k],
@@ -685,12 +1349,6 @@ local function save_failed(ctx, path, report)
   if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
 end
 
-local function error_json(e)
-  local out = {}
-  for k, v in pairs(e) do out[k] = v end
-  return out
-end
-
 local function cmd_assign(ctx, o)
   if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
   local skipped = o.skip_invalid and {} or nil
@@ -710,14 +1368,13 @@ local function cmd_assign(ctx, o)
   local resolved, lookup_err = resolve_numbers(client, o, sources, missing)
   if not resolved then
     client:close()
-    ctx.stderr:write(tostring(lookup_err), "\n")
-    return 1
+    return fail(ctx, lookup_err, nil, 1)
   end
   if #missing > 0 and not skipped then
     client:close()
-    ctx.stderr:write("opentact: ", missing[1], #missing > 1 and format(" (and %d more)", #missing - 1) or "",
-      "; --skip-invalid leaves such lines out\n")
-    return 1
+    local msg = missing[1] .. (#missing > 1 and format(" (and %d more)", #missing - 1) or "")
+      .. "; --skip-invalid leaves such lines out"
+    return fail(ctx, { kind = "not_found", message = msg, retryable = false }, "opentact: " .. msg, 1)
   end
   for _, m in ipairs(missing) do skipped[#skipped + 1] = m end
   -- a uuid twice, or in both lists, is named with where each came from:
@@ -753,7 +1410,7 @@ local function cmd_assign(ctx, o)
   local started = core.now()
   local report = client:assign_batched(o.positional[2], { add = o.add, remove = o.remove }, {
     batch_size = batch_size, concurrency = concurrency,
-    on_progress = ctx.is_terminal and not o.json and progress_bar(ctx) or nil,
+    on_progress = ctx.is_terminal and o.format == "table" and progress_bar(ctx) or nil,
   })
   client:close()
   local elapsed = core.now() - started
@@ -766,9 +1423,29 @@ local function cmd_assign(ctx, o)
     for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
     ctx.stdout:write(M.json({ ok = report.ok, applied = report.applied, failed = failed,
       leases = setmetatable(report.leases, nil) }), "\n")
+  elseif o.format ~= "table" then
+    -- a row per uuid given, in the order given, with its outcome
+    local results, numbers, rows, done = outcomes(report), o.numbers or {}, {}, {}
+    for _, l in ipairs(report.leases) do
+      if type(l) == "table" and type(l.uuid) == "string" and type(l.tn) == "table" then
+        numbers[lower(l.uuid)] = numbers[lower(l.uuid)] or l.tn.tn
+      end
+    end
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(o[kind]) do
+        local key = kind .. ":" .. lower(u)
+        if not done[key] then
+          done[key] = true
+          local r = results[key]
+          rows[#rows + 1] = outcome(u, numbers[lower(u)], kind, r == true and "applied" or r and "failed"
+            or "not_applied", r ~= true and r or nil)
+        end
+      end
+    end
+    write_rows(ctx, o.format, REPORT_COLUMNS, other_outcomes(report, done, rows))
   else
-    ctx.stdout:write(tostring(report), "\n")
-    ctx.stdout:write(format("%d uuids in %.2f s\n", #o.add + #o.remove, elapsed))
+    ctx.stdout:write(singular_groups(tostring(report)), "\n")
+    ctx.stdout:write(format("%s in %.2f s\n", plural(#o.add + #o.remove, "uuid"), elapsed))
     if not report.ok and o.failed_file then
       ctx.stdout:write(format("failed uuids written to %s%s; to retry:\n  opentact assign %s%s%s\n",
         o.failed_file, #failed_remove > 0 and " and " .. o.failed_file .. ".remove" or "",
@@ -786,40 +1463,16 @@ local function cmd_assign(ctx, o)
   return report.ok and 0 or 1
 end
 
--- A lease in a few fields, for JSON: uuid, number and holders.
-local function brief(lease)
-  local function uuid_of(h) return type(h) == "table" and h.uuid or nil end
-  return { uuid = lease.uuid, number = type(lease.tn) == "table" and lease.tn.tn or nil,
-    sip_connection = uuid_of(lease.sip_connection), sip_control_app = uuid_of(lease.sip_control_app) }
-end
-
-local function briefs(list)
-  local out = {}
-  for i, x in ipairs(list) do out[i] = type(x) == "table" and brief(x) or x end
-  return out
-end
-
 -- Leases as a table: number, uuid, who holds them, autorenew.
-local function holders_table(leases)
-  local rows = { { "number", "uuid", "held by", "autorenew" } }
-  for _, l in ipairs(leases) do
+local function holders_rows(leases)
+  local rows = {}
+  for i, l in ipairs(leases) do
     local b = brief(l)
     local held = b.sip_control_app and "app " .. b.sip_control_app
       or b.sip_connection and "connection " .. b.sip_connection or "-"
-    rows[#rows + 1] = { b.number and format("%.0f", b.number) or "-", pretty.safe(tostring(l.uuid)),
-      pretty.safe(held), l.autorenew == nil and "-" or (l.autorenew and "yes" or "no") }
+    rows[i] = { number_text(b.number), pretty.safe(tostring(l.uuid)), pretty.safe(held), yes_no(l.autorenew) }
   end
-  local widths = {}
-  for _, r in ipairs(rows) do
-    for c, v in ipairs(r) do widths[c] = math.max(widths[c] or 0, #v) end
-  end
-  local out = { #leases == 1 and "1 lease" or #leases .. " leases" }
-  for _, r in ipairs(rows) do
-    local cells = {}
-    for c, v in ipairs(r) do cells[c] = v .. (" "):rep(widths[c] - #v) end
-    out[#out + 1] = ("  " .. concat(cells, "  ")):gsub("%s+$", "")
-  end
-  return concat(out, "\n")
+  return { "number", "uuid", "held by", "autorenew" }, rows
 end
 
 local function cmd_find(ctx, o)
@@ -841,18 +1494,53 @@ local function cmd_find(ctx, o)
     end
   end
   client:close()
-  if not leases then
-    ctx.stderr:write(tostring(err), "\n")
-    return err.kind == "invalid" and 2 or 1
-  end
-  if o.json then
-    ctx.stdout:write(M.json(setmetatable(leases, nil)), "\n")
-  elseif #leases == 0 then
+  if not leases then return fail(ctx, err) end
+  if o.format == "table" and #leases == 0 then
     ctx.stdout:write("no lease of the account matches ", pretty.safe(text), "\n")
   else
-    ctx.stdout:write(holders_table(leases), "\n")
+    write_leases(ctx, o, leases, holders_rows)
   end
   return #leases > 0 and 0 or 1
+end
+
+-- A sync report's rows: a row per lease of the plan, with its outcome.
+local function sync_rows(report)
+  local results, rows, done = outcomes(report), {}, {}
+  for _, kind in ipairs({ "add", "remove", "keep" }) do
+    for _, l in ipairs(report[kind]) do
+      local b = brief(l)
+      local action = kind == "keep" and "add" or kind
+      local key = action .. ":" .. lower(tostring(b.uuid))
+      done[key] = true
+      local r, result = results[key]
+      if r ~= nil and r ~= true then
+        result = "failed"
+      elseif kind == "keep" then
+        result = "unchanged"
+      elseif report.dry_run then
+        result = "planned"
+      else
+        result = r and "applied" or "not_applied"
+      end
+      rows[#rows + 1] = outcome(b.uuid, b.number, kind, result, r ~= true and r or nil)
+    end
+  end
+  for _, l in ipairs(report.conflicts) do
+    local b = brief(l)
+    local holder = b.sip_control_app and "SIP control app " .. b.sip_control_app
+      or b.sip_connection and "SIP connection " .. b.sip_connection or "another holder"
+    rows[#rows + 1] = outcome(b.uuid, b.number, "add", "conflict", nil, "held by " .. holder .. "; --move takes it")
+  end
+  for _, x in ipairs(report.missing) do
+    local uuid, number
+    if type(x) == "string" and x:find(UUID) then
+      uuid = x
+    else
+      number = opentact.number(tostring(x)) or x
+    end
+    rows[#rows + 1] = outcome(uuid, number, "add", "missing", nil, "not in the account")
+  end
+  return other_outcomes(report, done, rows)
 end
 
 local function cmd_sync(ctx, o)
@@ -899,13 +1587,10 @@ local function cmd_sync(ctx, o)
   local report, err = client:sync(o.positional[2], desired, {
     exact = o.exact or false, move = o.move or false, dry_run = o.dry_run or false,
     batch_size = batch_size, concurrency = concurrency,
-    on_progress = ctx.is_terminal and not o.json and progress_bar(ctx) or nil,
+    on_progress = ctx.is_terminal and o.format == "table" and progress_bar(ctx) or nil,
   })
   client:close()
-  if not report then
-    ctx.stderr:write(tostring(err), "\n")
-    return err.kind == "invalid" and 2 or 1
-  end
+  if not report then return fail(ctx, err) end
   if o.failed_file and not o.dry_run then save_failed(ctx, o.failed_file, report) end
   if o.json then
     local failed = {}
@@ -915,8 +1600,11 @@ local function cmd_sync(ctx, o)
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
       failed = failed, released = report.released, interrupted = report.interrupted and tostring(report.interrupted),
       unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
+  elseif o.format ~= "table" then
+    write_rows(ctx, o.format, REPORT_COLUMNS, sync_rows(report))
+    if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
   else
-    ctx.stdout:write(concat(pretty.plan_lines(report), "\n"), "\n")
+    ctx.stdout:write(singular_groups(concat(pretty.plan_lines(report), "\n")), "\n")
     if #report.failed > 0 then
       ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
         o.failed_file and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")
@@ -929,38 +1617,60 @@ local function cmd_sync(ctx, o)
   return report.ok and 0 or 1
 end
 
+-- opentact help [COMMAND]
+local function cmd_help(ctx, o)
+  if #o.positional > 2 then return usage_error(ctx, "help takes one command") end
+  local command = o.positional[2]
+  if command ~= nil and not COMMAND[command] then return usage_error(ctx, "unknown command '" .. command .. "'") end
+  ctx.stdout:write(M.help(command))
+  return 0
+end
+
 local COMMANDS = { list = cmd_list, assign = cmd_assign, find = cmd_find, sync = cmd_sync, login = cmd_login,
-  token = cmd_token }
+  token = cmd_token, help = cmd_help }
 
 -- ctx: stdout, stderr, stdin, getenv, is_terminal (stderr is a terminal),
 -- stdin_terminal (standard input is one)
-function M.main(argv, ctx)
-  ctx = ctx or {}
+-- stdout_terminal (standard output is one; asked when not said)
+function M.main(argv, given)
+  local ctx = {}
+  for k, v in pairs(given or {}) do ctx[k] = v end
   ctx.stdout = ctx.stdout or io.stdout
   ctx.stderr = ctx.stderr or io.stderr
   ctx.stdin = ctx.stdin or io.stdin
   ctx.getenv = ctx.getenv or os.getenv
-  local o, err = parse(argv)
-  if not o then return usage_error(ctx, err) end
-  if o.help then
-    ctx.stdout:write(HELP)
+  -- before the parse, so that its errors name the command's help and come
+  -- as JSON when asked for
+  local command, help, fmt = glance(argv)
+  if COMMAND[command] and command ~= "help" then ctx.command = command end
+  ctx.json_errors = fmt == "json" or fmt == "jsonl"
+  if help then
+    -- --help wins over whatever else is there
+    if command ~= nil and not COMMAND[command] then
+      return usage_error(ctx, "unknown command '" .. pretty.safe(command) .. "'")
+    end
+    ctx.stdout:write(M.help(command))
     return 0
   end
+  local o, err = parse(argv)
+  if not o then return usage_error(ctx, err) end
+  ctx.json_errors = o.format == "json" or o.format == "jsonl"
   if o.version then
     ctx.stdout:write(opentact._VERSION, "\n")
     return 0
   end
-  local command = o.positional[1]
+  command = o.positional[1]
   if command == nil then return usage_error(ctx, "give a command: list, find, assign, sync, login or token") end
   local run = COMMANDS[command]
-  if not run then return usage_error(ctx, "unknown command '" .. tostring(command) .. "'") end
+  if not run then return usage_error(ctx, "unknown command '" .. pretty.safe(command) .. "'") end
+  local bad = check_options(command, o)
+  if bad then return usage_error(ctx, bad) end
   -- Ctrl-C outside a bulk run (a lookup, a read): nothing was changed
   -- that a report would not show; exit as interrupted, without a traceback
   local ok, status = pcall(run, ctx, o)
   if ok then return status end
   if tostring(status):find("interrupted!", 1, true) then
-    ctx.stderr:write("opentact: interrupted\n")
-    return 130
+    return fail(ctx, { kind = "interrupted", message = "interrupted", retryable = false }, "opentact: interrupted", 130)
   end
   error(status, 0)
 end

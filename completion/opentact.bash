@@ -1,0 +1,72 @@
+# bash completion for opentact (lua-opentact): its commands, each
+# command's options, the values of --format, and files after the options
+# that name one. Source this file from ~/.bashrc, or copy it to
+# ~/.local/share/bash-completion/completions/opentact.
+# The options per command are those of `opentact COMMAND --help` (a spec
+# checks that they stay the same).
+
+_opentact() {
+  local cur prev cmd i word
+  cur=${COMP_WORDS[COMP_CWORD]}
+  prev=
+  [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD-1]}
+  # --format=<TAB>: bash splits the word at '='
+  if [ "$cur" = "=" ]; then
+    cur=
+  elif [ "$prev" = "=" ] && [ "$COMP_CWORD" -gt 1 ]; then
+    prev=${COMP_WORDS[COMP_CWORD-2]}
+  fi
+  COMPREPLY=()
+
+  # the command: the first word that is no option and no option's value
+  cmd=
+  i=1
+  while [ "$i" -lt "$COMP_CWORD" ]; do
+    word=${COMP_WORDS[i]}
+    case $word in
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency)
+        # its value follows, after an '=' or not
+        if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
+      -*) ;;
+      *) cmd=$word; break ;;
+    esac
+    i=$((i + 1))
+  done
+
+  case $prev in
+    --add-file|--remove-file|--numbers-file|--leases-file|--failed-file)
+      compopt -o filenames 2> /dev/null
+      local IFS=$'\n'
+      COMPREPLY=($(compgen -f -- "$cur"))
+      return 0 ;;
+    --format)
+      COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur"))
+      return 0 ;;
+    --url|--email|--batch-size|--concurrency)
+      return 0 ;;
+  esac
+
+  local opts
+  case $cmd in
+    list) opts="--format --json --all --url --help" ;;
+    find) opts="--format --json --all --url --help" ;;
+    assign) opts="--add --remove --add-file --remove-file --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
+    login) opts="--email --url --help" ;;
+    token) opts="--url --help" ;;
+    help) opts="--help" ;;
+    "") opts="--help --version" ;;
+    *) return 0 ;;
+  esac
+
+  if [ -z "$cmd" ] && [ "${cur#-}" = "$cur" ]; then
+    COMPREPLY=($(compgen -W "list find assign sync login token help" -- "$cur"))
+  elif [ "$cmd" = help ] && [ "${cur#-}" = "$cur" ]; then
+    COMPREPLY=($(compgen -W "list find assign sync login token" -- "$cur"))
+  elif [ "${cur#-}" != "$cur" ]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  fi
+  return 0
+}
+
+complete -F _opentact opentact

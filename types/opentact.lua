@@ -1,0 +1,478 @@
+---@meta opentact
+---lua-opentact: Opentact's SIP TN lease API from Lua. Attach TN leases
+---(phone numbers) to a SIP connection, detach them, list what a
+---connection holds, find leases by number or search, and bring a
+---connection to a desired set of numbers.
+---
+---Every `Client` method also exists at module level, on the default
+---client, made on first use from the environment (`OPENTACT_TOKEN`, or
+---`OPENTACT_EMAIL` and `OPENTACT_PASSWORD`; `OPENTACT_URL`). Misuse (a
+---wrong argument type, an unknown option) raises; everything the network
+---or the server can cause comes back as `nil, err` (see `Error`).
+---`opentact.Client`, `opentact.Error`, `opentact.Leases` and
+---`opentact.Report` are the metatables of clients, errors, lease lists and
+---`assign_batched`'s reports: `getmetatable(x) == opentact.Error` tells
+---an error.
+
+-- LuaLS (lua-language-server) definitions of lua-opentact's public API,
+-- for completion, hovers and type checks in editors; nothing here runs.
+-- The rock installs this folder in its own directory: add
+-- `$(luarocks show --rock-dir opentact)/types` to `Lua.workspace.library`
+-- (or this checkout's types/). `make docs` builds the API reference from
+-- this file, and spec/50-types_spec.lua fails when it and the code
+-- disagree on a function, a method, an option or a field.
+
+-- the module --
+
+---The module: every client method also exists here, on the default client,
+---made on first use from the environment (`OPENTACT_TOKEN`, or
+---`OPENTACT_EMAIL` and `OPENTACT_PASSWORD`; `OPENTACT_URL`).
+---@class opentact
+---@field Error table the metatable of error tables: `getmetatable(err) == opentact.Error`
+---@field Leases table the metatable of lease lists (it prints them as a table)
+---@field Report table the metatable of `assign_batched`'s reports
+local opentact = {}
+
+---The library's version, `"opentact 0.1.0"`.
+---@type string
+opentact._VERSION = ...
+
+---The metatable of clients (it holds their methods):
+---`getmetatable(x) == opentact.Client`.
+---@type opentact.Client
+opentact.Client = ...
+
+---Creates a client. Misuse (an unknown option, a wrong type) raises.
+---@param opts? opentact.Options
+---@return opentact.Client client
+function opentact.new(opts) end
+
+---Replaces the default client (closing the old one, whose pending
+---callbacks run now) with one made from `opts`; returns it.
+---@param opts? opentact.Options
+---@return opentact.Client client
+function opentact.configure(opts) end
+
+---`Client:list` on the default client.
+---@param conn string the SIP connection's uuid
+---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
+---@return opentact.Leases? leases (`true` at once with a callback)
+---@return opentact.Error? err
+function opentact.list(conn, callback) end
+
+---`Client:assign` on the default client.
+---@param conn string the SIP connection's uuid
+---@param changes opentact.Changes the uuids to attach and detach
+---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
+---@return opentact.Leases? leases (`true` at once with a callback)
+---@return opentact.Error? err
+function opentact.assign(conn, changes, callback) end
+
+---`Client:lease` on the default client.
+---@param number string|integer a phone number, or a lease uuid
+---@param callback? fun(lease: opentact.Lease?, err: opentact.Error?) run the request in the background
+---@return opentact.Lease? lease (`true` at once with a callback)
+---@return opentact.Error? err
+function opentact.lease(number, callback) end
+
+---`Client:token` on the default client.
+---@return string? token
+---@return opentact.Error? err
+function opentact.token() end
+
+---`Client:search` on the default client.
+---@param filter? opentact.Filter nil for every lease
+---@param opts? opentact.SearchOptions|fun(page: opentact.Page?, err: opentact.Error?)
+---@param callback? fun(page: opentact.Page?, err: opentact.Error?) run the request in the background
+---@return opentact.Page? page (`true` at once with a callback)
+---@return opentact.Error? err
+function opentact.search(filter, opts, callback) end
+
+---`Client:search_all` on the default client.
+---@param filter? opentact.Filter nil for every lease
+---@param opts? opentact.SearchAllOptions
+---@return opentact.Leases? leases
+---@return opentact.Error? err
+function opentact.search_all(filter, opts) end
+
+---`Client:sync` on the default client.
+---@param conn string the SIP connection's uuid
+---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
+---@param opts? opentact.SyncOptions
+---@return opentact.SyncReport? report
+---@return opentact.Error? err
+function opentact.sync(conn, desired, opts) end
+
+---`Client:assign_batched` on the default client.
+---@param conn string the SIP connection's uuid
+---@param changes opentact.Changes the uuids to attach and detach
+---@param opts? opentact.BatchOptions
+---@return opentact.Report report
+function opentact.assign_batched(conn, changes, opts) end
+
+---`Client:list_many` on the default client.
+---@param conns string[] the connections' uuids
+---@param opts? opentact.ListManyOptions
+---@return opentact.ListResult[] results in input order
+function opentact.list_many(conns, opts) end
+
+---A phone number in any form people type (`"+1 (212) 555-1234"`, an
+---integer) as a Lua number: an integer on Lua 5.3+. At most 15 digits
+---(E.164), never a leading 0; anything else is `invalid`, saying why.
+---@param x string|integer
+---@return integer? number
+---@return opentact.Error? err
+function opentact.number(x) end
+
+-- values --
+
+---The strings `err.kind` can be.
+---@alias opentact.ErrorKind
+---| "invalid"      # bad input (a bad uuid, an empty change set, an invalid number); nothing was sent
+---| "auth"         # 401 or 403, wrong credentials, or no token at all
+---| "not_found"    # 404
+---| "rejected"     # another 4xx
+---| "rate_limited" # 429
+---| "server"       # 5xx
+---| "timeout"      # connect or whole-attempt timeout
+---| "network"      # refused, reset, truncated answer, interrupted, closed
+---| "tls"          # TLS handshake or verification failed
+---| "protocol"     # an answer that is not JSON or not the documented shape, success false on a 2xx, a redirect, an answer over max_body
+
+---An error, returned as `nil, err` for everything the network or the
+---server can cause (misuse raises instead). `tostring(err)` is one line:
+---`opentact: not_found (404): SIP connection not found [GET /sip/connection/66eb…/tnlease, 1 attempt]`.
+---Its metatable is `opentact.Error`. No secret is ever in it.
+---@class opentact.Error
+---@field kind opentact.ErrorKind what went wrong
+---@field status? integer the HTTP status, when the server answered
+---@field message string the server's `message` when it gave one, else a clear sentence
+---@field retryable boolean whether retrying could help
+---@field attempts integer attempts made (0: nothing was sent)
+---@field retry_after? number seconds the server asked to wait, when it said so
+---@field method? string the request's HTTP method
+---@field path? string the request's path
+---@field sent? boolean `false` when the request certainly never reached the server; `true` when it may have been applied
+---@field index? integer `sync`: the position of the invalid item in `numbers` or `leases`
+local Error = {}
+
+---A SIP connection or control app as a lease names it.
+---@class opentact.Holder
+---@field uuid string its uuid
+---@field [string] any every other field the server sent
+local Holder = {}
+
+---A lease's phone number, as the server sent it.
+---@class opentact.Tn
+---@field tn integer the phone number, `12125551234` (an integer on Lua 5.3+)
+---@field [string] any every other field the server sent
+local Tn = {}
+
+---A TN lease, decoded from the server's answer with every field it sent;
+---JSON `null` becomes `nil` (the key is absent).
+---@class opentact.Lease
+---@field uuid string the lease's uuid
+---@field tn opentact.Tn the phone number it holds
+---@field autorenew boolean whether it renews itself
+---@field created_on string ISO-8601 date
+---@field modified_on string ISO-8601 date
+---@field expired_on string ISO-8601 date
+---@field sip_connection? opentact.Holder the SIP connection that holds it
+---@field sip_control_app? opentact.Holder the SIP control app that holds it
+---@field [string] any every other field the server sent
+local Lease = {}
+
+---A list of leases (`Lease`): a plain array (`#`, `ipairs`, JSON
+---encoding), whose metatable `opentact.Leases` prints it as a table
+---(uuid, number, expiry, autorenew).
+---@alias opentact.Leases opentact.Lease[]
+
+---One page of a search (`Client:search`); it prints as its place in the
+---results and its leases.
+---@class opentact.Page
+---@field total integer how many leases match the whole search
+---@field take integer the page size asked for
+---@field skip integer the offset of this page
+---@field data opentact.Leases the page's leases (the server may cap a page below `take`)
+---@field [string] any every other field the server sent
+local Page = {}
+
+---Lease uuids to attach (`add`) and detach (`remove`). Uuids are
+---8-4-4-4-12 hex digits; at least one list must be non-empty, and a uuid
+---listed twice, or in both lists, is `invalid`.
+---@class opentact.Changes
+---@field add? string[] lease uuids to attach
+---@field remove? string[] lease uuids to detach
+local Changes = {}
+
+---The uuids the API confirmed, in input order.
+---@class opentact.Applied
+---@field add string[] uuids attached
+---@field remove string[] uuids detached
+local Applied = {}
+
+---Uuids that failed for the same reason.
+---@class opentact.Failure
+---@field add string[] the adds
+---@field remove string[] the removes
+---@field err opentact.Error why
+local Failure = {}
+
+---The report of `assign_batched`: every input uuid is in `applied` or in
+---exactly one `failed` entry. `print(report)` gives a summary line and one
+---line per failed entry; its metatable is `opentact.Report`.
+---@class opentact.Report
+---@field ok boolean every uuid applied?
+---@field applied opentact.Applied the uuids the API confirmed, in input order
+---@field failed opentact.Failure[] the uuids not applied, grouped by reason
+---@field leases opentact.Leases the payloads of the successful requests
+---@field interrupted? any set when the run was stopped (Ctrl-C): the error value that stopped it, usually `"interrupted!"`
+---@field failed_uuids fun(self: opentact.Report): string[], string[] the adds and the removes to run again, in the order they failed
+local Report = {}
+
+---The report of `sync`: a plan, applied and checked. Every desired item is
+---in exactly one of `keep`, `add`, `missing` and `conflicts`; after
+---applying, every planned uuid is in `applied` or in `failed`.
+---`print(report)` shows the plan the way `terraform plan` does.
+---@class opentact.SyncReport
+---@field ok boolean the connection holds what was asked (a dry run: nothing blocks the plan)
+---@field dry_run boolean whether nothing was to be changed
+---@field connection string the SIP connection's uuid, lower-cased
+---@field add opentact.Leases leases to attach, as found before the change
+---@field remove opentact.Leases leases to detach (only with `exact = true`)
+---@field keep opentact.Leases desired leases already on the connection
+---@field missing any[] desired numbers or uuids the account does not hold, as given
+---@field conflicts opentact.Leases desired leases held by another SIP connection or a control app, left alone (`move = false`)
+---@field applied opentact.Applied the uuids attached and detached, confirmed
+---@field failed opentact.Failure[] the planned uuids not applied, grouped by reason
+---@field released? opentact.Released[] `move = true`: the leases released from control apps first
+---@field unverified? opentact.Error the connection could not be read back after applying
+---@field interrupted? any set when the run was stopped (Ctrl-C): the error value that stopped it
+---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed
+local SyncReport = {}
+
+---Leases released from a SIP control app before they were attached
+---(`sync` with `move = true`).
+---@class opentact.Released
+---@field app string the control app's uuid
+---@field leases string[] the uuids released
+local Released = {}
+
+---What `sync` brings a connection to: exactly one of the three.
+---@class opentact.Desired
+---@field numbers? (string|integer)[] phone numbers, in any form `opentact.number` reads
+---@field leases? (string|{uuid: string})[] lease uuids (or leases)
+---@field all_leases? true every lease of the account
+local Desired = {}
+
+---The fields of Opentact's lease search; `nil` (or `{}`) for every lease.
+---An unknown field or a value of the wrong type raises; a value of the
+---right type that is not valid is an `invalid` error and nothing is sent.
+---@class opentact.Filter
+---@field tn? string|integer a phone number in any form, or a mask: `*` any run of digits, `%` one digit (`"+1 212 555 *"`)
+---@field sip_connection? string the leases this SIP connection holds
+---@field sip_control_app? string the leases this control app holds
+---@field sip_connections_skip? string[] the leases none of these SIP connections holds
+---@field autorenew? boolean
+---@field mode? "AND"|"OR" how the fields given combine (default `"AND"`)
+---@field order? table<"tn"|"created_on"|"modified_on", "ASC"|"DESC"> one field to one direction, `{tn = "ASC"}`
+---@field created_on_from? string ISO-8601 date, `"2026-01-31"` or `"2026-01-31T12:00:00Z"`
+---@field created_on_to? string ISO-8601 date
+---@field modified_on_from? string ISO-8601 date
+---@field modified_on_to? string ISO-8601 date
+local Filter = {}
+
+---One entry of `list_many`'s results, in input order.
+---@class opentact.ListResult
+---@field uuid string the connection
+---@field leases? opentact.Leases its leases
+---@field err? opentact.Error or why not
+local ListResult = {}
+
+---What the `log` option's function gets, once per attempt. Never the token.
+---@class opentact.LogEvent
+---@field method string
+---@field path string
+---@field status? integer the HTTP status, when the server answered
+---@field attempt integer 1 for the first attempt
+---@field elapsed number seconds the attempt took
+---@field kind? opentact.ErrorKind the error's kind, when it failed
+local LogEvent = {}
+
+-- options --
+
+---The options of `opentact.new` and `opentact.configure`. An unknown
+---option, or one of the wrong type, raises naming it. A token function
+---is called on first use and once more after a 401.
+---@class opentact.Options
+---@field token? string|fun(): string the `X-Auth-Token` (at most 16 KB), or a function that returns it. Default `OPENTACT_TOKEN`.
+---@field email? string log in with this email and `password` instead of a token. Default `OPENTACT_EMAIL` when no token is set.
+---@field password? string the password to log in with. Default `OPENTACT_PASSWORD` when no token is set.
+---@field jwt_cache? table|userdata OpenResty only: an `ngx.shared` dict that keeps logins for every nginx worker
+---@field base_url? string the API root, `http(s)://host[:port][/path]`. Default `OPENTACT_URL` or `https://api.opentact.org/rest`.
+---@field timeout? number seconds for one whole attempt, 0.001 to 2147483. Default 30.
+---@field connect_timeout? number seconds to connect, 0.001 to 2147483. Default 5.
+---@field retries? integer extra attempts for retryable failures; 0 disables. Default 2.
+---@field backoff? number base delay in seconds of exponential backoff with full jitter, 0 to 86400. Default 0.5.
+---@field backoff_max? number cap on one delay and on an honoured `Retry-After`, 0 to 86400. Default 8.
+---@field verify? boolean verify the TLS peer and host name; `false` is for local tests only. Default true.
+---@field ca_file? string a CA bundle for TLS verification. Default: the system's.
+---@field max_body? integer the largest answer accepted, in bytes (1 to 2^53). Default 67108864.
+---@field user_agent? string the User-Agent header. Default `lua-opentact/<version>`.
+---@field proxy? string a proxy URL. Unset: `https_proxy`/`no_proxy` are honoured for an `https://` base URL only.
+---@field retry_post? boolean also retry an `assign` that may have reached the server. Default false.
+---@field log? fun(event: opentact.LogEvent) called once per attempt; never sees the token
+---@field transport? "curl"|"ngx" libcurl, or OpenResty's cosockets. Default `"ngx"` inside OpenResty, else `"curl"`.
+local Options = {}
+
+---The options of `search`.
+---@class opentact.SearchOptions
+---@field take? integer the page size asked for (the server may cap it). Default 100.
+---@field skip? integer the offset of the page. Default 0.
+local SearchOptions = {}
+
+---The options of `search_all`.
+---@class opentact.SearchAllOptions
+---@field page_size? integer the page size asked for. Default 100.
+---@field concurrency? integer pages at once, 1 to 256. Default 4.
+---@field on_progress? fun(done: integer, total: integer) called as pages come in, with the leases read so far and the total
+local SearchAllOptions = {}
+
+---The options of `assign_batched`.
+---@class opentact.BatchOptions
+---@field batch_size? integer uuids per request at most. Default 100.
+---@field concurrency? integer requests at once, 1 to 256. Default 4.
+---@field on_progress? fun(done: integer, total: integer) called as requests finish, with the uuids done so far and their total
+local BatchOptions = {}
+
+---The options of `list_many`.
+---@class opentact.ListManyOptions
+---@field concurrency? integer requests at once, 1 to 256. Default 8.
+local ListManyOptions = {}
+
+---The options of `sync`.
+---@class opentact.SyncOptions
+---@field exact? boolean also detach every lease the connection holds that is not desired. Default false.
+---@field move? boolean take desired leases held by another SIP connection or a control app. Default false.
+---@field dry_run? boolean plan and report, change nothing. Default false.
+---@field batch_size? integer uuids per request at most. Default 100.
+---@field concurrency? integer requests at once, 1 to 256. Default 4.
+---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
+---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish
+local SyncOptions = {}
+
+-- the client --
+
+---A client: its options, resolved once, and one engine (retries, backoff,
+---concurrency) over one transport. `tostring(client)` shows the base URL,
+---the transport and how it authenticates, never a secret. Closed by
+---`close`, on garbage collection, and on `<close>` (Lua 5.4).
+---Calls with a `callback` return `true` at once; the callback is called
+---from `Client:step`, never before the call returns.
+---@class opentact.Client
+local Client = {}
+
+---Lists the TN leases assigned to a SIP connection. A read: retried after
+---a network failure, a timeout, a 429 or a 5xx.
+---@param conn string the SIP connection's uuid
+---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
+---@return opentact.Leases? leases the connection's leases (`true` at once with a callback)
+---@return opentact.Error? err
+function Client:list(conn, callback) end
+
+---Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection,
+---in one request; retried only when it cannot have been applied (never
+---connected, 429, 503), unless `retry_post` is set.
+---@param conn string the SIP connection's uuid
+---@param changes opentact.Changes the uuids to attach and detach
+---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
+---@return opentact.Leases? leases the leases named, in their new state (`true` at once with a callback)
+---@return opentact.Error? err
+function Client:assign(conn, changes, callback) end
+
+---The lease that holds a phone number (any form `opentact.number` reads),
+---or, given a lease uuid, that lease. `not_found` when the account has none.
+---@param number string|integer a phone number, or a lease uuid
+---@param callback? fun(lease: opentact.Lease?, err: opentact.Error?) run the request in the background
+---@return opentact.Lease? lease the lease (`true` at once with a callback)
+---@return opentact.Error? err
+function Client:lease(number, callback) end
+
+---Assigns many uuids in batches of at most `batch_size`, `concurrency`
+---requests at once; a batch refused with 400, 409 or 422 is split until
+---the refused uuids stand alone. Never fails as a whole: the report says
+---what was applied and what failed, and why.
+---@param conn string the SIP connection's uuid
+---@param changes opentact.Changes the uuids to attach and detach
+---@param opts? opentact.BatchOptions
+---@return opentact.Report report
+function Client:assign_batched(conn, changes, opts) end
+
+---Lists many SIP connections, `concurrency` requests at once.
+---@param conns string[] the connections' uuids
+---@param opts? opentact.ListManyOptions
+---@return opentact.ListResult[] results in input order
+function Client:list_many(conns, opts) end
+
+---One page of the account's leases that match `filter`
+---(`POST /lease/tn/search`); retried like a read. `opts` may be left out
+---for the callback.
+---@param filter? opentact.Filter nil for every lease
+---@param opts? opentact.SearchOptions|fun(page: opentact.Page?, err: opentact.Error?)
+---@param callback? fun(page: opentact.Page?, err: opentact.Error?) run the request in the background
+---@return opentact.Page? page the page (`true` at once with a callback)
+---@return opentact.Error? err
+function Client:search(filter, opts, callback) end
+
+---Every lease that matches `filter`, each once, several pages at once. A
+---search whose results change while it is paged through runs again, up to
+---three times, then fails with a `protocol` error.
+---@param filter? opentact.Filter nil for every lease
+---@param opts? opentact.SearchAllOptions
+---@return opentact.Leases? leases
+---@return opentact.Error? err
+function Client:search_all(filter, opts) end
+
+---Brings a SIP connection to a desired state: reads it and the desired
+---leases, plans, applies the plan with `assign_batched`'s batching and
+---accounting, then reads the connection back and checks it.
+---@param conn string the SIP connection's uuid
+---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
+---@param opts? opentact.SyncOptions
+---@return opentact.SyncReport? report nil when nothing could be planned (nothing was changed)
+---@return opentact.Error? err
+function Client:sync(conn, desired, opts) end
+
+---The token requests are sent with: with `email` and `password`, a JWT,
+---logging in first if there is none or it is near its end.
+---@return string? token
+---@return opentact.Error? err
+function Client:token() end
+
+---Runs transfers and retry timers for at most the seconds given, calls the
+---callbacks of finished requests, and returns how many callback requests
+---are still pending. An error raised by a callback leaves `step`; the
+---client stays usable.
+---@param timeout? number seconds to wait at most (0, the default: do not wait)
+---@return integer pending
+function Client:step(timeout) end
+
+---The descriptor that becomes readable when `step` has work (the cqueues
+---polling protocol, with `events` and `timeout`). Not with the ngx transport.
+---@return integer fd
+function Client:pollfd() end
+
+---What to wait for on `pollfd()`: readable.
+---@return "r" events
+function Client:events() end
+
+---Seconds until `step` must run (0: now), or nil when nothing is pending.
+---@return number? seconds
+function Client:timeout() end
+
+---Frees the connections. Requests still pending end with a `network`
+---error, and their callbacks are called before `close` returns. Idempotent.
+---@return true
+function Client:close() end
+
+return opentact
