@@ -630,39 +630,61 @@ static int skip_name(reader *r, const char *name, size_t len, int *match, int pl
 
 static int skip_value(reader *r);
 
+/* At a container's next member or element: 1 when one follows (past its
+ * ',' unless it is the first), 0 when the container ends here (r->p past
+ * `close`), -1 on anything else (the error set). */
+static int next_item(reader *r, char close, int *first) {
+    skip_space(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 0;
+    }
+    if (!*first) {
+        if (r->p >= r->end || *r->p != ',') {
+            fail(r, "expected ','");
+            return -1;
+        }
+        r->p++;
+        skip_space(r);
+    }
+    *first = 0;
+    return 1;
+}
+
+/* A member's name and its ':' (see skip_name), r->p then on its value;
+ * *quoted (when given): the name's bytes with their quotes. */
+static int member_name(reader *r, const char *name, size_t len, int *match, int plain, size_t *quoted) {
+    const char *from = r->p;
+    if (!skip_name(r, name, len, match, plain))
+        return 0;
+    if (quoted != NULL)
+        *quoted = (size_t)(r->p - from);
+    skip_space(r);
+    if (r->p >= r->end || *r->p != ':')
+        return fail(r, "expected ':'");
+    r->p++;
+    skip_space(r);
+    return 1;
+}
+
 /* Skips the rest of an array or object (r->p on its [ or {). */
 static int skip_container(reader *r) {
     char close = *r->p == '[' ? ']' : '}';
-    int first = 1;
+    int first = 1, item;
     if (++r->depth > MAX_DEPTH)
         return fail(r, "nested too deeply");
     r->p++;
-    for (;;) {
-        skip_space(r);
-        if (r->p < r->end && *r->p == close) {
-            r->p++;
-            r->depth--;
-            return 1;
-        }
-        if (!first) {
-            if (r->p >= r->end || *r->p != ',')
-                return fail(r, "expected ','");
-            r->p++;
-            skip_space(r);
-        }
-        first = 0;
-        if (close == '}') {
-            int ignored;
-            if (!skip_name(r, "", 0, &ignored, 0))
-                return 0;
-            skip_space(r);
-            if (r->p >= r->end || *r->p != ':')
-                return fail(r, "expected ':'");
-            r->p++;
-        }
+    while ((item = next_item(r, close, &first)) > 0) {
+        int ignored;
+        if (close == '}' && !member_name(r, "", 0, &ignored, 0, NULL))
+            return 0;
         if (!skip_value(r))
             return 0;
     }
+    if (item < 0)
+        return 0;
+    r->depth--;
+    return 1;
 }
 
 static int skip_value(reader *r) {
@@ -688,33 +710,15 @@ static int skip_value(reader *r) {
 /* Reads one lease object of the payload, pushing its uuid onto the list
  * at the top of the stack as element n. */
 static int skim_lease(reader *r, int n) {
-    int first = 1, found = 0;
+    int first = 1, found = 0, item;
     if (r->p >= r->end || *r->p != '{')
         return fail(r, "not a lease");
     r->p++;
     r->depth++; /* as deep as json_decode counts it */
-    for (;;) {
+    while ((item = next_item(r, '}', &first)) > 0) {
         int is_uuid;
-        skip_space(r);
-        if (r->p < r->end && *r->p == '}') {
-            r->p++;
-            r->depth--;
-            return found ? 1 : fail(r, "a lease without a uuid");
-        }
-        if (!first) {
-            if (r->p >= r->end || *r->p != ',')
-                return fail(r, "expected ','");
-            r->p++;
-            skip_space(r);
-        }
-        first = 0;
-        if (!skip_name(r, "uuid", 4, &is_uuid, 1))
+        if (!member_name(r, "uuid", 4, &is_uuid, 1, NULL))
             return 0;
-        skip_space(r);
-        if (r->p >= r->end || *r->p != ':')
-            return fail(r, "expected ':'");
-        r->p++;
-        skip_space(r);
         if (is_uuid) {
             const char *from = r->p + 1;
             if (found || r->p >= r->end || *r->p != '"' || !skip_string(r))
@@ -728,6 +732,10 @@ static int skim_lease(reader *r, int n) {
             return 0;
         }
     }
+    if (item < 0)
+        return 0;
+    r->depth--;
+    return found ? 1 : fail(r, "a lease without a uuid");
 }
 
 /* Pushes {uuid, ...} of the leases in an answer {"success":true,
@@ -735,7 +743,7 @@ static int skim_lease(reader *r, int n) {
  * when the text is anything else (or anything unusual). */
 int json_uuids(lua_State *L, const char *s, size_t len) {
     reader r;
-    int top = lua_gettop(L), first = 1, success = 0, payload = 0;
+    int top = lua_gettop(L), first = 1, success = 0, payload = 0, item;
     memset(&r, 0, sizeof r);
     r.L = L;
     r.start = r.p = s;
@@ -746,62 +754,37 @@ int json_uuids(lua_State *L, const char *s, size_t len) {
         return 0;
     r.p++;
     lua_newtable(L);
-    for (;;) {
+    while ((item = next_item(&r, '}', &first)) > 0) {
         int is_payload, is_success;
-        const char *name;
-        skip_space(&r);
-        if (r.p < r.end && *r.p == '}') {
-            r.p++;
-            break;
-        }
-        if (!first) {
-            if (r.p >= r.end || *r.p != ',')
-                goto give_up;
-            r.p++;
-            skip_space(&r);
-        }
-        first = 0;
-        name = r.p;
-        if (!skip_name(&r, "payload", 7, &is_payload, 1))
+        const char *name = r.p;
+        size_t quoted;
+        if (!member_name(&r, "payload", 7, &is_payload, 1, &quoted))
             goto give_up;
-        is_success = r.p - name == 9 && memcmp(name, "\"success\"", 9) == 0;
-        skip_space(&r);
-        if (r.p >= r.end || *r.p != ':')
-            goto give_up;
-        r.p++;
-        skip_space(&r);
+        is_success = quoted == 9 && memcmp(name, "\"success\"", 9) == 0;
         if (is_success) {
             if (success || r.end - r.p < 4 || memcmp(r.p, "true", 4) != 0)
                 goto give_up;
             r.p += 4;
             success = 1;
         } else if (is_payload) {
-            int n = 0;
+            int n = 0, first_lease = 1, lease;
             if (payload || r.p >= r.end || *r.p != '[')
                 goto give_up;
             payload = 1;
             r.p++;
             r.depth++;
-            skip_space(&r);
-            while (r.p < r.end && *r.p != ']') {
-                if (n > 0) {
-                    if (*r.p != ',')
-                        goto give_up;
-                    r.p++;
-                    skip_space(&r);
-                }
+            while ((lease = next_item(&r, ']', &first_lease)) > 0)
                 if (!skim_lease(&r, ++n))
                     goto give_up;
-                skip_space(&r);
-            }
-            if (r.p >= r.end)
+            if (lease < 0)
                 goto give_up;
-            r.p++;
             r.depth--;
         } else if (!skip_value(&r)) {
             goto give_up;
         }
     }
+    if (item < 0)
+        goto give_up;
     skip_space(&r);
     if (success && payload && r.p == r.end)
         return 1;

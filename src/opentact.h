@@ -49,6 +49,9 @@ OT_HIDDEN int request_assign(lua_State *L); /* core.request_assign */
 OT_HIDDEN int request_push_invalid(lua_State *L, const char *what, const char *s,
                                    size_t len, const char *why);
 OT_HIDDEN int request_search(lua_State *L); /* core.request_search (search.c) */
+/* Checks the table on top is a list of strings without holes (misuse
+ * raises as argument `arg`, naming `field`); returns its length. */
+OT_HIDDEN size_t request_check_strings(lua_State *L, int arg, const char *field);
 
 /* ---- logging in (auth.c) ------------------------------------------- */
 

@@ -222,10 +222,30 @@ static int compare_refs(const void *a, const void *b) {
 
 static const char *const LIST_NAMES[2] = {"add", "remove"};
 
+/* Checks that the table at the top of the stack is a list of strings
+ * without holes; misuse raises as argument `arg`, naming `field`.
+ * Returns its length. */
+size_t request_check_strings(lua_State *L, int arg, const char *field) {
+    size_t n = ot_rawlen(L, -1), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        lua_Number k = lua_tonumber(L, -2);
+        count++;
+        if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
+            luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s at key of type %s)",
+                                                  field, luaL_typename(L, -1), luaL_typename(L, -2)));
+        if (k < 1 || k > (lua_Number)n || k != (lua_Number)(size_t)k)
+            count = n + 1; /* a key outside 1..n (0.5, 0, n + 2): a hole somewhere */
+        lua_pop(L, 1);
+    }
+    if (count != n)
+        luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a list without holes", field));
+    return n;
+}
+
 /* Checks changes[name]: absent, or a sequence of strings. Returns its
  * length and leaves the list (or nil) on the stack. */
 static size_t check_list(lua_State *L, int changes, int which) {
-    size_t n, count = 0;
     lua_pushstring(L, LIST_NAMES[which]);
     lua_rawget(L, changes); /* metatables are never consulted */
     if (lua_isnil(L, -1))
@@ -233,23 +253,7 @@ static size_t check_list(lua_State *L, int changes, int which) {
     if (!lua_istable(L, -1))
         luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list of uuid strings, got %s",
                                             LIST_NAMES[which], luaL_typename(L, -1)));
-    n = ot_rawlen(L, -1);
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        lua_Number k = lua_tonumber(L, -2);
-        count++;
-        if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
-            luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s at key of type %s)",
-                                                LIST_NAMES[which], luaL_typename(L, -1),
-                                                luaL_typename(L, -2)));
-        if (k < 1 || k > (lua_Number)n || k != (lua_Number)(size_t)k)
-            count = n + 1; /* a key outside 1..n (0.5, 0, n + 2): a hole somewhere */
-        lua_pop(L, 1);
-    }
-    if (count != n)
-        luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' must be a list without holes",
-                                            LIST_NAMES[which]));
-    return n;
+    return request_check_strings(L, 2, LIST_NAMES[which]);
 }
 
 static void check_change_keys(lua_State *L, int changes) {

@@ -71,26 +71,11 @@ static void check_type(lua_State *L, const struct field *f) {
         if (t != LUA_TBOOLEAN)
             type_error(L, f->name, "a boolean", -1);
         break;
-    case F_UUIDS: {
-        size_t n, count = 0;
+    case F_UUIDS:
         if (t != LUA_TTABLE)
             type_error(L, f->name, "a list of uuid strings", -1);
-        n = ot_rawlen(L, -1);
-        lua_pushnil(L);
-        while (lua_next(L, -2) != 0) {
-            lua_Number k = lua_tonumber(L, -2);
-            count++;
-            if (lua_type(L, -2) != LUA_TNUMBER || lua_type(L, -1) != LUA_TSTRING)
-                luaL_argerror(L, 1, lua_pushfstring(L, "field '%s' must be a list of uuid strings (found a %s)",
-                                                    f->name, luaL_typename(L, -1)));
-            if (k < 1 || k > (lua_Number)n || k != (lua_Number)(size_t)k)
-                count = n + 1; /* a key outside 1..n: a hole somewhere */
-            lua_pop(L, 1);
-        }
-        if (count != n)
-            luaL_argerror(L, 1, lua_pushfstring(L, "field '%s' must be a list without holes", f->name));
+        request_check_strings(L, 1, f->name);
         break;
-    }
     case F_ORDER: {
         int keys = 0;
         if (t != LUA_TTABLE)
