@@ -63,7 +63,6 @@ local sync = require("opentact.sync")
 
 local type, error, pcall, tostring, pairs = type, error, pcall, tostring, pairs
 local setmetatable, getmetatable = setmetatable, getmetatable
-local gsub = string.gsub
 local request_list, request_assign = core.request_list, core.request_assign
 local finish = errors.finish
 local request, engine_new = engine.request, engine.new
@@ -129,7 +128,7 @@ local function build_assign(conn, changes, fname)
   local ok, path, body = pcall(request_assign, conn, changes)
   if not ok then
     -- the core names itself; the user called `fname`
-    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'")), 3)
+    error(errors.in_name_of(path, fname), 3)
   end
   return path, body
 end

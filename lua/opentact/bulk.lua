@@ -94,9 +94,7 @@ local function confirm(part, leases, conn, field)
   for i = 1, #leases do
     local l = leases[i]
     if type(l) == "table" and type(l.uuid) == "string" then
-      local holder = l[field]
-      if type(holder) == "table" then holder = holder.uuid end
-      if type(holder) == "string" then holder = lower(holder) end
+      local holder = M.holder(l, field)
       if next(l) == "uuid" and next(l, "uuid") == nil then
         state[lower(l.uuid)] = "listed"
       else
@@ -124,6 +122,15 @@ local function confirm(part, leases, conn, field)
     unconfirmed[#unconfirmed + 1] = elsewhere
   end
   return done, unconfirmed
+end
+
+--- The uuid of a lease's holder field (an object with a uuid, or a bare
+--- uuid string), lower-cased; nil when nobody holds it.
+function M.holder(lease, field)
+  local h = lease[field]
+  if type(h) == "table" then h = h.uuid end
+  if type(h) == "string" and h ~= "" then return lower(h) end
+  return nil
 end
 
 -- A 4xx that refuses the batch's content (not the connection, not the

@@ -1223,15 +1223,8 @@ local function cmd_list(ctx, o)
   if not leases then return fail(ctx, err) end
   write_leases(ctx, o, leases, function(list)
     local rows = {}
-    for i, l in ipairs(list) do
-      if type(l) == "table" then
-        rows[i] = { pretty.safe(tostring(l.uuid)), number_text(type(l.tn) == "table" and l.tn.tn or nil),
-          l.expired_on == nil and "-" or pretty.safe(tostring(l.expired_on)), yes_no(l.autorenew) }
-      else
-        rows[i] = { pretty.safe(tostring(l)), "-", "-", "-" }
-      end
-    end
-    return { "uuid", "number", "expires", "autorenew" }, rows
+    for i, l in ipairs(list) do rows[i] = pretty.row(l) end
+    return pretty.COLUMNS, rows
   end)
   return 0
 end

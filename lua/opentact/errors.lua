@@ -58,6 +58,13 @@ end
 
 M.redact = redact
 
+-- A misuse error the core raised in its own name ("bad argument #2 to
+-- 'opentact.core.request_search'"), in the name of the public function
+-- the user called.
+function M.in_name_of(message, fname)
+  return (gsub(tostring(message), "^bad argument #(%d+) to '[^']*'", "bad argument #%1 to '" .. fname .. "'"))
+end
+
 -- Completes an error from the core and gives it the metatable. `secret`:
 -- a token to take out of the message, or a function that takes every
 -- secret out.

@@ -42,6 +42,7 @@ local function row(lease)
   local tn = type(lease.tn) == "table" and lease.tn.tn or nil
   return { cell(lease.uuid), number(tn), cell(lease.expired_on), cell(lease.autorenew) }
 end
+M.row, M.COLUMNS = row, COLUMNS -- the CLI's tables, which have no row cap
 
 function M.format(leases)
   local n = #leases

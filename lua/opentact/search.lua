@@ -18,7 +18,7 @@ local pretty = require("opentact.pretty")
 
 local type, pcall, setmetatable, tostring, error = type, pcall, setmetatable, tostring, error
 local min = math.min
-local lower, gsub, format = string.lower, string.gsub, string.format
+local lower, format = string.lower, string.format
 local request_search = core.request_search
 
 local M = {}
@@ -32,8 +32,7 @@ local PASSES = 3
 function M.request(filter, take, skip, fname, level)
   local ok, path, body = pcall(request_search, filter, take, skip)
   if not ok then
-    error((gsub(tostring(path), "^bad argument #(%d+) to '[^']*'",
-      "bad argument #%1 to '" .. (fname or "search") .. "'")), level or 2)
+    error(errors.in_name_of(path, fname or "search"), level or 2)
   end
   if not path then return nil, body end
   return engine.request("POST", path, body, "page")

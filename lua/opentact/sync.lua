@@ -28,15 +28,7 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 
 ---------------------------------------------------------------- plans
 
--- The uuid of a lease's holder field (an object with a uuid, or a bare
--- uuid string), lower-cased; nil when nobody holds it.
-local function holder(lease, field)
-  local h = lease[field]
-  if type(h) == "table" then h = h.uuid end
-  if type(h) == "string" and h ~= "" then return lower(h) end
-  return nil
-end
-M.holder = holder
+local holder = bulk.holder
 
 local function leases() return setmetatable({}, pretty.Leases) end
 
