@@ -9,7 +9,8 @@ describe("OpenResty", function()
   local emu, nginx, conns, leases
 
   setup(function()
-    emu = support.start({ leases = 600, users = { "nginx@example.com:worker-secret-pw" } })
+    emu = support.start({ leases = 600, users = { "nginx@example.com:worker-secret-pw",
+      "renew@example.com:worker-secret-pw" } })
     local st = emu:state()
     conns, leases = st.connections, st.leases
     nginx = openresty.start({ url = emu.url, token = emu.token, email = "nginx@example.com",
@@ -197,6 +198,16 @@ describe("OpenResty", function()
     local _, r = nginx:call("/login_list?conn=" .. conns[1])
     assert.equals(3, r.n)
     assert.equals(1, emu:stats().logins)
+  end)
+
+  it("renews a 2-second token under nginx: no 401 on the wire, a login per renewal", function()
+    emu:config({ token_ttl = 2 })
+    local _, r = nginx:call("/login_renew?seconds=4&email=renew@example.com&conn=" .. conns[1])
+    assert.equals(0, r.refused)
+    assert.same({}, r.errors)
+    local logins = emu:stats().logins
+    assert.is_true(logins >= 2 and logins <= 10 and logins < r.calls / 4, ("%d logins, %d calls"):format(logins, r.calls))
+    assert.is_falsy(require("cjson").encode(r):find("worker-secret-pw", 1, true))
   end)
 
   it("shares a login between workers through a lua_shared_dict (jwt_cache)", function()

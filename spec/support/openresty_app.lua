@@ -105,6 +105,27 @@ function ROUTES.login_list(args)
   reply(out)
 end
 
+-- Calls for `seconds` with a login whose JWT is renewed meanwhile (the
+-- emulator's tokens live 2 s in the spec), counting refusals on the wire,
+-- as `email` (a user of its own: the worker keeps the JWTs of the others):
+-- answers the counts and every error text, so the spec can look for the
+-- password in them.
+function ROUTES.login_renew(args)
+  local refused, calls, texts = 0, 0, {}
+  local c = opentact.new({ base_url = config.url, email = args.email, password = config.password,
+    log = function(e) if e.status == 401 then refused = refused + 1 end end })
+  local stop = ngx.now() + tonumber(args.seconds)
+  while ngx.now() < stop do
+    local leases, err = c:list(args.conn)
+    if not leases then texts[#texts + 1] = tostring(err) end
+    calls = calls + 1
+    ngx.sleep(0.02)
+    ngx.update_time()
+  end
+  c:close()
+  reply({ calls = calls, refused = refused, errors = texts, client = tostring(c) })
+end
+
 -- Logins kept in a lua_shared_dict, for every worker: a client finds the
 -- token of another with the same credentials there (not in this worker's
 -- Lua state, which jwt_cache replaces), and one with another password
