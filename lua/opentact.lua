@@ -252,6 +252,17 @@ local function do_sync(client, fname, conn, desired, opts)
       error(("bad argument #2 to '%s' (all_leases must be true)"):format(fname), 3)
     elseif k ~= "all_leases" and type(v) ~= "table" then
       error(("bad argument #2 to '%s' (%s must be a list, got %s)"):format(fname, k, type(v)), 3)
+    elseif k ~= "all_leases" then
+      -- an item past a hole would be neither planned nor reported (with
+      -- exact, detached): a hole is misuse, as in assign's lists
+      local n, count = #v, 0
+      for key in pairs(v) do
+        count = count + 1
+        if type(key) ~= "number" or key < 1 or key > n or key % 1 ~= 0 then count = n + 1 end
+      end
+      if count ~= n then
+        error(("bad argument #2 to '%s' (%s must be a list without holes)"):format(fname, k), 3)
+      end
     end
   end
   if not what then

@@ -473,3 +473,28 @@ describe("a list read for its uuids only", function()
     assert.equals("not_found", err.kind)
   end)
 end)
+
+describe("answers cut inside a value", function()
+  -- the error is placed at the end of the text, so an answer cut by a
+  -- closing server is told from a malformed one (and retried)
+  for _, body in ipairs({ '{"success":tr', '{"success":true,"payload":[{"uuid":"a","x":nul',
+    '{"success":true,"payload":[{"uuid":"a","x":-', '{"success":true,"payload":[{"uuid":"a","x":1.' }) do
+    it("reads " .. body .. " as ended, not as a bad character", function()
+      local leases, err = decode(200, body)
+      assert.is_nil(leases)
+      local at = tonumber(err.message:match("at byte (%d+)%)$"))
+      assert.is_true(at > #body, err.message)
+    end)
+  end
+
+  it("says a lease or login payload of the wrong type is not one, without raising", function()
+    for _, shape in ipairs({ "lease", "auth" }) do
+      for _, payload in ipairs({ "5", "true", "null", '"x"' }) do
+        local got, err = decode(200, '{"success":true,"payload":' .. payload .. "}", nil, shape)
+        assert.is_nil(got)
+        assert.equals("protocol", err.kind)
+        assert.matches("payload", err.message)
+      end
+    end
+  end)
+end)

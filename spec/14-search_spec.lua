@@ -3,6 +3,7 @@
 -- account that changes while it is paged through.
 local support = require("emulator")
 local opentact = require("opentact")
+local core = require("opentact.core")
 
 local function numbers(leases)
   local out = {}
@@ -209,6 +210,62 @@ describe("client:search_all #wire", function()
     -- at the first empty page past the real 150, not after 10 million;
     -- the second found the account as it is
     assert.is_true(searches(emu) < 250, searches(emu) .. " searches")
+  end)
+
+  it("stops a pass whose pages bring nothing new (a server that ignores skip)", function()
+    local lease = client:search(nil, { take = 1 }).data[1]
+    local body = require("cjson").encode({ success = true, payload = { take = 7, skip = 0, total = 1e6,
+      data = { { uuid = lease.uuid, tn = { tn = 12125550001 } } } } })
+    local faults = {}
+    for i = 1, 60 do faults[i] = { raw = body, status = 200, ctype = "application/json" } end
+    emu:faults(faults)
+    local leases, err = client:search_all(nil, { page_size = 7, concurrency = 2 })
+    assert.is_nil(leases)
+    assert.equals("protocol", err.kind)
+    assert.is_true(searches(emu) < 60, searches(emu) .. " searches")
+  end)
+
+  it("lets a coroutine's log hook yield while another coroutine drives the same client", function()
+    emu:config({ latency = 0.05 })
+    local A, B
+    local c = emu:client({ log = function(e)
+      if coroutine.running() == A and e.path:find("search", 1, true) then coroutine.yield() end
+    end })
+    local k = 0
+    B = coroutine.create(function()
+      return assert(c:search_all(nil, { page_size = 5, concurrency = 3, on_progress = function()
+        k = k + 1
+        if k == 2 then coroutine.yield() end
+      end }))
+    end)
+    A = coroutine.create(function() return assert(c:list(st.connections[1])) end)
+    local got = {}
+    assert(coroutine.resume(B))
+    core.sleep(0.2)
+    assert(coroutine.resume(A))
+    local started = core.now()
+    while coroutine.status(A) ~= "dead" or coroutine.status(B) ~= "dead" do
+      assert(core.now() - started < 10, "the coroutines wait on each other")
+      for _, co in ipairs({ B, A }) do
+        if coroutine.status(co) ~= "dead" then
+          local ok, r = coroutine.resume(co)
+          assert(ok, r)
+          if coroutine.status(co) == "dead" then got[co] = r end
+        end
+      end
+    end
+    emu:config({ latency = 0 })
+    assert.equals(150, #got[B])
+    assert.equals(3, #got[A])
+    c:close()
+  end)
+
+  it("ends the search as closed when on_progress closes the client", function()
+    local c = emu:client()
+    local leases, err = c:search_all(nil, { page_size = 7, concurrency = 2, on_progress = function() c:close() end })
+    assert.is_nil(leases)
+    assert.equals("network", err.kind)
+    assert.matches("closed", err.message)
   end)
 
   it("returns an empty list when nothing matches", function()

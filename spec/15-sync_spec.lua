@@ -273,6 +273,8 @@ describe("client:sync #wire", function()
       { { numbers = {}, leases = {} }, "give one of numbers, leases and all_leases" },
       { {}, "give one of numbers" }, { { numbers = "12125550001" }, "numbers must be a list" },
       { { colour = {} }, "unknown key 'colour'" }, { { all_leases = 1 }, "all_leases must be true" },
+      { { numbers = { number(1), nil, number(3) } }, "numbers must be a list without holes" },
+      { { leases = { [2] = lease(2) } }, "leases must be a list without holes" },
     }
     for _, c in ipairs(cases) do
       local ok, why = pcall(function() client:sync(conn, c[1]) end)

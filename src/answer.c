@@ -162,6 +162,17 @@ static void strings_to_leases(lua_State *L) {
     }
 }
 
+/* Whether the value at idx is a table whose `field` is a string. */
+static int has_string(lua_State *L, int idx, const char *field) {
+    int ok;
+    if (!lua_istable(L, idx))
+        return 0; /* a number, a boolean: never indexed */
+    lua_getfield(L, idx, field);
+    ok = lua_type(L, -1) == LUA_TSTRING;
+    lua_pop(L, 1);
+    return ok;
+}
+
 /* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
  * shape "leases" (the default): a list of leases; "lease": one lease;
  * "page": a search page, {total, data = leases, ...} with total a whole
@@ -213,20 +224,10 @@ int answer_decode(lua_State *L) {
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
-    if (shape == 4) {
-        lua_getfield(L, 7, "token");
-        if (!lua_istable(L, 7) || lua_type(L, -1) != LUA_TSTRING)
-            return fail(L, "protocol", status, "the login answer's 'payload' has no token");
-        lua_pop(L, 1);
-        return 1;
-    }
-    if (shape == 1) {
-        lua_getfield(L, 7, "uuid");
-        if (!lua_istable(L, 7) || lua_type(L, -1) != LUA_TSTRING)
-            return fail(L, "protocol", status, "answer's 'payload' is not a lease");
-        lua_pop(L, 1);
-        return 1;
-    }
+    if (shape == 4)
+        return has_string(L, 7, "token") ? 1 : fail(L, "protocol", status, "the login answer's 'payload' has no token");
+    if (shape == 1)
+        return has_string(L, 7, "uuid") ? 1 : fail(L, "protocol", status, "answer's 'payload' is not a lease");
     if (shape == 2) {
         lua_Number total;
         if (!lua_istable(L, 7))

@@ -47,7 +47,14 @@ static void skip_space(reader *r) {
 }
 
 static int literal(reader *r, const char *word, size_t len) {
-    if ((size_t)(r->end - r->p) < len || memcmp(r->p, word, len) != 0)
+    size_t left = (size_t)(r->end - r->p);
+    if (left < len && memcmp(r->p, word, left) == 0) {
+        /* the text ends inside the word: said at its end, as any answer
+         * cut short is (the engine tells a cut answer by that) */
+        r->p = r->end;
+        return fail(r, "unexpected end");
+    }
+    if (left < len || memcmp(r->p, word, len) != 0)
         return fail(r, "unexpected character");
     r->p += len;
     return 1;
@@ -55,13 +62,23 @@ static int literal(reader *r, const char *word, size_t len) {
 
 /* ---- numbers ------------------------------------------------------ */
 
+/* A number that is no number: at the end of the text (cut inside it,
+ * "-" or "1."), said at the end, as literal() does; else where it began. */
+static int bad_number(reader *r, const char *q) {
+    if (q >= r->end) {
+        r->p = r->end;
+        return fail(r, "unexpected end");
+    }
+    return fail(r, "bad number");
+}
+
 static int number(reader *r) {
     const char *s = r->p, *q = s;
     int negative = 0, integral = 1;
     if (q < r->end && *q == '-')
         negative = 1, q++;
     if (q >= r->end || *q < '0' || *q > '9')
-        return fail(r, "bad number");
+        return bad_number(r, q);
     if (*q == '0') {
         q++;
         if (q < r->end && *q >= '0' && *q <= '9')
@@ -74,7 +91,7 @@ static int number(reader *r) {
         integral = 0;
         q++;
         if (q >= r->end || *q < '0' || *q > '9')
-            return fail(r, "bad number");
+            return bad_number(r, q);
         while (q < r->end && *q >= '0' && *q <= '9')
             q++;
     }
@@ -84,7 +101,7 @@ static int number(reader *r) {
         if (q < r->end && (*q == '+' || *q == '-'))
             q++;
         if (q >= r->end || *q < '0' || *q > '9')
-            return fail(r, "bad number");
+            return bad_number(r, q);
         while (q < r->end && *q >= '0' && *q <= '9')
             q++;
     }

@@ -120,17 +120,21 @@ local function finish(req, leases, err)
   run.done[run.dtail] = req
 end
 
-local function emit(log, req, status, err)
-  -- a failing hook never breaks the request
-  pcall(log, {
+-- The log hook's event for an attempt, as it ended.
+local function event_for(req, status, err)
+  return {
     method = req.method, path = req.path, status = status or (err and err.status),
     attempt = req.attempt, elapsed = now() - req.started, kind = err and err.kind or nil,
-  })
+  }
 end
 
 -- Judges an attempt (status, body, retry_after from the server, or nil,
--- err from the transport): finished, or waiting on a retry timer.
-function Engine:settle(req, status, data, retry_after, open_ended)
+-- err from the transport): finished, or waiting on a retry timer. The log
+-- hook hears of it after it is acted on, so a hook that yields (and is
+-- never resumed) strands nothing; `events`, when given, collects the
+-- events for the caller to hand the hook once every answer of its turn
+-- is acted on.
+function Engine:settle(req, status, data, retry_after, open_ended, events)
   local leases, err
   if status then
     local ok
@@ -151,16 +155,24 @@ function Engine:settle(req, status, data, retry_after, open_ended)
     err = data
   end
   local log = self.log
+  local event = log and event_for(req, status, err)
+  self:act(req, leases, err)
+  if event then
+    if events then
+      events[#events + 1] = event
+    else
+      pcall(log, event) -- a failing hook never breaks the request
+    end
+  end
+end
+
+-- What an attempt's outcome (leases, or err) leads to.
+function Engine:act(req, leases, err)
   if leases and req.login then
-    -- the login is acted on before the log hook: a hook that yields, and
-    -- is never resumed, cannot hold up every request waiting for it
     local ok, why = self.auth.accept(leases)
     if ok then self.login_failed = false end
-    self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
-    if log then emit(log, req, status, err) end
-    return
+    return self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
   end
-  if log then emit(log, req, status, err) end
   if leases then
     -- results print readably (opentact.pretty): lists, their leases, pages
     local shape = req.shape
@@ -210,7 +222,7 @@ end
 function Engine:launch(req)
   if self.closed then return self:give_up(req, closed_error(req)) end
   -- after fork(), what the parent queued is the parent's to send
-  if req.epoch and req.epoch ~= self.transport:epoch() then
+  if req.epoch and req.epoch ~= self:epoch() then
     local err = errors.new("network", "the process forked before this request was sent; the parent sends it")
     err.sent = false
     return self:give_up(req, finish_error(err, req.method, req.path, req.attempt))
@@ -225,6 +237,8 @@ function Engine:launch(req)
     token = self.auth.basic()
   else
     token, gen, renew = self.auth.current()
+    -- a token function may have closed the client
+    if self.closed then return self:give_up(req, closed_error(req)) end
     local failed = self.login_failed and now() < self.login_failed_until
     if not token then
       if gen == nil then
@@ -313,8 +327,9 @@ end
 -- false, err, false, false. The freed slots get their next requests on the wire before the
 -- answers are decoded; the id's slot then holds the request until it is
 -- judged.
-local function judge(self, results, wait, events)
-  self.transport:poll(wait, events, results)
+local function judge(self, results, wait, max_events)
+  self.transport:poll(wait, max_events, results)
+  local events = self.log and {}
   local last = #results
   local inflight = self.inflight
   for k = 1, last, 5 do
@@ -337,13 +352,17 @@ local function judge(self, results, wait, events)
     if req and not (req.done or req.due) then
       local status = results[k + 1]
       if status then
-        self:settle(req, status, results[k + 2], results[k + 3] or nil, results[k + 4])
+        self:settle(req, status, results[k + 2], results[k + 3] or nil, results[k + 4], events)
       else
-        self:settle(req, nil, results[k + 2])
+        self:settle(req, nil, results[k + 2], nil, nil, events)
       end
     end
     results[k] = false
   end
+  -- every answer of the turn is acted on: now the log hook may hear of
+  -- them (and yield, even in another coroutine's turn)
+  local log = self.log
+  for i = 1, events and #events or 0 do pcall(log, events[i]) end
 end
 
 -- Ends with `why` every request of `results` that was taken from the
@@ -480,7 +499,7 @@ end
 local function drive(self, run, on_done)
   -- on_done may add requests to the run (a batch split in two)
   local function add(req)
-    req.epoch = self.transport:epoch()
+    req.epoch = self:epoch()
     submit(run, req)
     self:fill(run)
   end
@@ -505,7 +524,7 @@ function Engine:run(reqs, limit, on_done)
   local co, main = running()
   run.co = not main and co or nil -- a coroutine that dies mid-run abandons it
   self.runs[#self.runs + 1] = run
-  local epoch = self.transport:epoch()
+  local epoch = self:epoch()
   for k = 1, #reqs do
     reqs[k].epoch = epoch
     submit(run, reqs[k])
@@ -547,6 +566,13 @@ function Engine:call(req)
   return req.leases, req.err
 end
 
+-- The transport's fork count; 0 once closed (a request made then, from a
+-- hook or callback that closed the client, ends as closed when launched).
+function Engine:epoch()
+  if self.closed then return 0 end
+  return self.transport:epoch()
+end
+
 ---------------------------------------------------------------- logins
 
 -- A request waits for the login in flight; it holds its slot in its run.
@@ -563,14 +589,14 @@ end
 function Engine:start_login()
   local current = self.login
   if current then
-    if current.epoch == self.transport:epoch() then return end
+    if current.epoch == self:epoch() then return end
     -- the parent's login, before a fork: the child logs in itself
     self.login = false
     self.auth.login_done()
   end
   local req = M.request("GET", "/auth", nil, "auth")
   req.login = true
-  req.epoch = self.transport:epoch()
+  req.epoch = self:epoch()
   local run = new_run(1)
   run.left = 1
   req.run = run
@@ -621,7 +647,10 @@ end
 -- The error of a request that needed the login that failed.
 function Engine:login_error(req)
   local err = self.login_failed
-  local e = errors.new(err.kind, err.message, err.retryable)
+  -- refused credentials speak for themselves; anything else happened to
+  -- the login, not to this request, which was never sent
+  local e = errors.new(err.kind, err.kind == "auth" and err.message or "logging in failed: " .. err.message,
+    err.retryable)
   e.status, e.retry_after, e.sent = err.status, err.retry_after, false
   return finish_error(e, req.method, req.path, err.attempts or 0, self.redact)
 end
@@ -631,7 +660,7 @@ end
 --- Starts `req` in the background; callback(leases, err) is called from step.
 function Engine:submit_callback(req, callback)
   req.callback = callback
-  req.epoch = self.transport:epoch()
+  req.epoch = self:epoch()
   local bg = self.background
   submit(bg, req)
   self:fill(bg)

@@ -89,6 +89,10 @@ local function pass(eng, filter, opts, page)
     next_skip = next_skip + per_page
     return req
   end
+  -- pages in a row that brought no lease not seen before: past a few
+  -- rounds of them the server is not paging (it ignores skip, or its
+  -- total is far off), and the pass stops rather than run on
+  local barren, BARREN_MAX = 0, 2 * opts.concurrency + 2
   local reqs = {}
   for k = 1, opts.concurrency do reqs[k] = next_page() end
   local failure
@@ -101,8 +105,14 @@ local function pass(eng, filter, opts, page)
     end
     if got.total ~= total then consistent = false end
     local data = got.data
+    local before = #out
     keep(data)
     local n = #data
+    barren = #out > before and 0 or barren + 1
+    if barren >= BARREN_MAX then
+      consistent = false
+      stop = next_skip
+    end
     if n == 0 then
       consistent = false -- the range emptied under us
       if req.skip < stop then stop = req.skip end
