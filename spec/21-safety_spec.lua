@@ -163,6 +163,34 @@ describe("fork safety #wire", function()
     assert.equals(log[1].connection, log[3].connection)
     assert.are_not.equal(log[1].connection, log[2].connection)
   end)
+
+  it("a child that closed the inherited socket and reused its number keeps its file", function()
+    local fh = require("forkhelper")
+    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0 })
+    local before = {}
+    for _, fd in ipairs(fh.fds()) do before[fd] = true end
+    assert.equals(3, #c:list(conn))
+    local socket_fd
+    for _, fd in ipairs(fh.fds()) do if not before[fd] then socket_fd = fd end end
+    assert.is_number(socket_fd)
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      -- a daemon's habit: close what it inherited, open its own log
+      fh.close(socket_fd)
+      local log = fh.open(path)
+      local ok = log == socket_fd and fh.write(log, "before\n") == 7
+      local listed = ok and pcall(c.list, c, conn)
+      ok = listed and fh.write(log, "after\n") == 6
+      fh.exit(ok and 0 or 1)
+    end
+    assert.equals(0, fh.wait(pid))
+    local f = assert(io.open(path))
+    assert.equals("before\nafter\n", f:read("*a"))
+    f:close()
+    os.remove(path)
+    c:close()
+  end)
 end)
 
 describe("the garbage collector #wire", function()

@@ -129,6 +129,8 @@ struct ot_curl {
     ot_headers *headers;        /* the header set of the last token */
     unsigned char *fds;         /* per socket: its epoll registration (see on_socket) */
     size_t fds_len;
+    struct ot_owned *owned;     /* the sockets on_open_socket made, with their identity */
+    size_t owned_len, owned_cap;
     pid_t pid;                  /* process that owns the handles */
     unsigned long generation;   /* transport_fork_generation() when pid was checked */
     int pid_checked;            /* forks are counted: a same generation needs no getpid */

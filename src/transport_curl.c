@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,14 +263,52 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     return 0;
 }
 
+/* A socket this transport made, and which file it is: after fork, the
+ * child closes its copy only if the descriptor still holds that file (the
+ * child may have closed it and opened something else with its number). */
+struct ot_owned {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+};
+
+static void owned_add(ot_curl *t, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return;
+    if (t->owned_len == t->owned_cap) {
+        size_t cap = t->owned_cap ? 2 * t->owned_cap : 8;
+        struct ot_owned *grown = (struct ot_owned *)realloc(t->owned, cap * sizeof *grown);
+        if (grown == NULL)
+            return; /* not closed after a fork, then: its copy stays open in the child */
+        t->owned = grown;
+        t->owned_cap = cap;
+    }
+    t->owned[t->owned_len].fd = fd;
+    t->owned[t->owned_len].dev = st.st_dev;
+    t->owned[t->owned_len].ino = st.st_ino;
+    t->owned_len++;
+}
+
+static void owned_remove(ot_curl *t, int fd) {
+    size_t i;
+    for (i = 0; i < t->owned_len; i++)
+        if (t->owned[i].fd == fd) {
+            t->owned[i] = t->owned[--t->owned_len];
+            return;
+        }
+}
+
 /* curl opens a connection's socket: marked as ours, so its close is known. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address) {
     ot_curl *t = (ot_curl *)clientp;
     curl_socket_t s = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     unsigned char *st;
     (void)purpose;
-    if (s != CURL_SOCKET_BAD && (st = fd_state(t, s)) != NULL)
+    if (s != CURL_SOCKET_BAD && (st = fd_state(t, s)) != NULL) {
         *st = FD_OWNED;
+        owned_add(t, s);
+    }
     return s;
 }
 
@@ -277,6 +316,7 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
  * child's copy would keep a closed socket's registration alive). */
 static int on_close_socket(void *clientp, curl_socket_t s) {
     unregister((ot_curl *)clientp, s);
+    owned_remove((ot_curl *)clientp, s);
     return close(s);
 }
 
@@ -545,6 +585,9 @@ void transport_curl_close(ot_curl *t) {
     free(t->orphans);
     t->orphans = NULL;
     free(t->fds);
+    free(t->owned);
+    t->owned = NULL;
+    t->owned_len = t->owned_cap = 0;
     t->fds = NULL;
     t->fds_len = 0;
     t->orphans_len = 0;
@@ -587,10 +630,13 @@ static int check_fork(ot_curl *t) {
         /* the parent's sockets: this process will never use them, and its
          * copies would keep the connections open on the server as long as
          * it lives. Closing a copy sends nothing; the parent keeps its own. */
-        size_t fd;
-        for (fd = 0; fd < t->fds_len; fd++)
-            if (t->fds[fd] & FD_OWNED)
-                close((int)fd);
+        size_t i;
+        for (i = 0; i < t->owned_len; i++) {
+            struct stat st;
+            if (fstat(t->owned[i].fd, &st) == 0 && st.st_dev == t->owned[i].dev && st.st_ino == t->owned[i].ino)
+                close(t->owned[i].fd);
+        }
+        t->owned_len = 0;
         if (t->fds != NULL)
             memset(t->fds, 0, t->fds_len);
     }

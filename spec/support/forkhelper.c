@@ -1,7 +1,12 @@
 /*
- * forkhelper.c: fork(), waitpid() and _exit() for the fork-safety spec.
+ * forkhelper.c: fork(), waitpid() and _exit() for the fork-safety spec,
+ * and the descriptor calls a child that reuses descriptor numbers makes.
  * A test helper only; never installed. Built by spec/run for each Lua.
  */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +33,41 @@ static int h_exit(lua_State *L) {
     return 0;
 }
 
+/* fds() -> the open descriptors' numbers */
+static int h_fds(lua_State *L) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0, self = d ? dirfd(d) : -1;
+    lua_newtable(L);
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && atoi(e->d_name) != self) {
+            lua_pushinteger(L, atoi(e->d_name));
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    if (d)
+        closedir(d);
+    return 1;
+}
+
+static int h_close(lua_State *L) {
+    lua_pushboolean(L, close((int)luaL_checkinteger(L, 1)) == 0);
+    return 1;
+}
+
+/* open(path) -> the descriptor of path, made anew for writing */
+static int h_open(lua_State *L) {
+    lua_pushinteger(L, open(luaL_checkstring(L, 1), O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    return 1;
+}
+
+static int h_write(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    lua_pushinteger(L, (lua_Integer)write((int)luaL_checkinteger(L, 1), s, len));
+    return 1;
+}
+
 int luaopen_forkhelper(lua_State *L) {
     lua_newtable(L);
     lua_pushcfunction(L, h_fork);
@@ -36,5 +76,13 @@ int luaopen_forkhelper(lua_State *L) {
     lua_setfield(L, -2, "wait");
     lua_pushcfunction(L, h_exit);
     lua_setfield(L, -2, "exit");
+    lua_pushcfunction(L, h_fds);
+    lua_setfield(L, -2, "fds");
+    lua_pushcfunction(L, h_close);
+    lua_setfield(L, -2, "close");
+    lua_pushcfunction(L, h_open);
+    lua_setfield(L, -2, "open");
+    lua_pushcfunction(L, h_write);
+    lua_setfield(L, -2, "write");
     return 1;
 }
