@@ -226,6 +226,10 @@ describe("client:search_all #wire", function()
   end)
 
   it("lets a coroutine's log hook yield while another coroutine drives the same client", function()
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+      pending("Lua 5.1 cannot yield across pcall, which hooks and on_progress are called through")
+      return
+    end
     emu:config({ latency = 0.05 })
     local A, B
     local c = emu:client({ log = function(e)
