@@ -244,18 +244,19 @@ describe("client:search_all #wire", function()
     end)
     A = coroutine.create(function() return assert(c:list(st.connections[1])) end)
     local got = {}
-    assert(coroutine.resume(B))
+    local function resume(co)
+      local ok, r = coroutine.resume(co)
+      assert(ok, r)
+      if coroutine.status(co) == "dead" then got[co] = r end
+    end
+    resume(B)
     core.sleep(0.2)
-    assert(coroutine.resume(A))
+    resume(A)
     local started = core.now()
     while coroutine.status(A) ~= "dead" or coroutine.status(B) ~= "dead" do
       assert(core.now() - started < 10, "the coroutines wait on each other")
       for _, co in ipairs({ B, A }) do
-        if coroutine.status(co) ~= "dead" then
-          local ok, r = coroutine.resume(co)
-          assert(ok, r)
-          if coroutine.status(co) == "dead" then got[co] = r end
-        end
+        if coroutine.status(co) ~= "dead" then resume(co) end
       end
     end
     emu:config({ latency = 0 })
