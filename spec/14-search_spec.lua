@@ -180,6 +180,24 @@ describe("client:search_all #wire", function()
     assert.is_true(emu:stats().inflight_max <= 4)
   end)
 
+  it("puts a freed slot's next page on the wire before the page that freed it is handed over", function()
+    -- while pages are left to ask for, every slot is busy whenever a page
+    -- reaches on_progress: the next page went out before this one was decoded
+    local inflight = client._engine.inflight
+    local full, calls = 0, 0
+    local leases = client:search_all(nil, { page_size = 7, concurrency = 4, on_progress = function()
+      calls = calls + 1
+      local n = 0
+      for _ in pairs(inflight) do n = n + 1 end
+      if n == 4 then full = full + 1 end
+    end })
+    assert.equals(150, #leases)
+    assert.equals(22, calls)
+    -- 21 pages after the first; the last few find nothing left to ask for
+    assert.is_true(full >= 14, full .. " of " .. calls .. " pages found every slot busy")
+    assert.is_true(emu:stats().inflight_max <= 4)
+  end)
+
   it("follows a short page with one for the rest of its range", function()
     -- a page answered by another server with a lower cap: only 2 of 7
     emu:faults({ {}, { page_cap = 2 } })
@@ -287,6 +305,20 @@ describe("client:search_all #wire", function()
     assert.is_nil(leases)
     assert.equals("rejected", err.kind)
     assert.equals("bad page", err.message)
+    -- the first page, the failing one, and the one that took its slot
+    -- before its answer was read; what was queued behind them never went
+    assert.equals(3, searches(emu))
+  end)
+
+  it("takes back the pages it queued ahead once a page fails for good", function()
+    -- two slots: one page fails at once, the other is slow; the failed
+    -- page's slot took the next page before its answer was read, and the
+    -- page queued behind that one never goes
+    emu:faults({ {}, { status = 400, message = "bad page" }, { delay = 0.3 } })
+    local leases, err = client:search_all(nil, { page_size = 7, concurrency = 2 })
+    assert.is_nil(leases)
+    assert.equals("bad page", err.message)
+    assert.equals(4, searches(emu))
   end)
 
   it("pages again when the account changes while it is paged through", function()

@@ -496,6 +496,24 @@ function Engine:close_run(run, why)
   remove_run(self.runs, run)
 end
 
+--- Takes back the run's queued requests (not yet started) for which
+--- drop(req) is true: they never go out and are never handed over. For
+--- an on_done that queued ahead and learns it need not have.
+function M.unqueue(run, drop)
+  local ready, kept = run.ready, run.head - 1
+  for i = run.head, run.tail do
+    local req = ready[i]
+    ready[i] = nil
+    if drop(req) then
+      run.left = run.left - 1
+    else
+      kept = kept + 1
+      ready[kept] = req
+    end
+  end
+  run.tail = kept
+end
+
 local function drive(self, run, on_done)
   -- on_done may add requests to the run (a batch split in two)
   local function add(req)

@@ -93,16 +93,23 @@ local function pass(eng, filter, opts, page)
   -- rounds of them the server is not paging (it ignores skip, or its
   -- total is far off), and the pass stops rather than run on
   local barren, BARREN_MAX = 0, 2 * opts.concurrency + 2
+  -- twice the concurrency is queued: a slot that frees gets its next page
+  -- on the wire before the page that freed it is decoded; what is queued
+  -- past a lowered `stop` is taken back unsent
   local reqs = {}
-  for k = 1, opts.concurrency do reqs[k] = next_page() end
+  for k = 1, 2 * opts.concurrency do reqs[k] = next_page() end
   local failure
-  eng:run(reqs, #reqs, function(req, add)
+  local function past_stop(queued) return queued.skip >= stop end
+  eng:run(reqs, opts.concurrency, function(req, add)
     if failure then return end
     local got = req.leases
     if not got then
       failure = req.err
+      stop = 0
+      engine.unqueue(req.run, past_stop)
       return
     end
+    local stop_was = stop
     if got.total ~= total then consistent = false end
     local data = got.data
     local before = #out
@@ -111,7 +118,7 @@ local function pass(eng, filter, opts, page)
     barren = #out > before and 0 or barren + 1
     if barren >= BARREN_MAX then
       consistent = false
-      stop = next_skip
+      stop = 0 -- nothing more is asked
     end
     if n == 0 then
       consistent = false -- the range emptied under us
@@ -121,6 +128,7 @@ local function pass(eng, filter, opts, page)
       -- the rest of the range comes next
       add(page_for(req.skip + n, req.want - n))
     end
+    if stop < stop_was then engine.unqueue(req.run, past_stop) end
     progress()
     local more = next_page()
     if more then add(more) end
