@@ -264,3 +264,68 @@ describe("over the wire #wire", function()
     end)
   end)
 end)
+
+-- Answers of 2 MB and more are received into their own mapping (2 MB pages
+-- where the kernel gives them); they must come out the same as any other.
+describe("large answers #wire", function()
+  local emu, client, conn, held
+  setup(function()
+    emu = support.start({ leases = 2500 })
+    local state = emu:state()
+    conn = state.connections[2]
+    local map = {}
+    for _, u in ipairs(state.leases) do map[u] = { sip_connection = conn } end
+    emu:holders(map)
+    held = {}
+    for _, u in ipairs(state.leases) do held[u] = true end
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function()
+    if client then client:close() end
+    client = emu:client()
+  end)
+
+  local function check(got, err)
+    assert.is_nil(err)
+    assert.equals(2500, #got)
+    local seen = {}
+    for _, lease in ipairs(got) do
+      assert.is_true(held[lease.uuid], lease.uuid)
+      assert.is_nil(seen[lease.uuid])
+      seen[lease.uuid] = true
+      assert.equals(conn, lease.sip_connection.uuid)
+    end
+  end
+
+  it("decodes a list of 2,500 leases (about 3 MB) with a Content-Length, twice on one client", function()
+    local size = #select(2, emu:raw("GET", "/sip/connection/" .. conn .. "/tnlease", { ["x-auth-token"] = emu.token }))
+    assert.is_true(size > 2 * 1024 * 1024, size .. " bytes")
+    check(client:list(conn))
+    check(client:list(conn))
+  end)
+
+  it("decodes it chunked, the buffer growing past 2 MB as the bytes come", function()
+    emu:faults({ { chunked = true } })
+    check(client:list(conn))
+  end)
+
+  it("reads it back for its uuids only", function()
+    local engine = require("opentact.engine")
+    local core = require("opentact.core")
+    local uuids = client._engine:call(engine.request("GET", core.request_list(conn), nil, "uuids"))
+    assert.equals(2500, #uuids)
+    for _, u in ipairs(uuids) do assert.is_true(held[u], tostring(u)) end
+  end)
+
+  it("still refuses one over max_body, past 2 MB", function()
+    local c = emu:client({ max_body = 2500 * 1024 })
+    local got, err = c:list(conn)
+    c:close()
+    assert.is_nil(got)
+    assert.equals("protocol", err.kind)
+    assert.is_truthy(err.message:find("max_body", 1, true))
+  end)
+end)

@@ -173,26 +173,12 @@ static int has_string(lua_State *L, int idx, const char *field) {
     return ok;
 }
 
-/* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
- * shape "leases" (the default): a list of leases; "lease": one lease;
- * "page": a search page, {total, data = leases, ...} with total a whole
- * number and data a list of leases (both checked); "uuids": a list of
- * leases read only for their uuids: the list of uuid strings when the
- * answer skims cleanly, else the list of leases as "leases" decodes it;
- * "auth": a login's answer, a payload with a string token. 
- * Upvalues: the member-name cache and the table that anchors its names. */
-int answer_decode(lua_State *L) {
-    static const char *const shapes[] = {"leases", "lease", "page", "uuids", "auth", NULL};
-    long status = (long)luaL_checkinteger(L, 1);
-    const char *retry_after = luaL_optstring(L, 3, NULL);
-    int shape = luaL_checkoption(L, 4, "leases", shapes);
+/* answer_decode's work on the body's bytes; the stack holds its three
+ * first arguments (the body at 2, alive while this runs). */
+static int decode(lua_State *L, long status, const char *retry_after, int shape, const char *body,
+                  size_t len) {
     const char *message = NULL;
-    size_t len;
-    const char *body;
     int parsed, decoded, holes[2] = {0, 0};
-    luaL_checktype(L, 2, LUA_TSTRING);
-    body = lua_tolstring(L, 2, &len);
-    lua_settop(L, 3); /* the shape is known: its argument may go */
     /* "uuids": a list of leases read only for their uuids, skimmed; what
      * cannot be skimmed is decoded in full, as a list of leases */
     if (shape == 3) {
@@ -252,4 +238,47 @@ int answer_decode(lua_State *L) {
         strings_to_leases(L);
     }
     return 1;
+}
+
+/* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
+ * shape "leases" (the default): a list of leases; "lease": one lease;
+ * "page": a search page, {total, data = leases, ...} with total a whole
+ * number and data a list of leases (both checked); "uuids": a list of
+ * leases read only for their uuids: the list of uuid strings when the
+ * answer skims cleanly, else the list of leases as "leases" decodes it;
+ * "auth": a login's answer, a payload with a string token. The body is a
+ * string, or an opentact.Body (a large answer from the curl transport),
+ * which is read once and freed.
+ * Upvalues: the member-name cache and the table that anchors its names. */
+int answer_decode(lua_State *L) {
+    static const char *const shapes[] = {"leases", "lease", "page", "uuids", "auth", NULL};
+    long status = (long)luaL_checkinteger(L, 1);
+    const char *retry_after = luaL_optstring(L, 3, NULL);
+    int shape = luaL_checkoption(L, 4, "leases", shapes);
+    size_t len;
+    const char *body;
+    int result;
+    ot_buffer *large = (ot_buffer *)ot_testudata(L, 2, OT_BODY_MT);
+    if (large != NULL) {
+        if (large->data == NULL && large->len > 0)
+            return luaL_argerror(L, 2, "this answer was read already");
+        body = large->data ? large->data : "";
+        len = large->len;
+    } else {
+        luaL_checktype(L, 2, LUA_TSTRING);
+        body = lua_tolstring(L, 2, &len);
+    }
+    lua_settop(L, 3); /* the shape is known: its argument may go */
+    if (large == NULL)
+        return decode(L, status, retry_after, shape, body, len);
+    /* a large answer is read once: its memory goes back at once, not
+     * whenever the collector gets to the small userdata that holds it
+     * (the body stays at 2 meanwhile, so the collector cannot take it) */
+    result = decode(L, status, retry_after, shape, body, len);
+    {
+        size_t was = large->len;
+        transport_body_release(large);
+        large->len = was; /* # still gives its length */
+    }
+    return result;
 }

@@ -19,6 +19,9 @@
 
 #define OT_UUID_LEN 36
 #define OT_CURL_MT "opentact.CurlTransport"
+/* A large answer's bytes in their own mapping (an ot_buffer), handed from
+ * the transport to answer_decode without a copy into a Lua string */
+#define OT_BODY_MT "opentact.Body"
 
 #if defined(__GNUC__)
 #define OT_HIDDEN __attribute__((visibility("hidden")))
@@ -96,6 +99,7 @@ typedef struct ot_buffer {
     char *data;
     size_t len;
     size_t cap;
+    int mapped; /* data is an mmap of cap bytes (a large answer), not malloc's */
 } ot_buffer;
 
 typedef struct ot_curl ot_curl;
@@ -153,6 +157,8 @@ OT_HIDDEN unsigned long transport_fork_generation(void);
 OT_HIDDEN int transport_forks_counted(void);
 /* Makes the multi handle and epoll descriptor; 0 on failure. */
 OT_HIDDEN int transport_curl_open(ot_curl *t);
+/* Frees an answer buffer, malloc'd or mapped; it is then empty. */
+OT_HIDDEN void transport_body_release(ot_buffer *b);
 /* Frees everything; idempotent. */
 OT_HIDDEN void transport_curl_close(ot_curl *t);
 /* Puts request `id` on the wire; returns 1, or 0 when out of memory. */

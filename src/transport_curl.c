@@ -3,7 +3,9 @@
  * userdata. It only moves bytes: start(method, path, body, token) puts a
  * request on the wire and returns its id; poll(timeout) waits at most
  * that long and returns the requests that finished (status, body,
- * Retry-After, or a transport error table); cancel(id) drops one.
+ * Retry-After, or a transport error table); cancel(id) drops one. A body
+ * of HUGE_BODY bytes or more comes as an opentact.Body, not a string (see
+ * put_answer).
  *
  * One multi handle holds every transfer and the connections they reuse.
  * Its sockets are gathered in one epoll descriptor (CURLMOPT_SOCKETFUNCTION)
@@ -15,13 +17,14 @@
  * Callbacks never raise a Lua error; they record what went wrong in the
  * transfer and return curl's abort code.
  */
-#define _GNU_SOURCE /* dup3 */
+#define _GNU_SOURCE /* dup3, mremap */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +120,60 @@ static ot_headers *headers_for(ot_curl *t, const char *prefix, const char *token
     return h;
 }
 
+/* ---- answer buffers ------------------------------------------------- */
+
+/* Answers of HUGE_BODY bytes and more (a connection's list of thousands of
+ * leases) are kept in their own mapping, in 2 MB pages where the kernel
+ * gives them: filling it then costs a page fault per 2 MB instead of one
+ * per 4 KB, which on a virtual machine is most of the time such an answer
+ * takes to arrive. */
+#define HUGE_BODY (2u * 1024 * 1024)
+
+/* Grows `b` to hold at least `want` bytes; 0 when memory ran out (b is
+ * unchanged then). */
+static int body_reserve(ot_buffer *b, size_t want) {
+    char *grown;
+#if defined(MADV_HUGEPAGE) && defined(MREMAP_MAYMOVE)
+    if (want >= HUGE_BODY) {
+        size_t size = (want + HUGE_BODY - 1) / HUGE_BODY * HUGE_BODY;
+        void *p;
+        if (b->mapped) {
+            p = mremap(b->data, b->cap, size, MREMAP_MAYMOVE);
+        } else {
+            p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p != MAP_FAILED) {
+                if (b->len > 0)
+                    memcpy(p, b->data, b->len);
+                free(b->data);
+            }
+        }
+        if (p == MAP_FAILED)
+            return 0;
+        (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: without it, 4 KB pages */
+        b->data = (char *)p;
+        b->cap = size;
+        b->mapped = 1;
+        return 1;
+    }
+#endif
+    grown = (char *)realloc(b->data, want);
+    if (grown == NULL)
+        return 0;
+    b->data = grown;
+    b->cap = want;
+    return 1;
+}
+
+void transport_body_release(ot_buffer *b) {
+    if (b->mapped)
+        munmap(b->data, b->cap);
+    else
+        free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+    b->mapped = 0;
+}
+
 /* ---- curl callbacks ------------------------------------------------- */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -129,7 +186,6 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
     if (x->body.len + n > x->body.cap) {
         size_t want = x->body.cap ? x->body.cap * 2 : 16384;
         curl_off_t announced = -1;
-        char *grown;
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
         /* an announced length sizes the buffer at once, but only up to
          * PREALLOC_MAX: past that, memory follows the bytes that came */
@@ -138,11 +194,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
             want = (size_t)announced;
         if (want < x->body.len + n)
             want = x->body.len + n;
-        grown = (char *)realloc(x->body.data, want);
-        if (grown == NULL)
+        if (!body_reserve(&x->body, want))
             return 0;
-        x->body.data = grown;
-        x->body.cap = want;
     }
     memcpy(x->body.data + x->body.len, ptr, n);
     x->body.len += n;
@@ -380,11 +433,8 @@ static int transfer_init(ot_transfer *x, ot_curl *t) {
 
 /* Gives back a large answer buffer, keeps a small one for the next request. */
 static void transfer_settle(ot_transfer *x) {
-    if (x->body.cap > KEEP_BUFFER) {
-        free(x->body.data);
-        x->body.data = NULL;
-        x->body.cap = 0;
-    }
+    if (x->body.cap > KEEP_BUFFER)
+        transport_body_release(&x->body);
     x->body.len = 0;
     headers_release(x->headers);
     x->headers = NULL;
@@ -400,7 +450,7 @@ static void transfer_free(ot_transfer *x, int own) {
     x->easy = NULL;
     headers_release(x->headers);
     x->headers = NULL;
-    free(x->body.data);
+    transport_body_release(&x->body);
     free(x->out.data);
     free(x);
 }
@@ -494,7 +544,17 @@ static void put_answer(lua_State *L, int base, ot_transfer *x) {
     lua_rawseti(L, -2, base + 1);
     lua_pushinteger(L, (lua_Integer)status);
     lua_rawseti(L, -2, base + 2);
-    lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+    if (x->body.mapped) {
+        /* a large answer: its buffer moves into an opentact.Body, which
+         * answer_decode reads in place and frees */
+        ot_buffer *b = (ot_buffer *)ot_newuserdata(L, sizeof *b);
+        *b = x->body;
+        memset(&x->body, 0, sizeof x->body);
+        luaL_getmetatable(L, OT_BODY_MT);
+        lua_setmetatable(L, -2);
+    } else {
+        lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+    }
     lua_rawseti(L, -2, base + 3);
     if (x->retry_after[0])
         lua_pushstring(L, x->retry_after);

@@ -323,8 +323,9 @@ function Engine:next_due()
 end
 
 -- Polls the transport into `results` and judges what came back. Five
--- slots per answer: id, status, body, retry_after, open_ended; or id,
--- false, err, false, false. The freed slots get their next requests on the wire before the
+-- slots per answer: id, status, body (a string, or for a large answer an
+-- opentact.Body that answer_decode reads once), retry_after, open_ended;
+-- or id, false, err, false, false. The freed slots get their next requests on the wire before the
 -- answers are decoded; the id's slot then holds the request until it is
 -- judged.
 local function judge(self, results, wait, max_events)
