@@ -173,6 +173,10 @@ static int has_string(lua_State *L, int idx, const char *field) {
     return ok;
 }
 
+static int was_kb(size_t len) {
+    return len / 1024 > (size_t)INT_MAX ? INT_MAX : (int)(len / 1024);
+}
+
 /* answer_decode's work on the body's bytes; the stack holds its three
  * first arguments (the body at 2, alive while this runs). */
 static int decode(lua_State *L, long status, const char *retry_after, int shape, const char *body,
@@ -274,6 +278,13 @@ int answer_decode(lua_State *L) {
     /* a large answer is read once: its memory goes back at once, not
      * whenever the collector gets to the small userdata that holds it
      * (the body stays at 2 meanwhile, so the collector cannot take it) */
+    /* the collector paces itself by what Lua allocates, and these bytes
+     * were never Lua's: it is told of them before the decode, as a string
+     * of them would have told it. Otherwise the last answer's garbage is
+     * still there when this one's tables are made, and the heap grows
+     * (measured: a 5,000-lease list read in a loop, 20% more CPU a call) */
+    if (ot_gc_running(L))
+        lua_gc(L, LUA_GCSTEP, was_kb(len));
     result = decode(L, status, retry_after, shape, body, len);
     {
         size_t was = large->len;

@@ -43,6 +43,14 @@ static inline void ot_setfuncs(lua_State *L, const luaL_Reg *l) {
 #define ot_newuserdata(L, s) lua_newuserdata((L), (s))
 #endif
 
+/* Whether the collector runs (not stopped by collectgarbage("stop")); Lua
+ * 5.1 and LuaJIT cannot tell, and say yes. */
+#if LUA_VERSION_NUM >= 502
+#define ot_gc_running(L) lua_gc((L), LUA_GCISRUNNING, 0)
+#else
+#define ot_gc_running(L) 1
+#endif
+
 /* Metatable lookup by name that leaves nothing behind on failure. */
 static inline void *ot_testudata(lua_State *L, int idx, const char *tname) {
     void *p = lua_touserdata(L, idx);

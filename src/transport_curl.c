@@ -17,9 +17,10 @@
  * Callbacks never raise a Lua error; they record what went wrong in the
  * transfer and return curl's abort code.
  */
-#define _GNU_SOURCE /* dup3, mremap */
+#define _GNU_SOURCE /* dup3 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -128,29 +129,87 @@ static ot_headers *headers_for(ot_curl *t, const char *prefix, const char *token
  * per 4 KB, which on a virtual machine is most of the time such an answer
  * takes to arrive. */
 #define HUGE_BODY (2u * 1024 * 1024)
+#if defined(MADV_HUGEPAGE)
+#define HUGE_MAPS 1
+#else
+#define HUGE_MAPS 0
+#endif
+
+#if HUGE_MAPS
+/* A mapping of `size` bytes (a multiple of HUGE_BODY) that starts on a
+ * HUGE_BODY boundary, so that all of it can be in 2 MB pages (the kernel
+ * puts a 2 MB page only where a whole aligned 2 MB fits); NULL if none. */
+static char *huge_map(size_t size) {
+    size_t span = size + HUGE_BODY, head;
+    char *raw = (char *)mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == (char *)MAP_FAILED)
+        return NULL;
+    head = (HUGE_BODY - (size_t)((uintptr_t)raw % HUGE_BODY)) % HUGE_BODY;
+    if (head > 0)
+        munmap(raw, head);
+    if (span - head - size > 0)
+        munmap(raw + head + size, span - head - size);
+    (void)madvise(raw + head, size, MADV_HUGEPAGE); /* a hint: without it, 4 KB pages */
+    return raw + head;
+}
+#endif
+
+/* The last large answer's mapping, kept for the next one (a process that
+ * reads a large list reads it again): its pages are in memory already, so
+ * the next answer costs no page faults at all. One per process, swapped in
+ * and out atomically (clients in several threads, each with its own Lua
+ * state), without a lock that a fork could leave held. While spare, a
+ * mapping's first bytes hold its size. A child after fork has its own copy
+ * of the parent's spare, at the same address. */
+#define SPARE_MAX (32u * 1024 * 1024)
+static char *spare;
+
+static void spare_put(char *p, size_t cap) {
+    char *old;
+    if (cap > SPARE_MAX) {
+        munmap(p, cap);
+        return;
+    }
+    memcpy(p, &cap, sizeof cap);
+    old = __atomic_exchange_n(&spare, p, __ATOMIC_ACQ_REL);
+    if (old != NULL) {
+        size_t old_cap;
+        memcpy(&old_cap, old, sizeof old_cap);
+        munmap(old, old_cap);
+    }
+}
+
+/* The spare mapping if it holds `size` bytes, else NULL (one too small is
+ * let go: the larger one made now becomes the spare). */
+static char *spare_take(size_t size, size_t *cap) {
+    char *p = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL);
+    if (p == NULL)
+        return NULL;
+    memcpy(cap, p, sizeof *cap);
+    if (*cap >= size)
+        return p;
+    munmap(p, *cap);
+    return NULL;
+}
 
 /* Grows `b` to hold at least `want` bytes; 0 when memory ran out (b is
  * unchanged then). */
 static int body_reserve(ot_buffer *b, size_t want) {
     char *grown;
-#if defined(MADV_HUGEPAGE) && defined(MREMAP_MAYMOVE)
+#if HUGE_MAPS
     if (want >= HUGE_BODY) {
-        size_t size = (want + HUGE_BODY - 1) / HUGE_BODY * HUGE_BODY;
-        void *p;
-        if (b->mapped) {
-            p = mremap(b->data, b->cap, size, MREMAP_MAYMOVE);
-        } else {
-            p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (p != MAP_FAILED) {
-                if (b->len > 0)
-                    memcpy(p, b->data, b->len);
-                free(b->data);
-            }
-        }
-        if (p == MAP_FAILED)
+        /* another mapping and a copy, not mremap, which may move it off a
+         * 2 MB boundary; the copy is of pages already touched */
+        size_t size = (want + HUGE_BODY - 1) / HUGE_BODY * HUGE_BODY, spare_cap;
+        char *p = spare_take(size, &spare_cap);
+        if (p != NULL)
+            size = spare_cap;
+        else if ((p = huge_map(size)) == NULL)
             return 0;
-        (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: without it, 4 KB pages */
-        b->data = (char *)p;
+        if (b->len > 0)
+            memcpy(p, b->data, b->len);
+        transport_body_release(b);
+        b->data = p;
         b->cap = size;
         b->mapped = 1;
         return 1;
@@ -165,9 +224,11 @@ static int body_reserve(ot_buffer *b, size_t want) {
 }
 
 void transport_body_release(ot_buffer *b) {
+#if HUGE_MAPS
     if (b->mapped)
-        munmap(b->data, b->cap);
+        spare_put(b->data, b->cap);
     else
+#endif
         free(b->data);
     b->data = NULL;
     b->cap = 0;
@@ -194,7 +255,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
             want = (size_t)announced;
         if (want < x->body.len + n)
             want = x->body.len + n;
-        if (!body_reserve(&x->body, want))
+        /* and never a byte past what it holds, whatever it got */
+        if (!body_reserve(&x->body, want) || x->body.len + n > x->body.cap)
             return 0;
     }
     memcpy(x->body.data + x->body.len, ptr, n);
