@@ -264,8 +264,10 @@ int answer_decode(lua_State *L) {
     int result;
     ot_buffer *large = (ot_buffer *)ot_testudata(L, 2, OT_BODY_MT);
     if (large != NULL) {
-        if (large->data == NULL && large->len > 0)
-            return luaL_argerror(L, 2, "this answer was read already");
+        /* a finalizer run by the collector while it is read may reach it
+         * too: it would free the bytes under the first reader */
+        if (large->reading || (large->data == NULL && large->len > 0))
+            return luaL_argerror(L, 2, "this answer is being read, or was read already");
         body = large->data ? large->data : "";
         len = large->len;
     } else {
@@ -275,21 +277,24 @@ int answer_decode(lua_State *L) {
     lua_settop(L, 3); /* the shape is known: its argument may go */
     if (large == NULL)
         return decode(L, status, retry_after, shape, body, len);
-    /* a large answer is read once: its memory goes back at once, not
-     * whenever the collector gets to the small userdata that holds it
-     * (the body stays at 2 meanwhile, so the collector cannot take it) */
+    /* a large answer is read once, and its memory goes back at once, not
+     * whenever the collector gets to the small userdata that holds it (the
+     * body stays at 2 meanwhile, so the collector cannot take it; if the
+     * decode raises, the collector frees it later) */
+    large->reading = 1;
     /* the collector paces itself by what Lua allocates, and these bytes
      * were never Lua's: it is told of them before the decode, as a string
      * of them would have told it. Otherwise the last answer's garbage is
      * still there when this one's tables are made, and the heap grows
      * (measured: a 5,000-lease list read in a loop, 20% more CPU a call) */
-    if (ot_gc_running(L))
+    if (ot_gc_may_step(L))
         lua_gc(L, LUA_GCSTEP, was_kb(len));
     result = decode(L, status, retry_after, shape, body, len);
     {
         size_t was = large->len;
         transport_body_release(large);
         large->len = was; /* # still gives its length */
+        large->reading = 0;
     }
     return result;
 }

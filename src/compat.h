@@ -43,12 +43,13 @@ static inline void ot_setfuncs(lua_State *L, const luaL_Reg *l) {
 #define ot_newuserdata(L, s) lua_newuserdata((L), (s))
 #endif
 
-/* Whether the collector runs (not stopped by collectgarbage("stop")); Lua
- * 5.1 and LuaJIT cannot tell, and say yes. */
+/* Whether the collector may be made to step: it runs (the host did not
+ * stop it). Lua 5.1 and LuaJIT cannot tell, and a step there would undo a
+ * stop: never. */
 #if LUA_VERSION_NUM >= 502
-#define ot_gc_running(L) lua_gc((L), LUA_GCISRUNNING, 0)
+#define ot_gc_may_step(L) lua_gc((L), LUA_GCISRUNNING, 0)
 #else
-#define ot_gc_running(L) 1
+#define ot_gc_may_step(L) 0
 #endif
 
 /* Metatable lookup by name that leaves nothing behind on failure. */

@@ -100,6 +100,7 @@ typedef struct ot_buffer {
     size_t len;
     size_t cap;
     int mapped; /* data is an mmap of cap bytes (a large answer), not malloc's */
+    int reading; /* an opentact.Body answer_decode is reading: no one else may */
 } ot_buffer;
 
 typedef struct ot_curl ot_curl;
