@@ -158,8 +158,8 @@ local function paging(eng, items, what, opts, first)
 end
 
 -- What one search page of 100 leases costs against one lookup, measured
--- by bench/resolve.lua at 20 ms latency (README, "Desired state"): 3.4 ms
--- against 2.7 ms a request, both at concurrency 8.
+-- by bench/resolve.lua at 20 ms latency (README, "Desired state"): 3.3 ms
+-- against 2.6 ms a request, both at concurrency 8.
 local PAGE_COST = 1.25
 
 -- The desired items with their leases (nil: the account has none).
