@@ -24,13 +24,7 @@ local CLEAN = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_2 -u LUA_CPATH_5_2 -u 
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return support.slurp(path) or "" end
 
 local function write(path, text, mode)
   local f = assert(io.open(path, "w"))

@@ -6,13 +6,7 @@ local cli = require("opentact.cli")
 
 local sh = support.run
 
-local function tmpfile(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "wb"))
-  f:write(text)
-  f:close()
-  return name
-end
+local tmpfile = support.tmpfile
 
 describe("the opentact command #wire", function()
   local emu, conns, leases, run

@@ -15,21 +15,7 @@ local function has(tool)
   return status == true or status == 0
 end
 
-local function tmpfile(text)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "wb"))
-  f:write(text)
-  f:close()
-  return name
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local tmpfile, slurp = support.tmpfile, support.slurp
 
 local function lines_of(text)
   local out = {}
@@ -461,11 +447,7 @@ describe("the completion scripts and the man page", function()
     return out
   end
 
-  local function set_of(list)
-    local set = {}
-    for _, v in ipairs(list) do set[v] = true end
-    return set
-  end
+  local set_of = support.set
 
   -- Runs bash with the completion script and `script`; its output as lines.
   local function bash(script)

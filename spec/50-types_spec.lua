@@ -33,11 +33,7 @@ local function public(name)
   return type(name) == "string" and (name == "_VERSION" or not name:find("^_"))
 end
 
-local function set(list)
-  local out = {}
-  for _, v in ipairs(list) do out[v] = true end
-  return out
-end
+local set = support.set
 
 local function sorted(s)
   local out = {}

@@ -95,12 +95,31 @@ function M.wait_gone(pid, seconds)
   return false
 end
 
-local function read_file(path)
+-- A file's bytes, or nil when it cannot be read.
+function M.slurp(path)
   local f = io.open(path, "rb")
-  if not f then return "" end
+  if not f then return nil end
   local s = f:read("*a")
   f:close()
   return s
+end
+
+local function read_file(path) return M.slurp(path) or "" end
+
+-- A new temporary file holding `text`; its name.
+function M.tmpfile(text)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "wb"))
+  f:write(text)
+  f:close()
+  return name
+end
+
+-- The set of a list's values.
+function M.set(list)
+  local out = {}
+  for _, v in ipairs(list) do out[v] = true end
+  return out
 end
 
 local Emulator = {}
