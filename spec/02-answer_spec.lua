@@ -478,7 +478,10 @@ describe("answers cut inside a value", function()
   -- the error is placed at the end of the text, so an answer cut by a
   -- closing server is told from a malformed one (and retried)
   for _, body in ipairs({ '{"success":tr', '{"success":true,"payload":[{"uuid":"a","x":nul',
-    '{"success":true,"payload":[{"uuid":"a","x":-', '{"success":true,"payload":[{"uuid":"a","x":1.' }) do
+    '{"success":true,"payload":[{"uuid":"a","x":-', '{"success":true,"payload":[{"uuid":"a","x":1.',
+    '{"success":true,"payload":[{"uuid":"a","x":"caf\\', '{"success":true,"payload":[{"uuid":"a","x":"caf\\u00',
+    '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d', '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d\\u',
+    '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d\\ude' }) do
     it("reads " .. body .. " as ended, not as a bad character", function()
       local leases, err = decode(200, body)
       assert.is_nil(leases)
@@ -486,6 +489,14 @@ describe("answers cut inside a value", function()
       assert.is_true(at > #body, err.message)
     end)
   end
+
+  it("still calls a bad escape bad where it is, when the text ends right after it", function()
+    for _, body in ipairs({ '{"success":true,"payload":[{"x":"\\uZZ', '{"success":true,"payload":[{"x":"\\ud83d\\n' }) do
+      local _, err = decode(200, body)
+      assert.matches("bad escape", err.message)
+      assert.is_true(tonumber(err.message:match("at byte (%d+)%)$")) <= #body, err.message)
+    end
+  end)
 
   it("says a lease or login payload of the wrong type is not one, without raising", function()
     for _, shape in ipairs({ "lease", "auth" }) do

@@ -8,6 +8,7 @@
  * errors, and stops at a fixed depth; anything else that is not JSON is an
  * error with the byte offset where it went wrong.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -46,14 +47,17 @@ static void skip_space(reader *r) {
         r->p++;
 }
 
+/* The text ends inside a value: said at its end, as any answer cut short
+ * is (the engine tells a cut answer from a malformed one by that). */
+static int cut_short(reader *r) {
+    r->p = r->end;
+    return fail(r, "unexpected end");
+}
+
 static int literal(reader *r, const char *word, size_t len) {
     size_t left = (size_t)(r->end - r->p);
-    if (left < len && memcmp(r->p, word, left) == 0) {
-        /* the text ends inside the word: said at its end, as any answer
-         * cut short is (the engine tells a cut answer by that) */
-        r->p = r->end;
-        return fail(r, "unexpected end");
-    }
+    if (left < len && memcmp(r->p, word, left) == 0)
+        return cut_short(r);
     if (left < len || memcmp(r->p, word, len) != 0)
         return fail(r, "unexpected character");
     r->p += len;
@@ -62,14 +66,10 @@ static int literal(reader *r, const char *word, size_t len) {
 
 /* ---- numbers ------------------------------------------------------ */
 
-/* A number that is no number: at the end of the text (cut inside it,
- * "-" or "1."), said at the end, as literal() does; else where it began. */
+/* A number that is no number: cut short at the end of the text ("-" or
+ * "1."), else bad where it began. */
 static int bad_number(reader *r, const char *q) {
-    if (q >= r->end) {
-        r->p = r->end;
-        return fail(r, "unexpected end");
-    }
-    return fail(r, "bad number");
+    return q >= r->end ? cut_short(r) : fail(r, "bad number");
 }
 
 static int number(reader *r) {
@@ -194,7 +194,21 @@ static void add_utf8(luaL_Buffer *b, unsigned cp) {
 }
 
 /* A string with escapes, from the first backslash at r->p on. */
+/* Whether [p, end), shorter than six bytes, is how "\\uXXXX" begins. */
+static int is_u_escape_start(const char *p, const char *end) {
+    const char *q;
+    if (p < end && *p != '\\')
+        return 0;
+    if (p + 1 < end && p[1] != 'u')
+        return 0;
+    for (q = p + 2; q < end; q++)
+        if (!isxdigit((unsigned char)*q))
+            return 0;
+    return 1;
+}
+
 static int escaped_string(reader *r, const char *from) {
+    const char *cut_at = NULL; /* where the escape the text ends in began */
     luaL_Buffer b;
     luaL_buffinit(r->L, &b);
     luaL_addlstring(&b, from, (size_t)(r->p - from));
@@ -213,7 +227,7 @@ static int escaped_string(reader *r, const char *from) {
             continue;
         }
         if (r->end - r->p < 2)
-            break;
+            goto cut;
         switch (r->p[1]) {
         case '"': luaL_addchar(&b, '"'); break;
         case '\\': luaL_addchar(&b, '\\'); break;
@@ -225,12 +239,19 @@ static int escaped_string(reader *r, const char *from) {
         case 't': luaL_addchar(&b, '\t'); break;
         case 'u': {
             unsigned cp, low;
-            if (r->end - r->p < 6 || !hex4(r->p + 2, &cp))
+            if (r->end - r->p < 6) {
+                cut_at = r->p;
+                goto cut_or_bad;
+            }
+            if (!hex4(r->p + 2, &cp))
                 goto bad;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 /* a high surrogate needs its low half */
-                if (r->end - r->p < 12 || r->p[6] != '\\' || r->p[7] != 'u' ||
-                    !hex4(r->p + 8, &low) || low < 0xDC00 || low > 0xDFFF)
+                if (r->end - r->p < 12) {
+                    cut_at = r->p + 6;
+                    goto cut_or_bad;
+                }
+                if (r->p[6] != '\\' || r->p[7] != 'u' || !hex4(r->p + 8, &low) || low < 0xDC00 || low > 0xDFFF)
                     goto bad;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                 r->p += 6;
@@ -249,6 +270,15 @@ static int escaped_string(reader *r, const char *from) {
     luaL_pushresult(&b);
     lua_pop(r->L, 1);
     return fail(r, r->p < r->end ? "control character in a string" : "unterminated string");
+cut_or_bad:
+    /* the text ends inside a \\uXXXX escape: cut short if what came of it
+     * is one, else bad */
+    if (!is_u_escape_start(cut_at, r->end))
+        goto bad;
+cut:
+    luaL_pushresult(&b);
+    lua_pop(r->L, 1);
+    return cut_short(r);
 bad:
     luaL_pushresult(&b);
     lua_pop(r->L, 1);
