@@ -41,7 +41,7 @@ describe("logging in #wire", function()
   local emu, st, email
   -- A JWT is shared by the clients of a Lua state with the same email and
   -- password: each test logs in as a user of its own.
-  local users, USERS = {}, 20
+  local users, USERS = {}, 24
   for i = 1, USERS do users[i] = ("user%d@example.com:%s"):format(i, PASSWORD) end
   users[#users + 1] = "other@example.com:x-other-pw"
   local next_user = 0
@@ -151,6 +151,20 @@ describe("logging in #wire", function()
     assert.is_nil(token)
     assert.equals("auth", terr.kind)
     for _, r in ipairs(emu:requests()) do assert.equals("/auth", r.path) end
+    c:close()
+  end)
+
+  it("takes a 403 at login for a refusal of the moment, not of the credentials", function()
+    -- a lockout or a firewall passes: after a moment the client logs in
+    -- again (a 401 says the credentials are wrong, and is kept for good)
+    emu:faults({ { status = 403, message = "locked for a while" } })
+    local c = client({ retries = 0 })
+    local leases, err = c:list(st.connections[1])
+    assert.is_nil(leases)
+    assert.equals(403, err.status)
+    require("socket").sleep(1.1)
+    assert.equals(3, #assert(c:list(st.connections[1])))
+    assert.equals(1, emu:stats().logins)
     c:close()
   end)
 

@@ -635,10 +635,11 @@ function Engine:login_over(req, err)
   self.auth.login_done()
   if err then
     -- kept, so that what comes next fails at once instead of logging in
-    -- again and again: for good when the credentials were refused (they
-    -- cannot change), else for a moment
+    -- again and again: for good when the credentials were refused (a 401:
+    -- they cannot change), else for a moment (a 403 may be a lockout or a
+    -- firewall that passes)
     self.login_failed = err
-    self.login_failed_until = (err.kind == "auth") and 1 / 0 or now() + LOGIN_FAILED_FOR
+    self.login_failed_until = err.status == 401 and 1 / 0 or now() + LOGIN_FAILED_FOR
   end
   -- one by one, from the list itself: an error (an interrupt) on the way
   -- leaves the rest parked, and the next turn logs in for them
