@@ -482,7 +482,14 @@ M.Report = pretty.Report
 setmetatable(M, { __tostring = function()
   if default and default._engine then return M._VERSION .. "; default client: " .. tostring(default) end
   local url = os.getenv("OPENTACT_URL")
-  url = url and url ~= "" and pretty.safe(url) or options.DEFAULT_URL
+  if not url or url == "" then
+    url = options.DEFAULT_URL
+  elseif options.CHECKS.base_url(url) then
+    -- it is never shown: a malformed one may hold a password
+    url = "an error: OPENTACT_URL is not a valid URL"
+  else
+    url = pretty.safe(url)
+  end
   return M._VERSION .. "; default client: not made yet (on first use: " .. url .. ", from the environment)"
 end })
 

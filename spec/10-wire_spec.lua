@@ -250,6 +250,17 @@ describe("over the wire #wire", function()
       opentact.configure({ token = "x", base_url = emu.url }):close()
     end)
 
+    it("prints, never showing an OPENTACT_URL it would refuse (it may hold a password)", function()
+      local cmd = ("OPENTACT_URL='https://ops:hunter2pw@api.example.com/rest' %s -e %q 2>&1")
+        :format(LUA, 'io.write(tostring(require("opentact")))')
+      local p = io.popen(cmd)
+      local out = p:read("*a")
+      p:close()
+      assert.matches("not made yet", out)
+      assert.matches("OPENTACT_URL is not a valid URL", out)
+      assert.is_falsy(out:find("hunter2pw", 1, true), out)
+    end)
+
     it("reads OPENTACT_TOKEN and OPENTACT_URL", function()
       local script = ([[
         local o = require("opentact")

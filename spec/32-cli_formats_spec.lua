@@ -286,7 +286,7 @@ describe("the opentact command for scripts #wire", function()
         { "list --json", "list takes one connection uuid" },
         { "assign CONN --json --bogus", "unknown option --bogus" },
         { "list CONN --exact --format jsonl", "--exact is not an option of 'opentact list'" },
-        { "list CONN --json --url ftp://x", "--url 'ftp://x' is not an http:// or https:// URL" },
+        { "list CONN --json --url ftp://x", "--url is not an http:// or https:// URL" },
       }) do
         local out, err, status = run((c[1]:gsub("CONN", conns[1])))
         assert.equals(2, status, c[1])
@@ -334,9 +334,13 @@ describe("the opentact command for scripts #wire", function()
       end
       local conn = conns[1]
       check("list " .. conn .. " --url ftp://x", nil,
-        "--url 'ftp://x' is not an http:// or https:// URL without spaces, query or fragment")
-      check("list " .. conn, { url = "ftp://x" }, "OPENTACT_URL 'ftp://x' is not an http:// or https:// URL")
-      check("list " .. conn .. " --url=http://x:99999", nil, "--url 'http://x:99999' is not a URL with a port from 1")
+        "--url is not an http:// or https:// URL without spaces, query or fragment")
+      check("list " .. conn, { url = "ftp://x" }, "OPENTACT_URL is not an http:// or https:// URL")
+      check("list " .. conn .. " --url=http://x:99999", nil, "--url is not a URL with a port from 1")
+      -- never the value: a malformed URL may hold a password
+      local bad = check("list " .. conn, { url = "https://ops:hunter2pw@api.example.com/rest" },
+        "OPENTACT_URL is not an http:// or https:// URL")
+      assert.is_falsy(bad:find("hunter2pw", 1, true), bad)
       local err = check("list " .. conn, { token = "secret-token\1value" }, "OPENTACT_TOKEN is not a non-empty string")
       assert.is_falsy(err:find("secret", 1, true))
       check("token", { token = "", extra = "OPENTACT_EMAIL=a:b OPENTACT_PASSWORD=pw-123456" },

@@ -1133,7 +1133,8 @@ local function client_for(ctx, o, creds)
     local msg = tostring(client):gsub("^[^:]*:%d+: ", "")
     local name, expected = msg:match("^bad option '([%w_]+)' to '[^']*' %((.*) expected, got %w+%)$")
     if name == "base_url" then
-      msg = format("%s '%s' is not %s", from, pretty.safe(url), expected)
+      -- never the value: a malformed URL may hold a password
+      msg = format("%s is not %s", from, expected)
     elseif name then
       msg = format("%s is not %s", OPTION_WORDS[name] or name, expected)
     else
