@@ -191,6 +191,29 @@ describe("fork safety #wire", function()
     os.remove(path)
     c:close()
   end)
+
+  it("a child that closed the inherited poll descriptor and reused its number keeps its file", function()
+    local fh = require("forkhelper")
+    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0 })
+    assert.equals(3, #c:list(conn))
+    local poll_fd = c:pollfd()
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      fh.close(poll_fd)
+      local log = fh.open(path)
+      local ok = log == poll_fd and fh.write(log, "before\n") == 7
+      local listed = ok and pcall(c.list, c, conn)
+      ok = listed and fh.write(log, "after\n") == 6
+      fh.exit(ok and 0 or 1)
+    end
+    assert.equals(0, fh.wait(pid))
+    local f = assert(io.open(path))
+    assert.equals("before\nafter\n", f:read("*a"))
+    f:close()
+    os.remove(path)
+    c:close()
+  end)
 end)
 
 describe("the garbage collector #wire", function()

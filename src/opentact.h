@@ -125,6 +125,8 @@ typedef struct ot_transfer {
 struct ot_curl {
     CURLM *multi;               /* NULL once closed */
     int epfd;                   /* gathers curl's sockets; -1 once closed */
+    dev_t ep_dev;               /* its identity, checked after a fork (see check_fork) */
+    ino_t ep_ino;
     double timer_due;           /* curl's timer as a monotonic deadline; < 0: none */
     ot_transfer **pool;         /* idle or busy transfers of `multi` */
     size_t pool_len;

@@ -387,6 +387,24 @@ struct ot_owned {
     ino_t ino;
 };
 
+/* Whether descriptor fd still holds the file (dev, ino): a forked child
+ * may have closed what it inherited and opened its own at that number. */
+static int same_file(int fd, dev_t dev, ino_t ino) {
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+/* Makes epfd a new epoll descriptor, remembered by identity. */
+static int epoll_open(ot_curl *t) {
+    struct stat st;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (t->epfd < 0 || fstat(t->epfd, &st) != 0)
+        return 0;
+    t->ep_dev = st.st_dev;
+    t->ep_ino = st.st_ino;
+    return 1;
+}
+
 static void owned_add(ot_curl *t, int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -724,8 +742,7 @@ int transport_curl_open(ot_curl *t) {
     t->pid = getpid();
     t->generation = transport_fork_generation();
     t->pid_checked = transport_forks_counted();
-    t->epfd = epoll_create1(EPOLL_CLOEXEC);
-    return t->epfd >= 0 && open_multi(t);
+    return epoll_open(t) && open_multi(t);
 }
 
 /* After fork(): a fresh multi handle and epoll descriptor, no connections.
@@ -736,7 +753,7 @@ int transport_curl_open(ot_curl *t) {
  * an error (see poll). The new epoll descriptor takes the old one's number,
  * so a host loop that watched pollfd() keeps watching the right thing. */
 static int check_fork(ot_curl *t) {
-    int fresh;
+    int old_epfd, ours;
     /* no system call on the way of every request: the fork handler counts
      * forks in this process's memory (see transport_fork_generation) */
     if (t->generation == transport_fork_generation() && t->pid_checked)
@@ -753,23 +770,26 @@ static int check_fork(ot_curl *t) {
          * copies would keep the connections open on the server as long as
          * it lives. Closing a copy sends nothing; the parent keeps its own. */
         size_t i;
-        for (i = 0; i < t->owned_len; i++) {
-            struct stat st;
-            if (fstat(t->owned[i].fd, &st) == 0 && st.st_dev == t->owned[i].dev && st.st_ino == t->owned[i].ino)
+        for (i = 0; i < t->owned_len; i++)
+            if (same_file(t->owned[i].fd, t->owned[i].dev, t->owned[i].ino))
                 close(t->owned[i].fd);
-        }
         t->owned_len = 0;
         if (t->fds != NULL)
             memset(t->fds, 0, t->fds_len);
     }
-    fresh = epoll_create1(EPOLL_CLOEXEC);
-    if (fresh < 0)
+    /* the new one takes the old one's number, unless the child put a file
+     * of its own there: that file is left alone */
+    old_epfd = t->epfd;
+    ours = same_file(old_epfd, t->ep_dev, t->ep_ino);
+    if (!epoll_open(t))
         return 0;
-    if (dup3(fresh, t->epfd, O_CLOEXEC) < 0) {
-        close(t->epfd);
-        t->epfd = fresh;
-    } else {
-        close(fresh);
+    if (ours) {
+        if (dup3(t->epfd, old_epfd, O_CLOEXEC) >= 0) {
+            close(t->epfd);
+            t->epfd = old_epfd;
+        } else {
+            close(old_epfd);
+        }
     }
     t->pid = getpid();
     t->epoch++;
