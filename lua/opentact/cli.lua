@@ -823,15 +823,7 @@ end
 
 ---------------------------------------------------------------- progress
 
--- "1 uuid", "2 uuids".
-local function plural(n, word)
-  return format("%d %s%s", n, word, n == 1 and "" or "s")
-end
-
--- The library's report lines say "1 uuids: why"; the command says "1 uuid".
-local function singular_groups(text)
-  return (("\n" .. text):gsub("\n(%s+)1 uuids: ", "\n%11 uuid: "):sub(2))
-end
+local plural = pretty.plural
 
 local function progress_bar(ctx)
   local started = core.now()
@@ -1438,7 +1430,7 @@ local function cmd_assign(ctx, o)
     end
     write_rows(ctx, o.format, REPORT_COLUMNS, other_outcomes(report, done, rows))
   else
-    ctx.stdout:write(singular_groups(tostring(report)), "\n")
+    ctx.stdout:write(tostring(report), "\n")
     ctx.stdout:write(format("%s in %.2f s\n", plural(#o.add + #o.remove, "uuid"), elapsed))
     if not report.ok and o.failed_file then
       ctx.stdout:write(format("failed uuids written to %s%s; to retry:\n  opentact assign %s%s%s\n",
@@ -1598,7 +1590,7 @@ local function cmd_sync(ctx, o)
     write_rows(ctx, o.format, REPORT_COLUMNS, sync_rows(report))
     if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
   else
-    ctx.stdout:write(singular_groups(concat(pretty.plan_lines(report), "\n")), "\n")
+    ctx.stdout:write(concat(pretty.plan_lines(report), "\n"), "\n")
     if #report.failed > 0 then
       ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
         o.failed_file and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")

@@ -29,6 +29,12 @@ local function safe(s)
 end
 M.safe = safe
 
+-- "1 uuid", "2 uuids": a count and its word.
+local function plural(n, word)
+  return format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+M.plural = plural
+
 local function cell(v)
   if v == nil then return "-" end
   if type(v) == "boolean" then return v and "yes" or "no" end
@@ -152,7 +158,7 @@ function Report.__tostring(r)
     r.ok and "ok" or "not ok", applied, #r.applied.add, #r.applied.remove, failed) }
   for i = 1, #r.failed do
     local f = r.failed[i]
-    out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, safe(tostring(f.err)))
+    out[#out + 1] = format("  %s: %s", plural(#f.add + #f.remove, "uuid"), safe(tostring(f.err)))
   end
   return concat(out, "\n")
 end
@@ -216,7 +222,7 @@ function M.plan_lines(r, limit)
     out[#out + 1] = format("Applied: %d added, %d removed, %d failed.", #r.applied.add, #r.applied.remove, failed)
     for i = 1, #r.failed do
       local f = r.failed[i]
-      out[#out + 1] = format("  %d uuids: %s", #f.add + #f.remove, safe(tostring(f.err)))
+      out[#out + 1] = format("  %s: %s", plural(#f.add + #f.remove, "uuid"), safe(tostring(f.err)))
     end
     for _, rel in ipairs(r.released or {}) do
       out[#out + 1] = format("  released %d from SIP control app %s first", #rel.leases, cell(rel.app))
