@@ -173,7 +173,7 @@ static int has_string(lua_State *L, int idx, const char *field) {
     return ok;
 }
 
-static int was_kb(size_t len) {
+static int kb_of(size_t len) {
     return len / 1024 > (size_t)INT_MAX ? INT_MAX : (int)(len / 1024);
 }
 
@@ -288,7 +288,7 @@ int answer_decode(lua_State *L) {
      * still there when this one's tables are made, and the heap grows
      * (measured: a 5,000-lease list read in a loop, 20% more CPU a call) */
     if (ot_gc_may_step(L))
-        lua_gc(L, LUA_GCSTEP, was_kb(len));
+        lua_gc(L, LUA_GCSTEP, kb_of(len));
     result = decode(L, status, retry_after, shape, body, len);
     {
         size_t was = large->len;
