@@ -72,6 +72,67 @@ describe("sync's plan", function()
     end)
   end
 
+  -- A lookup may answer 404 (a stale index, a transient fault) or name
+  -- another lease for a number; what the target's own read shows it holds
+  -- decides: a desired item is never removed.
+  local lookup_cases = {
+    { name = "keeps a held lease whose uuid lookup said missing",
+      desired = { want(lease(1).uuid, lease(1, "conn")), want(lease(2).uuid:upper(), nil), want(lease(3).uuid, lease(3, "conn")) },
+      keep = { 1, 2, 3 } },
+    { name = "keeps a held lease whose number lookup said missing",
+      desired = { want(12125550001, lease(1, "conn")), want("+1 212 555 0002", nil), want(12125550003, lease(3, "conn")) },
+      keep = { 1, 2, 3 } },
+    { name = "keeps the held lease of a number whose lookup named another lease",
+      desired = { { given = "+1 212 555 0002", key = 12125550002,
+        lease = { uuid = "1e000000-0000-4000-8000-00000000ffff", tn = { tn = 12125550002 } } } },
+      keep = { 2 }, removed = { 1, 3 } },
+    { name = "keeps a held lease a desired uuid names, whatever lease its lookup answered",
+      desired = { { given = lease(2).uuid, key = lease(2).uuid, lease = lease(4) } },
+      keep = { 2 }, removed = { 1, 3 } },
+    { name = "keeps the held lease of a desired number, whatever lease its lookup answered",
+      desired = { { given = 12125550002, lease = lease(4) } },
+      keep = { 2 }, removed = { 1, 3 } },
+  }
+  for _, c in ipairs(lookup_cases) do
+    for _, exact in ipairs({ false, true }) do
+      it(c.name .. (exact and " (exact)" or ""), function()
+        local plan = sync.plan(CONN, current, c.desired, { exact = exact })
+        local function expected(list)
+          local out = {}
+          for i, n in ipairs(list or {}) do out[i] = lease(n).uuid end
+          return out
+        end
+        assert.same(expected(c.keep), uuids(plan.keep))
+        assert.same(expected(c.add), uuids(plan.add))
+        assert.same({}, plan.missing)
+        assert.same(exact and expected(c.removed) or {}, uuids(plan.remove))
+      end)
+    end
+  end
+
+  it("never puts a lease a desired item names in remove, whatever the resolution said", function()
+    -- every way a resolution can answer for each held lease: the lease,
+    -- nothing (404), another lease, a lease on another holder
+    local answers = { function(n) return lease(n, "conn") end, function() return nil end,
+      function() return lease(9) end, function(n) return lease(n, "other") end }
+    for a = 1, #answers do
+      for b = 1, #answers do
+        for _, by_number in ipairs({ false, true }) do
+          local desired = {}
+          for i, n in ipairs({ 1, 2 }) do
+            local answer = answers[i == 1 and a or b](n)
+            desired[i] = want(by_number and "+1 212 555 000" .. n or lease(n).uuid, answer)
+          end
+          for _, move in ipairs({ false, true }) do
+            local plan = sync.plan(CONN, current, desired, { exact = true, move = move })
+            local removed = uuids(plan.remove)
+            assert.same({ lease(3).uuid }, removed, ("answers %d, %d, by number %s"):format(a, b, tostring(by_number)))
+          end
+        end
+      end
+    end
+  end)
+
   it("puts every desired item in exactly one of keep, add, missing, conflicts", function()
     local desired = {}
     local holders = { "conn", "other", "app", false }

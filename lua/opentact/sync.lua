@@ -32,21 +32,56 @@ local holder = bulk.holder
 
 local function leases() return setmetatable({}, pretty.Leases) end
 
+-- The key a desired item names: its `key` (a phone number, or a lease
+-- uuid lower-cased) when resolving gave one, else read from what was
+-- given; nil when it names neither.
+local function key_of(d)
+  if d.key ~= nil then return d.key end
+  local x = d.given
+  if type(x) == "table" then x = x.uuid end
+  if type(x) == "string" and x:find(UUID) then return lower(x) end
+  return (number(x))
+end
+
+-- The number of a lease, or nil.
+local function tn_of(lease)
+  local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+  return tn ~= nil and (number(tn)) or nil
+end
+
 --- The plan that brings `conn` from `current` (the leases it holds) to
---- `desired` (a list of {given = x, lease = lease or nil}), with
---- opts.exact and opts.move. Pure: reads its arguments, changes nothing.
---- Every desired item ends up in exactly one of keep, add, missing and
---- conflicts; an item whose lease an earlier item named already counts
---- once.
+--- `desired` (a list of {given = x, key = k, lease = lease or nil}: k is
+--- the phone number or lower-case lease uuid x names, read from x when
+--- absent), with opts.exact and opts.move. Pure: reads its arguments,
+--- changes nothing. Every desired item ends up in exactly one of keep, add,
+--- missing and conflicts; an item whose lease an earlier item named
+--- already counts once.
+--- A desired item is never removed: what `conn`'s own read shows it holds
+--- decides over what resolving said (a lookup may answer 404 from a stale
+--- index, or name another lease): a held lease with the uuid, or the
+--- number, an item names is that item's lease, and with `exact` no held
+--- lease an item names is ever in `remove`.
 function M.plan(conn, current, desired, opts)
   conn = lower(conn)
   local plan = {
     add = leases(), remove = leases(), keep = leases(), missing = {}, conflicts = leases(),
   }
-  local held, wanted = {}, {}
-  for _, lease in ipairs(current) do held[lower(lease.uuid)] = true end
+  -- the held leases by uuid and by number
+  local held, mine = {}, {}
+  for _, lease in ipairs(current) do
+    local u = lower(lease.uuid)
+    held[u] = true
+    mine[u] = mine[u] or lease
+    local tn = tn_of(lease)
+    if tn ~= nil then mine[tn] = mine[tn] or lease end
+  end
+  local wanted, named = {}, {}
   for _, d in ipairs(desired) do
-    local lease = d.lease
+    local lease, key = d.lease, key_of(d)
+    if key ~= nil then
+      named[key] = true
+      if mine[key] and not (lease and held[lower(lease.uuid)]) then lease = mine[key] end
+    end
     if not lease then
       plan.missing[#plan.missing + 1] = d.given
     else
@@ -67,7 +102,8 @@ function M.plan(conn, current, desired, opts)
   end
   if opts.exact then
     for _, lease in ipairs(current) do
-      if not wanted[lower(lease.uuid)] then plan.remove[#plan.remove + 1] = lease end
+      local u, tn = lower(lease.uuid), tn_of(lease)
+      if not (wanted[u] or named[u] or tn ~= nil and named[tn]) then plan.remove[#plan.remove + 1] = lease end
     end
   end
   return plan
