@@ -146,6 +146,23 @@ describe("sync's plan", function()
     end
   end)
 
+  it("refuses, one check for dry and real runs, a plan that detaches while no desired item is found", function()
+    local function refusal(desired, opts)
+      return sync.refusal(sync.plan(CONN, current, desired, opts), desired)
+    end
+    local lost = { want("2125550001", nil), want({ uuid = "1e000000-0000-4000-8000-0000000000ff" }, nil) }
+    local err = refusal(lost, { exact = true })
+    assert.equals("invalid", err.kind)
+    assert.equals("none of the 2 desired leases is in the account (2125550001 ...): the sync would detach all 3 "
+      .. "leases of the connection; nothing was changed", err.message)
+    err = refusal({ lost[2] }, { exact = true })
+    assert.matches("(1e000000-0000-4000-8000-0000000000ff ...)", err.message, 1, true)
+    -- not refused: nothing detached, something found, or nothing desired
+    assert.is_nil(refusal(lost, {}))
+    assert.is_nil(refusal({ lost[1], want(4, lease(4)) }, { exact = true }))
+    assert.is_nil(refusal({}, { exact = true }))
+  end)
+
   it("prints one line per change and a summary", function()
     local report = sync.plan(CONN, current,
       { want(4, lease(4)), want(5, lease(5, "other")), want("+1 999", nil) }, { exact = true })

@@ -180,7 +180,8 @@ local COMMAND_LIST = {
       { 0, "the connection holds what was asked (a dry run: nothing blocks the plan)" },
       { 1, "conflicts, missing numbers, something the API refused or failed, or a connection that could not be "
         .. "read back" },
-      { 2, USAGE_EXIT .. ", a bad line in FILE, or an empty FILE with --exact" },
+      { 2, USAGE_EXIT .. ", a bad line in FILE, an empty FILE with --exact, or --exact when none of FILE's "
+        .. "leases is in the account and the connection holds some (refused, --dry-run too: nothing is changed)" },
       { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
         .. "what was applied" },
     },

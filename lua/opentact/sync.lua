@@ -109,6 +109,24 @@ function M.plan(conn, current, desired, opts)
   return plan
 end
 
+--- Why `plan` (for `desired`, as M.plan took them) must not be applied,
+--- or nil: the one check a dry run and a real run both go through.
+--- Every desired item missing while the plan detaches leases is a mistake
+--- (numbers without their country code, the wrong account), not a wish to
+--- detach everything. The message names no option: the Lua API and the
+--- command line call it by different names.
+function M.refusal(plan, desired)
+  if #desired > 0 and #plan.keep + #plan.add + #plan.conflicts == 0 and #plan.remove > 0 then
+    local first = plan.missing[1]
+    if type(first) == "table" then first = first.uuid end
+    local e = errors.new("invalid", ("none of the %d desired leases is in the account (%s ...): the sync would "
+      .. "detach all %d leases of the connection; nothing was changed"):format(#desired,
+      pretty.safe(tostring(first)), #plan.remove))
+    return errors.finish(e, nil, nil, 0)
+  end
+  return nil
+end
+
 ---------------------------------------------------------------- resolving
 
 -- The desired items in canonical form, each once: numbers as numbers,
@@ -382,15 +400,9 @@ function M.run(eng, conn, what, items, opts)
     if not desired then return nil, err end
   end
   local report = M.plan(conn, current, desired, opts)
-  if opts.exact and #desired > 0 and #report.keep + #report.add + #report.conflicts == 0 and #report.remove > 0
-    and not opts.dry_run then
-    -- every desired item missing is a mistake (numbers without their
-    -- country code, the wrong account), not a wish to detach everything
-    local e = errors.new("invalid", ("none of the %d desired leases is in the account (%s ...): exact would detach "
-      .. "all %d leases of the connection; nothing was changed"):format(#desired,
-      pretty.safe(tostring(report.missing[1])), #report.remove))
-    return nil, errors.finish(e, nil, nil, 0)
-  end
+  -- a dry run is refused exactly as the real run would be
+  local refused = M.refusal(report, desired)
+  if refused then return nil, refused end
   report.connection = conn
   report.dry_run = opts.dry_run and true or false
   report.applied = { add = {}, remove = {} }
