@@ -163,17 +163,67 @@ describe("client:sync #wire", function()
     assert.equals(1, reads) -- the first read only
   end)
 
-  it("refuses exact when none of the desired leases is in the account", function()
+  it("refuses exact when none of the desired leases is in the account, in a dry run the same way", function()
     client:assign(conn, { add = { lease(20), lease(21) } })
+    local posts = writes(emu)
+    local dry, dry_err = client:sync(conn, { numbers = { "212 555 0020", "212 555 0021" } },
+      { exact = true, dry_run = true })
     local report, err = client:sync(conn, { numbers = { "212 555 0020", "212 555 0021" } }, { exact = true })
     assert.is_nil(report)
     assert.equals("invalid", err.kind)
-    assert.matches("exact would detach all 2 leases", err.message)
+    assert.matches("would detach all 2 leases of the connection; nothing was changed", err.message)
+    assert.is_nil(dry)
+    assert.equals(tostring(err), tostring(dry_err))
+    assert.equals(posts, writes(emu))
     assert.same({ lease(20), lease(21) }, emu:state().assigned[conn])
     -- an empty list is taken at its word
     report = client:sync(conn, { numbers = {} }, { exact = true })
     assert.is_true(report.ok)
     assert.same({}, emu:state().assigned[conn])
+  end)
+
+  -- a lookup answering 404 once (a stale index, a transient fault): the
+  -- connection's own read shows it holds the lease, which stays
+  for _, kind in ipairs({ "leases", "numbers" }) do
+    it("keeps a held lease whose lookup answers 404, never detaching it (" .. kind .. ", exact)", function()
+      client:assign(conn, { add = { lease(20), lease(21), lease(22) } })
+      local want = {}
+      for i = 20, 22 do want[#want + 1] = kind == "leases" and lease(i) or number(i) end
+      -- the connection read passes, the first lookup to come answers 404
+      emu:faults({ {}, { status = 404, message = "TNLease not found" } })
+      local report = client:sync(conn, { [kind] = want }, { exact = true })
+      assert.equals(0, emu:stats().faults_pending)
+      assert.is_true(report.ok, tostring(report))
+      assert.same(sorted({ lease(20), lease(21), lease(22) }), uuids(report.keep))
+      assert.same({}, report.remove)
+      assert.same({}, report.missing)
+      assert.same({ add = {}, remove = {} }, report.applied)
+      assert.same({ lease(20), lease(21), lease(22) }, emu:state().assigned[conn])
+      assert.is_falsy(tostring(report):find("not in the account", 1, true), tostring(report))
+    end)
+  end
+
+  it("with exact, is not ok when the read-back holds a lease outside the desired set, and names it", function()
+    client:assign(conn, { add = { lease(20), lease(21) } })
+    -- someone else attaches lease 9 between the change and the read-back
+    local report = client:sync(conn, { leases = { lease(20), lease(22) } }, { exact = true,
+      on_progress = function() emu:holders({ [lease(9)] = { sip_connection = conn } }) end })
+    assert.same({ lease(22) }, report.applied.add)
+    assert.same({ lease(21) }, report.applied.remove)
+    assert.same({}, report.failed)
+    assert.is_false(report.ok)
+    assert.same({ lease(9) }, report.unexpected)
+    local text = tostring(report)
+    assert.matches("1 lease on the connection that was not asked for:\n  %* " .. lease(9):gsub("%-", "%%-"), text)
+    assert.matches("not ok$", text)
+  end)
+
+  it("without exact, a lease attached meanwhile leaves it ok", function()
+    local report = client:sync(conn, { leases = { lease(22) } }, {
+      on_progress = function() emu:holders({ [lease(9)] = { sip_connection = conn } }) end })
+    assert.is_true(report.ok, tostring(report))
+    assert.same({}, report.unexpected)
+    assert.same(sorted({ lease(9), lease(22) }), sorted(emu:state().assigned[conn]))
   end)
 
   it("lists numbers the account does not hold, as given, and applies the rest", function()

@@ -235,7 +235,7 @@ local Report = {}
 ---applying, every planned uuid is in `applied` or in `failed`.
 ---`print(report)` shows the plan the way `terraform plan` does.
 ---@class opentact.SyncReport
----@field ok boolean the connection holds what was asked (a dry run: nothing blocks the plan)
+---@field ok boolean the read-back holds every desired lease and, with `exact`, nothing else (a dry run: nothing blocks the plan)
 ---@field dry_run boolean whether nothing was to be changed
 ---@field connection string the SIP connection's uuid, lower-cased
 ---@field add opentact.Leases leases to attach, as found before the change
@@ -246,6 +246,7 @@ local Report = {}
 ---@field applied opentact.Applied the uuids attached and detached, confirmed
 ---@field failed opentact.Failure[] the planned uuids not applied, grouped by reason
 ---@field released? opentact.Released[] `move = true`: the leases released from control apps first
+---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
 ---@field interrupted? any set when the run was stopped (Ctrl-C): the error value that stopped it
 ---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed

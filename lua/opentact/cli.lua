@@ -169,17 +169,20 @@ local COMMAND_LIST = {
     output = {
       { "table", "the plan, a line per change, its counts, what was applied and what failed, and ok or not ok" },
       { "json", "the report: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, failed, "
-        .. "released, interrupted, unverified}, each lease as {uuid, number, sip_connection, sip_control_app}" },
+        .. "unexpected, released, interrupted, unverified}, each lease as {uuid, number, sip_connection, "
+        .. "sip_control_app}; unexpected: with --exact, the uuids the read-back shows on the connection that "
+        .. "were not asked for" },
       { "jsonl", "a line per lease of the plan: an object with the csv columns as keys (null when empty)" },
       { "csv", "a header line, then a line per lease of the plan: " .. REPORT_COLUMNS_TEXT .. "; action is add, "
-        .. "remove or keep; result is applied, failed, planned (a dry run), unchanged (keep), conflict (held "
-        .. "elsewhere: --move takes it), missing (not in the account) or not_applied (stopped first)" },
+        .. "remove, keep or none; result is applied, failed, planned (a dry run), unchanged (keep), conflict (held "
+        .. "elsewhere: --move takes it), missing (not in the account), not_applied (stopped first) or unexpected "
+        .. "(action none: with --exact, on the connection at the read-back and not asked for)" },
       { "tsv", TSV_TEXT },
     },
     exit = {
-      { 0, "the connection holds what was asked (a dry run: nothing blocks the plan)" },
-      { 1, "conflicts, missing numbers, something the API refused or failed, or a connection that could not be "
-        .. "read back" },
+      { 0, "the connection holds what was asked, with --exact nothing else (a dry run: nothing blocks the plan)" },
+      { 1, "conflicts, missing numbers, something the API refused or failed, a connection that could not be "
+        .. "read back, or with --exact leases on it that were not asked for (attached meanwhile: listed)" },
       { 2, USAGE_EXIT .. ", a bad line in FILE, an empty FILE with --exact, or --exact when none of FILE's "
         .. "leases is in the account and the connection holds some (refused, --dry-run too: nothing is changed)" },
       { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
@@ -1527,6 +1530,9 @@ local function sync_rows(report)
     end
     rows[#rows + 1] = outcome(uuid, number, "add", "missing", nil, "not in the account")
   end
+  for _, u in ipairs(report.unexpected) do
+    rows[#rows + 1] = outcome(u, nil, "none", "unexpected", nil, "on the connection at the read-back, not asked for")
+  end
   return other_outcomes(report, done, rows)
 end
 
@@ -1585,7 +1591,8 @@ local function cmd_sync(ctx, o)
     ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
       add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
-      failed = failed, released = report.released, interrupted = report.interrupted and tostring(report.interrupted),
+      failed = failed, unexpected = report.unexpected, released = report.released,
+      interrupted = report.interrupted and tostring(report.interrupted),
       unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
   elseif o.format ~= "table" then
     write_rows(ctx, o.format, REPORT_COLUMNS, sync_rows(report))

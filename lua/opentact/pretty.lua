@@ -227,6 +227,11 @@ function M.plan_lines(r, limit)
     for _, rel in ipairs(r.released or {}) do
       out[#out + 1] = format("  released %d from SIP control app %s first", #rel.leases, cell(rel.app))
     end
+    local unexpected = r.unexpected or {}
+    if #unexpected > 0 then
+      out[#out + 1] = format("%s on the connection that was not asked for:", plural(#unexpected, "lease"))
+      section(unexpected, function(u) return "  * " .. cell(u) end)
+    end
     if r.unverified then out[#out + 1] = "Not verified: " .. safe(tostring(r.unverified)) end
   end
   out[#out + 1] = r.ok and "ok" or "not ok"

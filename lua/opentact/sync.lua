@@ -283,8 +283,10 @@ local function release(eng, adds, opts)
 end
 
 -- Reads the connection back (its leases' uuids only: the answer is
--- skimmed, not decoded) and moves to `failed` what it contradicts.
-local function verify(eng, conn, report)
+-- skimmed, not decoded) and moves to `failed` what it contradicts; with
+-- `exact`, lists in `unexpected` what it holds that was neither desired
+-- nor planned to go (attached by someone else meanwhile).
+local function verify(eng, conn, report, exact)
   local done, now, err = pcall(eng.call, eng, engine.request("GET", request_list(conn), nil, "uuids"))
   if not done then
     -- an interrupt: what was applied is in the report already
@@ -295,10 +297,22 @@ local function verify(eng, conn, report)
     report.unverified = err
     return
   end
-  local held = {}
+  local held, order = {}, {}
   for _, x in ipairs(now) do
     local u = type(x) == "table" and x.uuid or x
-    if type(u) == "string" then held[lower(u)] = true end
+    if type(u) == "string" and not held[lower(u)] then
+      held[lower(u)] = true
+      order[#order + 1] = u
+    end
+  end
+  if exact then
+    local known = {}
+    for _, kind in ipairs({ "keep", "add", "conflicts", "remove" }) do
+      for _, lease in ipairs(report[kind]) do known[lower(lease.uuid)] = true end
+    end
+    for _, u in ipairs(order) do
+      if not known[lower(u)] then report.unexpected[#report.unexpected + 1] = u end
+    end
   end
   local function check(kind, want_held, why)
     local kept, wrong = {}, {}
@@ -407,6 +421,7 @@ function M.run(eng, conn, what, items, opts)
   report.dry_run = opts.dry_run and true or false
   report.applied = { add = {}, remove = {} }
   report.failed = {}
+  report.unexpected = {}
   setmetatable(report, pretty.SyncReport)
   if opts.dry_run then
     report.ok = #report.missing == 0 and #report.conflicts == 0
@@ -453,11 +468,13 @@ function M.run(eng, conn, what, items, opts)
     report.unverified = errors.finish(errors.new("network", "interrupted: the connection was not read back", false),
       "GET", request_list(conn), 0)
   else
-    verify(eng, conn, report)
+    verify(eng, conn, report, opts.exact)
   end
   note_released(report)
+  -- with exact, ok means the read-back holds the desired leases and
+  -- nothing else
   report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
-    and not report.unverified and not report.interrupted
+    and #report.unexpected == 0 and not report.unverified and not report.interrupted
   return report
 end
 
