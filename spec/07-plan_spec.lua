@@ -176,6 +176,12 @@ describe("sync's plan", function()
     assert.matches("%? %+1 999", text)
     assert.matches("Plan: 1 to add, 3 to remove, 0 unchanged, 1 conflict, 1 missing.", text, 1, true)
     assert.matches("Dry run: nothing was changed.", text, 1, true)
+    -- the Lua API's words by default; a command line gives its flags
+    assert.matches("; move = true takes it)", text, 1, true)
+    local cli = table.concat(pretty.plan_lines(report, nil, { move = "--move" }), "\n")
+    assert.matches("held by SIP connection " .. OTHER .. "; --move takes it)", cli, 1, true)
+    assert.is_falsy(cli:find("move = true", 1, true))
+    assert.equals(text, table.concat(pretty.plan_lines(report, 50, {}), "\n"))
   end)
 end)
 

@@ -1598,7 +1598,7 @@ local function cmd_sync(ctx, o)
     write_rows(ctx, o.format, REPORT_COLUMNS, sync_rows(report))
     if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
   else
-    ctx.stdout:write(concat(pretty.plan_lines(report), "\n"), "\n")
+    ctx.stdout:write(concat(pretty.plan_lines(report, nil, { move = "--move" }), "\n"), "\n")
     if #report.failed > 0 then
       ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
         o.failed_file and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")

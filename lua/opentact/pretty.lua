@@ -187,8 +187,14 @@ local function lease_line(mark, lease, note)
   return note and line .. "  (" .. note .. ")" or line
 end
 
---- The plan's lines, at most `limit` per kind (nil: all).
-function M.plan_lines(r, limit)
+-- How the Lua API spells the options a plan's lines mention.
+local LUA_WORDS = { move = "move = true" }
+
+--- The plan's lines, at most `limit` per kind (nil: all). `words` spells
+--- the options the lines mention the caller's way (default: the Lua API's,
+--- `{move = "move = true"}`; a command line gives its flags).
+function M.plan_lines(r, limit, words)
+  local move = (words or LUA_WORDS).move or LUA_WORDS.move
   local out = { r.connection and format("SIP connection %s:", cell(r.connection)) or nil }
   local function section(list, line)
     local n = #list
@@ -206,7 +212,7 @@ function M.plan_lines(r, limit)
   end)
   section(r.remove, function(l) return lease_line("-", l) end)
   section(r.conflicts, function(l)
-    return lease_line("!", l, "held by " .. (holder_text(l) or "another holder") .. "; move = true takes it")
+    return lease_line("!", l, "held by " .. (holder_text(l) or "another holder") .. "; " .. move .. " takes it")
   end)
   section(r.missing, function(x)
     return format("  ? %-15s not in the account", cell(type(x) == "table" and x.uuid or x))
