@@ -17,8 +17,9 @@
 --   GET      /auth                            log in with HTTP Basic: a JWT
 --   POST     /token                           a long-lived bearer token (a JWT)
 --
--- Every route but /auth wants an X-Auth-Token: the static --token, or a
--- JWT this emulator signed that has not expired.
+-- Every route but /auth wants an X-Auth-Token (or the same token as a
+-- `bearer` query parameter): the static --token, or a JWT this emulator
+-- signed that has not expired.
 
 local ngx = ngx
 local cjson = require("cjson.safe")
@@ -998,13 +999,28 @@ end
 
 ---------------------------------------------------------------- serve
 
+-- The token a request carries, and where: the X-Auth-Token header, else
+-- the `bearer` query parameter, as Opentact takes it (its own helper
+-- script sends it so). When both are sent, the header is the one checked.
+local function request_token(headers)
+  local value = headers["x-auth-token"]
+  if value ~= nil then return value, "header" end
+  value = ngx.req.get_uri_args().bearer
+  if value == nil then return nil end
+  -- ?bearer (no value) is a wrong token, as is one sent twice (a table)
+  if value == true then value = "" end
+  return value, "query"
+end
+
 -- Logs a request: never a token nor credentials, only what they were
--- (`token` on the API routes, `auth` on /auth, whose body is left out too).
-local function record(method, uri, body, h, token, auth)
+-- (`token` on the API routes, with `token_from` "header" or "query";
+-- `auth` on /auth, whose body is left out too). The path is the URI
+-- without its query, which may hold the token.
+local function record(method, uri, body, h, token, auth, from)
   local entry = cjson.encode({
     method = method, path = uri, body = not auth and body or nil,
     accept = h["accept"], content_type = h["content-type"], user_agent = h["user-agent"],
-    token = token, auth = auth,
+    token = token, auth = auth, token_from = from,
     connection = tonumber(ngx.var.connection),
   })
   local d = dict()
@@ -1023,13 +1039,15 @@ local function serve(method, uri)
   local body = method == "POST" and read_body() or nil
   local headers = ngx.req.get_headers()
   local path = uri:gsub("^/rest/", "/")
-  local token, claims, auth, user
+  local token, claims, auth, user, from
   if path == "/auth" then
     auth, user = check_basic(headers["authorization"])
   else
-    token, claims = token_state(headers["x-auth-token"])
+    local value
+    value, from = request_token(headers)
+    token, claims = token_state(value)
   end
-  record(method, uri, body, headers, token, auth)
+  record(method, uri, body, headers, token, auth, from)
 
   if fault and fault.reset and not fault.apply then return ngx.exit(444) end
   if fault and fault.raw then

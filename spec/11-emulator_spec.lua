@@ -862,6 +862,16 @@ describe("the emulator's logins", function()
     return decoded(emu:raw("POST", "/token", h, body))
   end
 
+  local function q(s) return (s:gsub("[^%w._~-]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
+
+  -- A request with the token as a `bearer` query parameter, as Opentact's
+  -- own helper script sends it; a body is sent as JSON.
+  local function with_bearer(method, path, token, body)
+    local sep = path:find("?", 1, true) and "&" or "?"
+    return decoded(emu:raw(method, path .. sep .. "bearer=" .. q(token),
+      body and { ["content-type"] = "application/json" } or {}, body))
+  end
+
   local function refused(want_status, message, status, body)
     assert.equals(want_status, status)
     assert.same({ success = false, message = message, status = want_status }, body)
@@ -957,6 +967,59 @@ describe("the emulator's logins", function()
     assert.equals(200, (list(token)))
   end)
 
+  it("takes the token as ?bearer= wherever it takes X-Auth-Token, with the same checks", function()
+    local jwt_token = login_token(BOB, BOB_PW)
+    local st_leases = emu:state().leases
+    local lease = st_leases[2]
+    for _, token in ipairs({ emu.token, jwt_token }) do
+      local status, body = with_bearer("GET", "/sip/connection/" .. conn .. "/tnlease", token)
+      assert.equals(200, status)
+      assert.equals(3, #body.payload)
+      assert.equals(200, (with_bearer("POST", "/rest/sip/connection/" .. conn .. "/tnlease", token,
+        cjson.encode({ remove = { lease } }))))
+      assert.same({ st_leases[1], st_leases[3] }, emu:state().assigned[conn])
+      assert.equals(200, (with_bearer("POST", "/sip/connection/" .. conn .. "/tnlease", token,
+        cjson.encode({ add = { lease } }))))
+      assert.equals(200, (with_bearer("POST", "/lease/tn/search?take=2&skip=1", token, "{}")))
+      assert.equals(200, (with_bearer("GET", "/lease/tn/12125550001/tn", token)))
+      assert.equals(200, (with_bearer("GET", "/lease/tn/" .. lease, token)))
+      assert.equals(200, (with_bearer("POST", "/token", token, cjson.encode({ name = "n", ttl = 60 }))))
+    end
+    -- search pages by take and skip with the token beside them
+    local _, page = with_bearer("POST", "/lease/tn/search?take=2&skip=1", emu.token, "{}")
+    assert.equals(2, #page.payload.data)
+    assert.equals(3, page.payload.total)
+    -- the same refusals as the header's
+    refused(401, UNAUTHORIZED, with_bearer("GET", "/sip/connection/" .. conn .. "/tnlease", "nope"))
+    refused(401, UNAUTHORIZED, with_bearer("GET", "/sip/connection/" .. conn .. "/tnlease", jwt_token .. "x"))
+    refused(401, UNAUTHORIZED, decoded(emu:raw("GET", "/sip/connection/" .. conn .. "/tnlease?bearer=")))
+    refused(401, UNAUTHORIZED, decoded(emu:raw("GET", "/sip/connection/" .. conn .. "/tnlease?bearer="
+      .. q(emu.token) .. "&bearer=" .. q(emu.token))))
+    -- the uuid is checked after the token, as with the header
+    refused(401, UNAUTHORIZED, with_bearer("GET", "/sip/connection/NOT-A-UUID/tnlease", "nope"))
+    assert.equals(400, (with_bearer("GET", "/sip/connection/NOT-A-UUID/tnlease", emu.token)))
+    -- logged as where the token came from, never the token
+    local _, text = emu:raw("GET", "/__emulator/requests")
+    for _, secret in ipairs({ "emulator-token", jwt_token, "bearer=" }) do
+      assert.is_falsy(text:find(secret, 1, true), secret)
+    end
+    local log = cjson.decode(text)
+    assert.equals("query", log[2].token_from)
+    assert.equals("valid", log[2].token)
+    local wrong = 0
+    assert.equals("valid", log[1].auth) -- the login
+    for k = 2, #log do
+      local e = log[k]
+      assert.equals("query", e.token_from)
+      if e.token == "wrong" then wrong = wrong + 1 end
+    end
+    assert.equals(5, wrong)
+    -- the header wins when both are sent
+    refused(401, UNAUTHORIZED, decoded(emu:raw("GET", "/sip/connection/" .. conn .. "/tnlease?bearer="
+      .. q(emu.token), { ["x-auth-token"] = "nope" })))
+    assert.equals("header", emu:requests()[#emu:requests()].token_from)
+  end)
+
   it("an expired JWT is refused: 401 token expired", function()
     local code, c = emu:config({ token_ttl = 1 })
     assert.equals(200, code)
@@ -968,6 +1031,9 @@ describe("the emulator's logins", function()
     socket.sleep(math.max(0, claims.exp + 0.05 - socket.gettime()))
     refused(401, "token expired", list(token))
     assert.equals("expired", emu:requests()[2].token)
+    -- as a bearer query parameter too
+    refused(401, "token expired", with_bearer("GET", "/sip/connection/" .. conn .. "/tnlease", token))
+    assert.same({ "expired", "query" }, { emu:requests()[3].token, emu:requests()[3].token_from })
     -- the TTL applies to tokens issued from then on; reset brings back --token-ttl
     emu:reset()
     _, claims = jwt(login_token(ADA, ADA_PW))
