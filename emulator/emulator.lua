@@ -1015,12 +1015,16 @@ end
 -- Logs a request: never a token nor credentials, only what they were
 -- (`token` on the API routes, with `token_from` "header" or "query";
 -- `auth` on /auth, whose body is left out too). The path is the URI
--- without its query, which may hold the token.
+-- without its query, which may hold the token: `query` lists the names
+-- of the query's parameters (sorted), never their values.
 local function record(method, uri, body, h, token, auth, from)
+  local names = {}
+  for name in pairs(ngx.req.get_uri_args()) do names[#names + 1] = tostring(name) end
+  table.sort(names)
   local entry = cjson.encode({
     method = method, path = uri, body = not auth and body or nil,
     accept = h["accept"], content_type = h["content-type"], user_agent = h["user-agent"],
-    token = token, auth = auth, token_from = from,
+    token = token, auth = auth, token_from = from, query = names[1] and names or nil,
     connection = tonumber(ngx.var.connection),
   })
   local d = dict()

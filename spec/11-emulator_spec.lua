@@ -1006,6 +1006,8 @@ describe("the emulator's logins", function()
     local log = cjson.decode(text)
     assert.equals("query", log[2].token_from)
     assert.equals("valid", log[2].token)
+    assert.same({ "bearer" }, log[2].query)
+    assert.same({ "bearer", "skip", "take" }, log[5].query)
     local wrong = 0
     assert.equals("valid", log[1].auth) -- the login
     for k = 2, #log do
