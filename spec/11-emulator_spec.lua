@@ -68,6 +68,134 @@ describe("the emulator", function()
       end
     end)
 
+    -- The command lines of a process and all its descendants.
+    local function command_lines(pid)
+      local children, args = {}, {}
+      for line in support.sh("ps -eo pid=,ppid=,args="):gmatch("[^\n]+") do
+        local p, pp, a = line:match("^%s*(%d+)%s+(%d+)%s?(.*)$")
+        if p then
+          children[pp] = children[pp] or {}
+          table.insert(children[pp], p)
+          args[p] = a
+        end
+      end
+      local out, todo = {}, { tostring(pid) }
+      while #todo > 0 do
+        local p = table.remove(todo)
+        out[#out + 1] = args[p]
+        for _, c in ipairs(children[p] or {}) do todo[#todo + 1] = c end
+      end
+      return out
+    end
+
+    for _, via in ipairs({ "env", "file" }) do
+      it("takes the token and users from " .. (via == "env" and "the environment" or "files")
+        .. ", and no command line shows them", function()
+        local token = "tok-" .. via .. "-Zq81x"
+        local users = { "ada@example.com:pw with spaces:and colons", "bob@example.com:" .. via .. "-hunter2" }
+        local other = support.start({ connections = 1, leases = 3, token = token, users = users, secrets = via })
+        finally(function() other:stop() end)
+        for _, a in ipairs(other.args) do
+          assert.is_falsy(a:find("--token ", 1, true) or a:find("--user ", 1, true), a)
+        end
+        local conn = other:state().connections[1]
+        assert.equals(200, (other:raw("GET", "/sip/connection/" .. conn .. "/tnlease", { ["x-auth-token"] = token })))
+        assert.equals(401, (other:raw("GET", "/sip/connection/" .. conn .. "/tnlease",
+          { ["x-auth-token"] = "emulator-token" })))
+        for _, u in ipairs(users) do
+          local email, password = u:match("^([^:]+):(.*)$")
+          local status, body = other:login(email, password)
+          assert.equals(200, status)
+          assert.equals(200, (other:raw("GET", "/sip/connection/" .. conn .. "/tnlease",
+            { ["x-auth-token"] = body.payload.token })))
+        end
+        -- the emulator, nginx's master and worker: none shows a secret
+        local lines = command_lines(other.pid)
+        assert.is_true(#lines >= 3, table.concat(lines, "\n"))
+        local text = table.concat(lines, "\n")
+        assert.is_truthy(text:find("opentact-emulator", 1, true), text)
+        for _, secret in ipairs({ token, "pw with spaces", via .. "-hunter2" }) do
+          assert.is_falsy(text:find(secret, 1, true), secret .. " in:\n" .. text)
+        end
+        -- nor does the banner
+        local banner = support.slurp(other.log)
+        assert.is_falsy(banner:find(token, 1, true), banner)
+        assert.is_falsy(banner:find("hunter2", 1, true), banner)
+      end)
+    end
+
+    it("refuses bad token and user files and variables with status 2, showing no secret", function()
+      local function run(prefix, args)
+        return support.run(prefix .. support.ROOT .. "/bin/opentact-emulator --port " .. support.free_port() .. " " .. args)
+      end
+      local good_token = support.tmpfile("file-token\n")
+      local spaced = support.tmpfile("two words\n")
+      local empty = support.tmpfile("")
+      local bad_users = support.tmpfile("ada@example.com:fine-pw\n\nnocolon-secret-pw\n")
+      local twice = support.tmpfile("ada@example.com:one-secret\nada@example.com:two-secret\n")
+      finally(function()
+        for _, f in ipairs({ good_token, spaced, empty, bad_users, twice }) do os.remove(f) end
+      end)
+      for _, case in ipairs({
+        { "", "--token-file /nonexistent/token", "cannot read" },
+        { "", "--token-file " .. empty, "empty" },
+        { "", "--token-file " .. spaced, "--token-file" },
+        { "", "--token t --token-file " .. good_token, "not both" },
+        { "", "--user-file /nonexistent/users", "cannot read" },
+        { "", "--user-file " .. bad_users, "line 3" },
+        { "", "--user-file " .. twice, "given twice" },
+        { "OPENTACT_EMULATOR_TOKEN='a b' ", "", "OPENTACT_EMULATOR_TOKEN" },
+        { "OPENTACT_EMULATOR_USER='x@y.z:ok-pw\nnocolon-secret-pw' ", "", "OPENTACT_EMULATOR_USER line 2" },
+      }) do
+        local out, status = run(case[1], case[2])
+        assert.equals(2, status, case[2] .. ": " .. out)
+        assert.is_truthy(out:find(case[3], 1, true), case[3] .. " not in: " .. out)
+        for _, secret in ipairs({ "secret", "two words", "fine-pw" }) do
+          assert.is_falsy(out:find(secret, 1, true), secret .. " in: " .. out)
+        end
+      end
+    end)
+
+    it("says in --help where else the token and users come from, and that ps shows the flags", function()
+      local out = support.sh(support.ROOT .. "/bin/opentact-emulator --help")
+      for _, want in ipairs({ "--token-file F", "--user-file F", "OPENTACT_EMULATOR_TOKEN", "OPENTACT_EMULATOR_USER",
+        "ps" }) do
+        assert.is_truthy(out:find(want, 1, true), want)
+      end
+    end)
+
+    it("with users, prints what it prints without them and how to log in as one, never a password", function()
+      local users = { "ada@example.com:ada-secret-pw", "bob@example.com:bob-secret-pw" }
+      local plain = support.start({ connections = 2, leases = 5 })
+      finally(function() plain:stop() end)
+      local with = support.start({ connections = 2, leases = 5, users = users })
+      finally(function() with:stop() end)
+      local function banner(e)
+        -- printed after "listening on": read until its last line is there
+        for _ = 1, 100 do
+          local text = support.slurp(e.log) or ""
+          if text:find("Every uuid: ", 1, true) then
+            return (text:gsub(":" .. e.port, ":PORT"))
+          end
+          socket.sleep(0.05)
+        end
+        error("no banner in " .. e.log)
+      end
+      local p, w = banner(plain), banner(with)
+      -- every line printed without users is printed with them
+      for line in p:gmatch("[^\n]+") do
+        assert.is_truthy(w:find(line, 1, true), line .. "\nnot in:\n" .. w)
+      end
+      assert.is_truthy(w:find("sip-trunk-1", 1, true))
+      -- and how to log in with the CLI, as each user
+      for _, want in ipairs({ "export OPENTACT_URL=http://127.0.0.1:PORT; unset OPENTACT_TOKEN",
+        "opentact login --email ada@example.com", "bob@example.com" }) do
+        assert.is_truthy(w:find(want, 1, true), want .. "\nnot in:\n" .. w)
+      end
+      assert.is_falsy(p:find("opentact login", 1, true), p)
+      assert.is_falsy(w:find("secret", 1, true), w)
+    end)
+
     it("stops on SIGTERM leaving no process and no files", function()
       local other = support.start({ connections = 1, leases = 1 })
       finally(function() other:stop() end)

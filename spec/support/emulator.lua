@@ -207,6 +207,7 @@ function Emulator:stop()
     self.pid = nil
   end
   os.remove(self.log)
+  for _, f in ipairs(self.files or {}) do os.remove(f) end
 end
 
 -- A hostile server (spec/support/hostile.lua) misbehaving in `mode`, on a
@@ -247,24 +248,55 @@ local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- A new temporary file (made 0600) holding `text`; its name.
+local function secret_file(text)
+  local name = M.tmpfile(text)
+  os.execute("chmod 600 " .. quote(name))
+  return name
+end
+
 -- opts: port, token, connections, leases, apps, latency, max_page,
--- token_ttl, users = {"email:password", ...}, tls = {cert, key}
+-- token_ttl, users = {"email:password", ...}, tls = {cert, key};
+-- secrets = "env" or "file": the token and users reach the emulator
+-- through OPENTACT_EMULATOR_TOKEN / OPENTACT_EMULATOR_USER or through
+-- --token-file / --user-file, never on its command line (default: --token
+-- and --user). The emulator's own `args` are kept in the result.
 function M.start(opts)
   opts = opts or {}
   local port = opts.port or M.free_port()
   local token = opts.token or "emulator-token"
   local args = { "--host 127.0.0.1", "--port " .. port, "--token " .. token }
+  -- the secrets' files, removed by stop(); the environment's is sourced
+  -- by the shell that starts the emulator, so no command line holds them
+  local files, env_file = {}, nil
+  if opts.secrets then table.remove(args, 3) end -- not --token
+  if opts.secrets == "env" then
+    local lines = { "OPENTACT_EMULATOR_TOKEN=" .. quote(token) }
+    if opts.users then lines[2] = "OPENTACT_EMULATOR_USER=" .. quote(table.concat(opts.users, "\n")) end
+    env_file = secret_file("export " .. table.concat(lines, " ") .. "\n")
+    files[#files + 1] = env_file
+  elseif opts.secrets == "file" then
+    files[1] = secret_file(token .. "\n")
+    args[#args + 1] = "--token-file " .. quote(files[1])
+    if opts.users then
+      files[2] = secret_file(table.concat(opts.users, "\n") .. "\n")
+      args[#args + 1] = "--user-file " .. quote(files[2])
+    end
+  end
   for _, k in ipairs({ "connections", "leases", "apps", "latency", "max_page", "token_ttl" }) do
     if opts[k] then args[#args + 1] = "--" .. k:gsub("_", "-") .. " " .. opts[k] end
   end
-  for _, u in ipairs(opts.users or {}) do args[#args + 1] = "--user " .. quote(u) end
+  if not opts.secrets then
+    for _, u in ipairs(opts.users or {}) do args[#args + 1] = "--user " .. quote(u) end
+  end
   if opts.tls then args[#args + 1] = "--tls " .. opts.tls[1] .. " " .. opts.tls[2] end
   local log = os.tmpname()
-  local pid = sh(("%s/bin/opentact-emulator %s > %s 2>&1 & echo $!"):format(ROOT, table.concat(args, " "), log))
+  local pid = sh(("%s%s/bin/opentact-emulator %s > %s 2>&1 & echo $!"):format(
+    env_file and ". " .. quote(env_file) .. " && exec " or "", ROOT, table.concat(args, " "), log))
   pid = tonumber(pid:match("%d+"))
   local scheme = opts.tls and "https" or "http"
   local self = setmetatable({ pid = pid, port = port, token = token, log = log,
-    url = scheme .. "://127.0.0.1:" .. port }, Emulator)
+    url = scheme .. "://127.0.0.1:" .. port, files = files, args = args }, Emulator)
   for _ = 1, 200 do
     local text = read_file(log)
     if text:find("listening on", 1, true) then
