@@ -43,13 +43,13 @@ describe("the vendor's helper flow against the emulator #wire", function()
       local token = login.payload.token
       assert.is_string(token)
       local conn = st.connections[2]
-      local skip, total, pages = 0, nil, 0
+      local skip, pages, total = 0, 0
       repeat
         local status, page = curl("POST", ("%s/lease/tn/search?take=100&skip=%d&bearer=%s"):format(emu.url, skip,
           token), "{}")
         assert.equals(200, status, cjson.encode(page))
         assert.is_true(page.success)
-        total = page.payload.total
+        total = assert(page.payload.total)
         local uuids = {}
         for i, lease in ipairs(page.payload.data) do uuids[i] = lease.uuid end
         if #uuids == 0 then break end

@@ -231,6 +231,18 @@ static int decode(lua_State *L, long status, const char *retry_after, int shape,
         lua_getfield(L, 7, "data");
         if (!lua_istable(L, -1) || holes[1] > 0 || !is_list_of(L, LUA_TTABLE))
             return fail(L, "protocol", status, "search page's 'data' is not a list of leases");
+        {
+            /* a lease is known by its uuid: without one, pages cannot be
+             * told apart (search_all would keep it on every page) */
+            size_t i, n = ot_rawlen(L, -1);
+            for (i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, (int)i);
+                if (!has_string(L, -1, "uuid"))
+                    return fail(L, "protocol", status,
+                                lua_pushfstring(L, "lease %d of the page has no string 'uuid'", (int)i));
+                lua_pop(L, 1);
+            }
+        }
         lua_settop(L, 7);
         return 1;
     }

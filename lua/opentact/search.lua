@@ -9,16 +9,21 @@
 -- pages disagree on `total`, or that ends with another number of distinct
 -- leases than `total`, saw the account change while paging: the search
 -- runs again, up to PASSES times, and then fails rather than return a
--- list that may lack leases.
+-- list that may lack leases, saying what it saw. A page that brings only
+-- leases seen on earlier pages is noted: when every pass had one, the
+-- server is not paging (it ignores skip), and the error says so.
+--
+-- Leases are told apart by their uuid: a page whose lease has none is a
+-- protocol error (the "page" decoding refuses it), named by its skip.
 
 local core = require("opentact.core")
 local engine = require("opentact.engine")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 
-local type, pcall, setmetatable, tostring, error = type, pcall, setmetatable, tostring, error
+local pcall, setmetatable, tostring, error = pcall, setmetatable, tostring, error
 local min = math.min
-local lower, format = string.lower, string.format
+local lower, format, concat, sort = string.lower, string.format, table.concat, table.sort
 local request_search = core.request_search
 
 local M = {}
@@ -38,30 +43,56 @@ function M.request(filter, take, skip, fname, level)
   return engine.request("POST", path, body, "page")
 end
 
+-- A page's failure, its message naming the page when the answer was
+-- wrong (a transport error's path already does).
+local function page_failed(err, skip)
+  if err and err.kind == "protocol" and err.message then
+    err.message = format("the page at skip=%d: %s", skip, err.message)
+  end
+  return err
+end
+
+-- What a page of leases all seen before says: "the page at skip=S repeated
+-- leases already seen at skip=A" (the skips of the pages that brought them).
+local function repeat_note(skip, data, seen)
+  local at, list = {}, {}
+  for i = 1, #data do
+    local first = seen[lower(data[i].uuid)]
+    if not at[first] then at[first] = true list[#list + 1] = first end
+  end
+  sort(list)
+  for k = 1, #list do list[k] = "skip=" .. list[k] end
+  if #list > 3 then list = { list[1], list[2], list[3], "..." } end
+  return format("the page at skip=%d repeated leases already seen at %s", skip, concat(list, ", "))
+end
+
 -- One pass over the search: every page, several at once. Returns the
--- leases (each once), whether the pass was consistent, and the total the
--- first page gave; or nil, err. `page`: the first page, when it is had.
+-- leases (each once), whether the pass was consistent, the total the
+-- first page gave, and the note of the first page (by skip) that brought
+-- no new lease, if any; or nil, err. `page`: the first page, when it is had.
 local function pass(eng, filter, opts, page)
   local take = opts.page_size
   if not page then
     local err
     page, err = eng:call(M.request(filter, take, 0))
-    if not page then return nil, err end
+    if not page then return nil, page_failed(err, 0) end
   end
   local total, per_page = page.total, #page.data
   local out, seen = setmetatable({}, pretty.Leases), {}
   local consistent = true
-  local function keep(data)
+  -- seen: lease uuid -> the skip of the page that brought it first
+  local function keep(data, skip)
     for i = 1, #data do
       local lease = data[i]
-      local key = type(lease.uuid) == "string" and lower(lease.uuid) or lease
+      local key = lower(lease.uuid)
       if not seen[key] then
-        seen[key] = true
+        seen[key] = skip
         out[#out + 1] = lease
       end
     end
   end
-  keep(page.data)
+  local repeated, repeated_skip
+  keep(page.data, 0)
   local on_progress = opts.on_progress
   local function progress()
     if on_progress then
@@ -104,7 +135,7 @@ local function pass(eng, filter, opts, page)
     if failure then return end
     local got = req.leases
     if not got then
-      failure = req.err
+      failure = page_failed(req.err, req.skip)
       stop = 0
       engine.unqueue(req.run, past_stop)
       return
@@ -113,8 +144,16 @@ local function pass(eng, filter, opts, page)
     if got.total ~= total then consistent = false end
     local data = got.data
     local before = #out
-    keep(data)
     local n = #data
+    if n > 0 and not (repeated_skip and repeated_skip < req.skip) then
+      -- noted before keep() marks this page's own leases as seen
+      local new = false
+      for i = 1, n do
+        if not seen[lower(data[i].uuid)] then new = true break end
+      end
+      if not new then repeated, repeated_skip = repeat_note(req.skip, data, seen), req.skip end
+    end
+    keep(data, req.skip)
     barren = #out > before and 0 or barren + 1
     if barren >= BARREN_MAX then
       consistent = false
@@ -134,23 +173,32 @@ local function pass(eng, filter, opts, page)
     if more then add(more) end
   end)
   if failure then return nil, failure end
-  return out, consistent and #out == total, total
+  return out, consistent and #out == total, total, repeated
 end
 
 --- Every lease the filter matches, each once, or nil, err. `first`: the
 --- search's first page (skip 0, take opts.page_size), when the caller has it.
 function M.all(eng, filter, opts, first)
-  local totals = {}
+  local totals, repeats = {}, 0
+  local repeated
   for _ = 1, PASSES do
-    local leases, consistent, total = pass(eng, filter, opts, first)
+    local leases, consistent, total, note = pass(eng, filter, opts, first)
     first = nil
     if not leases then return nil, consistent end
     if consistent then return leases end
     totals[#totals + 1] = format("%d matches, %d distinct leases read", total, #leases)
+    if note then repeats, repeated = repeats + 1, repeated or note end
   end
-  local err = errors.new("protocol", "the search results changed while they were paged through, "
-    .. PASSES .. " times (" .. table.concat(totals, "; ") .. "): leases were added or removed meanwhile; "
-    .. "search again when the account is quiet", true)
+  local err
+  if repeats == PASSES then
+    -- every pass had a page of nothing new: not an account that changes
+    err = errors.new("protocol", repeated .. ": the server seems to ignore skip (" .. PASSES .. " passes: "
+      .. concat(totals, "; ") .. ")", true)
+  else
+    err = errors.new("protocol", "the search results changed while they were paged through, "
+      .. PASSES .. " times (" .. concat(totals, "; ") .. "): leases were added or removed meanwhile; "
+      .. "search again when the account is quiet", true)
+  end
   return nil, errors.finish(err, "POST", "/lease/tn/search", PASSES)
 end
 

@@ -17,6 +17,10 @@
 --   big-length    a Content-Length of 60 MB, then 100 bytes and a close
 --   many-headers  20,000 header lines
 --   long-header   one header line of 1 MB
+--   search-no-uuid  a lease search over 5 leases that pages by take and
+--                 skip, where lease 4 has no uuid
+--   search-ignore-skip  a lease search over 250 leases that answers the
+--                 first page (at most 100) whatever skip asks
 local socket = require("socket")
 
 local mode, port, log_path, host = arg[1], tonumber(arg[2]), arg[3], arg[4] or "127.0.0.1"
@@ -29,7 +33,8 @@ local function answer(extra)
     .. "Content-Length: " .. #BODY .. "\r\n\r\n" .. BODY
 end
 
--- Reads one request; returns true, or nil when the client went away.
+-- Reads one request; returns its request line, or nil when the client
+-- went away.
 local function read_request(c)
   local line = c:receive("*l")
   if not line then return nil end
@@ -42,7 +47,7 @@ local function read_request(c)
   if length > 0 then c:receive(length) end
   log:write(line, "\n")
   log:flush()
-  return true
+  return line
 end
 
 local handlers = {}
@@ -103,6 +108,30 @@ handlers["long-header"] = function(c)
   if not read_request(c) then return end
   c:send("HTTP/1.1 200 OK\r\nX-Filler: " .. ("x"):rep(1024 * 1024) .. "\r\nContent-Length: 2\r\n\r\n{}")
 end
+
+-- A search page of `count` leases: lease i is {uuid = lease_uuid(i), tn},
+-- or no uuid where `has_uuid(i)` is false; paged by the request's take
+-- (at most `cap`) and skip unless `ignore_skip`. One answer a connection.
+local function search_pages(count, cap, has_uuid, ignore_skip)
+  return function(c)
+    local line = read_request(c)
+    if not line then return end
+    local take = math.min(tonumber(line:match("[?&]take=(%d+)")) or 100, cap)
+    local skip = ignore_skip and 0 or tonumber(line:match("[?&]skip=(%d+)")) or 0
+    local data = {}
+    for i = skip + 1, math.min(count, skip + take) do
+      local tn = ('"tn":{"tn":%d}'):format(12125550000 + i)
+      data[#data + 1] = has_uuid(i) and ('{"uuid":"0a1b2c3d-0000-4000-8000-%012d",%s}'):format(i, tn)
+        or "{" .. tn .. "}"
+    end
+    local body = ('{"success":true,"payload":{"take":%d,"skip":%d,"total":%d,"data":[%s]}}'):format(take, skip,
+      count, table.concat(data, ","))
+    c:send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " .. #body
+      .. "\r\n\r\n" .. body)
+  end
+end
+handlers["search-no-uuid"] = search_pages(5, 100, function(i) return i ~= 4 end)
+handlers["search-ignore-skip"] = search_pages(250, 100, function() return true end, true)
 
 local handle = assert(handlers[mode], "unknown mode " .. tostring(mode))
 io.stdout:write("listening\n")
