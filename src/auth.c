@@ -1,13 +1,22 @@
 /*
  * auth.c: what logging in needs from C: the wall clock with sub-second
  * precision (a JWT's exp is wall time, and a token can live 2 seconds),
- * base64 for HTTP Basic, and reading a JWT's exp and iat claims.
+ * base64 for HTTP Basic, reading a JWT's exp and iat claims, and keeping
+ * a token in a file only its owner can read (for `opentact login`).
  *
  * A JWT is only read, never verified: the server that issued it checks
  * it. Reading its claims tells the client when to log in again.
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, fchmod, fsync */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "opentact.h"
 
@@ -64,17 +73,19 @@ static int b64url_digit(unsigned char c) {
  * hundred bytes; anything longer is not worth reading. */
 #define CLAIMS_MAX 8192
 
-/* Pushes claim `name` of the table on top when it is a number, else nil. */
+/* Pushes claim `name` of the table on top when it is a finite number (a
+ * NumericDate, RFC 7519), else nil: 1e999 decodes to an infinity. */
 static void push_claim(lua_State *L, int claims, const char *name) {
     lua_getfield(L, claims, name);
-    if (lua_type(L, -1) != LUA_TNUMBER) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !isfinite((double)lua_tonumber(L, -1))) {
         lua_pop(L, 1);
         lua_pushnil(L);
     }
 }
 
-/* core.jwt_claims(token) -> exp, iat (numbers, or nil when the token is not
- * a JWT or lacks the claim) */
+/* core.jwt_claims(token) -> exp, iat (finite numbers, or nil when the token
+ * is not a JWT or lacks the claim); a number may be far out of any date's
+ * range */
 int auth_jwt_claims(lua_State *L) {
     size_t len, i, n = 0;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -107,5 +118,72 @@ int auth_jwt_claims(lua_State *L) {
 none:
     lua_pushnil(L);
     lua_pushnil(L);
+    return 2;
+}
+
+/* Writes all of `len` bytes of `s` to `fd`; 0, or -1 with errno set. */
+static int write_all(int fd, const char *s, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, s, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* The longest path write_private takes (a token file's path is short). */
+#define PRIVATE_PATH_MAX 4096
+
+/* core.write_private(path, data) -> true, or nil and a message: `data` in
+ * the file `path`, readable and writable by its owner only from its first
+ * byte on, whatever the umask. A new file is made next to it with mode
+ * 0600 (mkstemp: O_CREAT|O_EXCL, then fchmod for an umask that took bits
+ * away), written, flushed to disk and renamed over `path`: a reader sees
+ * the old file or the whole new one, never a part, and a file or a
+ * symbolic link at `path` is replaced, never written through. Nothing is
+ * left behind on failure. The message names the file, never the data. */
+int auth_write_private(lua_State *L) {
+    size_t plen, dlen;
+    const char *path = luaL_checklstring(L, 1, &plen);
+    const char *data = luaL_checklstring(L, 2, &dlen);
+    char tmp[PRIVATE_PATH_MAX + 8];
+    const char *failed;
+    int fd, err;
+    if (plen == 0 || plen > PRIVATE_PATH_MAX || strlen(path) != plen)
+        return luaL_argerror(L, 1, "a path without NUL bytes, of 1 to 4096 bytes");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".XXXXXX", 8);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        err = errno;
+        failed = "cannot create a file next to";
+        goto fail;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || write_all(fd, data, dlen) != 0 || fsync(fd) != 0) {
+        err = errno;
+        close(fd);
+        unlink(tmp);
+        failed = "cannot write";
+        goto fail;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        err = errno;
+        unlink(tmp);
+        failed = "cannot write";
+        goto fail;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+fail:
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s %s: %s", failed, path, strerror(err));
     return 2;
 }

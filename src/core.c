@@ -320,6 +320,7 @@ static const luaL_Reg core_functions[] = {
     {"time", auth_time},
     {"base64", auth_base64},
     {"jwt_claims", auth_jwt_claims},
+    {"write_private", auth_write_private},
     {NULL, NULL},
 };
 

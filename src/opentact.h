@@ -61,6 +61,7 @@ OT_HIDDEN size_t request_check_strings(lua_State *L, int arg, const char *field)
 OT_HIDDEN int auth_time(lua_State *L);       /* core.time */
 OT_HIDDEN int auth_base64(lua_State *L);     /* core.base64 */
 OT_HIDDEN int auth_jwt_claims(lua_State *L); /* core.jwt_claims */
+OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
