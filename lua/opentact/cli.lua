@@ -197,7 +197,9 @@ local COMMAND_LIST = {
       .. "for the commands that follow, in ~/.config/opentact/token (readable by you only)",
     text = { "Log in with email and password and keep the token for the commands that follow, in "
       .. "$XDG_CONFIG_HOME/opentact/token (~/.config/opentact/token), readable by you only. The password is "
-      .. "asked for without echo on a terminal, else read from OPENTACT_PASSWORD; it is never an argument." },
+      .. "asked for without echo on a terminal, else read from OPENTACT_PASSWORD; it is never an argument.",
+      "The file is made readable by you only from its first byte on, whatever the umask, and replaced whole: "
+        .. "a new file renamed into place, so logins at once each leave a whole token." },
     options = { "--email", "--url" },
     exit = {
       { 0, "logged in; the token is kept" },
@@ -269,7 +271,8 @@ M.HELP = {
   },
   files = {
     { "$XDG_CONFIG_HOME/opentact/token", "the token 'opentact login' keeps (~/.config/opentact/token when "
-      .. "XDG_CONFIG_HOME is not set), readable by you only" },
+      .. "XDG_CONFIG_HOME is not set), readable by you only from its first byte on and replaced whole at each "
+      .. "login" },
   },
   exit = {
     { 0, "success: printed, or everything applied (sync: the connection holds what FILE asks; a dry run: "
@@ -1181,18 +1184,16 @@ local function cmd_login(ctx, o)
   local path = token_file(ctx)
   if not path then return usage_error(ctx, "set HOME (or XDG_CONFIG_HOME): the token is kept under it") end
   local dir = path:gsub("/token$", "")
-  -- readable by this user only, from the first byte on (a file made anew:
-  -- an old one keeps its mode)
   local function quoted(x) return "'" .. x:gsub("'", "'\\''") .. "'" end
-  os.execute(("umask 077 && mkdir -p %s && rm -f %s && : > %s"):format(quoted(dir), quoted(path), quoted(path)))
-  local f, werr = io.open(path, "wb")
-  if not f then
-    ctx.stderr:write("opentact: logged in, but cannot keep the token: ", tostring(werr), "\n")
+  os.execute(("umask 077 && mkdir -p %s 2> /dev/null"):format(quoted(dir)))
+  -- the server it is for, then the token; readable by this user only from
+  -- the first byte on, whatever the umask, and always whole: a new file
+  -- renamed into place (logins at once each put a whole one)
+  local ok, werr = core.write_private(path, client_url .. "\n" .. token .. "\n")
+  if not ok then
+    ctx.stderr:write("opentact: logged in, but cannot keep the token: ", werr, "\n")
     return 1
   end
-  -- the server it is for, then the token
-  f:write(client_url, "\n", token, "\n")
-  f:close()
   local exp = core.jwt_claims(token)
   ctx.stdout:write(("Logged in as %s. The token is kept in %s%s.\n"):format(pretty.safe(email), path,
     exp and os.date("!, valid until %Y-%m-%d %H:%M:%SZ", math.floor(exp)) or ""))

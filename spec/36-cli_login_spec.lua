@@ -1,0 +1,160 @@
+-- The command line's login, against the emulator with real processes: the
+-- token file through concurrent logins under an open umask.
+local support = require("emulator")
+local core = require("opentact.core")
+
+local EMAIL, PASSWORD = "ops@example.com", "s3cret: pass word"
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function escape(s) return (s:gsub("%p", "%%%0")) end
+
+-- What a crash looks like on standard error.
+local function crashed(out)
+  return out:find("traceback", 1, true) or out:find("%.lua:%d+:") or out:find("attempt to", 1, true)
+end
+
+describe("the command line's token file #wire", function()
+  local emu, home
+  setup(function()
+    emu = support.start({ users = { EMAIL .. ":" .. PASSWORD } })
+    home = support.sh("mktemp -d"):gsub("%s+$", "")
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if home then os.execute("rm -rf " .. quote(home)) end
+  end)
+  before_each(function()
+    emu:reset()
+    emu:config({ token_ttl = 3600 })
+    os.execute("rm -rf " .. quote(home .. "/opentact"))
+  end)
+
+  local path = function() return home .. "/opentact/token" end
+
+  -- The command line of `opentact ARGS` with a clean environment plus `env`.
+  local function command(args, env)
+    return ("env -u OPENTACT_TOKEN -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=%s OPENTACT_URL=%s %s "
+      .. "%s %s/bin/opentact %s < /dev/null"):format(quote(home), emu.url, env or "", support.LUA, support.ROOT, args)
+  end
+
+  local function run(args, env) return support.run(command(args, env)) end
+
+  local function login_env() return "OPENTACT_PASSWORD=" .. quote(PASSWORD) end
+
+  -- The token file's mode ("600"), or nil when there is none.
+  local function mode()
+    local m = support.sh("stat -c %a " .. quote(path()) .. " 2> /dev/null"):match("%d+")
+    return m
+  end
+
+  local function write_token(url, token)
+    os.execute("mkdir -p " .. quote(home .. "/opentact"))
+    local f = assert(io.open(path(), "wb"))
+    f:write(url, "\n", token, "\n")
+    f:close()
+  end
+
+  describe("through concurrent logins under umask 022", function()
+    -- Rounds of four logins at once, the file watched all along: its mode
+    -- and its text, as another user or a reader of the token would see it.
+    local ROUNDS, LOGINS = 8, 4
+
+    it("is never readable by others, always holds a whole token, and leaves no other file", function()
+      local login = command("login --email " .. EMAIL, login_env())
+      local whole = "^" .. escape(emu.url) .. "\n[%w_-]+%.[%w_-]+%.[%w_-]+\n$"
+      local done = home .. "/round-done"
+      local seen, samples = false, 0
+      for round = 1, ROUNDS do
+        os.remove(done)
+        local jobs = {}
+        for i = 1, LOGINS do jobs[i] = "(" .. login .. " > /dev/null 2>&1) &" end
+        os.execute(("(umask 022; %s wait; : > %s) > /dev/null 2>&1 &"):format(table.concat(jobs, " "), quote(done)))
+        repeat
+          local finished = support.slurp(done) ~= nil
+          local m, text = mode(), support.slurp(path())
+          if seen or m or text then
+            seen = true
+            samples = samples + 1
+            assert.equals("600", m, ("round %d: the token file's mode"):format(round))
+            assert.is_truthy(text and text:find(whole), ("round %d: the token file holds %q"):format(round,
+              tostring(text and text:gsub("[%w_-]+%.[%w_-]+%.[%w_-]+", "<jwt>"))))
+          end
+        until finished
+        assert.equals("600", mode(), "after round " .. round)
+      end
+      assert.is_true(samples > ROUNDS, "the file was watched " .. samples .. " times")
+      assert.equals(ROUNDS * LOGINS, emu:stats().logins)
+      -- no temporary file left behind
+      assert.equals("token\n", support.sh("ls -A " .. quote(home .. "/opentact")))
+      assert.equals("700", support.sh("stat -c %a " .. quote(home .. "/opentact")):match("%d+"))
+    end)
+  end)
+
+  it("replaces a token file another program left readable by others, and a symbolic link", function()
+    write_token(emu.url, "old")
+    os.execute("chmod 644 " .. quote(path()))
+    local out, status = run("login --email " .. EMAIL, login_env())
+    assert.equals(0, status, out)
+    assert.equals("600", mode())
+    -- a link in its place is replaced, never written through
+    local elsewhere = home .. "/elsewhere"
+    os.remove(path())
+    os.execute(("printf 'keep\\n' > %s && ln -s %s %s"):format(quote(elsewhere), quote(elsewhere), quote(path())))
+    out, status = run("login --email " .. EMAIL, login_env())
+    assert.equals(0, status, out)
+    assert.equals("keep\n", support.slurp(elsewhere))
+    assert.equals("600", mode())
+    assert.equals("", support.sh("find " .. quote(path()) .. " -type l"))
+  end)
+
+  it("says so, exit 1, when the token cannot be kept, and makes nothing", function()
+    -- where the folder should be, a file: even root cannot write there
+    local blocker = home .. "/blocker"
+    local f = assert(io.open(blocker, "wb"))
+    f:write("a file\n")
+    f:close()
+    finally(function() os.remove(blocker) end)
+    local out, status = support.run(command("login --email " .. EMAIL, login_env())
+      :gsub("XDG_CONFIG_HOME=%S+", "XDG_CONFIG_HOME=" .. quote(blocker)))
+    assert.equals(1, status, out)
+    assert.matches("^opentact: logged in, but cannot keep the token: cannot create a file next to "
+      .. escape(blocker .. "/opentact/token") .. ": ", out)
+    assert.is_falsy(crashed(out), out)
+    assert.equals("a file\n", support.slurp(blocker))
+  end)
+
+  describe("core.write_private", function()
+    local dir
+    before_each(function() dir = support.sh("mktemp -d"):gsub("%s+$", "") end)
+    after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+
+    it("writes the whole text, mode 0600 whatever the umask, and leaves no other file", function()
+      local target = dir .. "/token"
+      assert.is_true(core.write_private(target, "one\ntwo\n"))
+      assert.equals("one\ntwo\n", support.slurp(target))
+      assert.equals("600\n", support.sh("stat -c %a " .. quote(target)))
+      -- over a file others could read, and over a link: replaced
+      os.execute("chmod 666 " .. quote(target))
+      assert.is_true(core.write_private(target, "three\n"))
+      assert.equals("600\n", support.sh("stat -c %a " .. quote(target)))
+      os.execute(("printf 'keep' > %s/other && rm %s && ln -s other %s"):format(quote(dir), quote(target),
+        quote(target)))
+      assert.is_true(core.write_private(target, "four\n"))
+      assert.equals("keep", support.slurp(dir .. "/other"))
+      assert.equals("four\n", support.slurp(target))
+      assert.equals("other\ntoken\n", support.sh("ls -A " .. quote(dir)))
+    end)
+
+    it("answers nil and a message naming the file, never the text, and leaves nothing", function()
+      local ok, err = core.write_private(dir .. "/missing/token", "secret-text")
+      assert.is_nil(ok)
+      assert.matches("^cannot create a file next to " .. escape(dir .. "/missing/token") .. ": ", err)
+      assert.is_falsy(err:find("secret-text", 1, true))
+      assert.equals("", support.sh("ls -A " .. quote(dir)))
+      assert.has_error(function() core.write_private("", "x") end)
+      assert.has_error(function() core.write_private("a\0b", "x") end)
+      assert.has_error(function() core.write_private(nil, "x") end)
+    end)
+  end)
+end)
