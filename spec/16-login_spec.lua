@@ -44,6 +44,10 @@ describe("logging in #wire", function()
   local users, USERS = {}, 24
   for i = 1, USERS do users[i] = ("user%d@example.com:%s"):format(i, PASSWORD) end
   users[#users + 1] = "other@example.com:x-other-pw"
+  -- exp claims a server may send that are no date, each logged in with
+  -- an email of its own
+  local ODD_EXPS = { "1e300", "1e17", "-1e300", "1e999", "-1e999", "\"soon\"", "{}" }
+  for i = 1, #ODD_EXPS do users[#users + 1] = ("exp%d@example.com:%s"):format(i, PASSWORD) end
   local next_user = 0
 
   setup(function()
@@ -303,6 +307,23 @@ describe("logging in #wire", function()
     assert.matches("[redacted]", err.message, 1, true)
     c:close()
     wrong:close()
+  end)
+
+  it("takes a token whose exp is no date: used until the server refuses it, never an error of its own", function()
+    local function b64url(x) return (core.base64(x):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) end
+    for i, exp in ipairs(ODD_EXPS) do
+      local token = b64url('{"alg":"HS256"}') .. "." .. b64url(('{"iat":%d,"exp":%s}'):format(os.time(), exp))
+        .. "." .. b64url("unsigned")
+      emu:faults({ { ctype = "application/json", raw = '{"success":true,"payload":{"token":"' .. token .. '"}}' } })
+      local c = client({ email = ("exp%d@example.com"):format(i) })
+      assert.equals(token, c:token(), exp)
+      -- the emulator refuses it: one login, and the request goes through
+      local leases, err = c:list(st.connections[1])
+      assert.is_nil(err, exp)
+      assert.equals(3, #leases)
+      assert.equals(i, emu:stats().logins)
+      c:close()
+    end
   end)
 
   it("refuses a token and an email together, and an email without a password", function()

@@ -1,5 +1,6 @@
 -- The command line's login, against the emulator with real processes: the
--- token file through concurrent logins under an open umask.
+-- token file through concurrent logins under an open umask, and tokens
+-- whose expiry cannot be shown.
 local support = require("emulator")
 local core = require("opentact.core")
 
@@ -9,15 +10,23 @@ local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local function escape(s) return (s:gsub("%p", "%%%0")) end
 
+-- A JWT whose claims are `claims_json` as written (numbers no JSON
+-- encoder would write), unsigned: for the client, which only reads it.
+local function jwt(claims_json)
+  local function b64url(s) return (core.base64(s):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) end
+  return b64url('{"alg":"HS256","typ":"JWT"}') .. "." .. b64url(claims_json) .. "." .. b64url("not a signature")
+end
+
 -- What a crash looks like on standard error.
 local function crashed(out)
   return out:find("traceback", 1, true) or out:find("%.lua:%d+:") or out:find("attempt to", 1, true)
 end
 
 describe("the command line's token file #wire", function()
-  local emu, home
+  local emu, st, home
   setup(function()
     emu = support.start({ users = { EMAIL .. ":" .. PASSWORD } })
+    st = emu:state()
     home = support.sh("mktemp -d"):gsub("%s+$", "")
   end)
   teardown(function()
@@ -157,6 +166,60 @@ describe("the command line's token file #wire", function()
       assert.has_error(function() core.write_private("", "x") end)
       assert.has_error(function() core.write_private("a\0b", "x") end)
       assert.has_error(function() core.write_private(nil, "x") end)
+    end)
+  end)
+
+  describe("with a token whose expiry cannot be shown", function()
+    -- exp claims a server may send: out of time's range, not finite, not
+    -- a number; each with iat as a server would set it.
+    local EXPS = { "1e300", "1e17", "-1e300", "1e999", "-1e999", "253402300800", "\"soon\"", "{}", "null" }
+
+    it("logs in and says its expiry is unknown, never a traceback", function()
+      for _, exp in ipairs(EXPS) do
+        local token = jwt(('{"sub":"u","iat":%d,"exp":%s}'):format(os.time(), exp))
+        emu:faults({ { ctype = "application/json",
+          raw = ('{"success":true,"payload":{"email":"%s","token":"%s"}}'):format(EMAIL, token) } })
+        local out, status = run("login --email " .. EMAIL, login_env())
+        assert.is_falsy(crashed(out), exp .. ": " .. out)
+        assert.equals(0, status, exp .. ": " .. out)
+        assert.matches("^Logged in as " .. escape(EMAIL) .. "%. The token is kept in " .. escape(path())
+          .. ", valid until an unknown time%.\n$", out)
+        assert.equals(emu.url .. "\n" .. token .. "\n", support.slurp(path()))
+      end
+    end)
+
+    it("lets every later command read the kept token, never a traceback", function()
+      for _, exp in ipairs(EXPS) do
+        local token = jwt(('{"sub":"u","iat":%d,"exp":%s}'):format(os.time(), exp))
+        write_token(emu.url, token)
+        -- the token as it is: the server judges it
+        local out, status = run("token")
+        assert.is_falsy(crashed(out), exp .. ": " .. out)
+        assert.equals(0, status, exp .. ": " .. out)
+        assert.equals(token .. "\n", out)
+        out, status = run("list " .. st.connections[1])
+        assert.is_falsy(crashed(out), exp .. ": " .. out)
+        assert.equals(1, status, exp .. ": " .. out)
+        assert.matches("opentact: auth %(401%)", out)
+        assert.is_falsy(out:find(token, 1, true))
+      end
+    end)
+
+    it("is read by core.jwt_claims as a finite number, or not at all", function()
+      local exp, iat = core.jwt_claims(jwt('{"exp":1e300,"iat":-1e300}'))
+      assert.equals(1e300, exp)
+      assert.equals(-1e300, iat)
+      exp, iat = core.jwt_claims(jwt('{"exp":1e999,"iat":-1e999}'))
+      assert.is_nil(exp)
+      assert.is_nil(iat)
+    end)
+
+    it("shows a usable expiry as a date", function()
+      local out, status = run("login --email " .. EMAIL, login_env())
+      assert.equals(0, status, out)
+      local date = out:match(", valid until (%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%dZ)%.\n$")
+      assert.is_truthy(date, out)
+      assert.equals(os.date("!%Y-%m-%d %H", os.time() + 3600), date:sub(1, 13))
     end)
   end)
 end)

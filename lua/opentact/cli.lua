@@ -199,7 +199,8 @@ local COMMAND_LIST = {
       .. "$XDG_CONFIG_HOME/opentact/token (~/.config/opentact/token), readable by you only. The password is "
       .. "asked for without echo on a terminal, else read from OPENTACT_PASSWORD; it is never an argument.",
       "The file is made readable by you only from its first byte on, whatever the umask, and replaced whole: "
-        .. "a new file renamed into place, so logins at once each leave a whole token." },
+        .. "a new file renamed into place, so logins at once each leave a whole token. The token's expiry is "
+        .. "shown when it is a date (an unknown time otherwise)." },
     options = { "--email", "--url" },
     exit = {
       { 0, "logged in; the token is kept" },
@@ -1065,6 +1066,24 @@ local function token_file(ctx)
   return dir .. "/opentact/token"
 end
 
+-- The last second shown as a date: 9999-12-31 23:59:59Z.
+local DATE_MAX = 253402300799
+
+-- Whether `t` (a JWT's exp, as a server sent it) is a time that can be
+-- shown as a date: a number from 1970 to 9999.
+local function known_time(t)
+  return type(t) == "number" and t >= 0 and t <= DATE_MAX
+end
+
+-- A time from a server as "2026-12-07 14:21:01Z", or "an unknown time"
+-- for one that is no date (out of range, not finite, not a number). Every
+-- time the command line shows goes through here: none is a crash.
+local function utc_time(t)
+  if not known_time(t) then return "an unknown time" end
+  local ok, s = pcall(os.date, "!%Y-%m-%d %H:%M:%SZ", floor(t))
+  return ok and type(s) == "string" and s or "an unknown time"
+end
+
 -- The token `opentact login` saved: the token, or nil and why not.
 local function saved_token(ctx, url)
   local path = token_file(ctx)
@@ -1078,10 +1097,11 @@ local function saved_token(ctx, url)
     return nil, ("the token saved by 'opentact login' is for %s, not %s: run 'opentact login' for this one, "
       .. "or set OPENTACT_TOKEN"):format(pretty.safe(saved_url or "?"), pretty.safe(url))
   end
+  -- an expiry that is no time is the server's to judge: the token is sent
   local exp = core.jwt_claims(token)
-  if exp and exp - core.time() < 60 then
+  if known_time(exp) and exp - core.time() < 60 then
     return nil, ("the token saved by 'opentact login' expire%s at %s: run 'opentact login' again")
-      :format(exp <= core.time() and "d" or "s", os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(exp)))
+      :format(exp <= core.time() and "d" or "s", utc_time(exp))
   end
   return token
 end
@@ -1194,9 +1214,8 @@ local function cmd_login(ctx, o)
     ctx.stderr:write("opentact: logged in, but cannot keep the token: ", werr, "\n")
     return 1
   end
-  local exp = core.jwt_claims(token)
-  ctx.stdout:write(("Logged in as %s. The token is kept in %s%s.\n"):format(pretty.safe(email), path,
-    exp and os.date("!, valid until %Y-%m-%d %H:%M:%SZ", math.floor(exp)) or ""))
+  ctx.stdout:write(("Logged in as %s. The token is kept in %s, valid until %s.\n"):format(pretty.safe(email), path,
+    utc_time((core.jwt_claims(token)))))
   return 0
 end
 
