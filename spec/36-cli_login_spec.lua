@@ -1,6 +1,6 @@
 -- The command line's login, against the emulator with real processes: the
--- token file through concurrent logins under an open umask, and tokens
--- whose expiry cannot be shown.
+-- token file through concurrent logins under an open umask, tokens whose
+-- expiry cannot be shown, and a kept token with under a minute left.
 local support = require("emulator")
 local core = require("opentact.core")
 
@@ -220,6 +220,52 @@ describe("the command line's token file #wire", function()
       local date = out:match(", valid until (%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%dZ)%.\n$")
       assert.is_truthy(date, out)
       assert.equals(os.date("!%Y-%m-%d %H", os.time() + 3600), date:sub(1, 13))
+    end)
+  end)
+
+  describe("kept with under a minute left", function()
+    before_each(function()
+      emu:config({ token_ttl = 30 })
+      local out, status = run("login --email " .. EMAIL, login_env())
+      assert.equals(0, status, out)
+      assert.equals(1, emu:stats().logins)
+    end)
+
+    it("is an auth error, exit 1, that says how to log in again", function()
+      local out, status = run("list " .. st.connections[1])
+      assert.equals(1, status, out)
+      assert.matches("^opentact: auth: the token saved by 'opentact login' expires at "
+        .. "%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%dZ", out)
+      assert.matches("run 'opentact login' again", out)
+      assert.matches("OPENTACT_EMAIL and OPENTACT_PASSWORD", out)
+      assert.is_falsy(out:find("--help", 1, true), out)
+      -- the same under --format json: an auth error, not a usage one
+      out, status = run("list " .. st.connections[1] .. " --format json")
+      assert.equals(1, status, out)
+      assert.matches('"kind":"auth"', out)
+      out, status = run("token")
+      assert.equals(1, status, out)
+      assert.matches("^opentact: auth: the token saved by 'opentact login' expires", out)
+      -- nothing was sent with it
+      assert.equals(1, #emu:requests())
+    end)
+
+    it("says when it expired, once it has", function()
+      local token = jwt(('{"sub":"u","iat":%d,"exp":%d}'):format(os.time() - 120, os.time() - 60))
+      write_token(emu.url, token)
+      local out, status = run("list " .. st.connections[1])
+      assert.equals(1, status, out)
+      assert.matches("^opentact: auth: the token saved by 'opentact login' expired at ", out)
+    end)
+
+    it("is not used when OPENTACT_EMAIL and OPENTACT_PASSWORD are set: the CLI logs in, the file stays", function()
+      local kept = support.slurp(path())
+      local out, status = run("list " .. st.connections[1], ("OPENTACT_EMAIL=%s %s"):format(EMAIL, login_env()))
+      assert.equals(0, status, out)
+      assert.matches("^3 leases", out)
+      assert.equals(2, emu:stats().logins)
+      -- the new token was the command's own: the kept one is left as it was
+      assert.equals(kept, support.slurp(path()))
     end)
   end)
 end)

@@ -200,7 +200,9 @@ local COMMAND_LIST = {
       .. "asked for without echo on a terminal, else read from OPENTACT_PASSWORD; it is never an argument.",
       "The file is made readable by you only from its first byte on, whatever the umask, and replaced whole: "
         .. "a new file renamed into place, so logins at once each leave a whole token. The token's expiry is "
-        .. "shown when it is a date (an unknown time otherwise)." },
+        .. "shown when it is a date (an unknown time otherwise); once less than a minute of it is left, commands "
+        .. "refuse it (exit 1) until you log in again, or log in themselves with OPENTACT_EMAIL and "
+        .. "OPENTACT_PASSWORD." },
     options = { "--email", "--url" },
     exit = {
       { 0, "logged in; the token is kept" },
@@ -218,8 +220,9 @@ local COMMAND_LIST = {
     options = { "--url" },
     exit = {
       { 0, "the token was printed" },
-      { 1, "no token could be had: the API refused the login or failed" },
-      { 2, USAGE_EXIT .. ", no credentials, or a kept token that expired" },
+      { 1, "no token could be had: the API refused the login or failed, or the kept token has less than a "
+        .. "minute left" },
+      { 2, USAGE_EXIT .. ", or no credentials" },
       { 130, INTERRUPTED_EXIT },
     },
     examples = { "curl -H \"X-Auth-Token: $(opentact token)\" \\\n"
@@ -268,7 +271,8 @@ M.HELP = {
   },
   environment_text = {
     "Without OPENTACT_TOKEN or OPENTACT_EMAIL and OPENTACT_PASSWORD, commands use the token 'opentact login' "
-      .. "kept.",
+      .. "kept; one with less than a minute left is an auth error (exit 1): log in again, or set OPENTACT_EMAIL "
+      .. "and OPENTACT_PASSWORD, and each command logs in itself (the kept token is left as it is).",
   },
   files = {
     { "$XDG_CONFIG_HOME/opentact/token", "the token 'opentact login' keeps (~/.config/opentact/token when "
@@ -883,6 +887,13 @@ local function fail(ctx, err, text, status)
   return status or (err.kind == "invalid" and 2 or 1)
 end
 
+-- Ends a command that could not make its client: an auth error (a kept
+-- token that expired) exits 1, anything else is a usage error.
+local function no_client(ctx, why)
+  if type(why) == "table" then return fail(ctx, why, "opentact: " .. why.kind .. ": " .. why.message, 1) end
+  return usage_error(ctx, why)
+end
+
 -- A value as a csv or tsv field's text: "" for nothing, true and false,
 -- whole numbers without exponent or fraction.
 local function field_text(v)
@@ -1084,7 +1095,8 @@ local function utc_time(t)
   return ok and type(s) == "string" and s or "an unknown time"
 end
 
--- The token `opentact login` saved: the token, or nil and why not.
+-- The token `opentact login` saved: the token, or nil and why not (a
+-- message for a usage error, or an auth error for a token that expired).
 local function saved_token(ctx, url)
   local path = token_file(ctx)
   local f = path and io.open(path, "rb")
@@ -1100,8 +1112,10 @@ local function saved_token(ctx, url)
   -- an expiry that is no time is the server's to judge: the token is sent
   local exp = core.jwt_claims(token)
   if known_time(exp) and exp - core.time() < 60 then
-    return nil, ("the token saved by 'opentact login' expire%s at %s: run 'opentact login' again")
-      :format(exp <= core.time() and "d" or "s", utc_time(exp))
+    -- not a usage error: the credentials are there, and too old
+    return nil, { kind = "auth", message = ("the token saved by 'opentact login' expire%s at %s: run 'opentact "
+      .. "login' again, or set OPENTACT_EMAIL and OPENTACT_PASSWORD to log in on every command")
+      :format(exp <= core.time() and "d" or "s", utc_time(exp)) }
   end
   return token
 end
@@ -1223,7 +1237,7 @@ end
 local function cmd_token(ctx, o)
   if #o.positional ~= 1 then return usage_error(ctx, "token takes no arguments") end
   local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
+  if not client then return no_client(ctx, why) end
   local token, err = client:token()
   client:close()
   if not token then return fail(ctx, err, nil, 1) end
@@ -1234,7 +1248,7 @@ end
 local function cmd_list(ctx, o)
   if #o.positional ~= 2 then return usage_error(ctx, "list takes one connection uuid") end
   local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
+  if not client then return no_client(ctx, why) end
   local leases, err = client:list(o.positional[2])
   client:close()
   if not leases then return fail(ctx, err) end
@@ -1371,7 +1385,7 @@ local function cmd_assign(ctx, o)
     return usage_error(ctx, "nothing to assign: give --add, --remove or a file")
   end
   local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
+  if not client then return no_client(ctx, why) end
   -- numbers become the uuids of their leases; a number the account does
   -- not have is named (an error, or left out with --skip-invalid)
   local missing = {}
@@ -1490,7 +1504,7 @@ local function cmd_find(ctx, o)
   -- a number may come in pieces: opentact find +1 212 555 0004
   local text = concat(o.positional, " ", 2)
   local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
+  if not client then return no_client(ctx, why) end
   local leases, err
   if text:find("[*%%]") then
     leases, err = client:search_all({ tn = text })
@@ -1596,7 +1610,7 @@ local function cmd_sync(ctx, o)
     desired = want_numbers and { numbers = list } or { leases = list }
   end
   local client, why = client_for(ctx, o)
-  if not client then return usage_error(ctx, why) end
+  if not client then return no_client(ctx, why) end
   local report, err = client:sync(o.positional[2], desired, {
     exact = o.exact or false, move = o.move or false, dry_run = o.dry_run or false,
     batch_size = batch_size, concurrency = concurrency,
