@@ -148,7 +148,9 @@ static int write_all(int fd, const char *s, size_t len) {
  * away), written, flushed to disk and renamed over `path`: a reader sees
  * the old file or the whole new one, never a part, and a file or a
  * symbolic link at `path` is replaced, never written through. Nothing is
- * left behind on failure. The message names the file, never the data. */
+ * left behind on failure. The message names the file, never the data; a
+ * path too long (from the environment) is such a failure, only a path
+ * with a NUL byte raises. */
 int auth_write_private(lua_State *L) {
     size_t plen, dlen;
     const char *path = luaL_checklstring(L, 1, &plen);
@@ -156,8 +158,13 @@ int auth_write_private(lua_State *L) {
     char tmp[PRIVATE_PATH_MAX + 8];
     const char *failed;
     int fd, err;
-    if (plen == 0 || plen > PRIVATE_PATH_MAX || strlen(path) != plen)
-        return luaL_argerror(L, 1, "a path without NUL bytes, of 1 to 4096 bytes");
+    if (strlen(path) != plen)
+        return luaL_argerror(L, 1, "a path without NUL bytes");
+    if (plen == 0 || plen > PRIVATE_PATH_MAX) {
+        err = plen == 0 ? ENOENT : ENAMETOOLONG;
+        failed = "cannot create a file next to";
+        goto fail;
+    }
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".XXXXXX", 8);
     fd = mkstemp(tmp);
