@@ -21,6 +21,10 @@
 --                 skip, where lease 4 has no uuid
 --   search-ignore-skip  a lease search over 250 leases that answers the
 --                 first page (at most 100) whatever skip asks
+--   idle-close    answers every request of kept-alive connections, several
+--                 at once, and closes each once idle for 0.3 s (as nginx's
+--                 keepalive_timeout does), logging "-- open", "-- idle close"
+--                 and "-- closed by the client"
 local socket = require("socket")
 
 local mode, port, log_path, host = arg[1], tonumber(arg[2]), arg[3], arg[4] or "127.0.0.1"
@@ -132,6 +136,54 @@ local function search_pages(count, cap, has_uuid, ignore_skip)
 end
 handlers["search-no-uuid"] = search_pages(5, 100, function(i) return i ~= 4 end)
 handlers["search-ignore-skip"] = search_pages(250, 100, function() return true end, true)
+-- Every connection at once (a burst of requests opens several), each
+-- closed once idle for IDLE_CLOSE seconds after an answer (until its first
+-- request, a connection waits: a client slow to send is not idle).
+local IDLE_CLOSE = 0.3
+handlers["idle-close"] = function(first)
+  local conns, last = {}, {}
+  local function open(c)
+    conns[#conns + 1], last[c] = c, 1 / 0
+    log:write("-- open\n")
+    log:flush()
+  end
+  local function drop(k, idle)
+    local c = table.remove(conns, k)
+    last[c] = nil
+    c:close()
+    log:write(idle and "-- idle close\n" or "-- closed by the client\n")
+    log:flush()
+  end
+  open(first)
+  server:settimeout(0)
+  while true do
+    local watched = { server }
+    for k = 1, #conns do watched[k + 1] = conns[k] end
+    local readable = socket.select(watched, nil, 0.02)
+    for _, c in ipairs(readable) do
+      if c == server then
+        local new = server:accept()
+        if new then
+          new:settimeout(10)
+          open(new)
+        end
+      elseif last[c] then
+        repeat
+          local ok = read_request(c) and c:send(answer())
+          last[c] = ok and socket.gettime() or nil
+        until not ok or not c:dirty()
+      end
+    end
+    for k = #conns, 1, -1 do
+      local c = conns[k]
+      if not last[c] then
+        drop(k, false) -- the client closed it
+      elseif socket.gettime() - last[c] >= IDLE_CLOSE then
+        drop(k, true)
+      end
+    end
+  end
+end
 
 local handle = assert(handlers[mode], "unknown mode " .. tostring(mode))
 io.stdout:write("listening\n")
