@@ -935,7 +935,7 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
     n = collect(L, t, n);
     while (n == first) {
         double now = transport_now(), wait = deadline - now;
-        int k, i, ms;
+        int k, i, ms, acted;
         if (t->timer_due >= 0 && t->timer_due - now < wait)
             wait = t->timer_due - now;
         /* round up: waking a little early only to wait again costs a wakeup */
@@ -943,6 +943,7 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
         k = epoll_wait(t->epfd, events, max_events, ms);
         if (k < 0 && errno == EINTR)
             break; /* a signal: back to Lua, where lua.c's Ctrl-C hook runs */
+        acted = 0;
         for (i = 0; i < k; i++) {
             unsigned ev = events[i].events;
             int mask = ((ev & EPOLLIN) ? CURL_CSELECT_IN : 0) |
@@ -957,10 +958,14 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
                 continue;
             }
             act(t, fd, mask);
+            acted++;
         }
         act_on_timer(t);
         n = collect(L, t, n);
-        if (transport_now() >= deadline)
+        /* dropping dormant sockets is no work done: a full batch of them
+         * takes another look, so that no wait ends with pollfd() readable
+         * for connections curl does not use (after a burst, many close) */
+        if (transport_now() >= deadline && (k < max_events || acted > 0))
             break;
     }
     return 1;

@@ -453,13 +453,15 @@ function Client:token() end
 ---Runs transfers and retry timers for at most the seconds given, calls the
 ---callbacks of finished requests, and returns how many callback requests
 ---are still pending. An error raised by a callback leaves `step`; the
----client stays usable.
+---client stays usable. With nothing pending it still takes away what made
+---`pollfd()` readable (a kept-alive connection its server closed).
 ---@param timeout? number seconds to wait at most (0, the default: do not wait)
 ---@return integer pending
 function Client:step(timeout) end
 
 ---The descriptor that becomes readable when `step` has work (the cqueues
----polling protocol, with `events` and `timeout`). Not with the ngx transport.
+---polling protocol, with `events` and `timeout`); a host may watch it while
+---the client is idle. Not with the ngx transport.
 ---@return integer fd
 function Client:pollfd() end
 

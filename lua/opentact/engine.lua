@@ -699,11 +699,18 @@ end
 function Engine:step(timeout)
   local bg = self.background
   local deadline = now() + timeout
+  local looked = false
   while bg.dhead > bg.dtail and bg.left > 0 do
     local left = deadline - now()
     self:turn(left > 0 and left or 0, STEP_EVENTS, bg)
+    looked = true
     if left <= 0 then break end
   end
+  -- nothing to wait for, or callbacks due already: the transport is looked
+  -- at all the same, without waiting. Whatever made pollfd() readable goes
+  -- that way (a kept-alive connection its server closed, another run's
+  -- answer); else a host woken by it would be woken again at once, for ever.
+  if not looked then self:turn(0, STEP_EVENTS) end
   local req = take(bg)
   while req do
     -- an error in a callback leaves step; the rest wait for the next step
