@@ -732,7 +732,60 @@ local function glance(argv)
   return command, help, fmt
 end
 
-local function parse(argv)
+-- The edit distance between two words: an insertion, a deletion, a
+-- change, or two neighbours swapped, count one each.
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 1, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+-- The one of `names` that `word` looks like a typo of, as git suggests
+-- commands: the closest, at most two edits away and fewer edits than
+-- half the word; nil when none is that close.
+local function closest(word, names)
+  if #word > 64 then return nil end
+  local best, best_d
+  for _, name in ipairs(names) do
+    local d = distance(word, name)
+    if not best_d or d < best_d then best, best_d = name, d end
+  end
+  if best_d and best_d <= 2 and best_d * 2 < #word then return best end
+  return nil
+end
+
+-- "unknown command 'x'", and the command meant when it looks like a typo.
+local function unknown_command(word)
+  local names = {}
+  for i, c in ipairs(COMMAND_LIST) do names[i] = c.name end
+  local meant = closest(word, names)
+  return "unknown command '" .. pretty.safe(word) .. "'" .. (meant and ": did you mean '" .. meant .. "'?" or "")
+end
+
+-- "unknown option --x", and the option meant when it looks like a typo:
+-- among the options of `command` when it is one, else among all.
+local function unknown_option(arg, command)
+  local names = { "--help", "--version" }
+  if COMMAND[command] then
+    for _, name in ipairs(COMMAND[command].options) do names[#names + 1] = name end
+  else
+    for _, opt in ipairs(OPTIONS) do names[#names + 1] = opt.name end
+  end
+  local meant = closest(arg:match("^[^=]*"), names)
+  return "unknown option " .. pretty.safe(arg) .. (meant and ": did you mean " .. meant .. "?" or "")
+end
+
+local function parse(argv, command)
   local o = { add = {}, remove = {}, add_files = {}, remove_files = {}, positional = {}, seen = {} }
   -- --name=value is --name value
   local args = {}
@@ -785,7 +838,7 @@ local function parse(argv)
     elseif a == "--token" then
       return nil, "the token is read from OPENTACT_TOKEN only: an argument would show in ps"
     elseif a:find("^%-") and a ~= "-" then
-      return nil, "unknown option " .. a
+      return nil, unknown_option(a, command)
     else
       o.positional[#o.positional + 1] = a
       i = i + 1
@@ -1649,7 +1702,7 @@ end
 local function cmd_help(ctx, o)
   if #o.positional > 2 then return usage_error(ctx, "help takes one command") end
   local command = o.positional[2]
-  if command ~= nil and not COMMAND[command] then return usage_error(ctx, "unknown command '" .. command .. "'") end
+  if command ~= nil and not COMMAND[command] then return usage_error(ctx, unknown_command(command)) end
   ctx.stdout:write(M.help(command))
   return 0
 end
@@ -1674,13 +1727,11 @@ function M.main(argv, given)
   ctx.json_errors = fmt == "json" or fmt == "jsonl"
   if help then
     -- --help wins over whatever else is there
-    if command ~= nil and not COMMAND[command] then
-      return usage_error(ctx, "unknown command '" .. pretty.safe(command) .. "'")
-    end
+    if command ~= nil and not COMMAND[command] then return usage_error(ctx, unknown_command(command)) end
     ctx.stdout:write(M.help(command))
     return 0
   end
-  local o, err = parse(argv)
+  local o, err = parse(argv, command)
   if not o then return usage_error(ctx, err) end
   ctx.json_errors = o.format == "json" or o.format == "jsonl"
   if o.version then
@@ -1690,7 +1741,7 @@ function M.main(argv, given)
   command = o.positional[1]
   if command == nil then return usage_error(ctx, "give a command: list, find, assign, sync, login or token") end
   local run = COMMANDS[command]
-  if not run then return usage_error(ctx, "unknown command '" .. pretty.safe(command) .. "'") end
+  if not run then return usage_error(ctx, unknown_command(command)) end
   local bad = check_options(command, o)
   if bad then return usage_error(ctx, bad) end
   -- Ctrl-C outside a bulk run (a lookup, a read): nothing was changed
