@@ -50,9 +50,11 @@ local OPTIONS = {
   { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
   { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "
     .. "(adds) and FILE.remove (removes), ready for a re-run, each group under a \"# why\" comment line" },
-  { name = "--skip-invalid", text = "leave out lines without a valid uuid or number, numbers the account has no "
-    .. "lease for, and (assign) leases given twice (or to both add and remove), each named on standard error, "
-    .. "instead of refusing the whole input" },
+  { name = "--skip-invalid", text = "leave out, each named on standard error, what would refuse the whole input: "
+    .. "lines and arguments without a valid uuid or number; with assign, numbers the account has no lease for "
+    .. "and leases given twice (or to both add and remove); with sync, lease uuids in --numbers-file and "
+    .. "numbers in --leases-file (sync keeps numbers the account has no lease for in its plan, as ? missing, "
+    .. "and exits 1 for them). Without it, every bad line is named (the first 20) and nothing is sent" },
   { name = "--format", arg = "FMT", values = { "table", "json", "jsonl", "csv", "tsv" }, text = "how to print: "
     .. "table (the default, for people), json, jsonl, csv or tsv (Output in the command's --help says what "
     .. "each prints; --format=FMT works too)" },
@@ -627,12 +629,35 @@ local function header_name(line)
   return column_name(fields(line)[1])
 end
 
+-- A line or argument as it is shown in a message: escaped (never a
+-- control character on a terminal), and cut when long.
+local SHOWN = 60
+local function excerpt(text)
+  if #text > SHOWN then text = text:sub(1, SHOWN) .. "..." end
+  return pretty.safe(text)
+end
+
+-- How many problems a message names; the rest are counted.
+local LISTED = 20
+
+-- Problems as one message: the one alone, else "N <what>:" and the first
+-- LISTED, one a line, then how many more there are.
+local function problem_list(problems, what)
+  if #problems == 1 then return problems[1] end
+  local out = { format("%d %s:", #problems, what) }
+  for i = 1, math.min(#problems, LISTED) do out[#out + 1] = "  " .. problems[i] end
+  if #problems > LISTED then out[#out + 1] = format("  ... and %d more", #problems - LISTED) end
+  return concat(out, "\n")
+end
+
 -- Reads leases (uuids or phone numbers) from a file (or standard input
--- for "-"): returns the list, or nil and a message naming the file and
--- line. `skipped` (optional) collects "file:line: why" for lines left out
--- instead of failing on them (--skip-invalid). Each lease comes with where
--- it was read, in `where`, and the field it was read from, in `texts`.
-local function read_leases(path, stdin, skipped, where, texts)
+-- for "-"): returns the list, or nil and a message when the file cannot
+-- be read. Every line that names no lease is added to `problems` as
+-- "file:line: why: the line" (the caller refuses, or skips them with
+-- --skip-invalid), its line number in `at` (optional). Each lease comes
+-- with where it was read, in `where` (and its line number in at.leases),
+-- and the field it was read from, in `texts`.
+local function read_leases(path, stdin, problems, where, texts, at)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -653,6 +678,7 @@ local function read_leases(path, stdin, skipped, where, texts)
           out[#out + 1] = lease
           if where then where[#out] = format("%s:%d", name, n) end
           if texts then texts[#out] = text end
+          if at then at.leases[#out] = n end
         elseif first and why == false and (line:find(",", 1, true) or NUMBER_COLUMNS[header_name(line)]) then
           -- only a CSV's first line, naming no lease, is a header (or a
           -- first line that is a numbers column's name); it may say which
@@ -661,9 +687,9 @@ local function read_leases(path, stdin, skipped, where, texts)
             if NUMBER_COLUMNS[column_name(h)] then column = i break end
           end
         else
-          local problem = format("%s:%d: %s", name, n, why or "no lease uuid or phone number on this line")
-          if not skipped then return problem end
-          skipped[#skipped + 1] = problem
+          problems[#problems + 1] = format("%s:%d: %s: %s", pretty.safe(name), n,
+            why or "no lease uuid or phone number on this line", excerpt(line))
+          if at then at[#problems] = n end
         end
         first = false
       end
@@ -671,7 +697,6 @@ local function read_leases(path, stdin, skipped, where, texts)
   end)
   if f ~= (stdin or io.stdin) then f:close() end
   if not ok then return nil, format("cannot read %s: %s", name, tostring(failure):gsub("^[^:]*:%d+: ", "")) end
-  if failure then return nil, failure end
   return out
 end
 
@@ -1339,33 +1364,43 @@ end
 
 -- Reads the arguments and files of `kinds` ({kind = {files, args}}) into
 -- o[kind] lists of uuids and numbers, with where each came from.
--- Returns the sources ({kind = {where...}}), or nil, message.
+-- Returns the sources ({kind = {where...}}), or nil, message. Every bad
+-- argument and line is named in one message (the first LISTED of them),
+-- or added to `skipped` (--skip-invalid).
 local function gather(ctx, o, kinds, skipped)
-  local sources = {}
-  for kind, spec in pairs(kinds) do
-    local list, from = {}, {}
-    for _, v in ipairs(spec[2]) do
-      local lease, why = lease_arg(v)
-      if lease then
-        list[#list + 1] = lease
-        from[#list] = "--" .. kind
-      elseif skipped then
-        skipped[#skipped + 1] = "--" .. kind .. ": " .. why
-      else
-        return nil, "--" .. kind .. ": " .. why
+  local sources, bad_args, bad_lines = {}, {}, {}
+  for _, kind in ipairs({ "add", "remove" }) do
+    local spec = kinds[kind]
+    if spec then
+      local list, from = {}, {}
+      for _, v in ipairs(spec[2]) do
+        local lease, why = lease_arg(v)
+        if lease then
+          list[#list + 1] = lease
+          from[#list] = "--" .. kind
+        else
+          bad_args[#bad_args + 1] = "--" .. kind .. ": " .. why
+        end
       end
-    end
-    for _, path in ipairs(spec[1]) do
-      local where = {}
-      local got, err = read_leases(path, ctx.stdin, skipped, where)
-      if not got then return nil, err end
-      for k, lease in ipairs(got) do
-        list[#list + 1] = lease
-        from[#list] = where[k]
+      for _, path in ipairs(spec[1]) do
+        local where = {}
+        local got, err = read_leases(path, ctx.stdin, bad_lines, where)
+        if not got then return nil, err end
+        for k, lease in ipairs(got) do
+          list[#list + 1] = lease
+          from[#list] = where[k]
+        end
       end
+      o[kind], sources[kind] = list, from
     end
-    o[kind], sources[kind] = list, from
   end
+  local problems = bad_args
+  for _, p in ipairs(bad_lines) do problems[#problems + 1] = p end
+  if #problems > 0 and not skipped then
+    return nil, problem_list(problems, #bad_lines == 0 and "bad arguments"
+      or #bad_args == 0 and "bad lines" or "bad arguments and lines")
+  end
+  for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
   return sources
 end
 
@@ -1449,8 +1484,8 @@ local function cmd_assign(ctx, o)
   end
   if #missing > 0 and not skipped then
     client:close()
-    local msg = missing[1] .. (#missing > 1 and format(" (and %d more)", #missing - 1) or "")
-      .. "; --skip-invalid leaves such lines out"
+    local msg = problem_list(missing, "numbers without a lease") .. (#missing > 1 and "\n" or "; ")
+      .. "--skip-invalid leaves such lines out"
     return fail(ctx, { kind = "not_found", message = msg, retryable = false }, "opentact: " .. msg, 1)
   end
   for _, m in ipairs(missing) do skipped[#skipped + 1] = m end
@@ -1475,8 +1510,8 @@ local function cmd_assign(ctx, o)
   end
   if #problems > 0 and not skipped then
     client:close()
-    return usage_error(ctx, problems[1] .. (#problems > 1 and format(" (and %d more)", #problems - 1) or "")
-      .. "; --skip-invalid leaves such lines out")
+    return usage_error(ctx, problem_list(problems, "leases given twice") .. (#problems > 1 and "\n" or "; ")
+      .. "--skip-invalid leaves such lines out")
   end
   for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
   for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
@@ -1633,27 +1668,36 @@ local function cmd_sync(ctx, o)
   if o.all_leases then
     desired = { all_leases = true }
   else
+    -- every line that names no lease, or a lease of the other kind, is
+    -- named in one run: refused, or left out with --skip-invalid. Numbers
+    -- the account has no lease for stay in the plan (? missing): left
+    -- out, a lookup that failed for a moment would make --exact detach
+    -- a lease that was asked for
     local skipped = o.skip_invalid and {} or nil
     local path = o.numbers_file or o.leases_file
-    local where, texts = {}, {}
-    local got, err = read_leases(path, ctx.stdin, skipped, where, texts)
+    local where, texts, problems, at = {}, {}, {}, { leases = {} }
+    local got, err = read_leases(path, ctx.stdin, problems, where, texts, at)
     if not got then return usage_error(ctx, err) end
     local want_numbers = o.numbers_file ~= nil
-    local list, problems = {}, {}
+    local list = {}
     for k, x in ipairs(got) do
       if (type(x) == "number") == want_numbers then
         -- as written in the file: the plan names missing numbers so
         list[#list + 1] = texts[k]
       else
-        problems[#problems + 1] = format("%s: %s", where[k], want_numbers
+        problems[#problems + 1] = format("%s: %s: %s", pretty.safe(where[k]), want_numbers
           and "a lease uuid in --numbers-file (give uuids with --leases-file)"
-          or "a phone number in --leases-file (give numbers with --numbers-file)")
+          or "a phone number in --leases-file (give numbers with --numbers-file)", excerpt(texts[k]))
+        at[#problems] = at.leases[k]
       end
     end
-    if #problems > 0 and not skipped then
-      return usage_error(ctx, problems[1] .. (#problems > 1 and format(" (and %d more)", #problems - 1) or ""))
-    end
-    for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
+    -- in the file's order
+    local order = {}
+    for i = 1, #problems do order[i] = i end
+    table.sort(order, function(a, b) return at[a] < at[b] end)
+    for i, k in ipairs(order) do order[i] = problems[k] end
+    if #order > 0 and not skipped then return usage_error(ctx, problem_list(order, "bad lines")) end
+    for _, p in ipairs(order) do skipped[#skipped + 1] = p end
     for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
     if #list == 0 and (o.exact or #(skipped or {}) > 0) then
       -- with --exact an empty list detaches everything: never by accident
