@@ -50,7 +50,7 @@ _opentact() {
   case $cmd in
     list) opts="--format --json --all --url --help" ;;
     find) opts="--format --json --all --url --help" ;;
-    assign) opts="--add --remove --add-file --remove-file --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
+    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
     sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
     login) opts="--email --url --help" ;;
     token) opts="--url --help" ;;

@@ -82,7 +82,11 @@ describe("the opentact command #wire", function()
       for i = 101, 400 do lines[#lines + 1] = leases[i] end
       local file = tmpfile(table.concat(lines, "\n") .. "\n")
       local failed = os.tmpname()
-      emu:faults({ {}, { status = 500, message = "rejected batch" } })
+      -- the 300 lookups (who holds each lease), then the batches
+      local faults = {}
+      for i = 1, 301 do faults[i] = {} end
+      faults[302] = { status = 500, message = "rejected batch" }
+      emu:faults(faults)
       local out, status = run(("assign %s --add-file %s --batch-size 100 --concurrency 1 --failed-file %s")
         :format(conns[3], file, failed))
       assert.equals(1, status, out)
@@ -104,15 +108,18 @@ describe("the opentact command #wire", function()
     end)
 
     it("on Ctrl-C stops, cancels what is in flight, and still writes the report and the failed file", function()
-      emu:config({ latency = 0.3 })
+      -- the 200 lookups answer at once, the 20 batches slowly
+      local faults = {}
+      for i = 1, 200 do faults[i] = {} end
+      for i = 201, 220 do faults[i] = { delay = 0.5 } end
+      emu:faults(faults)
       local lines = {}
       for i = 101, 300 do lines[#lines + 1] = leases[i] end
       local file = tmpfile(table.concat(lines, "\n") .. "\n")
       local failed = os.tmpname()
       local out = sh(("(OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s/bin/opentact assign %s --add-file %s "
-        .. "--batch-size 10 --concurrency 2 --failed-file %s & pid=$!; sleep 1; kill -INT $pid; wait $pid; "
+        .. "--batch-size 10 --concurrency 2 --failed-file %s & pid=$!; sleep 2; kill -INT $pid; wait $pid; "
         .. "echo \"status=$?\")"):format(emu.token, emu.url, support.LUA, support.ROOT, conns[3], file, failed))
-      emu:config({ latency = 0 })
       assert.is_truthy(out:find("status=130", 1, true), out)
       assert.is_truthy(out:find("not ok: %d+ applied"), out)
       assert.is_truthy(out:find("opentact: interrupted", 1, true), out)
@@ -136,8 +143,10 @@ describe("the opentact command #wire", function()
     end)
 
     it("prints the report as JSON with --json", function()
-      local out, status = run(("assign %s --json --add %s 0a1b2c3d-0000-4000-8000-00000000ffff --batch-size 1")
-        :format(conns[2], leases[30]))
+      -- the two lookups, the first batch, then the second refused
+      emu:faults({ {}, {}, {}, { status = 400, message = "rejected batch" } })
+      local out, status = run(("assign %s --json --add %s %s --batch-size 1 --concurrency 1")
+        :format(conns[2], leases[30], leases[31]))
       assert.equals(1, status)
       local report = cjson.decode(out)
       assert.is_false(report.ok)

@@ -193,8 +193,13 @@ describe("the opentact command for scripts #wire", function()
     end)
 
     it("prints assign's report as a row per uuid with its outcome", function()
-      local bogus = "0a1b2c3d-0000-4000-8000-00000000ffff"
-      local args = ("assign %s --add +1 212 555 0010 %s --remove %s --batch-size 1"):format(conns[1], bogus, leases[1])
+      local refused = leases[11]
+      local args = ("assign %s --add +1 212 555 0010 %s --remove %s --batch-size 1 --concurrency 1")
+        :format(conns[1], refused, leases[1])
+      -- the two lookups and the connection's list, the first batch, then
+      -- the second refused
+      local faults = { {}, {}, {}, {}, { status = 400, message = "TNLease " .. refused .. " not found" } }
+      emu:faults(faults)
       local out, _, status = run(args .. " --format csv")
       assert.equals(1, status, out)
       local rows = lines_of(out)
@@ -202,11 +207,12 @@ describe("the opentact command for scripts #wire", function()
       assert.equals(4, #rows, out)
       assert.same({ leases[10], "12125550010", "add", "applied", "", "", "" }, csv(rows[2]))
       local failed = csv(rows[3])
-      assert.same({ bogus, "", "add", "failed", "rejected", "400" }, { unpack(failed, 1, 6) })
+      assert.same({ refused, "12125550011", "add", "failed", "rejected", "400" }, { unpack(failed, 1, 6) })
       assert.matches("not found", failed[7])
       assert.same({ leases[1], "remove", "applied" }, { csv(rows[4])[1], csv(rows[4])[3], csv(rows[4])[4] })
 
       emu:reset()
+      emu:faults(faults)
       out, _, status = run(args .. " --format jsonl")
       assert.equals(1, status, out)
       rows = lines_of(out)
@@ -355,8 +361,10 @@ describe("the opentact command for scripts #wire", function()
       assert.equals(0, status, out)
       assert.matches("\n1 uuid in %d+%.%d+ s\n$", out)
 
-      out, _, status = run(("assign %s --add %s 0a1b2c3d-0000-4000-8000-00000000ffff --batch-size 1")
-        :format(conns[2], leases[31]))
+      -- the two lookups, the first batch, then the second refused
+      emu:faults({ {}, {}, {}, { status = 400, message = "rejected batch" } })
+      out, _, status = run(("assign %s --add %s %s --batch-size 1 --concurrency 1")
+        :format(conns[2], leases[31], leases[34]))
       assert.equals(1, status, out)
       assert.matches("\n  1 uuid: opentact: rejected %(400%)", out)
       assert.matches("\n2 uuids in ", out)

@@ -1,7 +1,10 @@
--- Every bad input line named in one run, what --skip-invalid does in
--- sync, and "did you mean" for a mistyped command or option. Against the
--- emulator over real sockets.
+-- opentact assign against leases held elsewhere (refused unless --move,
+-- released from a control app first with it), --remove of what the
+-- target does not hold, every bad input line named in one run, what
+-- --skip-invalid does in sync, and "did you mean" for a mistyped command
+-- or option. Against the emulator over real sockets.
 local support = require("emulator")
+local cjson = require("cjson")
 
 local ROOT = support.ROOT
 local tmpfile, slurp = support.tmpfile, support.slurp
@@ -20,18 +23,144 @@ local function opentact(emu, args)
 end
 
 describe("opentact assign and input files #wire", function()
-  local emu, conns, leases
+  local emu, conns, leases, apps
 
   setup(function()
     -- connection 1 holds leases 1 to 3; app 1 holds lease 60, app 2 lease 59
     emu = support.start({ leases = 60, apps = 2 })
     local st = emu:state()
-    conns, leases = st.connections, st.leases
+    conns, leases, apps = st.connections, st.leases, st.apps
   end)
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
   local function run(args) return opentact(emu, args) end
+
+  -- The POSTs the emulator received since the last reset: {path, body}.
+  local function posts()
+    local out = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "POST" then out[#out + 1] = { path = r.path, body = cjson.decode(r.body) } end
+    end
+    return out
+  end
+
+  describe("assign --add of a lease held elsewhere", function()
+    it("is refused before anything is sent, exit 2, naming each lease and its holder", function()
+      -- lease 1 by number (held by connection 1), lease 60 by uuid (held by app 1)
+      local file = tmpfile("number\n+1 212 555 0059\n")
+      local out, err, status = run(("assign %s --add 12125550001 %s --add %s --add-file %s")
+        :format(conns[2], leases[60], leases[20], file))
+      os.remove(file)
+      assert.equals(2, status, out .. err)
+      assert.equals(0, #posts(), out .. err)
+      for _, want in ipairs({ "SIP connection sip-trunk-1 (" .. conns[1] .. ")",
+        "SIP control app control-app-1 (" .. apps[1] .. ")", "SIP control app control-app-2 (" .. apps[2] .. ")",
+        "12125550001", leases[1], leases[60], leases[59], "--move" }) do
+        assert.is_truthy(err:find(want, 1, true), want .. " in:\n" .. err)
+      end
+      -- where each came from
+      assert.is_truthy(err:find("--add: 12125550001", 1, true), err)
+      assert.is_truthy(err:find(":2: 12125550059", 1, true), err)
+      -- the free one is not named, and nothing changed
+      assert.is_falsy(err:find(leases[20], 1, true), err)
+      local st = emu:state()
+      assert.same({ leases[1], leases[2], leases[3] }, st.assigned[conns[1]])
+      assert.same({}, st.assigned[conns[2]])
+      assert.same({ leases[60] }, st.app_assigned[apps[1]])
+    end)
+
+    it("is never sent when its lookup finds nothing: a stale index must not let the attach move it", function()
+      -- lease 1 is on connection 1; its lookup answers 404 once
+      emu:faults({ { status = 404, message = "TNLease not found" } })
+      local out, err, status = run(("assign %s --add %s"):format(conns[2], leases[1]))
+      assert.equals(1, status, out .. err)
+      assert.is_truthy(err:find("--add: the account has no lease " .. leases[1], 1, true), err)
+      assert.equals(0, #posts())
+      assert.same({ leases[1], leases[2], leases[3] }, emu:state().assigned[conns[1]])
+      -- --skip-invalid leaves it out, named (and then there is nothing to assign)
+      emu:faults({ { status = 404, message = "TNLease not found" } })
+      out, err, status = run(("assign %s --add %s --skip-invalid"):format(conns[2], leases[1]))
+      assert.equals(2, status, out .. err)
+      assert.is_truthy(err:find("skipped --add: the account has no lease " .. leases[1], 1, true), err)
+      assert.equals(0, #posts())
+    end)
+
+    it("is refused as JSON under --json, kind conflict", function()
+      local out, _, status = run(("assign %s --add %s --json"):format(conns[2], leases[2]))
+      assert.equals(2, status, out)
+      local answer = cjson.decode(out)
+      assert.is_false(answer.ok)
+      assert.equals("conflict", answer.error.kind)
+      assert.is_truthy(answer.error.message:find(conns[1], 1, true), out)
+      assert.equals(0, #posts())
+    end)
+
+    it("is taken with --move: released from its app first, moved off its connection, and said so", function()
+      local out, err, status = run(("assign %s --add %s %s %s --move"):format(conns[2], leases[1], leases[60], leases[20]))
+      assert.equals(0, status, out .. err)
+      local st = emu:state()
+      local held = support.set(st.assigned[conns[2]])
+      assert.is_true(held[leases[1]] and held[leases[60]] and held[leases[20]], out)
+      assert.same({ leases[2], leases[3] }, st.assigned[conns[1]])
+      assert.same({}, st.app_assigned[apps[1]])
+      -- the app was asked to let go before the connection took it
+      local app_post, conn_post
+      for i, p in ipairs(posts()) do
+        if p.path:find(apps[1], 1, true) then app_post = app_post or i end
+        if p.path:find(conns[2], 1, true) and p.body.add and support.set(p.body.add)[leases[60]] then
+          conn_post = conn_post or i
+        end
+      end
+      assert.is_truthy(app_post and conn_post and app_post < conn_post, out)
+      assert.is_truthy(out:find("moved 12125550001 " .. leases[1] .. " from SIP connection sip-trunk-1 (" .. conns[1] .. ")",
+        1, true), out)
+      assert.is_truthy(out:find("moved 12125550060 " .. leases[60] .. " from SIP control app control-app-1 (" .. apps[1] .. ")",
+        1, true), out)
+      assert.is_truthy(out:find("ok: 3 applied (3 added, 0 removed), 0 failed", 1, true), out)
+    end)
+
+    it("reports a lease already on the target, sends nothing for it, and exits 0", function()
+      local out, err, status = run(("assign %s --add %s 12125550003"):format(conns[1], leases[2]))
+      assert.equals(0, status, out .. err)
+      assert.is_truthy(out:find("already on " .. conns[1] .. ": 12125550002 " .. leases[2], 1, true), out)
+      assert.is_truthy(out:find("already on " .. conns[1] .. ": 12125550003 " .. leases[3], 1, true), out)
+      assert.equals(0, #posts())
+      assert.same({ leases[1], leases[2], leases[3] }, emu:state().assigned[conns[1]])
+    end)
+  end)
+
+  describe("assign --remove of a lease the target does not hold", function()
+    it("is reported as not on the target as written, nothing sent for it, exit 0", function()
+      local target = conns[1]:upper()
+      local out, err, status = run(("assign %s --remove %s 12125550011 %s"):format(target, leases[10], leases[1]))
+      assert.equals(0, status, out .. err)
+      assert.is_truthy(out:find("not on " .. target .. ": " .. leases[10], 1, true), out)
+      assert.is_truthy(out:find("not on " .. target .. ": 12125550011", 1, true), out)
+      assert.is_truthy(out:find("ok: 1 applied (0 added, 1 removed)", 1, true), out)
+      local sent = posts()
+      assert.equals(1, #sent)
+      assert.same({ leases[1] }, sent[1].body.remove)
+      assert.same({ leases[2], leases[3] }, emu:state().assigned[conns[1]])
+    end)
+
+    it("sends nothing at all when nothing given is on the target, and says so in every format", function()
+      local out, err, status = run(("assign %s --remove %s"):format(conns[2], leases[1]))
+      assert.equals(0, status, out .. err)
+      assert.is_truthy(out:find("not on " .. conns[2] .. ": " .. leases[1], 1, true), out)
+      assert.equals(0, #posts())
+      out, err, status = run(("assign %s --remove %s --format csv"):format(conns[2], leases[1]))
+      assert.equals(0, status, out .. err)
+      assert.equals("uuid,number,action,result,error_kind,error_status,error_message\n"
+        .. leases[1] .. ",,remove,unchanged,,,not on " .. conns[2] .. "\n", out)
+      out, err, status = run(("assign %s --remove %s --json"):format(conns[2], leases[1]))
+      assert.equals(0, status, out .. err)
+      local report = cjson.decode(out)
+      assert.is_true(report.ok)
+      assert.same({ leases[1] }, report.not_on_target)
+      assert.equals(0, #posts())
+    end)
+  end)
 
   describe("input files", function()
     it("name every bad line, with its number and its content escaped, in one run", function()
