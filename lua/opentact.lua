@@ -476,6 +476,7 @@ M.Client = Client
 M.Error = errors.Error
 M.Leases = pretty.Leases
 M.Report = pretty.Report
+M.Object = core.Object
 
 -- The module prints (in the REPL, say) as its version and the client the
 -- module-level calls use, never a secret; printing makes no client.

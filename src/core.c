@@ -386,6 +386,9 @@ int luaopen_opentact_core(lua_State *L) {
     lua_pushcclosure(L, answer_decode, 2);
     lua_setfield(L, -2, "answer_decode");
 
+    json_object_mt(L);
+    lua_setfield(L, -2, "Object");
+
     lua_pushliteral(L, OPENTACT_VERSION);
     lua_setfield(L, -2, "VERSION");
     return 1;

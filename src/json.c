@@ -497,6 +497,25 @@ static int array(reader *r) {
     }
 }
 
+void json_object_mt(lua_State *L) {
+    if (luaL_newmetatable(L, JSON_OBJECT_MT)) {
+        lua_pushliteral(L, JSON_OBJECT_MT);
+        lua_setfield(L, -2, "__name");
+    }
+}
+
+/* Marks the table at the top, an object, when it is empty: an empty Lua
+ * table alone cannot say whether it was {} or []. */
+static void mark_if_empty(lua_State *L) {
+    lua_pushnil(L);
+    if (lua_next(L, -2)) {
+        lua_pop(L, 2);
+        return;
+    }
+    json_object_mt(L);
+    lua_setmetatable(L, -2);
+}
+
 static int object(reader *r) {
     lua_State *L = r->L;
     int base = lua_gettop(L), staged = 0, room = 0;
@@ -504,6 +523,8 @@ static int object(reader *r) {
         return 0;
     if (r->p < r->end && *r->p == '}') {
         lua_createtable(L, 0, 0);
+        json_object_mt(L);
+        lua_setmetatable(L, -2);
         r->p++;
         r->depth--;
         return 1;
@@ -541,6 +562,8 @@ static int object(reader *r) {
         if (*r->p == '}') {
             if (staged >= 0)
                 build(r, base, staged, 0, 0);
+            if (staged <= 0)
+                mark_if_empty(L); /* no member staged: maybe every one was null */
             r->p++;
             r->depth--;
             return 1;

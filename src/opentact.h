@@ -89,6 +89,12 @@ typedef struct json_names {
  * an absolute stack index or an upvalue's pseudo-index. */
 OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names,
                           int anchor);
+/* Decoded empty objects ({}, or members that were all null) get this
+ * metatable, so that they can be told from empty arrays, which get none;
+ * core.Object (opentact.Object). json_object_mt pushes it (made on first
+ * use, kept in the registry under this name). */
+#define JSON_OBJECT_MT "opentact.Object"
+OT_HIDDEN void json_object_mt(lua_State *L);
 /* Pushes the list of the lease uuids of {"success":true,"payload":[lease,
  * ...]} and returns 1; pushes nothing and returns 0 for any other text,
  * valid or not (json_decode then says what it is). */

@@ -12,7 +12,7 @@
 ---`opentact.Client`, `opentact.Error`, `opentact.Leases` and
 ---`opentact.Report` are the metatables of clients, errors, lease lists and
 ---`assign_batched`'s reports: `getmetatable(x) == opentact.Error` tells
----an error.
+---an error. `opentact.Object` marks the empty JSON objects of answers.
 
 -- LuaLS (lua-language-server) definitions of lua-opentact's public API,
 -- for completion, hovers and type checks in editors; nothing here runs.
@@ -31,6 +31,7 @@
 ---@field Error table the metatable of error tables: `getmetatable(err) == opentact.Error`
 ---@field Leases table the metatable of lease lists (it prints them as a table)
 ---@field Report table the metatable of `assign_batched`'s reports
+---@field Object table the metatable of every empty object `{}` of a decoded answer (and of one whose members were all null): `getmetatable(t) == opentact.Object` tells it from an empty array `[]`, which has none. It holds only `__name`; such tables stay plain for `next`, `pairs` and `#`.
 local opentact = {}
 
 ---The library's version, `"opentact 0.1.0"`.

@@ -11,7 +11,7 @@ local pretty = require("opentact.pretty")
 local sync = require("opentact.sync")
 
 local type, tostring, tonumber, ipairs, pairs, pcall = type, tostring, tonumber, ipairs, pairs, pcall
-local setmetatable = setmetatable
+local setmetatable, getmetatable = setmetatable, getmetatable
 local format, concat, floor, lower = string.format, table.concat, math.floor, string.lower
 
 local M = {}
@@ -477,9 +477,14 @@ end
 
 ---------------------------------------------------------------- JSON out
 
--- A JSON encoder for output: arrays stay arrays even when empty, integers
--- print as integers on every Lua, keys are sorted so output is stable.
+-- A JSON encoder for output: what the server sent as an object stays an
+-- object even when empty (the library gives decoded empty objects the
+-- metatable opentact.Object; a lease is an object), every other empty
+-- table is an array, integers print as integers on every Lua, keys are
+-- sorted so output is stable.
 local function is_array(t)
+  local mt = getmetatable(t)
+  if mt ~= nil and (mt == opentact.Object or mt == pretty.Lease) then return false end
   local n = #t
   for k in pairs(t) do
     if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then return false end
