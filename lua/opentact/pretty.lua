@@ -22,10 +22,39 @@ local function number(n)
   return tostring(n)
 end
 
+-- The UTF-8 of invisible characters that change how a terminal or an
+-- editor shows the text around them: the C1 controls (U+0080-U+009F), the
+-- bidirectional marks (U+061C, U+200E, U+200F), embeddings and overrides
+-- (U+202A-U+202E) and isolates (U+2066-U+2069), and the line and paragraph
+-- separators (U+2028, U+2029). A right-to-left override makes "exe.txt"
+-- of "txt.exe".
+local MARKS = { "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
+
+-- A character of MARKS (two or three bytes) as its code point.
+local function code_point(c)
+  local a, b, d = c:byte(1, 3)
+  if d then return (a % 16) * 4096 + (b % 64) * 64 + d % 64 end
+  return (a % 32) * 64 + b % 64
+end
+
+-- `s` with each character of MARKS written as `fmt` of its code point.
+local function marks(s, fmt)
+  if not s:find("[\194\216\226]") then return s end
+  for _, m in ipairs(MARKS) do
+    s = s:gsub(m, function(c) return format(fmt, code_point(c)) end)
+  end
+  return s
+end
+M.marks = marks
+
 -- Server strings go to terminals: control characters (escape sequences
--- among them) are shown, never sent, as \ddd.
-local function safe(s)
-  return (s:gsub("[%z\1-\31\127]", function(c) return format("\\%03d", c:byte()) end))
+-- among them) are shown, never sent, as \ddd, and the characters of MARKS
+-- as \u{XXXX}. With `keep_breaks`, tab, newline and carriage return are
+-- left for the caller (csv and tsv quote or escape them).
+local function safe(s, keep_breaks)
+  s = s:gsub(keep_breaks and "[%z\1-\8\11\12\14-\31\127]" or "[%z\1-\31\127]",
+    function(c) return format("\\%03d", c:byte()) end)
+  return marks(s, "\\u{%04X}")
 end
 M.safe = safe
 
