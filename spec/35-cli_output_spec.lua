@@ -6,6 +6,7 @@
 -- the pipe early ends the command quietly).
 local support = require("emulator")
 local cjson = require("cjson")
+local cli = require("opentact.cli")
 local opentact = require("opentact")
 
 local ROOT = support.ROOT
@@ -42,6 +43,15 @@ local function tsv(line)
   local out = {}
   for f in (line .. "\t"):gmatch("([^\t]*)\t") do out[#out + 1] = f end
   return out
+end
+
+-- A writable that collects what is written.
+local function sink()
+  local t = {}
+  return { write = function(self, ...)
+    for _, s in ipairs({ ... }) do t[#t + 1] = s end
+    return self
+  end, flush = function() return true end, text = function() return table.concat(t) end }
 end
 
 -- bin/opentact with `args` (shell words), standard output sent where
@@ -92,6 +102,17 @@ describe("the opentact command's output #wire", function()
     local status = emu:faults({ { status = 200, ctype = "application/json",
       raw = '{"success":true,"payload":' .. payload .. "}" } })
     assert.equals(200, status)
+  end
+
+  -- cli.main in this process.
+  local function main(args, ctx)
+    local out, err = sink(), sink()
+    local env = { OPENTACT_TOKEN = emu.token, OPENTACT_URL = emu.url }
+    ctx = ctx or {}
+    ctx.stdout, ctx.stderr = ctx.stdout or out, err
+    ctx.getenv = function(k) return env[k] end
+    local status = cli.main(args, ctx)
+    return out.text(), err.text(), status
   end
 
   -- Leases whose text fields hold what a spreadsheet runs: a formula, DDE,
@@ -256,6 +277,61 @@ describe("the opentact command's output #wire", function()
       -- still a plain, empty table
       assert.is_nil(next(l.account))
       assert.equals(0, #l.account)
+    end)
+  end)
+
+  describe("a write that fails", function()
+    -- over 64 KiB (a pipe's buffer) and over stdio's buffer
+    local function big_payload()
+      return cjson.encode({ { uuid = leases[1], tn = { tn = 12125550001 }, note = ("x"):rep(300000) } })
+    end
+
+    it("to a full disk exits 1 with a message, whether stdio's buffer was written or not", function()
+      for _, args in ipairs({ "list " .. conns[1], "list " .. conns[1] .. " --format csv",
+        "list " .. conns[1] .. " --format json", "big", "--help", "--version", "help list" }) do
+        if args == "big" then
+          answer(big_payload())
+          args = "list " .. conns[1] .. " --format json"
+        end
+        local _, err, status = run(args, "> /dev/full")
+        assert.equals(1, status, args .. ": " .. err)
+        assert.matches("^opentact: could not write the output: No space left on device", err)
+        assert.is_nil(err:find("traceback", 1, true), err)
+      end
+    end)
+
+    it("keeps a failing command's own status, and says the output is incomplete", function()
+      local _, err, status = run("list --no-such-option --format json", "> /dev/full")
+      assert.equals(2, status, err)
+      assert.matches("could not write the output", err)
+    end)
+
+    for _, signal in ipairs({ "default", "ignore" }) do
+      it("into a pipe its reader closed ends quietly with status 141 (SIGPIPE " .. signal .. ")", function()
+        answer(big_payload())
+        local out, err, status = run("list " .. conns[1] .. " --format json", "| head -c 1", signal)
+        assert.equals("[", out)
+        assert.equals("", err)
+        assert.equals(141, status)
+      end)
+    end
+
+    it("in cli.main: a failed write is an error, a closed pipe is quiet", function()
+      local function failing(message, errno)
+        return { write = function() return nil, message, errno end, flush = function() return true end }
+      end
+      local _, err, status = main({ "--version" }, { stdout = failing("No space left on device", 28) })
+      assert.equals(1, status)
+      assert.equals("opentact: could not write the output: No space left on device\n", err)
+      _, err, status = main({ "--version" }, { stdout = failing("Broken pipe", 32) })
+      assert.equals(141, status)
+      assert.equals("", err)
+      -- a flush that fails: the same
+      local out = sink()
+      out.flush = function() return nil, "Input/output error", 5 end
+      _, err, status = main({ "--version" }, { stdout = out })
+      assert.equals(1, status)
+      assert.equals("opentact: could not write the output: Input/output error\n", err)
     end)
   end)
 end)

@@ -2,7 +2,8 @@
 -- number, assign many from the command line or from files, sync a
 -- connection to a list, with progress and a report, in the --format asked
 -- for. bin/opentact only calls main(). Exit status: 0 success, 1 the API
--- refused or failed anything, 2 usage errors, 130 interrupted (M.HELP.exit).
+-- refused or failed anything (or the output could not be written), 2 usage
+-- errors, 130 interrupted, 141 the reader closed the pipe (M.HELP.exit).
 -- The help is data (M.HELP): tools/manpage.lua makes the man page from it.
 
 local opentact = require("opentact")
@@ -276,6 +277,9 @@ M.HELP = {
       .. "tables, csv and tsv, control characters from the server show as \\ddd and bidirectional and other "
       .. "invisible marks (U+202E, U+2066, U+200F, C1 controls) as \\u{202E}; json and jsonl keep every string "
       .. "(those marks as \\u202e) and the server's empty objects {} and arrays [] as they were.",
+    "Output that cannot be written (a full disk) is an error on standard error, exit status 1 (or the "
+      .. "command's own when it failed too); a reader that closes the pipe early (| head) ends the command "
+      .. "quietly, with exit status 141.",
     "Errors go to standard error. Under --format json or jsonl an error is also printed on standard output, as "
       .. "one JSON object: {\"ok\": false, \"error\": {\"kind\", \"status\", \"message\", \"retryable\", "
       .. "\"attempts\", \"method\", \"path\"}}, kind \"usage\" for a usage error; the exit status is the same. "
@@ -300,10 +304,12 @@ M.HELP = {
   exit = {
     { 0, "success: printed, or everything applied (sync: the connection holds what FILE asks; a dry run: "
       .. "nothing blocks the plan)" },
-    { 1, "the API refused or failed something (find: no lease matches; sync: conflicts or missing numbers)" },
+    { 1, "the API refused or failed something (find: no lease matches; sync: conflicts or missing numbers), or "
+      .. "standard output could not be written" },
     { 2, "a usage error" },
     { 130, "interrupted (Ctrl-C): requests in flight are cancelled, and the report and --failed-file still say "
       .. "what was applied" },
+    { 141, "the reader of standard output closed it early (| head): the command stopped without a word" },
   },
   options = OPTIONS,
   option = OPTION,
@@ -960,7 +966,7 @@ end
 local function stdout_terminal(ctx)
   if ctx.stdout_terminal == nil then
     local t = false
-    if ctx.stdout == io.stdout then
+    if ctx.stdout_file == io.stdout then
       local status = os.execute("test -t 1")
       t = status == true or status == 0
     end
@@ -1972,14 +1978,57 @@ end
 local COMMANDS = { list = cmd_list, assign = cmd_assign, find = cmd_find, sync = cmd_sync, login = cmd_login,
   token = cmd_token, help = cmd_help }
 
+-- Standard output (a file, or anything with write and maybe flush, which
+-- fail as a file's do: nil, message, errno) that keeps the first write
+-- that failed, with its message and errno: stdio keeps no
+-- error for the end (after a write that failed, a flush says all is well),
+-- and no command checks each write.
+local function watched(file)
+  local w = { file = file }
+  function w.write(self, ...)
+    local ok, err, errno = file:write(...)
+    if not ok and err ~= nil and not w.failed then w.failed, w.errno = tostring(err), errno end
+    return self
+  end
+  return w
+end
+
+local EPIPE = 32 -- Linux, the BSDs and macOS alike
+
+-- The end of a command's output: flushed, and a write or flush that
+-- failed said (exit 1, or the command's own status when it failed too).
+-- A reader that closed the pipe (`| head`) wanted no more: no message, and
+-- 141 (128 + SIGPIPE), the status a shell shows when a write there kills
+-- the process, as it does unless SIGPIPE is ignored.
+-- Standard output cannot be closed from Lua; the flush is where a full
+-- disk, a closed pipe or a failed device shows.
+local function finish_output(ctx, out, status)
+  if out.file.flush then
+    local ok, err, errno = out.file:flush()
+    if not ok and err ~= nil and not out.failed then out.failed, out.errno = tostring(err), errno end
+  end
+  if not out.failed then return status end
+  if out.errno == EPIPE or (out.errno == nil and out.failed:find("Broken pipe", 1, true)) then return 141 end
+  ctx.stderr:write("opentact: could not write the output: ", out.failed, "\n")
+  return status ~= 0 and status or 1
+end
+
+local main
+
 -- ctx: stdout, stderr, stdin, getenv, is_terminal (stderr is a terminal),
 -- stdin_terminal (standard input is one)
 -- stdout_terminal (standard output is one; asked when not said)
 function M.main(argv, given)
   local ctx = {}
   for k, v in pairs(given or {}) do ctx[k] = v end
-  ctx.stdout = ctx.stdout or io.stdout
+  ctx.stdout_file = ctx.stdout or io.stdout
+  local out = watched(ctx.stdout_file)
+  ctx.stdout = out
   ctx.stderr = ctx.stderr or io.stderr
+  return finish_output(ctx, out, main(argv, ctx))
+end
+
+function main(argv, ctx)
   ctx.stdin = ctx.stdin or io.stdin
   ctx.getenv = ctx.getenv or os.getenv
   -- before the parse, so that its errors name the command's help and come
