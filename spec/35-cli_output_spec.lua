@@ -186,6 +186,13 @@ describe("the opentact command's output #wire", function()
       assert.is_nil(raw_in(out))
       assert.matches(SHOWN, out, 1, true)
 
+      -- a number that is text
+      answer(cjson.encode({ { uuid = leases[1], tn = { tn = "1212" .. RLO .. "5550001" } } }))
+      out, err, status = run("list " .. conns[1])
+      assert.equals(0, status, err)
+      assert.is_nil(raw_in(out))
+      assert.matches("1212\\u{202E}5550001", out, 1, true)
+
       -- find's table, and a lease of a number
       answer(cjson.encode({ uuid = leases[2], tn = { tn = 12125550002 }, sip_connection = { uuid = TEXT } }))
       out, err, status = run("find 12125550002")

@@ -15,13 +15,6 @@ local MAX_ROWS = 100
 local Leases = { __name = "opentact.Leases" }
 M.Leases = Leases
 
--- 12125551234 on every Lua, never 1.2125551234e+10 or 12125551234.0
-local function number(n)
-  if type(n) ~= "number" then return n == nil and "-" or tostring(n) end
-  if n == floor(n) and n > -2^63 and n < 2^63 then return format("%.0f", n) end
-  return tostring(n)
-end
-
 -- The UTF-8 of invisible characters that change how a terminal or an
 -- editor shows the text around them: the C1 controls (U+0080-U+009F), the
 -- bidirectional marks (U+061C, U+200E, U+200F), embeddings and overrides
@@ -57,6 +50,14 @@ local function safe(s, keep_breaks)
   return marks(s, "\\u{%04X}")
 end
 M.safe = safe
+
+-- 12125551234 on every Lua, never 1.2125551234e+10 or 12125551234.0; a
+-- number the server sent as text is shown safely
+local function number(n)
+  if type(n) ~= "number" then return n == nil and "-" or safe(tostring(n)) end
+  if n == floor(n) and n > -2^63 and n < 2^63 then return format("%.0f", n) end
+  return tostring(n)
+end
 
 -- "1 uuid", "2 uuids": a count and its word.
 local function plural(n, word)
