@@ -507,7 +507,7 @@ describe("examples/cqueues.lua and examples/luv.lua #wire", function()
   for _, example in ipairs({ "cqueues.lua", "luv.lua" }) do
     it(example .. " lists several connections at once", function()
       local lib = example:match("^(%w+)")
-      if not pcall(require, lib) then
+      if not support.has_module(lib) then
         pending(("%s is not installed for %s (make deps installs it)"):format(lib, LUA))
         return
       end

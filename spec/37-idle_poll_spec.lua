@@ -132,7 +132,7 @@ describe("an idle client in a host's event loop #wire", function()
     local name, module, run = l[1], l[2], l[3]
     it(("a %s loop sleeps once the server closed the idle connection, and the next request works"):format(name),
       function()
-        if not pcall(require, module) then
+        if not support.has_module(module) then
           pending(("%s is not installed for %s (make deps installs it)"):format(module, support.LUA))
           return
         end

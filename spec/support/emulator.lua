@@ -52,6 +52,15 @@ function M.run(cmd)
   return (out:gsub("status=%d+\n$", "")), status
 end
 
+-- Whether `module` loads in the interpreter the suite runs on, asked of a
+-- separate process: some C modules (luv) close their loop when their first
+-- Lua state lets go of them, so one loaded only to see it is there would
+-- leave a closed loop to the spec file that uses it next.
+function M.has_module(module)
+  local _, status = M.run(("%s -e 'require(\"%s\")'"):format(M.LUA, module))
+  return status == 0
+end
+
 -- A temporary folder of TLS files made with openssl: a CA (ca.pem), a
 -- server certificate it signed for localhost and 127.0.0.1 (server.pem,
 -- server.key; 127.0.0.1 also as a DNS name, since nginx checks host names
