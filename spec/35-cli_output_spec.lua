@@ -150,8 +150,9 @@ describe("the opentact command's output #wire", function()
     end)
 
     it("begin an error message cell from the server with ' too", function()
-      -- the add is refused with the server's message; the remove is applied
-      emu:faults({ { status = 400, message = "=HYPERLINK(\"http://evil.example\",\"retry\")" } })
+      -- the add is refused with the server's message (after the lease's
+      -- lookup, which goes through)
+      emu:faults({ {}, { status = 400, message = "=HYPERLINK(\"http://evil.example\",\"retry\")" } })
       local out, err, status = run(("assign %s --add %s --batch-size 1 --format csv"):format(
         conns[2], leases[20]))
       assert.equals(1, status, err)
@@ -161,7 +162,7 @@ describe("the opentact command's output #wire", function()
       assert.same({ leases[20], "add", "failed", "rejected", "400" }, { row[1], row[3], row[4], row[5], row[6] })
       assert.equals("'=HYPERLINK(\"http://evil.example\",\"retry\")", row[7])
 
-      emu:faults({ { status = 400, message = "@SUM(1)\t-1" } })
+      emu:faults({ {}, { status = 400, message = "@SUM(1)\t-1" } })
       out, err, status = run(("assign %s --add %s --batch-size 1 --format tsv"):format(conns[2], leases[20]))
       assert.equals(1, status, err)
       assert.equals("'@SUM(1)\\t-1", tsv(lines_of(out)[2])[7])
