@@ -159,7 +159,13 @@ describe("sync's plan", function()
     assert.matches("(1e000000-0000-4000-8000-0000000000ff ...)", err.message, 1, true)
     -- not refused: nothing detached, something found, or nothing desired
     assert.is_nil(refusal(lost, {}))
-    assert.is_nil(refusal({ lost[1], want(4, lease(4)) }, { exact = true }))
+    assert.is_nil(refusal({ want("2125550099", nil), want(4, lease(4)) }, { exact = true }))
+    -- found something, but a missing number is a detached lease's number
+    -- without its country code
+    err = refusal({ lost[1], want(4, lease(4)) }, { exact = true })
+    assert.equals("2125550001 is not in the account, and the connection holds 12125550001, which ends with it: "
+      .. "the sync would detach it; give numbers with their country code (e.g. +1 212 555 0100); nothing was "
+      .. "changed", err.message)
     assert.is_nil(refusal({}, { exact = true }))
   end)
 

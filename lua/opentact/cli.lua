@@ -198,7 +198,9 @@ local COMMAND_LIST = {
       { 1, "conflicts, missing numbers, something the API refused or failed, a connection that could not be "
         .. "read back, or with --exact leases on it that were not asked for (attached meanwhile: listed)" },
       { 2, USAGE_EXIT .. ", a bad line in FILE, an empty FILE with --exact, or --exact when none of FILE's "
-        .. "leases is in the account and the connection holds some (refused, --dry-run too: nothing is changed)" },
+        .. "leases is in the account and the connection holds some, or when a number in FILE that is not in the "
+        .. "account is the end of a number it would detach (given without its country code: refused, --dry-run "
+        .. "too: nothing is changed)" },
       { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
         .. "what was applied" },
     },

@@ -19,7 +19,7 @@ local search = require("opentact.search")
 local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
   type, ipairs, setmetatable, getmetatable, tostring, next, pcall
 local min, ceil = math.min, math.ceil
-local lower = string.lower
+local lower, format = string.lower, string.format
 local request_lease, request_list, number = core.request_lease, core.request_list, core.number
 
 local M = {}
@@ -109,12 +109,51 @@ function M.plan(conn, current, desired, opts)
   return plan
 end
 
+-- The fewest digits a desired number must have to be taken for a held
+-- lease's number without its country code (a local number: 7).
+local NATIONAL_DIGITS = 7
+
+-- The first lease `plan` detaches whose number ends with the digits of a
+-- desired number it has as missing, as {given, tn, count (how many such
+-- leases)}; nil when there is none.
+local function national(plan)
+  if #plan.remove == 0 or #plan.missing == 0 then return nil end
+  local missing = {}
+  for _, x in ipairs(plan.missing) do
+    local n = type(x) ~= "table" and number(x) or nil
+    if n then
+      local digits = format("%.0f", n)
+      if #digits >= NATIONAL_DIGITS and missing[digits] == nil then missing[digits] = x end
+    end
+  end
+  if not next(missing) then return nil end
+  local first, count = nil, 0
+  for _, lease in ipairs(plan.remove) do
+    local tn = tn_of(lease)
+    if tn then
+      local digits = format("%.0f", tn)
+      for len = #digits - 1, NATIONAL_DIGITS, -1 do
+        local given = missing[digits:sub(-len)]
+        if given ~= nil then
+          count = count + 1
+          first = first or { given = given, tn = tn }
+          break
+        end
+      end
+    end
+  end
+  if first then first.count = count end
+  return first
+end
+
 --- Why `plan` (for `desired`, as M.plan took them) must not be applied,
 --- or nil: the one check a dry run and a real run both go through.
 --- Every desired item missing while the plan detaches leases is a mistake
 --- (numbers without their country code, the wrong account), not a wish to
---- detach everything. The message names no option: the Lua API and the
---- command line call it by different names.
+--- detach everything; so is a missing number that a lease the plan
+--- detaches ends with (a number without its country code). The message
+--- names no option: the Lua API and the command line call it by
+--- different names.
 function M.refusal(plan, desired)
   if #desired > 0 and #plan.keep + #plan.add + #plan.conflicts == 0 and #plan.remove > 0 then
     local first = plan.missing[1]
@@ -122,6 +161,17 @@ function M.refusal(plan, desired)
     local e = errors.new("invalid", ("none of the %d desired leases is in the account (%s ...): the sync would "
       .. "detach all %d leases of the connection; nothing was changed"):format(#desired,
       pretty.safe(tostring(first)), #plan.remove))
+    return errors.finish(e, nil, nil, 0)
+  end
+  -- a desired number not in the account that a lease to detach ends with
+  -- (2125550002 given, 12125550002 held) is most likely that lease written
+  -- without its country code: detaching it is not what was asked
+  local found = national(plan)
+  if found then
+    local e = errors.new("invalid", ("%s is not in the account, and the connection holds %s, which ends with it: "
+      .. "the sync would detach it%s; give numbers with their country code (e.g. +1 212 555 0100); nothing "
+      .. "was changed"):format(pretty.safe(tostring(found.given)), format("%.0f", found.tn),
+      found.count > 1 and (" (and %d more like it)"):format(found.count - 1) or ""))
     return errors.finish(e, nil, nil, 0)
   end
   return nil

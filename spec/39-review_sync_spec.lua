@@ -1,0 +1,98 @@
+-- A review of sync and assign against the emulator over real sockets:
+-- what the first hardening pass left open.
+local support = require("emulator")
+
+local ROOT = support.ROOT
+local tmpfile, slurp = support.tmpfile, support.slurp
+
+local function sorted(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  table.sort(out)
+  return out
+end
+
+-- bin/opentact with `args` (shell words): standard output, standard
+-- error and the exit status. No login of the machine's user leaks in.
+local function opentact(emu, args)
+  local err = os.tmpname()
+  local out = support.sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
+    .. "OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s %s/bin/opentact %s 2> %s; echo \"status=$?\""):format(
+    emu.token, emu.url, support.LUA, ROOT, args, err))
+  local status = tonumber(out:match("status=(%d+)\n$"))
+  local stderr = slurp(err)
+  os.remove(err)
+  return (out:gsub("status=%d+\n$", "")), stderr, status
+end
+
+describe("sync and assign, reviewed #wire", function()
+  local emu, client, conns, leases
+
+  setup(function()
+    -- connection 1 holds leases 1 to 3 (numbers 12125550001 to 3)
+    emu = support.start({ leases = 60, apps = 2 })
+    local st = emu:state()
+    conns, leases = st.connections, st.leases
+    client = emu:client()
+  end)
+  teardown(function()
+    if client then client:close() end
+    if emu then emu:stop() end
+  end)
+  before_each(function() emu:reset() end)
+
+  local function posts()
+    local n = 0
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "POST" and not r.path:find("^/lease/tn/search") then n = n + 1 end
+    end
+    return n
+  end
+
+  -- A file of full numbers with one written without its country code:
+  -- the lookup of 2125550002 finds nothing, and connection 1 holds
+  -- 12125550002. Detaching it would take a number off live routing that
+  -- the file asked to keep; a sync refuses, the dry run the same way.
+  describe("with --exact, a desired number without its country code that a held lease ends with", function()
+    local desired = { "12125550001", "2125550002", "+1 212 555 0003" }
+
+    it("is refused by client:sync, the dry run the same way, nothing changed", function()
+      local before = emu:state()
+      local dry, dry_err = client:sync(conns[1], { numbers = desired }, { exact = true, dry_run = true })
+      local report, err = client:sync(conns[1], { numbers = desired }, { exact = true })
+      assert.is_nil(dry, dry and tostring(dry))
+      assert.is_nil(report, report and tostring(report))
+      assert.equals("invalid", err.kind)
+      assert.equals(tostring(err), tostring(dry_err))
+      assert.is_truthy(err.message:find("2125550002", 1, true), err.message)
+      assert.is_truthy(err.message:find("12125550002", 1, true), err.message)
+      assert.is_truthy(err.message:find("nothing was changed", 1, true), err.message)
+      assert.equals(0, posts())
+      assert.same(before, emu:state())
+    end)
+
+    it("is refused by opentact sync, exit 2 for --dry-run and the real run alike", function()
+      local file = tmpfile(table.concat(desired, "\n") .. "\n")
+      local dry_out, dry_err, dry_status = opentact(emu, ("sync %s --numbers-file %s --exact --dry-run")
+        :format(conns[1], file))
+      local out, err, status = opentact(emu, ("sync %s --numbers-file %s --exact"):format(conns[1], file))
+      os.remove(file)
+      assert.equals(2, dry_status, dry_out .. dry_err)
+      assert.equals(2, status, out .. err)
+      assert.equals(err, dry_err)
+      assert.is_truthy(err:find("12125550002", 1, true), err)
+      assert.equals(0, posts())
+      assert.same(sorted({ leases[1], leases[2], leases[3] }), sorted(emu:state().assigned[conns[1]]))
+    end)
+
+    it("is no reason to refuse without --exact, or when the held lease stays", function()
+      local report = assert(client:sync(conns[1], { numbers = desired }, { dry_run = true }))
+      assert.equals(0, #report.remove)
+      assert.same({ "2125550002" }, report.missing)
+      -- a missing number no held lease ends with: the others go as asked
+      report = assert(client:sync(conns[1], { numbers = { "12125550001", "2125550099" } },
+        { exact = true, dry_run = true }))
+      assert.equals(2, #report.remove)
+    end)
+  end)
+end)
