@@ -95,4 +95,36 @@ describe("sync and assign, reviewed #wire", function()
       assert.equals(2, #report.remove)
     end)
   end)
+
+  -- A lookup answering 200 with a lease that is not the one asked for (a
+  -- proxy's cache, a server bug): what it says of its holder is not what
+  -- the asked lease's holder is. Lease 1 is on connection 1.
+  describe("a lookup answering about another lease than the one asked", function()
+    local function other_lease(i)
+      return { raw = '{"success":true,"payload":{"uuid":"' .. leases[i] .. '","tn":{"tn":' .. (12125550000 + i)
+        .. '}}}', ctype = "application/json" }
+    end
+
+    for _, how in ipairs({ "uuid", "number" }) do
+      it("is no reason for assign to send: nothing moves off connection 1 (--add by " .. how .. ")", function()
+        emu:faults({ other_lease(5) })
+        local out, err, status = opentact(emu, ("assign %s --add %s"):format(conns[2],
+          how == "uuid" and leases[1] or "12125550001"))
+        assert.equals(1, status, out .. err)
+        assert.is_truthy(err:find("protocol", 1, true), err)
+        assert.equals(0, posts(), out .. err)
+        assert.same(sorted({ leases[1], leases[2], leases[3] }), sorted(emu:state().assigned[conns[1]]))
+      end)
+    end
+
+    it("is no reason for client:sync to attach that other lease", function()
+      -- the connection's read passes; the lookup of lease 20 answers lease 21
+      emu:faults({ {}, other_lease(21) })
+      local report, err = client:sync(conns[2], { leases = { leases[20] } })
+      assert.is_nil(report, report and tostring(report))
+      assert.equals("protocol", err.kind)
+      assert.equals(0, posts())
+      assert.same({}, emu:state().assigned[conns[2]])
+    end)
+  end)
 end)

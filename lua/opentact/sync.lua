@@ -209,10 +209,19 @@ local function canonical(items, what)
   return out
 end
 
+-- Whether `lease` is the one `key` (a phone number, or a lower-case lease
+-- uuid) names.
+local function names(lease, key)
+  if type(key) == "string" then return type(lease.uuid) == "string" and lower(lease.uuid) == key end
+  return tn_of(lease) == key
+end
+
 --- The lease of each key (a phone number, or a lease uuid), one lookup
 --- each (GET /lease/tn/{tn}/tn or /lease/tn/{uuid}), `concurrency` at
 --- once: a table key -> lease, without the keys the account has no lease
---- for; or nil, err when a lookup failed otherwise.
+--- for; or nil, err when a lookup failed otherwise. An answer about
+--- another lease than the one asked for is such a failure: what it says of
+--- its holder is not what the asked lease's is.
 function M.lookup(eng, keys, concurrency)
   local reqs = {}
   for i, key in ipairs(keys) do
@@ -223,8 +232,17 @@ function M.lookup(eng, keys, concurrency)
   local found, failure = {}, nil
   if #reqs > 0 then
     eng:run(reqs, min(concurrency, #reqs), function(req)
-      if req.leases then
+      if req.leases and names(req.leases, type(req.key) == "string" and lower(req.key) or req.key) then
         found[req.key] = req.leases
+      elseif req.leases then
+        if not failure then
+          local l = req.leases
+          local e = errors.new("protocol", ("the lookup of %s answered with another lease (%s)"):format(
+            pretty.safe(type(req.key) == "string" and req.key or format("%.0f", req.key)),
+            pretty.safe(tostring(type(l.uuid) == "string" and l.uuid or tn_of(l) or "no uuid"))), false)
+          e.status = 200
+          failure = errors.finish(e, "GET", request_lease(req.key), 1)
+        end
       elseif req.err.kind ~= "not_found" and not failure then
         failure = req.err
       end
