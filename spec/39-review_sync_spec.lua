@@ -127,4 +127,34 @@ describe("sync and assign, reviewed #wire", function()
       assert.same({}, emu:state().assigned[conns[2]])
     end)
   end)
+
+  -- A lookup saying the target holds a lease (a stale index) while the
+  -- target's own list does not: "already on" it would be an ok the target
+  -- does not prove. Lease 20 is free; its lookup claims connection 2.
+  describe("assign --add of a lease whose lookup alone says the target holds it", function()
+    local function claims_target()
+      return { raw = '{"success":true,"payload":{"uuid":"' .. leases[20] .. '","tn":{"tn":12125550020},'
+        .. '"sip_connection":{"uuid":"' .. conns[2] .. '"}}}', ctype = "application/json" }
+    end
+
+    for _, fmt in ipairs({ "table", "csv", "json" }) do
+      it("is not reported ok, nothing sent for it (--format " .. fmt .. ")", function()
+        emu:faults({ claims_target() })
+        local out, err, status = opentact(emu, ("assign %s --add %s --format %s"):format(conns[2], leases[20], fmt))
+        assert.equals(1, status, out .. err)
+        assert.equals(0, posts(), out .. err)
+        assert.is_falsy(out:find("already on", 1, true), out)
+        assert.is_truthy(out:find("does not hold it", 1, true), out)
+        assert.same({}, emu:state().assigned[conns[2]])
+      end)
+    end
+
+    it("is reported already on it when the target's list holds it", function()
+      emu:holders({ [leases[20]] = { sip_connection = conns[2] } })
+      local out, err, status = opentact(emu, ("assign %s --add %s"):format(conns[2], leases[20]))
+      assert.equals(0, status, out .. err)
+      assert.equals(0, posts(), out .. err)
+      assert.is_truthy(out:find("already on " .. conns[2], 1, true), out)
+    end)
+  end)
 end)

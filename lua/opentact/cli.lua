@@ -136,9 +136,9 @@ local COMMAND_LIST = {
       .. "and --remove-file, in batches, several requests at once. Phone numbers are looked up to find their "
       .. "leases, and so are the lease uuids to add, to know who holds them. Before anything is sent: a lease "
       .. "to add that another SIP connection or a SIP control app holds is refused (exit 2, each named with its "
-      .. "holder) unless --move, which takes it and says from where; one CONN holds already is reported "
-      .. "(\"already on CONN\") and not sent; one to remove that CONN does not hold is reported (\"not on "
-      .. "CONN\") and not sent. With the table format, a progress bar (done/total, rate, ETA) goes to standard "
+      .. "holder) unless --move, which takes it and says from where; one CONN holds already (its lookup and "
+      .. "CONN's own list say so; the lookup alone: failed) is reported (\"already on CONN\") and not sent; "
+      .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent. With the table format, a progress bar (done/total, rate, ETA) goes to standard "
       .. "error when it is a terminal." },
     options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
       "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
@@ -1476,7 +1476,8 @@ end
 -- the attach move it); numbers to remove become the uuids of CONN's
 -- leases that hold them. Sets o.numbers (lower-case uuid -> number),
 -- o.leases (lower-case uuid -> the lease looked up), o.holding (lower-case
--- uuid -> true for what CONN holds, nil without removes) and o.not_on
+-- uuid -> true for what CONN holds, nil when there are no removes and no
+-- lookup says CONN holds a lease) and o.not_on
 -- ({given, where}: numbers to remove that CONN has no lease for).
 -- Returns true, or nil, err for a read that failed.
 local function resolve(client, o, sources, missing)
@@ -1495,8 +1496,15 @@ local function resolve(client, o, sources, missing)
     if not looked_up then return nil, err end
     found = looked_up
   end
+  -- what CONN holds is read for removes, and to prove what a lookup says
+  -- is on CONN already (an index may be stale)
+  local conn, claimed = lower(o.positional[2]), false
+  for _, lease in pairs(found) do
+    local h = holder_in(lease, "sip_connection")
+    if h and lower(h.uuid) == conn then claimed = true end
+  end
   local by_number = {}
-  if #o.remove > 0 then
+  if #o.remove > 0 or claimed then
     local held, err = client:list(o.positional[2])
     if not held then return nil, err end
     o.holding = {}
@@ -1638,14 +1646,16 @@ local function cmd_assign(ctx, o)
   -- hold; a lease another connection or an app holds is taken with
   -- --move only, and refused, nothing sent, without it
   local conn = lower(target)
-  local kept, not_on, held, by_app = {}, {}, {}, {}
+  local kept, not_on, held, by_app, unproven = {}, {}, {}, {}, {}
   local adds, removes = {}, {}
   for k, u in ipairs(o.add) do
     local lease = o.leases[lower(u)]
     local h = lease and (holder_in(lease, "sip_control_app") or holder_in(lease, "sip_connection"))
     local x = { uuid = u, number = o.numbers[lower(u)], holder = h, where = sources.add[k] }
     if h and h.kind == "connection" and lower(h.uuid) == conn then
-      kept[#kept + 1] = x
+      -- already on CONN when CONN's own list says so; else its holder is
+      -- not known, and nothing is sent for it
+      if o.holding[lower(u)] then kept[#kept + 1] = x else unproven[#unproven + 1] = u end
     else
       if h then held[#held + 1] = x end
       if h and h.kind == "app" then by_app[#by_app + 1] = u else adds[#adds + 1] = u end
@@ -1702,6 +1712,14 @@ local function cmd_assign(ctx, o)
   end
   client:close()
   local elapsed = core.now() - started
+  if #unproven > 0 then
+    local e = require("opentact.errors").new("protocol", "its lookup says the connection holds it, but the "
+      .. "connection's own list does not hold it; nothing was sent for it", false)
+    e = require("opentact.errors").finish(e, nil, nil, 0)
+    e.sent = false
+    report.failed[#report.failed + 1] = { add = unproven, remove = {}, err = e }
+    report.ok = false
+  end
   if pre then
     -- the leases released from their apps: attached, or failed
     local applied = {}
