@@ -138,8 +138,8 @@ local COMMAND_LIST = {
       .. "to add that another SIP connection or a SIP control app holds is refused (exit 2, each named with its "
       .. "holder) unless --move, which takes it and says from where; one CONN holds already (its lookup and "
       .. "CONN's own list say so; the lookup alone: failed) is reported (\"already on CONN\") and not sent; "
-      .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent. With the table format, a progress bar (done/total, rate, ETA) goes to standard "
-      .. "error when it is a terminal." },
+      .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent. With the table "
+      .. "format, a progress bar (done/total, rate, ETA) goes to standard error when it is a terminal." },
     options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
       "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
     output = {
