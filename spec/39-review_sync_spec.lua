@@ -93,6 +93,10 @@ describe("sync and assign, reviewed #wire", function()
       report = assert(client:sync(conns[1], { numbers = { "12125550001", "2125550099" } },
         { exact = true, dry_run = true }))
       assert.equals(2, #report.remove)
+      -- written with a +, a number has its country code: taken as written
+      report = assert(client:sync(conns[1], { numbers = { "12125550001", "+212 555 0002" } },
+        { exact = true, dry_run = true }))
+      assert.equals(2, #report.remove)
     end)
   end)
 

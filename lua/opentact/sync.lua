@@ -115,12 +115,13 @@ local NATIONAL_DIGITS = 7
 
 -- The first lease `plan` detaches whose number ends with the digits of a
 -- desired number it has as missing, as {given, tn, count (how many such
--- leases)}; nil when there is none.
+-- leases)}; nil when there is none. A number written with a leading +
+-- has its country code: it is taken as written.
 local function national(plan)
   if #plan.remove == 0 or #plan.missing == 0 then return nil end
   local missing = {}
   for _, x in ipairs(plan.missing) do
-    local n = type(x) ~= "table" and number(x) or nil
+    local n = (type(x) == "number" or type(x) == "string" and not x:find("^%s*%+")) and number(x) or nil
     if n then
       local digits = format("%.0f", n)
       if #digits >= NATIONAL_DIGITS and missing[digits] == nil then missing[digits] = x end
