@@ -1382,16 +1382,25 @@ end
 
 -- Writes the failed uuids of `kind`, each group under a comment saying why
 -- (comments are skipped when the file is read back).
+-- A write or the close that failed (a full disk) is an error: the caller
+-- must not say the uuids are there.
 local function write_failed(path, failed, kind)
   local f, err = io.open(path, "wb")
   if not f then return nil, err end
+  local ok, werr = true, nil
+  local function put(...)
+    local done, why = f:write(...)
+    if ok and not done then ok, werr = false, why end
+  end
   for _, group in ipairs(failed) do
     if #group[kind] > 0 then
-      f:write("# ", (tostring(group.err):gsub("[%c]", " ")), "\n")
-      for _, u in ipairs(group[kind]) do f:write(u, "\n") end
+      put("# ", (tostring(group.err):gsub("[%c]", " ")), "\n")
+      for _, u in ipairs(group[kind]) do put(u, "\n") end
     end
   end
-  f:close()
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = false, cerr end
+  if not ok then return nil, path .. ": " .. tostring(werr) end
   return true
 end
 
@@ -1562,6 +1571,7 @@ local function save_failed(ctx, path, report)
     os.remove(path .. ".remove")
   end
   if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
+  return ok
 end
 
 -- What assign found it need not send, and what it moved: for every
@@ -1751,7 +1761,7 @@ local function cmd_assign(ctx, o)
   for _, u in ipairs(adds) do sent.add[#sent.add + 1] = u end
 
   local failed_add, failed_remove = report:failed_uuids()
-  if o.failed_file then save_failed(ctx, o.failed_file, report) end
+  local saved = o.failed_file and save_failed(ctx, o.failed_file, report)
 
   if o.json then
     local failed = {}
@@ -1802,7 +1812,7 @@ local function cmd_assign(ctx, o)
     ctx.stdout:write(tostring(report), "\n")
     if report.unverified then ctx.stdout:write("Not verified: ", pretty.safe(tostring(report.unverified)), "\n") end
     ctx.stdout:write(format("%s in %.2f s\n", plural(#sent.add + #sent.remove, "uuid"), elapsed))
-    if not report.ok and o.failed_file then
+    if not report.ok and saved then
       ctx.stdout:write(format("failed uuids written to %s%s; to retry:\n  opentact assign %s%s%s%s\n",
         o.failed_file, #failed_remove > 0 and " and " .. o.failed_file .. ".remove" or "",
         target, #failed_add > 0 and " --add-file " .. o.failed_file or "",
@@ -1959,7 +1969,7 @@ local function cmd_sync(ctx, o)
   })
   client:close()
   if not report then return fail(ctx, err) end
-  if o.failed_file and not o.dry_run then save_failed(ctx, o.failed_file, report) end
+  local saved = o.failed_file and not o.dry_run and save_failed(ctx, o.failed_file, report)
   if o.json then
     local failed = {}
     for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
@@ -1976,7 +1986,7 @@ local function cmd_sync(ctx, o)
     ctx.stdout:write(concat(pretty.plan_lines(report, nil, { move = "--move" }), "\n"), "\n")
     if #report.failed > 0 then
       ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
-        o.failed_file and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")
+        saved and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")
     end
   end
   if report.interrupted then
