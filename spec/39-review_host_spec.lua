@@ -74,3 +74,49 @@ describe("opentact --failed-file that cannot be written #wire", function()
     os.remove(failed)
   end)
 end)
+
+describe("opentact-emulator's logs and ?bearer= #wire", function()
+  local TOKEN = "review-bearer-secret-42"
+  local emu
+
+  setup(function() emu = support.start({ token = TOKEN, secrets = "file" }) end)
+  teardown(function() if emu then emu:stop() end end)
+
+  -- The emulator's folder: the -p of the nginx it started.
+  local function prefix()
+    local nginx = support.sh("pgrep -P " .. emu.pid .. " nginx"):match("%d+")
+    -- nginx's master writes its title over its arguments: spaces between
+    local cmdline = slurp("/proc/" .. nginx .. "/cmdline")
+    return cmdline:match("%-p[%z ]([^%z ]+)")
+  end
+
+  it("a request line with ?bearer= that nginx logs is readable by its owner only", function()
+    -- nginx logs a warning with the request line (and so its query) for
+    -- an ngx.sleep(0); any error logged while a request runs does the same
+    emu:faults({ { delay = 0 } })
+    local code = support.sh(("curl -s -o /dev/null -w '%%{http_code}' '%s/sip/connection/%s/tnlease?bearer=%s'")
+      :format(emu.url, emu:state().connections[1], TOKEN))
+    assert.equals("200", code)
+    local dir = assert(prefix())
+    local holding = {}
+    for path in support.sh("grep -rl " .. TOKEN .. " " .. dir .. " 2>/dev/null"):gmatch("[^\n]+") do
+      holding[#holding + 1] = path
+    end
+    assert.is_true(#holding > 0, "the check sees nothing: no file holds the token")
+    for _, path in ipairs(holding) do
+      -- readable by others when the file and every folder up to the
+      -- emulator's own let them in
+      local modes, p = {}, path
+      while #p >= #dir do
+        modes[#modes + 1] = tonumber(support.sh("stat -c %a " .. p), 8)
+        p = p:match("^(.*)/[^/]*$")
+      end
+      local others_in = true
+      for i, m in ipairs(modes) do
+        local bit = i == 1 and 4 or 1 -- read the file, search the folders
+        if m % 8 < bit or (m % 8) % (bit * 2) < bit then others_in = false end
+      end
+      assert.is_false(others_in, path .. " is readable by every local user and holds the token")
+    end
+  end)
+end)
