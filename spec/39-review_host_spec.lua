@@ -64,6 +64,14 @@ describe("opentact --failed-file that cannot be written #wire", function()
     assert.is_truthy(err:find("cannot write the failed uuids: /dev/full: No space left on device", 1, true), err)
   end)
 
+  it("a server message with a lone 8-bit CSI byte reaches standard error escaped", function()
+    emu:faults({ { raw = '{"success":false,"message":"a\155' .. '31mRED"}', status = 400, ctype = "application/json" } })
+    local out, err, status = opentact(emu, "list " .. conns[1])
+    assert.equals(1, status, out .. err)
+    assert.is_truthy(err:find("a\\15531mRED", 1, true), err)
+    assert.is_falsy(err:find("\155", 1, true), err)
+  end)
+
   it("a failed file that can be written is still named, with the command that retries", function()
     local failed = os.tmpname()
     emu:faults({ {}, { status = 500, message = "down" } })
@@ -117,6 +125,55 @@ describe("opentact-emulator's logs and ?bearer= #wire", function()
         if m % 8 < bit or (m % 8) % (bit * 2) < bit then others_in = false end
       end
       assert.is_false(others_in, path .. " is readable by every local user and holds the token")
+    end
+  end)
+end)
+
+-- A byte from 0x80 to 0x9F outside a UTF-8 character is a C1 control to a
+-- terminal that takes 8-bit controls (0x9B is CSI, as ESC [ is): server
+-- text shows it escaped, as it does U+009B; whole UTF-8 characters stay.
+describe("server text with bytes that are no UTF-8", function()
+  local pretty = require("opentact.pretty")
+  local errors = require("opentact.errors")
+
+  local function stray(s)
+    -- a byte >= 0x80 that does not belong to a whole UTF-8 character
+    local i = 1
+    while i <= #s do
+      local c = s:byte(i)
+      local need = c < 0x80 and 0 or c >= 0xC2 and c <= 0xDF and 1 or c >= 0xE0 and c <= 0xEF and 2
+        or c >= 0xF0 and c <= 0xF4 and 3 or nil
+      if not need then return i end
+      for k = 1, need do
+        local b = s:byte(i + k)
+        if not b or b < 0x80 or b > 0xBF then return i end
+      end
+      i = i + need + 1
+    end
+    return nil
+  end
+
+  local BAD = { "a\15531mRED", "\155", "x\128y", "\194", "\226\128", "\237\160\128", "\192\155", "\255\254", "ok\226" }
+  local GOOD = "\196\128 \226\134\146 \240\159\152\128 \195\169 \226\128\174"
+
+  it("pretty.safe (tables, csv, tsv) escapes them as \\ddd", function()
+    for _, s in ipairs(BAD) do
+      local out = pretty.safe(s)
+      assert.is_nil(stray(out), ("%q gave %q"):format(s, out))
+      assert.is_nil(stray(pretty.safe(s, true)), ("%q"):format(s))
+    end
+    assert.is_truthy(pretty.safe("a\15531m"):find("\\155", 1, true))
+  end)
+
+  it("keeps whole UTF-8 characters (but still shows U+202E escaped)", function()
+    assert.equals("\196\128 \226\134\146 \240\159\152\128 \195\169 \\u{202E}", pretty.safe(GOOD))
+  end)
+
+  it("an error's message escapes them too", function()
+    for _, s in ipairs(BAD) do
+      local text = tostring(setmetatable(errors.new("rejected", s), errors.Error))
+      assert.is_truthy(text:find("^opentact: rejected: "), text)
+      assert.is_nil(stray(text), ("%q gave %q"):format(s, text))
     end
   end)
 end)

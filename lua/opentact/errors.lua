@@ -4,7 +4,8 @@
 
 local tostring, type, setmetatable = tostring, type, setmetatable
 local find, sub, gsub, concat = string.find, string.sub, string.gsub, table.concat
-local marks = require("opentact.pretty").marks
+local pretty = require("opentact.pretty")
+local marks, stray_bytes = pretty.marks, pretty.stray_bytes
 
 local M = {}
 
@@ -13,9 +14,10 @@ Error.__index = Error
 M.Error = Error
 
 -- A message on one line: control characters become spaces; bidirectional
--- and other invisible marks are shown as \u{XXXX} (pretty.marks).
+-- and other invisible marks are shown as \u{XXXX} (pretty.marks), bytes
+-- that are no UTF-8 as \ddd (pretty.stray_bytes).
 local function one_line(s)
-  return (marks((gsub(tostring(s), "[%c]+", " ")), "\\u{%04X}"))
+  return (marks(stray_bytes((gsub(tostring(s), "[%c]+", " "))), "\\u{%04X}"))
 end
 
 -- "/sip/connection/66eb0a8a-.../tnlease" -> "/sip/connection/66eb…/tnlease"

@@ -40,14 +40,55 @@ local function marks(s, fmt)
 end
 M.marks = marks
 
+-- The length of the UTF-8 character whose first byte is at `i` of `s`
+-- (1 to 4), or nil when the bytes there are no whole, shortest UTF-8
+-- character (a lone continuation byte, a cut or overlong sequence, a
+-- surrogate).
+local function utf8_length(s, i)
+  local c = s:byte(i)
+  if c < 0x80 then return 1 end
+  local need = c >= 0xC2 and c <= 0xDF and 1 or c >= 0xE0 and c <= 0xEF and 2 or c >= 0xF0 and c <= 0xF4 and 3
+  if not need then return nil end
+  for k = 1, need do
+    local b = s:byte(i + k)
+    if not b or b < 0x80 or b > 0xBF then return nil end
+  end
+  local b = s:byte(i + 1)
+  if (c == 0xE0 and b < 0xA0) or (c == 0xED and b > 0x9F) or (c == 0xF0 and b < 0x90) or (c == 0xF4 and b > 0x8F) then
+    return nil
+  end
+  return need + 1
+end
+
+-- `s` with each byte that is not part of a whole UTF-8 character written
+-- as \ddd: 0x80-0x9F alone are C1 controls to a terminal that takes 8-bit
+-- controls (0x9B is CSI, as ESC [ is).
+local function stray_bytes(s)
+  if not s:find("[\128-\255]") then return s end
+  local out, from, i, n = {}, 1, 1, #s
+  while i <= n do
+    local len = utf8_length(s, i)
+    if not len then
+      out[#out + 1] = s:sub(from, i - 1)
+      out[#out + 1] = format("\\%03d", s:byte(i))
+      len, from = 1, i + 1
+    end
+    i = i + len
+  end
+  out[#out + 1] = s:sub(from)
+  return concat(out)
+end
+M.stray_bytes = stray_bytes
+
 -- Server strings go to terminals: control characters (escape sequences
 -- among them) are shown, never sent, as \ddd, and the characters of MARKS
--- as \u{XXXX}. With `keep_breaks`, tab, newline and carriage return are
--- left for the caller (csv and tsv quote or escape them).
+-- as \u{XXXX}; so are bytes that are no UTF-8 (stray_bytes). With
+-- `keep_breaks`, tab, newline and carriage return are left for the caller
+-- (csv and tsv quote or escape them).
 local function safe(s, keep_breaks)
   s = s:gsub(keep_breaks and "[%z\1-\8\11\12\14-\31\127]" or "[%z\1-\31\127]",
     function(c) return format("\\%03d", c:byte()) end)
-  return marks(s, "\\u{%04X}")
+  return marks(stray_bytes(s), "\\u{%04X}")
 end
 M.safe = safe
 
