@@ -48,7 +48,20 @@ build = {
       ["opentact.sync"] = "lua/opentact/sync.lua",
       ["opentact.cli"] = "lua/opentact/cli.lua",
       ["opentact.transport.ngx"] = "lua/opentact/transport/ngx.lua",
-      ["opentact.emulator"] = "emulator/emulator.lua",
+      -- the emulator (emulator/), for nginx: bin/opentact-emulator puts the
+      -- folder opentact/ on nginx's lua_package_path, where these modules
+      -- are emulator and emulator.<name>
+      ["opentact.emulator"] = "emulator/init.lua",
+      ["opentact.emulator.routes"] = "emulator/routes.lua",
+      ["opentact.emulator.admin"] = "emulator/admin.lua",
+      ["opentact.emulator.leases"] = "emulator/leases.lua",
+      ["opentact.emulator.search"] = "emulator/search.lua",
+      ["opentact.emulator.auth"] = "emulator/auth.lua",
+      ["opentact.emulator.replies"] = "emulator/replies.lua",
+      ["opentact.emulator.request"] = "emulator/request.lua",
+      ["opentact.emulator.state"] = "emulator/state.lua",
+      ["opentact.emulator.seed"] = "emulator/seed.lua",
+      ["opentact.emulator.sha256"] = "emulator/sha256.lua",
    },
    -- into the rock's folder (luarocks show --rock-dir opentact): the LuaLS
    -- definitions, the bash and zsh completion scripts, the man page
