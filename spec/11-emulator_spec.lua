@@ -166,10 +166,14 @@ describe("the emulator", function()
 
     it("with users, prints what it prints without them and how to log in as one, never a password", function()
       local users = { "ada@example.com:ada-secret-pw", "bob@example.com:bob-secret-pw" }
-      local plain = support.start({ connections = 2, leases = 5 })
-      finally(function() plain:stop() end)
-      local with = support.start({ connections = 2, leases = 5, users = users })
-      finally(function() with:stop() end)
+      -- one finally: busted keeps only the last one a test gives
+      local plain, with
+      finally(function()
+        if plain then plain:stop() end
+        if with then with:stop() end
+      end)
+      plain = support.start({ connections = 2, leases = 5 })
+      with = support.start({ connections = 2, leases = 5, users = users })
       local function banner(e)
         -- printed after "listening on": read until its last line is there
         for _ = 1, 100 do
