@@ -220,6 +220,21 @@ describe("opentact assign and input files #wire", function()
       local text = help:match("\n  %-%-skip%-invalid(.-)\n  %-%-"):gsub("%s+", " ")
       assert.is_truthy(text:find("sync keeps numbers the account has no lease for in its plan", 1, true), text)
     end)
+
+    it("with sync --exact --skip-invalid: refuses, naming the lines, since their leases would be detached", function()
+      -- the connection holds the first three leases: a bad line meant for
+      -- one of them must not let --exact detach it
+      local file = tmpfile("+1 212 555 0000\n12125550001 ext 5\n+1 212 555 0002\n")
+      for _, dry in ipairs({ " --dry-run", "" }) do
+        local out, err, status = run(("sync %s --numbers-file %s --exact --skip-invalid%s"):format(conns[1], file, dry))
+        assert.equals(2, status, out .. err)
+        assert.is_truthy(err:find(":2: [^\n]*12125550001 ext 5"), err)
+        assert.is_truthy(err:find("--exact with --skip-invalid detaches the leases those lines meant", 1, true), err)
+      end
+      os.remove(file)
+      assert.equals(0, emu:stats().requests)
+      assert.same({ leases[1], leases[2], leases[3] }, emu:state().assigned[conns[1]])
+    end)
   end)
 
   describe("did you mean", function()

@@ -56,7 +56,8 @@ local OPTIONS = {
     .. "lines and arguments without a valid uuid or number; with assign, numbers and uuids to add that the "
     .. "account has no lease for, and leases given twice (or to both add and remove); with sync, lease uuids "
     .. "in --numbers-file and numbers in --leases-file (sync keeps numbers the account has no lease for in its "
-    .. "plan, as ? missing, and exits 1 for them). Without it, every bad line is named (the first 20) and "
+    .. "plan, as ? missing, and exits 1 for them; with --exact it leaves nothing out: a line left out would have "
+    .. "its lease detached). Without it, every bad line is named (the first 20) and "
     .. "nothing is sent" },
   { name = "--format", arg = "FMT", values = { "table", "json", "jsonl", "csv", "tsv" }, text = "how to print: "
     .. "table (the default, for people), json, jsonl, csv or tsv (Output in the command's --help says what "
@@ -1953,6 +1954,12 @@ local function cmd_sync(ctx, o)
     for i, k in ipairs(order) do order[i] = problems[k] end
     if #order > 0 and not skipped then return usage_error(ctx, problem_list(order, "bad lines")) end
     for _, p in ipairs(order) do skipped[#skipped + 1] = p end
+    if o.exact and #order > 0 then
+      -- a line left out names a lease nobody can tell: with --exact it
+      -- would be detached, a change the file never asked for
+      return usage_error(ctx, problem_list(order, "bad lines") .. "\n--exact with --skip-invalid detaches the "
+        .. "leases those lines meant: fix them, or sync without --exact")
+    end
     for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
     if #list == 0 and (o.exact or #(skipped or {}) > 0) then
       -- with --exact an empty list detaches everything: never by accident
