@@ -169,6 +169,16 @@ describe("server text with bytes that are no UTF-8", function()
     assert.equals("\196\128 \226\134\146 \240\159\152\128 \195\169 \\u{202E}", pretty.safe(GOOD))
   end)
 
+  it("shows the zero-width and format characters escaped, and the visible ones next to them as they are", function()
+    -- U+200B U+200C U+200D U+2060 U+2064 U+FEFF U+206A U+206F, each
+    -- between two letters; U+2010 (a hyphen) and U+2065 (unassigned, no
+    -- format character) are left alone
+    local shown = pretty.safe("a\226\128\139b\226\128\140c\226\128\141d\226\129\160e\226\129\164f"
+      .. "\239\187\191g\226\129\170h\226\129\175i\226\128\144j\226\129\165k")
+    assert.equals("a\\u{200B}b\\u{200C}c\\u{200D}d\\u{2060}e\\u{2064}f\\u{FEFF}g\\u{206A}h\\u{206F}i"
+      .. "\226\128\144j\226\129\165k", shown)
+  end)
+
   it("an error's message escapes them too", function()
     for _, s in ipairs(BAD) do
       local text = tostring(setmetatable(errors.new("rejected", s), errors.Error))

@@ -278,7 +278,7 @@ M.HELP = {
     "A csv or tsv cell of text that begins with =, +, -, @, a tab or a carriage return is written with a leading ' "
       .. "(a spreadsheet shows it as text and never runs it as a formula); numbers are written as they are. In "
       .. "tables, csv and tsv, control characters from the server (and bytes that are no UTF-8) show as \\ddd and "
-      .. "bidirectional and other invisible marks (U+202E, U+2066, U+200F, C1 controls) as \\u{202E}; json and "
+      .. "bidirectional and other invisible marks (U+202E, U+2066, U+200F, zero-width ones, C1 controls) as \\u{202E}; json and "
       .. "jsonl keep every string "
       .. "(those marks as \\u202e) and the server's empty objects {} and arrays [] as they were.",
     "Output that cannot be written (a full disk) is an error on standard error, exit status 1 (or the "

@@ -16,12 +16,15 @@ local Leases = { __name = "opentact.Leases" }
 M.Leases = Leases
 
 -- The UTF-8 of invisible characters that change how a terminal or an
--- editor shows the text around them: the C1 controls (U+0080-U+009F), the
--- bidirectional marks (U+061C, U+200E, U+200F), embeddings and overrides
--- (U+202A-U+202E) and isolates (U+2066-U+2069), and the line and paragraph
--- separators (U+2028, U+2029). A right-to-left override makes "exe.txt"
--- of "txt.exe".
-local MARKS = { "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
+-- editor shows the text around them, or hide in it: the C1 controls
+-- (U+0080-U+009F), the bidirectional marks (U+061C, U+200E, U+200F),
+-- embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069),
+-- the line and paragraph separators (U+2028, U+2029), the zero-width
+-- characters (U+200B-U+200D, U+2060-U+2064, U+FEFF) and the deprecated
+-- format characters (U+206A-U+206F). A right-to-left override makes
+-- "exe.txt" of "txt.exe".
+local MARKS = { "\194[\128-\159]", "\216\156", "\226\128[\139-\143\168-\174]", "\226\129[\160-\164\166-\175]",
+  "\239\187\191" }
 
 -- A character of MARKS (two or three bytes) as its code point.
 local function code_point(c)
@@ -32,7 +35,7 @@ end
 
 -- `s` with each character of MARKS written as `fmt` of its code point.
 local function marks(s, fmt)
-  if not s:find("[\194\216\226]") then return s end
+  if not s:find("[\194\216\226\239]") then return s end
   for _, m in ipairs(MARKS) do
     s = s:gsub(m, function(c) return format(fmt, code_point(c)) end)
   end
