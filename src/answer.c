@@ -12,21 +12,6 @@
 
 #include "opentact.h"
 
-void answer_push_error(lua_State *L, const char *kind, long status,
-                       const char *message, int retryable) {
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, kind);
-    lua_setfield(L, -2, "kind");
-    if (status >= 0) {
-        lua_pushinteger(L, (lua_Integer)status);
-        lua_setfield(L, -2, "status");
-    }
-    lua_pushstring(L, message);
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, retryable);
-    lua_setfield(L, -2, "retryable");
-}
-
 /* ---- status mapping ----------------------------------------------- */
 
 static const char *reason_phrase(long status) {
@@ -125,12 +110,12 @@ static void push_status_error(lua_State *L, long status, const char *message) {
             snprintf(fallback, sizeof fallback, "the server answered HTTP %ld without a message", status);
         message = fallback;
     }
-    answer_push_error(L, kind, status, message, retryable);
+    error_push(L, kind, status, message, retryable);
 }
 
 static int fail(lua_State *L, const char *kind, long status, const char *message) {
     lua_pushnil(L);
-    answer_push_error(L, kind, status, message, 0);
+    error_push(L, kind, status, message, 0);
     return 2;
 }
 

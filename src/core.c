@@ -69,15 +69,15 @@ static int curl_start(lua_State *L) {
         return luaL_argerror(L, 5, "POST needs a body");
     if (!token_is_safe(token, token_len)) {
         lua_pushnil(L);
-        answer_push_error(L, "auth", -1,
-                          "the token is empty or holds control characters; nothing was sent", 0);
+        error_push(L, "auth", -1,
+                   "the token is empty or holds control characters; nothing was sent", 0);
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "sent");
         return 2;
     }
     if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len, basic)) {
         lua_pushnil(L);
-        answer_push_error(L, "network", -1, "out of memory: cannot start the request", 1);
+        error_push(L, "network", -1, "out of memory: cannot start the request", 1);
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "sent");
         return 2;

@@ -29,12 +29,12 @@
 #define OT_HIDDEN
 #endif
 
-/* ---- errors (answer.c) -------------------------------------------- */
+/* ---- errors (error.c) --------------------------------------------- */
 
 /* Pushes a plain error table {kind, status, message, retryable}; the Lua
  * layer adds method, path, attempts and the metatable. status < 0: none. */
-OT_HIDDEN void answer_push_error(lua_State *L, const char *kind, long status,
-                                 const char *message, int retryable);
+OT_HIDDEN void error_push(lua_State *L, const char *kind, long status,
+                          const char *message, int retryable);
 
 /* ---- request building (request.c) --------------------------------- */
 

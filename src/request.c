@@ -72,7 +72,7 @@ int request_push_invalid(lua_State *L, const char *what, const char *s,
     luaL_addchar(&b, ' ');
     luaL_addstring(&b, why);
     luaL_pushresult(&b);
-    answer_push_error(L, "invalid", -1, lua_tostring(L, -1), 0);
+    error_push(L, "invalid", -1, lua_tostring(L, -1), 0);
     lua_remove(L, -2);
     return 2;
 }
@@ -181,7 +181,7 @@ int request_number(lua_State *L) {
         lua_pushfstring(L, "phone number %f %s", lua_tonumber(L, 1), why);
     else
         lua_pushfstring(L, "phone number (a %s) %s", luaL_typename(L, 1), why);
-    answer_push_error(L, "invalid", -1, lua_tostring(L, -1), 0);
+    error_push(L, "invalid", -1, lua_tostring(L, -1), 0);
     lua_remove(L, -2);
     return 2;
 }
@@ -314,8 +314,8 @@ int request_assign(lua_State *L) {
     total = n[0] + n[1];
     if (total == 0) {
         lua_pushnil(L);
-        answer_push_error(L, "invalid", -1,
-                          "empty change set: give at least one uuid in 'add' or 'remove'", 0);
+        error_push(L, "invalid", -1,
+                   "empty change set: give at least one uuid in 'add' or 'remove'", 0);
         return 2;
     }
     if (total > ((size_t)-1) / (2 * sizeof(lease_ref)))

@@ -172,7 +172,7 @@ static int add_tn(lua_State *L, out *o, int value) {
         lua_getfield(L, -1, "message");
         lua_pushfstring(L, "in field 'tn': %s", lua_tostring(L, -1));
         lua_pushnil(L);
-        answer_push_error(L, "invalid", -1, lua_tostring(L, -2), 0);
+        error_push(L, "invalid", -1, lua_tostring(L, -2), 0);
         return 2;
     }
     len = (size_t)snprintf(mask, sizeof mask, "%.0f", (double)lua_tonumber(L, -2));

@@ -593,7 +593,7 @@ static void push_failure(lua_State *L, ot_transfer *x, CURLcode rc) {
         sent = request_size > 0;
         break;
     }
-    answer_push_error(L, kind, -1, message, retryable);
+    error_push(L, kind, -1, message, retryable);
     lua_pushboolean(L, sent);
     lua_setfield(L, -2, "sent");
 }
@@ -899,10 +899,10 @@ static int collect(lua_State *L, ot_curl *t, int n) {
     CURLMsg *msg;
     int left;
     while (t->orphans_len > 0) {
-        answer_push_error(L, "network", -1,
-                          "the process forked while this request was in flight; "
-                          "its answer went to the parent process",
-                          0);
+        error_push(L, "network", -1,
+                   "the process forked while this request was in flight; "
+                   "its answer went to the parent process",
+                   0);
         put_failure(L, SLOTS * n++, t->orphans[--t->orphans_len]);
     }
     while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
