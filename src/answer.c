@@ -289,7 +289,7 @@ int answer_decode(lua_State *L) {
     result = decode(L, status, retry_after, shape, body, len);
     {
         size_t was = large->len;
-        transport_body_release(large);
+        buffer_release(large);
         large->len = was; /* # still gives its length */
         large->reading = 0;
     }

@@ -260,33 +260,6 @@ static int core_rng(lua_State *L) {
     return 1;
 }
 
-/* ---- large answers (opentact.Body) ---------------------------------- */
-
-static int body_gc(lua_State *L) {
-    transport_body_release((ot_buffer *)luaL_checkudata(L, 1, OT_BODY_MT));
-    return 0;
-}
-
-/* Its length in bytes, as # gives a string's; read or not. */
-static int body_len(lua_State *L) {
-    lua_pushinteger(L, (lua_Integer)((ot_buffer *)luaL_checkudata(L, 1, OT_BODY_MT))->len);
-    return 1;
-}
-
-static int body_tostring(lua_State *L) {
-    ot_buffer *b = (ot_buffer *)luaL_checkudata(L, 1, OT_BODY_MT);
-    lua_pushfstring(L, "opentact.Body (%d bytes%s)", (int)(b->len > 0x7fffffff ? 0x7fffffff : b->len),
-                    b->data ? "" : ", read");
-    return 1;
-}
-
-static const luaL_Reg body_meta[] = {
-    {"__gc", body_gc},
-    {"__len", body_len},
-    {"__tostring", body_tostring},
-    {NULL, NULL},
-};
-
 static const luaL_Reg curl_meta[] = {
     {"__gc", curl_close},
     {"__close", curl_close},
@@ -373,11 +346,7 @@ int luaopen_opentact_core(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 
-    luaL_newmetatable(L, OT_BODY_MT);
-    ot_setfuncs(L, body_meta);
-    lua_pushliteral(L, OT_BODY_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
+    buffer_register(L);
 
     ot_newlib(L, core_functions);
 

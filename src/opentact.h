@@ -100,7 +100,7 @@ OT_HIDDEN void json_object_mt(lua_State *L);
  * valid or not (json_decode then says what it is). */
 OT_HIDDEN int json_uuids(lua_State *L, const char *s, size_t len);
 
-/* ---- the curl transport (transport_curl.c) ------------------------ */
+/* ---- answer buffers and opentact.Body (buffer.c) ------------------- */
 
 typedef struct ot_buffer {
     char *data;
@@ -109,6 +109,20 @@ typedef struct ot_buffer {
     int mapped; /* data is an mmap of cap bytes (a large answer), not malloc's */
     int reading; /* an opentact.Body answer_decode is reading: no one else may */
 } ot_buffer;
+
+/* Answers of this size and more get a mapping of their own (see buffer.c). */
+#define BUFFER_HUGE (2u * 1024 * 1024)
+/* Grows `b` to hold at least `want` bytes; 0 when memory ran out (b is
+ * unchanged then). */
+OT_HIDDEN int buffer_reserve(ot_buffer *b, size_t want);
+/* Frees an answer buffer, malloc'd or mapped; it is then empty. */
+OT_HIDDEN void buffer_release(ot_buffer *b);
+/* Moves b's bytes into a new opentact.Body on top of the stack; b is then empty. */
+OT_HIDDEN void buffer_push_body(lua_State *L, ot_buffer *b);
+/* Makes the opentact.Body metatable. */
+OT_HIDDEN void buffer_register(lua_State *L);
+
+/* ---- the curl transport (transport_curl.c) ------------------------ */
 
 typedef struct ot_curl ot_curl;
 typedef struct ot_headers ot_headers;
@@ -167,8 +181,6 @@ OT_HIDDEN unsigned long transport_fork_generation(void);
 OT_HIDDEN int transport_forks_counted(void);
 /* Makes the multi handle and epoll descriptor; 0 on failure. */
 OT_HIDDEN int transport_curl_open(ot_curl *t);
-/* Frees an answer buffer, malloc'd or mapped; it is then empty. */
-OT_HIDDEN void transport_body_release(ot_buffer *b);
 /* Frees everything; idempotent. */
 OT_HIDDEN void transport_curl_close(ot_curl *t);
 /* Puts request `id` on the wire; returns 1, or 0 when out of memory. */

@@ -4,8 +4,8 @@
  * request on the wire and returns its id; poll(timeout) waits at most
  * that long and returns the requests that finished (status, body,
  * Retry-After, or a transport error table); cancel(id) drops one. A body
- * of HUGE_BODY bytes or more comes as an opentact.Body, not a string (see
- * put_answer).
+ * of BUFFER_HUGE bytes or more comes as an opentact.Body, not a string (see
+ * put_answer and buffer.c).
  *
  * One multi handle holds every transfer and the connections they reuse.
  * Its sockets are gathered in one epoll descriptor (CURLMOPT_SOCKETFUNCTION)
@@ -25,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,120 +120,6 @@ static ot_headers *headers_for(ot_curl *t, const char *prefix, const char *token
     return h;
 }
 
-/* ---- answer buffers ------------------------------------------------- */
-
-/* Answers of HUGE_BODY bytes and more (a connection's list of thousands of
- * leases) are kept in their own mapping, in 2 MB pages where the kernel
- * gives them: filling it then costs a page fault per 2 MB instead of one
- * per 4 KB, which on a virtual machine is most of the time such an answer
- * takes to arrive. */
-#define HUGE_BODY (2u * 1024 * 1024)
-#if defined(MADV_HUGEPAGE)
-#define HUGE_MAPS 1
-#else
-#define HUGE_MAPS 0
-#endif
-
-#if HUGE_MAPS
-/* A mapping of `size` bytes (a multiple of HUGE_BODY) that starts on a
- * HUGE_BODY boundary, so that all of it can be in 2 MB pages (the kernel
- * puts a 2 MB page only where a whole aligned 2 MB fits); NULL if none. */
-static char *huge_map(size_t size) {
-    size_t span = size + HUGE_BODY, head;
-    char *raw = (char *)mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == (char *)MAP_FAILED)
-        return NULL;
-    head = (HUGE_BODY - (size_t)((uintptr_t)raw % HUGE_BODY)) % HUGE_BODY;
-    if (head > 0)
-        munmap(raw, head);
-    if (span - head - size > 0)
-        munmap(raw + head + size, span - head - size);
-    (void)madvise(raw + head, size, MADV_HUGEPAGE); /* a hint: without it, 4 KB pages */
-    return raw + head;
-}
-#endif
-
-/* The last large answer's mapping, kept for the next one (a process that
- * reads a large list reads it again): its pages are in memory already, so
- * the next answer costs no page faults at all. One per process, swapped in
- * and out atomically (clients in several threads, each with its own Lua
- * state), without a lock that a fork could leave held. While spare, a
- * mapping's first bytes hold its size. A child after fork has its own copy
- * of the parent's spare, at the same address. */
-#define SPARE_MAX (32u * 1024 * 1024)
-static char *spare;
-
-static void spare_put(char *p, size_t cap) {
-    char *old;
-    if (cap > SPARE_MAX) {
-        munmap(p, cap);
-        return;
-    }
-    memcpy(p, &cap, sizeof cap);
-    old = __atomic_exchange_n(&spare, p, __ATOMIC_ACQ_REL);
-    if (old != NULL) {
-        size_t old_cap;
-        memcpy(&old_cap, old, sizeof old_cap);
-        munmap(old, old_cap);
-    }
-}
-
-/* The spare mapping if it holds `size` bytes, else NULL (one too small is
- * let go: the larger one made now becomes the spare). */
-static char *spare_take(size_t size, size_t *cap) {
-    char *p = __atomic_exchange_n(&spare, NULL, __ATOMIC_ACQ_REL);
-    if (p == NULL)
-        return NULL;
-    memcpy(cap, p, sizeof *cap);
-    if (*cap >= size)
-        return p;
-    munmap(p, *cap);
-    return NULL;
-}
-
-/* Grows `b` to hold at least `want` bytes; 0 when memory ran out (b is
- * unchanged then). */
-static int body_reserve(ot_buffer *b, size_t want) {
-    char *grown;
-#if HUGE_MAPS
-    if (want >= HUGE_BODY) {
-        /* another mapping and a copy, not mremap, which may move it off a
-         * 2 MB boundary; the copy is of pages already touched */
-        size_t size = (want + HUGE_BODY - 1) / HUGE_BODY * HUGE_BODY, spare_cap;
-        char *p = spare_take(size, &spare_cap);
-        if (p != NULL)
-            size = spare_cap;
-        else if ((p = huge_map(size)) == NULL)
-            return 0;
-        if (b->len > 0)
-            memcpy(p, b->data, b->len);
-        transport_body_release(b);
-        b->data = p;
-        b->cap = size;
-        b->mapped = 1;
-        return 1;
-    }
-#endif
-    grown = (char *)realloc(b->data, want);
-    if (grown == NULL)
-        return 0;
-    b->data = grown;
-    b->cap = want;
-    return 1;
-}
-
-void transport_body_release(ot_buffer *b) {
-#if HUGE_MAPS
-    if (b->mapped)
-        spare_put(b->data, b->cap);
-    else
-#endif
-        free(b->data);
-    b->data = NULL;
-    b->cap = 0;
-    b->mapped = 0;
-}
-
 /* ---- curl callbacks ------------------------------------------------- */
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -256,7 +141,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
         if (want < x->body.len + n)
             want = x->body.len + n;
         /* and never a byte past what it holds, whatever it got */
-        if (!body_reserve(&x->body, want) || x->body.len + n > x->body.cap)
+        if (!buffer_reserve(&x->body, want) || x->body.len + n > x->body.cap)
             return 0;
     }
     memcpy(x->body.data + x->body.len, ptr, n);
@@ -514,7 +399,7 @@ static int transfer_init(ot_transfer *x, ot_curl *t) {
 /* Gives back a large answer buffer, keeps a small one for the next request. */
 static void transfer_settle(ot_transfer *x) {
     if (x->body.cap > KEEP_BUFFER)
-        transport_body_release(&x->body);
+        buffer_release(&x->body);
     x->body.len = 0;
     headers_release(x->headers);
     x->headers = NULL;
@@ -530,7 +415,7 @@ static void transfer_free(ot_transfer *x, int own) {
     x->easy = NULL;
     headers_release(x->headers);
     x->headers = NULL;
-    transport_body_release(&x->body);
+    buffer_release(&x->body);
     free(x->out.data);
     free(x);
 }
@@ -627,11 +512,7 @@ static void put_answer(lua_State *L, int base, ot_transfer *x) {
     if (x->body.mapped) {
         /* a large answer: its buffer moves into an opentact.Body, which
          * answer_decode reads in place and frees */
-        ot_buffer *b = (ot_buffer *)ot_newuserdata(L, sizeof *b);
-        *b = x->body;
-        memset(&x->body, 0, sizeof x->body);
-        luaL_getmetatable(L, OT_BODY_MT);
-        lua_setmetatable(L, -2);
+        buffer_push_body(L, &x->body);
     } else {
         lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
     }
