@@ -6,8 +6,6 @@
  * acquired; one idempotent close serves close(), __gc and __close. The
  * Client itself is a Lua object (opentact.lua) that owns one transport.
  */
-#define _GNU_SOURCE /* dladdr */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -299,35 +297,13 @@ static const luaL_Reg core_functions[] = {
 
 /* curl_global_init is not thread-safe before libcurl 7.84, and hosts such
  * as FreeSWITCH load Lua states on many threads: it runs once per process.
- * The same once, a fork handler starts counting forks, so that a client
- * notices a fork without a getpid() per request. A handler cannot be
- * unregistered, so the module first makes itself impossible to unload
- * (RTLD_NODELETE): Lua closing a state never leaves the handler pointing
- * into unmapped code. Without that, forks are not counted and getpid()
- * is asked instead. */
+ * The same once, forks start being counted (fork.c). */
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
-static volatile unsigned long fork_generation;
-static int forks_counted;
-
-static void on_fork_child(void) {
-    fork_generation++;
-}
-
-unsigned long transport_fork_generation(void) {
-    return fork_generation;
-}
-
-int transport_forks_counted(void) {
-    return forks_counted;
-}
 
 static void global_init(void) {
-    Dl_info self;
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (dladdr((void *)on_fork_child, &self) != 0 && self.dli_fname != NULL &&
-        dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE) != NULL)
-        forks_counted = pthread_atfork(NULL, NULL, on_fork_child) == 0;
+    fork_count();
 }
 
 #if defined(__GNUC__)

@@ -122,6 +122,17 @@ OT_HIDDEN void buffer_push_body(lua_State *L, ot_buffer *b);
 /* Makes the opentact.Body metatable. */
 OT_HIDDEN void buffer_register(lua_State *L);
 
+/* ---- fork (fork.c) ------------------------------------------------- */
+
+/* Forks this process descends from, counted by a pthread_atfork child
+ * handler; fork_counted() says whether the handler is in place, else every
+ * check asks getpid(). fork_count() puts it in place, once per process. */
+OT_HIDDEN unsigned long fork_generation(void);
+OT_HIDDEN int fork_counted(void);
+OT_HIDDEN void fork_count(void);
+/* Keeps a handle a forked child inherited reachable, never cleaned up. */
+OT_HIDDEN void fork_keep(void *handle);
+
 /* ---- the curl transport (transport_curl.c) ------------------------ */
 
 typedef struct ot_curl ot_curl;
@@ -160,7 +171,7 @@ struct ot_curl {
     struct ot_owned *owned;     /* the sockets on_open_socket made, with their identity */
     size_t owned_len, owned_cap;
     pid_t pid;                  /* process that owns the handles */
-    unsigned long generation;   /* transport_fork_generation() when pid was checked */
+    unsigned long generation;   /* fork_generation() when pid was checked */
     int pid_checked;            /* forks are counted: a same generation needs no getpid */
     lua_Integer epoch;          /* forks seen: requests queued before one are the parent's */
     char *base_url;
@@ -174,11 +185,6 @@ struct ot_curl {
 };
 
 OT_HIDDEN double transport_now(void);
-/* Forks this process descends from, counted by a pthread_atfork child
- * handler (core.c); transport_forks_counted() says whether the handler is
- * in place, else every check asks getpid(). */
-OT_HIDDEN unsigned long transport_fork_generation(void);
-OT_HIDDEN int transport_forks_counted(void);
 /* Makes the multi handle and epoll descriptor; 0 on failure. */
 OT_HIDDEN int transport_curl_open(ot_curl *t);
 /* Frees everything; idempotent. */

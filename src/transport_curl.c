@@ -36,8 +36,6 @@
 /* The most memory a Content-Length alone makes us reserve. */
 #define PREALLOC_MAX (4 * 1024 * 1024)
 
-static void keep_inherited(void *handle);
-
 double transport_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -411,7 +409,7 @@ static void transfer_free(ot_transfer *x, int own) {
     if (own)
         curl_easy_cleanup(x->easy);
     else
-        keep_inherited(x->easy);
+        fork_keep(x->easy);
     x->easy = NULL;
     headers_release(x->headers);
     x->headers = NULL;
@@ -528,28 +526,6 @@ static void put_answer(lua_State *L, int base, ot_transfer *x) {
 
 /* ---- the transport's life ------------------------------------------ */
 
-/* Curl handles a forked child inherited and must never clean up (see
- * check_fork). They stay listed here so they remain reachable memory
- * rather than a leak. The list is pushed onto without a lock: a mutex
- * held by another thread at fork() would stay locked for ever in the
- * child, and pthread_atfork handlers cannot be unregistered when Lua
- * unloads this module. */
-typedef struct kept_handle {
-    void *handle;
-    struct kept_handle *next;
-} kept_handle;
-static kept_handle *inherited;
-
-static void keep_inherited(void *handle) {
-    kept_handle *k;
-    if (handle == NULL || (k = (kept_handle *)malloc(sizeof *k)) == NULL)
-        return;
-    k->handle = handle;
-    k->next = __atomic_load_n(&inherited, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(&inherited, &k->next, k, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
-    }
-}
-
 static int open_multi(ot_curl *t) {
     t->multi = curl_multi_init();
     if (t->multi == NULL)
@@ -590,7 +566,7 @@ static void drop_transfers(ot_curl *t, int own, int orphan) {
     if (own)
         curl_multi_cleanup(t->multi);
     else
-        keep_inherited(t->multi);
+        fork_keep(t->multi);
     t->multi = NULL;
 }
 
@@ -621,8 +597,8 @@ void transport_curl_close(ot_curl *t) {
 
 int transport_curl_open(ot_curl *t) {
     t->pid = getpid();
-    t->generation = transport_fork_generation();
-    t->pid_checked = transport_forks_counted();
+    t->generation = fork_generation();
+    t->pid_checked = fork_counted();
     return epoll_open(t) && open_multi(t);
 }
 
@@ -636,11 +612,11 @@ int transport_curl_open(ot_curl *t) {
 static int check_fork(ot_curl *t) {
     int old_epfd, ours;
     /* no system call on the way of every request: the fork handler counts
-     * forks in this process's memory (see transport_fork_generation) */
-    if (t->generation == transport_fork_generation() && t->pid_checked)
+     * forks in this process's memory (see fork_generation) */
+    if (t->generation == fork_generation() && t->pid_checked)
         return 1;
-    t->generation = transport_fork_generation();
-    t->pid_checked = transport_forks_counted();
+    t->generation = fork_generation();
+    t->pid_checked = fork_counted();
     if (t->pid == getpid())
         return 1;
     drop_transfers(t, 0, 1);

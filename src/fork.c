@@ -1,0 +1,60 @@
+/*
+ * fork.c: what the module knows of fork(): how many forks this process
+ * descends from, counted by a pthread_atfork child handler, so that a
+ * client notices a fork without a getpid() per request; and the handles a
+ * child inherited and must keep without cleaning them up.
+ */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "opentact.h"
+
+static volatile unsigned long generation;
+static int counted;
+
+static void on_fork_child(void) {
+    generation++;
+}
+
+unsigned long fork_generation(void) {
+    return generation;
+}
+
+int fork_counted(void) {
+    return counted;
+}
+
+/* A handler cannot be unregistered, so the module first makes itself
+ * impossible to unload (RTLD_NODELETE): Lua closing a state never leaves
+ * the handler pointing into unmapped code. Without that, forks are not
+ * counted and getpid() is asked instead. Called once per process. */
+void fork_count(void) {
+    Dl_info self;
+    if (dladdr((void *)on_fork_child, &self) != 0 && self.dli_fname != NULL &&
+        dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE) != NULL)
+        counted = pthread_atfork(NULL, NULL, on_fork_child) == 0;
+}
+
+/* Curl handles a forked child inherited and must never clean up (see
+ * check_fork in transport_curl.c). They stay listed here so they remain
+ * reachable memory rather than a leak. The list is pushed onto without a lock: a mutex
+ * held by another thread at fork() would stay locked for ever in the
+ * child, and pthread_atfork handlers cannot be unregistered when Lua
+ * unloads this module. */
+typedef struct kept_handle {
+    void *handle;
+    struct kept_handle *next;
+} kept_handle;
+static kept_handle *inherited;
+
+void fork_keep(void *handle) {
+    kept_handle *k;
+    if (handle == NULL || (k = (kept_handle *)malloc(sizeof *k)) == NULL)
+        return;
+    k->handle = handle;
+    k->next = __atomic_load_n(&inherited, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&inherited, &k->next, k, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    }
+}
