@@ -39,6 +39,87 @@ static const char *reason_phrase(long status) {
  * too long to matter is capped, never dropped: it must still stop a retry. */
 #define RETRY_AFTER_CAP 1e10
 
+/* An HTTP date (RFC 9110, 5.6.7), in any of the three forms a recipient
+ * must read: "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37
+ * GMT" and "Sun Nov  6 08:49:37 1994"; also with a "+hhmm" or "-hhmm"
+ * zone; without a time, midnight. 1 and *out, or 0. It reads what
+ * curl_getdate read for this before, without linking libcurl. */
+static int http_date(const char *s, time_t *out) {
+    static const char *const months[] = {"january", "february", "march", "april", "may", "june", "july",
+                                         "august", "september", "october", "november", "december"};
+    int day = -1, month = -1, year = -1, hour = -1, minute = 0, second = 0, offset = 0, zone = 0;
+    struct tm tm;
+    time_t t;
+    while (*s != '\0') {
+        size_t len, i;
+        if (*s == ' ' || *s == '\t' || *s == ',' || (*s == '-' && (hour < 0 || zone))) {
+            s++;
+        } else if ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') {
+            /* a month, a zone, or any other word (a day's name): passed
+             * over, as curl_getdate, which read these before, does */
+            char word[16];
+            for (len = 0; (*s | 0x20) >= 'a' && (*s | 0x20) <= 'z'; s++, len++)
+                if (len < sizeof word - 1)
+                    word[len] = (char)(*s | 0x20);
+            word[len < sizeof word - 1 ? len : sizeof word - 1] = '\0';
+            for (i = 0; i < 12; i++)
+                if ((len == 3 && strncmp(word, months[i], 3) == 0) || strcmp(word, months[i]) == 0) {
+                    if (month >= 0)
+                        return 0;
+                    month = (int)i;
+                }
+            if (strcmp(word, "gmt") == 0 || strcmp(word, "utc") == 0 || strcmp(word, "ut") == 0 ||
+                strcmp(word, "z") == 0)
+                zone = 1;
+        } else if ((*s == '+' || *s == '-') && hour >= 0 && !zone) {
+            int sign = *s++ == '-' ? 1 : -1, hhmm = 0;
+            for (len = 0; *s >= '0' && *s <= '9'; s++, len++)
+                hhmm = hhmm * 10 + (*s - '0');
+            if (len != 4 || hhmm % 100 > 59 || hhmm / 100 > 23)
+                return 0;
+            offset = sign * (hhmm / 100 * 3600 + hhmm % 100 * 60);
+            zone = 1;
+        } else if (*s >= '0' && *s <= '9') {
+            int n = 0;
+            for (len = 0; *s >= '0' && *s <= '9'; s++, len++)
+                n = len < 5 ? n * 10 + (*s - '0') : n;
+            if (*s == ':' && hour < 0 && len <= 2) {
+                hour = n;
+                if (sscanf(s, ":%2d", &minute) != 1 || s[1] < '0' || s[1] > '9')
+                    return 0;
+                s += s[2] >= '0' && s[2] <= '9' ? 3 : 2;
+                if (*s == ':') {
+                    if (s[1] < '0' || s[1] > '9' || sscanf(s, ":%2d", &second) != 1)
+                        return 0;
+                    s += s[2] >= '0' && s[2] <= '9' ? 3 : 2;
+                }
+            } else if (day < 0 && len <= 2) {
+                day = n;
+            } else if (year < 0 && (len == 2 || len == 4)) {
+                year = len == 2 ? n + (n > 70 ? 1900 : 2000) : n;
+            } else {
+                return 0;
+            }
+        } else {
+            return 0;
+        }
+    }
+    if (day < 1 || day > 31 || month < 0 || year < 0 || hour > 23 || minute > 59 || second > 60)
+        return 0;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month;
+    tm.tm_mday = day;
+    tm.tm_hour = hour < 0 ? 0 : hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    t = timegm(&tm);
+    if (t == (time_t)-1)
+        return 0;
+    *out = t + offset;
+    return 1;
+}
+
 static int parse_retry_after(const char *s, double *out) {
     double d = 0;
     while (*s == ' ' || *s == '\t')
@@ -57,8 +138,8 @@ static int parse_retry_after(const char *s, double *out) {
         if (*s != '\0')
             return 0;
     } else {
-        time_t t = curl_getdate(s, NULL);
-        if (t == (time_t)-1)
+        time_t t;
+        if (!http_date(s, &t))
             return 0;
         d = difftime(t, time(NULL));
     }
