@@ -29,12 +29,19 @@ int fork_counted(void) {
 /* A handler cannot be unregistered, so the module first makes itself
  * impossible to unload (RTLD_NODELETE): Lua closing a state never leaves
  * the handler pointing into unmapped code. Without that, forks are not
- * counted and getpid() is asked instead. Called once per process. */
-void fork_count(void) {
+ * counted and getpid() is asked instead. */
+static pthread_once_t count_once = PTHREAD_ONCE_INIT;
+
+static void count_forks(void) {
     Dl_info self;
     if (dladdr((void *)on_fork_child, &self) != 0 && self.dli_fname != NULL &&
         dlopen(self.dli_fname, RTLD_NOW | RTLD_NODELETE) != NULL)
         counted = pthread_atfork(NULL, NULL, on_fork_child) == 0;
+}
+
+/* Starts counting forks; only the first call in a process does anything. */
+void fork_count(void) {
+    pthread_once(&count_once, count_forks);
 }
 
 /* Curl handles a forked child inherited and must never clean up (see

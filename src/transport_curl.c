@@ -20,6 +20,7 @@
 #define _GNU_SOURCE /* dup3 */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +31,12 @@
 #include <unistd.h>
 
 #include "opentact.h"
+#include "transport_curl.h"
 
 /* Bodies up to this size keep their buffer for the next request. */
 #define KEEP_BUFFER 262144
 /* The most memory a Content-Length alone makes us reserve. */
 #define PREALLOC_MAX (4 * 1024 * 1024)
-
-double transport_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- header sets ---------------------------------------------------- */
 
@@ -339,7 +335,7 @@ static int on_close_socket(void *clientp, curl_socket_t s) {
 static int on_timer(CURLM *multi, long ms, void *userp) {
     ot_curl *t = (ot_curl *)userp;
     (void)multi;
-    t->timer_due = ms < 0 ? -1.0 : transport_now() + (double)ms / 1000.0;
+    t->timer_due = ms < 0 ? -1.0 : clock_monotonic() + (double)ms / 1000.0;
     return 0;
 }
 
@@ -683,7 +679,7 @@ static void act(ot_curl *t, curl_socket_t s, int mask) {
 }
 
 static void act_on_timer(ot_curl *t) {
-    if (t->timer_due >= 0 && transport_now() >= t->timer_due) {
+    if (t->timer_due >= 0 && clock_monotonic() >= t->timer_due) {
         t->timer_due = -1.0;
         act(t, CURL_SOCKET_TIMEOUT, 0);
     }
@@ -784,14 +780,14 @@ static int collect(lua_State *L, ot_curl *t, int n) {
 
 int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events) {
     struct epoll_event events[OT_EVENTS_PER_WAIT];
-    double deadline = transport_now() + (timeout > 0 ? timeout : 0);
+    double deadline = clock_monotonic() + (timeout > 0 ? timeout : 0);
     int n = (int)(ot_rawlen(L, -1) / SLOTS), first = n; /* the list is on top */
     if (!check_fork(t))
         return 1;
     act_on_timer(t);
     n = collect(L, t, n);
     while (n == first) {
-        double now = transport_now(), wait = deadline - now;
+        double now = clock_monotonic(), wait = deadline - now;
         int k, i, ms, acted;
         if (t->timer_due >= 0 && t->timer_due - now < wait)
             wait = t->timer_due - now;
@@ -822,7 +818,7 @@ int transport_curl_poll(lua_State *L, ot_curl *t, double timeout, int max_events
         /* dropping dormant sockets is no work done: a full batch of them
          * takes another look, so that no wait ends with pollfd() readable
          * for connections curl does not use (after a burst, many close) */
-        if (transport_now() >= deadline && (k < max_events || acted > 0))
+        if (clock_monotonic() >= deadline && (k < max_events || acted > 0))
             break;
     }
     return 1;
@@ -857,7 +853,7 @@ double transport_curl_timeout(ot_curl *t) {
         return 0;
     if (t->timer_due < 0)
         return -1;
-    left = t->timer_due - transport_now();
+    left = t->timer_due - clock_monotonic();
     return left > 0 ? left : 0;
 }
 
@@ -873,4 +869,234 @@ int transport_curl_pollfd(ot_curl *t) {
 
 size_t transport_curl_pending(ot_curl *t) {
     return t->busy + t->orphans_len;
+}
+
+/* ---- the Lua face: opentact.CurlTransport --------------------------- */
+
+/* The userdata follows liolib.c: created closed, then the curl handles are
+ * acquired; one idempotent close serves close(), __gc and __close. The
+ * Client itself is a Lua object (opentact.lua) that owns one transport. */
+
+static ot_curl *ot_transport_check(lua_State *L) {
+    ot_curl *t = (ot_curl *)luaL_checkudata(L, 1, OT_CURL_MT);
+    if (t->multi == NULL)
+        luaL_error(L, "attempt to use a closed opentact transport");
+    return t;
+}
+
+static int ot_transport_close(lua_State *L) {
+    transport_curl_close((ot_curl *)luaL_checkudata(L, 1, OT_CURL_MT));
+    return 0;
+}
+
+static int ot_transport_tostring(lua_State *L) {
+    ot_curl *t = (ot_curl *)luaL_checkudata(L, 1, OT_CURL_MT);
+    if (t->multi == NULL)
+        lua_pushliteral(L, "opentact.CurlTransport (closed)");
+    else
+        lua_pushfstring(L, "opentact.CurlTransport (%p)", (void *)t);
+    return 1;
+}
+
+/* A token goes into a header line: control characters would split it. */
+static int token_is_safe(const char *s, size_t len) {
+    size_t i;
+    if (len == 0)
+        return 0;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* transport:start(id, method, path, body|nil, token) -> true | nil, err.
+ * The caller names the request: it knows the id before anything starts. */
+static int ot_transport_start(lua_State *L) {
+    ot_curl *t = ot_transport_check(L);
+    static const char *const methods[] = {"GET", "POST", NULL};
+    lua_Integer id = luaL_checkinteger(L, 2);
+    int post = luaL_checkoption(L, 3, NULL, methods);
+    const char *path = luaL_checkstring(L, 4);
+    size_t body_len = 0, token_len = 0;
+    const char *body = luaL_optlstring(L, 5, NULL, &body_len);
+    const char *token = luaL_checklstring(L, 6, &token_len);
+    int basic = lua_toboolean(L, 7); /* token is "email:password" in base64: a login */
+    if (post && body == NULL)
+        return luaL_argerror(L, 5, "POST needs a body");
+    if (!token_is_safe(token, token_len)) {
+        lua_pushnil(L);
+        error_push(L, "auth", -1,
+                   "the token is empty or holds control characters; nothing was sent", 0);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "sent");
+        return 2;
+    }
+    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len, basic)) {
+        lua_pushnil(L);
+        error_push(L, "network", -1, "out of memory: cannot start the request", 1);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "sent");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* transport:poll(timeout[, max_events[, into]]) -> the list of finished
+ * requests (`into`, appended to, or a new one), possibly empty.
+ * `max_events` bounds the work of one call. Appending to the caller's
+ * list means no answer exists only in a value an error could drop. */
+static int ot_transport_poll(lua_State *L) {
+    ot_curl *t = ot_transport_check(L);
+    lua_Number timeout = luaL_checknumber(L, 2);
+    lua_Integer max_events = luaL_optinteger(L, 3, OT_EVENTS_PER_WAIT);
+    if (max_events < 1 || max_events > OT_EVENTS_PER_WAIT)
+        max_events = OT_EVENTS_PER_WAIT;
+    if (lua_istable(L, 4))
+        lua_settop(L, 4);
+    else
+        lua_createtable(L, 5, 0);
+    return transport_curl_poll(L, t, timeout == timeout ? (double)timeout : 0, (int)max_events);
+}
+
+/* transport:cancel(id) -> true when a request with that id was in flight */
+static int ot_transport_cancel(lua_State *L) {
+    ot_curl *t = ot_transport_check(L);
+    lua_pushboolean(L, transport_curl_cancel(t, luaL_checkinteger(L, 2)));
+    return 1;
+}
+
+static int ot_transport_pending(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)transport_curl_pending(ot_transport_check(L)));
+    return 1;
+}
+
+/* transport:timeout() -> seconds until poll must run, or nil */
+static int ot_transport_timeout(lua_State *L) {
+    double left = transport_curl_timeout(ot_transport_check(L));
+    if (left < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)left);
+    return 1;
+}
+
+/* transport:epoch() -> how many forks this transport has seen */
+static int ot_transport_epoch(lua_State *L) {
+    lua_pushinteger(L, transport_curl_epoch(ot_transport_check(L)));
+    return 1;
+}
+
+static int ot_transport_pollfd(lua_State *L) {
+    lua_pushinteger(L, transport_curl_pollfd(ot_transport_check(L)));
+    return 1;
+}
+
+static char *dup_field(lua_State *L, int t, const char *name, int required) {
+    const char *s;
+    char *copy;
+    lua_getfield(L, t, name);
+    if (lua_isnil(L, -1) && !required) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "opentact: option '%s' must be a string", name); /* the Lua layer checks first */
+    s = lua_tostring(L, -1);
+    copy = (char *)malloc(strlen(s) + 1);
+    if (copy != NULL)
+        strcpy(copy, s);
+    lua_pop(L, 1);
+    return copy;
+}
+
+static lua_Number number_field(lua_State *L, int t, const char *name) {
+    lua_Number n;
+    lua_getfield(L, t, name);
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "opentact: option '%s' must be a number", name); /* the Lua layer checks first */
+    n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Seconds to whole milliseconds for curl, at least 1 (0 means "no limit"). */
+static long to_ms(lua_Number s) {
+    lua_Number ms = s * 1000;
+    if (!(ms >= 1))
+        return 1;
+    if (ms > 2147483647.0)
+        return 2147483647L;
+    return (long)ms;
+}
+
+/* core.curl(options) -> transport. The options were checked by the Lua layer. */
+int transport_curl_new(lua_State *L) {
+    ot_curl *t;
+    lua_Number max_body;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    t = (ot_curl *)ot_newuserdata(L, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->epfd = -1;
+    luaL_getmetatable(L, OT_CURL_MT);
+    lua_setmetatable(L, -2);
+    t->base_url = dup_field(L, 1, "base_url", 1);
+    t->user_agent = dup_field(L, 1, "user_agent", 1);
+    t->ca_file = dup_field(L, 1, "ca_file", 0);
+    t->proxy = dup_field(L, 1, "proxy", 0);
+    t->timeout_ms = to_ms(number_field(L, 1, "timeout"));
+    t->connect_timeout_ms = to_ms(number_field(L, 1, "connect_timeout"));
+    max_body = number_field(L, 1, "max_body");
+    t->max_body = max_body >= 1 && max_body < 9007199254740992.0 ? (size_t)max_body : 1;
+    lua_getfield(L, 1, "verify");
+    t->verify = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (t->base_url == NULL || t->user_agent == NULL || !transport_curl_open(t)) {
+        transport_curl_close(t);
+        return luaL_error(L, "opentact: cannot create the curl transport (out of memory or descriptors)");
+    }
+    return 1;
+}
+
+static const luaL_Reg ot_transport_meta[] = {
+    {"__gc", ot_transport_close},
+    {"__close", ot_transport_close},
+    {"__tostring", ot_transport_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg ot_transport_methods[] = {
+    {"start", ot_transport_start},
+    {"poll", ot_transport_poll},
+    {"cancel", ot_transport_cancel},
+    {"pending", ot_transport_pending},
+    {"timeout", ot_transport_timeout},
+    {"pollfd", ot_transport_pollfd},
+    {"epoch", ot_transport_epoch},
+    {"close", ot_transport_close},
+    {NULL, NULL},
+};
+
+/* curl_global_init is not thread-safe before libcurl 7.84, and hosts such
+ * as FreeSWITCH load Lua states on many threads: it runs once per process. */
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void) {
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void transport_curl_register(lua_State *L) {
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK)
+        luaL_error(L, "opentact: curl_global_init failed");
+    luaL_newmetatable(L, OT_CURL_MT);
+    ot_setfuncs(L, ot_transport_meta);
+    lua_pushliteral(L, OT_CURL_MT);
+    lua_setfield(L, -2, "__name");
+    ot_newlib(L, ot_transport_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
 }
