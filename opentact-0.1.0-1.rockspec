@@ -30,7 +30,7 @@ build = {
    type = "builtin",
    modules = {
       ["opentact.core"] = {
-         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c", "src/auth.c", "src/error.c", "src/buffer.c", "src/fork.c", "src/clock.c",
+         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c", "src/auth.c", "src/error.c", "src/buffer.c", "src/fork.c", "src/clock.c", "src/answer_skim.c",
                       "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },

@@ -243,18 +243,28 @@ static int kb_of(size_t len) {
     return len / 1024 > (size_t)INT_MAX ? INT_MAX : (int)(len / 1024);
 }
 
+/* What an answer is read as: answer_decode's `shape`, by these names. */
+typedef enum answer_shape {
+    SHAPE_LEASES, /* a list of leases (the default) */
+    SHAPE_LEASE,  /* one lease */
+    SHAPE_PAGE,   /* a search page */
+    SHAPE_UUIDS,  /* a list of leases read only for their uuids */
+    SHAPE_AUTH    /* a login's answer */
+} answer_shape;
+static const char *const SHAPE_NAMES[] = {"leases", "lease", "page", "uuids", "auth", NULL};
+
 /* answer_decode's work on the body's bytes; the stack holds its three
  * first arguments (the body at 2, alive while this runs). */
-static int decode(lua_State *L, long status, const char *retry_after, int shape, const char *body,
+static int decode(lua_State *L, long status, const char *retry_after, answer_shape shape, const char *body,
                   size_t len) {
     const char *message = NULL;
     int parsed, decoded, holes[2] = {0, 0};
     /* "uuids": a list of leases read only for their uuids, skimmed; what
      * cannot be skimmed is decoded in full, as a list of leases */
-    if (shape == 3) {
-        if (status >= 200 && status < 300 && json_uuids(L, body, len))
+    if (shape == SHAPE_UUIDS) {
+        if (status >= 200 && status < 300 && answer_skim_uuids(L, body, len))
             return 1;
-        shape = 0;
+        shape = SHAPE_LEASES;
     }
     parsed = json_decode(L, body, len, holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
                          lua_upvalueindex(2)); /* stack 4: the value, or why not */
@@ -280,11 +290,11 @@ static int decode(lua_State *L, long status, const char *retry_after, int shape,
     if (!lua_toboolean(L, 6))
         return fail(L, "protocol", status, message ? message : "the API answered success: false");
     lua_getfield(L, 4, "payload"); /* stack 7 */
-    if (shape == 4)
+    if (shape == SHAPE_AUTH)
         return has_string(L, 7, "token") ? 1 : fail(L, "protocol", status, "the login answer's 'payload' has no token");
-    if (shape == 1)
+    if (shape == SHAPE_LEASE)
         return has_string(L, 7, "uuid") ? 1 : fail(L, "protocol", status, "answer's 'payload' is not a lease");
-    if (shape == 2) {
+    if (shape == SHAPE_PAGE) {
         lua_Number total;
         if (!lua_istable(L, 7))
             return fail(L, "protocol", status, "answer's 'payload' is not a search page");
@@ -333,10 +343,9 @@ static int decode(lua_State *L, long status, const char *retry_after, int shape,
  * which is read once and freed.
  * Upvalues: the member-name cache and the table that anchors its names. */
 int answer_decode(lua_State *L) {
-    static const char *const shapes[] = {"leases", "lease", "page", "uuids", "auth", NULL};
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
-    int shape = luaL_checkoption(L, 4, "leases", shapes);
+    answer_shape shape = (answer_shape)luaL_checkoption(L, 4, "leases", SHAPE_NAMES);
     size_t len;
     const char *body;
     int result;

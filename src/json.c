@@ -18,21 +18,11 @@
 #include <string.h>
 
 #include "opentact.h"
+#include "json.h"
 
-#define MAX_DEPTH 1000
+#define MAX_DEPTH JSON_MAX_DEPTH
 
-typedef struct reader {
-    lua_State *L;
-    const char *start;
-    const char *p;
-    const char *end;
-    const char *error; /* what went wrong, NULL while all is well */
-    int depth;
-    int holes[2];      /* nulls left out of the arrays of "payload": in it, and in its members */
-    int in_payload;    /* reading that member (or the members of a top-level array) */
-    json_names *names; /* member names seen before, or NULL */
-    int anchor;        /* stack index of the table that keeps those names alive */
-} reader;
+typedef json_reader reader;
 
 static int fail(reader *r, const char *what) {
     if (r->error == NULL)
@@ -637,19 +627,17 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
     return 1;
 }
 
-/* ---- skimming: the uuids of a list of leases -------------------------- */
+/* ---- skimming ----------------------------------------------------------- */
 
 /*
- * Reading a connection back only needs its leases' uuids; decoding 10,000
- * full leases into tables costs far more than the request. json_uuids
- * checks the whole text as strictly as json_decode, builds nothing but the
- * list of payload[i].uuid, and gives up (returns 0, pushing nothing) at
- * anything unusual: the caller then decodes the answer in full, which
- * gives the same errors as ever.
+ * Reading a text for a few values without building the rest: these check
+ * what they pass over as strictly as json_decode reads it, and build
+ * nothing. A skim that knows what it looks for (answer_skim.c) walks the
+ * text with them.
  */
 
 /* Skips a string at r->p (on its opening quote), checking its escapes. */
-static int skip_string(reader *r) {
+int json_skip_string(reader *r) {
     r->p++;
     for (;;) {
         unsigned cp;
@@ -690,7 +678,7 @@ static int skip_name(reader *r, const char *name, size_t len, int *match, int pl
     const char *from = r->p + 1;
     if (r->p >= r->end || *r->p != '"')
         return fail(r, "expected a member name");
-    if (!skip_string(r))
+    if (!json_skip_string(r))
         return 0;
     if (plain && memchr(from, '\\', (size_t)(r->p - 1 - from)) != NULL)
         return fail(r, "an escaped member name");
@@ -698,12 +686,10 @@ static int skip_name(reader *r, const char *name, size_t len, int *match, int pl
     return 1;
 }
 
-static int skip_value(reader *r);
-
 /* At a container's next member or element: 1 when one follows (past its
  * ',' unless it is the first), 0 when the container ends here (r->p past
  * `close`), -1 on anything else (the error set). */
-static int next_item(reader *r, char close, int *first) {
+int json_next_item(reader *r, char close, int *first) {
     skip_space(r);
     if (r->p < r->end && *r->p == close) {
         r->p++;
@@ -723,7 +709,7 @@ static int next_item(reader *r, char close, int *first) {
 
 /* A member's name and its ':' (see skip_name), r->p then on its value;
  * *quoted (when given): the name's bytes with their quotes. */
-static int member_name(reader *r, const char *name, size_t len, int *match, int plain, size_t *quoted) {
+int json_member_name(reader *r, const char *name, size_t len, int *match, int plain, size_t *quoted) {
     const char *from = r->p;
     if (!skip_name(r, name, len, match, plain))
         return 0;
@@ -744,11 +730,11 @@ static int skip_container(reader *r) {
     if (++r->depth > MAX_DEPTH)
         return fail(r, "nested too deeply");
     r->p++;
-    while ((item = next_item(r, close, &first)) > 0) {
+    while ((item = json_next_item(r, close, &first)) > 0) {
         int ignored;
-        if (close == '}' && !member_name(r, "", 0, &ignored, 0, NULL))
+        if (close == '}' && !json_member_name(r, "", 0, &ignored, 0, NULL))
             return 0;
-        if (!skip_value(r))
+        if (!json_skip_value(r))
             return 0;
     }
     if (item < 0)
@@ -757,14 +743,14 @@ static int skip_container(reader *r) {
     return 1;
 }
 
-static int skip_value(reader *r) {
+int json_skip_value(reader *r) {
     skip_space(r);
     if (r->p >= r->end)
         return fail(r, "unexpected end");
     switch (*r->p) {
     case '{':
     case '[': return skip_container(r);
-    case '"': return skip_string(r);
+    case '"': return json_skip_string(r);
     case 't': return literal(r, "true", 4);
     case 'f': return literal(r, "false", 5);
     case 'n': return literal(r, "null", 4);
@@ -777,88 +763,11 @@ static int skip_value(reader *r) {
     }
 }
 
-/* Reads one lease object of the payload, pushing its uuid onto the list
- * at the top of the stack as element n. */
-static int skim_lease(reader *r, int n) {
-    int first = 1, found = 0, item;
-    if (r->p >= r->end || *r->p != '{')
-        return fail(r, "not a lease");
-    r->p++;
-    r->depth++; /* as deep as json_decode counts it */
-    while ((item = next_item(r, '}', &first)) > 0) {
-        int is_uuid;
-        if (!member_name(r, "uuid", 4, &is_uuid, 1, NULL))
-            return 0;
-        if (is_uuid) {
-            const char *from = r->p + 1;
-            if (found || r->p >= r->end || *r->p != '"' || !skip_string(r))
-                return fail(r, "an unusual uuid");
-            if (memchr(from, '\\', (size_t)(r->p - 1 - from)) != NULL)
-                return fail(r, "an escaped uuid");
-            lua_pushlstring(r->L, from, (size_t)(r->p - 1 - from));
-            lua_rawseti(r->L, -2, n);
-            found = 1;
-        } else if (!skip_value(r)) {
-            return 0;
-        }
-    }
-    if (item < 0)
-        return 0;
-    r->depth--;
-    return found ? 1 : fail(r, "a lease without a uuid");
+/* What the skims of other files need of the reader, which is this file's. */
+void json_skip_space(reader *r) {
+    skip_space(r);
 }
 
-/* Pushes {uuid, ...} of the leases in an answer {"success":true,
- * "payload":[lease, ...]} and returns 1; or pushes nothing and returns 0
- * when the text is anything else (or anything unusual). */
-int json_uuids(lua_State *L, const char *s, size_t len) {
-    reader r;
-    int top = lua_gettop(L), first = 1, success = 0, payload = 0, item;
-    memset(&r, 0, sizeof r);
-    r.L = L;
-    r.start = r.p = s;
-    r.end = s + len;
-    r.depth = 1;
-    skip_space(&r);
-    if (r.p >= r.end || *r.p != '{')
-        return 0;
-    r.p++;
-    lua_newtable(L);
-    while ((item = next_item(&r, '}', &first)) > 0) {
-        int is_payload, is_success;
-        const char *name = r.p;
-        size_t quoted;
-        if (!member_name(&r, "payload", 7, &is_payload, 1, &quoted))
-            goto give_up;
-        is_success = quoted == 9 && memcmp(name, "\"success\"", 9) == 0;
-        if (is_success) {
-            if (success || r.end - r.p < 4 || memcmp(r.p, "true", 4) != 0)
-                goto give_up;
-            r.p += 4;
-            success = 1;
-        } else if (is_payload) {
-            int n = 0, first_lease = 1, lease;
-            if (payload || r.p >= r.end || *r.p != '[')
-                goto give_up;
-            payload = 1;
-            r.p++;
-            r.depth++;
-            while ((lease = next_item(&r, ']', &first_lease)) > 0)
-                if (!skim_lease(&r, ++n))
-                    goto give_up;
-            if (lease < 0)
-                goto give_up;
-            r.depth--;
-        } else if (!skip_value(&r)) {
-            goto give_up;
-        }
-    }
-    if (item < 0)
-        goto give_up;
-    skip_space(&r);
-    if (success && payload && r.p == r.end)
-        return 1;
-give_up:
-    lua_settop(L, top);
-    return 0;
+int json_fail(reader *r, const char *what) {
+    return fail(r, what);
 }

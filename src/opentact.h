@@ -63,6 +63,10 @@ OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
 OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
+/* Pushes the list of the lease uuids of {"success":true,"payload":[lease,
+ * ...]} and returns 1; pushes nothing and returns 0 for any other text,
+ * valid or not (json_decode then says what it is). (answer_skim.c) */
+OT_HIDDEN int answer_skim_uuids(lua_State *L, const char *s, size_t len);
 
 /* ---- JSON (json.c) ------------------------------------------------ */
 
@@ -92,10 +96,6 @@ OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, j
  * use, kept in the registry under this name). */
 #define JSON_OBJECT_MT "opentact.Object"
 OT_HIDDEN void json_object_mt(lua_State *L);
-/* Pushes the list of the lease uuids of {"success":true,"payload":[lease,
- * ...]} and returns 1; pushes nothing and returns 0 for any other text,
- * valid or not (json_decode then says what it is). */
-OT_HIDDEN int json_uuids(lua_State *L, const char *s, size_t len);
 
 /* ---- answer buffers and opentact.Body (buffer.c) ------------------- */
 
