@@ -496,17 +496,42 @@ describe("answers cut inside a value", function()
     '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d', '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d\\u',
     '{"success":true,"payload":[{"uuid":"a","x":"\\ud83d\\ude' }) do
     it("reads " .. body .. " as ended, not as a bad character", function()
-      local leases, err = decode(200, body)
+      local leases, err, cut = decode(200, body)
       assert.is_nil(leases)
+      assert.is_true(cut, err.message)
       local at = tonumber(err.message:match("at byte (%d+)%)$"))
       assert.is_true(at > #body, err.message)
     end)
   end
 
+  it("says so as a third result, which a malformed or whole answer never has", function()
+    local _, err, cut = decode(200, '{"success":true,"payload":[{"uuid":"a"}')
+    assert.equals("protocol", err.kind)
+    assert.is_true(cut)
+    _, _, cut = decode(200, "")
+    assert.is_true(cut)
+    for _, body in ipairs({ '{"success":true,"payload":[]}x', "<html>", '{"success":true,"payload":[{"n":NaN}]}',
+      '{"success":true}' }) do
+      local leases
+      leases, err, cut = decode(200, body)
+      assert.is_nil(leases)
+      assert.equals("protocol", err.kind)
+      assert.is_nil(cut, body)
+    end
+    -- not a 2xx: the status is the error, cut or not
+    _, err, cut = decode(503, '{"success":false,"payload":[')
+    assert.equals("server", err.kind)
+    assert.is_nil(cut)
+    -- skimmed for uuids, the same
+    _, _, cut = decode(200, '{"success":true,"payload":[{"uuid":"a"}', nil, "uuids")
+    assert.is_true(cut)
+  end)
+
   it("still calls a bad escape bad where it is, when the text ends right after it", function()
     for _, body in ipairs({ '{"success":true,"payload":[{"x":"\\uZZ', '{"success":true,"payload":[{"x":"\\ud83d\\n' }) do
-      local _, err = decode(200, body)
+      local _, err, cut = decode(200, body)
       assert.matches("bad escape", err.message)
+      assert.is_nil(cut, err.message)
       assert.is_true(tonumber(err.message:match("at byte (%d+)%)$")) <= #body, err.message)
     end
   end)

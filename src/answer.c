@@ -258,7 +258,7 @@ static const char *const SHAPE_NAMES[] = {"leases", "lease", "page", "uuids", "a
 static int decode(lua_State *L, long status, const char *retry_after, answer_shape shape, const char *body,
                   size_t len) {
     const char *message = NULL;
-    int parsed, decoded, holes[2] = {0, 0};
+    int parsed, decoded, holes[2] = {0, 0}, ran_out = 0;
     /* "uuids": a list of leases read only for their uuids, skimmed; what
      * cannot be skimmed is decoded in full, as a list of leases */
     if (shape == SHAPE_UUIDS) {
@@ -267,7 +267,7 @@ static int decode(lua_State *L, long status, const char *retry_after, answer_sha
         shape = SHAPE_LEASES;
     }
     parsed = json_decode(L, body, len, holes, (json_names *)lua_touserdata(L, lua_upvalueindex(1)),
-                         lua_upvalueindex(2)); /* stack 4: the value, or why not */
+                         lua_upvalueindex(2), &ran_out); /* stack 4: the value, or why not */
     decoded = parsed && lua_istable(L, 4);
     if (decoded) {
         lua_getfield(L, 4, "message"); /* stack 5 */
@@ -280,8 +280,13 @@ static int decode(lua_State *L, long status, const char *retry_after, answer_sha
         set_retry_after(L, retry_after);
         return 2;
     }
-    if (!parsed)
-        return fail(L, "protocol", status, lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4)));
+    if (!parsed) {
+        fail(L, "protocol", status, lua_pushfstring(L, "answer is not JSON (%s)", lua_tostring(L, 4)));
+        if (!ran_out)
+            return 2;
+        lua_pushboolean(L, 1); /* the text ended inside a value: it may have been cut short */
+        return 3;
+    }
     if (!decoded)
         return fail(L, "protocol", status, "answer is not a JSON object");
     lua_getfield(L, 4, "success"); /* stack 6 */
@@ -332,7 +337,11 @@ static int decode(lua_State *L, long status, const char *retry_after, answer_sha
     return 1;
 }
 
-/* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err
+/* core.answer_decode(status, body [, retry_after [, shape]]) -> payload | nil, err [, cut]
+ * `cut` is true when a 2xx answer is not JSON because its text ended
+ * inside a value, as an answer cut short by a closed connection does (the
+ * engine tells a cut answer from a malformed one by it, never by the
+ * message, whose words may change).
  * shape "leases" (the default): a list of leases; "lease": one lease;
  * "page": a search page, {total, data = leases, ...} with total a whole
  * number and data a list of leases (both checked); "uuids": a list of

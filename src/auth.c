@@ -108,7 +108,7 @@ int auth_jwt_claims(lua_State *L) {
             v &= (1u << bits) - 1;
         }
     }
-    if (!json_decode(L, (const char *)out, n, NULL, NULL, 0))
+    if (!json_decode(L, (const char *)out, n, NULL, NULL, 0, NULL))
         goto none;
     if (!lua_istable(L, -1))
         goto none;

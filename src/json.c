@@ -592,8 +592,10 @@ static int value(reader *r) {
  * nulls left out of the top-level object's "payload" when it is an array
  * (a list of leases), and of the arrays among its members (a search page's
  * "data"); for a top-level array, its own and its arrays'. Nulls elsewhere
- * do not make a good answer bad. */
-int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names, int anchor) {
+ * do not make a good answer bad. `ran_out` (may be NULL), on failure: 1
+ * when the text ended inside the value, as a text cut short does. */
+int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names, int anchor,
+                int *ran_out) {
     reader r;
     int top = lua_gettop(L), got;
     r.L = L;
@@ -616,6 +618,8 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
         lua_settop(L, top);
         snprintf(where, sizeof where, "%lu", (unsigned long)(r.p - r.start) + 1);
         lua_pushfstring(L, "%s at byte %s", r.error ? r.error : "invalid JSON", where);
+        if (ran_out != NULL)
+            *ran_out = r.p >= r.end;
         return 0;
     }
     if (got == 2)

@@ -87,9 +87,12 @@ typedef struct json_names {
  * "payload" array, and of the arrays one level inside "payload" (a search
  * page's "data"); for a top-level array, of it and of its arrays.
  * `names` (may be NULL) is a name cache anchored by the table at `anchor`,
- * an absolute stack index or an upvalue's pseudo-index. */
+ * an absolute stack index or an upvalue's pseudo-index. On failure,
+ * *ran_out (ran_out may be NULL) says whether the text ended inside the
+ * value: the fact an answer cut short shows, given as data so that no
+ * caller reads it from the message. */
 OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names *names,
-                          int anchor);
+                          int anchor, int *ran_out);
 /* Decoded empty objects ({}, or members that were all null) get this
  * metatable, so that they can be told from empty arrays, which get none;
  * core.Object (opentact.Object). json_object_mt pushes it (made on first

@@ -137,19 +137,16 @@ end
 function Engine:settle(req, status, data, retry_after, open_ended, events)
   local leases, err
   if status then
-    local ok
-    ok, leases, err = pcall(answer_decode, status, data, retry_after, req.shape or nil)
+    local ok, cut
+    ok, leases, err, cut = pcall(answer_decode, status, data, retry_after, req.shape or nil)
     if not ok then
       leases, err = nil, errors.new("protocol", "the answer could not be decoded: " .. tostring(leases))
       err.status = status
-    elseif open_ended and err and err.kind == "protocol" then
+    elseif open_ended and cut then
       -- an answer that ended when the server closed, and whose JSON ran out
       -- before its end, was cut short: a network failure, not a bad answer
-      local at = tonumber(err.message:match("at byte (%d+)%)$"))
-      if at and at > #data then
-        err = errors.new("network", "the answer was cut short: the server closed the connection mid-answer", true)
-        err.status, err.sent = status, true
-      end
+      err = errors.new("network", "the answer was cut short: the server closed the connection mid-answer", true)
+      err.status, err.sent = status, true
     end
   else
     err = data
