@@ -21,15 +21,6 @@ int clock_now(lua_State *L) {
     return 1;
 }
 
-/* core.cputime(): CPU seconds this thread has used (for bench/step.lua,
- * which tells a step's own work from time the machine gave to others). */
-int clock_cputime(lua_State *L) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
-    return 1;
-}
-
 /* core.sleep(seconds): blocks the calling thread. */
 int clock_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);

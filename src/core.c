@@ -9,7 +9,6 @@
 static const luaL_Reg core_functions[] = {
     {"curl", transport_curl_new},
     {"now", clock_now},
-    {"cputime", clock_cputime},
     {"sleep", clock_sleep},
     {"rng", clock_rng},
     {"request_list", request_list},

@@ -146,7 +146,6 @@ OT_HIDDEN void transport_curl_register(lua_State *L);
 /* Seconds on the monotonic clock. */
 OT_HIDDEN double clock_monotonic(void);
 OT_HIDDEN int clock_now(lua_State *L);     /* core.now */
-OT_HIDDEN int clock_cputime(lua_State *L); /* core.cputime */
 OT_HIDDEN int clock_sleep(lua_State *L);   /* core.sleep */
 OT_HIDDEN int clock_rng(lua_State *L);     /* core.rng */
 
