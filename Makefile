@@ -20,6 +20,11 @@ tree = $(CURDIR)/.rocks/$(1)
 
 SOURCES := $(wildcard src/*.c)
 HEADERS := $(wildcard src/*.h)
+# The layers of the C core (see README, "Layout"): the decoder and the
+# request builders do no I/O and link without libcurl; only the transport
+# sees curl.h; core.c registers them all.
+DECODER_SOURCES := src/answer.c src/answer_skim.c src/json.c src/error.c src/buffer.c
+REQUEST_SOURCES := src/request.c src/search.c
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
@@ -103,11 +108,15 @@ fuzz: $(foreach l,$(FUZZ_LUAS),$(addprefix build/fuzz/$(l)/,$(FUZZERS)))
 		grep -E '^Done [0-9]+ runs' build/fuzz/$$l-$$f.log; \
 	done; done
 
+# Each harness links only what it tests: the decoder, and for requests the
+# request builders; never the transport, never libcurl.
+fuzz_sources_fuzz_answer := $(DECODER_SOURCES)
+fuzz_sources_fuzz_request := $(DECODER_SOURCES) $(REQUEST_SOURCES)
 define fuzz_rule
 build/fuzz/$(1)/%: fuzz/%.c fuzz/harness.h $(SOURCES) $(HEADERS)
 	@mkdir -p $$(dir $$@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-I$(call incdir,$(1)) -Isrc -o $$@ $$< $(SOURCES) $(call fuzzlib,$(1)) -lcurl
+		-I$(call incdir,$(1)) -Isrc -o $$@ $$< $$(fuzz_sources_$$*) $(call fuzzlib,$(1))
 endef
 $(foreach l,$(FUZZ_LUAS),$(eval $(call fuzz_rule,$(l))))
 
@@ -129,6 +138,13 @@ check:
 			-shared -o /dev/null $(SOURCES) -lcurl || exit 1; \
 	done
 	@echo "compiled without warnings for: $(LUAS)"
+	@mkdir -p build/check
+	@$(CC) $(CFLAGS) -fPIC -I/usr/include/lua5.4 -r -nostdlib -o build/check/nocurl.o $(DECODER_SOURCES) $(REQUEST_SOURCES)
+	@if nm -u build/check/nocurl.o | grep -E ' (curl_|transport_)'; then \
+		echo "the decoder or the request builders reach the transport or libcurl"; exit 1; fi
+	@if grep -l -E '<curl/|"transport_curl.h"' $(filter-out src/transport_curl.%,$(SOURCES) $(HEADERS)); then \
+		echo "only the curl transport may see curl.h or transport_curl.h"; exit 1; fi
+	@echo "the decoder and the request builders link without the transport or libcurl"
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr -I/usr/include/lua5.4 --suppress=missingIncludeSystem --suppress=toomanyconfigs src
 

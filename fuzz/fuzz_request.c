@@ -33,8 +33,15 @@ static void check_error(lua_State *L, int idx) {
     lua_pop(L, 1);
 }
 
+static const luaL_Reg tested[] = {
+    {"request_list", request_list},
+    {"request_assign", request_assign},
+    {"request_search", request_search},
+    {NULL, NULL},
+};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    lua_State *L = harness_state();
+    lua_State *L = harness_state(tested);
     const char *s = (const char *)data, *end = s + size, *nl;
     int n[2] = {0, 0};
     nl = memchr(s, '\n', size);

@@ -1,7 +1,8 @@
 /*
  * harness.h: a Lua state (5.4, 5.1 or LuaJIT, whichever the harness is
- * built against) with opentact.core loaded, shared by the libFuzzer
- * harnesses. The core's sources are compiled into each harness.
+ * built against) with the part of opentact.core a harness tests, shared
+ * by the libFuzzer harnesses. The sources of that part are compiled into
+ * each harness (see the Makefile's fuzz rules).
  */
 #ifndef OPENTACT_FUZZ_HARNESS_H
 #define OPENTACT_FUZZ_HARNESS_H
@@ -13,17 +14,25 @@
 #include <lualib.h>
 #include <lauxlib.h>
 
-int luaopen_opentact_core(lua_State *L);
+#include "opentact.h"
 
-/* Returns a state whose global `core` is opentact.core; aborts if it cannot. */
-static lua_State *harness_state(void) {
+/* Returns a state whose global `core` holds answer_decode and the
+ * `functions` of opentact.core the harness tests (the harness links only
+ * the files that define them: no transport, no libcurl); aborts if it
+ * cannot. */
+static lua_State *harness_state(const luaL_Reg *functions) {
     static lua_State *L;
     if (L != NULL)
         return L;
     L = luaL_newstate();
+    if (L == NULL)
+        abort();
     luaL_openlibs(L);
-    lua_pushcfunction(L, luaopen_opentact_core);
-    lua_call(L, 0, 1);
+    buffer_register(L);
+    lua_newtable(L);
+    ot_setfuncs(L, functions);
+    answer_push_decode(L);
+    lua_setfield(L, -2, "answer_decode");
     lua_setglobal(L, "core");
     return L;
 }

@@ -351,7 +351,7 @@ static int decode(lua_State *L, long status, const char *retry_after, answer_sha
  * string, or an opentact.Body (a large answer from the curl transport),
  * which is read once and freed.
  * Upvalues: the member-name cache and the table that anchors its names. */
-int answer_decode(lua_State *L) {
+static int answer_decode(lua_State *L) {
     long status = (long)luaL_checkinteger(L, 1);
     const char *retry_after = luaL_optstring(L, 3, NULL);
     answer_shape shape = (answer_shape)luaL_checkoption(L, 4, "leases", SHAPE_NAMES);
@@ -393,4 +393,10 @@ int answer_decode(lua_State *L) {
         large->reading = 0;
     }
     return result;
+}
+
+void answer_push_decode(lua_State *L) {
+    memset(ot_newuserdata(L, sizeof(json_names)), 0, sizeof(json_names));
+    lua_createtable(L, JSON_NAME_SLOTS, 0);
+    lua_pushcclosure(L, answer_decode, 2);
 }

@@ -2,8 +2,6 @@
  * core.c: opentact.core, the module table: luaopen and the registration
  * of what the other files define. Nothing else lives here.
  */
-#include <string.h>
-
 #include "opentact.h"
 
 static const luaL_Reg core_functions[] = {
@@ -34,9 +32,7 @@ int luaopen_opentact_core(lua_State *L) {
 
     ot_newlib(L, core_functions);
 
-    memset(ot_newuserdata(L, sizeof(json_names)), 0, sizeof(json_names));
-    lua_createtable(L, JSON_NAME_SLOTS, 0);
-    lua_pushcclosure(L, answer_decode, 2);
+    answer_push_decode(L);
     lua_setfield(L, -2, "answer_decode");
 
     json_object_mt(L);

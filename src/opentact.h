@@ -62,7 +62,9 @@ OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
-OT_HIDDEN int answer_decode(lua_State *L);  /* core.answer_decode */
+/* Pushes core.answer_decode: answer_decode with its upvalues, the
+ * member-name cache and the table that anchors its names. */
+OT_HIDDEN void answer_push_decode(lua_State *L);
 /* Pushes the list of the lease uuids of {"success":true,"payload":[lease,
  * ...]} and returns 1; pushes nothing and returns 0 for any other text,
  * valid or not (json_decode then says what it is). (answer_skim.c) */
