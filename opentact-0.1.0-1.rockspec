@@ -30,8 +30,12 @@ build = {
    type = "builtin",
    modules = {
       ["opentact.core"] = {
-         sources = { "src/core.c", "src/request.c", "src/answer.c", "src/json.c", "src/search.c", "src/auth.c", "src/error.c", "src/buffer.c", "src/fork.c", "src/clock.c", "src/answer_skim.c",
-                      "src/transport_curl.c" },
+         -- core.c registers; the decoder (answer, answer_skim, json, error,
+         -- buffer) and the request builders (request, search) do no I/O;
+         -- only transport_curl.c sees libcurl
+         sources = { "src/core.c", "src/request.c", "src/search.c", "src/answer.c", "src/answer_skim.c",
+                     "src/json.c", "src/error.c", "src/buffer.c", "src/auth.c", "src/clock.c", "src/fork.c",
+                     "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },
