@@ -2,7 +2,9 @@
  * opentact.h: private prototypes shared by the files of opentact.core.
  *
  * Nothing here is exported: the module's one public symbol is
- * luaopen_opentact_core (core.c).
+ * luaopen_opentact_core (core.c). Nothing here needs libcurl: only
+ * transport_curl.c sees curl.h and the transport's struct, through its
+ * private transport_curl.h.
  */
 #ifndef OPENTACT_H
 #define OPENTACT_H
