@@ -141,6 +141,7 @@ describe("answer decoding", function()
       end
       assert.is_nil(after("Sun, 32 Nov 1994 08:49:37 GMT"))
       assert.is_nil(after("Sun, 06 Nov 1994 25:49:37 GMT"))
+      assert.is_nil(after("Sun, 06 Nov 1994 08:49:37 +" .. ("7"):rep(40)))
     end)
     it("ignores what it cannot read", function()
       assert.is_nil(after("soon"))

@@ -74,7 +74,7 @@ static int http_date(const char *s, time_t *out) {
         } else if ((*s == '+' || *s == '-') && hour >= 0 && !zone) {
             int sign = *s++ == '-' ? 1 : -1, hhmm = 0;
             for (len = 0; *s >= '0' && *s <= '9'; s++, len++)
-                hhmm = hhmm * 10 + (*s - '0');
+                hhmm = len < 4 ? hhmm * 10 + (*s - '0') : hhmm;
             if (len != 4 || hhmm % 100 > 59 || hhmm / 100 > 23)
                 return 0;
             offset = sign * (hhmm / 100 * 3600 + hhmm % 100 * 60);
