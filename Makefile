@@ -28,7 +28,8 @@ REQUEST_SOURCES := src/request.c src/search.c
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
-.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator docs man clean
+.PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator docs man clean \
+	test-luas test-sanitize test-memcheck test-fuzz test-check
 
 all: build
 
@@ -61,34 +62,57 @@ install-%: man/man1/opentact.1
 	@echo "  commands (opentact, opentact-emulator), from any folder: export PATH=\"$(call tree,$*)/bin:\$$PATH\""
 	@echo "  the module for your own $* scripts: eval \"\$$(luarocks --lua-version $(call abi,$*) --tree $(call tree,$*) path --no-bin)\""
 
-# The whole suite on every Lua, then again on 5.4 under ASan+UBSan and
-# Valgrind, and a short fuzzing run of each harness on 5.4, 5.1 and LuaJIT;
-# closes with one line summing every run.
+# The whole suite on every Lua; the specs tagged #c (those that run the C
+# core in the busted process: .busted's task `c`) on 5.4 under ASan+UBSan
+# and under Valgrind; `make check`; and a short fuzzing run of each harness
+# on 5.4, 5.1 and LuaJIT. They run at once (the spec runs mostly wait on
+# sockets and child processes, Valgrind and the fuzzers on the CPU), each
+# one's output shown whole when it ends; then a line per suite with its
+# time, and one line summing every run.
 SUMMARY := $(CURDIR)/build/test-summary
-test: deps install-all check
+TEST_STAGES := test-memcheck test-fuzz test-sanitize test-check test-luas
+test: deps install-all
 	@mkdir -p build && rm -f $(SUMMARY)
-	SUMMARY_FILE=$(SUMMARY) spec/run
-	SUMMARY_FILE=$(SUMMARY) $(MAKE) --no-print-directory sanitize memcheck fuzz FUZZ_SECONDS=8
-	@awk '{ p += $$1; f += $$2 } END { print "all suites (5.4, 5.3, 5.2, 5.1, LuaJIT, ASan+UBSan, Valgrind):"; \
+	@$(MAKE) --no-print-directory -j$(words $(TEST_STAGES)) --output-sync=target \
+		SUMMARY_FILE=$(SUMMARY) FUZZ_SECONDS=8 $(TEST_STAGES)
+	@awk '{ p += $$1; f += $$2; printf "%-40s %4d passed, %d failed, %4d s\n", $$4 ":", $$1, $$2, $$3 } \
+		END { print "all suites (5.4, 5.3, 5.2, 5.1, LuaJIT; #c specs under ASan+UBSan and Valgrind):"; \
 		print p " passed, " f " failed" }' $(SUMMARY)
 
-# The whole 5.4 suite with opentact.core built with ASan and UBSan.
+# The stages of `make test`, without installing: each adds a line to
+# $(SUMMARY_FILE) when given one ("passed failed seconds name").
+stage = start=$$(date +%s); $(2); status=$$?; \
+	[ -z "$(SUMMARY_FILE)" ] || echo "0 0 $$(( $$(date +%s) - start )) $(1)" >> "$(SUMMARY_FILE)"; exit $$status
+test-luas:
+	SUMMARY_NAME="spec/run (every Lua)" spec/run
+test-sanitize: build/asan/opentact/core.so
+	RUN=c LUAS=lua5.4 SUMMARY_NAME="#c specs, 5.4 under ASan+UBSan" CORE=$(CURDIR)/build/asan \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		WRAP="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" spec/run
+test-memcheck:
+	RUN=c LUAS=lua5.4 SUMMARY_NAME="#c specs, 5.4 under Valgrind" WRAP="$(VALGRIND)" spec/run
+	@$(call stage,Valgrind leak run (spec/support/leakcheck.lua),LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \
+		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua)
+test-fuzz:
+	@$(call stage,fuzz ($(FUZZ_SECONDS) s per harness and Lua),$(MAKE) --no-print-directory fuzz)
+test-check:
+	@$(call stage,make check,$(MAKE) --no-print-directory check)
+
+# The #c specs on 5.4 with opentact.core built with ASan and UBSan.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize: install-lua5.4
-	@mkdir -p build/asan/opentact
-	$(CC) -O1 -g $(WARN) $(SAN) -fPIC -I/usr/include/lua5.4 -shared -o build/asan/opentact/core.so $(SOURCES) -lcurl
-	LUAS=lua5.4 CORE=$(CURDIR)/build/asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		WRAP="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" spec/run
+	@$(MAKE) --no-print-directory test-sanitize
 
-# The whole 5.4 suite under Valgrind memcheck, then a run that closes its
+build/asan/opentact/core.so: $(SOURCES) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(WARN) $(SAN) -fPIC -I/usr/include/lua5.4 -shared -o $@ $(SOURCES) -lcurl
+
+# The #c specs on 5.4 under Valgrind memcheck, then a run that closes its
 # state so that any leak shows as definitely lost.
 VALGRIND := valgrind -q --keep-debuginfo=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite --track-origins=yes
 memcheck: install-lua5.4
-	LUAS=lua5.4 WRAP="$(VALGRIND)" spec/run
-	LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \
-		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua
+	@$(MAKE) --no-print-directory test-memcheck
 
 # libFuzzer harnesses for request building and answer decoding, each built
 # against every Lua of FUZZ_LUAS (their stacks and numbers differ) and run

@@ -6,7 +6,7 @@ local L1 = "0a1b2c3d-0000-4000-8000-000000000001"
 local L2 = "0a1b2c3d-0000-4000-8000-000000000002"
 local L3 = "0a1b2c3d-0000-4000-8000-000000000003"
 
-describe("request building", function()
+describe("request building #c", function()
   describe("list path", function()
     local cases = {
       { CONN, "/sip/connection/" .. CONN .. "/tnlease" },

@@ -10,7 +10,7 @@ local function lease_json(extra)
     '"account":{"name":"Soci\\u00e9t\\u00e9","balance":12.5,"users":[null,1,2.0]}' .. (extra or "") .. '}'
 end
 
-describe("answer decoding", function()
+describe("answer decoding #c", function()
   describe("a successful answer", function()
     local leases = decode(200, '{"success":true,"payload":[' .. lease_json(',"future_field":{"x":[1]}') .. "]}")
 
@@ -221,7 +221,7 @@ describe("answer decoding", function()
   end)
 end)
 
-describe("JSON decoding", function()
+describe("JSON decoding #c", function()
   -- decodes one value as the field `v` of a lease
   local function v(json)
     local leases, err = decode(200, '{"success":true,"payload":[{"v":' .. json .. "}]}")
@@ -414,7 +414,7 @@ describe("JSON decoding", function()
   end)
 end)
 
-describe("a search page", function()
+describe("a search page #c", function()
   local function page(payload) return decode(200, '{"success":true,"payload":' .. payload .. "}", nil, "page") end
 
   it("is the payload, total a whole number and data a list of leases", function()
@@ -443,7 +443,7 @@ describe("a search page", function()
   end
 end)
 
-describe("a list read for its uuids only", function()
+describe("a list read for its uuids only #c", function()
   local function uuids(body, status) return decode(status or 200, body, nil, "uuids") end
 
   it("gives the leases' uuids without decoding the rest", function()
@@ -488,7 +488,7 @@ describe("a list read for its uuids only", function()
   end)
 end)
 
-describe("answers cut inside a value", function()
+describe("answers cut inside a value #c", function()
   -- the error is placed at the end of the text, so an answer cut by a
   -- closing server is told from a malformed one (and retried)
   for _, body in ipairs({ '{"success":tr', '{"success":true,"payload":[{"uuid":"a","x":nul',

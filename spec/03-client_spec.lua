@@ -13,7 +13,7 @@ local function read(path)
   return s
 end
 
-describe("version", function()
+describe("version #c", function()
   it("agrees across _VERSION, the rockspec and the User-Agent", function()
     local v = opentact._VERSION:match("^opentact (%d+%.%d+%.%d+)$")
     assert.is_string(v)
@@ -26,7 +26,7 @@ describe("version", function()
   end)
 end)
 
-describe("options", function()
+describe("options #c", function()
   it("has the documented defaults", function()
     local c = opentact.new({ token = "t", base_url = "http://127.0.0.1:1" })
     local st = c._opts
@@ -119,7 +119,7 @@ describe("options", function()
   end)
 end)
 
-describe("argument errors", function()
+describe("argument errors #c", function()
   local c
   setup(function() c = opentact.new({ token = "t", base_url = "http://127.0.0.1:1", retries = 0 }) end)
   teardown(function() c:close() end)
@@ -145,7 +145,7 @@ describe("argument errors", function()
   end)
 end)
 
-describe("errors", function()
+describe("errors #c", function()
   it("print as one line with status, method, short path and attempts", function()
     local _, err = core.answer_decode(404, '{"success":false,"message":"SIP connection\\nnot found","status":404}')
     setmetatable(err, opentact.Error)
@@ -167,7 +167,7 @@ describe("errors", function()
   end)
 end)
 
-describe("lease lists", function()
+describe("lease lists #c", function()
   local body = '{"success":true,"payload":[' ..
     '{"uuid":"0a1b2c3d-0000-4000-8000-000000000001","tn":{"tn":12125551234},"expired_on":"2027-01-01T00:00:00Z","autorenew":true},' ..
     '{"uuid":"0a1b2c3d-0000-4000-8000-000000000002","tn":null,"autorenew":false}]}'
@@ -209,7 +209,7 @@ describe("lease lists", function()
   end)
 end)
 
-describe("the curl transport's constructor", function()
+describe("the curl transport's constructor #c", function()
   it("names the option it cannot use, never an argument number", function()
     local ok, msg = pcall(core.curl, { base_url = "http://x", user_agent = "u", timeout = "30" })
     assert.is_false(ok)
@@ -221,7 +221,7 @@ describe("the curl transport's constructor", function()
   end)
 end)
 
-describe("client life cycle", function()
+describe("client life cycle #c", function()
   it("is an object with a dotted metatable name that keeps no copy of the caller's table", function()
     local opts = { token = "t" }
     local c = opentact.new(opts)
@@ -264,7 +264,7 @@ describe("client life cycle", function()
   end
 end)
 
-describe("the default client", function()
+describe("the default client #c", function()
   it("reports a missing token as an auth error, without raising", function()
     opentact.configure({ base_url = "http://127.0.0.1:1" })
     if not (os.getenv("OPENTACT_TOKEN") or os.getenv("OPENTACT_EMAIL")) then

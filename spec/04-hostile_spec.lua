@@ -38,7 +38,7 @@ local function check_outcome(ok, a, b, what)
   end
 end
 
-describe("hostile input", function()
+describe("hostile input #c", function()
   local client
   setup(function()
     client = opentact.new({ token = "t", base_url = "http://127.0.0.1:" .. support.free_port(), retries = 0 })

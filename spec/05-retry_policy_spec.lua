@@ -13,7 +13,7 @@ end
 
 local function max_jitter(cap) return cap end
 
-describe("retry policy", function()
+describe("retry policy #c", function()
   -- err, method, retry_post -> allowed
   local cases = {
     { { kind = "network", retryable = true, sent = false }, "GET", false, true },
@@ -77,7 +77,7 @@ describe("retry policy", function()
   end)
 end)
 
-describe("jitter", function()
+describe("jitter #c", function()
   it("draws from [0, cap) and varies", function()
     local jitter = require("opentact.core").rng()
     local seen, lo, hi = {}, math.huge, -1

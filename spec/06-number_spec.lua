@@ -3,7 +3,7 @@ local opentact = require("opentact")
 
 local HAS_INTEGERS = math.type ~= nil
 
-describe("opentact.number", function()
+describe("opentact.number #c", function()
   local good = {
     { "+1 (212) 555-1234", 12125551234 }, { "12125551234", 12125551234 }, { "+12125551234", 12125551234 },
     { "1.212.555.1234", 12125551234 }, { "1-212-555-1234", 12125551234 }, { " +44 20 7946 0958", 442079460958 },
@@ -45,7 +45,7 @@ describe("opentact.number", function()
   end)
 end)
 
-describe("client:lease #wire", function()
+describe("client:lease #wire #c", function()
   local support = require("emulator")
   local emu, client
   setup(function()

@@ -26,7 +26,7 @@ end
 
 local function want(n, l) return { given = n, lease = l } end
 
-describe("sync's plan", function()
+describe("sync's plan #c", function()
   local current = { lease(1, "conn"), lease(2, "conn"), lease(3, "conn") }
 
   local cases = {
@@ -191,7 +191,7 @@ describe("sync's plan", function()
   end)
 end)
 
-describe("the search request", function()
+describe("the search request #c", function()
   local function body(filter) return select(2, core.request_search(filter, 100, 0)) end
 
   it("is the path with take and skip, and {} for no filter", function()

@@ -6,7 +6,7 @@ local support = require("emulator")
 local HAS_INTEGERS = math.type ~= nil
 local LUA = support.LUA
 
-describe("over the wire #wire", function()
+describe("over the wire #wire #c", function()
   local emu, client, conns, leases
   local function fresh(opts) return emu:client(opts) end
 
@@ -278,7 +278,7 @@ end)
 
 -- Answers of 2 MB and more are received into their own mapping (2 MB pages
 -- where the kernel gives them); they must come out the same as any other.
-describe("large answers #wire", function()
+describe("large answers #wire #c", function()
   -- two connections: 2,000 leases (about 2.3 MB) and 4,000 (about 4.6 MB)
   local emu, client, small, big, held
   setup(function()

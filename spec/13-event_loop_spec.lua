@@ -15,7 +15,7 @@ local function drain(client)
   end
 end
 
-describe("callbacks and step #wire", function()
+describe("callbacks and step #wire #c", function()
   local emu, conn, leases, client
 
   setup(function()
@@ -329,7 +329,7 @@ describe("callbacks and step #wire", function()
   end)
 end)
 
-describe("one client, several runs #wire", function()
+describe("one client, several runs #wire #c", function()
   local emu, conns, leases, client
   setup(function()
     emu = support.start({ leases = 700 })

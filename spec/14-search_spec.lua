@@ -26,7 +26,7 @@ local function searches(emu)
   return n
 end
 
-describe("client:search #wire", function()
+describe("client:search #wire #c", function()
   local emu, client, st
   setup(function()
     emu = support.start({ leases = 40, apps = 2, max_page = 100 })
@@ -142,7 +142,7 @@ describe("client:search #wire", function()
   end)
 end)
 
-describe("client:search_all #wire", function()
+describe("client:search_all #wire #c", function()
   local emu, client, st
   setup(function()
     -- the server caps pages at 7, whatever `take` asks
@@ -366,7 +366,7 @@ describe("client:search_all #wire", function()
   end)
 end)
 
-describe("search_all against servers that page wrong #wire", function()
+describe("search_all against servers that page wrong #wire #c", function()
   -- Runs f(server) with a hostile server in `mode`, stopping it whatever happens.
   local function with_server(mode, f)
     local server = support.hostile(mode)

@@ -32,7 +32,7 @@ local function writes(emu)
   return n
 end
 
-describe("client:sync #wire", function()
+describe("client:sync #wire #c", function()
   local emu, client, st, conn, conn1, app1
   local function number(i) return 12125550000 + i end
   local function lease(i) return st.leases[i] end

@@ -37,7 +37,7 @@ local function contains_any(texts, secrets)
   return nil
 end
 
-describe("logging in #wire", function()
+describe("logging in #wire #c", function()
   local emu, st, email
   -- A JWT is shared by the clients of a Lua state with the same email and
   -- password: each test logs in as a user of its own.

@@ -3,7 +3,7 @@
 -- state the emulator holds afterwards is what the caller was told.
 local support = require("emulator")
 
-describe("faults and retries #wire", function()
+describe("faults and retries #wire #c", function()
   local emu, conns, leases
 
   -- a short default timeout, so a hanging request fails the spec quickly

@@ -7,7 +7,7 @@ local LUA = support.LUA
 
 local sh = support.sh
 
-describe("TLS #wire", function()
+describe("TLS #wire #c", function()
   local dir, emu, conn
 
   setup(function()
@@ -69,7 +69,7 @@ describe("TLS #wire", function()
   end)
 end)
 
-describe("secrets #wire", function()
+describe("secrets #wire #c", function()
   local emu, conn
   local TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2VuLXZhbHVl.SIGNATURE123"
 
@@ -138,7 +138,7 @@ describe("secrets #wire", function()
   end)
 end)
 
-describe("fork safety #wire", function()
+describe("fork safety #wire #c", function()
   local emu, conn
   setup(function()
     emu = support.start()
@@ -216,7 +216,7 @@ describe("fork safety #wire", function()
   end)
 end)
 
-describe("the garbage collector #wire", function()
+describe("the garbage collector #wire #c", function()
   local emu, conns, leases
   setup(function()
     emu = support.start()

@@ -24,7 +24,7 @@ local function count(list, prefix)
   return n
 end
 
-describe("answers nested past a Lua's C stack #wire", function()
+describe("answers nested past a Lua's C stack #wire #c", function()
   it("never raise on any Lua: leases, or a protocol error", function()
     local emu = support.start()
     local ok, err = pcall(function()
@@ -51,7 +51,7 @@ describe("answers nested past a Lua's C stack #wire", function()
   end)
 end)
 
-describe("the curl transport against hostile servers #wire", function()
+describe("the curl transport against hostile servers #wire #c", function()
   it("never resends an assign by itself when a reused connection dies after sending", function()
     with_server("drop-second", function(server)
       local attempts = {}

@@ -4,7 +4,7 @@ local support = require("emulator")
 
 local N = 1200
 
-describe("bulk #wire", function()
+describe("bulk #wire #c", function()
   local emu, conns, leases, client
 
   setup(function()

@@ -157,7 +157,7 @@ describe("the opentact command #wire", function()
       assert.equals(1, #report.leases)
     end)
 
-    it("shows a progress bar on a terminal only", function()
+    it("shows a progress bar on a terminal only #c", function()
       local out, err = {}, {}
       local function sink(t) return { write = function(_, ...) for _, s in ipairs({ ... }) do t[#t + 1] = s end end } end
       local env = { OPENTACT_TOKEN = emu.token, OPENTACT_URL = emu.url }

@@ -102,7 +102,7 @@ describe("the opentact command for scripts #wire", function()
     return out.text(), err.text(), status
   end
 
-  describe("--format", function()
+  describe("--format #c", function()
     it("prints list as table, json, jsonl, csv and tsv, the same leases in each", function()
       local out, _, status = run("list " .. conns[1])
       assert.equals(0, status)
@@ -355,7 +355,7 @@ describe("the opentact command for scripts #wire", function()
     end)
   end)
 
-  describe("plurals", function()
+  describe("plurals #c", function()
     it("say 1 uuid: in the summary, the progress bar and a failed group", function()
       local out, _, status = run(("assign %s --add %s"):format(conns[2], leases[30]))
       assert.equals(0, status, out)

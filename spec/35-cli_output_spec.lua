@@ -268,7 +268,7 @@ describe("the opentact command's output #wire", function()
       assert.equals("[]\n", out)
     end)
 
-    it("the library marks decoded empty objects with opentact.Object; arrays and filled objects carry none", function()
+    it("the library marks decoded empty objects with opentact.Object; arrays and filled objects carry none #c", function()
       assert.is_table(opentact.Object)
       answer("[" .. LEASE:format(leases[1]) .. "]")
       local list = assert(emu:client():list(conns[1]))
@@ -324,7 +324,7 @@ describe("the opentact command's output #wire", function()
       end)
     end
 
-    it("in cli.main: a failed write is an error, a closed pipe is quiet", function()
+    it("in cli.main: a failed write is an error, a closed pipe is quiet #c", function()
       local function failing(message, errno)
         return { write = function() return nil, message, errno end, flush = function() return true end }
       end

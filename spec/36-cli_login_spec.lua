@@ -135,7 +135,7 @@ describe("the command line's token file #wire", function()
     assert.equals("a file\n", support.slurp(blocker))
   end)
 
-  describe("core.write_private", function()
+  describe("core.write_private #c", function()
     local dir
     before_each(function() dir = support.sh("mktemp -d"):gsub("%s+$", "") end)
     after_each(function() os.execute("rm -rf " .. quote(dir)) end)

@@ -127,7 +127,7 @@ local loops = {
   end },
 }
 
-describe("an idle client in a host's event loop #wire", function()
+describe("an idle client in a host's event loop #wire #c", function()
   for _, l in ipairs(loops) do
     local name, module, run = l[1], l[2], l[3]
     it(("a %s loop sleeps once the server closed the idle connection, and the next request works"):format(name),

@@ -25,7 +25,7 @@ end
 
 local LEASES = 250
 
-describe("the vendor's helper flow against the emulator #wire", function()
+describe("the vendor's helper flow against the emulator #wire #c", function()
   local emu, st
 
   setup(function()

@@ -224,7 +224,7 @@ end
 
 ---------------------------------------------------------------- no network
 
-describe("types/", function()
+describe("types/ #c", function()
   local client, default
 
   setup(function()
@@ -418,7 +418,7 @@ end)
 
 ---------------------------------------------------------------- what comes back
 
-describe("types/ against what the library returns #wire", function()
+describe("types/ against what the library returns #wire #c", function()
   local emu, client, st, conn
   local events = {}
   local seen = {} -- class -> set of the names seen in the code's tables

@@ -12,7 +12,7 @@ local M = {}
 -- another Lua) must run without it.
 -- The interpreter the specs run on, for the ones that start another Lua;
 -- that one keeps the sanitizer runtime.
-M.LUA = os.getenv("OPENTACT_SPEC_LUA") or "lua5.4"
+M.LUA = os.getenv("OPENTACT_SPEC_LUA") or (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+"))
 local preload = os.getenv("LD_PRELOAD")
 if preload then
   M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA
