@@ -123,9 +123,10 @@ function ADMIN.POST_faults()
   return send(200, cjson.encode({ queued = d:llen("faults") or 0 }))
 end
 
--- {latency = seconds >= 0, token_ttl = whole seconds > 0}, either or both:
--- token_ttl is the lifetime of the JWTs /auth issues from then on. All is
--- checked before anything is set.
+-- {latency = seconds >= 0, token_ttl = whole seconds > 0, clock = seconds
+-- >= 0}, any of them: token_ttl is the lifetime of the JWTs /auth issues
+-- from then on, clock how far ahead of the real clock JWTs are issued and
+-- expire (reset sets it back to 0). All is checked before anything is set.
 function ADMIN.POST_config()
   ngx.req.read_body()
   local c = cjson.decode(ngx.req.get_body_data() or "")
@@ -137,10 +138,14 @@ function ADMIN.POST_config()
   if ttl ~= nil and (type(ttl) ~= "number" or ttl ~= floor(ttl) or ttl < 1 or ttl > TOKEN_TTL_MAX) then
     return fail(400, "token_ttl must be a whole number of seconds from 1 to " .. TOKEN_TTL_MAX)
   end
+  if c.clock ~= nil and (type(c.clock) ~= "number" or not (c.clock >= 0 and c.clock < TOKEN_TTL_MAX)) then
+    return fail(400, "clock must be a number of seconds >= 0")
+  end
   local d = dict()
   if c.latency ~= nil then d:set("latency", c.latency) end
   if ttl ~= nil then d:set("token_ttl", ttl) end
-  return send(200, cjson.encode({ latency = d:get("latency"), token_ttl = d:get("token_ttl") }))
+  if c.clock ~= nil then d:set("clock", c.clock) end
+  return send(200, cjson.encode({ latency = d:get("latency"), token_ttl = d:get("token_ttl"), clock = d:get("clock") }))
 end
 
 function ADMIN.GET_requests()

@@ -51,6 +51,7 @@ local function reset_state()
   d:set("inflight", 0)
   d:set("inflight_max", 0)
   d:set("token_ttl", config.token_ttl)
+  d:set("clock", 0)
   d:set("logins", 0)
   d:set("auth_failures", 0)
 end

@@ -1161,8 +1161,9 @@ describe("the emulator's logins", function()
     local token = login_token(ADA, ADA_PW)
     local _, claims = jwt(token)
     assert.equals(1, claims.exp - claims.iat)
-    -- exp is the first second the token is refused: wait until the clock has reached it
-    socket.sleep(math.max(0, claims.exp + 0.05 - socket.gettime()))
+    -- exp is the first second the token is refused: the emulator's token
+    -- clock, a second ahead, has reached it however late in its second iat was
+    assert.equals(1, select(2, emu:config({ clock = 1 })).clock)
     refused(401, "token expired", list(token))
     assert.equals("expired", emu:requests()[2].token)
     -- as a bearer query parameter too
@@ -1175,9 +1176,14 @@ describe("the emulator's logins", function()
     for _, bad in ipairs({ 0, -5, 1.5, "60", cjson.null }) do
       assert.equals(400, (emu:config({ token_ttl = bad })))
     end
-    -- nothing set by a refused config
+    for _, bad in ipairs({ -1, "1", cjson.null, 1e300 }) do
+      assert.equals(400, (emu:config({ clock = bad })))
+    end
+    -- nothing set by a refused config; reset set the clock back
     assert.equals(400, (emu:config({ latency = 0.5, token_ttl = 0 })))
+    assert.equals(400, (emu:config({ latency = 0.5, clock = -1 })))
     assert.equals(0, select(2, emu:config({})).latency)
+    assert.equals(0, select(2, emu:config({})).clock)
   end)
 
   it("a tampered, unsigned or malformed JWT is refused: 401 unauthorized", function()

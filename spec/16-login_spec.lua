@@ -62,6 +62,13 @@ describe("logging in #wire #c", function()
     email = ("user%d@example.com"):format(next_user)
   end)
 
+  -- time that passes when the test says so, for the client and the server
+  local function clock()
+    local advance, restore = emu:clock()
+    finally(restore)
+    return advance
+  end
+
   local function client(opts)
     local o = { base_url = emu.url, email = email, password = PASSWORD, backoff = 0.01, backoff_max = 0.05 }
     for k, v in pairs(opts or {}) do o[k] = v end
@@ -82,14 +89,16 @@ describe("logging in #wire #c", function()
   end)
 
   it("renews a 2-second token before it expires: no 401 on the wire, a login per renewal", function()
+    local advance = clock()
     emu:config({ token_ttl = 2 })
     local refused = 0
     local c = client({ log = function(e) if e.status == 401 then refused = refused + 1 end end })
-    local calls, started = 0, core.now()
-    while core.now() - started < 10 do
+    local calls = 0
+    -- 10 seconds of the client's and the server's clocks, a call every 0.1
+    for _ = 1, 100 do
       assert(c:list(st.connections[1]))
       calls = calls + 1
-      core.sleep(0.02)
+      advance(0.1)
     end
     c:close()
     assert.equals(0, refused)
@@ -103,18 +112,19 @@ describe("logging in #wire #c", function()
   it("makes one login for 16 requests that find the token expired", function()
     -- a 2-second token has more than a second left when it comes (its
     -- times are whole seconds), so nothing renews it before it expires
+    local advance = clock()
     emu:config({ token_ttl = 2 })
     local c = client()
     assert(c:token())
     assert.equals(1, emu:stats().logins)
-    core.sleep(2.05) -- the token's exp is behind us
+    advance(2.05) -- the token's exp is behind us
     local conns = {}
     for i = 1, 16 do conns[i] = st.connections[(i - 1) % #st.connections + 1] end
     local results = c:list_many(conns, { concurrency = 16 })
     for i = 1, 16 do assert.is_nil(results[i].err) end
     assert.equals(2, emu:stats().logins)
     -- with callbacks too
-    core.sleep(2.05)
+    advance(2.05)
     local done = 0
     for i = 1, 16 do
       c:list(conns[i], function(leases, err)
@@ -166,7 +176,14 @@ describe("logging in #wire #c", function()
     local leases, err = c:list(st.connections[1])
     assert.is_nil(leases)
     assert.equals(403, err.status)
-    require("socket").sleep(1.1)
+    -- for that moment, what needs a login fails at once, sending nothing
+    local sent = #emu:requests()
+    leases, err = c:list(st.connections[1])
+    assert.is_nil(leases)
+    assert.equals(403, err.status)
+    assert.equals(sent, #emu:requests())
+    -- the moment is over (the engine keeps its end on the monotonic clock)
+    c._engine.login_failed_until = core.now()
     assert.equals(3, #assert(c:list(st.connections[1])))
     assert.equals(1, emu:stats().logins)
     c:close()
@@ -222,14 +239,18 @@ describe("logging in #wire #c", function()
   end)
 
   it("renews 1-second tokens without a login storm", function()
+    local advance = clock()
     emu:config({ token_ttl = 1 })
     local c = client()
-    local calls, started = 0, core.now()
-    while core.now() - started < 2 do
+    local calls = 0
+    -- 2 seconds of both clocks, a call every 0.013 (out of step with the
+    -- seconds)
+    for _ = 1, 154 do
       -- a token's times are whole seconds: one issued late in a second is
       -- nearly dead on arrival, and a call may meet its end; not a storm
       c:list(st.connections[1])
       calls = calls + 1
+      advance(0.013)
     end
     c:close()
     local logins = emu:stats().logins
@@ -239,12 +260,13 @@ describe("logging in #wire #c", function()
   end)
 
   it("does not try a failed renewal again on every request", function()
+    local advance = clock()
     emu:config({ token_ttl = 2 })
     local c = client({ retries = 0 })
     assert(c:token())
     -- into the renewal window (the last half second), where the renewal
     -- login meets a server error
-    core.sleep(1.2)
+    advance(1.2)
     -- the renewal and the call that starts it race: both meet an error
     emu:faults({ { status = 500, message = "down" }, { status = 500, message = "down" } })
     local auths_before = 0
@@ -273,13 +295,23 @@ describe("logging in #wire #c", function()
   end)
 
   it("logs in itself when another client's login is left hanging", function()
+    local advance = clock()
     local idle = client()
     -- a login on the wire that nobody drives (no step)
     idle:list(st.connections[1], function() end)
-    local started = core.now()
     local c = client()
-    assert.equals(3, #assert(c:list(st.connections[1])))
-    assert.is_true(core.now() - started < 8)
+    local got
+    c:list(st.connections[1], function(l, e) got = { l, e } end)
+    -- a login that may still come: this client waits for it
+    for _ = 1, 5 do c:step(0.02) end
+    assert.is_nil(got)
+    -- one in flight for 5 s is taken for lost
+    advance(5)
+    local deadline = core.now() + 3
+    while not got and core.now() < deadline do c:step(0.02) end
+    assert.is_table(got, "still waiting for the lost login")
+    assert.is_nil(got[2])
+    assert.equals(3, #got[1])
     c:close()
     idle:close()
   end)

@@ -183,6 +183,25 @@ function Emulator:faults(list) return self:admin("POST", "faults", list) end
 function Emulator:stats() return select(2, self:admin("GET", "stats")) end
 function Emulator:requests() return select(2, self:admin("GET", "requests")) end
 function Emulator:config(c) return self:admin("POST", "config", c) end
+-- Time that passes when a spec says so, for the specs about time (token
+-- expiry and renewal, a login left hanging): the client's wall clock
+-- (opentact.auth.clock) and this emulator's token clock run ahead of the
+-- real one together. Returns advance(seconds), and restore() that brings
+-- back the real clocks (for the test's finally).
+function Emulator:clock()
+  local auth = require("opentact.auth")
+  local real, ahead = auth.clock, 0
+  auth.clock = function() return real() + ahead end
+  local function advance(seconds)
+    ahead = ahead + seconds
+    assert(self:config({ clock = ahead }) == 200)
+  end
+  local function restore()
+    auth.clock = real
+    self:config({ clock = 0 })
+  end
+  return advance, restore
+end
 -- {lease uuid = {sip_connection = uuid or cjson.null, sip_control_app = ...}}
 function Emulator:holders(map) return self:admin("POST", "holders", map) end
 
