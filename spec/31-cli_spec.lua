@@ -2,6 +2,7 @@
 -- status, files and standard input, --failed-file, --json, usage errors.
 local support = require("emulator")
 local cjson = require("cjson")
+local socket = require("socket")
 local cli = require("opentact.cli")
 
 local sh = support.run
@@ -116,10 +117,23 @@ describe("the opentact command #wire", function()
       local lines = {}
       for i = 101, 300 do lines[#lines + 1] = leases[i] end
       local file = tmpfile(table.concat(lines, "\n") .. "\n")
-      local failed = os.tmpname()
-      local out = sh(("(OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s/bin/opentact assign %s --add-file %s "
-        .. "--batch-size 10 --concurrency 2 --failed-file %s & pid=$!; sleep 2; kill -INT $pid; wait $pid; "
-        .. "echo \"status=$?\")"):format(emu.token, emu.url, support.LUA, support.ROOT, conns[3], file, failed))
+      local failed, log = os.tmpname(), os.tmpname()
+      local pid = tonumber(support.sh(("(OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s/bin/opentact assign %s --add-file %s "
+        .. "--batch-size 10 --concurrency 2 --failed-file %s > %s 2>&1 & pid=$!; echo $pid; exec > /dev/null; wait $pid; "
+        .. "echo \"status=$?\" >> %s) &"):format(emu.token, emu.url, support.LUA, support.ROOT, conns[3], file, failed,
+        log, log)):match("%d+"))
+      -- Ctrl-C once the lookups are done and the first batches on the wire
+      local deadline = socket.gettime() + 20
+      while emu:stats().requests <= 200 and socket.gettime() < deadline do socket.sleep(0.02) end
+      os.execute("kill -INT " .. pid)
+      assert.is_true(support.wait_gone(pid, 20))
+      local out
+      for _ = 1, 100 do
+        out = support.slurp(log) or ""
+        if out:find("status=%d+") then break end
+        socket.sleep(0.02)
+      end
+      os.remove(log)
       assert.is_truthy(out:find("status=130", 1, true), out)
       assert.is_truthy(out:find("not ok: %d+ applied"), out)
       assert.is_truthy(out:find("opentact: interrupted", 1, true), out)

@@ -157,7 +157,6 @@ describe("OpenResty", function()
   it("does not block the worker: 30 lists at 0.3 s latency each", function()
     emu:config({ latency = 0.3 })
     local request = ("GET /list?conn=%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"):format(conns[1])
-    local t0 = socket.gettime()
     local socks = {}
     for i = 1, 30 do
       socks[i] = assert(socket.connect("127.0.0.1", nginx.port))
@@ -170,10 +169,9 @@ describe("OpenResty", function()
       socks[i]:close()
       if answer and answer:find('"n":3', 1, true) then ok = ok + 1 end
     end
-    local elapsed = socket.gettime() - t0
-    print(("\n  30 concurrent lists at 0.3 s latency, one nginx worker: %.2f s (blocking would take 9 s)"):format(elapsed))
     assert.equals(30, ok)
-    assert.is_true(elapsed < 3, "took " .. elapsed .. " s")
+    -- the one worker had most of them on the emulator at once: a worker
+    -- blocked by a request would have had one
     assert.is_true(emu:stats().inflight_max >= 20)
   end)
 
