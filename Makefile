@@ -108,9 +108,12 @@ build/asan/opentact/core.so: $(SOURCES) $(HEADERS)
 	$(CC) -O1 -g $(WARN) $(SAN) -fPIC -I/usr/include/lua5.4 -shared -o $@ $(SOURCES) -lcurl
 
 # The #c specs on 5.4 under Valgrind memcheck, then a run that closes its
-# state so that any leak shows as definitely lost.
+# state so that any leak shows as definitely lost. Valgrind finds the same
+# errors without --track-origins=yes, in half the time: to see where an
+# uninitialised value came from, `make memcheck VALGRIND_OPTS=--track-origins=yes`.
+VALGRIND_OPTS ?=
 VALGRIND := valgrind -q --keep-debuginfo=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	--show-leak-kinds=definite --track-origins=yes
+	--show-leak-kinds=definite $(VALGRIND_OPTS)
 memcheck: install-lua5.4
 	@$(MAKE) --no-print-directory test-memcheck
 
