@@ -29,7 +29,7 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 
 .PHONY: all deps build install install-all test test-one check sanitize memcheck fuzz bench demo emulator docs man clean \
-	test-luas test-sanitize test-memcheck test-fuzz test-check
+	test-luas test-sanitize test-memcheck test-fuzz test-check install-each
 
 all: build
 
@@ -69,13 +69,18 @@ install-%: man/man1/opentact.1
 # sockets and child processes, Valgrind and the fuzzers on the CPU), each
 # one's output shown whole when it ends; then a line per suite with its
 # time, and one line summing every run.
+# make check and the ASan build go alongside the installs, which take
+# one core (they build in src/, one at a time).
 SUMMARY := $(CURDIR)/build/test-summary
-TEST_STAGES := test-memcheck test-fuzz test-sanitize test-check test-luas
-test: deps install-all
+TEST_STAGES := test-memcheck test-fuzz test-sanitize test-luas
+test: deps
 	@mkdir -p build && rm -f $(SUMMARY)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target SUMMARY_FILE=$(SUMMARY) \
+		install-each test-check build/asan/opentact/core.so
 	@$(MAKE) --no-print-directory -j$(words $(TEST_STAGES)) --output-sync=target \
 		SUMMARY_FILE=$(SUMMARY) FUZZ_SECONDS=8 $(TEST_STAGES)
-	@awk '{ p += $$1; f += $$2; printf "%-40s %4d passed, %d failed, %4d s\n", $$4 ":", $$1, $$2, $$3 } \
+	@awk '{ p += $$1; f += $$2; n = $$0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n); \
+		printf "%-50s %4d passed, %d failed, %4d s\n", n ":", $$1, $$2, $$3 } \
 		END { print "all suites (5.4, 5.3, 5.2, 5.1, LuaJIT; #c specs under ASan+UBSan and Valgrind):"; \
 		print p " passed, " f " failed" }' $(SUMMARY)
 
@@ -97,6 +102,8 @@ test-fuzz:
 	@$(call stage,fuzz ($(FUZZ_SECONDS) s per harness and Lua),$(MAKE) --no-print-directory fuzz)
 test-check:
 	@$(call stage,make check,$(MAKE) --no-print-directory check)
+install-each:
+	@for l in $(LUAS); do $(MAKE) --no-print-directory install-$$l || exit 1; done
 
 # The #c specs on 5.4 with opentact.core built with ASan and UBSan.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -109,7 +116,7 @@ build/asan/opentact/core.so: $(SOURCES) $(HEADERS)
 
 # The #c specs on 5.4 under Valgrind memcheck, then a run that closes its
 # state so that any leak shows as definitely lost. Valgrind finds the same
-# errors without --track-origins=yes, in half the time: to see where an
+# errors without --track-origins=yes, in half the CPU time: to see where an
 # uninitialised value came from, `make memcheck VALGRIND_OPTS=--track-origins=yes`.
 VALGRIND_OPTS ?=
 VALGRIND := valgrind -q --keep-debuginfo=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
