@@ -95,7 +95,7 @@ test-sanitize: build/asan/opentact/core.so
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		WRAP="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" spec/run
 test-memcheck:
-	RUN=c LUAS=lua5.4 SUMMARY_NAME="#c specs, 5.4 under Valgrind" WRAP="$(VALGRIND)" spec/run
+	RUN=c LUAS=lua5.4 SHARDS=2 SUMMARY_NAME="#c specs, 5.4 under Valgrind" WRAP="$(VALGRIND)" spec/run
 	@$(call stage,Valgrind leak run (spec/support/leakcheck.lua),LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \
 		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua)
 test-fuzz:

@@ -118,7 +118,12 @@ describe("examples/openresty", function()
   setup(function() emu = support.start() end)
   teardown(function()
     if prefix then
-      os.execute("kill -QUIT $(cat " .. prefix .. "/logs/nginx.pid 2>/dev/null) 2>/dev/null; sleep 0.3; rm -rf " .. prefix)
+      local pid = tonumber(support.slurp(prefix .. "/logs/nginx.pid") or "")
+      if pid then
+        os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+        support.wait_gone(pid, 5)
+      end
+      os.execute("rm -rf " .. prefix)
     end
     if emu then emu:stop() end
   end)
