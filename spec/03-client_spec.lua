@@ -6,12 +6,7 @@ local support = require("emulator")
 
 local CONN = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = support.read
 
 describe("version #c", function()
   it("agrees across _VERSION, the rockspec and the User-Agent", function()

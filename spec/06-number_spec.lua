@@ -52,10 +52,7 @@ describe("client:lease #wire #c", function()
     emu = support.start()
     client = emu:client()
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
 
   it("finds the lease of a number in any form", function()
     local st = emu:state()

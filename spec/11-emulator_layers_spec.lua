@@ -12,12 +12,7 @@ local LAYERS = {
   { "seed", "sha256" },
 }
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = support.read
 
 local function files()
   local out = {}

@@ -33,10 +33,7 @@ describe("client:search #wire #c", function()
     client = emu:client()
     st = emu:state()
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)
 
   local function all(filter)
@@ -150,10 +147,7 @@ describe("client:search_all #wire #c", function()
     client = emu:client()
     st = emu:state()
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)
 
   local function distinct(leases)
@@ -368,12 +362,7 @@ end)
 
 describe("search_all against servers that page wrong #wire #c", function()
   -- Runs f(server) with a hostile server in `mode`, stopping it whatever happens.
-  local function with_server(mode, f)
-    local server = support.hostile(mode)
-    local ok, err = pcall(f, server)
-    server:stop()
-    if not ok then error(err, 0) end
-  end
+  local with_server = support.with_hostile
 
   it("refuses a page whose lease has no uuid as a protocol error naming the page, never a repeat", function()
     with_server("search-no-uuid", function(server)

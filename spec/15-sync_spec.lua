@@ -4,12 +4,7 @@
 local support = require("emulator")
 local opentact = require("opentact")
 
-local function sorted(list)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = v end
-  table.sort(out)
-  return out
-end
+local sorted = support.sorted
 
 local function uuids(list)
   local out = {}
@@ -24,13 +19,7 @@ local function raw_state(emu)
   return text
 end
 
-local function writes(emu)
-  local n = 0
-  for _, r in ipairs(emu:requests()) do
-    if r.method == "POST" and not r.path:find("^/lease/tn/search") then n = n + 1 end
-  end
-  return n
-end
+local writes = support.writes
 
 describe("client:sync #wire #c", function()
   local emu, client, st, conn, conn1, app1
@@ -43,10 +32,7 @@ describe("client:sync #wire #c", function()
     st = emu:state()
     conn, conn1, app1 = st.connections[2], st.connections[1], st.apps[1]
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)
 
   it("changes nothing in a dry run, and reports the whole plan", function()

@@ -8,21 +8,9 @@ local core = require("opentact.core")
 local CONN = "27f03b34-9917-45ec-8389-09092bb12756"
 local LEASE = "3a3750a9-0cba-4e29-ab7f-8a2d90e16ca9"
 
--- Runs f(server) with a hostile server in `mode`, stopping it whatever happens.
-local function with_server(mode, f, host)
-  local server = support.hostile(mode, host)
-  local ok, err = pcall(f, server)
-  server:stop()
-  if not ok then error(err, 0) end
-end
-
-local function count(list, prefix)
-  local n = 0
-  for _, line in ipairs(list) do
-    if line:sub(1, #prefix) == prefix then n = n + 1 end
-  end
-  return n
-end
+-- with_server(mode, f, host): f(server) with a hostile server in `mode`,
+-- stopped whatever happens; count(lines, prefix).
+local with_server, count = support.with_hostile, support.count_prefixed
 
 describe("answers nested past a Lua's C stack #wire #c", function()
   it("never raise on any Lua: leases, or a protocol error", function()

@@ -5,6 +5,7 @@
 local support = require("emulator")
 local cjson = require("cjson")
 local cli = require("opentact.cli")
+local cmdline = require("cli")
 
 local ROOT = support.ROOT
 local unpack = table.unpack or unpack -- luacheck: ignore 143
@@ -17,70 +18,17 @@ end
 
 local tmpfile, slurp = support.tmpfile, support.slurp
 
-local function lines_of(text)
-  local out = {}
-  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
-  return out
-end
+local lines_of, csv, tsv, sink = cmdline.lines_of, cmdline.csv, cmdline.tsv, cmdline.sink
 
--- A CSV line's fields (quotes, doubled quotes; no line breaks in fields here).
-local function csv(line)
-  local out, i = {}, 1
-  while i <= #line + 1 do
-    if line:sub(i, i) == '"' then
-      local j, parts = i + 1, {}
-      while true do
-        local q = line:find('"', j, true)
-        parts[#parts + 1] = line:sub(j, q - 1)
-        if line:sub(q + 1, q + 1) == '"' then j = q + 2 parts[#parts + 1] = '"' else i = q + 2 break end
-      end
-      out[#out + 1] = table.concat(parts)
-    else
-      local comma = line:find(",", i, true) or #line + 1
-      out[#out + 1] = line:sub(i, comma - 1)
-      i = comma + 1
-    end
-  end
-  return out
-end
-
-local function tsv(line)
-  local out = {}
-  for f in (line .. "\t"):gmatch("([^\t]*)\t") do out[#out + 1] = f end
-  return out
-end
-
--- A writable that collects what is written.
-local function sink()
-  local t = {}
-  return { write = function(self, ...)
-    for _, s in ipairs({ ... }) do t[#t + 1] = s end
-    return self
-  end, flush = function() end, text = function() return table.concat(t) end }
-end
-
--- bin/opentact with `args` (shell words); returns standard output,
--- standard error and the exit status. No login of the machine's user
--- leaks in.
-local function opentact(args, env)
-  env = env or {}
-  local err = os.tmpname()
-  local out = support.sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-    .. "OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s %s %s/bin/opentact %s 2> %s; echo \"status=$?\""):format(
-    env.token or "emulator-token", env.url or "http://127.0.0.1:9", env.extra or "", support.LUA, ROOT, args, err))
-  local status = tonumber(out:match("status=(%d+)\n$"))
-  local stderr = slurp(err)
-  os.remove(err)
-  return (out:gsub("status=%d+\n$", "")), stderr, status
-end
+-- bin/opentact with `args` (shell words), `env` its token, url and extra
+-- words; returns standard output, standard error and the exit status.
+local function opentact(args, env) return cmdline.opentact(nil, args, env) end
 
 describe("the opentact command for scripts #wire", function()
   local emu, conns, leases, run
 
   setup(function()
-    emu = support.start({ leases = 300 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 300 })
     run = function(args, env)
       env = env or {}
       env.token = env.token or emu.token
@@ -92,15 +40,7 @@ describe("the opentact command for scripts #wire", function()
   before_each(function() emu:reset() end)
 
   -- cli.main in this process: standard output (maybe a terminal) and error.
-  local function main(args, ctx)
-    local out, err = sink(), sink()
-    local env = { OPENTACT_TOKEN = emu.token, OPENTACT_URL = emu.url }
-    ctx = ctx or {}
-    ctx.stdout, ctx.stderr = out, err
-    ctx.getenv = function(k) return env[k] end
-    local status = cli.main(args, ctx)
-    return out.text(), err.text(), status
-  end
+  local function main(args, ctx) return cmdline.main(emu, args, ctx) end
 
   describe("--format #c", function()
     it("prints list as table, json, jsonl, csv and tsv, the same leases in each", function()

@@ -3,6 +3,7 @@
 -- the real run refuses, and the CLI's own words for its flags.
 local support = require("emulator")
 local cjson = require("cjson")
+local cmdline = require("cli")
 
 local tmpfile = support.tmpfile
 
@@ -10,12 +11,7 @@ local tmpfile = support.tmpfile
 -- --exact, --dry-run, --all-leases, --batch-size.
 local LUA_WORDS = { "move = true", "exact = true", "dry_run", "all_leases", "batch_size", "exact would" }
 
-local function sorted(list)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = v end
-  table.sort(out)
-  return out
-end
+local sorted = support.sorted
 
 local function no_lua_words(out)
   for _, w in ipairs(LUA_WORDS) do
@@ -27,14 +23,11 @@ describe("opentact sync #wire", function()
   local emu, conns, leases, run
 
   setup(function()
-    emu = support.start({ leases = 400 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 400 })
     -- no login credentials or kept token of the machine's user can leak in
     run = function(args)
-      return support.run(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-        .. "OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s/bin/opentact %s"):format(
-        emu.token, emu.url, support.LUA, support.ROOT, args))
+      local out, _, status = cmdline.opentact(emu, args, { stderr = "merge" })
+      return out, status
     end
   end)
   teardown(function() if emu then emu:stop() end end)

@@ -6,30 +6,18 @@
 local support = require("emulator")
 local cjson = require("cjson")
 
-local ROOT = support.ROOT
-local tmpfile, slurp = support.tmpfile, support.slurp
+local tmpfile = support.tmpfile
 
--- bin/opentact with `args` (shell words): standard output, standard
--- error and the exit status. No login of the machine's user leaks in.
-local function opentact(emu, args)
-  local err = os.tmpname()
-  local out = support.sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-    .. "OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s %s/bin/opentact %s 2> %s; echo \"status=$?\""):format(
-    emu.token, emu.url, support.LUA, ROOT, args, err))
-  local status = tonumber(out:match("status=(%d+)\n$"))
-  local stderr = slurp(err)
-  os.remove(err)
-  return (out:gsub("status=%d+\n$", "")), stderr, status
-end
+-- bin/opentact with `args` (shell words) against an emulator: standard
+-- output, standard error and the exit status.
+local opentact = require("cli").opentact
 
 describe("opentact assign and input files #wire", function()
   local emu, conns, leases, apps
 
   setup(function()
     -- connection 1 holds leases 1 to 3; app 1 holds lease 60, app 2 lease 59
-    emu = support.start({ leases = 60, apps = 2 })
-    local st = emu:state()
-    conns, leases, apps = st.connections, st.leases, st.apps
+    emu, conns, leases, apps = support.start_with_uuids({ leases = 60, apps = 2 })
   end)
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)

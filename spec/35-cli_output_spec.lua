@@ -6,79 +6,10 @@
 -- the pipe early ends the command quietly).
 local support = require("emulator")
 local cjson = require("cjson")
-local cli = require("opentact.cli")
+local cmdline = require("cli")
 local opentact = require("opentact")
 
-local ROOT = support.ROOT
-local slurp = support.slurp
-
-local function lines_of(text)
-  local out = {}
-  for l in text:gmatch("([^\n]*)\n") do out[#out + 1] = l end
-  return out
-end
-
--- A CSV line's fields (quotes, doubled quotes; no line breaks in fields here).
-local function csv(line)
-  local out, i = {}, 1
-  while i <= #line + 1 do
-    if line:sub(i, i) == '"' then
-      local j, parts = i + 1, {}
-      while true do
-        local q = line:find('"', j, true)
-        parts[#parts + 1] = line:sub(j, q - 1)
-        if line:sub(q + 1, q + 1) == '"' then j = q + 2 parts[#parts + 1] = '"' else i = q + 2 break end
-      end
-      out[#out + 1] = table.concat(parts)
-    else
-      local comma = line:find(",", i, true) or #line + 1
-      out[#out + 1] = line:sub(i, comma - 1)
-      i = comma + 1
-    end
-  end
-  return out
-end
-
-local function tsv(line)
-  local out = {}
-  for f in (line .. "\t"):gmatch("([^\t]*)\t") do out[#out + 1] = f end
-  return out
-end
-
--- A writable that collects what is written.
-local function sink()
-  local t = {}
-  return { write = function(self, ...)
-    for _, s in ipairs({ ... }) do t[#t + 1] = s end
-    return self
-  end, flush = function() return true end, text = function() return table.concat(t) end }
-end
-
--- bin/opentact with `args` (shell words), standard output sent where
--- `to` says: captured (nil), "> FILE", or "| COMMAND" (a reader; then
--- `signal` is "default" or "ignore", SIGPIPE's disposition for the
--- command). Returns standard output (when captured), standard error and
--- the exit status.
-local function opentact_cmd(emu, args, to, signal)
-  local err, st = os.tmpname(), os.tmpname()
-  local cmd = ("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent OPENTACT_TOKEN='%s' "
-    .. "OPENTACT_URL='%s' %s %s/bin/opentact %s"):format(emu.token, emu.url, support.LUA, ROOT, args)
-  local out
-  if to == nil then
-    out = support.sh(("%s 2> %s; echo $? > %s"):format(cmd, err, st))
-  elseif to:sub(1, 1) == ">" then
-    out = support.sh(("%s %s 2> %s; echo $? > %s"):format(cmd, to, err, st))
-  else
-    -- the shell the specs run in may ignore SIGPIPE (LuaSocket does so in
-    -- this process): say which disposition the command gets
-    out = support.sh(("(env --%s-signal=PIPE %s 2> %s; echo $? > %s) %s"):format(
-      signal == "ignore" and "ignore" or "default", cmd, err, st, to))
-  end
-  local stderr, status = slurp(err), tonumber(slurp(st))
-  os.remove(err)
-  os.remove(st)
-  return out, stderr, status
-end
+local lines_of, csv, tsv, sink = cmdline.lines_of, cmdline.csv, cmdline.tsv, cmdline.sink
 
 -- U+202E RIGHT-TO-LEFT OVERRIDE, U+2066 LEFT-TO-RIGHT ISOLATE, U+200F
 -- RIGHT-TO-LEFT MARK and U+0085 NEXT LINE (a C1 control), as UTF-8.
@@ -88,14 +19,17 @@ describe("the opentact command's output #wire", function()
   local emu, conns, leases
 
   setup(function()
-    emu = support.start({ leases = 30 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 30 })
   end)
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)
 
-  local function run(args, to, signal) return opentact_cmd(emu, args, to, signal) end
+  -- bin/opentact with `args` (shell words), standard output sent where
+  -- `to` says: captured (nil), "> FILE", or "| COMMAND" (a reader; then
+  -- `signal` is "default" or "ignore", SIGPIPE's disposition for the
+  -- command). Returns standard output (when captured), standard error and
+  -- the exit status.
+  local function run(args, to, signal) return cmdline.opentact(emu, args, { to = to, signal = signal }) end
 
   -- The next answer of the emulator: status 200 and `payload` (JSON text).
   local function answer(payload)
@@ -105,15 +39,7 @@ describe("the opentact command's output #wire", function()
   end
 
   -- cli.main in this process.
-  local function main(args, ctx)
-    local out, err = sink(), sink()
-    local env = { OPENTACT_TOKEN = emu.token, OPENTACT_URL = emu.url }
-    ctx = ctx or {}
-    ctx.stdout, ctx.stderr = ctx.stdout or out, err
-    ctx.getenv = function(k) return env[k] end
-    local status = cli.main(args, ctx)
-    return out.text(), err.text(), status
-  end
+  local function main(args, ctx) return cmdline.main(emu, args, ctx) end
 
   -- Leases whose text fields hold what a spreadsheet runs: a formula, DDE,
   -- an @ function; -5 is a JSON number.

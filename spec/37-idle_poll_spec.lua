@@ -26,20 +26,9 @@ local TICK = 0.05
 local GIVE_UP = 5
 
 -- Runs f(server) with an idle-closing server, stopping it whatever happens.
-local function with_server(f)
-  local server = support.hostile("idle-close")
-  local ok, err = pcall(f, server)
-  server:stop()
-  if not ok then error(err, 0) end
-end
+local function with_server(f) return support.with_hostile("idle-close", f) end
 
-local function count(lines, prefix)
-  local n = 0
-  for _, line in ipairs(lines) do
-    if line:sub(1, #prefix) == prefix then n = n + 1 end
-  end
-  return n
-end
+local count = support.count_prefixed
 
 local function new_client(server)
   return opentact.new({ token = "t", base_url = server.url, retries = 0 })

@@ -3,21 +3,11 @@
 -- Against the emulator over real sockets.
 local support = require("emulator")
 
-local ROOT = support.ROOT
 local tmpfile, slurp = support.tmpfile, support.slurp
 
--- bin/opentact with `args` (shell words): standard output, standard
--- error and the exit status. No login of the machine's user leaks in.
-local function opentact(emu, args)
-  local err = os.tmpname()
-  local out = support.sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-    .. "OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s %s/bin/opentact %s 2> %s; echo \"status=$?\""):format(
-    emu.token, emu.url, support.LUA, ROOT, args, err))
-  local status = tonumber(out:match("status=(%d+)\n$"))
-  local stderr = slurp(err)
-  os.remove(err)
-  return (out:gsub("status=%d+\n$", "")), stderr, status
-end
+-- bin/opentact with `args` (shell words) against an emulator: standard
+-- output, standard error and the exit status.
+local opentact = require("cli").opentact
 
 -- /dev/full takes the open and fails every write: a full disk.
 local function have_dev_full()
@@ -32,9 +22,7 @@ describe("opentact --failed-file that cannot be written #wire", function()
   local emu, conns, leases
 
   setup(function()
-    emu = support.start({ leases = 40 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 40 })
   end)
   teardown(function() if emu then emu:stop() end end)
   before_each(function() emu:reset() end)

@@ -2,52 +2,26 @@
 -- what the first hardening pass left open.
 local support = require("emulator")
 
-local ROOT = support.ROOT
-local tmpfile, slurp = support.tmpfile, support.slurp
+local tmpfile = support.tmpfile
 
-local function sorted(list)
-  local out = {}
-  for i, v in ipairs(list) do out[i] = v end
-  table.sort(out)
-  return out
-end
+local sorted = support.sorted
 
--- bin/opentact with `args` (shell words): standard output, standard
--- error and the exit status. No login of the machine's user leaks in.
-local function opentact(emu, args)
-  local err = os.tmpname()
-  local out = support.sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-    .. "OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s %s/bin/opentact %s 2> %s; echo \"status=$?\""):format(
-    emu.token, emu.url, support.LUA, ROOT, args, err))
-  local status = tonumber(out:match("status=(%d+)\n$"))
-  local stderr = slurp(err)
-  os.remove(err)
-  return (out:gsub("status=%d+\n$", "")), stderr, status
-end
+-- bin/opentact with `args` (shell words) against an emulator: standard
+-- output, standard error and the exit status.
+local opentact = require("cli").opentact
 
 describe("sync and assign, reviewed #wire", function()
   local emu, client, conns, leases
 
   setup(function()
     -- connection 1 holds leases 1 to 3 (numbers 12125550001 to 3)
-    emu = support.start({ leases = 60, apps = 2 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 60, apps = 2 })
     client = emu:client()
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)
 
-  local function posts()
-    local n = 0
-    for _, r in ipairs(emu:requests()) do
-      if r.method == "POST" and not r.path:find("^/lease/tn/search") then n = n + 1 end
-    end
-    return n
-  end
+  local function posts() return support.writes(emu) end
 
   -- A file of full numbers with one written without its country code:
   -- the lookup of 2125550002 finds nothing, and connection 1 holds

@@ -115,6 +115,14 @@ end
 
 local function read_file(path) return M.slurp(path) or "" end
 
+-- A file's bytes; an error when it cannot be read.
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 -- A new temporary file holding `text`; its name.
 function M.tmpfile(text)
   local name = os.tmpname()
@@ -128,6 +136,14 @@ end
 function M.set(list)
   local out = {}
   for _, v in ipairs(list) do out[v] = true end
+  return out
+end
+
+-- A sorted copy of a list.
+function M.sorted(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  table.sort(out)
   return out
 end
 
@@ -238,6 +254,16 @@ function Emulator:stop()
   for _, f in ipairs(self.files or {}) do os.remove(f) end
 end
 
+-- How many writes the emulator received since its last reset: POSTs
+-- other than lease searches.
+function M.writes(emu)
+  local n = 0
+  for _, r in ipairs(emu:requests()) do
+    if r.method == "POST" and not r.path:find("^/lease/tn/search") then n = n + 1 end
+  end
+  return n
+end
+
 -- A hostile server (spec/support/hostile.lua) misbehaving in `mode`, on a
 -- free loopback port (`host` "::1" for IPv6). Stop it with :stop().
 local Hostile = {}
@@ -271,6 +297,24 @@ function M.hostile(mode, host)
   error("hostile server did not start: " .. text)
 end
 
+-- Runs f(server) with a hostile server in `mode` (see M.hostile), stopping
+-- it whatever happens.
+function M.with_hostile(mode, f, host)
+  local server = M.hostile(mode, host)
+  local ok, err = pcall(f, server)
+  server:stop()
+  if not ok then error(err, 0) end
+end
+
+-- How many of a list's lines begin with `prefix`.
+function M.count_prefixed(lines, prefix)
+  local n = 0
+  for _, line in ipairs(lines) do
+    if line:sub(1, #prefix) == prefix then n = n + 1 end
+  end
+  return n
+end
+
 -- A word for the shell, quoted.
 local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
@@ -281,6 +325,21 @@ local function secret_file(text)
   local name = M.tmpfile(text)
   os.execute("chmod 600 " .. quote(name))
   return name
+end
+
+-- For a spec's setup: an emulator started with `opts` (see M.start), and
+-- the uuids of its connections, leases and apps.
+function M.start_with_uuids(opts)
+  local emu = M.start(opts)
+  local st = emu:state()
+  return emu, st.connections, st.leases, st.apps
+end
+
+-- For a spec's teardown: closes `client` and stops `emu`, either of which
+-- may be nil (a setup that failed part way).
+function M.stop(emu, client)
+  if client then client:close() end
+  if emu then emu:stop() end
 end
 
 -- opts: port, token, connections, leases, apps, latency, max_page,
