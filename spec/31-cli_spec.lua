@@ -4,6 +4,7 @@ local support = require("emulator")
 local cjson = require("cjson")
 local socket = require("socket")
 local cli = require("opentact.cli")
+local cmdline = require("cli")
 
 local sh = support.run
 
@@ -13,14 +14,12 @@ describe("the opentact command #wire", function()
   local emu, conns, leases, run
 
   setup(function()
-    emu = support.start({ leases = 400 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
+    emu, conns, leases = support.start_with_uuids({ leases = 400 })
     -- no login credentials or kept token of the machine's user can leak in
     run = function(args, env)
-      return sh(("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent "
-        .. "OPENTACT_TOKEN=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s"):format(
-        env and env.token or emu.token, emu.url, env and env.extra or "", support.LUA, support.ROOT, args))
+      local out, _, status = cmdline.opentact(emu, args,
+        { token = env and env.token, extra = env and env.extra, stderr = "merge" })
+      return out, status
     end
   end)
   teardown(function() if emu then emu:stop() end end)
