@@ -18,6 +18,9 @@ the Lua module).]],
    homepage = "https://github.com/lua-opentact/lua-opentact",
    license = "MIT",
 }
+-- The curl transport waits on epoll and uses dup3 and MADV_HUGEPAGE: other
+-- systems get this refusal instead of a compile error
+supported_platforms = { "linux" }
 dependencies = {
    "lua >= 5.1, < 5.5",
 }
