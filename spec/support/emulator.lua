@@ -168,8 +168,11 @@ function M.http_json(method, url, body)
 end
 
 -- A client of this emulator that retries quickly; `opts` overrides.
+-- Connecting may take long where the suite runs under Valgrind beside the
+-- other suites (a first TLS handshake takes seconds there): a connect
+-- timeout would turn into a retry that a spec does not expect.
 function Emulator:client(opts)
-  local o = { token = self.token, base_url = self.url, backoff = 0.01, backoff_max = 0.05 }
+  local o = { token = self.token, base_url = self.url, backoff = 0.01, backoff_max = 0.05, connect_timeout = 30 }
   for k, v in pairs(opts or {}) do o[k] = v end
   return require("opentact").new(o)
 end
