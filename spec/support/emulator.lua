@@ -36,6 +36,23 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- Starts a server with start(port) on a port free_port() picked, and on a
+-- fresh one again (a few times) when another program took the port
+-- between the pick and the server's bind (the suites run side by side):
+-- start raises an error that says "in use" then. A `port` given is used
+-- once, as asked.
+function M.on_free_port(start, port)
+  if port then return start(port) end
+  local err
+  for _ = 1, 5 do
+    local ok, server = pcall(start, M.free_port())
+    if ok then return server end
+    err = server
+    if not tostring(err):lower():find("in use", 1, true) then break end
+  end
+  error(err, 0)
+end
+
 -- A shell command's output.
 local function sh(cmd)
   local p = assert(io.popen(cmd))
@@ -284,15 +301,19 @@ function Hostile:stop()
 end
 
 function M.hostile(mode, host)
+  return M.on_free_port(function(port) return M.hostile_on(mode, host, port) end)
+end
+
+function M.hostile_on(mode, host, port)
   host = host or "127.0.0.1"
-  local port = M.free_port()
   local log, out = os.tmpname(), os.tmpname()
   local pid = tonumber(sh(("lua5.4 %s/spec/support/hostile.lua %s %d %s %s > %s 2>&1 & echo $!")
     :format(ROOT, mode, port, log, host, out)):match("%d+"))
   local self = setmetatable({ pid = pid, port = port, log = log, out = out,
     url = "http://" .. (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port }, Hostile)
-  for _ = 1, 100 do
+  for _ = 1, 600 do -- up to 30 s, on a busy machine
     if read_file(out):find("listening", 1, true) then return self end
+    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
     socket.sleep(0.05)
   end
   local text = read_file(out)
@@ -345,6 +366,8 @@ function M.stop(emu, client)
   if emu then emu:stop() end
 end
 
+local start_on
+
 -- opts: port, token, connections, leases, apps, latency, max_page,
 -- token_ttl, users = {"email:password", ...}, tls = {cert, key};
 -- secrets = "env" or "file": the token and users reach the emulator
@@ -353,7 +376,10 @@ end
 -- and --user). The emulator's own `args` are kept in the result.
 function M.start(opts)
   opts = opts or {}
-  local port = opts.port or M.free_port()
+  return M.on_free_port(function(port) return start_on(opts, port) end, opts.port)
+end
+
+function start_on(opts, port)
   local token = opts.token or "emulator-token"
   local args = { "--host 127.0.0.1", "--port " .. port, "--token " .. token }
   -- the secrets' files, removed by stop(); the environment's is sourced
@@ -387,7 +413,7 @@ function M.start(opts)
   local scheme = opts.tls and "https" or "http"
   local self = setmetatable({ pid = pid, port = port, token = token, log = log,
     url = scheme .. "://127.0.0.1:" .. port, files = files, args = args }, Emulator)
-  for _ = 1, 200 do
+  for _ = 1, 600 do -- up to 30 s, on a busy machine
     local text = read_file(log)
     if text:find("listening on", 1, true) then
       self.line = text:match("[^\n]*listening on[^\n]*")

@@ -36,11 +36,14 @@ end
 -- opts: url and token of the emulator, email and password of one of its
 -- users, ca (lua_ssl_trusted_certificate)
 function M.start(opts)
+  return support.on_free_port(function(port) return M.start_on(opts, port) end)
+end
+
+function M.start_on(opts, port)
   local root = support.ROOT
   local tree = root .. "/.rocks/luajit"
   local prefix = sh("mktemp -d"):gsub("%s+$", "")
   os.execute("chmod 755 " .. prefix)
-  local port = support.free_port()
   local modules = ""
   for _, m in ipairs({ "ndk_http_module", "ngx_http_lua_module" }) do
     local path = "/usr/lib/nginx/modules/" .. m .. ".so"
@@ -89,13 +92,14 @@ http {
   local pid = tonumber(sh(("nginx -p %s -c %s/nginx.conf -e %s/error.log -g 'daemon off;' > %s/stdout.log 2>&1 & echo $!")
     :format(prefix, prefix, prefix, prefix)):match("%d+"))
   local self = setmetatable({ pid = pid, prefix = prefix, port = port, url = "http://127.0.0.1:" .. port }, Nginx)
-  for _ = 1, 100 do
+  for _ = 1, 600 do -- up to 30 s, on a busy machine
     local s = socket.connect("127.0.0.1", port)
     if s then
       s:close()
       local f2 = io.open(prefix .. "/nginx.pid")
       if f2 then f2:close() return self end
     end
+    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
     socket.sleep(0.05)
   end
   local log = self:error_log() .. sh("cat " .. prefix .. "/stdout.log")
