@@ -24,10 +24,13 @@
 --   idle-close    answers every request of kept-alive connections, several
 --                 at once, and closes each once idle for 0.3 s (as nginx's
 --                 keepalive_timeout does), logging "-- open", "-- idle close"
---                 and "-- closed by the client"
+--                 and "-- closed by the client"; "idle-close:SECONDS"
+--                 closes them once idle for SECONDS instead
 local socket = require("socket")
 
 local mode, port, log_path, host = arg[1], tonumber(arg[2]), arg[3], arg[4] or "127.0.0.1"
+local idle_seconds
+mode, idle_seconds = mode:match("^([^:]*):?(.*)$")
 local server = assert(socket.bind(host, port))
 local log = assert(io.open(log_path, "w"))
 
@@ -139,7 +142,7 @@ handlers["search-ignore-skip"] = search_pages(250, 100, function() return true e
 -- Every connection at once (a burst of requests opens several), each
 -- closed once idle for IDLE_CLOSE seconds after an answer (until its first
 -- request, a connection waits: a client slow to send is not idle).
-local IDLE_CLOSE = 0.3
+local IDLE_CLOSE = tonumber(idle_seconds) or 0.3
 handlers["idle-close"] = function(first)
   local conns, last = {}, {}
   local function open(c)
