@@ -70,7 +70,8 @@ describe("logging in #wire #c", function()
   end
 
   local function client(opts)
-    local o = { base_url = emu.url, email = email, password = PASSWORD, backoff = 0.01, backoff_max = 0.05 }
+    local o = { base_url = emu.url, email = email, password = PASSWORD, backoff = 0.01, backoff_max = 0.05,
+      connect_timeout = 30 }
     for k, v in pairs(opts or {}) do o[k] = v end
     return opentact.new(o)
   end
@@ -88,46 +89,47 @@ describe("logging in #wire #c", function()
     c:close()
   end)
 
-  it("renews a 20-second token before it expires: no 401 on the wire, a login per renewal", function()
+  it("renews a 200-second token before it expires: no 401 on the wire, a login per renewal", function()
     local advance = clock()
-    emu:config({ token_ttl = 20 })
+    emu:config({ token_ttl = 200 })
     local refused = 0
     local c = client({ log = function(e) if e.status == 401 then refused = refused + 1 end end })
     local calls = 0
-    -- 100 seconds of the client's and the server's clocks, a call every
-    -- second; the real time a call takes (seconds under a sanitizer on a
-    -- busy machine) stays well inside the 5 s the renewal leaves
+    -- 1000 seconds of the client's and the server's clocks, a call every
+    -- 10 seconds; the real time a call takes (seconds under a sanitizer on
+    -- a busy machine) stays well inside the 50 s the renewal leaves
     for _ = 1, 100 do
       assert(c:list(st.connections[1]))
       calls = calls + 1
-      advance(1)
+      advance(10)
     end
     c:close()
     assert.equals(0, refused)
     local logins = emu:stats().logins
-    -- a token lives 19 to 20 s (its times are whole seconds) and is renewed
-    -- a quarter of its lifetime (5 s) before its end: about one login in
-    -- 15 s, 5 to 10 in 100 s, not one a call
+    -- a token lives 199 to 200 s (its times are whole seconds) and is
+    -- renewed a quarter of its lifetime (50 s) before its end: about one
+    -- login in 150 s, 5 to 10 in 1000 s, not one a call
     assert.is_true(logins >= 5 and logins <= 10, ("%d logins for %d calls"):format(logins, calls))
     assert.is_true(calls > 2 * logins)
   end)
 
   it("makes one login for 16 requests that find the token expired", function()
-    -- a 2-second token has more than a second left when it comes (its
-    -- times are whole seconds), so nothing renews it before it expires
+    -- a 60-second token has more than 59 s left when it comes (its times
+    -- are whole seconds) and is renewed only in its last 15 s: each
+    -- advance jumps past its end, so nothing renews it before it expires
     local advance = clock()
-    emu:config({ token_ttl = 2 })
+    emu:config({ token_ttl = 60 })
     local c = client()
     assert(c:token())
     assert.equals(1, emu:stats().logins)
-    advance(2.05) -- the token's exp is behind us
+    advance(60.05) -- the token's exp is behind us
     local conns = {}
     for i = 1, 16 do conns[i] = st.connections[(i - 1) % #st.connections + 1] end
     local results = c:list_many(conns, { concurrency = 16 })
     for i = 1, 16 do assert.is_nil(results[i].err) end
     assert.equals(2, emu:stats().logins)
     -- with callbacks too
-    advance(2.05)
+    advance(60.05)
     local done = 0
     for i = 1, 16 do
       c:list(conns[i], function(leases, err)
@@ -241,35 +243,38 @@ describe("logging in #wire #c", function()
     c:close()
   end)
 
-  it("renews 1-second tokens without a login storm", function()
+  it("renews 20-second tokens without a login storm", function()
     local advance = clock()
-    emu:config({ token_ttl = 1 })
+    emu:config({ token_ttl = 20 })
     local c = client()
     local calls = 0
-    -- 2 seconds of both clocks, a call every 0.013 (out of step with the
-    -- seconds)
+    -- 40 seconds of both clocks, a call every 0.26 (out of step with the
+    -- seconds); the real time a call takes stays inside the 5 s renewal
+    -- window
     for _ = 1, 154 do
       -- a token's times are whole seconds: one issued late in a second is
       -- nearly dead on arrival, and a call may meet its end; not a storm
       c:list(st.connections[1])
       calls = calls + 1
-      advance(0.013)
+      advance(0.26)
     end
     c:close()
     local logins = emu:stats().logins
     assert.is_true(calls > 50, calls .. " calls")
-    -- about one a quarter second at worst, never one a call
+    -- about one a quarter of a lifetime at worst, never one a call
     assert.is_true(logins <= 40 and logins < calls / 2, ("%d logins for %d calls"):format(logins, calls))
   end)
 
   it("does not try a failed renewal again on every request", function()
     local advance = clock()
-    emu:config({ token_ttl = 2 })
+    emu:config({ token_ttl = 20 })
     local c = client({ retries = 0 })
     assert(c:token())
-    -- into the renewal window (the last half second), where the renewal
-    -- login meets a server error
-    advance(1.2)
+    -- into the renewal window, where the renewal login meets a server
+    -- error: the token has 19 to 20 s left when it comes (its times are
+    -- whole seconds) and is renewed in its last 5 s, from 14 to 15 s on;
+    -- 15.5 s on, it has 3.5 s or more before it expires
+    advance(15.5)
     -- the renewal and the call that starts it race: both meet an error
     emu:faults({ { status = 500, message = "down" }, { status = 500, message = "down" } })
     local auths_before = 0
@@ -310,7 +315,7 @@ describe("logging in #wire #c", function()
     assert.is_nil(got)
     -- one in flight for 5 s is taken for lost
     advance(5)
-    local deadline = core.now() + 3
+    local deadline = core.now() + 30
     while not got and core.now() < deadline do c:step(0.02) end
     assert.is_table(got, "still waiting for the lost login")
     assert.is_nil(got[2])
