@@ -83,15 +83,21 @@ describe("secrets #wire #c", function()
   it("never shows in errors, messages, log events or printed values", function()
     local seen = {}
     local function keep(v) seen[#seen + 1] = v end
-    local c = opentact.new({ token = TOKEN, base_url = emu.url, retries = 1, backoff = 0.01, timeout = 0.3,
-      log = function(e) keep(cjson.encode(e)) end })
+    local function log(e) keep(cjson.encode(e)) end
+    -- the default timeout for the faults that are not a delay: a short one
+    -- could time out a request that is only slow on a busy machine
+    local c = opentact.new({ token = TOKEN, base_url = emu.url, retries = 1, backoff = 0.01, connect_timeout = 30,
+      log = log })
+    -- a short one, for the delayed requests only (the 5th call's)
+    local slow = opentact.new({ token = TOKEN, base_url = emu.url, retries = 1, backoff = 0.01, timeout = 0.3,
+      connect_timeout = 30, log = log })
     emu:faults({
       { status = 400, message = "token " .. TOKEN .. " is not allowed here" },
       { status = 503 }, { status = 503 }, { reset = true }, { reset = true }, { truncate = true }, { truncate = true },
       { delay = 1 }, { delay = 1 }, { raw = TOKEN, status = 200 },
     })
-    for _ = 1, 6 do
-      local leases, err = c:list(conn)
+    for i = 1, 6 do
+      local leases, err = (i == 5 and slow or c):list(conn)
       keep(tostring(leases))
       if err then
         keep(tostring(err))
@@ -100,6 +106,8 @@ describe("secrets #wire #c", function()
       end
     end
     keep(tostring(c))
+    keep(tostring(slow))
+    slow:close()
     local leases = c:list(conn)
     keep(tostring(leases))
     keep(cjson.encode(leases))
@@ -148,7 +156,7 @@ describe("fork safety #wire #c", function()
 
   it("a client used in a child opens its own connection; the parent keeps its own", function()
     local fh = require("forkhelper")
-    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0 })
+    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0, connect_timeout = 30 })
     assert.equals(3, #c:list(conn))
     local pid = fh.fork()
     if pid == 0 then
@@ -166,7 +174,7 @@ describe("fork safety #wire #c", function()
 
   it("a child that closed the inherited socket and reused its number keeps its file", function()
     local fh = require("forkhelper")
-    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0 })
+    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0, connect_timeout = 30 })
     local before = {}
     for _, fd in ipairs(fh.fds()) do before[fd] = true end
     assert.equals(3, #c:list(conn))
@@ -194,7 +202,7 @@ describe("fork safety #wire #c", function()
 
   it("a child that closed the inherited poll descriptor and reused its number keeps its file", function()
     local fh = require("forkhelper")
-    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0 })
+    local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0, connect_timeout = 30 })
     assert.equals(3, #c:list(conn))
     local poll_fd = c:pollfd()
     local path = os.tmpname()
@@ -233,7 +241,7 @@ describe("the garbage collector #wire #c", function()
     local n = 0
     for i = 1, 150 do
       local c = opentact.new({
-        base_url = emu.url,
+        base_url = emu.url, connect_timeout = 30,
         token = function() collectgarbage("step") return emu.token end,
         log = function() collectgarbage("step") collectgarbage("step") end,
       })
