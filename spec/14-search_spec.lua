@@ -366,7 +366,7 @@ describe("search_all against servers that page wrong #wire #c", function()
 
   it("refuses a page whose lease has no uuid as a protocol error naming the page, never a repeat", function()
     with_server("search-no-uuid", function(server)
-      local c = opentact.new({ token = "t", base_url = server.url, retries = 0 })
+      local c = opentact.new({ token = "t", base_url = server.url, retries = 0, connect_timeout = 30 })
       finally(function() c:close() end)
       -- pages of 2: the page at skip=2 holds lease 4, which has no uuid
       local leases, err = c:search_all(nil, { page_size = 2, concurrency = 1 })
@@ -388,7 +388,7 @@ describe("search_all against servers that page wrong #wire #c", function()
 
   it("says a server ignores skip when a later page repeats the first, not that the account changed", function()
     with_server("search-ignore-skip", function(server)
-      local c = opentact.new({ token = "t", base_url = server.url, retries = 0 })
+      local c = opentact.new({ token = "t", base_url = server.url, retries = 0, connect_timeout = 30 })
       finally(function() c:close() end)
       local leases, err = c:search_all(nil, { page_size = 100, concurrency = 2 })
       assert.is_nil(leases)
