@@ -182,8 +182,10 @@ describe("bulk #wire #c", function()
     end)
 
     it("runs at most `concurrency` requests at once", function()
-      emu:config({ latency = 0.1 })
-      local report = client:assign_batched(conns[2], { add = slice(11, 410) }, { batch_size = 25, concurrency = 4 })
+      -- a second each, so 4 are in flight together even from a slow client;
+      -- 8 batches, twice the concurrency
+      emu:config({ latency = 1 })
+      local report = client:assign_batched(conns[2], { add = slice(11, 210) }, { batch_size = 25, concurrency = 4 })
       assert.is_true(report.ok)
       assert.equals(4, emu:stats().inflight_max)
     end)
@@ -243,7 +245,8 @@ describe("bulk #wire #c", function()
     end)
 
     it("runs up to `concurrency` lists at once", function()
-      emu:config({ latency = 0.1 })
+      -- a second each, so 8 are in flight together even from a slow client
+      emu:config({ latency = 1 })
       local many = {}
       for i = 1, 16 do many[i] = conns[1 + i % 4] end
       local results = client:list_many(many, { concurrency = 8 })
