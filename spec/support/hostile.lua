@@ -32,6 +32,9 @@ local mode, port, log_path, host = arg[1], tonumber(arg[2]), arg[3], arg[4] or "
 local idle_seconds
 mode, idle_seconds = mode:match("^([^:]*):?(.*)$")
 local server = assert(socket.bind(host, port))
+-- A server nobody has connected to for this long stops by itself: a
+-- suite that crashed cannot stop the servers it started.
+local UNUSED_FOR = 600
 local log = assert(io.open(log_path, "w"))
 
 local BODY = '{"success":true,"payload":[]}'
@@ -159,7 +162,9 @@ handlers["idle-close"] = function(first)
   end
   open(first)
   server:settimeout(0)
+  local used = socket.gettime()
   while true do
+    if #conns > 0 then used = socket.gettime() elseif socket.gettime() - used > UNUSED_FOR then os.exit(0) end
     local watched = { server }
     for k = 1, #conns do watched[k + 1] = conns[k] end
     local readable = socket.select(watched, nil, 0.02)
@@ -191,8 +196,10 @@ end
 local handle = assert(handlers[mode], "unknown mode " .. tostring(mode))
 io.stdout:write("listening\n")
 io.stdout:flush()
+server:settimeout(UNUSED_FOR)
 while true do
-  local c = server:accept()
+  local c, err = server:accept()
+  if err == "timeout" then os.exit(0) end
   if c then
     c:settimeout(10)
     pcall(handle, c)
