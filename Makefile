@@ -169,7 +169,7 @@ test-one: install-$(LUA)
 	LUAS=$(LUA) FULL=$(LUA) spec/run
 
 check:
-	luacheck --no-color -q lua bin/opentact emulator spec examples tools
+	luacheck --no-color -q lua bin/opentact emulator spec examples tools types
 	@for l in $(LUAS); do \
 		$(CC) $(CFLAGS) $(WARN) -Werror -fPIC -fvisibility=hidden -I$$( [ $$l = luajit ] && echo /usr/include/luajit-2.1 || echo /usr/include/$$l ) \
 			-shared -o /dev/null $(SOURCES) -lcurl || exit 1; \
