@@ -178,6 +178,42 @@ function Client:lease(number, callback)
   return send(self, "GET", path, err, callback, "lease")
 end
 
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+--- The lease of each item of `items` (phone numbers in any form
+--- opentact.number takes, or lease uuids), one lookup each, `concurrency`
+--- at once: a table from each item's key (the number as a Lua number, the
+--- uuid in lower case) to its lease, without the items the account has no
+--- lease for; or nil, err when a lookup failed otherwise (an answer about
+--- another lease than the one asked for among them).
+function Client:lookup(items, opts)
+  check_open(self, "lookup")
+  check_arg(items, "table", 1, "lookup")
+  local o = bulk.options(opts, "lookup", 2, { concurrency = 16 })
+  local keys, seen = {}, {}
+  for i = 1, #items do
+    local x = items[i]
+    local key
+    if type(x) == "string" and x:find(UUID) then key = x:lower() else key = core.number(x) end
+    if key == nil then
+      error(("bad argument #1 to 'lookup' (a phone number or lease uuid expected at index %d)"):format(i), 2)
+    end
+    if not seen[key] then
+      seen[key] = true
+      keys[#keys + 1] = key
+    end
+  end
+  return one(sync.lookup(self._engine, keys, o.concurrency))
+end
+
+--- The base URL requests go to.
+function Client:base_url()
+  if getmetatable(self) ~= Client then
+    error(("bad self to 'base_url' (opentact.Client expected, got %s)"):format(type(self)), 2)
+  end
+  return self._opts.base_url
+end
+
 --- Assigns many uuids in batches, several requests at once; returns a
 --- report where every input uuid is either applied or failed.
 function Client:assign_batched(conn, changes, opts)

@@ -399,3 +399,43 @@ describe("search_all against servers that page wrong #wire #c", function()
     end)
   end)
 end)
+
+describe("client:lookup #wire #c", function()
+  local emu, client, st
+  setup(function()
+    emu = support.start({ leases = 40 })
+    client = emu:client()
+    st = emu:state()
+  end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() emu:reset() end)
+
+  it("finds the lease of each number and uuid, each once, without those the account lacks", function()
+    local upper = st.leases[5]:upper()
+    local found = assert(client:lookup({ "+1 (212) 555-0001", 12125550001, upper, 12125559999 }, { concurrency = 2 }))
+    assert.equals(st.leases[1], found[12125550001].uuid)
+    assert.equals(st.leases[5], found[st.leases[5]].uuid)
+    assert.is_nil(found[12125559999])
+    local n = 0
+    for _ in pairs(found) do n = n + 1 end
+    assert.equals(2, n)
+    -- one GET a key: the number given twice is looked up once
+    local gets = 0
+    for _, r in ipairs(emu:requests()) do if r.path:find("^/lease/tn/") then gets = gets + 1 end end
+    assert.equals(3, gets)
+  end)
+
+  it("says a lookup that failed, and raises for an item that is neither a number nor a uuid", function()
+    emu:faults({ { status = 500, message = "down" }, { status = 500, message = "down" }, { status = 500, message = "down" } })
+    local found, err = client:lookup({ 12125550001 })
+    assert.is_nil(found)
+    assert.equals("server", err.kind)
+    assert.has_error(function() client:lookup({ 12125550001, "sip-trunk-1" }) end,
+      "bad argument #1 to 'lookup' (a phone number or lease uuid expected at index 2)")
+    assert.has_error(function() client:lookup("12125550001") end)
+  end)
+
+  it("tells the base URL requests go to", function()
+    assert.equals(emu.url, client:base_url())
+  end)
+end)

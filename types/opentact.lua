@@ -400,6 +400,20 @@ function Client:assign(conn, changes, callback) end
 ---@return opentact.Error? err
 function Client:lease(number, callback) end
 
+---The lease of each item (phone numbers in any form opentact.number takes,
+---or lease uuids), one lookup each, `concurrency` (16) at once: a table
+---from each item's key (the number, the uuid in lower case) to its lease,
+---without the items the account has no lease for. A bad item raises.
+---@param items (integer|string)[]
+---@param opts? {concurrency?: integer}
+---@return table<integer|string, opentact.Lease>? leases
+---@return opentact.Error? err
+function Client:lookup(items, opts) end
+
+---The base URL requests go to.
+---@return string
+function Client:base_url() end
+
 ---Assigns many uuids in batches of at most `batch_size`, `concurrency`
 ---requests at once; a batch refused with 400, 409 or 422 is split until
 ---the refused uuids stand alone. Never fails as a whole: the report says

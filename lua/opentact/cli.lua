@@ -9,7 +9,6 @@
 local opentact = require("opentact")
 local core = require("opentact.core")
 local pretty = require("opentact.pretty")
-local sync = require("opentact.sync")
 
 local type, tostring, tonumber, ipairs, pairs, pcall = type, tostring, tonumber, ipairs, pairs, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -1334,7 +1333,7 @@ local function cmd_login(ctx, o)
   local client, why = client_for(ctx, o, { email = email, password = password })
   if not client then return usage_error(ctx, why) end
   local token, err = client:token()
-  local client_url = client._opts.base_url
+  local client_url = client:base_url()
   client:close()
   if not token then return fail(ctx, err, nil, 1) end
   local path = token_file(ctx)
@@ -1503,7 +1502,7 @@ local function resolve(client, o, sources, missing)
   end
   local found = {}
   if #keys > 0 then
-    local looked_up, err = sync.lookup(client._engine, keys, 16)
+    local looked_up, err = client:lookup(keys, { concurrency = 16 })
     if not looked_up then return nil, err end
     found = looked_up
   end
