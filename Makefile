@@ -182,6 +182,8 @@ check:
 	@if grep -l -E '<curl/|"transport_curl.h"' $(filter-out src/transport_curl.%,$(SOURCES) $(HEADERS)); then \
 		echo "only the curl transport may see curl.h or transport_curl.h"; exit 1; fi
 	@echo "the decoder and the request builders link without the transport or libcurl"
+	@if grep -n -E '[A-Za-z0-9_)]\._[A-Za-z]|:_[A-Za-z]' lua/opentact/cli.lua bin/opentact | grep -v '\._VERSION\b'; then \
+		echo "the command line uses the public API only: no fields or methods starting with _"; exit 1; fi
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr -I/usr/include/lua5.4 --suppress=missingIncludeSystem --suppress=toomanyconfigs src
 
