@@ -1,6 +1,6 @@
 -- The retry policy of the API contract: what may be sent again, and after
--- how long. Pure functions of the error and the options; the request loop
--- in opentact.lua does the waiting.
+-- how long. Pure functions of the error and the options; the retry loop
+-- in opentact.engine does the waiting.
 
 local min = math.min
 

@@ -1,0 +1,108 @@
+-- The library's modules (lua/): one concern per file, in layers that
+-- point one way (docs/DESIGN.md, "Dependency rule"). Read as text, so that
+-- a require inside a function counts as much as one at the top.
+local support = require("emulator")
+
+-- Top to bottom: a module may require only modules of the layers below
+-- its own. The command line is the top layer: lua/opentact/cli/.
+local LAYERS = {
+  { "opentact.cli" },
+  { "opentact" },
+  { "opentact.sync" },
+  { "opentact.bulk", "opentact.search" },
+  { "opentact.engine" },
+  { "opentact.auth", "opentact.transport.ngx" },
+  { "opentact.errors", "opentact.options", "opentact.retry" },
+  { "opentact.pretty" },
+  { "opentact.core" },
+}
+
+-- What lua/ holds, as module names: lua/opentact/x/init.lua is opentact.x.
+local function modules()
+  local out = {}
+  for file in support.sh("cd " .. support.ROOT .. "/lua && find . -name '*.lua' | sort"):gmatch("[^\n]+") do
+    local name = file:gsub("^%./", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    out[#out + 1] = { name = name, file = support.ROOT .. "/lua/" .. file:gsub("^%./", "") }
+  end
+  return out
+end
+
+-- The modules a file requires, each once, in order.
+local function requires(path)
+  local out, seen = {}, {}
+  for name in support.read(path):gmatch("require%s*%(?%s*[\"']([%w_%.]+)[\"']") do
+    if not seen[name] then
+      seen[name] = true
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
+local depth = {}
+for d, names in ipairs(LAYERS) do
+  for _, name in ipairs(names) do depth[name] = d end
+end
+
+-- A module's layer: its own, or for opentact.cli.* the command line's.
+local function layer(name)
+  return depth[name] or (name:find("^opentact%.cli%.") and depth["opentact.cli"]) or nil
+end
+
+-- Within the command line: a command module (one that defines M.run) is
+-- required by the dispatcher only; the shared modules (arguments, input,
+-- output, credentials...) never require a command module or the
+-- dispatcher.
+local function is_command(path)
+  return support.read(path):find("\nfunction M%.run%(") ~= nil or support.read(path):find("\nM%.run = ") ~= nil
+end
+
+describe("the library's modules", function()
+  local all = modules()
+  local by_name = {}
+  for _, m in ipairs(all) do by_name[m.name] = m end
+
+  it("are each in a layer", function()
+    local unplaced = {}
+    for _, m in ipairs(all) do
+      if not layer(m.name) then unplaced[#unplaced + 1] = m.name end
+    end
+    assert.same({}, unplaced)
+    assert.is_truthy(by_name["opentact"] and by_name["opentact.engine"], "lua/ was not read: the listing is out of date")
+  end)
+
+  it("require only modules of the layers below their own (the command line: also its own folder)", function()
+    local upward, seen = {}, 0
+    for _, m in ipairs(all) do
+      for _, other in ipairs(requires(m.file)) do
+        if other:find("^opentact") then
+          seen = seen + 1
+          local mine, theirs = layer(m.name), layer(other)
+          local cli_inside = mine == depth["opentact.cli"] and theirs == mine
+          if not theirs or not (theirs > mine or cli_inside) then
+            upward[#upward + 1] = m.name .. " requires " .. other
+          end
+        end
+      end
+    end
+    assert.same({}, upward)
+    assert.is_true(seen > 10, "few requires found: the pattern is out of date")
+  end)
+
+  it("in the command line, only the dispatcher requires a command, and nothing requires the dispatcher", function()
+    local wrong = {}
+    for _, m in ipairs(all) do
+      if layer(m.name) == depth["opentact.cli"] then
+        for _, other in ipairs(requires(m.file)) do
+          local target = by_name[other]
+          if other == "opentact.cli" and m.name ~= "opentact.cli" then
+            wrong[#wrong + 1] = m.name .. " requires the dispatcher"
+          elseif target and m.name ~= "opentact.cli" and layer(other) == layer(m.name) and is_command(target.file) then
+            wrong[#wrong + 1] = m.name .. " requires the command " .. other
+          end
+        end
+      end
+    end
+    assert.same({}, wrong)
+  end)
+end)
