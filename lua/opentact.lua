@@ -61,7 +61,7 @@ local search = require("opentact.search")
 local auth = require("opentact.auth")
 local sync = require("opentact.sync")
 
-local type, error, pcall, tostring, pairs = type, error, pcall, tostring, pairs
+local type, pcall, tostring, pairs, ipairs = type, pcall, tostring, pairs, ipairs
 local setmetatable, getmetatable = setmetatable, getmetatable
 local request_list, request_assign = core.request_list, core.request_assign
 local finish = errors.finish
@@ -94,32 +94,35 @@ local function open_transport(opts)
   return core.curl(opts)
 end
 
--- Misuse raises naming the public function, and points at the user's
--- line: every public function calls these checks directly, so level 3 is
--- always its caller (1: the check, 2: the public function).
-local function check_open(client, fname)
-  if getmetatable(client) ~= Client then
-    error(("bad self to '%s' (opentact.Client expected, got %s)"):format(fname, type(client)), 3)
-  elseif not client._engine then
-    error(("attempt to use a closed opentact client (in '%s')"):format(fname), 3)
-  end
-end
+-- Misuse raises naming the public function, at the line that called it:
+-- options.raise finds that line (the public functions are registered with
+-- options.public), so no check counts stack frames.
+local raise, public = options.raise, options.public
 
-local function check_arg(v, want, n, fname, level)
+local function check_arg(v, want, n, fname)
   if type(v) ~= want then
-    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), level or 3)
+    raise(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)))
   end
 end
 
 -- A trailing callback: nil, or a function the client's transport can call.
-local function check_callback(client, cb, n, fname, level)
+local function check_callback(client, cb, n, fname)
   if cb == nil then return end
   if type(cb) ~= "function" then
-    error(("bad argument #%d to '%s' (function expected, got %s)"):format(n, fname, type(cb)), level or 3)
+    raise(("bad argument #%d to '%s' (function expected, got %s)"):format(n, fname, type(cb)))
   end
   if client._opts.transport == "ngx" then
-    error(("bad argument #%d to '%s' (callbacks need the curl transport: inside OpenResty, "
-      .. "run requests side by side with ngx.thread.spawn)"):format(n, fname), level or 3)
+    raise(("bad argument #%d to '%s' (callbacks need the curl transport: inside OpenResty, "
+      .. "run requests side by side with ngx.thread.spawn)"):format(n, fname))
+  end
+end
+
+-- A phone number or a uuid string: a string or a number.
+local function check_key(v, n, fname, at)
+  local t = type(v)
+  if t ~= "string" and t ~= "number" then
+    raise(("bad argument #%d to '%s' (string or number expected%s, got %s)"):format(n, fname,
+      at and " at index " .. at or "", t))
   end
 end
 
@@ -128,12 +131,16 @@ local function build_assign(conn, changes, fname)
   local ok, path, body = pcall(request_assign, conn, changes)
   if not ok then
     -- the core names itself; the user called `fname`
-    error(errors.in_name_of(path, fname), 3)
+    raise(errors.in_name_of(path, fname))
   end
   return path, body
 end
 
 ---------------------------------------------------------------- methods
+-- The work of each public method, given an open client. The Client's
+-- methods and the module-level functions are made from these below.
+
+local work = {}
 
 -- A request once its arguments are known to be right: blocking, or in
 -- the background when a callback is given. `path` nil: `body` is the
@@ -153,29 +160,29 @@ local function send(client, method, path, body, callback, shape)
 end
 
 --- Lists the TN leases assigned to a SIP connection.
-function Client:list(conn, callback)
-  check_open(self, "list")
+function work.list(client, conn, callback)
   check_arg(conn, "string", 1, "list")
-  check_callback(self, callback, 2, "list")
+  check_callback(client, callback, 2, "list")
   local path, err = request_list(conn)
-  return send(self, "GET", path, err, callback)
+  return send(client, "GET", path, err, callback)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection.
-function Client:assign(conn, changes, callback)
-  check_open(self, "assign")
+function work.assign(client, conn, changes, callback)
   check_arg(conn, "string", 1, "assign")
   check_arg(changes, "table", 2, "assign")
-  check_callback(self, callback, 3, "assign")
+  check_callback(client, callback, 3, "assign")
   local path, body = build_assign(conn, changes, "assign")
-  return send(self, "POST", path, body, callback)
+  return send(client, "POST", path, body, callback)
 end
---- The lease that holds a phone number (any form opentact.number takes).
-function Client:lease(number, callback)
-  check_open(self, "lease")
-  check_callback(self, callback, 2, "lease")
+
+--- The lease that holds a phone number (any form opentact.number takes),
+--- or the lease of a lease uuid.
+function work.lease(client, number, callback)
+  check_key(number, 1, "lease")
+  check_callback(client, callback, 2, "lease")
   local path, err = core.request_lease(number)
-  return send(self, "GET", path, err, callback, "lease")
+  return send(client, "GET", path, err, callback, "lease")
 end
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -184,76 +191,66 @@ local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 --- opentact.number takes, or lease uuids), one lookup each, `concurrency`
 --- at once: a table from each item's key (the number as a Lua number, the
 --- uuid in lower case) to its lease, without the items the account has no
---- lease for; or nil, err when a lookup failed otherwise (an answer about
+--- lease for; or nil, err when an item is not a phone number or a uuid
+--- (`invalid`, nothing sent) or a lookup failed otherwise (an answer about
 --- another lease than the one asked for among them).
-function Client:lookup(items, opts)
-  check_open(self, "lookup")
+function work.lookup(client, items, opts)
   check_arg(items, "table", 1, "lookup")
-  local o = bulk.options(opts, "lookup", 2, { concurrency = 16 })
+  local o = options.call(opts, "lookup", 2)
+  for i = 1, #items do check_key(items[i], 1, "lookup", i) end
   local keys, seen = {}, {}
   for i = 1, #items do
     local x = items[i]
-    local key
-    if type(x) == "string" and x:find(UUID) then key = x:lower() else key = core.number(x) end
+    local key, err
+    if type(x) == "string" and x:find(UUID) then key = x:lower() else key, err = core.number(x) end
     if key == nil then
-      error(("bad argument #1 to 'lookup' (a phone number or lease uuid expected at index %d)"):format(i), 2)
+      err.message = ("items[%d]: %s"):format(i, err.message)
+      err.index = i
+      return nil, finish(err, nil, nil, 0)
     end
     if not seen[key] then
       seen[key] = true
       keys[#keys + 1] = key
     end
   end
-  return one(sync.lookup(self._engine, keys, o.concurrency))
+  return one(sync.lookup(client._engine, keys, o.concurrency))
 end
 
 --- The base URL requests go to.
-function Client:base_url()
-  if getmetatable(self) ~= Client then
-    error(("bad self to 'base_url' (opentact.Client expected, got %s)"):format(type(self)), 2)
-  end
-  return self._opts.base_url
+function work.base_url(client)
+  return client._opts.base_url
 end
 
 --- Assigns many uuids in batches, several requests at once; returns a
 --- report where every input uuid is either applied or failed.
-function Client:assign_batched(conn, changes, opts)
-  check_open(self, "assign_batched")
+function work.assign_batched(client, conn, changes, opts)
   check_arg(conn, "string", 1, "assign_batched")
   check_arg(changes, "table", 2, "assign_batched")
-  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
+  local o = options.call(opts, "assign_batched", 3)
   local path, body = build_assign(conn, changes, "assign_batched")
-  return (bulk.assign(self._engine, conn, changes, o, path, body))
+  return (bulk.assign(client._engine, conn, changes, o, path, body))
 end
 
-local function do_list_many(client, fname, conns, opts)
-  check_arg(conns, "table", 1, fname, 4)
-  local o = bulk.options(opts, fname, 2, { concurrency = 8 }, 4)
+--- Lists many connections, several requests at once; results in input order.
+function work.list_many(client, conns, opts)
+  check_arg(conns, "table", 1, "list_many")
+  local o = options.call(opts, "list_many", 2)
   for i = 1, #conns do
     if type(conns[i]) ~= "string" then
-      error(("bad argument #1 to '%s' (string expected at index %d, got %s)"):format(fname, i, type(conns[i])), 3)
+      raise(("bad argument #1 to 'list_many' (string expected at index %d, got %s)"):format(i, type(conns[i])))
     end
   end
   return setmetatable(bulk.list(client._engine, conns, o), pretty.Results)
 end
 
---- Lists many connections, several requests at once; results in input order.
-function Client:list_many(conns, opts)
-  check_open(self, "list_many")
-  local results = do_list_many(self, "list_many", conns, opts)
-  return results
-end
-
----------------------------------------------------------------- search, sync
--- Shared by the methods and the module-level functions, which both call
--- them directly (never as a tail call): misuse raises at the user's line
--- (error level 3 from these, 4 from the checks they call).
-
-local function do_search(client, fname, filter, opts, callback)
+--- One page of the account's leases that match `filter` (see the README
+--- for its fields): {total, take, skip, data = leases}, or nil, err.
+function work.search(client, filter, opts, callback)
   if type(opts) == "function" and callback == nil then opts, callback = nil, opts end
-  if filter ~= nil then check_arg(filter, "table", 1, fname, 4) end
-  check_callback(client, callback, 3, fname, 4)
-  local o = bulk.options(opts, fname, 2, { take = 100, skip = 0 }, 4)
-  local req, err = search.request(filter, o.take, o.skip, fname, 4)
+  if filter ~= nil then check_arg(filter, "table", 1, "search") end
+  check_callback(client, callback, 3, "search")
+  local o = options.call(opts, "search", 2)
+  local req, err = search.request(filter, o.page_size, o.skip, "search")
   if not req then return send(client, "POST", nil, err, callback) end
   local e = client._engine
   if not callback then return one(e:call(req)) end
@@ -261,33 +258,38 @@ local function do_search(client, fname, filter, opts, callback)
   return true
 end
 
-local function do_search_all(client, fname, filter, opts)
-  if filter ~= nil then check_arg(filter, "table", 1, fname, 4) end
-  local o = bulk.options(opts, fname, 2, { page_size = 100, concurrency = 4, on_progress = false }, 4)
-  local req, err = search.request(filter, o.page_size, 0, fname, 4)
+--- Every lease that matches `filter`, each once, several pages at once.
+function work.search_all(client, filter, opts)
+  if filter ~= nil then check_arg(filter, "table", 1, "search_all") end
+  local o = options.call(opts, "search_all", 2)
+  local req, err = search.request(filter, o.page_size, 0, "search_all")
   if not req then return nil, finish(err, "POST", nil, 0) end
   return one(search.all(client._engine, filter, o))
 end
 
 local DESIRED = { numbers = true, leases = true, all_leases = true }
+-- The Lua types an item of each desired list takes.
+local ITEM = { numbers = { "string or number", string = true, number = true },
+  leases = { "string or table", string = true, table = true } }
 
-local function do_sync(client, fname, conn, desired, opts)
-  check_arg(conn, "string", 1, fname, 4)
-  check_arg(desired, "table", 2, fname, 4)
+--- Brings a SIP connection to a desired state: plans, applies, verifies.
+--- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
+function work.sync(client, conn, desired, opts)
+  check_arg(conn, "string", 1, "sync")
+  check_arg(desired, "table", 2, "sync")
   local what
   for k, v in pairs(desired) do
     if not DESIRED[k] then
-      error(("bad argument #2 to '%s' (unknown key '%s': give numbers, leases or all_leases)")
-        :format(fname, tostring(k)), 3)
+      raise(("bad argument #2 to 'sync' (unknown key '%s': give numbers, leases or all_leases)"):format(tostring(k)))
     end
     if what then
-      error(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname), 3)
+      raise("bad argument #2 to 'sync' (give one of numbers, leases and all_leases)")
     end
     what = k
     if k == "all_leases" and v ~= true then
-      error(("bad argument #2 to '%s' (all_leases must be true)"):format(fname), 3)
+      raise("bad argument #2 to 'sync' (all_leases must be true)")
     elseif k ~= "all_leases" and type(v) ~= "table" then
-      error(("bad argument #2 to '%s' (%s must be a list, got %s)"):format(fname, k, type(v)), 3)
+      raise(("bad argument #2 to 'sync' (%s must be a list, got %s)"):format(k, type(v)))
     elseif k ~= "all_leases" then
       -- an item past a hole would be neither planned nor reported (with
       -- exact, detached): a hole is misuse, as in assign's lists
@@ -297,99 +299,111 @@ local function do_sync(client, fname, conn, desired, opts)
         if type(key) ~= "number" or key < 1 or key > n or key % 1 ~= 0 then count = n + 1 end
       end
       if count ~= n then
-        error(("bad argument #2 to '%s' (%s must be a list without holes)"):format(fname, k), 3)
+        raise(("bad argument #2 to 'sync' (%s must be a list without holes)"):format(k))
+      end
+      local takes = ITEM[k]
+      for i = 1, n do
+        if not takes[type(v[i])] then
+          raise(("bad argument #2 to 'sync' (%s[%d]: %s expected, got %s)"):format(k, i, takes[1], type(v[i])))
+        end
       end
     end
   end
   if not what then
-    error(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname), 3)
+    raise("bad argument #2 to 'sync' (give one of numbers, leases and all_leases)")
   end
-  local o = bulk.options(opts, fname, 3, { exact = false, move = false, dry_run = false, batch_size = 100,
-    concurrency = 4, page_size = 100, on_progress = false }, 4)
+  local o = options.call(opts, "sync", 3)
   local path, err = request_list(conn)
   if not path then return nil, finish(err, "GET", nil, 0) end
   return one(sync.run(client._engine, conn, what == "all_leases" and "all" or what, desired[what], o))
 end
 
---- One page of the account's leases that match `filter` (see the README
---- for its fields): {total, take, skip, data = leases}, or nil, err.
-function Client:search(filter, opts, callback)
-  check_open(self, "search")
-  local a, b = do_search(self, "search", filter, opts, callback)
-  return one(a, b)
-end
-
---- Every lease that matches `filter`, each once, several pages at once.
-function Client:search_all(filter, opts)
-  check_open(self, "search_all")
-  local a, b = do_search_all(self, "search_all", filter, opts)
-  return one(a, b)
-end
-
---- Brings a SIP connection to a desired state: plans, applies, verifies.
---- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
-function Client:sync(conn, desired, opts)
-  check_open(self, "sync")
-  local a, b = do_sync(self, "sync", conn, desired, opts)
-  return one(a, b)
-end
-
 --- The token requests are sent with: with email and password, a JWT,
 --- logging in first if there is none or it is near its end; or nil, err.
-function Client:token()
-  check_open(self, "token")
+function work.token(client)
   local req = request("GET", "/auth", nil)
   req.probe = true
-  return one(self._engine:call(req))
+  return one(client._engine:call(req))
 end
 
 --- Runs transfers and retry timers for at most `timeout` seconds (0: do
 --- not wait), calls the callbacks of finished requests, and returns how
 --- many callback requests are still pending.
-function Client:step(timeout)
-  check_open(self, "step")
+function work.step(client, timeout)
   if timeout == nil then timeout = 0 end
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
-    error(("bad argument #1 to 'step' (number >= 0 expected, got %s)"):format(
-      type(timeout) == "number" and tostring(timeout) or type(timeout)), 2)
+    raise(("bad argument #1 to 'step' (number >= 0 expected, got %s)"):format(
+      type(timeout) == "number" and tostring(timeout) or type(timeout)))
   end
-  return self._engine:step(timeout)
+  return client._engine:step(timeout)
 end
 
 --- The descriptor that becomes readable when step has work (the cqueues
 --- polling protocol, with events and timeout).
-function Client:pollfd()
-  check_open(self, "pollfd")
-  if self._opts.transport == "ngx" then
-    error("'pollfd' needs the curl transport: inside OpenResty, nginx runs the requests", 2)
+function work.pollfd(client)
+  if client._opts.transport == "ngx" then
+    raise("'pollfd' needs the curl transport: inside OpenResty, nginx runs the requests")
   end
-  return self._engine.transport:pollfd()
+  return client._engine.transport:pollfd()
 end
 
 --- What to wait for on pollfd(): readable.
-function Client:events()
-  check_open(self, "events")
+function work.events()
   return "r"
 end
 
 --- Seconds until step must run (0: now), or nil when nothing is pending.
-function Client:timeout()
-  check_open(self, "timeout")
-  return self._engine:timeout()
+function work.timeout(client)
+  return client._engine:timeout()
 end
 
 --- Frees the connections. Requests still pending end with an error, and
 --- their callbacks are called before close returns. Idempotent.
-function Client:close()
-  if getmetatable(self) ~= Client then
-    error(("bad self to 'close' (opentact.Client expected, got %s)"):format(type(self)), 2)
-  end
-  local e = self._engine
+function work.close(client)
+  local e = client._engine
   if e then
-    self._engine = nil
+    client._engine = nil
     e:close()
   end
   return true
+end
+
+-- Every public method, made once from its work: `module`, also a function
+-- of the module on the default client; `closed`, a closed client answers it.
+local METHODS = {
+  { "list", module = true },
+  { "assign", module = true },
+  { "lease", module = true },
+  { "lookup" },
+  { "base_url", closed = true },
+  { "assign_batched", module = true },
+  { "list_many", module = true },
+  { "search", module = true },
+  { "search_all", module = true },
+  { "sync", module = true },
+  { "token", module = true },
+  { "step" },
+  { "pollfd" },
+  { "events" },
+  { "timeout" },
+  { "close", closed = true },
+}
+
+-- What a call returns, passed on. The public functions call the work
+-- through it, never as a tail call: their frame stays on the stack while
+-- the work runs, for options.raise to find.
+local function results(...) return ... end
+
+for _, m in ipairs(METHODS) do
+  local name, body, closed = m[1], work[m[1]], m.closed
+  Client[name] = public(function(self, ...)
+    if getmetatable(self) ~= Client then
+      raise(("bad self to '%s' (opentact.Client expected, got %s)"):format(name, type(self)))
+    elseif not (closed or self._engine) then
+      raise(("attempt to use a closed opentact client (in '%s')"):format(name))
+    end
+    return results(body(self, ...))
+  end)
 end
 
 Client.__close = Client.close
@@ -405,7 +419,7 @@ end
 ---------------------------------------------------------------- module
 
 local function new_client(opts, fname)
-  local o = options.resolve(opts, fname, core.VERSION, 4)
+  local o = options.resolve(opts, fname, core.VERSION)
   -- the secrets go to the authentication's upvalues, not in any table
   local token, password = o.token, o.password
   o.token, o.password = nil, nil
@@ -419,10 +433,9 @@ local function new_client(opts, fname)
 end
 
 --- Creates a client. See the README for its options.
-function M.new(opts)
-  local client = new_client(opts, "new")
-  return client
-end
+M.new = public(function(opts)
+  return results(new_client(opts, "new"))
+end)
 
 local default
 
@@ -432,7 +445,7 @@ local function default_client()
 end
 
 --- Replaces the default client's options; returns the default client.
-function M.configure(opts)
+M.configure = public(function(opts)
   local fresh = new_client(opts, "configure")
   local old = default
   default = fresh
@@ -440,64 +453,17 @@ function M.configure(opts)
   -- leaves the new default in place
   if old then old:close() end
   return fresh
-end
+end)
 
-function M.list(conn, callback)
-  check_arg(conn, "string", 1, "list")
-  local client = default_client()
-  check_callback(client, callback, 2, "list")
-  local path, err = request_list(conn)
-  return send(client, "GET", path, err, callback)
-end
-
-function M.assign(conn, changes, callback)
-  check_arg(conn, "string", 1, "assign")
-  check_arg(changes, "table", 2, "assign")
-  local client = default_client()
-  check_callback(client, callback, 3, "assign")
-  local path, body = build_assign(conn, changes, "assign")
-  return send(client, "POST", path, body, callback)
-end
-
-function M.lease(number, callback)
-  local client = default_client()
-  check_callback(client, callback, 2, "lease")
-  local path, err = core.request_lease(number)
-  return send(client, "GET", path, err, callback, "lease")
-end
-
-function M.token()
-  local token, err = default_client():token()
-  return one(token, err)
-end
-
-function M.search(filter, opts, callback)
-  local a, b = do_search(default_client(), "search", filter, opts, callback)
-  return one(a, b)
-end
-
-function M.search_all(filter, opts)
-  local a, b = do_search_all(default_client(), "search_all", filter, opts)
-  return one(a, b)
-end
-
-function M.sync(conn, desired, opts)
-  local a, b = do_sync(default_client(), "sync", conn, desired, opts)
-  return one(a, b)
-end
-
-function M.assign_batched(conn, changes, opts)
-  check_arg(conn, "string", 1, "assign_batched")
-  check_arg(changes, "table", 2, "assign_batched")
-  local client = default_client()
-  local o = bulk.options(opts, "assign_batched", 3, { batch_size = 100, concurrency = 4, on_progress = false })
-  local path, body = build_assign(conn, changes, "assign_batched")
-  return (bulk.assign(client._engine, conn, changes, o, path, body))
-end
-
-function M.list_many(conns, opts)
-  local results = do_list_many(default_client(), "list_many", conns, opts)
-  return results
+-- The module-level functions: the methods of the default client, made on
+-- first use (a misuse of its environment raises at the caller's line too).
+for _, m in ipairs(METHODS) do
+  if m.module then
+    local body = work[m[1]]
+    M[m[1]] = public(function(...)
+      return results(body(default_client(), ...))
+    end)
+  end
 end
 
 --- A phone number in any form people type ("+1 (212) 555-1234", an

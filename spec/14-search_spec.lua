@@ -37,13 +37,13 @@ describe("client:search #wire #c", function()
   before_each(function() emu:reset() end)
 
   local function all(filter)
-    local page, err = client:search(filter, { take = 100 })
+    local page, err = client:search(filter, { page_size = 100 })
     assert.is_nil(err)
     return page
   end
 
   it("answers one page: total, take, skip and the leases, printable", function()
-    local page = client:search(nil, { take = 5, skip = 10 })
+    local page = client:search(nil, { page_size = 5, skip = 10 })
     assert.equals(40, page.total)
     assert.equals(5, page.take)
     assert.equals(10, page.skip)
@@ -118,9 +118,11 @@ describe("client:search #wire #c", function()
     assert.is_false(ok)
     assert.matches("bad argument #1 to 'search' %(unknown filter field 'colour'%)", why)
     assert.matches("14%-search_spec", why)
-    ok, why = pcall(client.search, client, {}, { take = 0 })
-    assert.is_false(ok)
-    assert.matches("take", why)
+    for _, name in ipairs({ "page_size", "take" }) do
+      ok, why = pcall(client.search, client, {}, { [name] = 0 })
+      assert.is_false(ok)
+      assert.matches("bad option '" .. name .. "' to 'search' (an integer > 0 expected, got number)", why, 1, true)
+    end
   end)
 
   it("runs in the background with a callback", function()
@@ -211,7 +213,7 @@ describe("client:search_all #wire #c", function()
   end)
 
   it("asks for pages as it goes: a server that lies about total costs requests, not memory", function()
-    local lease = client:search(nil, { take = 1 }).data[1]
+    local lease = client:search(nil, { page_size = 1 }).data[1]
     local body = require("cjson").encode({ success = true, payload = { take = 7, skip = 0, total = 1e7,
       data = { { uuid = lease.uuid, tn = { tn = 12125550001 } } } } })
     emu:faults({ { raw = body, status = 200, ctype = "application/json" } })
@@ -225,7 +227,7 @@ describe("client:search_all #wire #c", function()
   end)
 
   it("stops a pass whose pages bring nothing new (a server that ignores skip)", function()
-    local lease = client:search(nil, { take = 1 }).data[1]
+    local lease = client:search(nil, { page_size = 1 }).data[1]
     local body = require("cjson").encode({ success = true, payload = { take = 7, skip = 0, total = 1e6,
       data = { { uuid = lease.uuid, tn = { tn = 12125550001 } } } } })
     local faults = {}
@@ -376,12 +378,12 @@ describe("search_all against servers that page wrong #wire #c", function()
       assert.matches("skip=2", tostring(err), 1, true)
       -- one page alone, too; a page without that lease is whole
       local page
-      page, err = c:search(nil, { take = 2, skip = 3 })
+      page, err = c:search(nil, { page_size = 2, skip = 3 })
       assert.is_nil(page)
       assert.equals("protocol", err.kind)
       assert.matches("lease 1 of the page has no string 'uuid'", err.message, 1, true)
       assert.matches("skip=3", tostring(err), 1, true)
-      page = assert(c:search(nil, { take = 2, skip = 0 }))
+      page = assert(c:search(nil, { page_size = 2, skip = 0 }))
       assert.equals(2, #page.data)
     end)
   end)
@@ -425,13 +427,20 @@ describe("client:lookup #wire #c", function()
     assert.equals(3, gets)
   end)
 
-  it("says a lookup that failed, and raises for an item that is neither a number nor a uuid", function()
+  it("says a lookup that failed; an item that is neither a number nor a uuid is invalid, a wrong type raises", function()
     emu:faults({ { status = 500, message = "down" }, { status = 500, message = "down" }, { status = 500, message = "down" } })
     local found, err = client:lookup({ 12125550001 })
     assert.is_nil(found)
     assert.equals("server", err.kind)
-    assert.has_error(function() client:lookup({ 12125550001, "sip-trunk-1" }) end,
-      "bad argument #1 to 'lookup' (a phone number or lease uuid expected at index 2)")
+    local before = #emu:requests()
+    found, err = client:lookup({ 12125550001, "sip-trunk-1" })
+    assert.is_nil(found)
+    assert.equals("invalid", err.kind)
+    assert.equals(2, err.index)
+    assert.matches("^items%[2%]: phone number 'sip%-trunk%-1'", err.message)
+    assert.equals(before, #emu:requests())
+    assert.has_error(function() client:lookup({ 12125550001, true }) end,
+      "bad argument #1 to 'lookup' (string or number expected at index 2, got boolean)")
     assert.has_error(function() client:lookup("12125550001") end)
   end)
 

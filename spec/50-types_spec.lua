@@ -14,7 +14,6 @@
 local support = require("emulator")
 local opentact = require("opentact")
 local options = require("opentact.options")
-local bulk = require("opentact.bulk")
 
 local unpack = unpack or table.unpack -- luacheck: ignore 143
 local ROOT = support.ROOT
@@ -180,9 +179,23 @@ local function names_of(t, into)
   return into
 end
 
--- A function's parameter names (without self), or nil on Lua 5.1.
+local function upvalue(f, name)
+  local i = 1
+  while true do
+    local n, v = debug.getupvalue(f, i)
+    if n == nil then return nil end
+    if n == name then return v end
+    i = i + 1
+  end
+end
+
+-- A function's parameter names (without self), or nil on Lua 5.1. A
+-- method or module-level function lua/opentact.lua makes from a method's
+-- work (its upvalue `body`, which takes the client first) has the work's.
 local function code_params(f, method)
   if not pcall(debug.getlocal, f, 1) then return nil end
+  local body = upvalue(f, "body")
+  if type(body) == "function" then f, method = body, true end
   local out, i = {}, 1
   while true do
     local name = debug.getlocal(f, i)
@@ -192,16 +205,6 @@ local function code_params(f, method)
   end
   if method then table.remove(out, 1) end
   return out
-end
-
-local function upvalue(f, name)
-  local i = 1
-  while true do
-    local n, v = debug.getupvalue(f, i)
-    if n == nil then return nil end
-    if n == name then return v end
-    i = i + 1
-  end
 end
 
 -- The module's functions and Client's methods, each as
@@ -320,8 +323,8 @@ describe("types/ #c", function()
   end
 
   it("name every option of every method, and no other", function()
-    local checks = upvalue(bulk.options, "CHECKS")
-    assert.is_table(checks, "opentact.bulk.options no longer reads a CHECKS table: say where the method options are")
+    local checks = options.CALL_CHECKS
+    assert.is_table(checks, "opentact.options has no CALL_CHECKS table: say where the method options are")
     local found = 0
     for _, c in ipairs(callables()) do
       for i, p in ipairs(c.member.params) do

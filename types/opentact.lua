@@ -4,11 +4,15 @@
 ---connection holds, find leases by number or search, and bring a
 ---connection to a desired set of numbers.
 ---
----Every `Client` method also exists at module level, on the default
----client, made on first use from the environment (`OPENTACT_TOKEN`, or
----`OPENTACT_EMAIL` and `OPENTACT_PASSWORD`; `OPENTACT_URL`). Misuse (a
----wrong argument type, an unknown option) raises; everything the network
----or the server can cause comes back as `nil, err` (see `Error`).
+---Every `Client` method that asks the server (`list`, `assign`, `lease`,
+---`search`, `search_all`, `sync`, `assign_batched`, `list_many`, `token`)
+---also exists at module level, on the default client, made on first use
+---from the environment (`OPENTACT_TOKEN`, or `OPENTACT_EMAIL` and
+---`OPENTACT_PASSWORD`; `OPENTACT_URL`). Misuse (a wrong argument type, an
+---unknown option) raises at the caller's line, naming the argument; a value
+---of the right type that is wrong (a string that is no uuid or phone
+---number, an empty change set) and everything the network or the server
+---can cause come back as `nil, err` (see `Error`).
 ---`opentact.Client`, `opentact.Error`, `opentact.Leases` and
 ---`opentact.Report` are the metatables of clients, errors, lease lists and
 ---`assign_batched`'s reports: `getmetatable(x) == opentact.Error` tells
@@ -24,7 +28,7 @@
 
 -- the module --
 
----The module: every client method also exists here, on the default client,
+---The module: the client methods that ask the server also exist here, on the default client,
 ---made on first use from the environment (`OPENTACT_TOKEN`, or
 ---`OPENTACT_EMAIL` and `OPENTACT_PASSWORD`; `OPENTACT_URL`).
 ---@class opentact
@@ -329,7 +333,8 @@ local Options = {}
 
 ---The options of `search`.
 ---@class opentact.SearchOptions
----@field take? integer the page size asked for (the server may cap it). Default 100.
+---@field page_size? integer leases per page asked for (the server may cap it), as for `search_all` and `sync`. Default 100.
+---@field take? integer the old name of `page_size` (the server's), still taken; giving both with different values raises
 ---@field skip? integer the offset of the page. Default 0.
 local SearchOptions = {}
 
@@ -403,7 +408,9 @@ function Client:lease(number, callback) end
 ---The lease of each item (phone numbers in any form opentact.number takes,
 ---or lease uuids), one lookup each, `concurrency` (16) at once: a table
 ---from each item's key (the number, the uuid in lower case) to its lease,
----without the items the account has no lease for. A bad item raises.
+---without the items the account has no lease for. An item of the wrong
+---type raises; one that is neither a phone number nor a lease uuid is
+---`nil, err` (`invalid`, `err.index` the item's), and nothing is sent.
 ---@param items (integer|string)[]
 ---@param opts? {concurrency?: integer}
 ---@return table<integer|string, opentact.Lease>? leases

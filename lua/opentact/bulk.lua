@@ -5,10 +5,9 @@
 local core = require("opentact.core")
 local errors = require("opentact.errors")
 local engine = require("opentact.engine")
-local options = require("opentact.options")
 local pretty = require("opentact.pretty")
 
-local type, pairs, ipairs, pcall = type, pairs, ipairs, pcall
+local type, ipairs, pcall = type, ipairs, pcall
 local setmetatable = setmetatable
 local floor, min = math.floor, math.min
 local lower, next = string.lower, next
@@ -18,42 +17,6 @@ local UUID_IN_TEXT = "(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%
 local request_list, request_assign = core.request_list, core.request_assign
 
 local M = {}
-
-local MAX_CONCURRENCY = 256
-
-local CHECKS = {
-  batch_size = function(v)
-    if type(v) ~= "number" or v < 1 or floor(v) ~= v then return "an integer > 0" end
-  end,
-  concurrency = function(v)
-    if type(v) ~= "number" or v < 1 or v > MAX_CONCURRENCY or floor(v) ~= v then
-      return "an integer from 1 to " .. MAX_CONCURRENCY
-    end
-  end,
-  on_progress = function(v)
-    if type(v) ~= "function" then return "a function" end
-  end,
-  take = function(v)
-    if type(v) ~= "number" or v < 1 or v > 2^31 or floor(v) ~= v then return "an integer > 0" end
-  end,
-  skip = function(v)
-    if type(v) ~= "number" or v < 0 or v > 2^53 or floor(v) ~= v then return "an integer >= 0" end
-  end,
-  exact = function(v)
-    if type(v) ~= "boolean" then return "a boolean" end
-  end,
-}
-CHECKS.page_size, CHECKS.move, CHECKS.dry_run = CHECKS.take, CHECKS.exact, CHECKS.exact
-
--- Checks a method's options table; `defaults` names every option it takes.
--- Misuse raises at `level` (default 3: the caller of the public function
--- that called this).
-function M.options(opts, fname, argn, defaults, level)
-  local out, checks = {}, {}
-  for k, v in pairs(defaults) do out[k], checks[k] = v, CHECKS[k] end
-  out = options.apply(opts, out, checks, fname, argn, level or 3) -- not a tail call: the level counts this frame
-  return out
-end
 
 local function copy(list)
   local out = {}

@@ -3,7 +3,9 @@
 -- checked again on the request path.
 
 local type, pairs, tostring, error, getenv, rawget = type, pairs, tostring, error, os.getenv, rawget
+local setmetatable = setmetatable
 local floor, huge = math.floor, math.huge
+local getinfo = debug and debug.getinfo
 
 local M = {}
 
@@ -144,50 +146,151 @@ local function defaults(version)
   }
 end
 
+-- Misuse raises at the line that called the library. The public
+-- functions (the Client's methods, the module's functions) are registered
+-- here once; M.raise finds the innermost of them on the stack and raises
+-- at its caller's line, however deep in the library the check is. No
+-- check counts frames.
+local public = setmetatable({}, { __mode = "k" })
+
+--- Registers `f` as a public function (misuse in it is its caller's); returns f.
+function M.public(f)
+  public[f] = true
+  return f
+end
+
+--- Raises `message` at the line that called the public function running
+--- (outside one: at the caller of the function that called this).
+function M.raise(message)
+  local level = 2
+  if getinfo then
+    -- 1 is this function; the first public frame's caller is the user's
+    for l = 2, 1e6 do
+      local info = getinfo(l, "f")
+      if not info then break end
+      if public[info.func] then
+        level = l + 1
+        break
+      end
+    end
+  end
+  error(message, level)
+end
+local raise = M.raise
+
 -- Copies the options in `opts` into `into`, each checked by its checker in
--- `checks`, and returns `into`. `opts` is argument #argn of `fname`; misuse
--- raises at `level`, counted from the function that calls this one. A
+-- `checks`, and returns `into`. `opts` is argument #argn of `fname`. A
 -- message names the option and the type it got, never the value.
-function M.apply(opts, into, checks, fname, argn, level)
+function M.apply(opts, into, checks, fname, argn)
   if opts == nil then return into end
   if type(opts) ~= "table" then
-    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)), level + 1)
+    raise(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)))
   end
   for name, value in pairs(opts) do
     local check = type(name) == "string" and checks[name]
     if not check then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(name)), level + 1)
+      raise(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(name)))
     end
     local expected = check(value)
     if expected then
-      error(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, type(value)), level + 1)
+      raise(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, type(value)))
     end
     into[name] = value
   end
   return into
 end
 
+---------------------------------------------------------------- per call
+-- The options of the calls that take them (the last table argument of
+-- assign_batched, list_many, lookup, search, search_all and sync): one
+-- schema per call, its option names and defaults, every option checked by
+-- the one checker of its name.
+
+local MAX_CONCURRENCY = 256
+
+local function positive(v)
+  if type(v) ~= "number" or v < 1 or floor(v) ~= v then return "an integer > 0" end
+end
+
+-- Leases per page: the server's `take`, a 32-bit integer.
+local function per_page(v)
+  if type(v) ~= "number" or v < 1 or v > 2 ^ 31 or floor(v) ~= v then return "an integer > 0" end
+end
+
+M.CALL_CHECKS = {
+  batch_size = positive,
+  concurrency = function(v)
+    if type(v) ~= "number" or v < 1 or v > MAX_CONCURRENCY or floor(v) ~= v then
+      return "an integer from 1 to " .. MAX_CONCURRENCY
+    end
+  end,
+  on_progress = func,
+  page_size = per_page,
+  skip = function(v)
+    if type(v) ~= "number" or v < 0 or v > 2 ^ 53 or floor(v) ~= v then return "an integer >= 0" end
+  end,
+  exact = boolean,
+  move = boolean,
+  dry_run = boolean,
+}
+
+-- Each call's options and their defaults (false: none).
+M.CALLS = {
+  assign_batched = { batch_size = 100, concurrency = 4, on_progress = false },
+  list_many = { concurrency = 8 },
+  lookup = { concurrency = 16 },
+  search = { page_size = 100, skip = 0 },
+  search_all = { page_size = 100, concurrency = 4, on_progress = false },
+  sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
+    on_progress = false },
+}
+
+-- Other names a call takes for one of its options: search's `take`, the
+-- server's name, which it took first.
+M.CALL_ALIASES = {
+  search = { take = "page_size" },
+}
+
+--- The options of call `fname` (its argument #argn), checked, defaults
+--- applied: a fresh table. Misuse raises at the caller's line.
+function M.call(opts, fname, argn)
+  local schema, aliases = M.CALLS[fname], M.CALL_ALIASES[fname]
+  local out, checks = {}, {}
+  for k, v in pairs(schema) do out[k], checks[k] = v, M.CALL_CHECKS[k] end
+  for alias, name in pairs(aliases or {}) do checks[alias] = M.CALL_CHECKS[name] end
+  M.apply(opts, out, checks, fname, argn)
+  for alias, name in pairs(aliases or {}) do
+    local v = out[alias]
+    if v ~= nil then
+      if opts[name] ~= nil and opts[name] ~= v then
+        raise(("bad argument #%d to '%s' (%s and %s name the same option: give one)"):format(argn, fname, alias, name))
+      end
+      out[name], out[alias] = v, nil
+    end
+  end
+  return out
+end
+
 -- Returns a fresh table of every option, defaults and environment applied.
--- `fname` names the public function for messages; `level` is error()'s level
--- from here to the user's call.
-function M.resolve(opts, fname, version, level)
-  level = level or 2
-  local out = M.apply(opts, defaults(version), M.CHECKS, fname, 1, level)
+-- `fname` names the public function for messages; misuse raises at the
+-- line that called the public function.
+function M.resolve(opts, fname, version)
+  local out = M.apply(opts, defaults(version), M.CHECKS, fname, 1)
   if out.token ~= nil and (out.email ~= nil or out.password ~= nil) then
-    error(("bad argument #1 to '%s' (give either 'token' or 'email' and 'password', not both)"):format(fname), level)
+    raise(("bad argument #1 to '%s' (give either 'token' or 'email' and 'password', not both)"):format(fname))
   end
   if out.token == nil and out.email == nil and out.password == nil then
     local env = getenv("OPENTACT_TOKEN")
     if env and env ~= "" then
       if token(env) then
-        error(("'%s': OPENTACT_TOKEN holds control characters"):format(fname), level)
+        raise(("'%s': OPENTACT_TOKEN holds control characters"):format(fname))
       end
       out.token = env
     end
   end
   if out.jwt_cache ~= nil and not M.in_openresty() then
-    error(("bad option 'jwt_cache' to '%s' (it shares tokens between nginx workers: it needs OpenResty)")
-      :format(fname), level)
+    raise(("bad option 'jwt_cache' to '%s' (it shares tokens between nginx workers: it needs OpenResty)")
+      :format(fname))
   end
   if out.token == nil then
     -- a login: what the options leave out comes from the environment
@@ -195,16 +298,16 @@ function M.resolve(opts, fname, version, level)
       local env = getenv(var)
       if out[name] == nil and env and env ~= "" then
         local expected = M.CHECKS[name](env)
-        if expected then error(("'%s': %s is not %s"):format(fname, var, expected), level) end
+        if expected then raise(("'%s': %s is not %s"):format(fname, var, expected)) end
         out[name] = env
       end
     end
     if (out.email == nil) ~= (out.password == nil) then
-      error(("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL and "
+      raise(("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL and "
         .. "OPENTACT_PASSWORD%s)"):format(fname, out.email and "'email'" or "'password'",
         out.email and "'password'" or "'email'",
         M.in_openresty() and "; nginx clears the environment of its workers: keep both with `env OPENTACT_EMAIL; "
-          .. "env OPENTACT_PASSWORD;` in nginx.conf's main block" or ""), level)
+          .. "env OPENTACT_PASSWORD;` in nginx.conf's main block" or ""))
     end
   end
   if out.base_url == nil then
@@ -212,7 +315,7 @@ function M.resolve(opts, fname, version, level)
     if env and env ~= "" then
       local expected = url(env)
       if expected then
-        error(("'%s': OPENTACT_URL is not %s"):format(fname, expected), level)
+        raise(("'%s': OPENTACT_URL is not %s"):format(fname, expected))
       end
       out.base_url = env
     else
@@ -224,7 +327,7 @@ function M.resolve(opts, fname, version, level)
     local why = not M.in_openresty() and "needs OpenResty (nginx with its Lua module)"
       or out.proxy and "cannot use 'proxy'"
       or out.ca_file and "cannot use 'ca_file': set lua_ssl_trusted_certificate in nginx.conf instead"
-    if why then error(("bad option 'transport' to '%s' (the ngx transport %s)"):format(fname, why), level) end
+    if why then raise(("bad option 'transport' to '%s' (the ngx transport %s)"):format(fname, why)) end
   end
   return out
 end

@@ -20,6 +20,7 @@ local core = require("opentact.core")
 local engine = require("opentact.engine")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
+local raise = require("opentact.options").raise
 
 local pcall, setmetatable, tostring, error = pcall, setmetatable, tostring, error
 local min = math.min
@@ -32,12 +33,12 @@ local M = {}
 local PASSES = 3
 
 --- A page request, or nil, err (a value of the filter is invalid). Misuse
---- (an unknown field, a wrong type) raises in `fname`'s name at error()
---- level `level`, counted from here.
-function M.request(filter, take, skip, fname, level)
+--- (an unknown field, a wrong type) raises in `fname`'s name, at the line
+--- that called the public function.
+function M.request(filter, take, skip, fname)
   local ok, path, body = pcall(request_search, filter, take, skip)
   if not ok then
-    error(errors.in_name_of(path, fname or "search"), level or 2)
+    raise(errors.in_name_of(path, fname or "search"))
   end
   if not path then return nil, body end
   return engine.request("POST", path, body, "page")
