@@ -474,10 +474,17 @@ function M.number(x)
   return n
 end
 
+-- Every metatable a result can carry, under its __name: a program tells
+-- what it got (getmetatable(x) == opentact.Page) and gives a table it made
+-- the same printing (setmetatable(t, opentact.Leases)).
 M.Client = Client
 M.Error = errors.Error
 M.Leases = pretty.Leases
+M.Lease = pretty.Lease
+M.Page = pretty.Page
 M.Report = pretty.Report
+M.SyncReport = pretty.SyncReport
+M.Results = pretty.Results
 M.Object = core.Object
 
 -- The module prints (in the REPL, say) as its version and the client the

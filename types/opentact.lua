@@ -13,10 +13,13 @@
 ---of the right type that is wrong (a string that is no uuid or phone
 ---number, an empty change set) and everything the network or the server
 ---can cause come back as `nil, err` (see `Error`).
----`opentact.Client`, `opentact.Error`, `opentact.Leases` and
----`opentact.Report` are the metatables of clients, errors, lease lists and
----`assign_batched`'s reports: `getmetatable(x) == opentact.Error` tells
----an error. `opentact.Object` marks the empty JSON objects of answers.
+---Every metatable a value from the library carries is exported under its
+---`__name`: `opentact.Client`, `opentact.Error`, `opentact.Leases`,
+---`opentact.Lease`, `opentact.Page`, `opentact.Report`,
+---`opentact.SyncReport` and `opentact.Results`; `getmetatable(x) ==
+---opentact.Error` tells an error, and `setmetatable(t, opentact.Leases)`
+---prints a list made by hand as `list` does. `opentact.Object` marks the
+---empty JSON objects of answers.
 
 -- LuaLS (lua-language-server) definitions of lua-opentact's public API,
 -- for completion, hovers and type checks in editors; nothing here runs.
@@ -34,7 +37,11 @@
 ---@class opentact
 ---@field Error table the metatable of error tables: `getmetatable(err) == opentact.Error`
 ---@field Leases table the metatable of lease lists (it prints them as a table)
----@field Report table the metatable of `assign_batched`'s reports
+---@field Lease table the metatable of one lease (`lease`, and each lease of a list): it prints it as one line
+---@field Page table the metatable of `search`'s pages (it prints their place in the results, then their leases)
+---@field Report table the metatable of `assign_batched`'s reports (it prints a summary; `failed_uuids`)
+---@field SyncReport table the metatable of `sync`'s reports (it prints the plan; `failed_uuids`)
+---@field Results table the metatable of `list_many`'s results (a line per connection)
 ---@field Object table the metatable of every empty object `{}` of a decoded answer (and of one whose members were all null): `getmetatable(t) == opentact.Object` tells it from an empty array `[]`, which has none. It holds only `__name`; such tables stay plain for `next`, `pairs` and `#`.
 local opentact = {}
 
