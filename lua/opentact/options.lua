@@ -1,6 +1,7 @@
--- Client options: their names, types, defaults and checking.
--- Misuse raises here, at new/configure, naming the option; nothing is
--- checked again on the request path.
+-- Client options, and the per-call options of the methods that take them:
+-- their names, types, defaults and checking. Misuse raises here (client
+-- options at new/configure), naming the option, at the line that called
+-- the library (M.raise); nothing is checked again on the request path.
 
 local type, pairs, tostring, error, getenv, rawget = type, pairs, tostring, error, os.getenv, rawget
 local setmetatable = setmetatable
