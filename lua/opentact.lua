@@ -185,8 +185,6 @@ function work.lease(client, number, callback)
   return send(client, "GET", path, err, callback, "lease")
 end
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
 --- The lease of each item of `items` (phone numbers in any form
 --- opentact.number takes, or lease uuids), one lookup each, `concurrency`
 --- at once: a table from each item's key (the number as a Lua number, the
@@ -202,7 +200,7 @@ function work.lookup(client, items, opts)
   for i = 1, #items do
     local x = items[i]
     local key, err
-    if type(x) == "string" and x:find(UUID) then key = x:lower() else key, err = core.number(x) end
+    if bulk.is_uuid(x) then key = x:lower() else key, err = core.number(x) end
     if key == nil then
       err.message = ("items[%d]: %s"):format(i, err.message)
       err.index = i
@@ -472,6 +470,22 @@ function M.number(x)
   local n, err = core.number(x)
   if n == nil then return nil, finish(err, nil, nil, 0) end
   return n
+end
+
+--- Whether `s` is a lease uuid (8-4-4-4-12 hex digits).
+M.is_uuid = bulk.is_uuid
+
+--- Who holds `lease`: {kind = "app" | "connection", uuid, name}, or nil.
+M.holder = bulk.holder_of
+
+--- Whether opentact.new(opts) would take `opts`, with the environment as it
+--- is: true, or nil, err (`invalid`, naming the option and what it expects).
+function M.check_options(opts)
+  local ok, bad = options.check(opts, "check_options", core.VERSION)
+  if ok then return true end
+  local err = errors.new("invalid", bad.message, false)
+  err.option, err.expected = bad.option, bad.expected
+  return nil, finish(err, nil, nil, 0)
 end
 
 -- Every metatable a result can carry, under its __name: a program tells

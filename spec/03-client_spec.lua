@@ -112,6 +112,57 @@ describe("options #c", function()
     assert.is_false(ok)
     assert.is_truthy(msg:find("03%-client_spec.lua:%d+:"), msg)
   end)
+
+  describe("check_options", function()
+    -- each bad option, as check_options says it: the option's name, and
+    -- what its value should be when the value is the problem
+    for _, c in ipairs(bad) do
+      local name = next(c[1])
+      it("names a bad " .. tostring(name) .. " and what it expects, without raising", function()
+        local ok, err = opentact.check_options(c[1])
+        assert.is_nil(ok)
+        assert.equals(opentact.Error, getmetatable(err))
+        assert.equals("invalid", err.kind)
+        assert.equals(tostring(name), err.option)
+        assert.is_truthy(err.message:find(c[2]:gsub("%%s", "check_options"), 1, true), err.message)
+        if c[2]:find("^bad option") then
+          assert.is_string(err.expected)
+          assert.is_truthy(err.message:find("(" .. err.expected .. " expected, got ", 1, true), err.message)
+        else
+          assert.is_nil(err.expected) -- an unknown option: no value would do
+        end
+        -- one source: new raises what check_options returns
+        local raised, msg = pcall(opentact.new, c[1])
+        assert.is_false(raised)
+        assert.equals(err.message:gsub("'check_options'", "'new'"), (msg:gsub("^[^:]*:%d+: ", "")))
+      end)
+    end
+
+    it("takes what new takes", function()
+      assert.is_true(opentact.check_options({ token = "t", base_url = "http://127.0.0.1:1" }))
+      assert.is_true(opentact.check_options({ email = "a@example.com", password = "p", timeout = 1 }))
+    end)
+
+    it("says why options that are no table, or clash, are refused, naming no option's value", function()
+      local ok, err = opentact.check_options("token")
+      assert.is_nil(ok)
+      assert.equals("bad argument #1 to 'check_options' (table expected, got string)", err.message)
+      assert.is_nil(err.option)
+      ok, err = opentact.check_options({ token = "t", email = "a@example.com", password = "p" })
+      assert.is_nil(ok)
+      assert.equals("token", err.option)
+      assert.is_truthy(err.message:find("give either 'token' or 'email' and 'password', not both", 1, true))
+    end)
+
+    it("never puts a secret in its error", function()
+      for _, opts in ipairs({ { token = "secret\r\nX: y" }, { email = "a@example.com", password = "secret\0value" },
+        { token = "t", base_url = "http://user:secretpw@host name/" } }) do
+        local ok, err = opentact.check_options(opts)
+        assert.is_nil(ok)
+        assert.is_falsy(tostring(err):find("secret", 1, true), tostring(err))
+      end
+    end)
+  end)
 end)
 
 describe("argument errors #c", function()
@@ -137,6 +188,37 @@ describe("argument errors #c", function()
     assert.equals(0, err.attempts)
     assert.equals("opentact: invalid: connection uuid 'nope' is not a uuid (8-4-4-4-12 hex digits) [nothing sent]",
       tostring(err))
+  end)
+end)
+
+describe("uuids and holders #c", function()
+  it("is_uuid takes 8-4-4-4-12 hex digits in either case, and nothing else", function()
+    assert.is_true(opentact.is_uuid(CONN))
+    assert.is_true(opentact.is_uuid(CONN:upper()))
+    for _, x in ipairs({ CONN .. "\n", " " .. CONN, CONN:sub(2), CONN:gsub("%-", ""), CONN:gsub("a", "g"), "", 42,
+      {}, true }) do
+      assert.is_false(opentact.is_uuid(x), tostring(x))
+    end
+    assert.is_false(opentact.is_uuid(nil))
+  end)
+
+  it("holder says who holds a lease: its app first, else its connection, with its uuid as sent", function()
+    local app = { uuid = "A2B3C4D5-0000-4000-8000-000000000001", name = "control-app-1" }
+    local conn = { uuid = CONN:upper(), name = "sip-trunk-1" }
+    assert.same({ kind = "connection", uuid = conn.uuid, name = "sip-trunk-1" },
+      opentact.holder({ sip_connection = conn }))
+    assert.same({ kind = "app", uuid = app.uuid, name = "control-app-1" },
+      opentact.holder({ sip_connection = conn, sip_control_app = app }))
+    assert.same({ kind = "connection", uuid = conn.uuid, name = "sip-trunk-1" },
+      opentact.holder({ sip_connection = conn, sip_control_app = app }, "sip_connection"))
+    -- a bare uuid, a name that is no name
+    assert.same({ kind = "connection", uuid = CONN }, opentact.holder({ sip_connection = CONN }))
+    assert.same({ kind = "app", uuid = CONN }, opentact.holder({ sip_control_app = { uuid = CONN, name = "" } }))
+    -- nobody
+    for _, lease in ipairs({ {}, { sip_connection = "" }, { sip_connection = { name = "x" } },
+      { sip_control_app = opentact.Object and setmetatable({}, opentact.Object) } }) do
+      assert.is_nil(opentact.holder(lease))
+    end
   end)
 end)
 

@@ -479,6 +479,7 @@ describe("types/ against what the library returns #wire #c", function()
     local _, invalid = client:sync(conn, { numbers = { "12", "not a number" } })
     assert.truthy(invalid and invalid.index, "sync's invalid number has no index")
     saw("opentact.Error", invalid)
+    saw("opentact.Error", select(2, opentact.check_options({ timeout = "x" })))
     for _, e in ipairs(events) do saw("opentact.LogEvent", e) end
 
     -- list_many: one that works, one that fails
@@ -492,6 +493,9 @@ describe("types/ against what the library returns #wire #c", function()
       saw("opentact.Tn", lease.tn)
       if lease.sip_connection then saw("opentact.Holder", lease.sip_connection) end
       if lease.sip_control_app then saw("opentact.Holder", lease.sip_control_app) end
+      for _, field in ipairs({ "sip_connection", "sip_control_app" }) do
+        if lease[field] then saw("opentact.LeaseHolder", opentact.holder(lease, field)) end
+      end
     end
   end)
   teardown(function()
@@ -500,7 +504,7 @@ describe("types/ against what the library returns #wire #c", function()
   end)
 
   for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Applied", "opentact.Failure",
-    "opentact.Released", "opentact.Error", "opentact.LogEvent", "opentact.ListResult" }) do
+    "opentact.Released", "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)

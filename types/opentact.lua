@@ -136,6 +136,29 @@ function opentact.list_many(conns, opts) end
 ---@return opentact.Error? err
 function opentact.number(x) end
 
+---Whether `s` is a lease uuid: 8-4-4-4-12 hex digits, in either case, and
+---nothing else.
+---@param s any
+---@return boolean
+function opentact.is_uuid(s) end
+
+---Who holds `lease`: through `field`, or without it its SIP control app,
+---else its SIP connection; nil when nobody does.
+---@param lease opentact.Lease
+---@param field? "sip_connection"|"sip_control_app"
+---@return opentact.LeaseHolder? holder
+function opentact.holder(lease, field) end
+
+---Whether `opentact.new(opts)` (and `opentact.configure(opts)`) would take
+---`opts`, with the environment as it is now (OPENTACT_TOKEN, ...): `true`,
+---or `nil, err` (`invalid`, naming the option in `err.option` and, when its
+---value is the problem, what it takes in `err.expected`; never a value).
+---Never raises: `new` raises with the same message.
+---@param opts? opentact.Options
+---@return true? ok
+---@return opentact.Error? err
+function opentact.check_options(opts) end
+
 -- values --
 
 ---The strings `err.kind` can be.
@@ -166,7 +189,15 @@ function opentact.number(x) end
 ---@field path? string the request's path
 ---@field sent? boolean `false` when the request certainly never reached the server; `true` when it may have been applied
 ---@field index? integer `sync`: the position of the invalid item in `numbers` or `leases`
+---@field option? string `check_options`: the option that is refused
+---@field expected? string `check_options`: what the option takes, when its value is the problem
 local Error = {}
+
+---Who holds a lease, as `opentact.holder` says it.
+---@class opentact.LeaseHolder
+---@field kind "connection"|"app" a SIP connection or a SIP control app
+---@field uuid string its uuid, as the server wrote it
+---@field name? string its name, when the server sent one
 
 ---A SIP connection or control app as a lease names it.
 ---@class opentact.Holder

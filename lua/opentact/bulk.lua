@@ -14,6 +14,8 @@ local lower, next = string.lower, next
 
 -- A lease uuid inside a server's message.
 local UUID_IN_TEXT = "(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x)"
+-- A lease uuid, and nothing else.
+local UUID = "^" .. UUID_IN_TEXT .. "$"
 local request_list, request_assign = core.request_list, core.request_assign
 
 local M = {}
@@ -87,13 +89,28 @@ local function confirm(part, leases, conn, field)
   return done, unconfirmed
 end
 
---- The uuid of a lease's holder field (an object with a uuid, or a bare
---- uuid string), lower-cased; nil when nobody holds it.
+--- Whether `s` is a lease uuid: 8-4-4-4-12 hex digits (either case).
+function M.is_uuid(s)
+  return type(s) == "string" and s:find(UUID) ~= nil
+end
+
+--- Who holds a lease through its holder field `field` (an object with a
+--- uuid, or a bare uuid string): {kind = "app" | "connection", uuid = as the
+--- server wrote it, name = when the server sent one}; nil when nobody does.
+--- Without `field`: its SIP control app, else its SIP connection.
+function M.holder_of(lease, field)
+  if field == nil then return M.holder_of(lease, "sip_control_app") or M.holder_of(lease, "sip_connection") end
+  local h, name = lease[field], nil
+  if type(h) == "table" then h, name = h.uuid, h.name end
+  if type(h) ~= "string" or h == "" then return nil end
+  return { kind = field == "sip_control_app" and "app" or "connection", uuid = h,
+    name = type(name) == "string" and name ~= "" and name or nil }
+end
+
+--- The uuid of a lease's holder field, lower-cased; nil when nobody holds it.
 function M.holder(lease, field)
-  local h = lease[field]
-  if type(h) == "table" then h = h.uuid end
-  if type(h) == "string" and h ~= "" then return lower(h) end
-  return nil
+  local h = M.holder_of(lease, field)
+  return h and lower(h.uuid)
 end
 
 -- A 4xx that refuses the batch's content (not the connection, not the

@@ -179,25 +179,37 @@ function M.raise(message)
 end
 local raise = M.raise
 
--- Copies the options in `opts` into `into`, each checked by its checker in
--- `checks`, and returns `into`. `opts` is argument #argn of `fname`. A
--- message names the option and the type it got, never the value.
-function M.apply(opts, into, checks, fname, argn)
-  if opts == nil then return into end
+-- The first misuse in `opts`, argument #argn of `fname`, each option
+-- checked by its checker in `checks`: nil when there is none, else
+-- {message = what to raise, option = its name, expected = what it takes,
+-- when the value is the problem}. A message names the option and the type
+-- it got, never the value.
+local function misuse(opts, checks, fname, argn)
   if type(opts) ~= "table" then
-    raise(("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)))
+    return { message = ("bad argument #%d to '%s' (table expected, got %s)"):format(argn, fname, type(opts)) }
   end
   for name, value in pairs(opts) do
     local check = type(name) == "string" and checks[name]
     if not check then
-      raise(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(name)))
+      return { message = ("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(name)),
+        option = tostring(name) }
     end
     local expected = check(value)
     if expected then
-      raise(("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, type(value)))
+      return { message = ("bad option '%s' to '%s' (%s expected, got %s)"):format(name, fname, expected, type(value)),
+        option = name, expected = expected }
     end
-    into[name] = value
   end
+end
+
+-- Copies the options in `opts` into `into`, each checked by its checker in
+-- `checks`, and returns `into`. `opts` is argument #argn of `fname`; misuse
+-- raises at the line that called the public function.
+function M.apply(opts, into, checks, fname, argn)
+  if opts == nil then return into end
+  local bad = misuse(opts, checks, fname, argn)
+  if bad then raise(bad.message) end
+  for name, value in pairs(opts) do into[name] = value end
   return into
 end
 
@@ -272,26 +284,35 @@ function M.call(opts, fname, argn)
   return out
 end
 
--- Returns a fresh table of every option, defaults and environment applied.
--- `fname` names the public function for messages; misuse raises at the
--- line that called the public function.
-function M.resolve(opts, fname, version)
-  local out = M.apply(opts, defaults(version), M.CHECKS, fname, 1)
+-- Every option, defaults and environment applied, as a fresh table; or
+-- nil and the first misuse, as `misuse` gives it (a bad value in the
+-- environment: `option` is the option it stands for). `fname` names the
+-- public function for messages. Nothing raises.
+function M.check(opts, fname, version)
+  local out = defaults(version)
+  if opts ~= nil then
+    local bad = misuse(opts, M.CHECKS, fname, 1)
+    if bad then return nil, bad end
+    for name, value in pairs(opts) do out[name] = value end
+  end
   if out.token ~= nil and (out.email ~= nil or out.password ~= nil) then
-    raise(("bad argument #1 to '%s' (give either 'token' or 'email' and 'password', not both)"):format(fname))
+    return nil, { message = ("bad argument #1 to '%s' (give either 'token' or 'email' and 'password', not both)")
+      :format(fname), option = "token" }
   end
   if out.token == nil and out.email == nil and out.password == nil then
     local env = getenv("OPENTACT_TOKEN")
     if env and env ~= "" then
-      if token(env) then
-        raise(("'%s': OPENTACT_TOKEN holds control characters"):format(fname))
+      local expected = token(env)
+      if expected then
+        return nil, { message = ("'%s': OPENTACT_TOKEN holds control characters"):format(fname), option = "token",
+          expected = expected }
       end
       out.token = env
     end
   end
   if out.jwt_cache ~= nil and not M.in_openresty() then
-    raise(("bad option 'jwt_cache' to '%s' (it shares tokens between nginx workers: it needs OpenResty)")
-      :format(fname))
+    return nil, { message = ("bad option 'jwt_cache' to '%s' (it shares tokens between nginx workers: it needs "
+      .. "OpenResty)"):format(fname), option = "jwt_cache" }
   end
   if out.token == nil then
     -- a login: what the options leave out comes from the environment
@@ -299,16 +320,20 @@ function M.resolve(opts, fname, version)
       local env = getenv(var)
       if out[name] == nil and env and env ~= "" then
         local expected = M.CHECKS[name](env)
-        if expected then raise(("'%s': %s is not %s"):format(fname, var, expected)) end
+        if expected then
+          return nil, { message = ("'%s': %s is not %s"):format(fname, var, expected), option = name,
+            expected = expected }
+        end
         out[name] = env
       end
     end
     if (out.email == nil) ~= (out.password == nil) then
-      raise(("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL and "
-        .. "OPENTACT_PASSWORD%s)"):format(fname, out.email and "'email'" or "'password'",
+      return nil, { message = ("bad argument #1 to '%s' (%s without %s: give both, as options or as OPENTACT_EMAIL "
+        .. "and OPENTACT_PASSWORD%s)"):format(fname, out.email and "'email'" or "'password'",
         out.email and "'password'" or "'email'",
         M.in_openresty() and "; nginx clears the environment of its workers: keep both with `env OPENTACT_EMAIL; "
-          .. "env OPENTACT_PASSWORD;` in nginx.conf's main block" or ""))
+          .. "env OPENTACT_PASSWORD;` in nginx.conf's main block" or ""),
+        option = out.email and "password" or "email" }
     end
   end
   if out.base_url == nil then
@@ -316,7 +341,8 @@ function M.resolve(opts, fname, version)
     if env and env ~= "" then
       local expected = url(env)
       if expected then
-        raise(("'%s': OPENTACT_URL is not %s"):format(fname, expected))
+        return nil, { message = ("'%s': OPENTACT_URL is not %s"):format(fname, expected), option = "base_url",
+          expected = expected }
       end
       out.base_url = env
     else
@@ -328,8 +354,20 @@ function M.resolve(opts, fname, version)
     local why = not M.in_openresty() and "needs OpenResty (nginx with its Lua module)"
       or out.proxy and "cannot use 'proxy'"
       or out.ca_file and "cannot use 'ca_file': set lua_ssl_trusted_certificate in nginx.conf instead"
-    if why then raise(("bad option 'transport' to '%s' (the ngx transport %s)"):format(fname, why)) end
+    if why then
+      return nil, { message = ("bad option 'transport' to '%s' (the ngx transport %s)"):format(fname, why),
+        option = "transport" }
+    end
   end
+  return out
+end
+
+-- Returns a fresh table of every option, defaults and environment applied.
+-- `fname` names the public function for messages. Misuse raises, with the
+-- message M.check gives, at the line that called the public function.
+function M.resolve(opts, fname, version)
+  local out, bad = M.check(opts, fname, version)
+  if not out then raise(bad.message) end
   return out
 end
 

@@ -24,11 +24,9 @@ local request_lease, request_list, number = core.request_lease, core.request_lis
 
 local M = {}
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
 ---------------------------------------------------------------- plans
 
-local holder = bulk.holder
+local holder, is_uuid = bulk.holder, bulk.is_uuid
 
 local function leases() return setmetatable({}, pretty.Leases) end
 
@@ -39,7 +37,7 @@ local function key_of(d)
   if d.key ~= nil then return d.key end
   local x = d.given
   if type(x) == "table" then x = x.uuid end
-  if type(x) == "string" and x:find(UUID) then return lower(x) end
+  if is_uuid(x) then return lower(x) end
   return (number(x))
 end
 
@@ -188,9 +186,9 @@ local function canonical(items, what)
     local key, err
     if what == "numbers" then
       key, err = number(x)
-    elseif type(x) == "table" and type(x.uuid) == "string" and x.uuid:find(UUID) then
+    elseif type(x) == "table" and is_uuid(x.uuid) then
       key = lower(x.uuid)
-    elseif type(x) == "string" and x:find(UUID) then
+    elseif is_uuid(x) then
       key = lower(x)
     else
       local shown = type(x) == "table" and "{uuid = " .. tostring(x.uuid) .. "}" or tostring(x)
