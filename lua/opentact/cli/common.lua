@@ -1,0 +1,105 @@
+-- What several commands of `opentact` share: ending with a usage error or
+-- an error (on standard error, and as JSON under --format json or jsonl),
+-- naming bad input in messages, and writing --failed-file.
+
+local pretty = require("opentact.pretty")
+local output = require("opentact.cli.output")
+
+local type, tostring, ipairs = type, tostring, ipairs
+local format, concat = string.format, table.concat
+
+local M = {}
+
+local json, error_json = output.json, output.error_json
+
+-- A usage error: the message and where to look on standard error, and
+-- under --format json or jsonl the error as JSON on standard output.
+function M.usage_error(ctx, msg)
+  ctx.stderr:write("opentact: ", msg, "\nTry 'opentact ", ctx.command and ctx.command .. " " or "", "--help'.\n")
+  if ctx.json_errors then ctx.stdout:write(json({ ok = false, error = { kind = "usage", message = msg } }), "\n") end
+  return 2
+end
+
+-- An error that ends a command: its line on standard error (`text`, else
+-- the error's own) and, under --format json or jsonl, {"ok": false,
+-- "error": {...}} on standard output. Returns the exit status: `status`,
+-- else 2 for what the library found invalid (nothing was sent), else 1.
+function M.fail(ctx, err, text, status)
+  ctx.stderr:write(text or tostring(err), "\n")
+  if ctx.json_errors then ctx.stdout:write(json({ ok = false, error = error_json(err) }), "\n") end
+  return status or (err.kind == "invalid" and 2 or 1)
+end
+
+-- Ends a command that could not make its client: an auth error (a kept
+-- token that expired) exits 1, anything else is a usage error.
+function M.no_client(ctx, why)
+  if type(why) == "table" then return M.fail(ctx, why, "opentact: " .. why.kind .. ": " .. why.message, 1) end
+  return M.usage_error(ctx, why)
+end
+
+-- A line or argument as it is shown in a message: escaped (never a
+-- control character on a terminal), and cut when long.
+local SHOWN = 60
+local function excerpt(text)
+  if #text > SHOWN then text = text:sub(1, SHOWN) .. "..." end
+  return pretty.safe(text)
+end
+
+-- How many problems a message names; the rest are counted.
+local LISTED = 20
+
+-- Problems as one message: the one alone, else "N <what>:" and the first
+-- LISTED, one a line, then how many more there are.
+local function problem_list(problems, what)
+  if #problems == 1 then return problems[1] end
+  local out = { format("%d %s:", #problems, what) }
+  for i = 1, math.min(#problems, LISTED) do out[#out + 1] = "  " .. problems[i] end
+  if #problems > LISTED then out[#out + 1] = format("  ... and %d more", #problems - LISTED) end
+  return concat(out, "\n")
+end
+
+-- Writes the failed uuids of `kind`, each group under a comment saying why
+-- (comments are skipped when the file is read back).
+-- A write or the close that failed (a full disk) is an error: the caller
+-- must not say the uuids are there.
+local function write_failed(path, failed, kind)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  local ok, werr = true, nil
+  local function put(...)
+    local done, why = f:write(...)
+    if ok and not done then ok, werr = false, why end
+  end
+  for _, group in ipairs(failed) do
+    if #group[kind] > 0 then
+      put("# ", (tostring(group.err):gsub("[%c]", " ")), "\n")
+      for _, u in ipairs(group[kind]) do put(u, "\n") end
+    end
+  end
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = false, cerr end
+  if not ok then return nil, path .. ": " .. tostring(werr) end
+  return true
+end
+
+-- Writes the uuids a report failed to FILE (adds) and FILE.remove.
+local function save_failed(ctx, path, report)
+  local _, failed_remove = report:failed_uuids()
+  local ok, err = write_failed(path, report.failed, "add")
+  if ok and #failed_remove > 0 then
+    ok, err = write_failed(path .. ".remove", report.failed, "remove")
+  elseif ok then
+    -- a previous run's removes are done now: a stale file would make a
+    -- "re-run until the files are empty" loop go on for ever
+    os.remove(path .. ".remove")
+  end
+  if not ok then ctx.stderr:write("opentact: cannot write the failed uuids: ", tostring(err), "\n") end
+  return ok
+end
+
+M.excerpt = excerpt
+M.LISTED = LISTED
+M.problem_list = problem_list
+M.save_failed = save_failed
+
+return M

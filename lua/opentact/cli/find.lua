@@ -1,0 +1,85 @@
+-- opentact find NUMBER|MASK: print the lease of a phone number, or every lease whose
+-- number matches a mask, with who holds it.
+
+local pretty = require("opentact.pretty")
+local words = require("opentact.cli.options")
+local common = require("opentact.cli.common")
+local credentials = require("opentact.cli.credentials")
+local output = require("opentact.cli.output")
+
+local ipairs, tostring = ipairs, tostring
+local concat = table.concat
+
+local ROWS, USAGE_EXIT, INTERRUPTED_EXIT = words.ROWS, words.USAGE_EXIT, words.INTERRUPTED_EXIT
+local LEASE_COLUMNS_TEXT, TSV_TEXT = words.LEASE_COLUMNS_TEXT, words.TSV_TEXT
+local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
+local client_for = credentials.client_for
+local write_leases, brief, number_text, yes_no = output.write_leases, output.brief, output.number_text, output.yes_no
+
+local M = {}
+
+M.help = {
+  name = "find", args = { "NUMBER|MASK" },
+  summary = "print the lease of a phone number, or every lease whose number matches a mask "
+    .. "(* any digits, % one digit: '+1 212 555 *')",
+  text = { "Print the lease of a phone number, typed in any form (in pieces too: opentact find +1 212 555 0004), "
+    .. "or every lease whose number matches a mask (* any digits, % one digit: '+1 212 555 *'), with who holds it." },
+  options = { "--format", "--json", "--all", "--url" },
+  output = {
+    { "table", "a line per lease: number, uuid, held by (connection UUID, app UUID or -), autorenew; on a "
+      .. "terminal the first " .. ROWS .. " (--all: every one)" },
+    { "json", "the leases: an array of objects, empty when nothing matches" },
+    { "jsonl", "one lease object per line" },
+    { "csv", "a header line, then a line per lease: " .. LEASE_COLUMNS_TEXT },
+    { "tsv", TSV_TEXT },
+  },
+  exit = {
+    { 0, "at least one lease matches" },
+    { 1, "no lease matches, or the API refused or failed" },
+    { 2, USAGE_EXIT .. ", such as a bad number or mask" },
+    { 130, INTERRUPTED_EXIT },
+  },
+  examples = { "opentact find +1 212 555 0004", "opentact find '+1 212 555 *' --format jsonl" },
+}
+
+-- Leases as a table: number, uuid, who holds them, autorenew.
+local function holders_rows(leases)
+  local rows = {}
+  for i, l in ipairs(leases) do
+    local b = brief(l)
+    local held = b.sip_control_app and "app " .. b.sip_control_app
+      or b.sip_connection and "connection " .. b.sip_connection or "-"
+    rows[i] = { number_text(b.number), pretty.safe(tostring(l.uuid)), pretty.safe(held), yes_no(l.autorenew) }
+  end
+  return { "number", "uuid", "held by", "autorenew" }, rows
+end
+
+function M.run(ctx, o)
+  if #o.positional < 2 then return usage_error(ctx, "find takes a phone number or a mask") end
+  -- a number may come in pieces: opentact find +1 212 555 0004
+  local text = concat(o.positional, " ", 2)
+  local client, why = client_for(ctx, o)
+  if not client then return no_client(ctx, why) end
+  local leases, err
+  if text:find("[*%%]") then
+    leases, err = client:search_all({ tn = text })
+  else
+    local lease
+    lease, err = client:lease(text)
+    if lease then
+      leases = { lease }
+    elseif err.kind == "not_found" then
+      leases, err = {}, nil
+    end
+  end
+  client:close()
+  if not leases then return fail(ctx, err) end
+  if o.format == "table" and #leases == 0 then
+    ctx.stdout:write("no lease of the account matches ", pretty.safe(text), "\n")
+  else
+    write_leases(ctx, o, leases, holders_rows)
+  end
+  return #leases > 0 and 0 or 1
+end
+
+return M

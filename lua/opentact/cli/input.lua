@@ -1,0 +1,168 @@
+-- What the `opentact` command reads: leases (lease uuids or phone numbers)
+-- from arguments, and from files of lines or CSV, each bad line named.
+
+local opentact = require("opentact")
+local pretty = require("opentact.pretty")
+local common = require("opentact.cli.common")
+
+local tostring, ipairs, pcall = tostring, ipairs, pcall
+local format = string.format
+
+local M = {}
+
+local is_uuid, excerpt = opentact.is_uuid, common.excerpt
+
+-- Something a person may have meant as a uuid: 36 characters with the
+-- dashes of one, or 32 or more hex digits and dashes.
+local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-"
+
+-- The fields of a CSV line: a field in double quotes may hold commas, and
+-- "" inside it stands for one quote. Fields are trimmed.
+local function fields(line)
+  local out, i, n = {}, 1, #line
+  while true do
+    local field
+    local at = line:find("%S", i) or n + 1
+    if line:sub(at, at) == '"' then
+      local parts, j = {}, at + 1
+      while true do
+        local q = line:find('"', j, true)
+        if not q then parts[#parts + 1] = line:sub(j) j = n + 1 break end
+        parts[#parts + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then
+          parts[#parts + 1] = '"'
+          j = q + 2
+        else
+          j = q + 1
+          break
+        end
+      end
+      field = table.concat(parts)
+      i = line:find(",", j, true) or n + 1
+    else
+      local comma = line:find(",", i, true) or n + 1
+      field = line:sub(i, comma - 1):gsub("^%s+", ""):gsub("%s+$", "")
+      i = comma
+    end
+    out[#out + 1] = field
+    if i > n then break end
+    i = i + 1
+  end
+  return out
+end
+
+-- Column names that say a CSV column holds phone numbers (compared in
+-- lower case, spaces and dashes as underscores: "Phone Number" counts).
+local NUMBER_COLUMNS = { tn = true, number = true, phone = true, phone_number = true, did = true, e164 = true,
+  telephone = true, telephone_number = true }
+
+local function column_name(field)
+  return (field:lower():gsub("[%s%-]+", "_"))
+end
+
+-- A phone number in a field: the number, or nil and (when the field looks
+-- meant as one: digits and separators only) why it is not valid.
+local function number_in(field)
+  if not field:find("%d") then return nil end
+  local n, err = opentact.number(field)
+  if n then return n end
+  if field:find("^%+?[%d%s%-%.%(%)]+$") then return nil, err.message end
+  return nil
+end
+
+-- The lease a line names (plain or CSV, quotes allowed): its first
+-- uuid-shaped field, else the number in `column` (or, without one, its
+-- first field that is a phone number). Returns the uuid (a string) or the
+-- number, nil, and the field; or nil and why, false when the line names
+-- nothing at all.
+local function lease_in(line, column)
+  local meant, bad_number = false, nil
+  local f = fields(line)
+  for _, field in ipairs(f) do
+    if is_uuid(field) then return field, nil, field end
+    if field:find(UUID_LIKE) or (#field >= 32 and field:find("^[%x%-]+$")) then meant = true end
+  end
+  if meant then return nil, "not a valid uuid" end
+  local candidates = column and { f[column] or "" } or f
+  for _, field in ipairs(candidates) do
+    -- in a CSV without a number column, only what looks like a phone
+    -- number is taken for one: not a date, not a short count
+    local _, digits = field:gsub("%d", "")
+    local plausible = column or #f == 1 or field:find("^%s*%+") or (digits >= 10 and not field:find("^%d%d%d%d%-%d%d%-%d%d"))
+    local n, why = number_in(field)
+    if n and plausible then return n, nil, field end
+    if plausible then bad_number = bad_number or why end
+  end
+  if bad_number then return nil, bad_number end
+  return nil, false
+end
+
+-- A one-column header's name, as column_name gives it.
+local function header_name(line)
+  return column_name(fields(line)[1])
+end
+
+-- Reads leases (uuids or phone numbers) from a file (or standard input
+-- for "-"): returns the list, or nil and a message when the file cannot
+-- be read. Every line that names no lease is added to `problems` as
+-- "file:line: why: the line" (the caller refuses, or skips them with
+-- --skip-invalid), its line number in `at` (optional). Each lease comes
+-- with where it was read, in `where` (and its line number in at.leases),
+-- and the field it was read from, in `texts`.
+local function read_leases(path, stdin, problems, where, texts, at)
+  local f, err
+  if path == "-" then
+    f = stdin or io.stdin
+  else
+    f, err = io.open(path, "rb")
+    if not f then return nil, "cannot read " .. tostring(err) end
+  end
+  local name = path == "-" and "stdin" or path
+  local out, n, first, column = {}, 0, true, nil
+  local ok, failure = pcall(function()
+    for line in f:lines() do
+      n = n + 1
+      line = line:gsub("\r$", "")
+      if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
+      if line:find("%S") and not line:find("^%s*#") then
+        local lease, why, text = lease_in(line, column)
+        if lease then
+          out[#out + 1] = lease
+          if where then where[#out] = format("%s:%d", name, n) end
+          if texts then texts[#out] = text end
+          if at then at.leases[#out] = n end
+        elseif first and why == false and (line:find(",", 1, true) or NUMBER_COLUMNS[header_name(line)]) then
+          -- only a CSV's first line, naming no lease, is a header (or a
+          -- first line that is a numbers column's name); it may say which
+          -- column holds the numbers
+          for i, h in ipairs(fields(line)) do
+            if NUMBER_COLUMNS[column_name(h)] then column = i break end
+          end
+        else
+          problems[#problems + 1] = format("%s:%d: %s: %s", pretty.safe(name), n,
+            why or "no lease uuid or phone number on this line", excerpt(line))
+          if at then at[#problems] = n end
+        end
+        first = false
+      end
+    end
+  end)
+  if f ~= (stdin or io.stdin) then f:close() end
+  if not ok then return nil, format("cannot read %s: %s", name, tostring(failure):gsub("^[^:]*:%d+: ", "")) end
+  return out
+end
+
+-- A lease given as an argument: its uuid, or the phone number it holds;
+-- or nil and why.
+local function lease_arg(v)
+  if is_uuid(v) then return v end
+  local n, why = number_in(v)
+  if n then return n end
+  return nil, format("'%s' is not a lease uuid or a phone number%s", pretty.safe(v), why and ": " .. why or "")
+end
+
+M.number_in = number_in
+M.read_leases = read_leases
+M.lease_arg = lease_arg
+
+return M

@@ -1,0 +1,55 @@
+-- opentact list CONN: print the leases a SIP connection holds.
+
+local pretty = require("opentact.pretty")
+local words = require("opentact.cli.options")
+local common = require("opentact.cli.common")
+local credentials = require("opentact.cli.credentials")
+local output = require("opentact.cli.output")
+
+local ipairs = ipairs
+
+local ROWS, USAGE_EXIT, INTERRUPTED_EXIT, API_EXIT = words.ROWS, words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.API_EXIT
+local LEASE_COLUMNS_TEXT, TSV_TEXT, EXAMPLE_CONN = words.LEASE_COLUMNS_TEXT, words.TSV_TEXT, words.EXAMPLE_CONN
+local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
+local client_for, write_leases = credentials.client_for, output.write_leases
+
+local M = {}
+
+M.help = {
+  name = "list", args = { "CONN" },
+  summary = "print the connection's leases: uuid, number, expiry, autorenew",
+  text = { "Print the leases that the SIP connection CONN holds." },
+  options = { "--format", "--json", "--all", "--url" },
+  output = {
+    { "table", "a line per lease: uuid, number, expires, autorenew; on a terminal the first " .. ROWS
+      .. " (--all: every one)" },
+    { "json", "the API's leases: an array of objects" },
+    { "jsonl", "one lease object per line" },
+    { "csv", "a header line, then a line per lease: " .. LEASE_COLUMNS_TEXT },
+    { "tsv", TSV_TEXT },
+  },
+  exit = {
+    { 0, "the leases were printed" },
+    { 1, API_EXIT },
+    { 2, USAGE_EXIT .. ", such as an invalid connection uuid" },
+    { 130, INTERRUPTED_EXIT },
+  },
+  examples = { "opentact list " .. EXAMPLE_CONN, "opentact list " .. EXAMPLE_CONN .. " --format csv > leases.csv" },
+}
+
+function M.run(ctx, o)
+  if #o.positional ~= 2 then return usage_error(ctx, "list takes one connection uuid") end
+  local client, why = client_for(ctx, o)
+  if not client then return no_client(ctx, why) end
+  local leases, err = client:list(o.positional[2])
+  client:close()
+  if not leases then return fail(ctx, err) end
+  write_leases(ctx, o, leases, function(list)
+    local rows = {}
+    for i, l in ipairs(list) do rows[i] = pretty.row(l) end
+    return pretty.COLUMNS, rows
+  end)
+  return 0
+end
+
+return M

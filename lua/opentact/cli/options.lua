@@ -1,0 +1,79 @@
+-- The options of the `opentact` command, as data, and the words the
+-- commands' help entries share. The help (opentact.cli.manual), the parser
+-- (opentact.cli.args), the man page and the completion checks are all made
+-- from these tables, so none of them is written twice. A text is one
+-- paragraph, wrapped when printed.
+
+local ipairs = ipairs
+
+local M = {}
+
+local ROWS = 100 -- a table on a terminal stops after this many rows (--all: no limit)
+
+-- Every option: name, short form, the value it takes (nil: a flag), what
+-- it does, and for completion the values it takes or that it names a file.
+local OPTIONS = {
+  { name = "--add", arg = "LEASE...", text = "leases to attach (repeatable; a number may be typed in pieces: "
+    .. "--add +1 212 555 0004)" },
+  { name = "--remove", arg = "LEASE...", text = "leases to detach (repeatable)" },
+  { name = "--add-file", arg = "FILE", file = true, text = "leases to attach, one per line, or a CSV: its first "
+    .. "uuid-shaped column, else its number column (headed tn, number, phone, phone number, telephone, did or "
+    .. "e164; else the first field that starts with + or has 10 digits or more and is not a date); - reads "
+    .. "standard input (repeatable)" },
+  { name = "--remove-file", arg = "FILE", file = true, text = "leases to detach, read the same way (repeatable)" },
+  { name = "--numbers-file", arg = "FILE", file = true, text = "the phone numbers the connection must hold, "
+    .. "read the way --add-file is" },
+  { name = "--leases-file", arg = "FILE", file = true, text = "the lease uuids the connection must hold" },
+  { name = "--all-leases", text = "attach every lease of the account not on the connection yet (leases held "
+    .. "elsewhere need --move)" },
+  { name = "--exact", text = "also detach every lease of the connection that FILE does not name" },
+  { name = "--move", text = "take leases that another SIP connection or a SIP control app holds: one on an app "
+    .. "is released there first, one on a connection moves with the attach; without --move, assign refuses "
+    .. "them and sends nothing, and sync leaves them as conflicts (!)" },
+  { name = "--dry-run", text = "print the plan, change nothing" },
+  { name = "--batch-size", arg = "N", text = "uuids per request (default 100)" },
+  { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
+  { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "
+    .. "(adds) and FILE.remove (removes), ready for a re-run, each group under a \"# why\" comment line" },
+  { name = "--skip-invalid", text = "leave out, each named on standard error, what would refuse the whole input: "
+    .. "lines and arguments without a valid uuid or number; with assign, numbers and uuids to add that the "
+    .. "account has no lease for, and leases given twice (or to both add and remove); with sync, lease uuids "
+    .. "in --numbers-file and numbers in --leases-file (sync keeps numbers the account has no lease for in its "
+    .. "plan, as ? missing, and exits 1 for them; with --exact it leaves nothing out: a line left out would have "
+    .. "its lease detached). Without it, every bad line is named (the first 20) and "
+    .. "nothing is sent" },
+  { name = "--format", arg = "FMT", values = { "table", "json", "jsonl", "csv", "tsv" }, text = "how to print: "
+    .. "table (the default, for people), json, jsonl, csv or tsv (Output in the command's --help says what "
+    .. "each prints; --format=FMT works too)" },
+  { name = "--json", text = "the same as --format json" },
+  { name = "--all", text = "print every row of a table: on a terminal a table stops after " .. ROWS
+    .. " rows (the other formats, and a table sent to a file or a pipe, always have every row)" },
+  { name = "--url", arg = "URL", text = "the API base URL (default: OPENTACT_URL, else Opentact's)" },
+  { name = "--email", arg = "EMAIL", text = "the account's email (default: OPENTACT_EMAIL)" },
+  { name = "--help", short = "-h", text = "print the help; after a command, that command's help" },
+  { name = "--version", text = "print the version" },
+}
+local OPTION = {}
+for _, opt in ipairs(OPTIONS) do OPTION[opt.name] = opt end
+
+local USAGE_EXIT = "a usage error: a bad option or argument"
+local INTERRUPTED_EXIT = "interrupted (Ctrl-C)"
+local API_EXIT = "the API refused or failed: an unknown connection, a bad token, a server or network error"
+local LEASE_COLUMNS_TEXT = "uuid, number, expires, autorenew, sip_connection, sip_control_app"
+local REPORT_COLUMNS_TEXT = "uuid, number, action, result, error_kind, error_status, error_message"
+local TSV_TEXT = "as csv, with fields separated by tabs (a tab, newline, carriage return or backslash in a field "
+  .. "is written \\t, \\n, \\r or \\\\)"
+local EXAMPLE_CONN = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
+
+M.ROWS = ROWS
+M.OPTIONS = OPTIONS
+M.OPTION = OPTION
+M.USAGE_EXIT = USAGE_EXIT
+M.INTERRUPTED_EXIT = INTERRUPTED_EXIT
+M.API_EXIT = API_EXIT
+M.LEASE_COLUMNS_TEXT = LEASE_COLUMNS_TEXT
+M.REPORT_COLUMNS_TEXT = REPORT_COLUMNS_TEXT
+M.TSV_TEXT = TSV_TEXT
+M.EXAMPLE_CONN = EXAMPLE_CONN
+
+return M

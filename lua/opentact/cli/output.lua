@@ -1,0 +1,334 @@
+-- What the `opentact` command prints, in every --format: a JSON encoder,
+-- csv and tsv fields (formula-safe, control characters escaped), jsonl
+-- rows, aligned tables, a report's rows, and the progress bar.
+
+local opentact = require("opentact")
+local core = require("opentact.core")
+local pretty = require("opentact.pretty")
+local ROWS = require("opentact.cli.options").ROWS
+
+local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
+local setmetatable, getmetatable = setmetatable, getmetatable
+local format, concat, floor, lower = string.format, table.concat, math.floor, string.lower
+
+local M = {}
+
+---------------------------------------------------------------- JSON out
+
+-- A JSON encoder for output: what the server sent as an object stays an
+-- object even when empty (the library gives decoded empty objects the
+-- metatable opentact.Object; a lease is an object), every other empty
+-- table is an array, integers print as integers on every Lua, keys are
+-- sorted so output is stable.
+local function is_array(t)
+  local mt = getmetatable(t)
+  if mt ~= nil and (mt == opentact.Object or mt == pretty.Lease) then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then return false end
+  end
+  return true
+end
+
+local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
+  ["\r"] = "\\r", ["\t"] = "\\t" }
+
+-- JSON's null, for keys that must be there when empty (jsonl rows).
+local NULL = setmetatable({}, { __name = "opentact.cli.null" })
+M.NULL = NULL
+
+local function encode(v, out)
+  local t = type(v)
+  if v == NULL then
+    out[#out + 1] = "null"
+  elseif t == "string" then
+    -- bidirectional and other invisible marks as \u escapes too: the
+    -- same string to a JSON reader, never raw on a terminal
+    out[#out + 1] = '"' .. pretty.marks((v:gsub('[%c"\\]', function(c)
+      return ESCAPES[c] or format("\\u%04x", c:byte())
+    end)), "\\u%04x") .. '"'
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      out[#out + 1] = "null"
+    elseif floor(v) == v and v > -2 ^ 63 and v < 2 ^ 63 then
+      out[#out + 1] = format("%.0f", v)
+    else
+      out[#out + 1] = format("%.17g", v)
+    end
+  elseif t == "boolean" then
+    out[#out + 1] = tostring(v)
+  elseif t == "table" then
+    if is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode(v[i], out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        encode(k, out)
+        out[#out + 1] = ":"
+        local value = v[k]
+        if value == nil then value = v[tonumber(k)] end
+        encode(value, out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    out[#out + 1] = "null"
+  end
+end
+
+function M.json(v)
+  local out = {}
+  encode(v, out)
+  return concat(out)
+end
+
+---------------------------------------------------------------- progress
+
+-- A progress bar on standard error: done/total, rate, ETA.
+local function progress_bar(ctx)
+  local started = core.now()
+  return function(done, total)
+    local elapsed = core.now() - started
+    local rate = elapsed > 0 and done / elapsed or 0
+    local eta = rate > 0 and (total - done) / rate or 0
+    local width = 30
+    local filled = total > 0 and floor(width * done / total) or width
+    ctx.stderr:write(format("\r[%s%s] %d/%d %s  %3d%%  %.0f/s  ETA %.1fs ",
+      ("#"):rep(filled), ("-"):rep(width - filled), done, total, total == 1 and "uuid" or "uuids",
+      total > 0 and floor(100 * done / total) or 100, rate, eta))
+    if done >= total then ctx.stderr:write("\n") end
+  end
+end
+
+---------------------------------------------------------------- output
+
+-- Whether standard output is a terminal: as ctx says, else asked once
+-- (only of the process's own standard output).
+local function stdout_terminal(ctx)
+  if ctx.stdout_terminal == nil then
+    local t = false
+    if ctx.stdout_file == io.stdout then
+      local status = os.execute("test -t 1")
+      t = status == true or status == 0
+    end
+    ctx.stdout_terminal = t
+  end
+  return ctx.stdout_terminal
+end
+
+-- An error's fields for JSON: never more than these (no headers, no body).
+local ERROR_FIELDS = { "kind", "status", "message", "retryable", "attempts", "method", "path", "retry_after" }
+
+local function error_json(e)
+  local out = {}
+  for _, k in ipairs(ERROR_FIELDS) do out[k] = e[k] end
+  return out
+end
+
+-- An error that ends a command: its line on standard error (`text`, else
+-- the error's own) and, under --format json or jsonl, {"ok": false,
+-- "error": {...}} on standard output. Returns the exit status: `status`,
+-- A value as a csv or tsv field's text: "" for nothing, true and false,
+-- whole numbers without exponent or fraction.
+local function field_text(v)
+  if v == nil or v == NULL then return "" end
+  if type(v) == "number" and floor(v) == v and v > -2 ^ 63 and v < 2 ^ 63 then return format("%.0f", v) end
+  return tostring(v)
+end
+
+-- A text cell a spreadsheet would take for a formula (OWASP's CSV
+-- injection advice: =, +, -, @, tab, carriage return first) begins with a
+-- ', so that it stays text. Only strings: a number or a boolean is written
+-- here as digits with at most a leading minus, or true or false, which no
+-- spreadsheet runs, and a ' would turn -5 into text.
+local function formula_safe(v, s)
+  if type(v) == "string" and s:find("^[=+%-@\t\r]") then return "'" .. s end
+  return s
+end
+
+-- Control characters other than tab, newline and carriage return are
+-- shown as \ddd, bidirectional and other invisible marks as \u{XXXX}, as
+-- in tables (pretty.safe): never sent to a terminal.
+local function controls(s)
+  return pretty.safe(s, true)
+end
+
+-- RFC 4180: a field with a comma, a quote, a line break or edge spaces
+-- goes in quotes, its quotes doubled.
+local function csv_field(v)
+  local s = controls(formula_safe(v, field_text(v)))
+  if s:find('[",\r\n]') or s:find("^%s") or s:find("%s$") then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+local TSV_ESCAPES = { ["\t"] = "\\t", ["\n"] = "\\n", ["\r"] = "\\r", ["\\"] = "\\\\" }
+
+local function tsv_field(v)
+  return controls((formula_safe(v, field_text(v)):gsub("[\t\n\r\\]", TSV_ESCAPES)))
+end
+
+-- Rows (lists of values in `columns` order) in `fmt`: jsonl (an object a
+-- line, null for nothing), csv or tsv (a header line first).
+local function write_rows(ctx, fmt, columns, rows)
+  local out = {}
+  if fmt == "jsonl" then
+    for i, r in ipairs(rows) do
+      local obj = {}
+      for c, name in ipairs(columns) do
+        local v = r[c]
+        if v == nil then v = NULL end
+        obj[name] = v
+      end
+      out[i] = M.json(obj)
+    end
+  else
+    local field, sep = csv_field, ","
+    if fmt == "tsv" then field, sep = tsv_field, "\t" end
+    local function line(r)
+      local cells = {}
+      for c = 1, #columns do cells[c] = field(r[c]) end
+      return concat(cells, sep)
+    end
+    out[1] = line(columns)
+    for _, r in ipairs(rows) do out[#out + 1] = line(r) end
+  end
+  if #out > 0 then ctx.stdout:write(concat(out, "\n"), "\n") end
+end
+
+-- A lease in a few fields, for JSON: uuid, number and holders.
+local function brief(lease)
+  local function uuid_of(h) return type(h) == "table" and h.uuid or nil end
+  return { uuid = lease.uuid, number = type(lease.tn) == "table" and lease.tn.tn or nil,
+    sip_connection = uuid_of(lease.sip_connection), sip_control_app = uuid_of(lease.sip_control_app) }
+end
+
+local function briefs(list)
+  local out = {}
+  for i, x in ipairs(list) do out[i] = type(x) == "table" and brief(x) or x end
+  return out
+end
+
+local function number_text(n)
+  return type(n) == "number" and format("%.0f", n) or n ~= nil and pretty.safe(tostring(n)) or "-"
+end
+
+local function yes_no(v)
+  if v == nil then return "-" end
+  return v and "yes" or "no"
+end
+
+-- Rows of text as an aligned table under a header, after the count of
+-- leases. On a terminal the table stops after ROWS rows, unless --all.
+local function lease_table(ctx, o, header, rows)
+  local n, shown = #rows, #rows
+  if n > ROWS and not o.all and stdout_terminal(ctx) then shown = ROWS end
+  local widths = {}
+  for c, v in ipairs(header) do widths[c] = #v end
+  for i = 1, shown do
+    for c, v in ipairs(rows[i]) do
+      if #v > widths[c] then widths[c] = #v end
+    end
+  end
+  local function render(r)
+    local cells = {}
+    for c, v in ipairs(r) do cells[c] = v .. (" "):rep(widths[c] - #v) end
+    return (("  " .. concat(cells, "  ")):gsub("%s+$", ""))
+  end
+  local out = { n == 1 and "1 lease" or n .. " leases" }
+  if n > 0 then
+    out[2] = render(header)
+    for i = 1, shown do out[#out + 1] = render(rows[i]) end
+    if shown < n then out[#out + 1] = format("  ... and %d more (--all prints every one)", n - shown) end
+  end
+  return concat(out, "\n")
+end
+
+-- The columns of a lease in csv and tsv.
+local LEASE_COLUMNS = { "uuid", "number", "expires", "autorenew", "sip_connection", "sip_control_app" }
+
+-- Leases as `fmt` asks: json (the payload), jsonl (a lease a line), csv
+-- or tsv (LEASE_COLUMNS), or a table made by `table_rows` (header, rows).
+local function write_leases(ctx, o, leases, table_rows)
+  local fmt = o.format
+  if fmt == "json" then
+    ctx.stdout:write(M.json(setmetatable(leases, nil)), "\n")
+  elseif fmt == "jsonl" then
+    local out = {}
+    for i, l in ipairs(leases) do out[i] = M.json(l) end
+    if #out > 0 then ctx.stdout:write(concat(out, "\n"), "\n") end
+  elseif fmt == "table" then
+    ctx.stdout:write(lease_table(ctx, o, table_rows(leases)), "\n")
+  else
+    local rows = {}
+    for i, l in ipairs(leases) do
+      if type(l) == "table" then
+        local b = brief(l)
+        rows[i] = { b.uuid, b.number, l.expired_on, l.autorenew, b.sip_connection, b.sip_control_app }
+      else
+        rows[i] = { tostring(l) }
+      end
+    end
+    write_rows(ctx, fmt, LEASE_COLUMNS, rows)
+  end
+end
+
+-- The columns of a report's rows: one per uuid, with its outcome.
+local REPORT_COLUMNS = { "uuid", "number", "action", "result", "error_kind", "error_status", "error_message" }
+
+local function outcome(uuid, number, action, result, err, message)
+  return { uuid, number, action, result, err and err.kind, err and err.status, message or err and err.message }
+end
+
+-- What a report says of each uuid: "add:<uuid>" -> the error it failed
+-- with, or true when applied.
+local function outcomes(report)
+  local out = {}
+  for _, kind in ipairs({ "add", "remove" }) do
+    for _, u in ipairs(report.applied[kind]) do out[kind .. ":" .. lower(u)] = true end
+  end
+  for _, f in ipairs(report.failed) do
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(f[kind]) do out[kind .. ":" .. lower(u)] = f.err end
+    end
+  end
+  return out
+end
+
+-- The rows of uuids the report names that `rows` does not have yet.
+local function other_outcomes(report, done, rows)
+  for _, f in ipairs(report.failed) do
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(f[kind]) do
+        if not done[kind .. ":" .. lower(u)] then
+          done[kind .. ":" .. lower(u)] = true
+          rows[#rows + 1] = outcome(u, nil, kind, "failed", f.err)
+        end
+      end
+    end
+  end
+  return rows
+end
+
+M.progress_bar = progress_bar
+M.error_json = error_json
+M.write_rows = write_rows
+M.brief = brief
+M.briefs = briefs
+M.number_text = number_text
+M.yes_no = yes_no
+M.write_leases = write_leases
+M.REPORT_COLUMNS = REPORT_COLUMNS
+M.outcome = outcome
+M.outcomes = outcomes
+M.other_outcomes = other_outcomes
+
+return M
