@@ -478,6 +478,11 @@ M.is_uuid = bulk.is_uuid
 --- Who holds `lease`: {kind = "app" | "connection", uuid, name}, or nil.
 M.holder = bulk.holder_of
 
+--- Whether `given` (a phone number as written) may be `tn` without its
+--- country code, as sync refuses it: no leading +, 7 digits or more, the
+--- end of tn's digits.
+M.is_national = sync.national
+
 --- Whether opentact.new(opts) would take `opts`, with the environment as it
 --- is: true, or nil, err (`invalid`, naming the option and what it expects).
 function M.check_options(opts)

@@ -202,6 +202,18 @@ describe("uuids and holders #c", function()
     assert.is_false(opentact.is_uuid(nil))
   end)
 
+  it("is_national takes a number written without its country code for the end of a held one", function()
+    assert.is_true(opentact.is_national("2125550001", 12125550001))
+    assert.is_true(opentact.is_national(2125550001, "12125550001"))
+    assert.is_true(opentact.is_national("(212) 555-0001", "+1 212 555 0001"))
+    assert.is_true(opentact.is_national("5550001", 12125550001)) -- a local number: 7 digits
+    -- with a + it has its country code; the whole number, or too short, or another end, is not one
+    for _, c in ipairs({ { "+2125550001", 12125550001 }, { "12125550001", 12125550001 }, { "550001", 12125550001 },
+      { "2125550002", 12125550001 }, { "not a number", 12125550001 }, { "2125550001", "x" } }) do
+      assert.is_false(opentact.is_national(c[1], c[2]), c[1] .. " " .. tostring(c[2]))
+    end
+  end)
+
   it("holder says who holds a lease: its app first, else its connection, with its uuid as sent", function()
     local app = { uuid = "A2B3C4D5-0000-4000-8000-000000000001", name = "control-app-1" }
     local conn = { uuid = CONN:upper(), name = "sip-trunk-1" }

@@ -150,6 +150,89 @@ describe("opentact assign and input files #wire", function()
     end)
   end)
 
+  describe("assign --remove of a number without its country code", function()
+    it("is refused, nothing sent, when the target holds a number that ends with it", function()
+      local file = tmpfile("# to remove\n2125550002\n")
+      local out, err, status = run(("assign %s --remove 2125550001 12125550003 --remove-file %s")
+        :format(conns[1], file))
+      os.remove(file)
+      assert.equals(2, status, out .. err)
+      assert.equals(0, #posts(), out .. err)
+      for _, want in ipairs({ "--remove: 2125550001 is not on " .. conns[1] .. ", which holds 12125550001, the "
+        .. "same number with a country code", ":2: 2125550002 is not on " .. conns[1] .. ", which holds 12125550002",
+        "give numbers with their country code (e.g. +1 212 555 0100); nothing was sent" }) do
+        assert.is_truthy(err:find(want, 1, true), want .. " in:\n" .. err)
+      end
+      assert.same({ leases[1], leases[2], leases[3] }, emu:state().assigned[conns[1]])
+      -- under --json: the error, kind invalid
+      out, err, status = run(("assign %s --remove 2125550001 --json"):format(conns[1]))
+      assert.equals(2, status, out .. err)
+      local answer = cjson.decode(out)
+      assert.is_false(answer.ok)
+      assert.equals("invalid", answer.error.kind)
+      assert.equals(0, #posts())
+    end)
+
+    it("is not on the target as before when written with a + (its country code) or too short to be one", function()
+      local out, err, status = run(("assign %s --remove +2125550001"):format(conns[1]))
+      assert.equals(0, status, out .. err)
+      assert.is_truthy(out:find("not on " .. conns[1] .. ": 2125550001", 1, true), out)
+      assert.equals(0, #posts())
+    end)
+  end)
+
+  describe("assign --skip-invalid", function()
+    it("names what it left out in every format, not only on standard error", function()
+      local file = tmpfile("not a lease\n" .. leases[20] .. "\n")
+      local args = ("assign %s --add-file %s --add 12125559999 --remove %s %s --skip-invalid")
+        :format(conns[2], file, leases[21], leases[20])
+      local out, err, status = run(args .. " --format csv")
+      assert.equals(0, status, out .. err)
+      local bad_line = file .. ":1: no lease uuid or phone number on this line: not a lease"
+      local missing = "--add: no lease of the account holds the number 12125559999"
+      local twice = "--remove: " .. leases[20] .. " in both --add and --remove again (first at " .. file .. ":2, add)"
+      -- a cell that starts with - is written with a ' (never a formula)
+      for _, row in ipairs({ ",,add,skipped,,," .. bad_line, ",,add,skipped,,,'" .. missing,
+        ",,remove,skipped,,,\"'" .. twice .. "\"", leases[20] .. ",12125550020,add,applied,,," }) do
+        assert.is_truthy(out:find("\n" .. row .. "\n", 1, true), row .. " in:\n" .. out)
+      end
+      assert.is_truthy(err:find("skipped " .. bad_line, 1, true), err)
+      emu:reset()
+      out, err, status = run(args .. " --json")
+      assert.equals(0, status, out .. err)
+      local report = cjson.decode(out)
+      assert.same({ bad_line, missing, twice }, report.skipped)
+      emu:reset()
+      out, err, status = run(args .. " --format jsonl")
+      assert.equals(0, status, out .. err)
+      local skipped = {}
+      for line in out:gmatch("[^\n]+") do
+        local row = cjson.decode(line)
+        if row.result == "skipped" then skipped[#skipped + 1] = row.error_message end
+      end
+      assert.same({ bad_line, missing, twice }, skipped)
+      -- without --skip-invalid a report names nothing skipped
+      emu:reset()
+      out = run(("assign %s --add %s --json"):format(conns[2], leases[22]))
+      assert.same({}, cjson.decode(out).skipped)
+    end)
+  end)
+
+  describe("assign --move", function()
+    it("names the holder the lease was released from, not the one its first lookup saw", function()
+      -- lease 60 is on app 1; its first lookup says app 2 holds it
+      emu:faults({ { status = 200, ctype = "application/json", body = ('{"success":true,"payload":{"uuid":"%s",'
+        .. '"tn":{"tn":"12125550060"},"sip_connection":null,"sip_control_app":{"uuid":"%s","name":"control-app-2"}}}')
+        :format(leases[60], apps[2]) } })
+      local out, err, status = run(("assign %s --add %s --move"):format(conns[2], leases[60]))
+      assert.equals(0, status, out .. err)
+      assert.same({}, emu:state().app_assigned[apps[1]])
+      assert.is_truthy(out:find("moved 12125550060 " .. leases[60] .. " from SIP control app control-app-1 ("
+        .. apps[1] .. ")", 1, true), out)
+      assert.is_falsy(out:find(apps[2], 1, true), out)
+    end)
+  end)
+
   describe("input files", function()
     it("name every bad line, with its number and its content escaped, in one run", function()
       local file = tmpfile(leases[5] .. "\nnot a lease\n" .. leases[6] .. "\n\27[31mred\n212-CALL-NOW\n")

@@ -142,6 +142,15 @@ function opentact.number(x) end
 ---@return boolean
 function opentact.is_uuid(s) end
 
+---Whether the phone number `given`, as written, may be `tn` without its
+---country code: written without a leading `+`, of 7 digits or more, and
+---the end of `tn`'s digits (never `tn` itself). `sync` refuses to detach
+---such a `tn` when `given` is missing from the account.
+---@param given string|integer
+---@param tn string|integer
+---@return boolean
+function opentact.is_national(given, tn) end
+
 ---Who holds `lease`: through `field`, or without it its SIP control app,
 ---else its SIP connection; nil when nobody does.
 ---@param lease opentact.Lease

@@ -111,6 +111,27 @@ end
 -- lease's number without its country code (a local number: 7).
 local NATIONAL_DIGITS = 7
 
+-- The digits of a number written without its country code, as they are
+-- matched against the end of a held number's: nil for a number written
+-- with a leading + (it has its country code), or with fewer than
+-- NATIONAL_DIGITS digits, or no number at all.
+local function national_digits(x)
+  local n = (type(x) == "number" or type(x) == "string" and not x:find("^%s*%+")) and number(x) or nil
+  if not n then return nil end
+  local digits = format("%.0f", n)
+  return #digits >= NATIONAL_DIGITS and digits or nil
+end
+
+--- Whether `given` (a phone number as written) may be the number `tn`
+--- without its country code: written without a leading +, of 7 digits or
+--- more, and the end of tn's digits (never tn itself).
+function M.national(given, tn)
+  local digits, n = national_digits(given), number(tn)
+  if not (digits and n) then return false end
+  local held = format("%.0f", n)
+  return #held > #digits and held:sub(-#digits) == digits
+end
+
 -- The first lease `plan` detaches whose number ends with the digits of a
 -- desired number it has as missing, as {given, tn, count (how many such
 -- leases)}; nil when there is none. A number written with a leading +
@@ -119,11 +140,8 @@ local function national(plan)
   if #plan.remove == 0 or #plan.missing == 0 then return nil end
   local missing = {}
   for _, x in ipairs(plan.missing) do
-    local n = (type(x) == "number" or type(x) == "string" and not x:find("^%s*%+")) and number(x) or nil
-    if n then
-      local digits = format("%.0f", n)
-      if #digits >= NATIONAL_DIGITS and missing[digits] == nil then missing[digits] = x end
-    end
+    local digits = national_digits(x)
+    if digits and missing[digits] == nil then missing[digits] = x end
   end
   if not next(missing) then return nil end
   local first, count = nil, 0

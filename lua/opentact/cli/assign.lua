@@ -24,7 +24,8 @@ local sizes, read_leases, lease_arg, client_for = args.sizes, input.read_leases,
 local json, error_json, write_rows, progress_bar = output.json, output.error_json, output.write_rows, output.progress_bar
 local number_text, REPORT_COLUMNS = output.number_text, output.REPORT_COLUMNS
 local outcome, outcomes, other_outcomes = output.outcome, output.outcomes, output.other_outcomes
-local is_uuid, holder, number_of = opentact.is_uuid, opentact.holder, opentact.number
+local is_uuid, holder, number_of, is_national = opentact.is_uuid, opentact.holder, opentact.number,
+  opentact.is_national
 local plural = pretty.plural
 
 local M = {}
@@ -38,7 +39,9 @@ M.help = {
     .. "to add that another SIP connection or a SIP control app holds is refused (exit 2, each named with its "
     .. "holder) unless --move, which takes it and says from where; one CONN holds already (its lookup and "
     .. "CONN's own list say so; the lookup alone: failed) is reported (\"already on CONN\") and not sent; "
-    .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent. With the table "
+    .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent, but a number to "
+    .. "remove given without its country code that is the end of a number CONN holds is refused (exit 2, "
+    .. "nothing sent), as sync refuses it. With the table "
     .. "format, a progress bar (done/total, rate, ETA) goes to standard error when it is a terminal." },
   options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
     "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
@@ -47,11 +50,13 @@ M.help = {
       .. "control app); the summary: ok or not ok, how many were applied and failed, a line per failed group "
       .. "with why, the time taken, and with --failed-file the command that retries" },
     { "json", "the report: {ok, applied: {add, remove}, failed: [{add, remove, err}], leases, "
-      .. "already_on_target, not_on_target, moved: [{uuid, number, from: {kind, uuid, name}}]}" },
+      .. "already_on_target, not_on_target, moved: [{uuid, number, from: {kind, uuid, name}}], skipped: [what "
+      .. "--skip-invalid left out, as standard error names it]}" },
     { "jsonl", "a line per uuid: an object with the csv columns as keys (null when empty)" },
     { "csv", "a header line, then a line per uuid: " .. REPORT_COLUMNS_TEXT .. "; action is add or remove, "
-      .. "result applied, failed, not_applied or unchanged (already on CONN, or not on it: error_message says "
-      .. "which), and the error_ columns say why it failed (error_message of a lease moved here: where from)" },
+      .. "result applied, failed, not_applied, unchanged (already on CONN, or not on it: error_message says "
+      .. "which) or skipped (left out by --skip-invalid: no uuid or number, error_message says why), and the "
+      .. "error_ columns say why it failed (error_message of a lease moved here: where from)" },
     { "tsv", TSV_TEXT },
   },
   exit = {
@@ -59,7 +64,8 @@ M.help = {
     { 1, "the API refused or failed some (the report and --failed-file name them), or a number or uuid to add has no "
       .. "lease in the account" },
     { 2, USAGE_EXIT .. ", bad lines in a file (each named), a lease given twice, nothing to assign, a lease "
-      .. "to add held by another SIP connection or app without --move (nothing sent), or a request the API "
+      .. "to add held by another SIP connection or app without --move (nothing sent), a number to remove given "
+      .. "without its country code that is the end of a number CONN holds (nothing sent), or a request the API "
       .. "found invalid with nothing applied" },
     { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
       .. "what was applied" },
@@ -70,44 +76,50 @@ M.help = {
 }
 
 -- Reads the arguments and files of `kinds` ({kind = {files, args}}) into
--- o[kind] lists of uuids and numbers, with where each came from.
+-- o[kind] lists of uuids and numbers, with where each came from, and
+-- o.texts[kind] with each as it was written.
 -- Returns the sources ({kind = {where...}}), or nil, message. Every bad
 -- argument and line is named in one message (the first LISTED of them),
--- or added to `skipped` (--skip-invalid).
+-- or added to `skipped` (--skip-invalid) as {kind, text}.
 local function gather(ctx, o, kinds, skipped)
-  local sources, bad_args, bad_lines = {}, {}, {}
+  local sources, bad_args, bad_lines, arg_kinds, line_kinds = {}, {}, {}, {}, {}
+  o.texts = {}
   for _, kind in ipairs({ "add", "remove" }) do
     local spec = kinds[kind]
     if spec then
-      local list, from = {}, {}
+      local list, from, texts = {}, {}, {}
       for _, v in ipairs(spec[2]) do
         local lease, why = lease_arg(v)
         if lease then
           list[#list + 1] = lease
-          from[#list] = "--" .. kind
+          from[#list], texts[#list] = "--" .. kind, v
         else
           bad_args[#bad_args + 1] = "--" .. kind .. ": " .. why
+          arg_kinds[#bad_args] = kind
         end
       end
       for _, path in ipairs(spec[1]) do
-        local where = {}
-        local got, err = read_leases(path, ctx.stdin, bad_lines, where)
+        local where, written = {}, {}
+        local got, err = read_leases(path, ctx.stdin, bad_lines, where, written)
         if not got then return nil, err end
+        for k = #line_kinds + 1, #bad_lines do line_kinds[k] = kind end
         for k, lease in ipairs(got) do
           list[#list + 1] = lease
-          from[#list] = where[k]
+          from[#list], texts[#list] = where[k], written[k]
         end
       end
-      o[kind], sources[kind] = list, from
+      o[kind], sources[kind], o.texts[kind] = list, from, texts
     end
   end
-  local problems = bad_args
+  local problems = {}
+  for _, p in ipairs(bad_args) do problems[#problems + 1] = p end
   for _, p in ipairs(bad_lines) do problems[#problems + 1] = p end
   if #problems > 0 and not skipped then
     return nil, problem_list(problems, #bad_lines == 0 and "bad arguments"
       or #bad_args == 0 and "bad lines" or "bad arguments and lines")
   end
-  for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
+  for i, p in ipairs(bad_args) do skipped[#skipped + 1] = { kind = arg_kinds[i], text = p } end
+  for i, p in ipairs(bad_lines) do skipped[#skipped + 1] = { kind = line_kinds[i], text = p } end
   return sources
 end
 
@@ -133,11 +145,13 @@ end
 -- leases that hold them. Sets o.numbers (lower-case uuid -> number),
 -- o.leases (lower-case uuid -> the lease looked up), o.holding (lower-case
 -- uuid -> true for what CONN holds, nil when there are no removes and no
--- lookup says CONN holds a lease) and o.not_on
--- ({given, where}: numbers to remove that CONN has no lease for).
+-- lookup says CONN holds a lease), o.not_on
+-- ({given, where}: numbers to remove that CONN has no lease for) and
+-- o.national (numbers to remove written without their country code that
+-- are the end of a number CONN holds, as messages: refused).
 -- Returns true, or nil, err for a read that failed.
 local function resolve(client, o, sources, missing)
-  o.numbers, o.leases, o.not_on = {}, {}, {}
+  o.numbers, o.leases, o.not_on, o.national = {}, {}, {}, {}
   local keys, seen = {}, {}
   for _, x in ipairs(o.add) do
     local key = type(x) == "string" and lower(x) or x
@@ -195,7 +209,20 @@ local function resolve(client, o, sources, missing)
         end
       elseif type(x) == "number" then
         uuid = by_number[x]
-        if not uuid then o.not_on[#o.not_on + 1] = { given = number_text(x), where = where } end
+        -- a number CONN holds may have been written without its country
+        -- code: as sync does, never taken for "not on CONN"
+        local held
+        if not uuid then
+          for tn in pairs(by_number) do
+            if is_national(o.texts.remove[k], tn) and (not held or tn < held) then held = tn end
+          end
+        end
+        if held then
+          o.national[#o.national + 1] = format("%s: %s is not on %s, which holds %s, the same number with a country code",
+            pretty.safe(where), number_text(x), pretty.safe(o.positional[2]), number_text(held))
+        elseif not uuid then
+          o.not_on[#o.not_on + 1] = { given = number_text(x), where = where }
+        end
       end
       if uuid then
         kept[#kept + 1] = uuid
@@ -248,16 +275,23 @@ function M.run(ctx, o)
     client:close()
     return fail(ctx, lookup_err, nil, 1)
   end
+  if #o.national > 0 then
+    client:close()
+    local msg = problem_list(o.national, "numbers to remove without their country code")
+      .. (#o.national > 1 and "\n" or "; ") .. "give numbers with their country code (e.g. +1 212 555 0100); "
+      .. "nothing was sent"
+    return fail(ctx, { kind = "invalid", message = msg, retryable = false }, "opentact: " .. msg, 2)
+  end
   if #missing > 0 and not skipped then
     client:close()
     local msg = problem_list(missing, "leases not in the account") .. (#missing > 1 and "\n" or "; ")
       .. "--skip-invalid leaves such lines out"
     return fail(ctx, { kind = "not_found", message = msg, retryable = false }, "opentact: " .. msg, 1)
   end
-  for _, m in ipairs(missing) do skipped[#skipped + 1] = m end
+  for _, m in ipairs(missing) do skipped[#skipped + 1] = { kind = "add", text = m } end
   -- a uuid twice, or in both lists, is named with where each came from:
   -- an error, or left out with --skip-invalid
-  local first_seen, problems = {}, {}
+  local first_seen, problems, problem_kinds = {}, {}, {}
   for _, kind in ipairs({ "add", "remove" }) do
     local list, kept, kept_sources = o[kind], {}, {}
     for k, u in ipairs(list) do
@@ -266,6 +300,7 @@ function M.run(ctx, o)
       if seen then
         problems[#problems + 1] = format("%s: %s %s again (first at %s, %s)", sources[kind][k], u,
           seen.kind == kind and "listed" or "in both --add and --remove", seen.where, seen.kind)
+        problem_kinds[#problems] = kind
       else
         first_seen[key] = { kind = kind, where = sources[kind][k] }
         kept[#kept + 1] = u
@@ -279,8 +314,8 @@ function M.run(ctx, o)
     return usage_error(ctx, problem_list(problems, "leases given twice") .. (#problems > 1 and "\n" or "; ")
       .. "--skip-invalid leaves such lines out")
   end
-  for _, p in ipairs(problems) do skipped[#skipped + 1] = p end
-  for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
+  for i, p in ipairs(problems) do skipped[#skipped + 1] = { kind = problem_kinds[i], text = p } end
+  for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w.text, "\n") end
   if #o.add + #o.remove + #o.not_on == 0 then
     client:close()
     return usage_error(ctx, "nothing to assign: give --add, --remove or a file")
@@ -381,11 +416,34 @@ function M.run(ctx, o)
     report.interrupted = report.interrupted or pre.interrupted
     report.ok = #report.failed == 0 and not report.unverified and not report.interrupted
   end
+  if pre then
+    -- a lease on an app was taken from the holder sync found when it ran
+    -- (the app it released it from), not from the one the lookup saw
+    local released, planned = {}, {}
+    for _, r in ipairs(pre.released or {}) do
+      for _, u in ipairs(r.leases) do released[lower(u)] = r.app end
+    end
+    for _, l in ipairs(pre.add) do
+      if type(l) == "table" and type(l.uuid) == "string" then planned[lower(l.uuid)] = l end
+    end
+    for _, x in ipairs(held) do
+      if x.holder.kind == "app" then
+        local app, l = released[lower(x.uuid)], planned[lower(x.uuid)]
+        if app then
+          local h = l and holder(l, "sip_control_app")
+          x.holder = { kind = "app", uuid = app, name = h and lower(h.uuid) == lower(app) and h.name or nil }
+        else
+          -- no longer on an app when sync ran: its holder then, if any
+          x.holder = l and holder(l) or nil
+        end
+      end
+    end
+  end
   -- what moved: the leases taken from another holder that CONN holds now
   local moved, now_held = {}, {}
   for _, u in ipairs(report.applied.add) do now_held[lower(u)] = true end
   for _, x in ipairs(held) do
-    if now_held[lower(x.uuid)] then moved[#moved + 1] = x end
+    if now_held[lower(x.uuid)] and x.holder then moved[#moved + 1] = x end
   end
   local moved_from = {}
   for _, x in ipairs(moved) do moved_from[lower(x.uuid)] = "moved from " .. holder_text(x.holder) end
@@ -399,7 +457,8 @@ function M.run(ctx, o)
   if o.json then
     local failed = {}
     for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
-    local already, absent, taken = {}, {}, {}
+    local already, absent, taken, skipped_texts = {}, {}, {}, {}
+    for i, w in ipairs(skipped or {}) do skipped_texts[i] = w.text end
     for i, x in ipairs(kept) do already[i] = x.uuid end
     for i, x in ipairs(not_on) do absent[i] = x.given end
     for i, x in ipairs(moved) do
@@ -408,7 +467,8 @@ function M.run(ctx, o)
     end
     ctx.stdout:write(json({ ok = report.ok, applied = report.applied, failed = failed,
       leases = setmetatable(report.leases, nil), already_on_target = already, not_on_target = absent,
-      moved = taken, unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
+      moved = taken, skipped = skipped_texts, unverified = report.unverified and error_json(report.unverified) or nil }),
+      "\n")
   elseif o.format ~= "table" then
     -- a row per uuid given, in the order given, with its outcome
     local results, numbers, rows, done = outcomes(report), o.numbers or {}, {}, {}
@@ -438,6 +498,7 @@ function M.run(ctx, o)
       if not is_uuid(uuid) then uuid, number = nil, (number_of(x.given)) end
       rows[#rows + 1] = outcome(uuid, number, "remove", "unchanged", nil, "not on " .. target_text)
     end
+    for _, w in ipairs(skipped or {}) do rows[#rows + 1] = outcome(nil, nil, w.kind, "skipped", nil, w.text) end
     write_rows(ctx, o.format, REPORT_COLUMNS, rows)
     if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
   else

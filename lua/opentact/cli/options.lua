@@ -35,7 +35,8 @@ local OPTIONS = {
   { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
   { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "
     .. "(adds) and FILE.remove (removes), ready for a re-run, each group under a \"# why\" comment line" },
-  { name = "--skip-invalid", text = "leave out, each named on standard error, what would refuse the whole input: "
+  { name = "--skip-invalid", text = "leave out, each named on standard error (with assign, in its report too), "
+    .. "what would refuse the whole input: "
     .. "lines and arguments without a valid uuid or number; with assign, numbers and uuids to add that the "
     .. "account has no lease for, and leases given twice (or to both add and remove); with sync, lease uuids "
     .. "in --numbers-file and numbers in --leases-file (sync keeps numbers the account has no lease for in its "
