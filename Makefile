@@ -184,16 +184,6 @@ check:
 	@echo "the decoder and the request builders link without the transport or libcurl"
 	@if grep -n -E '[A-Za-z0-9_)]\._[A-Za-z]|:_[A-Za-z]' lua/opentact/cli/*.lua bin/opentact | grep -v '\._VERSION\b'; then \
 		echo "the command line uses the public API only: no fields or methods starting with _"; exit 1; fi
-	@if grep -n -E "require *\(? *[\"']opentact\.cli" $$(find lua -name '*.lua' ! -path 'lua/opentact/cli/*'); then \
-		echo "only the command line requires opentact.cli: the library below it never does"; exit 1; fi
-	@names=$$(sed -n 's/^local NAMES = { \(.*\) }$$/\1/p' lua/opentact/cli/manual.lua | tr -d '"' | tr -d ' ' | tr ',' ' '); \
-	[ -n "$$names" ] || { echo "lua/opentact/cli/manual.lua lists no commands in NAMES"; exit 1; }; \
-	for f in $$names; do \
-		if grep -n -E "require *\(? *[\"']opentact\.cli\.($$(echo $$names | tr ' ' '|'))[\"']" lua/opentact/cli/$$f.lua; then \
-			echo "lua/opentact/cli/$$f.lua: a command module requires the shared modules only, never another command"; \
-			exit 1; fi; \
-	done
-	@echo "the library never requires the command line, and no command module requires another"
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr -I/usr/include/lua5.4 --suppress=missingIncludeSystem --suppress=toomanyconfigs src
 

@@ -472,11 +472,24 @@ function M.number(x)
   return n
 end
 
+--- The API root a client uses when neither `base_url` nor OPENTACT_URL says.
+M.DEFAULT_URL = options.DEFAULT_URL
+
 --- Whether `s` is a lease uuid (8-4-4-4-12 hex digits).
 M.is_uuid = bulk.is_uuid
 
+local HOLDER_FIELDS = { sip_connection = true, sip_control_app = true }
+
 --- Who holds `lease`: {kind = "app" | "connection", uuid, name}, or nil.
-M.holder = bulk.holder_of
+--- `field` ("sip_connection" or "sip_control_app") asks about one holder.
+M.holder = public(function(lease, field)
+  check_arg(lease, "table", 1, "holder")
+  if field ~= nil and not HOLDER_FIELDS[field] then
+    raise(("bad argument #2 to 'holder' (\"sip_connection\" or \"sip_control_app\" expected, got %s)")
+      :format(type(field)))
+  end
+  return results(bulk.holder_of(lease, field))
+end)
 
 --- Whether `given` (a phone number as written) may be `tn` without its
 --- country code, as sync refuses it: no leading +, 7 digits or more, the

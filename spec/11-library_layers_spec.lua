@@ -89,6 +89,25 @@ describe("the library's modules", function()
     assert.is_true(seen > 10, "few requires found: the pattern is out of date")
   end)
 
+  -- The command line is a client of the public module; below it, it uses
+  -- only what prints text safely (pretty) and the core's clock, a JWT's
+  -- expiry and the private file a token is kept in (core).
+  local CLI_MAY_USE = { ["opentact"] = true, ["opentact.pretty"] = true, ["opentact.core"] = true }
+
+  it("in the command line, require only the public module, pretty, core and the command line's own", function()
+    local wrong = {}
+    for _, m in ipairs(all) do
+      if layer(m.name) == depth["opentact.cli"] then
+        for _, other in ipairs(requires(m.file)) do
+          if other:find("^opentact") and not (CLI_MAY_USE[other] or layer(other) == depth["opentact.cli"]) then
+            wrong[#wrong + 1] = m.name .. " requires " .. other
+          end
+        end
+      end
+    end
+    assert.same({}, wrong)
+  end)
+
   it("in the command line, only the dispatcher requires a command, and nothing requires the dispatcher", function()
     local wrong = {}
     for _, m in ipairs(all) do

@@ -50,12 +50,19 @@ local SIGS = {
   step = { { want = "number >= 0", takes = { "number", "nil" } } },
   token = {}, base_url = {}, pollfd = {}, events = {}, timeout = {}, close = {},
   -- module level only
+  holder = { { want = "table", takes = { "table" }, ok = {} },
+    { want = '"sip_connection" or "sip_control_app"', takes = { "nil" } } },
   new = { { want = "table", takes = { "table", "nil" } } },
   configure = { { want = "table", takes = { "table", "nil" } } },
 }
 
 -- Module-level functions that are not the default client's methods.
-local MODULE_ONLY = { new = true, configure = true, number = true }
+local MODULE_ONLY = { new = true, configure = true, number = true, holder = true, is_uuid = true, is_national = true,
+  check_options = true }
+
+-- Questions about any value: they answer (false, or nil and `invalid`)
+-- and never raise, whatever they are given.
+local ANSWERS_ANYTHING = { number = 1, is_uuid = 1, is_national = 2, check_options = 1 }
 
 -- A value of each Lua type a caller may pass by mistake.
 local VALUES = { ["nil"] = nil, number = 42, string = "x", boolean = true, table = {}, ["function"] = noop }
@@ -106,6 +113,18 @@ describe("misuse #c", function()
       end
     end
   end)
+
+  it("answers any value, never raising, where the function is a question (number, is_uuid, is_national, check_options)",
+    function()
+      for name, n in pairs(ANSWERS_ANYTHING) do
+        for _, t in ipairs(TYPES) do
+          local args = {}
+          for i = 1, n do args[i] = VALUES[t] end
+          local ok, why = pcall(opentact[name], (table.unpack or unpack)(args, 1, n))
+          assert(ok, ("opentact.%s raised for a %s: %s"):format(name, t, tostring(why)))
+        end
+      end
+    end)
 
   it("exists at module level for every method that takes arguments or asks the server", function()
     for _, name in ipairs({ "list", "assign", "lease", "search", "search_all", "sync", "assign_batched",

@@ -49,6 +49,11 @@ local opentact = {}
 ---@type string
 opentact._VERSION = ...
 
+---The API root a client uses when neither `base_url` nor `OPENTACT_URL` gives
+---one: `"https://api.opentact.org/rest"`.
+---@type string
+opentact.DEFAULT_URL = ...
+
 ---The metatable of clients (it holds their methods):
 ---`getmetatable(x) == opentact.Client`.
 ---@type opentact.Client

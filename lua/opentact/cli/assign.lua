@@ -4,7 +4,6 @@
 
 local opentact = require("opentact")
 local core = require("opentact.core")
-local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
@@ -375,8 +374,7 @@ function M.run(ctx, o)
     report = setmetatable({ ok = false, applied = { add = {}, remove = {} }, failed = {},
       leases = setmetatable({}, pretty.Leases), interrupted = pre.interrupted }, pretty.Report)
     if #adds + #removes > 0 then
-      local e = errors.new("network", "interrupted before the request was sent", false)
-      e.sent = false
+      local e = common.error("network", "interrupted before the request was sent")
       report.failed[1] = { add = adds, remove = removes, err = e }
     end
   elseif #adds + #removes > 0 then
@@ -391,10 +389,8 @@ function M.run(ctx, o)
   client:close()
   local elapsed = core.now() - started
   if #unproven > 0 then
-    local e = errors.new("protocol", "its lookup says the connection holds it, but the "
-      .. "connection's own list does not hold it; nothing was sent for it", false)
-    e = errors.finish(e, nil, nil, 0)
-    e.sent = false
+    local e = common.error("protocol", "its lookup says the connection holds it, but the "
+      .. "connection's own list does not hold it; nothing was sent for it")
     report.failed[#report.failed + 1] = { add = unproven, remove = {}, err = e }
     report.ok = false
   end
@@ -407,7 +403,7 @@ function M.run(ctx, o)
     report.applied.add = applied
     for _, f in ipairs(pre.failed) do report.failed[#report.failed + 1] = f end
     if #pre.missing > 0 then
-      local e = errors.new("not_found", "the lease was no longer in the account", false)
+      local e = common.error("not_found", "the lease was no longer in the account")
       local gone = {}
       for i, x in ipairs(pre.missing) do gone[i] = x end
       report.failed[#report.failed + 1] = { add = gone, remove = {}, err = e }

@@ -2,15 +2,22 @@
 -- an error (on standard error, and as JSON under --format json or jsonl),
 -- naming bad input in messages, and writing --failed-file.
 
+local opentact = require("opentact")
 local pretty = require("opentact.pretty")
 local output = require("opentact.cli.output")
 
-local type, tostring, ipairs = type, tostring, ipairs
+local type, tostring, ipairs, setmetatable = type, tostring, ipairs, setmetatable
 local format, concat = string.format, table.concat
 
 local M = {}
 
 local json, error_json = output.json, output.error_json
+
+-- An error the command line found itself, for a report's `failed`: one
+-- like the library's (opentact.Error), for something that was not sent.
+function M.error(kind, message)
+  return setmetatable({ kind = kind, message = message, retryable = false, attempts = 0, sent = false }, opentact.Error)
+end
 
 -- A usage error: the message and where to look on standard error, and
 -- under --format json or jsonl the error as JSON on standard output.

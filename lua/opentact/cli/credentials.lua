@@ -68,7 +68,7 @@ end
 
 -- The base URL a client gets from `url` (nil: the default), as it keeps it.
 local function effective_url(url)
-  return ((url or require("opentact.options").DEFAULT_URL):gsub("/+$", ""))
+  return ((url or opentact.DEFAULT_URL):gsub("/+$", ""))
 end
 
 local NO_CREDENTIALS = "set OPENTACT_TOKEN to your API token, or OPENTACT_EMAIL and OPENTACT_PASSWORD "
