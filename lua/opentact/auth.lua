@@ -5,16 +5,22 @@
 -- that a user can print or walk: the client, its options and its engine
 -- hold only these functions, the mode and the email.
 --
+-- Logging in is all here: whether a request can go (a token), must wait
+-- (a login is in flight or must start: the request is parked here, and
+-- woken through the engine's hooks when the login ends) or fails (the
+-- last login failed); one login at a time for all that wait; one renewal
+-- per refused token. The engine only runs the login requests asked for.
+--
 -- A login's JWT is shared by every client of the same Lua state with the
 -- same base URL, email and password (an nginx worker's requests, each
--- with its own client, log in once between them).
+-- with its own client, log in once between them): see `shared` below.
 
 local core = require("opentact.core")
 local errors = require("opentact.errors")
 local options = require("opentact.options")
 
-local type, pcall, tostring, tonumber, min, rawget, setmetatable =
-  type, pcall, tostring, tonumber, math.min, rawget, setmetatable
+local type, pcall, tostring, tonumber, min, rawget, setmetatable, remove =
+  type, pcall, tostring, tonumber, math.min, rawget, setmetatable, table.remove
 local jwt_claims, base64, redact = core.jwt_claims, core.base64, errors.redact
 
 local M = {}
@@ -40,12 +46,19 @@ local function unusable(value)
   return nil
 end
 
--- Logins of this Lua state: "<base_url> <email>" -> { token, expires,
--- renew_at, same = function(password) }, the newest one.
+-- The one deliberate exception to "no module-level mutable state" (with
+-- the default client): the JWTs of logins, shared by every client of this
+-- Lua state with the same base URL, email and password, so that the
+-- requests of an nginx worker, each with a client of its own, log in once
+-- between them. Nothing else is shared: a client's waiting requests and
+-- the failure of its last login are its own (in the functions below).
+-- "<base_url> <email>" -> { token, expires, renew_at, same =
+-- function(password) }, the newest login; found only with the same
+-- password.
 local shared = {}
--- Logins in flight: "<base_url> <email>" -> { by = the auth object that
--- logs in, since = when }. Another client with the same email waits for
--- it instead of logging in too.
+-- Logins in flight, part of the same exception: "<base_url> <email>" ->
+-- { by = the auth object that logs in, since = when }. Another client
+-- with the same email waits for it instead of logging in too.
 local in_flight = {}
 local WEAK = { __mode = "v" }
 -- A login in flight for longer than this is taken for lost (its client
@@ -53,6 +66,11 @@ local WEAK = { __mode = "v" }
 -- client nobody steps): another client logs in instead. A real login
 -- that takes longer only costs a second one.
 local LOGIN_STALE = 5
+-- How often a client waiting for another client's login looks for its token.
+local SHARED_LOGIN_WAIT = 0.02
+-- After a login failed for another reason than its credentials (the
+-- server down), requests that need one fail at once for this long.
+local LOGIN_FAILED_FOR = 1
 
 local function no_token_message()
   local msg = "no token: set OPENTACT_TOKEN (or OPENTACT_EMAIL and OPENTACT_PASSWORD), or pass `token` "
@@ -165,44 +183,19 @@ function M.new(opts, token, password)
     }
   end
 
-  --- The token to send, its generation, and whether to log in again in
-  --- the background (it is near its end); or nil, nil when a login must
-  --- come first; or nil, err.
-  function a.current()
-    if a.mode == "function" and not value then
-      local ok, v = pcall(token)
-      if not ok then return nil, errors.new("auth", "the token function failed: " .. tostring(v)) end
-      local bad = unusable(v)
-      if bad then return nil, errors.new("auth", "the token function returned " .. bad) end
-      adopt(v)
-    elseif a.mode == "login" then
-      local s = store.get()
-      if s and s.token ~= value and (not value or (s.expires or 1 / 0) > (expires or 0)) then
-        adopt(s.token, s.expires, s.renew_at)
-      end
-      if not value then return nil, nil end
-      if expires then
-        local t = wall()
-        if t >= expires then return nil, nil end
-        return value, gen, t >= renew_at
-      end
-    elseif a.mode == "none" then
-      return nil, errors.new("auth", no_token_message())
-    end
-    return value, gen, false
-  end
+  -- The login state: the engine runs the login requests; everything else
+  -- about logging in is here. `login`: the engine's login request in
+  -- flight (opaque), or false; `parked`: the waiters (the engine's
+  -- requests, opaque) of that login, in order; `failed`: the error of the
+  -- last login when it failed, and until when (on the wall clock) it
+  -- answers for the next one.
+  local hooks
+  local login, parked = false, {}
+  local failed, failed_at, failed_until = false, 0, 0
 
-  --- Forgets the token of generation `g` (the server refused it).
-  function a.drop(g)
-    if g ~= gen or a.mode == "token" then return end
-    if store and value then store.clear(value) end
-    if value then old[#old + 1] = value end
-    value, expires, renew_at = nil, nil, nil
-  end
-
-  --- Whether this client is the one to log in now: true unless another
-  --- client of this Lua state is logging in with the same email.
-  function a.claim_login()
+  -- Whether this client is the one to log in now: true unless another
+  -- client of this Lua state is logging in with the same email.
+  local function claim()
     local f = in_flight[key]
     -- `by` is weak: a client collected mid-login holds nobody up
     if f and f.by and f.by ~= a and wall() - f.since < LOGIN_STALE then return false end
@@ -210,10 +203,179 @@ function M.new(opts, token, password)
     return true
   end
 
-  --- This client's login is over (done or failed).
-  function a.login_done()
+  -- This client's login is over (done, failed or replaced).
+  local function release()
     local f = in_flight[key]
     if f and f.by == a then in_flight[key] = nil end
+  end
+
+  local function failing(t)
+    if not failed then return false end
+    -- a clock set back ends the moment: it cannot be measured
+    return t >= failed_at and t < failed_until
+  end
+
+  -- A request's error from the login that failed, and the login's attempts.
+  local function failure()
+    local err = failed
+    -- refused credentials speak for themselves; anything else happened to
+    -- the login, not to the request, which was never sent
+    local e = errors.new(err.kind, err.kind == "auth" and err.message or "logging in failed: " .. err.message,
+      err.retryable)
+    e.status, e.retry_after, e.sent = err.status, err.retry_after, false
+    return e, err.attempts or 0
+  end
+
+  -- A login is in flight: the engine's, unless it has gone (the engine
+  -- made a new one after a fork), then the new one.
+  local function ensure_login()
+    local h = hooks.login(login or nil)
+    if h ~= login then
+      if login then release() end
+      login = h
+      hooks.send(h)
+    end
+  end
+
+  -- The token of a login that another client of this Lua state got:
+  -- taken when it is newer than ours.
+  local function adopt_shared()
+    local s = store.get()
+    if s and s.token ~= value and (not value or (s.expires or 1 / 0) > (expires or 0)) then
+      adopt(s.token, s.expires, s.renew_at)
+    end
+  end
+
+  -- The login `h` is over: the waiters go on (`err` nil) or end with its
+  -- error, one by one from the list itself, so that an error on the way
+  -- (an interrupt) leaves the rest parked for the next login.
+  local function over(h, err)
+    if h ~= login then return end -- one the engine replaced: its end is nobody's business
+    login = false
+    release()
+    if err then
+      -- kept, so that what comes next fails at once instead of logging in
+      -- again and again: for good when the credentials were refused (a
+      -- 401: they cannot change), else for a moment (a 403 may be a
+      -- lockout or a firewall that passes)
+      local t = wall()
+      failed, failed_at, failed_until = err, t, err.status == 401 and 1 / 0 or t + LOGIN_FAILED_FOR
+    end
+    while parked[1] do
+      local w = remove(parked, 1)
+      if err then hooks.wake(w, failure()) else hooks.wake(w) end
+    end
+  end
+
+  --- The engine this authentication serves, as three functions:
+  --- login(prev) -> the login request in flight: `prev` while it still
+  --- is, else a new one, not sent yet; send(h) puts login h on the wire;
+  --- wake(waiter, err, attempts) lets a parked request go on, or ends it
+  --- with `err` (an error to finish for the request; attempts: the
+  --- login's) when the login failed.
+  function a.serve(engine_hooks)
+    hooks = engine_hooks
+  end
+
+  --- The token for a request, one of three answers:
+  --- token, generation: send it (a 401 for it goes to a.refused(generation));
+  --- nil: wait for a login, with a.park(request);
+  --- nil, err, attempts: fail the request with `err` (attempts made: the
+  --- login's, or nil for none).
+  function a.token()
+    if a.mode == "function" and not value then
+      local ok, v = pcall(token)
+      if not ok then return nil, errors.new("auth", "the token function failed: " .. tostring(v)) end
+      local bad = unusable(v)
+      if bad then return nil, errors.new("auth", "the token function returned " .. bad) end
+      adopt(v)
+    elseif a.mode == "login" then
+      adopt_shared()
+      local t = wall()
+      if value and not (expires and t >= expires) then
+        -- near its end: a login in the background, the token serves meanwhile
+        if expires and t >= renew_at and not failing(t) then ensure_login() end
+        return value, gen
+      end
+      -- a login first, unless the last one failed a moment ago
+      if failing(t) then return nil, failure() end
+      return nil
+    elseif a.mode == "none" then
+      return nil, errors.new("auth", no_token_message())
+    end
+    return value, gen
+  end
+
+  --- Parks `waiter` (told to wait by a.token) until a login ends; logs in
+  --- unless a login is in flight already: one login for every request that
+  --- needs it.
+  function a.park(waiter)
+    parked[#parked + 1] = waiter
+    ensure_login()
+  end
+
+  --- The server refused the token of generation `g` (a 401): the next
+  --- a.token() gets a new one. Once per token, however many requests it
+  --- refused: the first 401 drops it, the rest find the new one (or the
+  --- login that fetches it).
+  function a.refused(g)
+    if g ~= gen or a.mode == "token" then return end
+    if store and value then store.clear(value) end
+    if value then old[#old + 1] = value end
+    value, expires, renew_at = nil, nil, nil
+  end
+
+  --- Login `h` is about to go on the wire: its credentials (for an
+  --- Authorization: Basic header); or nil, seconds: another client of this
+  --- Lua state is logging in with the same email, ask again then; or nil:
+  --- a token came meanwhile, `h` is not needed (its waiters are woken).
+  function a.login_start(h)
+    adopt_shared()
+    if value and not (expires and wall() >= renew_at) then
+      over(h)
+      return nil
+    end
+    if not claim() then return nil, SHARED_LOGIN_WAIT end
+    return a.basic()
+  end
+
+  --- Login `h` ended: with its answer's `payload`, or its error `err`
+  --- (finished: the engine's retries are behind it), or neither when it
+  --- was stopped (the waiters wait for the next login: a.resume).
+  --- `attempts`: the login's.
+  function a.login_over(h, payload, err, attempts)
+    if payload then
+      local ok, why = a.accept(payload)
+      if not ok then
+        err = errors.finish(why, "GET", "/auth", attempts or 1, a.redact)
+      else
+        failed = false
+      end
+    elseif not err then
+      if h == login then
+        login = false
+        release()
+      end
+      return
+    end
+    over(h, err)
+  end
+
+  --- Takes out of the waiters those for which pred(waiter) is true (their
+  --- requests were stopped); returns them, in order.
+  function a.forget(pred)
+    local out, kept = {}, {}
+    for i = 1, #parked do
+      local w = parked[i]
+      if pred(w) then out[#out + 1] = w else kept[#kept + 1] = w end
+    end
+    parked = kept
+    return out
+  end
+
+  --- Logs in for waiters whose login stopped without them.
+  function a.resume()
+    if parked[1] and not login then ensure_login() end
   end
 
   --- The credentials of a login, for an Authorization: Basic header.

@@ -44,12 +44,6 @@ local BACKGROUND_LIMIT = 128
 -- Socket events one turn of step acts on: bounds the time a step(0) takes
 -- when many answers arrive at once (the rest wait for the next step).
 local STEP_EVENTS = 4
--- How often a client waiting for another client's login looks for its token.
-local SHARED_LOGIN_WAIT = 0.02
--- After a login failed for another reason than its credentials (the
--- server down), requests that need one fail at once for this long.
-local LOGIN_FAILED_FOR = 1
-
 
 local function new_run(limit)
   return {
@@ -62,16 +56,16 @@ local function new_run(limit)
 end
 
 --- A new engine over `transport`, for a client whose options are `opts`
---- and whose authentication is `auth` (opentact.auth).
+--- and whose authentication is `auth` (opentact.auth). Logging in is
+--- auth's: the engine runs the login requests auth asks for, parks the
+--- requests auth says must wait, and wakes them when auth says.
 function M.new(opts, transport, auth)
   local background = new_run(BACKGROUND_LIMIT)
-  return setmetatable({
+  local self = setmetatable({
     opts = opts,
     log = opts.log or false,  -- read on every attempt: kept at hand
     auth = auth,
     redact = auth.redact,
-    login = false,            -- the login request in flight, if any
-    parked = {},              -- requests waiting for that login
     spare = {},               -- finished runs of plain calls, for the next call
     transport = transport,
     jitter = core.rng(),
@@ -82,6 +76,12 @@ function M.new(opts, transport, auth)
     judging = {},             -- answers being judged, per turn (turns nest through hooks)
     background = background,
   }, Engine)
+  auth.serve({
+    login = function(prev) return self:login_request(prev) end,
+    send = function(req) self:launch(req) end,
+    wake = function(req, err, attempts) self:wake(req, err, attempts) end,
+  })
+  return self
 end
 
 --- A request: one logical call, attempted as often as the policy allows.
@@ -165,11 +165,7 @@ end
 
 -- What an attempt's outcome (leases, or err) leads to.
 function Engine:act(req, leases, err)
-  if leases and req.login then
-    local ok, why = self.auth.accept(leases)
-    if ok then self.login_failed = false end
-    return self:login_over(req, not ok and finish_error(why, req.method, req.path, req.attempt, self.redact) or nil)
-  end
+  if leases and req.login then return self:login_over(req, leases) end
   if leases then
     -- results print readably (opentact.pretty): lists, their leases, pages
     local shape = req.shape
@@ -185,17 +181,16 @@ function Engine:act(req, leases, err)
   end
   local opts = self.opts
   if err.status == 401 and self.auth.renews and not req.refreshed and not req.login then
-    -- one new token per refused token, however many requests it refused:
-    -- the first 401 drops it, the rest find the new one (or the login
-    -- that fetches it); then the request goes again, once
+    -- one new token per refused token (auth sees to it); then the request
+    -- goes again, once
     req.refreshed = true
-    self.auth.drop(req.token)
+    self.auth.refused(req.token)
     return self:later(req, 0)
   end
   local wait = retry_delay(opts, err, req.read and "GET" or req.method, req.retried, self.jitter)
   if not wait then
     err = finish_error(err, req.method, req.path, req.attempt, self.redact)
-    if req.login then return self:login_over(req, err) end
+    if req.login then return self:login_over(req, nil, err) end
     return finish(req, nil, err)
   end
   req.retried = req.retried + 1
@@ -204,7 +199,7 @@ end
 
 -- Ends a request that cannot go on; a login's end releases its waiters.
 function Engine:give_up(req, err)
-  if req.login then return self:login_over(req, err) end
+  if req.login then return self:login_over(req, nil, err) end
   finish(req, nil, err)
 end
 
@@ -224,29 +219,25 @@ function Engine:launch(req)
     err.sent = false
     return self:give_up(req, finish_error(err, req.method, req.path, req.attempt))
   end
-  local token, gen, renew
+  local token, gen
   if req.login then
-    -- another client of this process may have logged in meanwhile, or be
-    -- logging in with the same email: its token serves this one too
-    local current, _, near_end = self.auth.current()
-    if current and not near_end then return self:login_over(req) end
-    if not self.auth.claim_login() then return self:later(req, SHARED_LOGIN_WAIT) end
-    token = self.auth.basic()
+    local wait
+    token, wait = self.auth.login_start(req)
+    if not token then
+      -- another client is logging in with the same email: look again soon
+      if wait then return self:later(req, wait) end
+      -- a token came meanwhile: this login is not needed
+      return self:login_over(req)
+    end
   else
-    token, gen, renew = self.auth.current()
+    local attempts
+    token, gen, attempts = self.auth.token()
     -- a token function may have closed the client
     if self.closed then return self:give_up(req, closed_error(req)) end
-    local failed = self.login_failed and now() < self.login_failed_until
     if not token then
-      if gen == nil then
-        -- a login first, unless the last one failed a moment ago
-        if failed then return finish(req, nil, self:login_error(req)) end
-        return self:park(req)
-      end
-      return finish(req, nil, finish_error(gen, req.method, req.path, req.attempt, self.redact))
+      if gen == nil then return self:park(req) end -- a login first
+      return finish(req, nil, finish_error(gen, req.method, req.path, attempts or req.attempt, self.redact))
     end
-    -- near its end: a login in the background, this request goes now
-    if renew and not failed then self:start_login() end
     if req.probe then return finish(req, token) end -- client:token()
   end
   req.attempt = req.attempt + 1
@@ -378,7 +369,10 @@ local function abandon(self, results, why)
         x.run.inflight = x.run.inflight - 1
       end
     end
-    if x and not (x.done or x.due) then
+    if x and x.login and not (x.done or x.due) then
+      -- a login stopped: its waiters wait for the next one
+      self:login_over(x)
+    elseif x and not (x.done or x.due) then
       local err = errors.new("network", why)
       err.sent = true
       finish(x, nil, finish_error(err, x.method, x.path, x.attempt))
@@ -395,8 +389,8 @@ end
 function Engine:turn(wait, events, run)
   if self.closed then return end
   -- requests left waiting for a login that ended without them (an
-  -- interrupt while they were being relaunched): log in for them
-  if self.parked[1] and not self.login then self:start_login() end
+  -- interrupt while they were being relaunched): auth logs in for them
+  self.auth.resume()
   if self.timers[1] then
     self:fire_timers()
     local due = self:next_due()
@@ -472,20 +466,18 @@ function Engine:close_run(run, why)
     end
   end
   for i = run.head, run.tail do cancelled[#cancelled + 1] = run.ready[i] end
-  for _, req in ipairs(self.parked) do
-    if req.run == run and req.parked then
-      req.parked = false
-      cancelled[#cancelled + 1] = req
-    end
-  end
-  if self.login and self.login.run == run then
-    self.login = false
-    self.auth.login_done()
+  for _, req in ipairs(self.auth.forget(function(w) return w.run == run end)) do
+    req.parked = false
+    cancelled[#cancelled + 1] = req
   end
   run.inflight, run.ready, run.head, run.tail = 0, {}, 1, 0
-  if why then
-    for k = 1, #cancelled do
-      local req = cancelled[k]
+  for k = 1, #cancelled do
+    local req = cancelled[k]
+    if req.login then
+      -- a login stopped: its waiters wait for the next one
+      req.done = true
+      self.auth.login_over(req)
+    elseif why then
       local err = errors.new("network", why)
       err.sent = req.attempt > 0
       finish(req, nil, finish_error(err, req.method, req.path, req.attempt))
@@ -591,85 +583,52 @@ end
 
 ---------------------------------------------------------------- logins
 
--- A request waits for the login in flight; it holds its slot in its run.
+-- A request auth said must wait for a login; it holds its slot in its run.
 function Engine:park(req)
   req.parked = true
   req.run.inflight = req.run.inflight + 1
-  local parked = self.parked
-  parked[#parked + 1] = req
-  self:start_login()
+  self.auth.park(req)
 end
 
--- Logs in unless a login is in flight already: one login for every
--- request that needs it. A login is a read: retried like one.
-function Engine:start_login()
-  local current = self.login
-  if current then
-    if current.epoch == self:epoch() then return end
-    -- the parent's login, before a fork: the child logs in itself
-    self.login = false
-    self.auth.login_done()
+-- Auth wakes a parked request: it goes on, or ends with the error of the
+-- login it waited for (attempts: the login's).
+function Engine:wake(req, err, attempts)
+  if not req.parked then return end
+  req.parked = false
+  local run = req.run
+  run.inflight = run.inflight - 1
+  if err then
+    finish(req, nil, finish_error(err, req.method, req.path, attempts, self.redact))
+  else
+    self:launch(req)
   end
+  -- the slot it held is free: its run goes on
+  if run.head <= run.tail then self:fill(run) end
+end
+
+-- The login request auth asks for: `prev`, the one in flight, while it is
+-- this process's; else a new one, not sent yet. A login is a read:
+-- retried like one.
+function Engine:login_request(prev)
+  -- the parent's login, before a fork: the child logs in itself
+  local epoch = self:epoch()
+  if prev and prev.epoch == epoch then return prev end
   local req = M.request("GET", "/auth", nil, "auth")
   req.login = true
-  req.epoch = self:epoch()
+  req.epoch = epoch
   local run = new_run(1)
   run.left = 1
   req.run = run
   self.runs[#self.runs + 1] = run
-  self.login = req
-  self:launch(req)
+  return req
 end
 
--- The login is over (`err` when it failed): the requests that waited go
--- on with the new token, or end with the login's error.
-function Engine:login_over(req, err)
+-- The login request is over: its answer's payload, or its error, goes to
+-- auth, which wakes its waiters.
+function Engine:login_over(req, payload, err)
   remove_run(self.runs, req.run)
   req.done = true
-  -- a login superseded after a fork: its end is nobody's business
-  if self.login ~= req then return end
-  self.login = false
-  self.auth.login_done()
-  if err then
-    -- kept, so that what comes next fails at once instead of logging in
-    -- again and again: for good when the credentials were refused (a 401:
-    -- they cannot change), else for a moment (a 403 may be a lockout or a
-    -- firewall that passes)
-    self.login_failed = err
-    self.login_failed_until = err.status == 401 and 1 / 0 or now() + LOGIN_FAILED_FOR
-  end
-  -- one by one, from the list itself: an error (an interrupt) on the way
-  -- leaves the rest parked, and the next turn logs in for them
-  local parked, runs = self.parked, {}
-  while parked[1] do
-    local p = remove(parked, 1)
-    if p.parked then
-      p.parked = false
-      local run = p.run
-      run.inflight = run.inflight - 1
-      runs[run] = true
-      if err then
-        finish(p, nil, self:login_error(p))
-      else
-        self:launch(p)
-      end
-    end
-  end
-  -- the slots the waiting requests held are free: their runs go on
-  for run in pairs(runs) do
-    if run.head <= run.tail then self:fill(run) end
-  end
-end
-
--- The error of a request that needed the login that failed.
-function Engine:login_error(req)
-  local err = self.login_failed
-  -- refused credentials speak for themselves; anything else happened to
-  -- the login, not to this request, which was never sent
-  local e = errors.new(err.kind, err.kind == "auth" and err.message or "logging in failed: " .. err.message,
-    err.retryable)
-  e.status, e.retry_after, e.sent = err.status, err.retry_after, false
-  return finish_error(e, req.method, req.path, err.attempts or 0, self.redact)
+  self.auth.login_over(req, payload, err, req.attempt)
 end
 
 ---------------------------------------------------------------- callbacks
