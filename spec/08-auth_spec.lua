@@ -116,10 +116,12 @@ describe("auth, as the engine sees it #c", function()
     end
     -- refused credentials cannot change: every later request fails at
     -- once, however much time passes, and nothing more is sent
-    now = now + 86400
-    local token, err = a.token()
-    assert.is_nil(token)
-    assert.equals("wrong credentials", err.message)
+    for _, later in ipairs({ 86400, -86400 }) do -- a clock set back too
+      now = now + later
+      local token, err = a.token()
+      assert.is_nil(token)
+      assert.equals("wrong credentials", err.message)
+    end
     assert.equals(1, #e.sent)
   end)
 
@@ -176,6 +178,21 @@ describe("auth, as the engine sees it #c", function()
     a.refused(gen)
     a.refused(gen)
     assert.equals("from-function-2", (a.token()))
+    assert.equals(2, calls)
+  end)
+
+  it("lets an error a token function raises through as it is, and calls the function again next time", function()
+    local calls, BOOM = 0, setmetatable({}, { __tostring = function() return "boom" end })
+    local a = auth.new({ base_url = "http://127.0.0.1:1" }, function()
+      calls = calls + 1
+      if calls == 1 then error(BOOM) end
+      return "from-function"
+    end)
+    a.serve(engine().hooks)
+    local ok, err = pcall(a.token)
+    assert.is_false(ok)
+    assert.equals(BOOM, err)
+    assert.equals("from-function", (a.token()))
     assert.equals(2, calls)
   end)
 

@@ -19,8 +19,8 @@ local core = require("opentact.core")
 local errors = require("opentact.errors")
 local options = require("opentact.options")
 
-local type, pcall, tostring, tonumber, min, rawget, setmetatable, remove =
-  type, pcall, tostring, tonumber, math.min, rawget, setmetatable, table.remove
+local type, tonumber, min, rawget, setmetatable, remove =
+  type, tonumber, math.min, rawget, setmetatable, table.remove
 local jwt_claims, base64, redact = core.jwt_claims, core.base64, errors.redact
 
 local M = {}
@@ -211,6 +211,7 @@ function M.new(opts, token, password)
 
   local function failing(t)
     if not failed then return false end
+    if failed_until == 1 / 0 then return true end
     -- a clock set back ends the moment: it cannot be measured
     return t >= failed_at and t < failed_until
   end
@@ -282,10 +283,10 @@ function M.new(opts, token, password)
   --- nil: wait for a login, with a.park(request);
   --- nil, err, attempts: fail the request with `err` (attempts made: the
   --- login's, or nil for none).
+  --- An error a token function raises goes through, as it is.
   function a.token()
     if a.mode == "function" and not value then
-      local ok, v = pcall(token)
-      if not ok then return nil, errors.new("auth", "the token function failed: " .. tostring(v)) end
+      local v = token() -- the user's code: what it raises is the caller's to raise
       local bad = unusable(v)
       if bad then return nil, errors.new("auth", "the token function returned " .. bad) end
       adopt(v)
