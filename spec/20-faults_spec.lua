@@ -255,13 +255,18 @@ describe("faults and retries #wire #c", function()
       cl:close()
     end)
 
-    it("reports a failing token function without sending", function()
-      local cl = client({ token = function() error("vault unreachable") end })
-      local _, err = cl:list(conns[1])
-      assert.equals("auth", err.kind)
-      assert.is_truthy(err.message:find("vault unreachable", 1, true))
-      assert.equals(0, err.attempts)
+    it("raises a failing token function's error without sending; the client stays usable", function()
+      local calls = 0
+      local cl = client({ token = function()
+        calls = calls + 1
+        if calls == 1 then error("vault unreachable") end
+        return emu.token
+      end })
+      local ok, err = pcall(cl.list, cl, conns[1])
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("vault unreachable", 1, true))
       assert.equals(0, emu:stats().requests)
+      assert.equals(3, #assert(cl:list(conns[1])))
       cl:close()
     end)
 
@@ -295,8 +300,17 @@ describe("faults and retries #wire #c", function()
       assert.equals(200, events[2].status)
     end)
 
-    it("is never broken by a failing hook", function()
-      local cl = client({ log = function() error("hook failed") end })
+    it("raises a failing hook's error from the call; the client stays usable", function()
+      local failing = true
+      local cl = client({ log = function()
+        if failing then
+          failing = false
+          error("hook failed")
+        end
+      end })
+      local ok, err = pcall(cl.list, cl, conns[1])
+      assert.is_false(ok)
+      assert.is_truthy(tostring(err):find("hook failed", 1, true))
       assert.equals(3, #cl:list(conns[1]))
       cl:close()
     end)

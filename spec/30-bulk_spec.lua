@@ -205,12 +205,14 @@ describe("bulk #wire #c", function()
       assert.equals(0, emu:stats().requests)
     end)
 
-    it("keeps going when the progress callback fails", function()
+    it("stops when the progress callback raises, as on an interrupt: the report has its error and every uuid", function()
       local report = client:assign_batched(conns[2], { add = slice(11, 110) }, {
         batch_size = 10, on_progress = function() error("progress bar broke") end,
       })
-      assert.is_true(report.ok)
-      assert.equals(100, #report.applied.add)
+      assert.is_truthy(tostring(report.interrupted):find("progress bar broke", 1, true))
+      assert.is_false(report.ok)
+      assert.is_true(#report.applied.add < 100)
+      check_report(report, conns[2], slice(11, 110), {})
     end)
 
     it("raises for misuse, naming the argument", function()

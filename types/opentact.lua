@@ -283,7 +283,7 @@ local Failure = {}
 ---@field applied opentact.Applied the uuids the API confirmed, in input order
 ---@field failed opentact.Failure[] the uuids not applied, grouped by reason
 ---@field leases opentact.Leases the payloads of the successful requests
----@field interrupted? any set when the run was stopped (Ctrl-C): the error value that stopped it, usually `"interrupted!"`
+---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it, `"interrupted!"` for Ctrl-C
 ---@field failed_uuids fun(self: opentact.Report): string[], string[] the adds and the removes to run again, in the order they failed
 local Report = {}
 
@@ -305,7 +305,7 @@ local Report = {}
 ---@field released? opentact.Released[] `move = true`: the leases released from control apps first
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
----@field interrupted? any set when the run was stopped (Ctrl-C): the error value that stopped it
+---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it
 ---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed
 local SyncReport = {}
 
@@ -361,7 +361,9 @@ local LogEvent = {}
 
 ---The options of `opentact.new` and `opentact.configure`. An unknown
 ---option, or one of the wrong type, raises naming it. A token function
----is called on first use and once more after a 401.
+---is called on first use and once more after a 401. An error a token
+---function or the log hook raises leaves the call it came in, as an
+---interrupt would (README, "Errors from your code").
 ---@class opentact.Options
 ---@field token? string|fun(): string the `X-Auth-Token` (at most 16 KB), or a function that returns it. Default `OPENTACT_TOKEN`.
 ---@field email? string log in with this email and `password` instead of a token. Default `OPENTACT_EMAIL` when no token is set.
@@ -394,14 +396,14 @@ local SearchOptions = {}
 ---@class opentact.SearchAllOptions
 ---@field page_size? integer the page size asked for. Default 100.
 ---@field concurrency? integer pages at once, 1 to 256. Default 4.
----@field on_progress? fun(done: integer, total: integer) called as pages come in, with the leases read so far and the total
+---@field on_progress? fun(done: integer, total: integer) called as pages come in, with the leases read so far and the total; an error it raises stops the search and leaves `search_all`
 local SearchAllOptions = {}
 
 ---The options of `assign_batched`.
 ---@class opentact.BatchOptions
 ---@field batch_size? integer uuids per request at most. Default 100.
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
----@field on_progress? fun(done: integer, total: integer) called as requests finish, with the uuids done so far and their total
+---@field on_progress? fun(done: integer, total: integer) called as requests finish, with the uuids done so far and their total; an error it raises stops the run, as an interrupt (the report's `interrupted`)
 local BatchOptions = {}
 
 ---The options of `list_many`.
@@ -417,7 +419,7 @@ local ListManyOptions = {}
 ---@field batch_size? integer uuids per request at most. Default 100.
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
----@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish
+---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt (the report's `interrupted`)
 local SyncOptions = {}
 
 -- the client --

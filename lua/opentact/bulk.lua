@@ -175,28 +175,33 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
     local part, e = job.part, job.err
     if e and e.status and SPLIT_STATUS[e.status] and #part.add + #part.remove > 1 then
       -- one bad uuid does not sink its batch
+      -- both halves are made before either goes: an interrupt between
+      -- them finds each half to account for, and this job split
       local a, b = halves(part, e.message)
-      add(job_for(a))
-      add(job_for(b))
+      local ja, jb = job_for(a), job_for(b)
       job.split = true
+      add(ja)
+      add(jb)
       return
     end
     outcomes[#outcomes + 1] = job
     done = done + #part.add + #part.remove
-    -- a failing progress callback never stops the work; an interrupt does
-    if on_progress then
-      local ok, why = pcall(on_progress, done, total)
-      if not ok and tostring(why):find("interrupted!", 1, true) then error(why, 0) end
-    end
+    -- an error it raises stops the run, as an interrupt does
+    if on_progress then on_progress(done, total) end
   end)
   if not ran then
-    -- stopped (Ctrl-C in lua, or an error): what was in flight is
-    -- cancelled; the report still accounts for every uuid
+    -- stopped (Ctrl-C in lua, or an error the user's code raised): what
+    -- was in flight is cancelled; the report still accounts for every
+    -- uuid, those whose answers came in by their answers
     report.interrupted = stopped
     local finished = {}
     for _, job in ipairs(outcomes) do finished[job] = true end
     local function unfinished(job)
       if finished[job] or job.split then return end
+      if job.done then
+        outcomes[#outcomes + 1] = job
+        return
+      end
       local e = errors.new("network", job.attempt > 0
         and "interrupted while the request was in flight: it may have been applied"
         or "interrupted before the request was sent", false)

@@ -73,6 +73,12 @@ function M.new(opts, transport, auth)
     next_id = 0,
     timers = {},              -- requests waiting to be retried, each with `due`
     runs = { background },    -- runs with requests not yet handed over
+    -- an error raised by the user's code (the log hook, a token function)
+    -- that is raised at the next point where the engine's state is in
+    -- order: the end of a turn, of a submit, of a launch
+    raising = false,
+    raised = nil,
+    token_function = auth.mode == "function",
     judging = {},             -- answers being judged, per turn (turns nest through hooks)
     background = background,
   }, Engine)
@@ -108,6 +114,31 @@ local function closed_error(req)
   local err = errors.new("network", CLOSED)
   err.sent = req.attempt > 0
   return finish_error(err, req.method, req.path, req.attempt)
+end
+
+-- Code the user gave (the log hook, a token function) raised `err`: kept
+-- to be raised once the engine's state is in order, like an interrupt
+-- that came at that point. Until it is raised, the log hook hears of
+-- nothing (it cannot raise a second one); a token function that raises
+-- again stops its request with its own error.
+local function user_error(self, err)
+  if not self.raising then self.raising, self.raised = true, err end
+end
+
+-- Raises the error user_error kept, once.
+local function raise_user_error(self)
+  if self.raising then
+    local err = self.raised
+    self.raising, self.raised = false, nil
+    error(err, 0)
+  end
+end
+
+-- The log hook hears of an attempt; an error it raises is the user's.
+local function hear(self, event)
+  if self.raising then return end
+  local ok, err = pcall(self.log, event)
+  if not ok then user_error(self, err) end
 end
 
 -- The request is over: it waits in its run's done queue to be handed over.
@@ -158,7 +189,7 @@ function Engine:settle(req, status, data, retry_after, open_ended, events)
     if events then
       events[#events + 1] = event
     else
-      pcall(log, event) -- a failing hook never breaks the request
+      hear(self, event)
     end
   end
 end
@@ -231,7 +262,14 @@ function Engine:launch(req)
     end
   else
     local attempts
-    token, gen, attempts = self.auth.token()
+    if self.token_function then
+      -- the user's code: what it raises stops this request, and is raised
+      local ok
+      ok, token, gen, attempts = pcall(self.auth.token)
+      if not ok then return self:stopped(req, token) end
+    else
+      token, gen, attempts = self.auth.token()
+    end
     -- a token function may have closed the client
     if self.closed then return self:give_up(req, closed_error(req)) end
     if not token then
@@ -257,6 +295,16 @@ function Engine:launch(req)
     req.run.inflight = req.run.inflight - 1
     return self:settle(req, nil, failure)
   end
+end
+
+-- The user's code raised `err` as `req` was about to go on the wire: the
+-- request ends (its callback hears of it, a bulk report counts it) and the
+-- error is raised once the engine's state is in order.
+function Engine:stopped(req, err)
+  user_error(self, err)
+  local e = errors.new("network", "stopped before it was sent: " .. tostring(err))
+  e.sent = req.attempt > 0
+  finish(req, nil, finish_error(e, req.method, req.path, req.attempt, self.redact))
 end
 
 -- Starts the run's ready requests while it has room.
@@ -350,8 +398,7 @@ local function judge(self, results, wait, max_events)
   end
   -- every answer of the turn is acted on: now the log hook may hear of
   -- them (and yield, even in another coroutine's turn)
-  local log = self.log
-  for i = 1, events and #events or 0 do pcall(log, events[i]) end
+  for i = 1, events and #events or 0 do hear(self, events[i]) end
 end
 
 -- Ends with `why` every request of `results` that was taken from the
@@ -414,6 +461,7 @@ function Engine:turn(wait, events, run)
     error(err, 0)
   end
   if self.timers[1] then self:fire_timers() end -- a 401 with a token function retries at once
+  raise_user_error(self)
 end
 
 ---------------------------------------------------------------- runs
@@ -506,12 +554,15 @@ end
 
 local function drive(self, run, on_done)
   -- on_done may add requests to the run (a batch split in two)
+  -- (an error the user's code raised meanwhile waits for the next turn:
+  -- on_done is not stopped half-way)
   local function add(req)
     req.epoch = self:epoch()
     submit(run, req)
     self:fill(run)
   end
   self:fill(run)
+  raise_user_error(self)
   while run.left > 0 do
     if run.dhead > run.dtail then self:turn(LONG_WAIT, nil, run) end
     local req = take(run)
@@ -520,6 +571,7 @@ local function drive(self, run, on_done)
       req = take(run)
     end
   end
+  raise_user_error(self)
 end
 
 --- Runs `reqs` to the end in this coroutine, at most `limit` on the wire
@@ -548,6 +600,7 @@ end
 
 local function call_loop(self, req)
   self:launch(req)
+  raise_user_error(self)
   while not req.done do self:turn(LONG_WAIT, nil, req.run) end
 end
 
@@ -640,6 +693,8 @@ function Engine:submit_callback(req, callback)
   local bg = self.background
   submit(bg, req)
   self:fill(bg)
+  -- the request is the background's now: its callback hears how it ends
+  raise_user_error(self)
 end
 
 --- A callback request that fails before anything is sent: its callback

@@ -22,7 +22,7 @@ local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local raise = require("opentact.options").raise
 
-local pcall, setmetatable, tostring, error = pcall, setmetatable, tostring, error
+local pcall, setmetatable, error = pcall, setmetatable, error
 local min = math.min
 local lower, format, concat, sort = string.lower, string.format, table.concat, table.sort
 local request_search = core.request_search
@@ -95,11 +95,9 @@ local function pass(eng, filter, opts, page)
   local repeated, repeated_skip
   keep(page.data, 0)
   local on_progress = opts.on_progress
+  -- an error it raises stops the search, as an interrupt does
   local function progress()
-    if on_progress then
-      local ok, why = pcall(on_progress, #out, total)
-      if not ok and tostring(why):find("interrupted!", 1, true) then error(why, 0) end
-    end
+    if on_progress then on_progress(#out, total) end
   end
   progress()
   if per_page == 0 or per_page >= total then
