@@ -22,7 +22,7 @@ local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
 local raise = require("opentact.options").raise
 
-local pcall, setmetatable, error = pcall, setmetatable, error
+local pcall, setmetatable = pcall, setmetatable
 local min = math.min
 local lower, format, concat, sort = string.lower, string.format, table.concat, table.sort
 local request_search = core.request_search
