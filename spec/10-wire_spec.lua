@@ -10,20 +10,9 @@ describe("over the wire #wire #c", function()
   local emu, client, conns, leases
   local function fresh(opts) return emu:client(opts) end
 
-  setup(function()
-    emu = support.start()
-    local state = emu:state()
-    conns, leases = state.connections, state.leases
-  end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-  before_each(function()
-    emu:reset()
-    if client then client:close() end
-    client = fresh()
-  end)
+  setup(function() emu, conns, leases = support.start_with_uuids() end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() client = emu:renew(client) end)
 
   describe("list", function()
     it("returns the leases a connection holds, fully decoded", function()
@@ -294,10 +283,7 @@ describe("large answers #wire #c", function()
     end
     emu:holders(map)
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
+  teardown(function() support.stop(emu, client) end)
   before_each(function()
     if client then client:close() end
     client = emu:client()

@@ -36,12 +36,8 @@ describe("the emulator", function()
     return status, ok and decoded or text, resp_headers, text
   end
 
-  setup(function()
-    emu = support.start()
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
-  teardown(function() if emu then emu:stop() end end)
+  setup(function() emu, conns, leases = support.start_with_uuids() end)
+  teardown(function() support.stop(emu) end)
   before_each(function() emu:reset() end)
 
   describe("start and stop", function()

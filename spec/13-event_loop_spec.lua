@@ -42,20 +42,12 @@ describe("callbacks and step #wire #c", function()
   local emu, conn, leases, client
 
   setup(function()
-    emu = support.start({ leases = 400 })
-    local st = emu:state()
-    conn, leases = st.connections[2], st.leases
+    local conns
+    emu, conns, leases = support.start_with_uuids({ leases = 400 })
+    conn = conns[2]
   end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-  before_each(function()
-    emu:reset()
-    emu:config({ latency = 0 })
-    if client then client:close() end
-    client = emu:client()
-  end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() client = emu:renew(client, { latency = 0 }) end)
 
   local function held()
     return #emu:state().assigned[conn]
@@ -351,27 +343,11 @@ end)
 
 describe("one client, several runs #wire #c", function()
   local emu, conns, leases, client
-  setup(function()
-    emu = support.start({ leases = 700 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-  before_each(function()
-    emu:reset()
-    emu:config({ latency = 0.01 })
-    if client then client:close() end
-    client = emu:client()
-  end)
+  setup(function() emu, conns, leases = support.start_with_uuids({ leases = 700 }) end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() client = emu:renew(client, { latency = 0.01 }) end)
 
-  local function slice(from, to)
-    local out = {}
-    for i = from, to do out[#out + 1] = leases[i] end
-    return out
-  end
+  local function slice(from, to) return support.slice(leases, from, to) end
 
   it("two coroutines each running assign_batched and yielding in on_progress see only their own answers", function()
     if LUA == "lua5.1" then

@@ -20,12 +20,8 @@ describe("faults and retries #wire #c", function()
     return false
   end
 
-  setup(function()
-    emu = support.start()
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
-  teardown(function() if emu then emu:stop() end end)
+  setup(function() emu, conns, leases = support.start_with_uuids() end)
+  teardown(function() support.stop(emu) end)
   before_each(function() emu:reset() end)
 
   describe("list", function()

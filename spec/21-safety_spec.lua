@@ -226,11 +226,7 @@ end)
 
 describe("the garbage collector #wire #c", function()
   local emu, conns, leases
-  setup(function()
-    emu = support.start()
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
+  setup(function() emu, conns, leases = support.start_with_uuids() end)
   teardown(function()
     if _VERSION == "Lua 5.4" then collectgarbage("incremental") end
     if emu then emu:stop() end

@@ -19,22 +19,14 @@ local BOOM = setmetatable({}, { __tostring = function() return "boom from the us
 describe("an error from the user's code #wire #c", function()
   local emu, conns, leases
 
-  setup(function()
-    emu = support.start({ leases = 200 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
-  teardown(function() if emu then emu:stop() end end)
+  setup(function() emu, conns, leases = support.start_with_uuids({ leases = 200 }) end)
+  teardown(function() support.stop(emu) end)
   before_each(function()
     emu:reset()
     emu:config({ latency = 0 })
   end)
 
-  local function slice(from, to)
-    local out = {}
-    for i = from, to do out[#out + 1] = leases[i] end
-    return out
-  end
+  local function slice(from, to) return support.slice(leases, from, to) end
 
   -- User code of `kind` that raises BOOM once: the log hook at the first
   -- event `when` picks (any, by default); a token function at its second

@@ -7,27 +7,11 @@ local N = 1200
 describe("bulk #wire #c", function()
   local emu, conns, leases, client
 
-  setup(function()
-    emu = support.start({ leases = N + 100 })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
-  end)
-  teardown(function()
-    if client then client:close() end
-    if emu then emu:stop() end
-  end)
-  before_each(function()
-    emu:reset()
-    emu:config({ latency = 0 })
-    if client then client:close() end
-    client = emu:client()
-  end)
+  setup(function() emu, conns, leases = support.start_with_uuids({ leases = N + 100 }) end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() client = emu:renew(client, { latency = 0 }) end)
 
-  local function slice(from, to)
-    local out = {}
-    for i = from, to do out[#out + 1] = leases[i] end
-    return out
-  end
+  local function slice(from, to) return support.slice(leases, from, to) end
 
   local function held(conn)
     local set = {}

@@ -9,10 +9,8 @@ describe("OpenResty", function()
   local emu, nginx, conns, leases
 
   setup(function()
-    emu = support.start({ leases = 600, users = { "nginx@example.com:worker-secret-pw",
+    emu, conns, leases = support.start_with_uuids({ leases = 600, users = { "nginx@example.com:worker-secret-pw",
       "renew@example.com:worker-secret-pw" } })
-    local st = emu:state()
-    conns, leases = st.connections, st.leases
     nginx = openresty.start({ url = emu.url, token = emu.token, email = "nginx@example.com",
       password = "worker-secret-pw" })
   end)

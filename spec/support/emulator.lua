@@ -366,6 +366,23 @@ function M.stop(emu, client)
   if emu then emu:stop() end
 end
 
+-- For a spec's before_each: the emulator reset (then given `config`, if
+-- any: see :config), `client` (the test before's, or nil) closed, and a
+-- new client (see :client) returned.
+function Emulator:renew(client, config)
+  self:reset()
+  if config then self:config(config) end
+  if client then client:close() end
+  return self:client()
+end
+
+-- The values of list[from] to list[to], as a new list.
+function M.slice(list, from, to)
+  local out = {}
+  for i = from, to do out[#out + 1] = list[i] end
+  return out
+end
+
 local start_on
 
 -- opts: port, token, connections, leases, apps, latency, max_page,
