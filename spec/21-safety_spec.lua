@@ -154,6 +154,30 @@ describe("fork safety #wire #c", function()
   end)
   teardown(function() if emu then emu:stop() end end)
 
+  -- A child of this process closes `fd`, which `c` opened before the fork,
+  -- opens a log file (which takes the number, as a daemon's log does),
+  -- writes to it, lists with `c` and writes again: the child exits 0 and
+  -- the log holds both lines only when the client neither wrote to nor
+  -- closed the file that now has its old number.
+  local function child_reuses(fh, c, fd)
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      -- a daemon's habit: close what it inherited, open its own log
+      fh.close(fd)
+      local log = fh.open(path)
+      local ok = log == fd and fh.write(log, "before\n") == 7
+      local listed = ok and pcall(c.list, c, conn)
+      ok = listed and fh.write(log, "after\n") == 6
+      fh.exit(ok and 0 or 1)
+    end
+    assert.equals(0, fh.wait(pid))
+    local f = assert(io.open(path))
+    assert.equals("before\nafter\n", f:read("*a"))
+    f:close()
+    os.remove(path)
+  end
+
   it("a client used in a child opens its own connection; the parent keeps its own", function()
     local fh = require("forkhelper")
     local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0, connect_timeout = 30 })
@@ -181,22 +205,7 @@ describe("fork safety #wire #c", function()
     local socket_fd
     for _, fd in ipairs(fh.fds()) do if not before[fd] then socket_fd = fd end end
     assert.is_number(socket_fd)
-    local path = os.tmpname()
-    local pid = fh.fork()
-    if pid == 0 then
-      -- a daemon's habit: close what it inherited, open its own log
-      fh.close(socket_fd)
-      local log = fh.open(path)
-      local ok = log == socket_fd and fh.write(log, "before\n") == 7
-      local listed = ok and pcall(c.list, c, conn)
-      ok = listed and fh.write(log, "after\n") == 6
-      fh.exit(ok and 0 or 1)
-    end
-    assert.equals(0, fh.wait(pid))
-    local f = assert(io.open(path))
-    assert.equals("before\nafter\n", f:read("*a"))
-    f:close()
-    os.remove(path)
+    child_reuses(fh, c, socket_fd)
     c:close()
   end)
 
@@ -204,22 +213,7 @@ describe("fork safety #wire #c", function()
     local fh = require("forkhelper")
     local c = opentact.new({ token = emu.token, base_url = emu.url, retries = 0, connect_timeout = 30 })
     assert.equals(3, #c:list(conn))
-    local poll_fd = c:pollfd()
-    local path = os.tmpname()
-    local pid = fh.fork()
-    if pid == 0 then
-      fh.close(poll_fd)
-      local log = fh.open(path)
-      local ok = log == poll_fd and fh.write(log, "before\n") == 7
-      local listed = ok and pcall(c.list, c, conn)
-      ok = listed and fh.write(log, "after\n") == 6
-      fh.exit(ok and 0 or 1)
-    end
-    assert.equals(0, fh.wait(pid))
-    local f = assert(io.open(path))
-    assert.equals("before\nafter\n", f:read("*a"))
-    f:close()
-    os.remove(path)
+    child_reuses(fh, c, c:pollfd())
     c:close()
   end)
 end)
