@@ -2,6 +2,7 @@
 -- way (see emulator/init.lua), each installed by the rock. Read as text:
 -- the modules run only inside nginx.
 local support = require("emulator")
+local layers = require("layers")
 
 -- Top to bottom: a module may require only modules of the layers below.
 local LAYERS = {
@@ -21,10 +22,7 @@ local function files()
 end
 
 describe("the emulator's modules", function()
-  local layer = {}
-  for depth, names in ipairs(LAYERS) do
-    for _, name in ipairs(names) do layer[name] = depth end
-  end
+  local layer = layers.depths(LAYERS)
 
   it("are each in a layer", function()
     local unplaced = {}
@@ -36,17 +34,19 @@ describe("the emulator's modules", function()
   end)
 
   it("require only modules of the layers below their own", function()
-    local upward, seen = {}, 0
+    local modules, seen = {}, 0
     for _, file in ipairs(files()) do
-      local name = file:match("^(.*)%.lua$")
-      local text = read(support.ROOT .. "/emulator/" .. file)
-      for other in text:gmatch("require%(%s*[\"']emulator%.([%w_]+)[\"']%s*%)") do
+      modules[#modules + 1] = { name = file:match("^(.*)%.lua$"), file = support.ROOT .. "/emulator/" .. file }
+    end
+    local upward = layers.refused(modules, function(m, required)
+      local other = required:match("^emulator%.([%w_]+)$")
+      if other then
         seen = seen + 1
-        if not (layer[other] and layer[name] and layer[other] > layer[name]) then
-          upward[#upward + 1] = name .. " requires " .. other
+        if not (layer[other] and layer[m.name] and layer[other] > layer[m.name]) then
+          return m.name .. " requires " .. other
         end
       end
-    end
+    end)
     assert.same({}, upward)
     assert.is_true(seen > 0, "no require of another emulator module found: the pattern is out of date")
   end)

@@ -2,6 +2,7 @@
 -- point one way (docs/DESIGN.md, "Dependency rule"). Read as text, so that
 -- a require inside a function counts as much as one at the top.
 local support = require("emulator")
+local layers = require("layers")
 
 -- Top to bottom: a module may require only modules of the layers below
 -- its own. The command line is the top layer: lua/opentact/cli/.
@@ -27,22 +28,7 @@ local function modules()
   return out
 end
 
--- The modules a file requires, each once, in order.
-local function requires(path)
-  local out, seen = {}, {}
-  for name in support.read(path):gmatch("require%s*%(?%s*[\"']([%w_%.]+)[\"']") do
-    if not seen[name] then
-      seen[name] = true
-      out[#out + 1] = name
-    end
-  end
-  return out
-end
-
-local depth = {}
-for d, names in ipairs(LAYERS) do
-  for _, name in ipairs(names) do depth[name] = d end
-end
+local depth = layers.depths(LAYERS)
 
 -- A module's layer: its own, or for opentact.cli.* the command line's.
 local function layer(name)
@@ -72,19 +58,17 @@ describe("the library's modules", function()
   end)
 
   it("require only modules of the layers below their own (the command line: also its own folder)", function()
-    local upward, seen = {}, 0
-    for _, m in ipairs(all) do
-      for _, other in ipairs(requires(m.file)) do
-        if other:find("^opentact") then
-          seen = seen + 1
-          local mine, theirs = layer(m.name), layer(other)
-          local cli_inside = mine == depth["opentact.cli"] and theirs == mine
-          if not theirs or not (theirs > mine or cli_inside) then
-            upward[#upward + 1] = m.name .. " requires " .. other
-          end
+    local seen = 0
+    local upward = layers.refused(all, function(m, other)
+      if other:find("^opentact") then
+        seen = seen + 1
+        local mine, theirs = layer(m.name), layer(other)
+        local cli_inside = mine == depth["opentact.cli"] and theirs == mine
+        if not theirs or not (theirs > mine or cli_inside) then
+          return m.name .. " requires " .. other
         end
       end
-    end
+    end)
     assert.same({}, upward)
     assert.is_true(seen > 10, "few requires found: the pattern is out of date")
   end)
@@ -95,33 +79,25 @@ describe("the library's modules", function()
   local CLI_MAY_USE = { ["opentact"] = true, ["opentact.pretty"] = true, ["opentact.core"] = true }
 
   it("in the command line, require only the public module, pretty, core and the command line's own", function()
-    local wrong = {}
-    for _, m in ipairs(all) do
-      if layer(m.name) == depth["opentact.cli"] then
-        for _, other in ipairs(requires(m.file)) do
-          if other:find("^opentact") and not (CLI_MAY_USE[other] or layer(other) == depth["opentact.cli"]) then
-            wrong[#wrong + 1] = m.name .. " requires " .. other
-          end
-        end
+    local wrong = layers.refused(all, function(m, other)
+      if layer(m.name) == depth["opentact.cli"] and other:find("^opentact")
+        and not (CLI_MAY_USE[other] or layer(other) == depth["opentact.cli"]) then
+        return m.name .. " requires " .. other
       end
-    end
+    end)
     assert.same({}, wrong)
   end)
 
   it("in the command line, only the dispatcher requires a command, and nothing requires the dispatcher", function()
-    local wrong = {}
-    for _, m in ipairs(all) do
-      if layer(m.name) == depth["opentact.cli"] then
-        for _, other in ipairs(requires(m.file)) do
-          local target = by_name[other]
-          if other == "opentact.cli" and m.name ~= "opentact.cli" then
-            wrong[#wrong + 1] = m.name .. " requires the dispatcher"
-          elseif target and m.name ~= "opentact.cli" and layer(other) == layer(m.name) and is_command(target.file) then
-            wrong[#wrong + 1] = m.name .. " requires the command " .. other
-          end
-        end
+    local wrong = layers.refused(all, function(m, other)
+      if layer(m.name) ~= depth["opentact.cli"] or m.name == "opentact.cli" then return nil end
+      local target = by_name[other]
+      if other == "opentact.cli" then
+        return m.name .. " requires the dispatcher"
+      elseif target and layer(other) == layer(m.name) and is_command(target.file) then
+        return m.name .. " requires the command " .. other
       end
-    end
+    end)
     assert.same({}, wrong)
   end)
 end)
