@@ -52,12 +52,19 @@ local function func(v)
   if type(v) ~= "function" then return "a function" end
 end
 
+-- The one check of a secret's text (a token, a password): non-empty, at
+-- most MAX_TOKEN bytes, no control character (`controls` names them in
+-- the message).
+local function secret_text(v, controls)
+  if v == "" or has_control(v) or #v > M.MAX_TOKEN then
+    return "a non-empty string of at most " .. M.MAX_TOKEN .. " bytes without " .. controls
+  end
+end
+
 local function token(v)
   if type(v) == "function" then return nil end
   if type(v) ~= "string" then return "a string or a function" end
-  if v == "" or has_control(v) or #v > M.MAX_TOKEN then
-    return "a non-empty string of at most " .. M.MAX_TOKEN .. " bytes without CR, LF, NUL or other control characters"
-  end
+  return secret_text(v, "CR, LF, NUL or other control characters")
 end
 
 -- http(s)://host[:port][/path], and nothing after the path: a query or a
@@ -91,9 +98,7 @@ end
 
 local function secret(v)
   if type(v) ~= "string" then return "a string" end
-  if v == "" or has_control(v) or #v > M.MAX_TOKEN then
-    return "a non-empty string of at most " .. M.MAX_TOKEN .. " bytes without control characters"
-  end
+  return secret_text(v, "control characters")
 end
 
 -- An email to log in with: ':' would end the user part of HTTP Basic.
