@@ -15,7 +15,7 @@ local output = require("opentact.cli.output")
 local type, tostring, ipairs, pairs, setmetatable = type, tostring, ipairs, pairs, setmetatable
 local format, concat, lower = string.format, table.concat, string.lower
 
-local USAGE_EXIT, INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.EXAMPLE_CONN
+local USAGE_EXIT, BULK_INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.BULK_INTERRUPTED_EXIT, words.EXAMPLE_CONN
 local REPORT_COLUMNS_TEXT, TSV_TEXT = words.REPORT_COLUMNS_TEXT, words.TSV_TEXT
 local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
 local excerpt, problem_list, save_failed, LISTED = common.excerpt, common.problem_list, common.save_failed, common.LISTED
@@ -66,8 +66,7 @@ M.help = {
       .. "to add held by another SIP connection or app without --move (nothing sent), a number to remove given "
       .. "without its country code that is the end of a number CONN holds (nothing sent), or a request the API "
       .. "found invalid with nothing applied" },
-    { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
-      .. "what was applied" },
+    { 130, BULK_INTERRUPTED_EXIT },
   },
   examples = { "opentact assign " .. EXAMPLE_CONN .. " \\\n    --add +1 212 555 0004 --remove 12125550001",
     "opentact assign " .. EXAMPLE_CONN .. " --add +1 212 555 0005 --move",

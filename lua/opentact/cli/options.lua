@@ -59,6 +59,9 @@ for _, opt in ipairs(OPTIONS) do OPTION[opt.name] = opt end
 
 local USAGE_EXIT = "a usage error: a bad option or argument"
 local INTERRUPTED_EXIT = "interrupted (Ctrl-C)"
+-- exit 130 of the commands that change leases in bulk (assign, sync)
+local BULK_INTERRUPTED_EXIT = INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and "
+  .. "--failed-file still say what was applied"
 local API_EXIT = "the API refused or failed: an unknown connection, a bad token, a server or network error"
 local LEASE_COLUMNS_TEXT = "uuid, number, expires, autorenew, sip_connection, sip_control_app"
 local REPORT_COLUMNS_TEXT = "uuid, number, action, result, error_kind, error_status, error_message"
@@ -71,6 +74,7 @@ M.OPTIONS = OPTIONS
 M.OPTION = OPTION
 M.USAGE_EXIT = USAGE_EXIT
 M.INTERRUPTED_EXIT = INTERRUPTED_EXIT
+M.BULK_INTERRUPTED_EXIT = BULK_INTERRUPTED_EXIT
 M.API_EXIT = API_EXIT
 M.LEASE_COLUMNS_TEXT = LEASE_COLUMNS_TEXT
 M.REPORT_COLUMNS_TEXT = REPORT_COLUMNS_TEXT

@@ -13,7 +13,7 @@ local output = require("opentact.cli.output")
 local type, tostring, ipairs = type, tostring, ipairs
 local format, concat, lower = string.format, table.concat, string.lower
 
-local USAGE_EXIT, INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.EXAMPLE_CONN
+local USAGE_EXIT, BULK_INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.BULK_INTERRUPTED_EXIT, words.EXAMPLE_CONN
 local REPORT_COLUMNS_TEXT, TSV_TEXT = words.REPORT_COLUMNS_TEXT, words.TSV_TEXT
 local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
 local excerpt, problem_list, save_failed = common.excerpt, common.problem_list, common.save_failed
@@ -57,8 +57,7 @@ M.help = {
       .. "leases is in the account and the connection holds some, or when a number in FILE that is not in the "
       .. "account is the end of a number it would detach (given without its country code: refused, --dry-run "
       .. "too: nothing is changed)" },
-    { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled, and the report and --failed-file still say "
-      .. "what was applied" },
+    { 130, BULK_INTERRUPTED_EXIT },
   },
   examples = { "opentact sync " .. EXAMPLE_CONN .. " \\\n    --numbers-file numbers.txt --exact --dry-run",
     "opentact sync " .. EXAMPLE_CONN .. " --all-leases --move" },
