@@ -132,6 +132,26 @@ end
 
 local function read_file(path) return M.slurp(path) or "" end
 
+-- Waits up to 30 s (on a busy machine) for the server `self` just started
+-- (process self.pid) to write `word` to the file at `path`; returns the
+-- line that holds it. When the process ends first, or the time runs out,
+-- stops the server and raises an error naming `what`, with what the file
+-- says.
+local function started(self, path, word, what)
+  for _ = 1, 600 do
+    local text = read_file(path)
+    local at = text:find(word, 1, true)
+    if at then
+      return text:sub(1, at - 1):match("[^\n]*$") .. text:sub(at):match("^[^\n]*")
+    end
+    if sh("kill -0 " .. self.pid .. " 2>/dev/null || echo gone") ~= "" then break end
+    socket.sleep(0.05)
+  end
+  local text = read_file(path)
+  self:stop()
+  error(what .. " did not start: " .. text)
+end
+
 -- A file's bytes; an error when it cannot be read.
 function M.read(path)
   local f = assert(io.open(path, "rb"))
@@ -311,14 +331,8 @@ function M.hostile_on(mode, host, port)
     :format(ROOT, mode, port, log, host, out)):match("%d+"))
   local self = setmetatable({ pid = pid, port = port, log = log, out = out,
     url = "http://" .. (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port }, Hostile)
-  for _ = 1, 600 do -- up to 30 s, on a busy machine
-    if read_file(out):find("listening", 1, true) then return self end
-    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
-    socket.sleep(0.05)
-  end
-  local text = read_file(out)
-  self:stop()
-  error("hostile server did not start: " .. text)
+  started(self, out, "listening", "hostile server")
+  return self
 end
 
 -- Runs f(server) with a hostile server in `mode` (see M.hostile), stopping
@@ -430,18 +444,8 @@ function start_on(opts, port)
   local scheme = opts.tls and "https" or "http"
   local self = setmetatable({ pid = pid, port = port, token = token, log = log,
     url = scheme .. "://127.0.0.1:" .. port, files = files, args = args }, Emulator)
-  for _ = 1, 600 do -- up to 30 s, on a busy machine
-    local text = read_file(log)
-    if text:find("listening on", 1, true) then
-      self.line = text:match("[^\n]*listening on[^\n]*")
-      return self
-    end
-    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
-    socket.sleep(0.05)
-  end
-  local text = read_file(log)
-  self:stop()
-  error("emulator did not start: " .. text)
+  self.line = started(self, log, "listening on", "emulator")
+  return self
 end
 
 return M
