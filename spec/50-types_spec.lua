@@ -20,13 +20,7 @@ local ROOT = support.ROOT
 local UUID = "66eb0a8a-571e-41b1-8f50-4d97275cfab7"
 local UUID2 = "0a1b2c3d-0000-4000-8000-000000000001"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = support.slurp
 
 local function public(name)
   return type(name) == "string" and (name == "_VERSION" or not name:find("^_"))
