@@ -68,21 +68,17 @@ static int h_write(lua_State *L) {
     return 1;
 }
 
+static const luaL_Reg functions[] = {
+    {"fork", h_fork}, {"wait", h_wait}, {"exit", h_exit}, {"fds", h_fds},
+    {"close", h_close}, {"open", h_open}, {"write", h_write}, {NULL, NULL},
+};
+
 int luaopen_forkhelper(lua_State *L) {
+    const luaL_Reg *f;
     lua_newtable(L);
-    lua_pushcfunction(L, h_fork);
-    lua_setfield(L, -2, "fork");
-    lua_pushcfunction(L, h_wait);
-    lua_setfield(L, -2, "wait");
-    lua_pushcfunction(L, h_exit);
-    lua_setfield(L, -2, "exit");
-    lua_pushcfunction(L, h_fds);
-    lua_setfield(L, -2, "fds");
-    lua_pushcfunction(L, h_close);
-    lua_setfield(L, -2, "close");
-    lua_pushcfunction(L, h_open);
-    lua_setfield(L, -2, "open");
-    lua_pushcfunction(L, h_write);
-    lua_setfield(L, -2, "write");
+    for (f = functions; f->name; f++) {
+        lua_pushcfunction(L, f->func);
+        lua_setfield(L, -2, f->name);
+    }
     return 1;
 }
