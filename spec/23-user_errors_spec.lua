@@ -71,17 +71,12 @@ describe("an error from the user's code #wire #c", function()
   -- Every uuid of `adds` exactly once in applied or failed; the server
   -- holds every applied one and none that surely was never sent.
   local function accounts(report, conn, adds)
-    local seen, count = {}, 0
-    local function mark(u, where)
-      assert.is_nil(seen[u], u .. " counted twice")
-      seen[u] = where
-      count = count + 1
-    end
+    local seen, mark, count = support.tally()
     for _, u in ipairs(report.applied.add) do mark(u, "applied") end
     for _, f in ipairs(report.failed) do
       for _, u in ipairs(f.add) do mark(u, f.err.sent == false and "never sent" or "failed") end
     end
-    assert.equals(#adds, count)
+    assert.equals(#adds, count())
     local held = {}
     for _, u in ipairs(emu:state().assigned[conn] or {}) do held[u] = true end
     for _, u in ipairs(adds) do

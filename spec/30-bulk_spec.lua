@@ -26,12 +26,7 @@ describe("bulk #wire #c", function()
     return err.sent == false or (err.status ~= nil and err.status >= 400 and err.status < 500)
   end
   local function check_report(report, conn, adds, removes)
-    local seen, count = {}, 0
-    local function mark(u, where)
-      assert.is_nil(seen[u], u .. " counted twice")
-      seen[u] = where
-      count = count + 1
-    end
+    local seen, mark, count = support.tally()
     for _, u in ipairs(report.applied.add) do mark(u, "applied add") end
     for _, u in ipairs(report.applied.remove) do mark(u, "applied remove") end
     local maybe = {}
@@ -45,7 +40,7 @@ describe("bulk #wire #c", function()
       for _, u in ipairs(f.add) do mark(u, "failed add") end
       for _, u in ipairs(f.remove) do mark(u, "failed remove") end
     end
-    assert.equals(#adds + #removes, count)
+    assert.equals(#adds + #removes, count())
     local now = held(conn)
     for _, u in ipairs(adds) do
       assert.is_not_nil(seen[u], u .. " lost")

@@ -390,6 +390,19 @@ function Emulator:renew(client, config)
   return self:client()
 end
 
+-- For checking a bulk report uuid by uuid: `seen` (uuid -> where the
+-- report names it), filled by mark(u, where), which fails the test when
+-- the report names a uuid twice; count() is how many were marked.
+function M.tally()
+  local seen, count = {}, 0
+  local function mark(u, where)
+    require("luassert").is_nil(seen[u], u .. " counted twice")
+    seen[u] = where
+    count = count + 1
+  end
+  return seen, mark, function() return count end
+end
+
 -- The values of list[from] to list[to], as a new list.
 function M.slice(list, from, to)
   local out = {}
