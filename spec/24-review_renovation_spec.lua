@@ -1,0 +1,101 @@
+-- An outside review of the renovation (issue 21): the rule for errors
+-- from the user's code, misuse, login. Each spec names the defect it
+-- found.
+local support = require("emulator")
+local core = require("opentact.core")
+
+local now = core.now
+
+describe("review: an error from the user's code that is nil or false #wire #c", function()
+  local emu, conns, leases
+
+  setup(function()
+    emu = support.start({ leases = 80 })
+    local st = emu:state()
+    conns, leases = st.connections, st.leases
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function()
+    emu:reset()
+    emu:config({ latency = 0 })
+  end)
+
+  local function slice(from, to)
+    local out = {}
+    for i = from, to do out[#out + 1] = leases[i] end
+    return out
+  end
+
+  -- error(nil) and error(false) are errors like any other: pcall returns
+  -- false for them. A report whose `interrupted` is that very value
+  -- cannot tell them from a run that was not stopped.
+  for _, value in ipairs({ "nil", "false" }) do
+    local raised_value = value == "false" and false or nil
+
+    it(("assign_batched: on_progress raising %s on its last call is not swallowed"):format(value), function()
+      local c = emu:client()
+      finally(function() c:close() end)
+      local adds = slice(21, 30)
+      local calls = 0
+      local report = c:assign_batched(conns[2], { add = adds }, { batch_size = 5, concurrency = 1,
+        on_progress = function(done, total)
+          calls = calls + 1
+          if done == total then error(raised_value) end
+        end })
+      assert.equals(2, calls)
+      -- the run was stopped by the user's error: the report must say so
+      assert.is_not_true(report.ok, "the report says ok although on_progress raised")
+      assert.is_not_nil(report.interrupted, "the report does not say it was interrupted")
+    end)
+
+    it(("assign_batched: a log hook raising %s is not swallowed"):format(value), function()
+      local raised = 0
+      local c = emu:client({ log = function(e)
+        if raised == 0 and e.method == "POST" then
+          raised = raised + 1
+          error(raised_value)
+        end
+      end })
+      finally(function() c:close() end)
+      local report = c:assign_batched(conns[2], { add = slice(31, 40) }, { batch_size = 5, concurrency = 1 })
+      assert.equals(1, raised)
+      assert.is_not_nil(report.interrupted, "the report does not say it was interrupted")
+      assert.is_not_true(report.ok)
+    end)
+
+    it(("sync: on_progress raising %s on its last call stops the run (no read-back, not ok)"):format(value),
+      function()
+      local c = emu:client()
+      finally(function() c:close() end)
+      local report = c:sync(conns[2], { leases = slice(41, 44) }, { batch_size = 2, concurrency = 1,
+        on_progress = function(done, total) if done == total then error(raised_value) end end })
+      assert.is_not_true(report.ok, "the sync report says ok although on_progress raised")
+      assert.is_not_nil(report.interrupted, "the sync report does not say it was interrupted")
+    end)
+
+    it(("close(): a pending callback raising %s is raised by close, not swallowed"):format(value), function()
+      local c = emu:client()
+      local called = 0
+      c:list(conns[1], function()
+        called = called + 1
+        error(raised_value)
+      end)
+      local ok = pcall(c.close, c)
+      assert.equals(1, called)
+      assert.is_false(ok, "close swallowed the callback's error")
+    end)
+  end
+
+  it("close(): the first callback's error is raised even when it is nil and a later one raises", function()
+    local c = emu:client()
+    local order = {}
+    c:list(conns[1], function() order[#order + 1] = 1 error(nil) end)
+    c:list(conns[3], function() order[#order + 1] = 2 error("second") end)
+    local ok, err = pcall(c.close, c)
+    assert.same({ 1, 2 }, order)
+    assert.is_false(ok)
+    -- the README: "the first error is raised after the last callback"
+    assert.is_nil(err, "close raised the second callback's error, not the first's")
+  end)
+  local _ = now
+end)
