@@ -99,3 +99,62 @@ describe("review: an error from the user's code that is nil or false #wire #c", 
   end)
   local _ = now
 end)
+
+describe("review: logging in across a fork #wire #c", function()
+  local opentact = require("opentact")
+  local emu, conn
+  local PASSWORD = "fork-pw"
+  setup(function()
+    emu = support.start({ users = { "forker@example.com:" .. PASSWORD, "forker2@example.com:" .. PASSWORD } })
+    conn = emu:state().connections[1]
+  end)
+  teardown(function() if emu then emu:stop() end end)
+
+  local function client(email)
+    return opentact.new({ base_url = emu.url, email = email, password = PASSWORD, backoff = 0.01,
+      backoff_max = 0.05, connect_timeout = 30 })
+  end
+
+  -- The parent's login, in flight at the fork, ends in the child with the
+  -- fork's error; auth takes that for a failed login of its own and
+  -- fails every request of the child for a moment (LOGIN_FAILED_FOR),
+  -- though the child never tried to log in.
+  it("a child whose parent was logging in at the fork logs in itself: its own requests work", function()
+    local fh = require("forkhelper")
+    emu:config({ latency = 0.3 })
+    local c = client("forker@example.com")
+    local got
+    c:list(conn, function(l, e) got = { l, e } end)
+    c:step(0) -- the login is on the wire, the callback request waits for it
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      local ok, why = pcall(function()
+        -- the parent's request ends here with an error (it is the parent's)
+        local deadline = now() + 10
+        while c:step(0.05) > 0 and now() < deadline do end
+        assert(got and got[1] == nil, "the parent's request did not end in the child")
+        emu:config({ latency = 0 })
+        -- the child's own request: it must log in and work
+        local leases, err = c:list(conn)
+        assert(leases, "the child's own request failed: " .. tostring(err))
+      end)
+      local f = io.open(path, "w")
+      f:write(ok and "ok" or tostring(why))
+      f:close()
+      fh.exit(ok and 0 or 1)
+    end
+    local status = fh.wait(pid)
+    local f = assert(io.open(path))
+    local said = f:read("*a")
+    f:close()
+    os.remove(path)
+    emu:config({ latency = 0 })
+    local deadline = now() + 10
+    while c:step(0.05) > 0 and now() < deadline do end
+    c:close()
+    assert.equals("ok", said)
+    assert.equals(0, status)
+    assert.is_table(got and got[1], "the parent's callback did not get its leases")
+  end)
+end)
