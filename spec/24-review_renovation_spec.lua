@@ -157,4 +157,49 @@ describe("review: logging in across a fork #wire #c", function()
     assert.equals(0, status)
     assert.is_table(got and got[1], "the parent's callback did not get its leases")
   end)
+  -- The parent's login in flight at the fork is inherited as "another
+  -- client of this Lua state is logging in": a new client of the child
+  -- with the same email waits for a login nobody in the child runs, until
+  -- LOGIN_STALE (5 s) passes. The child's clock is held still here, so
+  -- the wait never ends; the deadline only bounds the failure.
+  it("a new client in a child does not wait for the login its parent had in flight at the fork", function()
+    local fh = require("forkhelper")
+    local auth = require("opentact.auth")
+    emu:config({ latency = 0.3 })
+    local c = client("forker2@example.com")
+    local got
+    c:list(conn, function(l, e) got = { l, e } end)
+    c:step(0) -- the login is on the wire
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      local ok, why = pcall(function()
+        local still = auth.clock()
+        auth.clock = function() return still end
+        emu:config({ latency = 0 })
+        local b = client("forker2@example.com")
+        local leases, err
+        b:list(conn, function(l, e) leases, err = l, e end)
+        local deadline = now() + 3
+        while b:step(0.05) > 0 and now() < deadline do end
+        assert(leases, "the child's new client did not get its leases: " .. tostring(err or "still waiting"))
+      end)
+      local f = io.open(path, "w")
+      f:write(ok and "ok" or tostring(why))
+      f:close()
+      fh.exit(ok and 0 or 1)
+    end
+    local status = fh.wait(pid)
+    local f = assert(io.open(path))
+    local said = f:read("*a")
+    f:close()
+    os.remove(path)
+    emu:config({ latency = 0 })
+    local deadline = now() + 10
+    while c:step(0.05) > 0 and now() < deadline do end
+    c:close()
+    assert.equals("ok", said)
+    assert.equals(0, status)
+    assert.is_table(got and got[1], "the parent's callback did not get its leases")
+  end)
 end)
