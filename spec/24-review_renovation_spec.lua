@@ -30,7 +30,8 @@ describe("review: an error from the user's code that is nil or false #wire #c", 
   -- false for them. A report whose `interrupted` is that very value
   -- cannot tell them from a run that was not stopped.
   for _, value in ipairs({ "nil", "false" }) do
-    local raised_value = value == "false" and false or nil
+    local raised_value -- nil, or false
+    if value == "false" then raised_value = false end
 
     it(("assign_batched: on_progress raising %s on its last call is not swallowed"):format(value), function()
       local c = emu:client()
