@@ -204,3 +204,47 @@ describe("review: logging in across a fork #wire #c", function()
     assert.is_table(got and got[1], "the parent's callback did not get its leases")
   end)
 end)
+
+describe("review: opentact assign with one number in --add and --remove #wire", function()
+  local cjson = require("cjson")
+  local opentact = require("cli").opentact
+  local emu, conns, leases
+  setup(function()
+    emu, conns, leases = support.start_with_uuids({ leases = 30 })
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  local function posts()
+    local n = 0
+    for _, r in ipairs(emu:requests()) do if r.method == "POST" then n = n + 1 end end
+    return n
+  end
+
+  -- The help: a usage error (exit 2, nothing sent) for "a lease given
+  -- twice" (--skip-invalid: "leases given twice (or to both add and
+  -- remove)"). Given by uuid it is refused; given by its number, the add
+  -- is sent and the remove reported "not on CONN": contradictory input
+  -- applied half-way.
+  it("refuses a lease given by its number to both --add and --remove, as it refuses its uuid", function()
+    local out, err, status = opentact(emu, ("assign %s --add 12125550020 --remove 12125550020 --format json")
+      :format(conns[2]))
+    assert.equals(2, status, out .. err)
+    assert.equals(0, posts(), "sent: " .. out .. err)
+    assert.same({}, emu:state().assigned[conns[2]] or {})
+    -- the uuid form, for comparison: refused
+    local out2, err2, status2 = opentact(emu, ("assign %s --add %s --remove %s --format json")
+      :format(conns[2], leases[20], leases[20]))
+    assert.equals(2, status2, out2 .. err2)
+  end)
+
+  it("with --skip-invalid, leaves out a lease given by its number to both --add and --remove", function()
+    local out, err, status = opentact(emu, ("assign %s --add 12125550021 --remove 12125550021 --skip-invalid "
+      .. "--format json"):format(conns[2]))
+    assert.equals(0, posts(), "sent: " .. out .. err)
+    assert.same({}, emu:state().assigned[conns[2]] or {})
+    local ok, report = pcall(cjson.decode, out)
+    assert(ok and type(report) == "table", out .. err)
+    local _ = status
+  end)
+end)
