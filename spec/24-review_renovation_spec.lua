@@ -248,3 +248,21 @@ describe("review: opentact assign with one number in --add and --remove #wire", 
     local _ = status
   end)
 end)
+
+describe("review: misuse of the client's metamethods", function()
+  local opentact = require("opentact")
+  -- Every method checks its self and raises at the caller's line
+  -- (options.raise); __close is the public close. __tostring is not made
+  -- by the method list: called on something else it fails inside the
+  -- library with an index error instead of naming the misuse.
+  it("Client.__tostring on a value that is not a client raises a misuse error at the caller's line", function()
+    for _, bad in ipairs({ 5, "x", true }) do
+      local ok, err = pcall(function()
+        local s = opentact.Client.__tostring(bad) -- the caller's line
+        return s
+      end)
+      assert.is_false(ok)
+      assert.matches("review_renovation_spec%.lua:%d+: bad self", tostring(err))
+    end
+  end)
+end)
