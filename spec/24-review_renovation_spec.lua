@@ -74,6 +74,41 @@ describe("review: an error from the user's code that is nil or false #wire #c", 
       assert.is_not_nil(report.interrupted, "the sync report does not say it was interrupted")
     end)
 
+    -- the read-back is a call of its own, stopped the same way
+    it(("sync: a log hook raising %s on the read-back is reported as interrupted"):format(value), function()
+      local posted, raised = false, 0
+      local c = emu:client({ log = function(e)
+        if e.method == "POST" then posted = true
+        elseif posted and raised == 0 and e.method == "GET" then
+          raised = raised + 1
+          error(raised_value)
+        end
+      end })
+      finally(function() c:close() end)
+      local report = c:sync(conns[2], { leases = slice(45, 46) }, { batch_size = 2, concurrency = 1 })
+      assert.equals(1, raised)
+      assert.is_not_true(report.ok)
+      -- truthy: `if report.interrupted then` must see it
+      assert.is_truthy(report.interrupted, "the sync report does not say it was interrupted")
+      assert.is_not_nil(report.unverified)
+    end)
+
+    -- what a report holds then: an opentact.Error of kind "interrupted"
+    -- whose `value` is what was raised (README, "Errors from your code")
+    it(("assign_batched: the report's interrupted keeps the %s that was raised"):format(value), function()
+      local opentact = require("opentact")
+      local c = emu:client()
+      finally(function() c:close() end)
+      local report = c:assign_batched(conns[2], { add = slice(47, 50) }, { batch_size = 2, concurrency = 1,
+        on_progress = function() error(raised_value) end })
+      local i = report.interrupted
+      assert.equals(opentact.Error, getmetatable(i))
+      assert.equals("interrupted", i.kind)
+      assert.equals(raised_value, i.value)
+      assert.matches("^opentact: interrupted: ", tostring(i))
+      assert.equals(4, #report.applied.add + #report.failed[1].add)
+    end)
+
     it(("close(): a pending callback raising %s is raised by close, not swallowed"):format(value), function()
       local c = emu:client()
       local called = 0

@@ -446,6 +446,10 @@ describe("types/ against what the library returns #wire #c", function()
         saw("opentact.Error", f.err)
       end
     end
+    -- a run stopped by your code raising false: the error holding the value
+    local stopped = client:assign_batched(conn, { add = { st.leases[9] } },
+      { on_progress = function() error(false) end })
+    saw("opentact.Error", stopped.interrupted)
 
     -- sync: a lease to take from the control app, two to attach, one
     -- missing, stopped after the first batch

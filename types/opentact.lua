@@ -187,6 +187,7 @@ function opentact.check_options(opts) end
 ---| "network"      # refused, reset, truncated answer, interrupted, closed
 ---| "tls"          # TLS handshake or verification failed
 ---| "protocol"     # an answer that is not JSON or not the documented shape, success false on a 2xx, a redirect, an answer over max_body
+---| "interrupted"  # only as a report's `interrupted`: your code stopped the run by raising nil or false (kept in `value`)
 
 ---An error, returned as `nil, err` for everything the network or the
 ---server can cause (misuse raises instead). `tostring(err)` is one line:
@@ -205,6 +206,7 @@ function opentact.check_options(opts) end
 ---@field index? integer `sync`: the position of the invalid item in `numbers` or `leases`
 ---@field option? string `check_options`: the option that is refused
 ---@field expected? string `check_options`: what the option takes, when its value is the problem
+---@field value? nil|false kind `interrupted`: the value your code raised
 local Error = {}
 
 ---Who holds a lease, as `opentact.holder` says it.
@@ -279,11 +281,11 @@ local Failure = {}
 ---exactly one `failed` entry. `print(report)` gives a summary line and one
 ---line per failed entry; its metatable is `opentact.Report`.
 ---@class opentact.Report
----@field ok boolean every uuid applied?
+---@field ok boolean every uuid applied, and the run not interrupted?
 ---@field applied opentact.Applied the uuids the API confirmed, in input order
 ---@field failed opentact.Failure[] the uuids not applied, grouped by reason
 ---@field leases opentact.Leases the payloads of the successful requests
----@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it, `"interrupted!"` for Ctrl-C
+---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it, `"interrupted!"` for Ctrl-C; for a value raised as nil or false, an `opentact.Error` of kind `interrupted` holding it in `value`
 ---@field failed_uuids fun(self: opentact.Report): string[], string[] the adds and the removes to run again, in the order they failed
 local Report = {}
 
@@ -305,7 +307,7 @@ local Report = {}
 ---@field released? opentact.Released[] `move = true`: the leases released from control apps first
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
----@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it
+---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it; for a value raised as nil or false, an `opentact.Error` of kind `interrupted` holding it in `value`
 ---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed
 local SyncReport = {}
 

@@ -193,7 +193,8 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
     -- stopped (Ctrl-C in lua, or an error the user's code raised): what
     -- was in flight is cancelled; the report still accounts for every
     -- uuid, those whose answers came in by their answers
-    report.interrupted = stopped
+    -- `ran` says it stopped: the value raised may be nil or false
+    report.interrupted = errors.interrupted(stopped)
     local finished = {}
     for _, job in ipairs(outcomes) do finished[job] = true end
     local function unfinished(job)
@@ -235,7 +236,9 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
       report.failed[#report.failed + 1] = { add = part.add, remove = part.remove, err = job.err }
     end
   end
-  report.ok = #report.failed == 0
+  -- a run stopped by an error is not ok, even when its last answer was in
+  -- (the error would go unseen by code that reads only ok)
+  report.ok = #report.failed == 0 and not report.interrupted
   return report
 end
 

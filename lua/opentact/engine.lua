@@ -755,14 +755,15 @@ function Engine:close()
   local runs = self.runs
   for k = #runs, 1, -1 do self:close_run(runs[k], CLOSED) end
   self.transport:close()
-  local bg, first = self.background, nil
+  -- `failed` says a callback raised: the first error may be nil or false
+  local bg, failed, first = self.background, false, nil
   local req = take(bg)
   while req do
     local ok, err = pcall(req.callback, req.leases, req.err)
-    if not ok and first == nil then first = err end
+    if not ok and not failed then failed, first = true, err end
     req = take(bg)
   end
-  if first ~= nil then error(first, 0) end
+  if failed then error(first, 0) end
 end
 
 return M

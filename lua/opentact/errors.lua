@@ -90,4 +90,15 @@ function M.new(kind, message, retryable)
   return { kind = kind, message = message, retryable = retryable or false }
 end
 
+-- What a report's `interrupted` holds for a run stopped by `value` (an
+-- interrupt, or an error the user's code raised): the value itself, or,
+-- when it is nil or false (which would read as "not stopped"), an error
+-- of kind "interrupted" whose `value` field is the value raised.
+function M.interrupted(value)
+  if value then return value end
+  local e = M.new("interrupted", "stopped by an error your code raised as " .. tostring(value))
+  e.value = value
+  return setmetatable(e, Error)
+end
+
 return M

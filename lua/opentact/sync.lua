@@ -375,7 +375,8 @@ local function verify(eng, conn, report, exact)
   local done, now, err = pcall(eng.call, eng, engine.request("GET", request_list(conn), nil, "uuids"))
   if not done then
     -- an interrupt: what was applied is in the report already
-    report.interrupted = report.interrupted or now
+    -- (`done` says it stopped: the value raised may be nil or false)
+    report.interrupted = report.interrupted or errors.interrupted(now)
     now, err = nil, errors.new("network", "interrupted before the connection was read back", false)
   end
   if not now then
