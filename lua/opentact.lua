@@ -366,7 +366,15 @@ function work.close(client)
   return true
 end
 
--- Every public method, made once from its work: `module`, also a function
+--- The base URL, the transport and how the client authenticates; never
+--- a secret (the client's __tostring).
+function work.__tostring(client)
+  if not client._engine then return "opentact.Client (closed)" end
+  local o = client._opts
+  return ("opentact.Client (%s, %s, %s)"):format(o.base_url, o.transport, client._auth)
+end
+
+-- Every public method (and metamethod), made once from its work: `module`, also a function
 -- of the module on the default client; `closed`, a closed client answers it.
 local METHODS = {
   { "list", module = true },
@@ -385,6 +393,7 @@ local METHODS = {
   { "events" },
   { "timeout" },
   { "close", closed = true },
+  { "__tostring", closed = true },
 }
 
 -- What a call returns, passed on. The public functions call the work
@@ -405,14 +414,6 @@ for _, m in ipairs(METHODS) do
 end
 
 Client.__close = Client.close
-
---- The base URL, the transport and how the client authenticates; never
---- a secret.
-function Client:__tostring()
-  if not self._engine then return "opentact.Client (closed)" end
-  local o = self._opts
-  return ("opentact.Client (%s, %s, %s)"):format(o.base_url, o.transport, self._auth)
-end
 
 ---------------------------------------------------------------- module
 

@@ -300,4 +300,21 @@ describe("review: misuse of the client's metamethods", function()
       assert.matches("review_renovation_spec%.lua:%d+: bad self", tostring(err))
     end
   end)
+
+  it("every metamethod of Client checks its self the same way", function()
+    local checked = {}
+    for name, f in pairs(opentact.Client) do
+      if type(name) == "string" and name:find("^__") and type(f) == "function" then
+        checked[#checked + 1] = name
+        local ok, err = pcall(function()
+          local r = f(5) -- the caller's line (not a tail call: it has a line)
+          return r
+        end)
+        assert.is_false(ok, name)
+        assert.matches("review_renovation_spec%.lua:%d+: bad self", tostring(err), nil, nil, name)
+      end
+    end
+    table.sort(checked)
+    assert.same({ "__close", "__tostring" }, checked)
+  end)
 end)
