@@ -282,6 +282,25 @@ describe("review: opentact assign with one number in --add and --remove #wire", 
     assert(ok and type(report) == "table", out .. err)
     local _ = status
   end)
+
+  -- every mix of number and uuid, for a lease CONN holds and one it does
+  -- not: the same refusal, the same left-out line, nothing sent
+  it("treats a lease as itself in --add and --remove however each names it", function()
+    local free, held = 22, 1 -- lease 22 is on no connection, lease 1 on conns[1]
+    for _, i in ipairs({ free, held }) do
+      local number, uuid = ("1212555%04d"):format(i), leases[i]
+      for _, pair in ipairs({ { number, uuid }, { uuid, number }, { number, number }, { uuid, uuid } }) do
+        for _, skip in ipairs({ "", " --skip-invalid" }) do
+          emu:reset()
+          local line = ("assign %s --add %s --remove %s%s --format json"):format(conns[1], pair[1], pair[2], skip)
+          local out, err, status = opentact(emu, line)
+          assert.equals(0, posts(), line .. ": sent: " .. out .. err)
+          assert.equals(2, status, line .. ": " .. out .. err)
+          assert.is_truthy(err:find("in both --add and --remove", 1, true), line .. ": " .. err)
+        end
+      end
+    end
+  end)
 end)
 
 describe("review: misuse of the client's metamethods", function()

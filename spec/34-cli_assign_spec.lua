@@ -193,9 +193,12 @@ describe("opentact assign and input files #wire", function()
       local twice = "--remove: " .. leases[20] .. " in both --add and --remove again (first at " .. file .. ":2, add)"
       -- a cell that starts with - is written with a ' (never a formula)
       for _, row in ipairs({ ",,add,skipped,,," .. bad_line, ",,add,skipped,,,'" .. missing,
-        ",,remove,skipped,,,\"'" .. twice .. "\"", leases[20] .. ",12125550020,add,applied,,," }) do
+        ",,remove,skipped,,,\"'" .. twice .. "\"" }) do
         assert.is_truthy(out:find("\n" .. row .. "\n", 1, true), row .. " in:\n" .. out)
       end
+      -- a lease in both lists is left out of both: its add is not sent either
+      assert.is_falsy(out:find(leases[20] .. ",12125550020,add,", 1, true), out)
+      assert.equals(0, #posts())
       assert.is_truthy(err:find("skipped " .. bad_line, 1, true), err)
       emu:reset()
       out, err, status = run(args .. " --json")

@@ -12,7 +12,7 @@ local input = require("opentact.cli.input")
 local credentials = require("opentact.cli.credentials")
 local output = require("opentact.cli.output")
 
-local type, tostring, ipairs, pairs, setmetatable = type, tostring, ipairs, pairs, setmetatable
+local type, tostring, ipairs, pairs, next, setmetatable = type, tostring, ipairs, pairs, next, setmetatable
 local format, concat, lower = string.format, table.concat, string.lower
 
 local USAGE_EXIT, BULK_INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.BULK_INTERRUPTED_EXIT, words.EXAMPLE_CONN
@@ -62,7 +62,8 @@ M.help = {
     { 0, "every lease was attached or detached" },
     { 1, "the API refused or failed some (the report and --failed-file name them), or a number or uuid to add has no "
       .. "lease in the account" },
-    { 2, USAGE_EXIT .. ", bad lines in a file (each named), a lease given twice, nothing to assign, a lease "
+    { 2, USAGE_EXIT .. ", bad lines in a file (each named), a lease given twice or to both add and remove (by "
+      .. "number or uuid), nothing to assign, a lease "
       .. "to add held by another SIP connection or app without --move (nothing sent), a number to remove given "
       .. "without its country code that is the end of a number CONN holds (nothing sent), or a request the API "
       .. "found invalid with nothing applied" },
@@ -187,6 +188,10 @@ local function resolve(client, o, sources, missing)
       end
     end
   end
+  -- number -> the uuid of the lease to add that has it: a number to
+  -- remove that CONN does not hold is that lease all the same (given to
+  -- both lists, which is refused), not "not on CONN"
+  local to_add = {}
   for _, kind in ipairs({ "add", "remove" }) do
     local kept, kept_sources = {}, {}
     for k, x in ipairs(o[kind]) do
@@ -197,7 +202,10 @@ local function resolve(client, o, sources, missing)
           uuid = type(x) == "string" and x or lease.uuid
           o.leases[lower(uuid)] = lease
           local tn = type(lease.tn) == "table" and (number_of(lease.tn.tn)) or nil
-          if tn then o.numbers[lower(uuid)] = tn end
+          if tn then
+            o.numbers[lower(uuid)] = tn
+            to_add[tn] = to_add[tn] or uuid
+          end
         else
           -- a lease not found cannot be shown to be free: never sent
           missing[#missing + 1] = type(x) == "number"
@@ -206,7 +214,7 @@ local function resolve(client, o, sources, missing)
           uuid = nil
         end
       elseif type(x) == "number" then
-        uuid = by_number[x]
+        uuid = by_number[x] or to_add[x]
         -- a number CONN holds may have been written without its country
         -- code: as sync does, never taken for "not on CONN"
         local held
@@ -288,8 +296,11 @@ function M.run(ctx, o)
   end
   for _, m in ipairs(missing) do skipped[#skipped + 1] = { kind = "add", text = m } end
   -- a uuid twice, or in both lists, is named with where each came from:
-  -- an error, or left out with --skip-invalid
-  local first_seen, problems, problem_kinds = {}, {}, {}
+  -- an error, or left out with --skip-invalid (numbers are their leases'
+  -- uuids by now: a lease is the same however it was given). A repeat is
+  -- left out; a lease in both lists is left out of both, since either
+  -- would undo the other.
+  local first_seen, problems, problem_kinds, both = {}, {}, {}, {}
   for _, kind in ipairs({ "add", "remove" }) do
     local list, kept, kept_sources = o[kind], {}, {}
     for k, u in ipairs(list) do
@@ -299,6 +310,7 @@ function M.run(ctx, o)
         problems[#problems + 1] = format("%s: %s %s again (first at %s, %s)", sources[kind][k], u,
           seen.kind == kind and "listed" or "in both --add and --remove", seen.where, seen.kind)
         problem_kinds[#problems] = kind
+        if seen.kind ~= kind then both[key] = true end
       else
         first_seen[key] = { kind = kind, where = sources[kind][k] }
         kept[#kept + 1] = u
@@ -313,6 +325,16 @@ function M.run(ctx, o)
       .. "--skip-invalid leaves such lines out")
   end
   for i, p in ipairs(problems) do skipped[#skipped + 1] = { kind = problem_kinds[i], text = p } end
+  if next(both) then
+    local kept, kept_sources = {}, {}
+    for k, u in ipairs(o.add) do
+      if not both[u:lower()] then
+        kept[#kept + 1] = u
+        kept_sources[#kept] = sources.add[k]
+      end
+    end
+    o.add, sources.add = kept, kept_sources
+  end
   for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w.text, "\n") end
   if #o.add + #o.remove + #o.not_on == 0 then
     client:close()
