@@ -18,6 +18,7 @@ static const luaL_Reg core_functions[] = {
     {"base64", auth_base64},
     {"jwt_claims", auth_jwt_claims},
     {"write_private", auth_write_private},
+    {"pid", fork_pid},
     {NULL, NULL},
 };
 

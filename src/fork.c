@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "opentact.h"
 
@@ -42,6 +43,23 @@ static void count_forks(void) {
 /* Starts counting forks; only the first call in a process does anything. */
 void fork_count(void) {
     pthread_once(&count_once, count_forks);
+}
+
+/* core.pid(): this process's id, for state a process keeps apart from
+ * the processes it forked from (auth's logins in flight). Asked of the
+ * system only after a fork when forks are counted: nothing per request. */
+int fork_pid(lua_State *L) {
+    static pid_t pid;
+    static unsigned long seen;
+    unsigned long g = generation;
+    pid_t p = __atomic_load_n(&pid, __ATOMIC_RELAXED);
+    if (p == 0 || !counted || __atomic_load_n(&seen, __ATOMIC_RELAXED) != g) {
+        p = getpid();
+        __atomic_store_n(&seen, g, __ATOMIC_RELAXED);
+        __atomic_store_n(&pid, p, __ATOMIC_RELAXED);
+    }
+    lua_pushinteger(L, (lua_Integer)p);
+    return 1;
 }
 
 /* Curl handles a forked child inherited and must never clean up (see

@@ -134,6 +134,8 @@ OT_HIDDEN void buffer_register(lua_State *L);
 OT_HIDDEN unsigned long fork_generation(void);
 OT_HIDDEN int fork_counted(void);
 OT_HIDDEN void fork_count(void);
+/* core.pid(): this process's id, without a system call per call. */
+OT_HIDDEN int fork_pid(lua_State *L);
 /* Keeps a handle a forked child inherited reachable, never cleaned up. */
 OT_HIDDEN void fork_keep(void *handle);
 

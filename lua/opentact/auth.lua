@@ -21,7 +21,7 @@ local options = require("opentact.options")
 
 local type, tonumber, min, rawget, setmetatable, remove =
   type, tonumber, math.min, rawget, setmetatable, table.remove
-local jwt_claims, base64, redact = core.jwt_claims, core.base64, errors.redact
+local jwt_claims, base64, redact, pid = core.jwt_claims, core.base64, errors.redact, core.pid
 
 local M = {}
 
@@ -57,8 +57,13 @@ end
 -- password.
 local shared = {}
 -- Logins in flight, part of the same exception: "<base_url> <email>" ->
--- { by = the auth object that logs in, since = when }. Another client
--- with the same email waits for it instead of logging in too.
+-- { by = the auth object that logs in, since = when, pid = the process
+-- it logs in for }. Another client of the same process with the same
+-- email waits for it instead of logging in too. After fork() the child
+-- has a copy of the table: an entry of another process (the parent's
+-- login, whose answer goes to the parent) is nobody's in the child, and
+-- is never waited for. The JWTs in `shared` are kept across a fork: a
+-- token is a string any process may send until it expires.
 local in_flight = {}
 local WEAK = { __mode = "v" }
 -- A login in flight for longer than this is taken for lost (its client
@@ -196,10 +201,12 @@ function M.new(opts, token, password)
   -- Whether this client is the one to log in now: true unless another
   -- client of this Lua state is logging in with the same email.
   local function claim()
-    local f = in_flight[key]
+    local f, me = in_flight[key], pid()
     -- `by` is weak: a client collected mid-login holds nobody up
-    if f and f.by and f.by ~= a and wall() - f.since < LOGIN_STALE then return false end
-    if not f or f.by ~= a then in_flight[key] = setmetatable({ by = a, since = wall() }, WEAK) end
+    if f and f.by and f.by ~= a and f.pid == me and wall() - f.since < LOGIN_STALE then return false end
+    if not f or f.by ~= a or f.pid ~= me then
+      in_flight[key] = setmetatable({ by = a, since = wall(), pid = me }, WEAK)
+    end
     return true
   end
 
