@@ -369,6 +369,15 @@ function M.new(opts, token, password)
     over(h, err)
   end
 
+  --- Login `h` was the parent process's: a fork ended it before its
+  --- answer came to this process. That is no failure of this client's
+  --- (nothing is kept against the next login): its waiters go on and are
+  --- each judged again by the engine (a request of the parent's ends as
+  --- the parent's, one of this process's is parked for a login of its own).
+  function a.login_lost(h)
+    over(h)
+  end
+
   --- Takes out of the waiters those for which pred(waiter) is true (their
   --- requests were stopped); returns them, in order.
   function a.forget(pred)

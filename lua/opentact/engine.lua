@@ -677,10 +677,13 @@ function Engine:login_request(prev)
 end
 
 -- The login request is over: its answer's payload, or its error, goes to
--- auth, which wakes its waiters.
+-- auth, which wakes its waiters. A login queued before a fork ends in the
+-- child with the fork's error: that one is the parent's, lost to this
+-- process, not a failed login of its own.
 function Engine:login_over(req, payload, err)
   remove_run(self.runs, req.run)
   req.done = true
+  if err and not self.closed and req.epoch ~= self:epoch() then return self.auth.login_lost(req) end
   self.auth.login_over(req, payload, err, req.attempt)
 end
 
