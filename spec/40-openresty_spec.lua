@@ -10,7 +10,7 @@ describe("OpenResty", function()
 
   setup(function()
     emu, conns, leases = support.start_with_uuids({ leases = 600, users = { "nginx@example.com:worker-secret-pw",
-      "renew@example.com:worker-secret-pw" } })
+      "renew@example.com:worker-secret-pw", "torn@example.com:worker-secret-pw" } })
     nginx = openresty.start({ url = emu.url, token = emu.token, email = "nginx@example.com",
       password = "worker-secret-pw" })
   end)
@@ -194,6 +194,26 @@ describe("OpenResty", function()
     local _, r = nginx:call("/login_list?conn=" .. conns[1])
     assert.equals(3, r.n)
     assert.equals(1, emu:stats().logins)
+  end)
+
+  -- A client the worker's requests share: its login runs on the light
+  -- thread of the request that needed it first. That request ends before
+  -- the answer (ngx.exit aborts its threads): a later request waiting for
+  -- the same login is not held until its wait's end (an hour), but takes
+  -- the lost login for a timeout once the client's timeout (1 s) and a
+  -- second are past, and logs in itself (a login is retried like a read).
+  it("does not leave a request waiting for a login whose nginx request ended", function()
+    emu:config({ latency = 0.5 })
+    local status = nginx:call("/torn_login?email=torn@example.com&conn=" .. conns[1])
+    assert.equals(200, status)
+    local s = assert(socket.connect("127.0.0.1", nginx.port))
+    finally(function() s:close() end)
+    assert(s:send(("GET /torn_after?email=torn@example.com&conn=%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"):format(conns[1])))
+    s:settimeout(15) -- bounds the failure only: before, the wait was an hour
+    local answer = s:receive("*a") or ""
+    assert.is_truthy(answer:find('"n":3', 1, true), answer)
+    -- the lost login and the waiter's own, no more
+    assert.is_true(emu:stats().logins <= 2, emu:stats().logins .. " logins")
   end)
 
   it("renews a 2-second token under nginx: no 401 reaches the caller, a login per renewal", function()

@@ -24,6 +24,14 @@ Transport.__index = Transport
 
 local KEEPALIVE_MS = 60000
 local POOL_SIZE = 64
+-- A light thread belongs to the nginx request that spawned it: when that
+-- request ends (its client went away, ngx.exit), nginx aborts the thread
+-- and its outcome never comes, while another request's coroutine may wait
+-- for it (the login of a client the worker's requests share). A thread
+-- not finished this many seconds after its attempt's deadline (its own
+-- timeouts end a live one before) is taken for gone: poll finishes it
+-- with a `timeout` error, and the engine goes on as for any timeout.
+local GONE_AFTER = 1
 
 -- Phases where cosockets work.
 local COSOCKET_PHASES = {
@@ -310,6 +318,7 @@ local function attempt(self, id, method, path, body, credential)
   end
   if self.threads[id] then
     self.threads[id] = nil
+    self.due[id] = nil
     self.count = self.count - 1
     -- the engine's format: five slots per answer
     local out = self.finished
@@ -324,6 +333,8 @@ function M.new(opts)
   return setmetatable({
     opts = opts, target = target(opts), count = 0,
     threads = {}, finished = {}, sema = semaphore.new(0),
+    due = {},          -- id -> when its thread is taken for gone
+    next_due = false,  -- the soonest of them (or earlier), false when none
   }, Transport)
 end
 
@@ -337,10 +348,14 @@ function Transport:start(id, method, path, body, token, basic)
   end
   self.threads[id] = true -- a thread that finishes at once must find its slot
   self.count = self.count + 1
+  local due = now() + self.target.timeout + GONE_AFTER
+  self.due[id] = due
+  if not self.next_due or due < self.next_due then self.next_due = due end
   local credential = (basic and "Authorization: Basic " or "X-Auth-Token: ") .. token
   local co, err = spawn(attempt, self, id, method, path, body, credential)
   if not co then
     self.threads[id] = nil
+    self.due[id] = nil
     self.count = self.count - 1
     return nil, failure("network", "cannot start a light thread: " .. tostring(err), false)
   end
@@ -348,13 +363,35 @@ function Transport:start(id, method, path, body, token, basic)
   return true
 end
 
+-- Finishes with a `timeout` error the threads taken for gone (GONE_AFTER).
+local function expire(self)
+  local clock, out, soonest = now(), self.finished, false
+  for id, due in pairs(self.due) do
+    if due <= clock then
+      self:cancel(id)
+      local n = #out
+      out[n + 1], out[n + 2], out[n + 5] = id, false, false
+      out[n + 3], out[n + 4] = failure("timeout", "no answer in time: the request's light thread was aborted "
+        .. "(the nginx request that started it ended?)", true), false
+    elseif not soonest or due < soonest then
+      soonest = due
+    end
+  end
+  self.next_due = soonest
+end
+
 --- Finished requests (five slots each, as the engine takes them),
---- waiting at most `timeout` seconds for one.
+--- waiting at most `timeout` seconds for one (and no longer than until a
+--- thread is taken for gone).
 function Transport:poll(timeout, _, into)
   local sema = self.sema
-  if #self.finished == 0 then
-    if timeout > 0 then sema:wait(timeout) end
+  if #self.finished == 0 and timeout > 0 then
+    local due = self.next_due
+    -- at least a millisecond: a wait of 0 would not let ngx.now() move
+    if due and due - now() < timeout then timeout = math.max(due - now(), 0.001) end
+    sema:wait(timeout)
   end
+  if self.next_due and now() >= self.next_due then expire(self) end
   local out = self.finished
   if #out == 0 then return into or out end
   self.finished = {}
@@ -375,6 +412,7 @@ function Transport:cancel(id)
   local co = self.threads[id]
   if not co then return false end
   self.threads[id] = nil
+  self.due[id] = nil
   self.count = self.count - 1
   if co ~= true then pcall(kill, co) end -- only the spawning coroutine may kill it
   return true
