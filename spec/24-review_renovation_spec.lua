@@ -93,6 +93,26 @@ describe("review: an error from the user's code that is nil or false #wire #c", 
       assert.is_not_nil(report.unverified)
     end)
 
+    -- calls that return no report raise it as it was
+    it(("list, list_many and search_all: a log hook raising %s raises it as it was"):format(value), function()
+      local raised = 0
+      local c = emu:client({ log = function()
+        raised = raised + 1
+        error(raised_value)
+      end })
+      finally(function() c:close() end)
+      for _, call in ipairs({
+        function() return c:list(conns[1]) end,
+        function() return c:list_many({ conns[1], conns[3] }) end,
+        function() return c:search_all(nil, { page_size = 20 }) end,
+      }) do
+        local n = raised
+        local got = (function(...) return { n = select("#", ...), ... } end)(pcall(call))
+        assert.equals(n + 1, raised)
+        assert.same({ n = 2, false, raised_value }, got)
+      end
+    end)
+
     -- what a report holds then: an opentact.Error of kind "interrupted"
     -- whose `value` is what was raised (README, "Errors from your code")
     it(("assign_batched: the report's interrupted keeps the %s that was raised"):format(value), function()
@@ -193,6 +213,29 @@ describe("review: logging in across a fork #wire #c", function()
     assert.equals(0, status)
     assert.is_table(got and got[1], "the parent's callback did not get its leases")
   end)
+  -- What auth keys a login in flight by: the process, told apart from
+  -- the one it forked from (asked of the system only after a fork).
+  it("core.pid() is the child's own after a fork, and stays the parent's in the parent", function()
+    local fh = require("forkhelper")
+    local before = core.pid()
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      local f = io.open(path, "w")
+      f:write(tostring(core.pid()))
+      f:close()
+      fh.exit(0)
+    end
+    assert.equals(0, fh.wait(pid))
+    local f = assert(io.open(path))
+    local child = f:read("*a")
+    f:close()
+    os.remove(path)
+    assert.equals(tostring(pid), child)
+    assert.equals(before, core.pid())
+    assert.are_not.equals(before, pid)
+  end)
+
   -- The parent's login in flight at the fork is inherited as "another
   -- client of this Lua state is logging in": a new client of the child
   -- with the same email waits for a login nobody in the child runs, until
