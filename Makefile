@@ -21,10 +21,10 @@ tree = $(CURDIR)/.rocks/$(1)
 SOURCES := $(wildcard src/*.c)
 HEADERS := $(wildcard src/*.h)
 # The layers of the C core (see README, "Layout"): the decoder and the
-# request builders do no I/O and link without libcurl; only the transport
+# request builders (and the hash) do no I/O and link without libcurl; only the transport
 # sees curl.h; core.c registers them all.
 DECODER_SOURCES := src/answer.c src/answer_skim.c src/json.c src/error.c src/buffer.c
-REQUEST_SOURCES := src/request.c src/search.c
+REQUEST_SOURCES := src/request.c src/search.c src/sha256.c
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 

@@ -19,6 +19,9 @@ static const luaL_Reg core_functions[] = {
     {"jwt_claims", auth_jwt_claims},
     {"write_private", auth_write_private},
     {"pid", fork_pid},
+    {"append_sync", auth_append_sync},
+    {"sha256", sha256_hex},
+    {"json_decode", json_decode_document},
     {NULL, NULL},
 };
 

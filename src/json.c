@@ -631,6 +631,18 @@ int json_decode(lua_State *L, const char *s, size_t len, int *holes, json_names 
     return 1;
 }
 
+/* core.json_decode(text) -> value, or nil and a message */
+int json_decode_document(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_settop(L, 1);
+    if (json_decode(L, s, len, NULL, NULL, 0, NULL))
+        return 1;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
 /* ---- skimming ----------------------------------------------------------- */
 
 /*

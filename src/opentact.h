@@ -61,6 +61,11 @@ OT_HIDDEN int auth_time(lua_State *L);       /* core.time */
 OT_HIDDEN int auth_base64(lua_State *L);     /* core.base64 */
 OT_HIDDEN int auth_jwt_claims(lua_State *L); /* core.jwt_claims */
 OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
+OT_HIDDEN int auth_append_sync(lua_State *L);   /* core.append_sync */
+
+/* ---- hashing (sha256.c) -------------------------------------------- */
+
+OT_HIDDEN int sha256_hex(lua_State *L); /* core.sha256 */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 
@@ -103,6 +108,10 @@ OT_HIDDEN int json_decode(lua_State *L, const char *s, size_t len, int *holes, j
  * use, kept in the registry under this name). */
 #define JSON_OBJECT_MT "opentact.Object"
 OT_HIDDEN void json_object_mt(lua_State *L);
+/* core.json_decode(text) -> value, or nil and what is wrong and where:
+ * any JSON document, as strictly as answers are read (a saved plan, a
+ * journal line). JSON null is nil; empty objects get core.Object. */
+OT_HIDDEN int json_decode_document(lua_State *L);
 
 /* ---- answer buffers and opentact.Body (buffer.c) ------------------- */
 
