@@ -47,6 +47,7 @@ build = {
       ["opentact.options"] = "lua/opentact/options.lua",
       ["opentact.errors"] = "lua/opentact/errors.lua",
       ["opentact.pretty"] = "lua/opentact/pretty.lua",
+      ["opentact.json"] = "lua/opentact/json.lua",
       ["opentact.retry"] = "lua/opentact/retry.lua",
       ["opentact.engine"] = "lua/opentact/engine.lua",
       ["opentact.auth"] = "lua/opentact/auth.lua",

@@ -14,6 +14,7 @@ local LAYERS = {
   { "opentact.engine" },
   { "opentact.auth", "opentact.transport.ngx" },
   { "opentact.errors", "opentact.options", "opentact.retry" },
+  { "opentact.json" },
   { "opentact.pretty" },
   { "opentact.core" },
 }
@@ -74,11 +75,13 @@ describe("the library's modules", function()
   end)
 
   -- The command line is a client of the public module; below it, it uses
-  -- only what prints text safely (pretty) and the core's clock, a JWT's
-  -- expiry and the private file a token is kept in (core).
-  local CLI_MAY_USE = { ["opentact"] = true, ["opentact.pretty"] = true, ["opentact.core"] = true }
+  -- only what prints text safely (pretty), the JSON encoder the library
+  -- writes saved plans with (json) and the core's clock, a JWT's expiry
+  -- and the private file a token is kept in (core).
+  local CLI_MAY_USE = { ["opentact"] = true, ["opentact.pretty"] = true, ["opentact.json"] = true,
+    ["opentact.core"] = true }
 
-  it("in the command line, require only the public module, pretty, core and the command line's own", function()
+  it("in the command line, require only the public module, pretty, json, core and the command line's own", function()
     local wrong = layers.refused(all, function(m, other)
       if layer(m.name) == depth["opentact.cli"] and other:find("^opentact")
         and not (CLI_MAY_USE[other] or layer(other) == depth["opentact.cli"]) then

@@ -1,95 +1,26 @@
--- What the `opentact` command prints, in every --format: a JSON encoder,
+-- What the `opentact` command prints, in every --format: JSON (the library's encoder),
 -- csv and tsv fields (formula-safe, control characters escaped), jsonl
 -- rows, aligned tables, a report's rows, and the progress bar.
 
-local opentact = require("opentact")
 local core = require("opentact.core")
 local pretty = require("opentact.pretty")
+local json = require("opentact.json")
 local ROWS = require("opentact.cli.options").ROWS
 
-local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
-local setmetatable, getmetatable = setmetatable, getmetatable
+local type, tostring, ipairs = type, tostring, ipairs
+local setmetatable = setmetatable
 local format, concat, floor, lower = string.format, table.concat, math.floor, string.lower
 
 local M = {}
 
 ---------------------------------------------------------------- JSON out
 
--- A JSON encoder for output: what the server sent as an object stays an
--- object even when empty (the library gives decoded empty objects the
--- metatable opentact.Object; a lease is an object), every other empty
--- table is an array, integers print as integers on every Lua, keys are
--- sorted so output is stable.
-local function is_array(t)
-  local mt = getmetatable(t)
-  if mt ~= nil and (mt == opentact.Object or mt == pretty.Lease) then return false end
-  local n = #t
-  for k in pairs(t) do
-    if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then return false end
-  end
-  return true
-end
-
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
-  ["\r"] = "\\r", ["\t"] = "\\t" }
-
+-- The library's JSON encoder (opentact.json): objects the server sent
+-- stay objects when empty, integers print as integers, keys are sorted.
+M.json = json.encode
 -- JSON's null, for keys that must be there when empty (jsonl rows).
-local NULL = setmetatable({}, { __name = "opentact.cli.null" })
+local NULL = json.NULL
 M.NULL = NULL
-
-local function encode(v, out)
-  local t = type(v)
-  if v == NULL then
-    out[#out + 1] = "null"
-  elseif t == "string" then
-    -- bidirectional and other invisible marks as \u escapes too: the
-    -- same string to a JSON reader, never raw on a terminal
-    out[#out + 1] = '"' .. pretty.marks((v:gsub('[%c"\\]', function(c)
-      return ESCAPES[c] or format("\\u%04x", c:byte())
-    end)), "\\u%04x") .. '"'
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      out[#out + 1] = "null"
-    elseif floor(v) == v and v > -2 ^ 63 and v < 2 ^ 63 then
-      out[#out + 1] = format("%.0f", v)
-    else
-      out[#out + 1] = format("%.17g", v)
-    end
-  elseif t == "boolean" then
-    out[#out + 1] = tostring(v)
-  elseif t == "table" then
-    if is_array(v) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        encode(k, out)
-        out[#out + 1] = ":"
-        local value = v[k]
-        if value == nil then value = v[tonumber(k)] end
-        encode(value, out)
-      end
-      out[#out + 1] = "}"
-    end
-  else
-    out[#out + 1] = "null"
-  end
-end
-
-function M.json(v)
-  local out = {}
-  encode(v, out)
-  return concat(out)
-end
 
 ---------------------------------------------------------------- progress
 
