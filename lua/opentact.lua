@@ -270,24 +270,23 @@ local DESIRED = { numbers = true, leases = true, all_leases = true }
 local ITEM = { numbers = { "string or number", string = true, number = true },
   leases = { "string or table", string = true, table = true } }
 
---- Brings a SIP connection to a desired state: plans, applies, verifies.
---- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
-function work.sync(client, conn, desired, opts)
-  check_arg(conn, "string", 1, "sync")
-  check_arg(desired, "table", 2, "sync")
+-- The kind of a desired state ("numbers", "leases" or "all") and its
+-- list; misuse raises in the name of `fname`.
+local function check_desired(desired, fname)
   local what
   for k, v in pairs(desired) do
     if not DESIRED[k] then
-      raise(("bad argument #2 to 'sync' (unknown key '%s': give numbers, leases or all_leases)"):format(tostring(k)))
+      raise(("bad argument #2 to '%s' (unknown key '%s': give numbers, leases or all_leases)"):format(fname,
+        tostring(k)))
     end
     if what then
-      raise("bad argument #2 to 'sync' (give one of numbers, leases and all_leases)")
+      raise(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname))
     end
     what = k
     if k == "all_leases" and v ~= true then
-      raise("bad argument #2 to 'sync' (all_leases must be true)")
+      raise(("bad argument #2 to '%s' (all_leases must be true)"):format(fname))
     elseif k ~= "all_leases" and type(v) ~= "table" then
-      raise(("bad argument #2 to 'sync' (%s must be a list, got %s)"):format(k, type(v)))
+      raise(("bad argument #2 to '%s' (%s must be a list, got %s)"):format(fname, k, type(v)))
     elseif k ~= "all_leases" then
       -- an item past a hole would be neither planned nor reported (with
       -- exact, detached): a hole is misuse, as in assign's lists
@@ -297,23 +296,54 @@ function work.sync(client, conn, desired, opts)
         if type(key) ~= "number" or key < 1 or key > n or key % 1 ~= 0 then count = n + 1 end
       end
       if count ~= n then
-        raise(("bad argument #2 to 'sync' (%s must be a list without holes)"):format(k))
+        raise(("bad argument #2 to '%s' (%s must be a list without holes)"):format(fname, k))
       end
       local takes = ITEM[k]
       for i = 1, n do
         if not takes[type(v[i])] then
-          raise(("bad argument #2 to 'sync' (%s[%d]: %s expected, got %s)"):format(k, i, takes[1], type(v[i])))
+          raise(("bad argument #2 to '%s' (%s[%d]: %s expected, got %s)"):format(fname, k, i, takes[1], type(v[i])))
         end
       end
     end
   end
   if not what then
-    raise("bad argument #2 to 'sync' (give one of numbers, leases and all_leases)")
+    raise(("bad argument #2 to '%s' (give one of numbers, leases and all_leases)"):format(fname))
   end
+  return what == "all_leases" and "all" or what, desired[what]
+end
+
+--- Brings a SIP connection to a desired state: plans, applies, verifies.
+--- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
+function work.sync(client, conn, desired, opts)
+  check_arg(conn, "string", 1, "sync")
+  check_arg(desired, "table", 2, "sync")
+  local what, list = check_desired(desired, "sync")
   local o = options.call(opts, "sync", 3)
   local path, err = request_list(conn)
   if not path then return nil, finish(err, "GET", nil, 0) end
-  return one(sync.run(client._engine, conn, what == "all_leases" and "all" or what, desired[what], o))
+  return one(sync.run(client._engine, conn, what, list, o, client._opts.base_url))
+end
+
+--- What sync would do, changing nothing: a plan (opentact.Plan) that
+--- records the holder of every lease it touches, or nil, err.
+function work.plan(client, conn, desired, opts)
+  check_arg(conn, "string", 1, "plan")
+  check_arg(desired, "table", 2, "plan")
+  local what, list = check_desired(desired, "plan")
+  local o = options.call(opts, "plan", 3)
+  local path, err = request_list(conn)
+  if not path then return nil, finish(err, "GET", nil, 0) end
+  return one(sync.make(client._engine, conn, what, list, o, client._opts.base_url, true))
+end
+
+--- Does exactly what a plan lists, once the server is seen to be as it
+--- was when planned: a report like sync's, or nil, err (`invalid`: not a
+--- plan, changed, another base URL, another plan's journal; `stale`:
+--- something moved since; nothing was changed then).
+function work.apply(client, plan, opts)
+  check_arg(plan, "table", 1, "apply")
+  local o = options.call(opts, "apply", 2)
+  return one(sync.apply(client._engine, plan, o, client._opts.base_url))
 end
 
 --- The token requests are sent with: with email and password, a JWT,
@@ -387,6 +417,8 @@ local METHODS = {
   { "search", module = true },
   { "search_all", module = true },
   { "sync", module = true },
+  { "plan", module = true },
+  { "apply", module = true },
   { "token", module = true },
   { "step" },
   { "pollfd" },
@@ -473,6 +505,14 @@ function M.number(x)
   return n
 end
 
+--- The plan a saved plan's text (plan:encode()) holds, or nil, err
+--- (`invalid`: not JSON, not a plan, from a newer lua-opentact, or damaged
+--- or edited by hand: its content does not match its hash).
+M.decode_plan = public(function(text)
+  check_arg(text, "string", 1, "decode_plan")
+  return results(one(sync.decode(text)))
+end)
+
 --- The API root a client uses when neither `base_url` nor OPENTACT_URL says.
 M.DEFAULT_URL = options.DEFAULT_URL
 
@@ -517,6 +557,7 @@ M.Lease = pretty.Lease
 M.Page = pretty.Page
 M.Report = pretty.Report
 M.SyncReport = pretty.SyncReport
+M.Plan = sync.Plan
 M.Results = pretty.Results
 M.Object = core.Object
 

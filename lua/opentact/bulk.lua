@@ -150,7 +150,10 @@ end
 
 --- The work of client:assign_batched, once its arguments are checked.
 --- `path`/`body` are the whole change set's request, or nil, err if invalid.
---- `holder` "app": `conn` is a SIP control app.
+--- `holder` "app": `conn` is a SIP control app. `opts.on_confirm(part)`
+--- (sync's apply, for its journal): called with the uuids each answer
+--- confirms, {add, remove}, as it comes in; an error it raises stops the
+--- run as an interrupt does.
 function M.assign(eng, conn, changes, opts, path, err, holder)
   local adds, removes = changes.add or {}, changes.remove or {}
   local report = new_report()
@@ -170,7 +173,8 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
   end
   for i, part in ipairs(parts) do jobs[i] = job_for(part) end
   local outcomes, done, total = {}, 0, #adds + #removes -- outcomes: {part, leases | err}, as they finish
-  local on_progress = opts.on_progress
+  local on_progress, on_confirm = opts.on_progress, opts.on_confirm
+  local field = holder == "app" and "sip_control_app" or "sip_connection"
   local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job, add)
     local part, e = job.part, job.err
     if e and e.status and SPLIT_STATUS[e.status] and #part.add + #part.remove > 1 then
@@ -186,6 +190,11 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
     end
     outcomes[#outcomes + 1] = job
     done = done + #part.add + #part.remove
+    if on_confirm and job.leases then
+      -- what the answer confirms is recorded before the run goes on
+      local ok_part = confirm(part, job.leases, conn, field)
+      if #ok_part.add + #ok_part.remove > 0 then on_confirm(ok_part) end
+    end
     -- an error it raises stops the run, as an interrupt does
     if on_progress then on_progress(done, total) end
   end)
@@ -221,8 +230,7 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
   for _, job in ipairs(outcomes) do
     local part = job.part
     if job.leases then
-      local ok_part, unconfirmed = confirm(part, job.leases, conn,
-        holder == "app" and "sip_control_app" or "sip_connection")
+      local ok_part, unconfirmed = confirm(part, job.leases, conn, field)
       append(report.applied.add, ok_part.add)
       append(report.applied.remove, ok_part.remove)
       append(report.leases, job.leases)

@@ -220,7 +220,8 @@ end
 
 ---------------------------------------------------------------- per call
 -- The options of the calls that take them (the last table argument of
--- assign_batched, list_many, lookup, search, search_all and sync): one
+-- assign_batched, list_many, lookup, search, search_all, sync, plan and
+-- apply): one
 -- schema per call, its option names and defaults, every option checked by
 -- the one checker of its name.
 
@@ -250,6 +251,9 @@ M.CALL_CHECKS = {
   exact = boolean,
   move = boolean,
   dry_run = boolean,
+  journal = function(v)
+    if type(v) ~= "string" or v == "" or v:find("%z") then return "a file path (a non-empty string)" end
+  end,
 }
 
 -- Each call's options and their defaults (false: none).
@@ -261,6 +265,8 @@ M.CALLS = {
   search_all = { page_size = 100, concurrency = 4, on_progress = false },
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
     on_progress = false },
+  plan = { exact = false, move = false, concurrency = 4, page_size = 100 },
+  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false },
 }
 
 -- Other names a call takes for one of its options: search's `take`, the

@@ -13,6 +13,7 @@ local core = require("opentact.core")
 local engine = require("opentact.engine")
 local errors = require("opentact.errors")
 local pretty = require("opentact.pretty")
+local json = require("opentact.json")
 local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 
@@ -338,13 +339,16 @@ end
 -- Detaches the leases to move from the SIP control apps that hold them
 -- (a lease on an app cannot be attached to a connection; one on another
 -- connection moves with the attach, in one request, and is never left on
--- nothing). Returns the uuids released, by app, and the failed groups (the
--- leases in them must not be attached); an interrupt stops it.
-local function release(eng, adds, opts)
+-- nothing): the leases of `adds` whose holder when planned (`holders`,
+-- by lower-case uuid) is an app. Returns the uuids released, by app, and
+-- the failed groups (the leases in them must not be attached); an
+-- interrupt stops it. `opts.on_confirm(app, uuids)`: each confirmed batch.
+local function release(eng, adds, holders, opts)
   local by_app, order = {}, {}
   for _, lease in ipairs(adds) do
-    local app = holder(lease, "sip_control_app")
-    if app then
+    local h = holders[lower(lease.uuid)]
+    if h and h.kind == "app" then
+      local app = h.uuid
       if not by_app[app] then
         by_app[app] = {}
         order[#order + 1] = app
@@ -357,7 +361,9 @@ local function release(eng, adds, opts)
   for _, app in ipairs(order) do
     local list = by_app[app]
     local path, body = core.request_assign(app, { remove = list }, "app")
-    local r = bulk.assign(eng, app, { remove = list }, opts, path, body, "app")
+    local confirmed = opts.on_confirm
+    local r = bulk.assign(eng, app, { remove = list }, { batch_size = opts.batch_size, concurrency = opts.concurrency,
+      on_confirm = confirmed and function(part) confirmed(app, part.remove) end }, path, body, "app")
     if #r.applied.remove > 0 then released[#released + 1] = { app = app, leases = r.applied.remove } end
     for _, f in ipairs(r.failed) do
       failed[#failed + 1] = { add = f.remove, remove = {}, err = f.err }
@@ -468,11 +474,213 @@ local function note_released(report)
   report.failed = failed
 end
 
---- The work of client:sync once its arguments are checked: `what` is
---- "numbers" or "leases", `items` the list given, or `all` true to want
---- every lease of the account. Returns the report, or nil, err when
---- nothing could be planned (nothing was changed then).
-function M.run(eng, conn, what, items, opts)
+---------------------------------------------------------------- plans as values
+
+-- A saved plan's format and the version this library writes and reads.
+local FORMAT, VERSION = "opentact-plan", 1
+local JOURNAL = "opentact-journal"
+
+--- The metatable of a plan (client:plan, a dry run of sync,
+--- opentact.decode_plan): it prints the plan, summary first; plan:encode()
+--- is its JSON text.
+local Plan = { __name = "opentact.Plan" }
+M.Plan = Plan
+local plan_methods = { failed_uuids = pretty.SyncReport.__index.failed_uuids }
+Plan.__index = plan_methods
+
+function Plan.__tostring(p)
+  local lines = pretty.plan_lines(p, 50)
+  for i, line in ipairs(lines) do
+    if line:find("^Plan: ") then
+      table.remove(lines, i)
+      table.insert(lines, 1, line)
+      break
+    end
+  end
+  return table.concat(lines, "\n")
+end
+
+-- Who holds a lease, as a plan records it: {kind = "app" | "connection",
+-- uuid = lower case} (its control app first), or false for nobody.
+local function holder_now(lease)
+  local h = bulk.holder_of(lease)
+  return h and { kind = h.kind, uuid = lower(h.uuid) } or false
+end
+
+local function same_holder(a, b)
+  if not a or not b then return not a and not b end
+  return a.kind == b.kind and a.uuid == b.uuid
+end
+
+-- The plan's lists, in the order a saved plan lists their leases, and
+-- each one's `action` there.
+local LISTS = { { "add", "add" }, { "remove", "remove" }, { "keep", "keep" }, { "conflicts", "conflict" } }
+
+-- A plan as the document its JSON text is (without its hash): the
+-- target, the options, every lease of the plan with its holder when
+-- planned, what is missing, the time, the base URL.
+local function document(plan)
+  local list = {}
+  for _, l in ipairs(LISTS) do
+    for _, lease in ipairs(plan[l[1]]) do
+      local u = lower(lease.uuid)
+      list[#list + 1] = { action = l[2], uuid = u, tn = tn_of(lease), holder = plan.holders[u] or false }
+    end
+  end
+  for _, u in ipairs(plan.held) do
+    list[#list + 1] = { action = "held", uuid = u, holder = plan.holders[u] or false }
+  end
+  local missing = {}
+  for i, x in ipairs(plan.missing) do
+    missing[i] = type(x) == "table" and { uuid = tostring(x.uuid) } or x
+  end
+  return { format = FORMAT, version = VERSION, base_url = plan.base_url, time = plan.time,
+    target = { kind = "connection", uuid = plan.connection },
+    options = { exact = plan.options.exact, move = plan.options.move },
+    ok = plan.ok, leases = list, missing = missing }
+end
+
+local function hash_of(doc) return core.sha256(json.encode(doc)) end
+
+-- The hash of what `plan` holds now, or nil when it is no plan's shape.
+local function content_hash(plan)
+  local done, h = pcall(function() return hash_of(document(plan)) end)
+  return done and h or nil
+end
+
+local function invalid(message)
+  return nil, errors.finish(errors.new("invalid", message, false), nil, nil, 0)
+end
+
+-- Why `plan` cannot be applied by a client of `base_url`, or nil.
+local function unusable(plan, base_url)
+  if getmetatable(plan) ~= Plan then
+    return "not a plan: give what client:plan or opentact.decode_plan returned"
+  end
+  if plan.version ~= VERSION then
+    return ("the plan is of format version %s; this lua-opentact applies version %d"):format(
+      pretty.safe(tostring(plan.version)), VERSION)
+  end
+  if type(plan.hash) ~= "string" or content_hash(plan) ~= plan.hash then
+    return "the plan was changed after it was made (its content does not match its hash): make it again"
+  end
+  if plan.base_url ~= base_url then
+    return ("the plan was made for %s and this client talks to %s: apply it with a client of %s"):format(
+      pretty.safe(tostring(plan.base_url)), pretty.safe(base_url), pretty.safe(tostring(plan.base_url)))
+  end
+  return nil
+end
+
+--- The plan's JSON text: {"format": "opentact-plan", "version": 1, ...,
+--- "hash": the SHA-256 of the rest}; or nil, err (`invalid`) when the
+--- plan was changed after it was made.
+function plan_methods.encode(plan)
+  if getmetatable(plan) ~= Plan then error("bad self to 'encode' (opentact.Plan expected)", 2) end
+  local done, doc = pcall(document, plan)
+  if not done then return invalid("not a plan: " .. tostring(doc)) end
+  local h = hash_of(doc)
+  if plan.hash ~= nil and plan.hash ~= h then
+    return invalid("the plan was changed after it was made (its content does not match its hash): make it again")
+  end
+  doc.hash = h
+  return json.encode(doc)
+end
+
+local ACTION_LIST = { add = "add", remove = "remove", keep = "keep", conflict = "conflicts", held = true }
+
+-- Why a decoded document is no plan this library can read, or nil.
+local function malformed(doc)
+  local function is_holder(h)
+    return h == false or type(h) == "table" and (h.kind == "connection" or h.kind == "app") and is_uuid(h.uuid)
+      and h.uuid == lower(h.uuid)
+  end
+  if type(doc.base_url) ~= "string" or type(doc.time) ~= "number" or type(doc.ok) ~= "boolean" then
+    return "its base_url, time or ok is missing"
+  end
+  local t, o = doc.target, doc.options
+  if type(t) ~= "table" or t.kind ~= "connection" or not is_uuid(t.uuid) then return "its target is not a connection" end
+  if type(o) ~= "table" or type(o.exact) ~= "boolean" or type(o.move) ~= "boolean" then
+    return "its options are not exact and move"
+  end
+  if type(doc.leases) ~= "table" or type(doc.missing) ~= "table" then return "it lists no leases" end
+  for i, e in ipairs(doc.leases) do
+    if type(e) ~= "table" or not ACTION_LIST[e.action] or not is_uuid(e.uuid) or not is_holder(e.holder)
+        or (e.tn ~= nil and type(e.tn) ~= "number") then
+      return ("lease %d of the plan is not an action on a lease uuid with its holder"):format(i)
+    end
+  end
+  for i, x in ipairs(doc.missing) do
+    if not (type(x) == "string" or type(x) == "number" or type(x) == "table" and type(x.uuid) == "string") then
+      return ("missing item %d is not a number or a lease"):format(i)
+    end
+  end
+  return nil
+end
+
+--- The plan a saved plan's JSON text holds, or nil, err (`invalid`): not
+--- JSON, not a plan, a plan of a newer format version, or one whose
+--- content does not match its hash (damaged, or edited by hand).
+function M.decode(text)
+  local doc, why = core.json_decode(text)
+  if type(doc) ~= "table" then
+    return invalid("not a saved plan: " .. (why and "not JSON (" .. why .. ")" or "not a JSON object"))
+  end
+  if doc.format ~= FORMAT then return invalid("not a saved plan: its format is not \"" .. FORMAT .. "\"") end
+  if type(doc.version) ~= "number" or doc.version < 1 or doc.version % 1 ~= 0 then
+    return invalid("not a saved plan: it has no format version")
+  end
+  if doc.version > VERSION then
+    return invalid(("the plan was made by a newer lua-opentact (format version %d; this one reads version %d): "
+      .. "apply it with that version, or make the plan again"):format(doc.version, VERSION))
+  end
+  local h = doc.hash
+  doc.hash = nil
+  if type(h) ~= "string" or hash_of(doc) ~= h then
+    return invalid("the saved plan is damaged or was edited by hand (its content does not match its hash): "
+      .. "make the plan again")
+  end
+  local bad = malformed(doc)
+  if bad then return invalid("the saved plan cannot be read: " .. bad) end
+  local conn = lower(doc.target.uuid)
+  local plan = {
+    add = leases(), remove = leases(), keep = leases(), conflicts = leases(), missing = {},
+    held = {}, holders = {}, connection = conn, target = conn, dry_run = true, ok = doc.ok,
+    applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
+    options = { exact = doc.options.exact, move = doc.options.move },
+    base_url = doc.base_url, time = doc.time, version = VERSION,
+  }
+  for _, e in ipairs(doc.leases) do
+    local u = lower(e.uuid)
+    plan.holders[u] = e.holder
+    if e.action == "held" then
+      plan.held[#plan.held + 1] = u
+    else
+      local lease = { uuid = u, tn = e.tn ~= nil and { tn = e.tn } or nil }
+      if e.holder then lease[e.holder.kind == "app" and "sip_control_app" or "sip_connection"] = { uuid = e.holder.uuid } end
+      local list = plan[ACTION_LIST[e.action]]
+      list[#list + 1] = setmetatable(lease, pretty.Lease)
+    end
+  end
+  for i, x in ipairs(doc.missing) do
+    plan.missing[i] = type(x) == "table" and { uuid = x.uuid } or x
+  end
+  setmetatable(plan, Plan)
+  -- the hash of the plan as read: the same document, so the same hash
+  plan.hash = content_hash(plan)
+  if plan.hash ~= h then
+    return invalid("the saved plan cannot be read back as it was written: make the plan again")
+  end
+  return plan
+end
+
+---------------------------------------------------------------- planning
+
+--- The work of client:plan (and of sync up to its plan) once its
+--- arguments are checked: `what` is "numbers" or "leases", `items` the
+--- list given, or `what` "all" to want every lease of the account. Reads,
+--- resolves, plans, refuses what sync refuses; changes nothing. Returns
+--- the plan (hashed when `hashed`), or nil, err.
+function M.make(eng, conn, what, items, opts, base_url, hashed)
   conn = lower(conn)
   -- the input is checked before anything is sent
   local list, err
@@ -499,53 +707,302 @@ function M.run(eng, conn, what, items, opts)
     desired, err = resolve(eng, list, what, opts, page)
     if not desired then return nil, err end
   end
-  local report = M.plan(conn, current, desired, opts)
+  local plan = M.plan(conn, current, desired, opts)
   -- a dry run is refused exactly as the real run would be
-  local refused = M.refusal(report, desired)
+  local refused = M.refusal(plan, desired)
   if refused then return nil, refused end
-  report.connection = conn
-  report.dry_run = opts.dry_run and true or false
-  report.applied = { add = {}, remove = {} }
-  report.failed = {}
-  report.unexpected = {}
-  setmetatable(report, pretty.SyncReport)
-  if opts.dry_run then
-    report.ok = #report.missing == 0 and #report.conflicts == 0
-    return report
+  plan.connection, plan.target = conn, conn
+  plan.dry_run = true
+  plan.applied, plan.failed, plan.unexpected = { add = {}, remove = {} }, {}, {}
+  plan.ok = #plan.missing == 0 and #plan.conflicts == 0
+  plan.options = { exact = opts.exact and true or false, move = opts.move and true or false }
+  plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
+  -- the holder of every lease the plan names, as it was read
+  local holders, target = {}, { kind = "connection", uuid = conn }
+  for _, kind in ipairs({ "add", "conflicts" }) do
+    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = holder_now(lease) end
   end
-  local adds = report.add
-  if opts.move then
-    local released, failed, stopped = release(eng, adds, { batch_size = opts.batch_size,
-      concurrency = opts.concurrency })
-    report.released = released
-    local blocked = {}
-    for _, f in ipairs(failed) do
-      report.failed[#report.failed + 1] = f
-      for _, u in ipairs(f.add) do blocked[lower(u)] = true end
-    end
-    if stopped then
-      -- interrupted: nothing more is sent; what was planned is accounted for
-      report.interrupted = stopped
-      local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "POST", nil, 0)
-      e.sent = false
-      local rest = { add = {}, remove = uuids(report.remove), err = e }
-      for _, lease in ipairs(adds) do
-        if not blocked[lower(lease.uuid)] then rest.add[#rest.add + 1] = lease.uuid end
+  for _, kind in ipairs({ "keep", "remove" }) do
+    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = target end
+  end
+  -- with exact, what the target held beyond them: the stale check wants
+  -- the target to hold nothing that was not there
+  plan.held = {}
+  if plan.options.exact then
+    for _, lease in ipairs(current) do
+      local u = lower(lease.uuid)
+      if holders[u] == nil then
+        holders[u] = target
+        plan.held[#plan.held + 1] = u
       end
-      if #rest.add + #rest.remove > 0 then report.failed[#report.failed + 1] = rest end
-    elseif next(blocked) then
-      local left = {}
-      for _, lease in ipairs(adds) do
-        if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
-      end
-      adds = left
     end
   end
-  local changes = { add = uuids(adds), remove = uuids(report.remove) }
+  plan.holders = holders
+  setmetatable(plan, Plan)
+  if hashed then plan.hash = content_hash(plan) end
+  return plan
+end
+
+---------------------------------------------------------------- the stale check
+
+local function holder_text(h, gone)
+  if gone then return "not in the account" end
+  if h == nil then return "not in the plan" end
+  if not h then return "on no connection or app" end
+  return (h.kind == "app" and "on SIP control app " or "on SIP connection ") .. h.uuid
+end
+
+-- How many moved leases a stale error names in its message.
+local NAMED = 3
+
+local function stale_error(moved)
+  local parts = {}
+  for i = 1, min(NAMED, #moved) do
+    local m = moved[i]
+    parts[i] = ("%s%s: planned %s, now %s"):format(m.uuid, m.tn and " (" .. format("%.0f", m.tn) .. ")" or "",
+      holder_text(m.planned), holder_text(m.now, m.gone))
+  end
+  local more = #moved > NAMED and ("; and %d more"):format(#moved - NAMED) or ""
+  local e = errors.new("stale", ("the plan is stale: %s changed since it was made (%s%s); nothing was changed: "
+    .. "make the plan again"):format(pretty.plural(#moved, "lease"), table.concat(parts, "; "), more), false)
+  e.moved = moved
+  return errors.finish(e, nil, nil, 0)
+end
+
+-- Checks that the server still looks as it did when `plan` was made: the
+-- holder of every planned lease the journal does not confirm (`done`),
+-- and with exact, that the target holds nothing beyond the plan. One read
+-- of the target, and the leases not on it by uuid (a lookup each, or one
+-- pass over the account when that costs less, as sync resolves). On a
+-- resume (`resuming`), a lease already as the plan leaves it was applied
+-- before its batch reached the journal: it is added to `done`. Returns
+-- true, or nil, err (`stale`, or the read's failure).
+local function check_fresh(eng, plan, done, opts, resuming)
+  local conn = plan.connection
+  local target = { kind = "connection", uuid = conn }
+  local expect, adds = {}, 0
+  local function want(lease_or_uuid, now, after, kind)
+    local u = lower(type(lease_or_uuid) == "table" and lease_or_uuid.uuid or lease_or_uuid)
+    expect[#expect + 1] = { uuid = u, tn = type(lease_or_uuid) == "table" and tn_of(lease_or_uuid) or nil,
+      planned = plan.holders[u] or false, want = now, after = after, kind = kind }
+  end
+  for _, lease in ipairs(plan.add) do
+    local u = lower(lease.uuid)
+    if not done.add[u] then
+      adds = adds + 1
+      want(lease, not done.released[u] and plan.holders[u] or false, target, "add")
+    end
+  end
+  for _, lease in ipairs(plan.remove) do
+    if not done.remove[lower(lease.uuid)] then want(lease, target, false, "remove") end
+  end
+  for _, lease in ipairs(plan.keep) do want(lease, target) end
+  for _, u in ipairs(plan.held) do want(u, target) end
+  local current, page = first_reads(eng, conn, adds > opts.concurrency and {} or nil, opts)
+  if not current then return nil, page end
+  local on = {}
+  for _, lease in ipairs(current) do on[lower(lease.uuid)] = lease end
+  local items, expected = {}, {}
+  for _, e in ipairs(expect) do
+    expected[e.uuid] = true
+    if on[e.uuid] then
+      e.now = target
+    else
+      items[#items + 1] = { key = e.uuid, e = e }
+    end
+  end
+  if #items > 0 then
+    local found, err = resolve(eng, items, "leases", opts, page)
+    if not found then return nil, err end
+    for _, item in ipairs(found) do
+      item.e.now = item.lease and holder_now(item.lease) or false
+      item.e.gone = not item.lease
+    end
+  end
+  local moved = {}
+  for _, e in ipairs(expect) do
+    if not same_holder(e.now, e.want) then
+      if resuming and e.kind and not e.gone and same_holder(e.now, e.after) then
+        done[e.kind][e.uuid] = true
+        done.late[#done.late + 1] = { kind = e.kind, uuid = e.uuid }
+      else
+        moved[#moved + 1] = { uuid = e.uuid, tn = e.tn, planned = e.planned, now = e.now, gone = e.gone or nil }
+      end
+    end
+  end
+  if plan.options.exact then
+    for _, lease in ipairs(current) do
+      local u = lower(lease.uuid)
+      if not (expected[u] or done.add[u]) then
+        moved[#moved + 1] = { uuid = u, tn = tn_of(lease), planned = nil, now = target }
+      end
+    end
+  end
+  if #moved > 0 then return nil, stale_error(moved) end
+  return true
+end
+
+---------------------------------------------------------------- the journal
+
+-- The journal of an apply: its first line names the plan (its hash);
+-- each line after it is a batch the server confirmed, {"add": [...],
+-- "remove": [...]} or {"app": uuid, "released": [...]}, appended and
+-- flushed to disk before the run goes on.
+
+local function journal_error(path, why)
+  return invalid(("journal %s: %s"):format(pretty.safe(path), why))
+end
+
+-- What the journal at `path` confirms for `plan`: {add = set, remove =
+-- set, released = set, late = {}}, and whether there was one (a resume);
+-- or nil, err (`invalid`: the journal of another plan, or damaged).
+local function read_journal(path, plan)
+  local done = { add = {}, remove = {}, released = {}, late = {} }
+  local f = io.open(path, "rb")
+  if not f then return done, false end
+  local text = f:read("*a") or ""
+  f:close()
+  if text == "" then return done, false end
+  local pos, n = 1, 0
+  while pos <= #text do
+    local nl = text:find("\n", pos, true)
+    if not nl then
+      -- a last line cut short by a crash: nothing was confirmed by it
+      if n == 0 then return journal_error(path, "its first line is cut short") end
+      break
+    end
+    local line = text:sub(pos, nl - 1)
+    n = n + 1
+    local rec, why = core.json_decode(line)
+    if type(rec) ~= "table" then
+      return journal_error(path, ("line %d is not JSON (%s)"):format(n, tostring(why or "not an object")))
+    end
+    if n == 1 then
+      if rec.format ~= JOURNAL then return journal_error(path, "not a journal of opentact apply") end
+      if rec.plan ~= plan.hash then
+        return journal_error(path, "it is the journal of another plan: give that plan, or a new journal file")
+      end
+    else
+      local function put(list, set)
+        if type(list) ~= "table" then return false end
+        for _, u in ipairs(list) do
+          if not is_uuid(u) or plan.holders[lower(u)] == nil then return false end
+          set[lower(u)] = true
+        end
+        return true
+      end
+      local fine
+      if rec.released ~= nil then
+        fine = put(rec.released, done.released)
+      else
+        fine = put(rec.add or {}, done.add) and put(rec.remove or {}, done.remove)
+      end
+      if not fine then return journal_error(path, ("line %d names leases the plan does not"):format(n)) end
+    end
+    pos = nl + 1
+  end
+  if pos <= #text then
+    -- the cut line goes: the file is written again without it, so that
+    -- what is appended next starts a line of its own
+    local ok, why = core.write_private(path, text:sub(1, pos - 1))
+    if not ok then return journal_error(path, why) end
+  end
+  return done, true
+end
+
+local function append(path, record)
+  local ok, why = core.append_sync(path, json.encode(record) .. "\n")
+  if not ok then
+    -- a batch that cannot be recorded stops the run, as an interrupt does
+    error(errors.finish(errors.new("invalid", "the journal cannot be written: " .. why, false), nil, nil, 0), 0)
+  end
+end
+
+---------------------------------------------------------------- applying
+
+-- Does what `plan` lists, and nothing else: the releases from control
+-- apps of its moves off apps, then its attaches and detaches in batches
+-- (bulk.assign), then reads the target back. `done`: what a journal
+-- confirms (left out, counted as applied); `journal`: the path each
+-- confirmed batch is appended to. Returns the report.
+local function run_plan(eng, plan, opts, done, journal)
+  local conn = plan.connection
+  local report = setmetatable({
+    add = plan.add, remove = plan.remove, keep = plan.keep, missing = plan.missing, conflicts = plan.conflicts,
+    connection = conn, target = plan.target, dry_run = false,
+    applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
+  }, pretty.SyncReport)
+  local adds, removes, journaled = {}, {}, { add = {}, remove = {} }
+  for _, lease in ipairs(plan.add) do
+    local u = lower(lease.uuid)
+    if done and done.add[u] then
+      report.applied.add[#report.applied.add + 1] = lease.uuid
+    else
+      adds[#adds + 1] = lease
+    end
+  end
+  for _, lease in ipairs(plan.remove) do
+    local u = lower(lease.uuid)
+    if done and done.remove[u] then
+      report.applied.remove[#report.applied.remove + 1] = lease.uuid
+    else
+      removes[#removes + 1] = lease
+    end
+  end
+  local record
+  if journal then
+    for _, l in ipairs(done.late) do journaled[l.kind][l.uuid] = true end
+    if #done.late > 0 then
+      local rec = { add = {}, remove = {} }
+      for _, l in ipairs(done.late) do rec[l.kind][#rec[l.kind] + 1] = l.uuid end
+      append(journal, rec)
+    end
+    record = function(part)
+      for _, kind in ipairs({ "add", "remove" }) do
+        for _, u in ipairs(part[kind]) do journaled[kind][lower(u)] = true end
+      end
+      append(journal, { add = part.add, remove = part.remove })
+    end
+  end
+  -- the moves off control apps: released first (unless a journal says so)
+  local to_release = {}
+  for _, lease in ipairs(adds) do
+    if not (done and done.released[lower(lease.uuid)]) then to_release[#to_release + 1] = lease end
+  end
+  local released, failed, stopped = release(eng, to_release, plan.holders, { batch_size = opts.batch_size,
+    concurrency = opts.concurrency,
+    on_confirm = journal and function(app, list) append(journal, { app = app, released = list }) end })
+  report.released = released
+  local blocked = {}
+  for _, f in ipairs(failed) do
+    report.failed[#report.failed + 1] = f
+    for _, u in ipairs(f.add) do blocked[lower(u)] = true end
+  end
+  if stopped then
+    -- interrupted: nothing more is sent; what was planned is accounted for
+    report.interrupted = stopped
+    local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "POST", nil, 0)
+    e.sent = false
+    local rest = { add = {}, remove = uuids(removes), err = e }
+    for _, lease in ipairs(adds) do
+      if not blocked[lower(lease.uuid)] then rest.add[#rest.add + 1] = lease.uuid end
+    end
+    if #rest.add + #rest.remove > 0 then report.failed[#report.failed + 1] = rest end
+  elseif next(blocked) then
+    local left = {}
+    for _, lease in ipairs(adds) do
+      if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
+    end
+    adds = left
+  end
+  local changes = { add = uuids(adds), remove = uuids(removes) }
   if #changes.add + #changes.remove > 0 and not report.interrupted then
     local path, body = core.request_assign(conn, changes)
-    local r = bulk.assign(eng, conn, changes, opts, path, body)
-    report.applied = r.applied
+    local r = bulk.assign(eng, conn, changes, { batch_size = opts.batch_size, concurrency = opts.concurrency,
+      on_progress = opts.on_progress, on_confirm = record }, path, body)
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(r.applied[kind]) do report.applied[kind][#report.applied[kind] + 1] = u end
+    end
     for _, f in ipairs(r.failed) do report.failed[#report.failed + 1] = f end
     report.interrupted = report.interrupted or r.interrupted
   end
@@ -554,14 +1011,69 @@ function M.run(eng, conn, what, items, opts)
     report.unverified = errors.finish(errors.new("network", "interrupted: the connection was not read back", false),
       "GET", request_list(conn), 0)
   else
-    verify(eng, conn, report, opts.exact)
+    verify(eng, conn, report, plan.options.exact)
   end
   note_released(report)
+  if journal then
+    -- what was applied and is not in the journal yet (an answer that came
+    -- in as the run stopped, a failure the read-back shows applied)
+    local rec, any = { add = {}, remove = {} }, false
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(report.applied[kind]) do
+        if not journaled[kind][lower(u)] and not (done.add[lower(u)] or done.remove[lower(u)]) then
+          rec[kind][#rec[kind] + 1] = u
+          any = true
+        end
+      end
+    end
+    if any then
+      local ok = pcall(append, journal, rec)
+      if not ok then report.interrupted = report.interrupted or "the journal cannot be written" end
+    end
+  end
   -- with exact, ok means the read-back holds the desired leases and
   -- nothing else
   report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
     and #report.unexpected == 0 and not report.unverified and not report.interrupted
   return report
+end
+
+--- The work of client:apply once its arguments are checked: refuses a
+--- plan that is not one, was changed, or is for another base URL
+--- (`invalid`); reads the target and the planned leases and refuses a
+--- stale plan (`stale`); then does exactly what it lists. With
+--- `opts.journal`, each confirmed batch is appended to that file, and the
+--- leases it confirms from an earlier run are neither read nor written.
+function M.apply(eng, plan, opts, base_url)
+  local why = unusable(plan, base_url)
+  if why then return invalid(why) end
+  local done, resuming = { add = {}, remove = {}, released = {}, late = {} }, false
+  if opts.journal then
+    local err
+    done, resuming = read_journal(opts.journal, plan)
+    if not done then return nil, resuming end
+    if not resuming then
+      local ok
+      ok, err = core.append_sync(opts.journal, json.encode({ format = JOURNAL, version = VERSION, plan = plan.hash })
+        .. "\n")
+      if not ok then return journal_error(opts.journal, err) end
+    end
+  end
+  local fresh, err = check_fresh(eng, plan, done, opts, resuming)
+  if not fresh then return nil, err end
+  return run_plan(eng, plan, opts, done, opts.journal or nil)
+end
+
+--- The work of client:sync once its arguments are checked: the plan
+--- (M.make), and unless `opts.dry_run`, that plan applied at once (read a
+--- moment ago, it needs no stale check). Returns the report (a dry run:
+--- the plan), or nil, err when nothing could be planned (nothing was
+--- changed then).
+function M.run(eng, conn, what, items, opts, base_url)
+  local plan, err = M.make(eng, conn, what, items, opts, base_url, opts.dry_run)
+  if not plan then return nil, err end
+  if opts.dry_run then return plan end
+  return run_plan(eng, plan, opts, nil, nil)
 end
 
 return M
