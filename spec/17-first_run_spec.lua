@@ -255,7 +255,9 @@ describe("a first run #wire", function()
       assert.is_truthy(shown[7]:find("^page: leases 1 to 3 of 9\n3 leases\n"), shown[7])
       assert.is_truthy(shown[8]:find("^1 lease\n"), shown[8])
       assert.equals("ok: 1 applied (0 added, 1 removed), 0 failed", shown[9])
-      assert.is_truthy(shown[10]:find("^SIP connection " .. escape(other) .. ":\n  %+ 12125550005 "), shown[10])
+      -- a dry run is a plan: its summary line first
+      assert.is_truthy(shown[10]:find("^Plan: 1 to add, 0 to remove, 0 unchanged, 0 conflicts, 0 missing%.\nSIP connection "
+        .. escape(other) .. ":\n  %+ 12125550005 "), shown[10])
       assert.is_truthy(shown[10]:find("\nDry run: nothing was changed.\nok$"), shown[10])
       assert.is_truthy(shown[11]:find("^2 connections\n  " .. escape(conn) .. "  3 leases\n  66eb0a8a%-571e%-41b1%-8f50"
         .. "%-4d97275cfab7  opentact: not_found %(404%)"), shown[11])

@@ -47,6 +47,12 @@ local SIGS = {
   sync = { { want = "string", takes = { "string" }, ok = CONN },
     { want = "table", takes = { "table" }, ok = { numbers = {} } },
     { want = "table", takes = { "table", "nil" } } },
+  plan = { { want = "string", takes = { "string" }, ok = CONN },
+    { want = "table", takes = { "table" }, ok = { numbers = {} } },
+    { want = "table", takes = { "table", "nil" } } },
+  apply = { { want = "table", takes = { "table" }, ok = {} },
+    { want = "table", takes = { "table", "nil" } } },
+  decode_plan = { { want = "string", takes = { "string" } } },
   step = { { want = "number >= 0", takes = { "number", "nil" } } },
   token = {}, base_url = {}, pollfd = {}, events = {}, timeout = {}, close = {},
   -- module level only
@@ -58,7 +64,7 @@ local SIGS = {
 
 -- Module-level functions that are not the default client's methods.
 local MODULE_ONLY = { new = true, configure = true, number = true, holder = true, is_uuid = true, is_national = true,
-  check_options = true }
+  check_options = true, decode_plan = true }
 
 -- Questions about any value: they answer (false, or nil and `invalid`)
 -- and never raise, whatever they are given.
@@ -127,8 +133,8 @@ describe("misuse #c", function()
     end)
 
   it("exists at module level for every method that takes arguments or asks the server", function()
-    for _, name in ipairs({ "list", "assign", "lease", "search", "search_all", "sync", "assign_batched",
-      "list_many", "token" }) do
+    for _, name in ipairs({ "list", "assign", "lease", "search", "search_all", "sync", "plan", "apply",
+      "assign_batched", "list_many", "token" }) do
       assert.is_function(opentact[name], name)
     end
   end)
@@ -376,6 +382,7 @@ describe("printing metatables #wire #c", function()
       client:search(nil, { page_size = 2 }), client:search_all(), client:list_many({ conn, "nope" }),
       client:assign_batched(conn, { add = { st.leases[3] } }), client:sync(conn, { leases = { lease } }),
       client:sync(conn, { numbers = {} }, { dry_run = true }), client:lookup({ lease }), err,
+      client:plan(conn, { numbers = { 12125550003 } }),
     }) do
       collect(v, found, seen)
     end

@@ -290,6 +290,7 @@ describe("types/ #c", function()
     ["string[]"] = function() return {} end,
     ["opentact.Changes"] = function() return { add = { UUID2 } } end,
     ["opentact.Desired"] = function() return { numbers = {} } end,
+    ["opentact.Plan"] = function() return {} end,
   }
 
   local function probe(c, opts_at, name)
@@ -459,7 +460,22 @@ describe("types/ against what the library returns #wire #c", function()
     assert.truthy(s, "sync returned nothing")
     assert.truthy(s.released and s.interrupted and s.unverified, "sync did not release, or was not interrupted")
     saw("opentact.SyncReport", s)
-    saw("opentact.SyncReport", (client:sync(conn, { numbers = { 12125550009 } }, { dry_run = true })))
+    -- plans: one from plan, one from a dry run, one read back; a stale
+    -- one, its moved leases and their holders
+    emu:reset()
+    local plan = assert(client:plan(conn, { numbers = { 12125550009, 12125550020, 12125550001 } },
+      { move = true, exact = true }))
+    for _, p in ipairs({ plan, (client:sync(conn, { numbers = { 12125550009 } }, { dry_run = true })),
+      assert(opentact.decode_plan(assert(plan:encode()))) }) do
+      saw("opentact.Plan", p)
+      saw("opentact.PlanOptionsUsed", p.options)
+      for _, h in pairs(p.holders) do if h then saw("opentact.PlanHolder", h) end end
+    end
+    emu:holders({ [st.leases[9]] = { sip_connection = st.connections[1] } })
+    local _, stale = client:apply(plan)
+    assert.truthy(stale and stale.moved, "apply found nothing stale")
+    saw("opentact.Error", stale)
+    for _, m in ipairs(stale.moved) do saw("opentact.Moved", m) end
     saw("opentact.Applied", s.applied)
     for _, rel in ipairs(s.released) do saw("opentact.Released", rel) end
     for _, f in ipairs(s.failed) do
@@ -501,8 +517,8 @@ describe("types/ against what the library returns #wire #c", function()
     if emu then emu:stop() end
   end)
 
-  for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Applied", "opentact.Failure",
-    "opentact.Released", "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
+  for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Plan", "opentact.PlanOptionsUsed",
+    "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released", "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)

@@ -5,7 +5,7 @@
 ---connection to a desired set of numbers.
 ---
 ---Every `Client` method that asks the server (`list`, `assign`, `lease`,
----`search`, `search_all`, `sync`, `assign_batched`, `list_many`, `token`)
+---`search`, `search_all`, `sync`, `plan`, `apply`, `assign_batched`, `list_many`, `token`)
 ---also exists at module level, on the default client, made on first use
 ---from the environment (`OPENTACT_TOKEN`, or `OPENTACT_EMAIL` and
 ---`OPENTACT_PASSWORD`; `OPENTACT_URL`). Misuse (a wrong argument type, an
@@ -16,7 +16,7 @@
 ---Every metatable a value from the library carries is exported under its
 ---`__name`: `opentact.Client`, `opentact.Error`, `opentact.Leases`,
 ---`opentact.Lease`, `opentact.Page`, `opentact.Report`,
----`opentact.SyncReport` and `opentact.Results`; `getmetatable(x) ==
+---`opentact.SyncReport`, `opentact.Plan` and `opentact.Results`; `getmetatable(x) ==
 ---opentact.Error` tells an error, and `setmetatable(t, opentact.Leases)`
 ---prints a list made by hand as `list` does. `opentact.Object` marks the
 ---empty JSON objects of answers.
@@ -41,6 +41,7 @@
 ---@field Page table the metatable of `search`'s pages (it prints their place in the results, then their leases)
 ---@field Report table the metatable of `assign_batched`'s reports (it prints a summary; `failed_uuids`)
 ---@field SyncReport table the metatable of `sync`'s reports (it prints the plan; `failed_uuids`)
+---@field Plan table the metatable of plans (`plan`, a dry run of `sync`, `decode_plan`): it prints the plan, summary first; `encode`
 ---@field Results table the metatable of `list_many`'s results (a line per connection)
 ---@field Object table the metatable of every empty object `{}` of a decoded answer (and of one whose members were all null): `getmetatable(t) == opentact.Object` tells it from an empty array `[]`, which has none. It holds only `__name`; such tables stay plain for `next`, `pairs` and `#`.
 local opentact = {}
@@ -120,6 +121,29 @@ function opentact.search_all(filter, opts) end
 ---@return opentact.Error? err
 function opentact.sync(conn, desired, opts) end
 
+---`Client:plan` on the default client.
+---@param conn string the SIP connection's uuid
+---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
+---@param opts? opentact.PlanOptions
+---@return opentact.Plan? plan
+---@return opentact.Error? err
+function opentact.plan(conn, desired, opts) end
+
+---`Client:apply` on the default client.
+---@param plan opentact.Plan what `plan` or `decode_plan` returned
+---@param opts? opentact.ApplyOptions
+---@return opentact.SyncReport? report
+---@return opentact.Error? err
+function opentact.apply(plan, opts) end
+
+---The plan a saved plan's text (`plan:encode()`) holds. `invalid` when the
+---text is not JSON, not a plan, from a newer lua-opentact, or damaged or
+---edited by hand (its content does not match its hash).
+---@param text string
+---@return opentact.Plan? plan
+---@return opentact.Error? err
+function opentact.decode_plan(text) end
+
 ---`Client:assign_batched` on the default client.
 ---@param conn string the SIP connection's uuid
 ---@param changes opentact.Changes the uuids to attach and detach
@@ -188,6 +212,7 @@ function opentact.check_options(opts) end
 ---| "tls"          # TLS handshake or verification failed
 ---| "protocol"     # an answer that is not JSON or not the documented shape, success false on a 2xx, a redirect, an answer over max_body
 ---| "interrupted"  # only as a report's `interrupted`: your code stopped the run by raising nil or false (kept in `value`)
+---| "stale"        # `apply`: the server no longer looks as it did when the plan was made (`err.moved`); nothing was changed
 
 ---An error, returned as `nil, err` for everything the network or the
 ---server can cause (misuse raises instead). `tostring(err)` is one line:
@@ -207,7 +232,22 @@ function opentact.check_options(opts) end
 ---@field option? string `check_options`: the option that is refused
 ---@field expected? string `check_options`: what the option takes, when its value is the problem
 ---@field value? nil|false kind `interrupted`: the value your code raised
+---@field moved? opentact.Moved[] `stale`: each lease that is not where the plan found it
 local Error = {}
+
+---A lease a stale plan names: where it was when planned, where it is now.
+---@class opentact.Moved
+---@field uuid string the lease's uuid, lower-cased
+---@field tn? integer its phone number, when the plan knows it
+---@field planned? opentact.PlanHolder|false its holder when planned (false: none); nil for a lease the plan does not list (with `exact`: one the target holds now)
+---@field now opentact.PlanHolder|false its holder now (false: none, or the account no longer has it: the message says which)
+local Moved = {}
+
+---A holder as a plan records it.
+---@class opentact.PlanHolder
+---@field kind "connection"|"app" a SIP connection or a SIP control app
+---@field uuid string its uuid, lower-cased
+local PlanHolder = {}
 
 ---Who holds a lease, as `opentact.holder` says it.
 ---@class opentact.LeaseHolder
@@ -304,12 +344,47 @@ local Report = {}
 ---@field conflicts opentact.Leases desired leases held by another SIP connection or a control app, left alone (`move = false`)
 ---@field applied opentact.Applied the uuids attached and detached, confirmed
 ---@field failed opentact.Failure[] the planned uuids not applied, grouped by reason
----@field released? opentact.Released[] `move = true`: the leases released from control apps first
+---@field target string the target's uuid, lower-cased (a SIP connection: `connection`)
+---@field released? opentact.Released[] the leases released from control apps first (moves off apps, `move = true`)
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
 ---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it; for a value raised as nil or false, an `opentact.Error` of kind `interrupted` holding it in `value`
 ---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed
 local SyncReport = {}
+
+---What `sync` would do, changing nothing (`plan`, a dry run of `sync`,
+---`decode_plan`): the fields of a dry run's report, and for every lease it
+---names its holder when planned. `print(plan)` is the listing, summary
+---line first; `plan:encode()` its JSON text. `apply` does exactly it.
+---@class opentact.Plan
+---@field ok boolean nothing blocks the plan: nothing is missing and nothing conflicts
+---@field dry_run true a plan changes nothing
+---@field connection string the SIP connection's uuid, lower-cased
+---@field target string the target's uuid, lower-cased
+---@field add opentact.Leases leases to attach, as found when planning
+---@field remove opentact.Leases leases to detach (only with `exact = true`)
+---@field keep opentact.Leases desired leases already on the connection
+---@field missing any[] desired numbers or uuids the account does not hold, as given
+---@field conflicts opentact.Leases desired leases held elsewhere, left alone (`move = false`)
+---@field applied opentact.Applied empty: nothing is applied by planning
+---@field failed opentact.Failure[] empty
+---@field unexpected string[] empty
+---@field holders table<string, opentact.PlanHolder|false> the holder of every lease the plan names (by lower-case uuid) when planned; false: none
+---@field held string[] `exact = true`: the other leases the connection held when planned (`apply` refuses a target that holds more)
+---@field options opentact.PlanOptionsUsed the options it was made with
+---@field base_url string the API root it was made against; `apply` refuses another
+---@field time integer when it was made (`os.time()`)
+---@field version integer its format version (1)
+---@field hash string the SHA-256 of its content (hex): a plan changed after it was made is refused
+---@field failed_uuids fun(self: opentact.Plan): string[], string[] empty lists: nothing failed
+---@field encode fun(self: opentact.Plan): string?, opentact.Error? its JSON text, `{"format": "opentact-plan", "version": 1, ..., "hash": ...}`; `invalid` when it was changed after it was made
+local Plan = {}
+
+---The options a plan was made with.
+---@class opentact.PlanOptionsUsed
+---@field exact boolean
+---@field move boolean
+local PlanOptionsUsed = {}
 
 ---Leases released from a SIP control app before they were attached
 ---(`sync` with `move = true`).
@@ -424,6 +499,23 @@ local ListManyOptions = {}
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt (the report's `interrupted`)
 local SyncOptions = {}
 
+---The options of `plan`.
+---@class opentact.PlanOptions
+---@field exact? boolean also detach every lease the connection holds that is not desired. Default false.
+---@field move? boolean take desired leases held by another SIP connection or a control app. Default false.
+---@field concurrency? integer requests at once, 1 to 256. Default 4.
+---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
+local PlanOptions = {}
+
+---The options of `apply`.
+---@class opentact.ApplyOptions
+---@field batch_size? integer uuids per request at most. Default 100.
+---@field concurrency? integer requests at once, 1 to 256. Default 4.
+---@field page_size? integer the search page size of the stale check, when paging through the account is cheaper than lookups. Default 100.
+---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt
+---@field journal? string a file each confirmed batch is appended to (and fsynced); run again with the same plan and journal, `apply` skips what it confirms and finishes the rest. A journal of another plan is `invalid`.
+local ApplyOptions = {}
+
 -- the client --
 
 ---A client: its options, resolved once, and one engine (retries, backoff,
@@ -521,6 +613,28 @@ function Client:search_all(filter, opts) end
 ---@return opentact.SyncReport? report nil when nothing could be planned (nothing was changed)
 ---@return opentact.Error? err
 function Client:sync(conn, desired, opts) end
+
+---What `sync` would do, changing nothing: reads the connection and the
+---desired leases, plans, and refuses what `sync` refuses. The plan records
+---the holder of every lease it names.
+---@param conn string the SIP connection's uuid
+---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
+---@param opts? opentact.PlanOptions
+---@return opentact.Plan? plan
+---@return opentact.Error? err
+function Client:plan(conn, desired, opts) end
+
+---Does exactly what a plan lists. First reads the connection and the
+---planned leases and compares them with the plan: anything moved since is
+---`stale` (`err.moved`), nothing changed. A table that is not a plan, a
+---plan changed after it was made, one for another base URL, or a journal
+---of another plan is `invalid`. Then releases moves off control apps,
+---attaches and detaches in batches (as `assign_batched`), and reads back.
+---@param plan opentact.Plan
+---@param opts? opentact.ApplyOptions
+---@return opentact.SyncReport? report
+---@return opentact.Error? err
+function Client:apply(plan, opts) end
 
 ---The token requests are sent with: with `email` and `password`, a JWT,
 ---logging in first if there is none or it is near its end.

@@ -762,6 +762,7 @@ local function stale_error(moved)
     parts[i] = ("%s%s: planned %s, now %s"):format(m.uuid, m.tn and " (" .. format("%.0f", m.tn) .. ")" or "",
       holder_text(m.planned), holder_text(m.now, m.gone))
   end
+  for _, m in ipairs(moved) do m.gone = nil end
   local more = #moved > NAMED and ("; and %d more"):format(#moved - NAMED) or ""
   local e = errors.new("stale", ("the plan is stale: %s changed since it was made (%s%s); nothing was changed: "
     .. "make the plan again"):format(pretty.plural(#moved, "lease"), table.concat(parts, "; "), more), false)
