@@ -518,7 +518,8 @@ describe("types/ against what the library returns #wire #c", function()
   end)
 
   for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Plan", "opentact.PlanOptionsUsed",
-    "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released", "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
+    "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released",
+    "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)
