@@ -36,6 +36,9 @@ local function encode(v, out)
   local t = type(v)
   if v == NULL then
     out[#out + 1] = "null"
+  elseif t == "string" and not v:find('[%c"\\\128-\255]') then
+    -- nothing to escape (uuids, numbers' text, most names)
+    out[#out + 1] = '"' .. v .. '"'
   elseif t == "string" then
     -- bidirectional and other invisible marks as \u escapes too: the
     -- same string to a JSON reader, never raw on a terminal
