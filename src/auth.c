@@ -83,9 +83,31 @@ static void push_claim(lua_State *L, int claims, const char *name) {
     }
 }
 
-/* core.jwt_claims(token) -> exp, iat (finite numbers, or nil when the token
- * is not a JWT or lacks the claim); a number may be far out of any date's
- * range */
+/* The longest account name a JWT's claims give (an email is at most 254). */
+#define ACCOUNT_MAX 320
+
+/* Pushes the account the claims at stack index `claims` (> 0) name: the
+ * first of `email`, `user` and `sub` that is a non-empty string of at most
+ * ACCOUNT_MAX bytes, else nil. Only read, to be shown (made safe by the
+ * caller). */
+static void push_account(lua_State *L, int claims) {
+    static const char *const names[] = {"email", "user", "sub"};
+    size_t i, len;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        lua_getfield(L, claims, names[i]);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_tolstring(L, -1, &len);
+            if (len > 0 && len <= ACCOUNT_MAX)
+                return;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+}
+
+/* core.jwt_claims(token) -> exp, iat, account (exp and iat finite numbers,
+ * or nil when the token is not a JWT or lacks the claim; a number may be
+ * far out of any date's range; account: see push_account) */
 int auth_jwt_claims(lua_State *L) {
     size_t len, i, n = 0;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -114,11 +136,13 @@ int auth_jwt_claims(lua_State *L) {
         goto none;
     push_claim(L, -1, "exp");
     push_claim(L, -2, "iat");
-    return 2;
+    push_account(L, lua_gettop(L) - 2);
+    return 3;
 none:
     lua_pushnil(L);
     lua_pushnil(L);
-    return 2;
+    lua_pushnil(L);
+    return 3;
 }
 
 /* Writes all of `len` bytes of `s` to `fd`; 0, or -1 with errno set. */
