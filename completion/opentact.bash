@@ -24,7 +24,7 @@ _opentact() {
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency)
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -42,27 +42,34 @@ _opentact() {
     --format)
       COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur"))
       return 0 ;;
-    --url|--email|--batch-size|--concurrency)
+    --profile)
+      # the profiles 'opentact login --profile NAME' made
+      local dir=${XDG_CONFIG_HOME:-$HOME/.config}/opentact/profiles
+      COMPREPLY=($(compgen -W "default $(ls "$dir" 2> /dev/null)" -- "$cur"))
+      return 0 ;;
+    --url|--email|--batch-size|--concurrency|--timeout|--retries)
       return 0 ;;
   esac
 
   local opts
   case $cmd in
-    list) opts="--format --json --all --url --help" ;;
-    find) opts="--format --json --all --url --help" ;;
-    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
-    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --url --help" ;;
-    login) opts="--email --url --help" ;;
-    token) opts="--url --help" ;;
+    list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
+    find) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
+    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --url --profile --timeout --retries --verbose --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --url --profile --timeout --retries --verbose --help" ;;
+    login) opts="--email --url --profile --timeout --retries --verbose --help" ;;
+    logout) opts="--profile --verbose --help" ;;
+    whoami) opts="--url --profile --format --json --verbose --help" ;;
+    token) opts="--url --profile --timeout --retries --verbose --help" ;;
     help) opts="--help" ;;
     "") opts="--help --version" ;;
     *) return 0 ;;
   esac
 
   if [ -z "$cmd" ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync login token help" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync login logout whoami token help" -- "$cur"))
   elif [ "$cmd" = help ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync login token" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync login logout whoami token" -- "$cur"))
   elif [ "${cur#-}" != "$cur" ]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   fi

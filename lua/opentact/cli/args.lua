@@ -1,8 +1,9 @@
 -- The arguments of the `opentact` command: a first glance (the command,
 -- --help, the format) before parsing, the parse, the check that each
 -- option given is one the command takes, typo suggestions, and the sizes
--- of --batch-size and --concurrency. What the commands are and take comes
--- from the caller (opentact.cli.manual has it).
+-- of --batch-size and --concurrency, and the settings every command may
+-- take (--timeout, --retries, --profile, with its variable). What the commands are and take comes from the caller
+-- (opentact.cli.manual has it).
 
 local opentact = require("opentact")
 local pretty = require("opentact.pretty")
@@ -17,11 +18,16 @@ local is_uuid = opentact.is_uuid
 -- Options that take values; --add and --remove take one or more.
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
   ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
-  ["--leases-file"] = true, ["--email"] = true, ["--format"] = true }
+  ["--leases-file"] = true, ["--email"] = true, ["--format"] = true, ["--timeout"] = true, ["--retries"] = true,
+  ["--profile"] = true }
 
 -- Options without a value, and the field each sets.
 local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--exact"] = "exact",
-  ["--move"] = "move", ["--dry-run"] = "dry_run", ["--all-leases"] = "all_leases", ["--all"] = "all" }
+  ["--move"] = "move", ["--dry-run"] = "dry_run", ["--all-leases"] = "all_leases", ["--all"] = "all",
+  ["--verbose"] = "verbose" }
+
+-- Short options, and the long ones they stand for.
+local SHORT = { ["-v"] = "--verbose" }
 
 local FORMATS = { table = true, json = true, jsonl = true, csv = true, tsv = true }
 
@@ -114,6 +120,7 @@ local function parse(argv, names)
   -- --name=value is --name value
   local args = {}
   for _, a in ipairs(argv) do
+    a = SHORT[a] or a
     local name, value = a:match("^(%-%-[%w%-]+)=(.*)$")
     if name and (TAKES[name] or name == "--add" or name == "--remove") then
       args[#args + 1] = name
@@ -211,6 +218,42 @@ local function sizes(o)
   return batch_size, concurrency
 end
 
+-- The longest profile name.
+local PROFILE_MAX = 64
+
+-- The settings of `o` a command may take, each checked and set in `o`
+-- (nil: not given): o.timeout (seconds) and o.retries from --timeout and
+-- --retries; o.profile from --profile, else OPENTACT_PROFILE (nil for the
+-- default profile, which "default" names too). A variable is read only
+-- for a command that takes its option (`options`, the names it takes). Returns nil, or why a value is refused (a usage error).
+local function settings(o, options, getenv)
+  local takes = {}
+  for _, name in ipairs(options) do takes[name] = true end
+  if o.timeout ~= nil then
+    local n = o.timeout:find("^%d*%.?%d+$") and tonumber(o.timeout)
+    if not n or n < 0.001 or n > 2147483 then
+      return "--timeout must be a number of seconds from 0.001 to 2147483 (one attempt's limit)"
+    end
+    o.timeout = n
+  end
+  if o.retries ~= nil then
+    local n = o.retries:find("^%d+$") and tonumber(o.retries)
+    if not n or n > 100 then return "--retries must be a whole number from 0 to 100 (extra attempts)" end
+    o.retries = n
+  end
+  local profile, from = o.profile, "--profile"
+  if profile == nil and takes["--profile"] then
+    profile, from = getenv("OPENTACT_PROFILE"), "OPENTACT_PROFILE"
+    if profile == "" then profile = nil end
+  end
+  if profile ~= nil and (#profile > PROFILE_MAX or not profile:find("^[%w_%-]+$")) then
+    return ("%s must be a profile name: letters, digits, - and _, at most %d"):format(from, PROFILE_MAX)
+  end
+  o.profile = profile ~= "default" and profile or nil
+end
+
+M.PROFILE_MAX = PROFILE_MAX
+M.settings = settings
 M.glance = glance
 M.parse = parse
 M.check_options = check_options

@@ -43,7 +43,8 @@ M.help = {
     .. "nothing sent), as sync refuses it. With the table "
     .. "format, a progress bar (done/total, rate, ETA) goes to standard error when it is a terminal." },
   options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
-    "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
+    "--failed-file", "--skip-invalid", "--format", "--json", "--url", "--profile", "--timeout", "--retries",
+    "--verbose" },
   output = {
     { "table", "a line per lease already on CONN, not on CONN, or moved (from which SIP connection or "
       .. "control app); the summary: ok or not ok, how many were applied and failed, a line per failed group "

@@ -24,7 +24,7 @@ M.help = {
     .. "(* any digits, % one digit: '+1 212 555 *')",
   text = { "Print the lease of a phone number, typed in any form (in pieces too: opentact find +1 212 555 0004), "
     .. "or every lease whose number matches a mask (* any digits, % one digit: '+1 212 555 *'), with who holds it." },
-  options = { "--format", "--json", "--all", "--url" },
+  options = { "--format", "--json", "--all", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   output = {
     { "table", "a line per lease: number, uuid, held by (connection UUID, app UUID or -), autorenew; on a "
       .. "terminal the first " .. ROWS .. " (--all: every one)" },

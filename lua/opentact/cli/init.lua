@@ -110,10 +110,11 @@ function main(argv, ctx)
     return 0
   end
   command = o.positional[1]
-  if command == nil then return usage_error(ctx, "give a command: list, find, assign, sync, login or token") end
+  if command == nil then return usage_error(ctx, "give a command: " .. manual.command_list()) end
   local run = COMMANDS[command]
   if not run then return usage_error(ctx, args.unknown_command(command, manual.command_names())) end
   local bad = args.check_options(command, COMMAND[command].options, o)
+    or args.settings(o, COMMAND[command].options, ctx.getenv)
   if bad then return usage_error(ctx, bad) end
   -- Ctrl-C outside a bulk run (a lookup, a read): nothing was changed
   -- that a report would not show; exit as interrupted, without a traceback

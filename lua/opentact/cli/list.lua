@@ -19,7 +19,7 @@ M.help = {
   name = "list", args = { "CONN" },
   summary = "print the connection's leases: uuid, number, expiry, autorenew",
   text = { "Print the leases that the SIP connection CONN holds." },
-  options = { "--format", "--json", "--all", "--url" },
+  options = { "--format", "--json", "--all", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   output = {
     { "table", "a line per lease: uuid, number, expires, autorenew; on a terminal the first " .. ROWS
       .. " (--all: every one)" },

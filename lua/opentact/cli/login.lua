@@ -26,15 +26,20 @@ M.help = {
       .. "a new file renamed into place, so logins at once each leave a whole token. The token's expiry is "
       .. "shown when it is a date (an unknown time otherwise); once less than a minute of it is left, commands "
       .. "refuse it (exit 1) until you log in again, or log in themselves with OPENTACT_EMAIL and "
-      .. "OPENTACT_PASSWORD." },
-  options = { "--email", "--url" },
+      .. "OPENTACT_PASSWORD.",
+    "With --profile NAME (or OPENTACT_PROFILE), the token and the URL it is for are kept in "
+      .. "$XDG_CONFIG_HOME/opentact/profiles/NAME/token instead, one file per profile: commands given the same "
+      .. "profile use that token, and its URL unless --url or OPENTACT_URL says otherwise (a login to the "
+      .. "profile again too). 'opentact logout' removes the file; 'opentact whoami' says which one is used." },
+  options = { "--email", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   exit = {
     { 0, "logged in; the token is kept" },
     { 1, "the API refused the login or failed, or the token could not be kept" },
     { 2, USAGE_EXIT .. ", no email, or no password off a terminal" },
     { 130, INTERRUPTED_EXIT },
   },
-  examples = { "opentact login --email me@example.com" },
+  examples = { "opentact login --email me@example.com",
+    "opentact login --profile staging --email me@example.com --url https://staging.example.com/rest" },
 }
 
 -- Reads a line from the terminal without echoing it (a password).
@@ -74,7 +79,7 @@ function M.run(ctx, o)
   local client_url = client:base_url()
   client:close()
   if not token then return fail(ctx, err, nil, 1) end
-  local path = token_file(ctx)
+  local path = token_file(ctx, o.profile)
   if not path then return usage_error(ctx, "set HOME (or XDG_CONFIG_HOME): the token is kept under it") end
   local dir = path:gsub("/token$", "")
   local function quoted(x) return "'" .. x:gsub("'", "'\\''") .. "'" end

@@ -20,7 +20,7 @@ local ROWS, OPTIONS, OPTION = words.ROWS, words.OPTIONS, words.OPTION
 -- In an entry, `args`: what the usage shows before the options in
 -- brackets; `required`: options shown in `args`; `options`: every option
 -- the command takes (--help aside), in order.
-local NAMES = { "list", "find", "assign", "sync", "login", "token", "help" }
+local NAMES = { "list", "find", "assign", "sync", "login", "logout", "whoami", "token", "help" }
 
 local COMMAND_LIST, COMMAND, MODULE = {}, {}, {}
 for i, name in ipairs(NAMES) do
@@ -35,6 +35,10 @@ M.HELP = {
   text = {
     "Attach TN leases to an Opentact SIP connection, detach them, list what a connection holds, find the lease "
       .. "of a phone number, and bring a connection to a desired set of numbers.",
+    "Every command that sends requests takes --timeout S and --retries N (each attempt's time limit, and the "
+      .. "extra attempts for a request that failed in a way worth retrying), and -v (--verbose) prints a line "
+      .. "per HTTP attempt on standard error: 'opentact: GET /sip/connection/UUID/tnlease: 200, attempt 1, 42 "
+      .. "ms'. It never shows the token or the password, and shows the values of a query as ...",
   },
   leases = {
     "Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in any form: 12125550004, "
@@ -42,7 +46,7 @@ M.HELP = {
       .. "lease.",
   },
   output = {
-    "The commands that print data (list, find, assign, sync) take --format table, json, jsonl, csv or tsv; --json "
+    "The commands that print data (list, find, assign, sync, whoami) take --format table, json, jsonl, csv or tsv; --json "
       .. "is --format json. A table on a terminal stops after " .. ROWS .. " rows unless --all; every other "
       .. "format, and a table sent to a file or a pipe, has every row. csv and tsv start with a header line.",
     "A csv or tsv cell of text that begins with =, +, -, @, a tab or a carriage return is written with a leading ' "
@@ -64,20 +68,28 @@ M.HELP = {
     { "OPENTACT_EMAIL, OPENTACT_PASSWORD", "without OPENTACT_TOKEN: log in with these, and log in again before "
       .. "the token expires" },
     { "OPENTACT_URL", "the API base URL" },
+    { "OPENTACT_PROFILE", "the profile whose saved token (and its URL) commands use, as --profile NAME does" },
   },
   environment_text = {
     "Without OPENTACT_TOKEN or OPENTACT_EMAIL and OPENTACT_PASSWORD, commands use the token 'opentact login' "
       .. "kept; one with less than a minute left is an auth error (exit 1): log in again, or set OPENTACT_EMAIL "
       .. "and OPENTACT_PASSWORD, and each command logs in itself (the kept token is left as it is).",
+    "Each profile (--profile NAME, or OPENTACT_PROFILE) has a token file of its own; the default profile's is "
+      .. "the one above. A named profile's commands send its token to the URL it was saved for unless --url or "
+      .. "OPENTACT_URL names another (then it is refused, as a token is never sent to another server); "
+      .. "OPENTACT_TOKEN and OPENTACT_EMAIL still come first, and go to the URL given or Opentact's. 'opentact "
+      .. "whoami' says which URL, account and token a command would use.",
   },
   files = {
     { "$XDG_CONFIG_HOME/opentact/token", "the token 'opentact login' keeps (~/.config/opentact/token when "
       .. "XDG_CONFIG_HOME is not set), readable by you only from its first byte on and replaced whole at each "
       .. "login" },
+    { "$XDG_CONFIG_HOME/opentact/profiles/NAME/token", "the token and URL 'opentact login --profile NAME' keeps "
+      .. "for the profile NAME, the same way; 'opentact logout --profile NAME' removes it" },
   },
   exit = {
     { 0, "success: printed, or everything applied (sync: the connection holds what FILE asks; a dry run: "
-      .. "nothing blocks the plan)" },
+      .. "nothing blocks the plan; logout: the token was removed, or there was none)" },
     { 1, "the API refused or failed something (find: no lease matches; sync: conflicts or missing numbers), or "
       .. "standard output could not be written" },
     { 2, "a usage error" },
@@ -268,6 +280,13 @@ function M.command_names()
   local names = {}
   for i, c in ipairs(COMMAND_LIST) do names[i] = c.name end
   return names
+end
+
+-- The commands as a sentence: "list, find, ... or help" (help aside).
+function M.command_list()
+  local names = M.command_names()
+  if names[#names] == "help" then names[#names] = nil end
+  return concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
 end
 
 -- The options a typo of an option is compared with: those of `command`

@@ -50,7 +50,18 @@ local OPTIONS = {
   { name = "--json", text = "the same as --format json" },
   { name = "--all", text = "print every row of a table: on a terminal a table stops after " .. ROWS
     .. " rows (the other formats, and a table sent to a file or a pipe, always have every row)" },
-  { name = "--url", arg = "URL", text = "the API base URL (default: OPENTACT_URL, else Opentact's)" },
+  { name = "--url", arg = "URL", text = "the API base URL (default: OPENTACT_URL, else the URL the profile's "
+    .. "saved token is for when a profile is named, else Opentact's)" },
+  { name = "--profile", arg = "NAME", text = "use the token 'opentact login --profile NAME' saved, and its "
+    .. "URL, in a file of its own (letters, digits, - and _; default: OPENTACT_PROFILE, else the default "
+    .. "profile, whose file is ~/.config/opentact/token)" },
+  { name = "--timeout", arg = "S", text = "seconds one attempt of a request may take, 0.001 to 2147483 "
+    .. "(default 30)" },
+  { name = "--retries", arg = "N", text = "extra attempts for a request that failed in a way worth retrying, "
+    .. "0 to 100 (default 2)" },
+  { name = "--verbose", short = "-v", text = "a line on standard error per HTTP attempt: method, path (the "
+    .. "values of a query shown as ...), status (or why it failed), attempt number and milliseconds; never the "
+    .. "token or the password" },
   { name = "--email", arg = "EMAIL", text = "the account's email (default: OPENTACT_EMAIL)" },
   { name = "--help", short = "-h", text = "print the help; after a command, that command's help" },
   { name = "--version", text = "print the version" },

@@ -35,7 +35,8 @@ M.help = {
     .. "connection back to check it. Running the same sync again plans from what the connection holds then, "
     .. "and finishes the job." },
   options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--dry-run", "--batch-size",
-    "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--url" },
+    "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--url", "--profile", "--timeout",
+    "--retries", "--verbose" },
   output = {
     { "table", "the plan, a line per change, its counts, what was applied and what failed, and ok or not ok" },
     { "json", "the report: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, failed, "
