@@ -24,7 +24,7 @@ _opentact() {
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries)
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -47,16 +47,16 @@ _opentact() {
       local dir=${XDG_CONFIG_HOME:-$HOME/.config}/opentact/profiles
       COMPREPLY=($(compgen -W "default $(ls "$dir" 2> /dev/null)" -- "$cur"))
       return 0 ;;
-    --url|--email|--batch-size|--concurrency|--timeout|--retries)
+    --url|--email|--batch-size|--concurrency|--timeout|--retries|--country-code)
       return 0 ;;
   esac
 
   local opts
   case $cmd in
     list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
-    find) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
-    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --url --profile --timeout --retries --verbose --help" ;;
-    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --url --profile --timeout --retries --verbose --help" ;;
+    find) opts="--format --json --all --country-code --url --profile --timeout --retries --verbose --help" ;;
+    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
     login) opts="--email --url --profile --timeout --retries --verbose --help" ;;
     logout) opts="--profile --verbose --help" ;;
     whoami) opts="--url --profile --format --json --verbose --help" ;;

@@ -453,6 +453,7 @@ describe("the completion scripts and the man page", function()
       ["$help"] = { "--help" }, ["$url"] = { "--url" }, ["$output"] = { "--format", "--json" },
       ["$batch"] = { "--batch-size", "--concurrency", "--failed-file", "--skip-invalid" },
       ["$profile"] = { "--profile" }, ["$attempts"] = { "--timeout", "--retries" }, ["$verbose"] = { "--verbose" },
+      ["$country"] = { "--country-code" },
     }
     local want = command_options()
     for _, c in ipairs(cli.HELP.commands) do

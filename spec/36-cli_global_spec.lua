@@ -1,6 +1,8 @@
 -- The command line's settings for every command, against the emulator with
 -- real processes: -v/--verbose (a line per HTTP attempt, never a secret),
--- --timeout and --retries, logout, whoami, --profile / OPENTACT_PROFILE.
+-- --timeout and --retries, logout, whoami, --profile / OPENTACT_PROFILE,
+-- and --country-code / OPENTACT_COUNTRY_CODE with the hint a sync whose
+-- numbers all miss gives without it.
 local support = require("emulator")
 local core = require("opentact.core")
 local cjson = require("cjson")
@@ -369,6 +371,90 @@ describe("the command line's settings for every command #wire", function()
         end
         assert.equals(0, emu:stats().requests)
         assert.equals("", support.sh("ls -A " .. quote(home)))
+      end)
+    end
+  end)
+
+  describe("--country-code and OPENTACT_COUNTRY_CODE", function()
+    it("put the code in front of numbers of at most ten digits without +, in find's argument", function()
+      local out, err, status = opentact("find 212 555 0007 --country-code 1", token_env())
+      assert.equals(0, status, out .. err)
+      assert.is_truthy(out:find("12125550007", 1, true), out)
+      out, err, status = opentact("find '(212) 555-0007' --json", token_env() .. " OPENTACT_COUNTRY_CODE=+1")
+      assert.equals(0, status, out .. err)
+      assert.equals(leases[7], cjson.decode(out)[1].uuid)
+      -- without it, the miss says what may be wrong
+      out, err, status = opentact("find 2125550007", token_env())
+      assert.equals(1, status, out .. err)
+      assert.is_truthy(out:find("written without a country code: give it with --country-code", 1, true), out)
+      -- a number with + or of eleven digits is taken as written
+      out, err, status = opentact("find 12125550007 --country-code 44", token_env())
+      assert.equals(0, status, out .. err)
+      out, err, status = opentact("find +1 212 555 0007 --country-code 44", token_env())
+      assert.equals(0, status, out .. err)
+    end)
+
+    it("apply to assign's arguments and files", function()
+      local file = support.tmpfile("number\n(212) 555-0011\n+1 212 555 0012\n12125550013\n")
+      finally(function() os.remove(file) end)
+      local out, err, status = opentact(("assign %s --add 212 555 0010 --add-file %s --country-code 1"):format(conns[2],
+        file), token_env())
+      assert.equals(0, status, out .. err)
+      assert.same({ leases[10], leases[11], leases[12], leases[13] }, emu:state().assigned[conns[2]])
+      -- without it, numbers that all miss get the hint, and nothing is sent
+      local before = emu:stats().requests
+      out, err, status = opentact(("assign %s --add 2125550014 212-555-0015"):format(conns[3]), token_env())
+      assert.equals(1, status, out .. err)
+      assert.is_truthy(err:find("\nnone of the 2 numbers is in the account, and some are written without a country "
+        .. "code: give it with --country-code", 1, true), err)
+      assert.equals(before + 2, emu:stats().requests) -- the two lookups
+      assert.same({}, emu:state().assigned[conns[3]] or {})
+    end)
+
+    it("apply to sync's file; without them, a sync whose numbers all miss says they may lack it", function()
+      local file = support.tmpfile("2125550020\n212-555-0021\n")
+      finally(function() os.remove(file) end)
+      local out, err, status = opentact(("sync %s --numbers-file %s"):format(conns[2], file), token_env())
+      assert.equals(1, status, out .. err)
+      assert.is_truthy(out:find("\nNone of the 2 numbers is in the account, and some are written without a country "
+        .. "code: give it with --country-code", 1, true), out)
+      assert.same({}, emu:state().assigned[conns[2]] or {})
+      -- as JSON, the hint is a field
+      out, err, status = opentact(("sync %s --numbers-file %s --json --dry-run"):format(conns[2], file), token_env())
+      assert.equals(1, status, out .. err)
+      assert.matches("^none of the 2 numbers", cjson.decode(out).hint)
+      -- with --exact, the refusal says it too
+      out, err, status = opentact(("sync %s --numbers-file %s --exact"):format(conns[1], file), token_env())
+      assert.equals(2, status, out .. err)
+      assert.is_truthy(err:find("opentact: none of the 2 numbers is in the account", 1, true), err)
+      assert.equals(3, #emu:state().assigned[conns[1]])
+      out, err, status = opentact(("sync %s --numbers-file %s"):format(conns[2], file),
+        token_env() .. " OPENTACT_COUNTRY_CODE=1")
+      assert.equals(0, status, out .. err)
+      assert.same({ leases[20], leases[21] }, emu:state().assigned[conns[2]])
+      assert.is_falsy(out:find("country code", 1, true), out)
+    end)
+
+    it("give no hint when some numbers are found, or all were written with +", function()
+      local file = support.tmpfile("+1 999 555 0020\n+1 999 555 0021\n")
+      local mixed = support.tmpfile("2125550022\n12125550023\n")
+      finally(function() os.remove(file) os.remove(mixed) end)
+      for _, f in ipairs({ file, mixed }) do
+        local out, err, status = opentact(("sync %s --numbers-file %s --dry-run"):format(conns[2], f), token_env())
+        assert.equals(1, status, out .. err)
+        assert.is_falsy((out .. err):find("--country-code", 1, true), out .. err)
+      end
+    end)
+
+    for _, v in ipairs({ "0", "1234", "+", "one", "1 2", "01" }) do
+      it(("refuse the country code %q (exit 2), with nothing sent"):format(v), function()
+        local out, err, status = opentact("find 2125550007 --country-code " .. quote(v), token_env())
+        assert.equals(2, status, out .. err)
+        assert.is_truthy(err:find("opentact: --country-code must be a country calling code", 1, true), err)
+        out, err, status = opentact("find 2125550007", token_env() .. " OPENTACT_COUNTRY_CODE=" .. quote(v))
+        assert.equals(2, status, out .. err)
+        assert.is_truthy(err:find("opentact: OPENTACT_COUNTRY_CODE must be a country calling code", 1, true), err)
+        assert.equals(0, emu:stats().requests)
       end)
     end
   end)

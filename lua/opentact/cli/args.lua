@@ -2,7 +2,8 @@
 -- --help, the format) before parsing, the parse, the check that each
 -- option given is one the command takes, typo suggestions, and the sizes
 -- of --batch-size and --concurrency, and the settings every command may
--- take (--timeout, --retries, --profile, with its variable). What the commands are and take comes from the caller
+-- take (--timeout, --retries, --profile, --country-code, with their
+-- variables). What the commands are and take comes from the caller
 -- (opentact.cli.manual has it).
 
 local opentact = require("opentact")
@@ -19,7 +20,7 @@ local is_uuid = opentact.is_uuid
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
   ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
   ["--leases-file"] = true, ["--email"] = true, ["--format"] = true, ["--timeout"] = true, ["--retries"] = true,
-  ["--profile"] = true }
+  ["--profile"] = true, ["--country-code"] = true }
 
 -- Options without a value, and the field each sets.
 local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--exact"] = "exact",
@@ -224,8 +225,10 @@ local PROFILE_MAX = 64
 -- The settings of `o` a command may take, each checked and set in `o`
 -- (nil: not given): o.timeout (seconds) and o.retries from --timeout and
 -- --retries; o.profile from --profile, else OPENTACT_PROFILE (nil for the
--- default profile, which "default" names too). A variable is read only
--- for a command that takes its option (`options`, the names it takes). Returns nil, or why a value is refused (a usage error).
+-- default profile, which "default" names too); o.country_code (its
+-- digits) from --country-code, else OPENTACT_COUNTRY_CODE. A variable is
+-- read only for a command that takes its option (`options`, the names it
+-- takes). Returns nil, or why a value is refused (a usage error).
 local function settings(o, options, getenv)
   local takes = {}
   for _, name in ipairs(options) do takes[name] = true end
@@ -250,6 +253,20 @@ local function settings(o, options, getenv)
     return ("%s must be a profile name: letters, digits, - and _, at most %d"):format(from, PROFILE_MAX)
   end
   o.profile = profile ~= "default" and profile or nil
+  local code
+  code, from = o.country_code, "--country-code"
+  if code == nil and takes["--country-code"] then
+    code, from = getenv("OPENTACT_COUNTRY_CODE"), "OPENTACT_COUNTRY_CODE"
+    if code == "" then code = nil end
+  end
+  if code ~= nil then
+    local digits = code:match("^%+?([1-9]%d?%d?)$")
+    if not digits then
+      return from .. " must be a country calling code: 1 to 3 digits, the first not 0 (1, 44, +49)"
+    end
+    code = digits
+  end
+  o.country_code = code
 end
 
 M.PROFILE_MAX = PROFILE_MAX

@@ -22,6 +22,7 @@ local excerpt, problem_list, save_failed, LISTED = common.excerpt, common.proble
 local sizes, read_leases, lease_arg, client_for = args.sizes, input.read_leases, input.lease_arg, credentials.client_for
 local json, error_json, write_rows, progress_bar = output.json, output.error_json, output.write_rows, output.progress_bar
 local number_text, REPORT_COLUMNS = output.number_text, output.REPORT_COLUMNS
+local any_local, country_hint = input.any_local, input.country_hint
 local outcome, outcomes, other_outcomes = output.outcome, output.outcomes, output.other_outcomes
 local is_uuid, holder, number_of, is_national = opentact.is_uuid, opentact.holder, opentact.number,
   opentact.is_national
@@ -40,11 +41,13 @@ M.help = {
     .. "CONN's own list say so; the lookup alone: failed) is reported (\"already on CONN\") and not sent; "
     .. "one to remove that CONN does not hold is reported (\"not on CONN\") and not sent, but a number to "
     .. "remove given without its country code that is the end of a number CONN holds is refused (exit 2, "
-    .. "nothing sent), as sync refuses it. With the table "
+    .. "nothing sent), as sync refuses it. --country-code N (or OPENTACT_COUNTRY_CODE) puts N in front of "
+    .. "every number of at most ten digits written without a leading +; without it, when no lease to add is "
+    .. "found and some numbers are written so, the message says they may lack their country code. With the table "
     .. "format, a progress bar (done/total, rate, ETA) goes to standard error when it is a terminal." },
   options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
-    "--failed-file", "--skip-invalid", "--format", "--json", "--url", "--profile", "--timeout", "--retries",
-    "--verbose" },
+    "--failed-file", "--skip-invalid", "--format", "--json", "--country-code", "--url", "--profile", "--timeout",
+    "--retries", "--verbose" },
   output = {
     { "table", "a line per lease already on CONN, not on CONN, or moved (from which SIP connection or "
       .. "control app); the summary: ok or not ok, how many were applied and failed, a line per failed group "
@@ -89,7 +92,7 @@ local function gather(ctx, o, kinds, skipped)
     if spec then
       local list, from, texts = {}, {}, {}
       for _, v in ipairs(spec[2]) do
-        local lease, why = lease_arg(v)
+        local lease, why = lease_arg(v, o.country_code)
         if lease then
           list[#list + 1] = lease
           from[#list], texts[#list] = "--" .. kind, v
@@ -100,7 +103,7 @@ local function gather(ctx, o, kinds, skipped)
       end
       for _, path in ipairs(spec[1]) do
         local where, written = {}, {}
-        local got, err = read_leases(path, ctx.stdin, bad_lines, where, written)
+        local got, err = read_leases(path, ctx.stdin, bad_lines, where, written, nil, o.country_code)
         if not got then return nil, err end
         for k = #line_kinds + 1, #bad_lines do line_kinds[k] = kind end
         for k, lease in ipairs(got) do
@@ -293,6 +296,10 @@ function M.run(ctx, o)
     client:close()
     local msg = problem_list(missing, "leases not in the account") .. (#missing > 1 and "\n" or "; ")
       .. "--skip-invalid leaves such lines out"
+    -- none found, some written without a country code: most likely why
+    if #o.add == 0 and not o.country_code and any_local(o.texts.add) then
+      msg = msg .. "\n" .. country_hint(#missing)
+    end
     return fail(ctx, { kind = "not_found", message = msg, retryable = false }, "opentact: " .. msg, 1)
   end
   for _, m in ipairs(missing) do skipped[#skipped + 1] = { kind = "add", text = m } end

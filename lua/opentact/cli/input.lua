@@ -5,7 +5,7 @@ local opentact = require("opentact")
 local pretty = require("opentact.pretty")
 local common = require("opentact.cli.common")
 
-local tostring, ipairs, pcall = tostring, ipairs, pcall
+local type, tostring, ipairs, pcall = type, tostring, ipairs, pcall
 local format = string.format
 
 local M = {}
@@ -60,6 +60,20 @@ local function column_name(field)
   return (field:lower():gsub("[%s%-]+", "_"))
 end
 
+-- A number written without a leading + and with at most ten digits, the
+-- way a country writes its own numbers (2125550004, (212) 555-0004).
+local function is_local(text)
+  local _, digits = text:gsub("%d", "")
+  return digits > 0 and digits <= 10 and text:find("^[%d%s%-%.%(%)]+$") ~= nil
+end
+
+-- `text` with the country code `cc` (digits; nil: none) put in front when
+-- it is a number written the local way; else as it is.
+local function with_country(text, cc)
+  if cc and is_local(text) then return "+" .. cc .. " " .. text:gsub("^%s+", "") end
+  return text
+end
+
 -- A phone number in a field: the number, or nil and (when the field looks
 -- meant as one: digits and separators only) why it is not valid.
 local function number_in(field)
@@ -73,9 +87,10 @@ end
 -- The lease a line names (plain or CSV, quotes allowed): its first
 -- uuid-shaped field, else the number in `column` (or, without one, its
 -- first field that is a phone number). Returns the uuid (a string) or the
--- number, nil, and the field; or nil and why, false when the line names
--- nothing at all.
-local function lease_in(line, column)
+-- number, nil, and the field (with the country code `cc` in front when
+-- it was put there); or nil and why, false when the line names nothing at
+-- all.
+local function lease_in(line, column, cc)
   local meant, bad_number = false, nil
   local f = fields(line)
   for _, field in ipairs(f) do
@@ -89,8 +104,9 @@ local function lease_in(line, column)
     -- number is taken for one: not a date, not a short count
     local _, digits = field:gsub("%d", "")
     local plausible = column or #f == 1 or field:find("^%s*%+") or (digits >= 10 and not field:find("^%d%d%d%d%-%d%d%-%d%d"))
-    local n, why = number_in(field)
-    if n and plausible then return n, nil, field end
+    local written = with_country(field, cc)
+    local n, why = number_in(written)
+    if n and plausible then return n, nil, written end
     if plausible then bad_number = bad_number or why end
   end
   if bad_number then return nil, bad_number end
@@ -108,8 +124,9 @@ end
 -- "file:line: why: the line" (the caller refuses, or skips them with
 -- --skip-invalid), its line number in `at` (optional). Each lease comes
 -- with where it was read, in `where` (and its line number in at.leases),
--- and the field it was read from, in `texts`.
-local function read_leases(path, stdin, problems, where, texts, at)
+-- and the field it was read from, in `texts`. `cc`: the country code put
+-- in front of numbers written the local way (see with_country), or nil.
+local function read_leases(path, stdin, problems, where, texts, at, cc)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -125,7 +142,7 @@ local function read_leases(path, stdin, problems, where, texts, at)
       line = line:gsub("\r$", "")
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
       if line:find("%S") and not line:find("^%s*#") then
-        local lease, why, text = lease_in(line, column)
+        local lease, why, text = lease_in(line, column, cc)
         if lease then
           out[#out + 1] = lease
           if where then where[#out] = format("%s:%d", name, n) end
@@ -152,15 +169,37 @@ local function read_leases(path, stdin, problems, where, texts, at)
   return out
 end
 
--- A lease given as an argument: its uuid, or the phone number it holds;
+-- A lease given as an argument: its uuid, or the phone number it holds
+-- (`cc`: the country code put in front of one written the local way);
 -- or nil and why.
-local function lease_arg(v)
+local function lease_arg(v, cc)
   if is_uuid(v) then return v end
-  local n, why = number_in(v)
+  local n, why = number_in(with_country(v, cc))
   if n then return n end
   return nil, format("'%s' is not a lease uuid or a phone number%s", pretty.safe(v), why and ": " .. why or "")
 end
 
+-- Whether any of `texts` (numbers as written) is written the local way:
+-- without a leading + and with at most ten digits.
+local function any_local(texts)
+  for _, t in ipairs(texts) do
+    if type(t) == "string" and is_local(t) then return true end
+  end
+  return false
+end
+
+-- What a run whose numbers are all missing says when some were written
+-- without their country code, and none was given.
+local function country_hint(count)
+  return (count == 1 and "the number is not in the account, and is written without a country code"
+    or format("none of the %d numbers is in the account, and some are written without a country code", count))
+    .. ": give it with --country-code (--country-code 1 makes 2125550004 +1 212 555 0004), or set "
+    .. "OPENTACT_COUNTRY_CODE"
+end
+
+M.with_country = with_country
+M.any_local = any_local
+M.country_hint = country_hint
 M.number_in = number_in
 M.read_leases = read_leases
 M.lease_arg = lease_arg

@@ -43,7 +43,10 @@ M.HELP = {
   leases = {
     "Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in any form: 12125550004, "
       .. "+1 (212) 555-0004, or in pieces after --add: --add +1 212 555 0004. A number is looked up to find its "
-      .. "lease.",
+      .. "lease. Numbers are taken with their country code; with --country-code N (or OPENTACT_COUNTRY_CODE), "
+      .. "N is put in front of every number of at most ten digits written without a leading +: --country-code "
+      .. "1 makes (212) 555-0004 +1 212 555 0004. Without it, a sync or find whose numbers all miss, some "
+      .. "written without +, says they may lack their country code.",
   },
   output = {
     "The commands that print data (list, find, assign, sync, whoami) take --format table, json, jsonl, csv or tsv; --json "
@@ -69,6 +72,8 @@ M.HELP = {
       .. "the token expires" },
     { "OPENTACT_URL", "the API base URL" },
     { "OPENTACT_PROFILE", "the profile whose saved token (and its URL) commands use, as --profile NAME does" },
+    { "OPENTACT_COUNTRY_CODE", "the country calling code put in front of numbers written without one, as "
+      .. "--country-code N does (find, assign, sync)" },
   },
   environment_text = {
     "Without OPENTACT_TOKEN or OPENTACT_EMAIL and OPENTACT_PASSWORD, commands use the token 'opentact login' "

@@ -50,6 +50,9 @@ local OPTIONS = {
   { name = "--json", text = "the same as --format json" },
   { name = "--all", text = "print every row of a table: on a terminal a table stops after " .. ROWS
     .. " rows (the other formats, and a table sent to a file or a pipe, always have every row)" },
+  { name = "--country-code", arg = "N", text = "the country calling code (1 to 3 digits: 1, 44) put in front "
+    .. "of every phone number of at most ten digits written without a leading +, in arguments and files "
+    .. "(default: OPENTACT_COUNTRY_CODE; masks are taken as written)" },
   { name = "--url", arg = "URL", text = "the API base URL (default: OPENTACT_URL, else the URL the profile's "
     .. "saved token is for when a profile is named, else Opentact's)" },
   { name = "--profile", arg = "NAME", text = "use the token 'opentact login --profile NAME' saved, and its "

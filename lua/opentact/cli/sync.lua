@@ -18,6 +18,7 @@ local REPORT_COLUMNS_TEXT, TSV_TEXT = words.REPORT_COLUMNS_TEXT, words.TSV_TEXT
 local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
 local excerpt, problem_list, save_failed = common.excerpt, common.problem_list, common.save_failed
 local sizes, read_leases, client_for = args.sizes, input.read_leases, credentials.client_for
+local any_local, country_hint = input.any_local, input.country_hint
 local json, error_json, write_rows, progress_bar = output.json, output.error_json, output.write_rows, output.progress_bar
 local brief, briefs, REPORT_COLUMNS = output.brief, output.briefs, output.REPORT_COLUMNS
 local outcome, outcomes, other_outcomes = output.outcome, output.outcomes, output.other_outcomes
@@ -33,16 +34,20 @@ M.help = {
     .. "lease uuids in FILE (--leases-file) or every lease of the account (--all-leases): print the plan "
     .. "(+ attach, - detach, ! held elsewhere, ? not in the account), apply it unless --dry-run, and read the "
     .. "connection back to check it. Running the same sync again plans from what the connection holds then, "
-    .. "and finishes the job." },
+    .. "and finishes the job.",
+    "When every number of FILE is missing from the account and some are written without a leading + "
+      .. "(2125550004), the output says they may lack their country code: --country-code 1 (or "
+      .. "OPENTACT_COUNTRY_CODE=1) puts it in front of every number of at most ten digits written so." },
   options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--dry-run", "--batch-size",
-    "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--url", "--profile", "--timeout",
-    "--retries", "--verbose" },
+    "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--country-code", "--url", "--profile",
+    "--timeout", "--retries", "--verbose" },
   output = {
     { "table", "the plan, a line per change, its counts, what was applied and what failed, and ok or not ok" },
     { "json", "the report: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, failed, "
-      .. "unexpected, released, interrupted, unverified}, each lease as {uuid, number, sip_connection, "
+      .. "unexpected, released, interrupted, unverified, hint}, each lease as {uuid, number, sip_connection, "
       .. "sip_control_app}; unexpected: with --exact, the uuids the read-back shows on the connection that "
-      .. "were not asked for" },
+      .. "were not asked for; hint, when every number is missing and some are written without a country code "
+      .. "(and no --country-code was given): what may be wrong" },
     { "jsonl", "a line per lease of the plan: an object with the csv columns as keys (null when empty)" },
     { "csv", "a header line, then a line per lease of the plan: " .. REPORT_COLUMNS_TEXT .. "; action is add, "
       .. "remove, keep or none; result is applied, failed, planned (a dry run), unchanged (keep), conflict (held "
@@ -125,7 +130,7 @@ function M.run(ctx, o)
     local skipped = o.skip_invalid and {} or nil
     local path = o.numbers_file or o.leases_file
     local where, texts, problems, at = {}, {}, {}, { leases = {} }
-    local got, err = read_leases(path, ctx.stdin, problems, where, texts, at)
+    local got, err = read_leases(path, ctx.stdin, problems, where, texts, at, o.country_code)
     if not got then return usage_error(ctx, err) end
     local want_numbers = o.numbers_file ~= nil
     local list = {}
@@ -169,7 +174,24 @@ function M.run(ctx, o)
     on_progress = ctx.is_terminal and o.format == "table" and progress_bar(ctx) or nil,
   })
   client:close()
-  if not report then return fail(ctx, err) end
+  -- every number missing, some written without a country code, none
+  -- given: most likely the numbers lack it (said, with the flag that adds it)
+  local hint
+  if desired.numbers and not o.country_code and any_local(desired.numbers) then
+    if not report then
+      -- with --exact, the library refuses such a plan: it would detach all
+      if err.kind == "invalid" and tostring(err.message):find("^none of the") then
+        hint = country_hint(#desired.numbers)
+      end
+    elseif #report.missing > 0 and #report.add + #report.keep + #report.conflicts == 0 then
+      hint = country_hint(#report.missing)
+    end
+  end
+  if not report then
+    local status = fail(ctx, err)
+    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
+    return status
+  end
   local saved = o.failed_file and not o.dry_run and save_failed(ctx, o.failed_file, report)
   if o.json then
     local failed = {}
@@ -179,12 +201,14 @@ function M.run(ctx, o)
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
       failed = failed, unexpected = report.unexpected, released = report.released,
       interrupted = report.interrupted and tostring(report.interrupted),
-      unverified = report.unverified and error_json(report.unverified) or nil }), "\n")
+      unverified = report.unverified and error_json(report.unverified) or nil, hint = hint }), "\n")
   elseif o.format ~= "table" then
     write_rows(ctx, o.format, REPORT_COLUMNS, sync_rows(report))
     if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
+    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
   else
     ctx.stdout:write(concat(pretty.plan_lines(report, nil, { move = "--move" }), "\n"), "\n")
+    if hint then ctx.stdout:write(hint:gsub("^%l", string.upper), ".\n") end
     if #report.failed > 0 then
       ctx.stdout:write("Running the same sync again plans from what the connection holds now and finishes the job",
         saved and ("; the uuids that failed are in " .. o.failed_file) or "", ".\n")
