@@ -24,7 +24,7 @@ _opentact() {
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code)
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -34,7 +34,7 @@ _opentact() {
   done
 
   case $prev in
-    --add-file|--remove-file|--numbers-file|--leases-file|--failed-file)
+    --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal)
       compopt -o filenames 2> /dev/null
       local IFS=$'\n'
       COMPREPLY=($(compgen -f -- "$cur"))
@@ -56,7 +56,9 @@ _opentact() {
     list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
     find) opts="--format --json --all --country-code --url --profile --timeout --retries --verbose --help" ;;
     assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
-    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
+    plan) opts="--numbers-file --leases-file --all-leases --exact --move --out --concurrency --skip-invalid --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
+    apply) opts="--journal --batch-size --concurrency --failed-file --format --json --all --no-color --url --profile --timeout --retries --verbose --help" ;;
     login) opts="--email --url --profile --timeout --retries --verbose --help" ;;
     logout) opts="--profile --verbose --help" ;;
     whoami) opts="--url --profile --format --json --verbose --help" ;;
@@ -67,11 +69,16 @@ _opentact() {
   esac
 
   if [ -z "$cmd" ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync login logout whoami token help" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply login logout whoami token help" -- "$cur"))
   elif [ "$cmd" = help ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync login logout whoami token" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply login logout whoami token" -- "$cur"))
   elif [ "${cur#-}" != "$cur" ]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif [ "$cmd" = apply ]; then
+    # the plan file
+    compopt -o filenames 2> /dev/null
+    local IFS=$'\n'
+    COMPREPLY=($(compgen -f -- "$cur"))
   fi
   return 0
 }

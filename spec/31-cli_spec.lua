@@ -284,8 +284,9 @@ describe("the opentact command #wire", function()
 
     it("writes what failed to --failed-file and exits 1", function()
       local file, failed = tmpfile("12125550030\n12125550031\n"), os.tmpname()
-      -- the connection read and two lookups pass; the assign fails for good
-      emu:faults({ {}, {}, {}, { status = 500, message = "down" } })
+      -- the plan's connection read and two lookups pass, then apply's stale
+      -- check (the same reads); the assign fails for good
+      emu:faults({ {}, {}, {}, {}, {}, {}, { status = 500, message = "down" } })
       local out, status = run(("sync %s --numbers-file %s --failed-file %s"):format(conns[2], file, failed))
       assert.equals(1, status, out)
       local f = assert(io.open(failed))
@@ -307,8 +308,8 @@ describe("the opentact command #wire", function()
       assert.equals(0, emu:stats().requests)
     end)
 
-    it("attaches every lease of the account with --all-leases --move", function()
-      local out, status = run(("sync %s --all-leases --move"):format(conns[3]))
+    it("attaches every lease of the account with --all-leases --move --yes", function()
+      local out, status = run(("sync %s --all-leases --move --yes"):format(conns[3]))
       assert.equals(0, status, out)
       assert.equals(400, #emu:state().assigned[conns[3]])
     end)

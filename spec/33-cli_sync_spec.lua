@@ -77,14 +77,15 @@ describe("opentact sync #wire", function()
       emu:reset()
       attach(conn, { leases[20], leases[21] })
       file = tmpfile(leases[20] .. "\n" .. leases[22] .. "\n")
-      -- the connection read, two lookups and the assign pass; the read-back
-      -- shows lease 9 as well
-      emu:faults({ {}, {}, {}, {}, { raw = readback, ctype = "application/json" } })
+      -- the plan's connection read and two lookups, apply's stale check
+      -- (the connection read, a lookup of lease 22) and the assign pass;
+      -- the read-back shows lease 9 as well
+      emu:faults({ {}, {}, {}, {}, {}, {}, { raw = readback, ctype = "application/json" } })
     end)
     after_each(function() os.remove(file) end)
 
     it("exits 1 and names the lease nobody asked for", function()
-      local out, status = run(("sync %s --leases-file %s --exact"):format(conn, file))
+      local out, status = run(("sync %s --leases-file %s --exact --yes"):format(conn, file))
       assert.equals(0, emu:stats().faults_pending)
       assert.equals(1, status, out)
       assert.is_truthy(out:find("Applied: 1 added, 1 removed, 0 failed.", 1, true), out)
@@ -95,7 +96,7 @@ describe("opentact sync #wire", function()
     end)
 
     it("lists it in the JSON report", function()
-      local out, status = run(("sync %s --leases-file %s --exact --json"):format(conn, file))
+      local out, status = run(("sync %s --leases-file %s --exact --yes --json"):format(conn, file))
       assert.equals(1, status, out)
       local report = cjson.decode(out)
       assert.is_false(report.ok)
@@ -103,7 +104,7 @@ describe("opentact sync #wire", function()
     end)
 
     it("gives it a row in csv", function()
-      local out, status = run(("sync %s --leases-file %s --exact --format csv"):format(conn, file))
+      local out, status = run(("sync %s --leases-file %s --exact --yes --format csv"):format(conn, file))
       assert.equals(1, status, out)
       assert.is_truthy(out:find("\n" .. leases[9] .. ',,none,unexpected,,,"on the connection at the read-back, '
         .. 'not asked for"\n', 1, true), out)

@@ -30,6 +30,10 @@ local FLAGS = { ["--json"] = "json", ["--skip-invalid"] = "skip_invalid", ["--ex
 -- Short options, and the long ones they stand for.
 local SHORT = { ["-v"] = "--verbose" }
 
+-- the options of plans: the saved plan, the journal, the answer, colour
+TAKES["--out"], TAKES["--journal"] = true, true
+FLAGS["--yes"], FLAGS["--no-color"] = "yes", "no_color"
+
 local FORMATS = { table = true, json = true, jsonl = true, csv = true, tsv = true }
 
 -- A piece of a phone number typed with spaces: at most four digits, and

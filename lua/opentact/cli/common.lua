@@ -104,6 +104,47 @@ local function save_failed(ctx, path, report)
   return ok
 end
 
+-- A word as a shell reads it: as it is when it holds nothing a shell
+-- would take apart, else in single quotes.
+local function shell_word(w)
+  w = tostring(w)
+  if w ~= "" and not w:find("[^%w%%+,%-%./:=@_]") then return w end
+  return "'" .. w:gsub("'", "'\\''") .. "'"
+end
+
+-- Words as one command line a user can paste.
+function M.shell_words(list)
+  local out = {}
+  for i, w in ipairs(list) do out[i] = shell_word(w) end
+  return concat(out, " ")
+end
+
+-- What a plan changes that needs a yes: how many leases it detaches, and
+-- how many it takes from another connection or control app (a move).
+function M.changes_asked(plan)
+  local move = 0
+  for _, lease in ipairs(plan.add) do
+    local h = plan.holders and plan.holders[tostring(lease.uuid):lower()]
+    if h and not (h.kind == "connection" and h.uuid == plan.connection) then move = move + 1 end
+  end
+  return #plan.remove, move
+end
+
+-- "detaches 2 leases and moves 1 from another holder", for a question.
+function M.changes_text(detach, move)
+  local parts = {}
+  if detach > 0 then parts[#parts + 1] = "detaches " .. pretty.plural(detach, "lease") end
+  if move > 0 then
+    parts[#parts + 1] = "moves " .. pretty.plural(move, "lease") .. " from another connection or control app"
+  end
+  return concat(parts, " and ")
+end
+
+-- Whether an error raised is Ctrl-C (the Lua interpreter's "interrupted!").
+function M.interrupted(e)
+  return tostring(e):find("interrupted!", 1, true) ~= nil
+end
+
 M.excerpt = excerpt
 M.LISTED = LISTED
 M.problem_list = problem_list

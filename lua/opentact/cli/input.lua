@@ -197,11 +197,84 @@ local function country_hint(count)
     .. "OPENTACT_COUNTRY_CODE"
 end
 
+-- The hint for a plan (or the refusal `err` when there is none) whose
+-- numbers are all missing while some are written without a country code
+-- and none was given: most likely the numbers lack it. Nil otherwise.
+local function missing_hint(o, desired, plan, err)
+  if not (desired.numbers and not o.country_code and any_local(desired.numbers)) then return nil end
+  if not plan then
+    -- with --exact, the library refuses such a plan: it would detach all
+    if err.kind == "invalid" and tostring(err.message):find("^none of the") then
+      return country_hint(#desired.numbers)
+    end
+  elseif #plan.missing > 0 and #plan.add + #plan.keep + #plan.conflicts == 0 then
+    return country_hint(#plan.missing)
+  end
+end
+
+M.missing_hint = missing_hint
 M.with_country = with_country
 M.any_local = any_local
 M.country_hint = country_hint
+
+-- What `sync` and `plan` are asked to make CONN hold: {numbers = ...},
+-- {leases = ...} or {all_leases = true}, from --numbers-file,
+-- --leases-file or --all-leases; or nil and the exit status of the usage
+-- error said. Every line that names no lease, or a lease of the other
+-- kind, is named in one run: refused, or left out with --skip-invalid.
+-- Numbers the account has no lease for stay in the plan (? missing):
+-- left out, a lookup that failed for a moment would make --exact detach
+-- a lease that was asked for.
+local function desired(ctx, o)
+  local usage_error, problem_list = common.usage_error, common.problem_list
+  local given = (o.numbers_file and 1 or 0) + (o.leases_file and 1 or 0) + (o.all_leases and 1 or 0)
+  if given ~= 1 then
+    return nil, usage_error(ctx, o.positional[1] .. " takes one of --numbers-file, --leases-file and --all-leases")
+  end
+  if o.all_leases then return { all_leases = true } end
+  local skipped = o.skip_invalid and {} or nil
+  local path = o.numbers_file or o.leases_file
+  local where, texts, problems, at = {}, {}, {}, { leases = {} }
+  local got, err = read_leases(path, ctx.stdin, problems, where, texts, at, o.country_code)
+  if not got then return nil, usage_error(ctx, err) end
+  local want_numbers = o.numbers_file ~= nil
+  local list = {}
+  for k, x in ipairs(got) do
+    if (type(x) == "number") == want_numbers then
+      -- as written in the file: the plan names missing numbers so
+      list[#list + 1] = texts[k]
+    else
+      problems[#problems + 1] = format("%s: %s: %s", pretty.safe(where[k]), want_numbers
+        and "a lease uuid in --numbers-file (give uuids with --leases-file)"
+        or "a phone number in --leases-file (give numbers with --numbers-file)", excerpt(texts[k]))
+      at[#problems] = at.leases[k]
+    end
+  end
+  -- in the file's order
+  local order = {}
+  for i = 1, #problems do order[i] = i end
+  table.sort(order, function(a, b) return at[a] < at[b] end)
+  for i, k in ipairs(order) do order[i] = problems[k] end
+  if #order > 0 and not skipped then return nil, usage_error(ctx, problem_list(order, "bad lines")) end
+  for _, p in ipairs(order) do skipped[#skipped + 1] = p end
+  if o.exact and #order > 0 then
+    -- a line left out names a lease nobody can tell: with --exact it
+    -- would be detached, a change the file never asked for
+    return nil, usage_error(ctx, problem_list(order, "bad lines") .. "\n--exact with --skip-invalid detaches the "
+      .. "leases those lines meant: fix them, or " .. o.positional[1] .. " without --exact")
+  end
+  for _, w in ipairs(skipped or {}) do ctx.stderr:write("opentact: skipped ", w, "\n") end
+  if #list == 0 and (o.exact or #(skipped or {}) > 0) then
+    -- with --exact an empty list detaches everything: never by accident
+    return nil, usage_error(ctx, path .. " names no valid lease" .. (o.exact and ": with --exact that would "
+      .. "detach every lease of the connection (use assign --remove-file for that)" or ""))
+  end
+  return want_numbers and { numbers = list } or { leases = list }
+end
+
 M.number_in = number_in
 M.read_leases = read_leases
 M.lease_arg = lease_arg
+M.desired = desired
 
 return M

@@ -31,6 +31,15 @@ local OPTIONS = {
     .. "is released there first, one on a connection moves with the attach; without --move, assign refuses "
     .. "them and sends nothing, and sync leaves them as conflicts (!)" },
   { name = "--dry-run", text = "print the plan, change nothing" },
+  { name = "--out", arg = "FILE", file = true, text = "also write the plan to FILE, whole or not at all (a file "
+    .. "written beside it, then renamed): JSON with a content hash, for review and for 'opentact apply FILE'; it "
+    .. "holds no token" },
+  { name = "--journal", arg = "FILE", file = true, text = "append each batch the server confirms to FILE, flushed to "
+    .. "disk, before going on; the same plan and journal after a crash, a kill or Ctrl-C apply only what FILE does "
+    .. "not confirm (FILE names its plan: a journal of another plan is refused)" },
+  { name = "--yes", text = "apply a plan that detaches or moves leases without asking (needed when standard input "
+    .. "or output is not a terminal; adds alone never ask)" },
+  { name = "--no-color", text = "no colour in the plan on a terminal (so too when NO_COLOR is set and not empty)" },
   { name = "--batch-size", arg = "N", text = "uuids per request (default 100)" },
   { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
   { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "
@@ -49,7 +58,8 @@ local OPTIONS = {
     .. "each prints; --format=FMT works too)" },
   { name = "--json", text = "the same as --format json" },
   { name = "--all", text = "print every row of a table: on a terminal a table stops after " .. ROWS
-    .. " rows (the other formats, and a table sent to a file or a pipe, always have every row)" },
+    .. " rows, and a plan after a screenful (the other formats, and a table or plan sent to a file or a pipe, "
+    .. "always have every row)" },
   { name = "--country-code", arg = "N", text = "the country calling code (1 to 3 digits: 1, 44) put in front "
     .. "of every phone number of at most ten digits written without a leading +, in arguments and files "
     .. "(default: OPENTACT_COUNTRY_CODE; masks are taken as written)" },

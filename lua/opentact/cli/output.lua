@@ -2,14 +2,15 @@
 -- csv and tsv fields (formula-safe, control characters escaped), jsonl
 -- rows, aligned tables, a report's rows, and the progress bar.
 
+local opentact = require("opentact")
 local core = require("opentact.core")
 local pretty = require("opentact.pretty")
 local json = require("opentact.json")
 local ROWS = require("opentact.cli.options").ROWS
 
-local type, tostring, ipairs = type, tostring, ipairs
+local type, tostring, ipairs, tonumber = type, tostring, ipairs, tonumber
 local setmetatable = setmetatable
-local format, concat, floor, lower = string.format, table.concat, math.floor, string.lower
+local format, concat, floor, lower, max = string.format, table.concat, math.floor, string.lower, math.max
 
 local M = {}
 
@@ -249,6 +250,172 @@ local function other_outcomes(report, done, rows)
   return rows
 end
 
+---------------------------------------------------------------- plans
+
+-- A plan's or a sync report's lines (pretty.plan_lines, in the command
+-- line's words) in three parts: the summary line ("Plan: N to add, ..."),
+-- the listing (the connection, then a line per lease), and what follows
+-- it (a dry run said, what was applied and failed, ok or not ok).
+local function plan_parts(report)
+  local lines = pretty.plan_lines(report, nil, { move = "--move" })
+  local summary, body, after = nil, {}, {}
+  for _, line in ipairs(lines) do
+    if summary == nil and line:find("^Plan: ") then
+      summary = line
+    elseif summary == nil then
+      body[#body + 1] = line
+    else
+      after[#after + 1] = line
+    end
+  end
+  return summary, body, after
+end
+
+-- What a plan's lines that change something are: + attach, - detach,
+-- ! held elsewhere; a + that moves a lease from another holder says so.
+local COLOURS = { ["+"] = "\27[32m", ["-"] = "\27[31m", ["!"] = "\27[33m" }
+local YELLOW, RESET = "\27[33m", "\27[0m"
+
+-- A line of a plan in colour (the text from the server in it is escaped
+-- already: pretty.safe): green +, red -, yellow !, and a move's holder
+-- in yellow.
+local function colour_line(line)
+  local mark = line:match("^  ([%+%-!]) ")
+  if not mark then return line end
+  local head, move = line:match("^(.-)(  %(moves from .*)$")
+  if mark == "+" and head then return COLOURS["+"] .. head .. YELLOW .. move .. RESET end
+  return COLOURS[mark] .. line .. RESET
+end
+
+-- Whether a plan is printed in colour: on a terminal, unless --no-color or
+-- NO_COLOR (any value but the empty one, as no-color.org asks).
+local function colour_wanted(ctx, o)
+  if o.no_color then return false end
+  local no = ctx.getenv("NO_COLOR")
+  if no ~= nil and no ~= "" then return false end
+  return stdout_terminal(ctx)
+end
+
+-- The terminal's height in lines: LINES, else what tput says, else 24.
+local function screen_height(ctx)
+  local n = tonumber(ctx.getenv("LINES") or "")
+  if n and n >= 1 then return floor(n) end
+  if ctx.stdout_file == io.stdout then
+    local p = io.popen("tput lines 2> /dev/null")
+    if p then
+      n = tonumber(p:read("*a") or "")
+      p:close()
+      if n and n >= 1 then return floor(n) end
+    end
+  end
+  return 24
+end
+
+-- Lines a cut plan keeps free on the screen: the shell's prompt, and a
+-- question or what follows.
+local MARGIN = 3
+
+-- Writes a plan (or a sync report) on standard output, its summary line
+-- first. On a terminal: in colour (colour_wanted), and the lines of its
+-- leases cut after a screenful, then "... and N more; --all shows every
+-- line", unless --all; to a file or a pipe every line, as is.
+-- opts.after_only: only what follows the listing (the plan was shown);
+-- opts.reserve: lines to keep free below it (a question).
+local function write_plan(ctx, o, report, opts)
+  opts = opts or {}
+  local summary, body, after = plan_parts(report)
+  local lines = {}
+  if not opts.after_only then
+    lines[1] = summary
+    local shown = #body
+    local terminal = stdout_terminal(ctx)
+    if terminal and not o.all then
+      -- the connection's line stays; the leases fill what is left
+      local room = screen_height(ctx) - MARGIN - (opts.reserve or 0) - 2 - #after
+      if #body > room + 1 then shown = max(2, room) end
+    end
+    for i = 1, shown do lines[#lines + 1] = body[i] end
+    if shown < #body then
+      lines[#lines + 1] = format("  \226\128\166 and %d more; --all shows every line", #body - shown)
+    end
+  end
+  for _, line in ipairs(after) do lines[#lines + 1] = line end
+  if colour_wanted(ctx, o) then
+    for i, line in ipairs(lines) do lines[i] = colour_line(line) end
+  end
+  if #lines > 0 then ctx.stdout:write(concat(lines, "\n"), "\n") end
+end
+
+-- A sync report's rows (or a plan's, or an apply's): a row per lease of
+-- the plan, with its outcome.
+local function sync_rows(report)
+  local results, rows, done = M.outcomes(report), {}, {}
+  for _, kind in ipairs({ "add", "remove", "keep" }) do
+    for _, l in ipairs(report[kind]) do
+      local b = brief(l)
+      local action = kind == "keep" and "add" or kind
+      local key = action .. ":" .. lower(tostring(b.uuid))
+      done[key] = true
+      local r, result = results[key]
+      if r ~= nil and r ~= true then
+        result = "failed"
+      elseif kind == "keep" then
+        result = "unchanged"
+      elseif report.dry_run then
+        result = "planned"
+      else
+        result = r and "applied" or "not_applied"
+      end
+      rows[#rows + 1] = M.outcome(b.uuid, b.number, kind, result, r ~= true and r or nil)
+    end
+  end
+  for _, l in ipairs(report.conflicts) do
+    local b = brief(l)
+    local holder = b.sip_control_app and "SIP control app " .. b.sip_control_app
+      or b.sip_connection and "SIP connection " .. b.sip_connection or "another holder"
+    rows[#rows + 1] = M.outcome(b.uuid, b.number, "add", "conflict", nil, "held by " .. holder .. "; --move takes it")
+  end
+  for _, x in ipairs(report.missing) do
+    local uuid, number
+    if type(x) == "table" then
+      uuid = x.uuid
+    elseif opentact.is_uuid(x) then
+      uuid = x
+    else
+      number = opentact.number(tostring(x)) or x
+    end
+    rows[#rows + 1] = M.outcome(uuid, number, "add", "missing", nil, "not in the account")
+  end
+  for _, u in ipairs(report.unexpected) do
+    rows[#rows + 1] = M.outcome(u, nil, "none", "unexpected", nil, "on the connection at the read-back, not asked for")
+  end
+  return M.other_outcomes(report, done, rows)
+end
+
+-- A sync report (or a plan: a dry run) in the --format asked for: json
+-- (the report), jsonl, csv or tsv (a row per lease), or the plan's lines
+-- with what was applied (write_plan, `opts` its).
+local function write_report(ctx, o, report, opts)
+  local hint = opts and opts.hint
+  if o.json then
+    local failed = {}
+    for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
+    ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
+      add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
+      conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
+      failed = failed, unexpected = report.unexpected, released = report.released,
+      interrupted = report.interrupted and tostring(report.interrupted),
+      unverified = report.unverified and error_json(report.unverified) or nil, hint = hint }), "\n")
+  elseif o.format ~= "table" then
+    write_rows(ctx, o.format, M.REPORT_COLUMNS, sync_rows(report))
+    if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
+    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
+  else
+    write_plan(ctx, o, report, opts)
+    if hint then ctx.stdout:write((hint:gsub("^%l", string.upper)), ".\n") end
+  end
+end
+
 M.progress_bar = progress_bar
 M.error_json = error_json
 M.write_rows = write_rows
@@ -261,5 +428,7 @@ M.REPORT_COLUMNS = REPORT_COLUMNS
 M.outcome = outcome
 M.outcomes = outcomes
 M.other_outcomes = other_outcomes
+M.write_plan = write_plan
+M.write_report = write_report
 
 return M

@@ -1,0 +1,88 @@
+-- opentact plan CONN: what sync would do, changing nothing: the plan,
+-- summary first, and with --out kept as a file for review and for
+-- `opentact apply`.
+
+local core = require("opentact.core")
+local words = require("opentact.cli.options")
+local common = require("opentact.cli.common")
+local args = require("opentact.cli.args")
+local input = require("opentact.cli.input")
+local credentials = require("opentact.cli.credentials")
+local output = require("opentact.cli.output")
+
+local USAGE_EXIT, INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.EXAMPLE_CONN
+local usage_error, fail, no_client, shell_words = common.usage_error, common.fail, common.no_client, common.shell_words
+local sizes, client_for, write_plan = args.sizes, credentials.client_for, output.write_plan
+
+local M = {}
+
+M.help = {
+  name = "plan", args = { "CONN", "--numbers-file FILE | --leases-file FILE | --all-leases" },
+  required = { "--numbers-file", "--leases-file", "--all-leases" },
+  summary = "print what sync would do, changing nothing; --out FILE keeps the plan for review and for "
+    .. "'opentact apply FILE'",
+  text = { "Plan what 'opentact sync' would do with the same arguments, and change nothing: read the "
+    .. "connection and the leases FILE names, and print the plan, summary first (+ attach, - detach, ! held "
+    .. "elsewhere, ? not in the account), refused as sync refuses it. The plan records who held each lease it "
+    .. "names.",
+    "With --out FILE the plan is also written to FILE (JSON with a content hash; no token), whole or not at "
+    .. "all. Review it, have it approved, and apply exactly that plan later with 'opentact apply FILE': "
+    .. "if a planned lease has moved since, apply changes nothing. A plan is for the URL it was made with.",
+    "On a terminal the plan is in colour unless --no-color or NO_COLOR is set, and a long plan stops after a "
+    .. "screenful with the count of the rest, unless --all; sent to a file or a pipe, and in --out, it has every "
+    .. "line." },
+  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--out", "--concurrency",
+    "--skip-invalid", "--all", "--no-color", "--country-code", "--url", "--profile", "--timeout", "--retries",
+    "--verbose" },
+  exit = {
+    { 0, "nothing blocks the plan (with --out, it was written)" },
+    { 1, "the plan has conflicts (held elsewhere: --move takes them) or missing numbers (it is still printed, "
+      .. "and written with --out), the API refused or failed a read, or --out could not be written" },
+    { 2, USAGE_EXIT .. ", a bad line in FILE, or a plan sync refuses (an empty FILE with --exact, --exact when "
+      .. "none of FILE's leases is in the account, or a number without its country code that --exact would "
+      .. "detach): nothing is written" },
+    { 130, INTERRUPTED_EXIT .. ": nothing was changed or written" },
+  },
+  examples = { "opentact plan " .. EXAMPLE_CONN .. " \\\n    --numbers-file numbers.txt --exact --out plan.json",
+    "opentact apply plan.json --journal plan.journal" },
+}
+
+function M.run(ctx, o)
+  if #o.positional ~= 2 then return usage_error(ctx, "plan takes one connection uuid") end
+  local desired, status = input.desired(ctx, o)
+  if not desired then return status end
+  local _, concurrency, opt_err = sizes(o)
+  if not concurrency then return usage_error(ctx, opt_err) end
+  local client, why = client_for(ctx, o)
+  if not client then return no_client(ctx, why) end
+  local plan, err = client:plan(o.positional[2], desired, { exact = o.exact or false, move = o.move or false,
+    concurrency = concurrency })
+  client:close()
+  local hint = input.missing_hint(o, desired, plan, err)
+  if not plan then
+    local status = fail(ctx, err)
+    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
+    return status
+  end
+  if o.out then
+    -- a file made beside it, flushed to disk and renamed over it: a reader
+    -- (or apply) sees the old file or the whole plan, never a part
+    local text
+    text, err = plan:encode()
+    if not text then return fail(ctx, err) end
+    local ok, werr = core.write_private(o.out, text .. "\n")
+    if not ok then
+      return fail(ctx, { kind = "invalid", message = "--out: " .. werr }, "opentact: --out: " .. werr
+        .. "; the plan was not written", 1)
+    end
+  end
+  write_plan(ctx, o, plan)
+  if hint then ctx.stdout:write((hint:gsub("^%l", string.upper)), ".\n") end
+  if o.out then
+    ctx.stdout:write("The plan is in ", o.out, ". Review it; apply exactly this plan with: ",
+      shell_words({ "opentact", "apply", o.out, "--journal", o.out .. ".journal" }), "\n")
+  end
+  return plan.ok and 0 or 1
+end
+
+return M
