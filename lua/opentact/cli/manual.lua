@@ -39,6 +39,9 @@ M.HELP = {
       .. "extra attempts for a request that failed in a way worth retrying), and -v (--verbose) prints a line "
       .. "per HTTP attempt on standard error: 'opentact: GET /sip/connection/UUID/tnlease: 200, attempt 1, 42 "
       .. "ms'. It never shows the token or the password, and shows the values of a query as ...",
+    "Live routing changes only as shown: 'opentact plan' prints what sync would do and, with --out, keeps it; "
+      .. "'opentact apply' does exactly that plan, or nothing if a planned lease moved since; sync asks before "
+      .. "it detaches or moves a lease (--yes where nobody can answer).",
   },
   leases = {
     "Leases (LEASE, and the lines of FILE) are lease uuids or phone numbers in any form: 12125550004, "
@@ -97,7 +100,8 @@ M.HELP = {
       .. "nothing blocks the plan; logout: the token was removed, or there was none)" },
     { 1, "the API refused or failed something (find: no lease matches; sync: conflicts or missing numbers), or "
       .. "standard output could not be written" },
-    { 2, "a usage error" },
+    { 2, "a usage error, or nothing was changed on purpose: a plan that is stale, damaged, newer or for another "
+      .. "URL, another plan's journal, a question not answered y, a detach or a move without --yes" },
     { 130, "interrupted (Ctrl-C): requests in flight are cancelled, and the report and --failed-file still say "
       .. "what was applied" },
     { 141, "the reader of standard output closed it early (| head): the command stopped without a word" },
