@@ -84,10 +84,16 @@ local function again(o)
   if o.numbers_file then w[#w + 1] = "--numbers-file"; w[#w + 1] = o.numbers_file end
   if o.leases_file then w[#w + 1] = "--leases-file"; w[#w + 1] = o.leases_file end
   if o.all_leases then w[#w + 1] = "--all-leases" end
-  for _, flag in ipairs({ "exact", "move", "skip_invalid", "yes" }) do
+  for _, flag in ipairs({ "exact", "move", "skip_invalid", "yes", "all", "no_color" }) do
     if o[flag] then w[#w + 1] = "--" .. flag:gsub("_", "-") end
   end
-  if o.url then w[#w + 1] = "--url"; w[#w + 1] = o.url end
+  for _, name in ipairs({ "batch_size", "concurrency", "failed_file", "url" }) do
+    if o[name] then
+      w[#w + 1] = "--" .. name:gsub("_", "-")
+      w[#w + 1] = o[name]
+    end
+  end
+  if o.format ~= "table" then w[#w + 1] = "--format=" .. o.format end
   return shell_words(w)
 end
 
