@@ -60,9 +60,9 @@ function M.run(ctx, o)
   client:close()
   local hint = input.missing_hint(o, desired, plan, err)
   if not plan then
-    local status = fail(ctx, err)
+    local exit = fail(ctx, err)
     if hint then ctx.stderr:write("opentact: ", hint, "\n") end
-    return status
+    return exit
   end
   if o.out then
     -- a file made beside it, flushed to disk and renamed over it: a reader

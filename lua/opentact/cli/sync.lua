@@ -128,9 +128,9 @@ function M.run(ctx, o)
   local hint = input.missing_hint(o, desired, plan, err)
   if not plan then
     client:close()
-    local status = fail(ctx, err)
+    local exit = fail(ctx, err)
     if hint then ctx.stderr:write("opentact: ", hint, "\n") end
-    return status
+    return exit
   end
   if o.dry_run then
     client:close()
