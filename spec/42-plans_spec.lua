@@ -171,7 +171,7 @@ describe("plans #wire #c", function()
       emu:holders({ [lease(12)] = { sip_connection = conn1 }, [lease(13)] = { sip_control_app = app1 },
         [lease(14)] = { sip_connection = conn1 }, [lease(15)] = { sip_connection = conn1 } })
       local before, posts = raw_state(emu), writes(emu)
-      local report, err = client:apply(plan)
+      local report, err = client:apply(plan, { reread = true })
       assert.is_nil(report)
       assert.equals("stale", err.kind)
       assert.equals(before, raw_state(emu))
@@ -192,7 +192,7 @@ describe("plans #wire #c", function()
       client:assign(conn, { add = { lease(10) } })
       local plan = assert(client:plan(conn, { numbers = { number(10), number(12) } }, { exact = true }))
       client:assign(conn, { add = { lease(30) } })
-      local report, err = client:apply(plan)
+      local report, err = client:apply(plan, { reread = true })
       assert.is_nil(report)
       assert.equals("stale", err.kind)
       assert.same({ { uuid = lease(30), tn = number(30), now = { kind = "connection", uuid = conn } } }, err.moved)
@@ -213,7 +213,7 @@ describe("plans #wire #c", function()
       for i = 2, 59 do want[#want + 1] = number(i) end
       local plan = assert(client:plan(conn, { numbers = want }, { move = true, page_size = 20 }))
       local from = #emu:requests()
-      local report = assert(client:apply(plan, { page_size = 20, concurrency = 2 }))
+      local report = assert(client:apply(plan, { page_size = 20, concurrency = 2, reread = true }))
       assert.is_true(report.ok, tostring(report))
       local lookups, pages = 0, 0
       for _, r in ipairs(since(emu, from)) do
@@ -222,6 +222,30 @@ describe("plans #wire #c", function()
       end
       assert.equals(0, lookups)
       assert.is_true(pages >= 3, pages)
+    end)
+
+    it("applied a moment after it was made, reads only the target again; with reread, every planned lease", function()
+      local plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
+      -- a lease the plan found free, taken meanwhile: within the moment its
+      -- own reads stand (as sync's always have); the target is read again
+      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
+      local from = #emu:requests()
+      local report = assert(client:apply(plan))
+      local reads = {}
+      for _, r in ipairs(since(emu, from)) do
+        if r.method == "GET" or r.path:find("^/lease/tn/search") then reads[#reads + 1] = r.path end
+      end
+      -- the target before the POST, and the read-back after it
+      assert.same({ "/sip/connection/" .. conn .. "/tnlease", "/sip/connection/" .. conn .. "/tnlease" }, reads)
+      assert.is_true(report.ok, tostring(report))
+      -- the same after reread: the moved lease is found
+      client:assign(conn, { remove = { lease(12), lease(13) } })
+      plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
+      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
+      local err
+      report, err = client:apply(plan, { reread = true })
+      assert.is_nil(report)
+      assert.equals("stale", err.kind)
     end)
 
     it("refuses what is not a plan, a plan changed after it was made, and one for another URL: invalid", function()

@@ -472,7 +472,7 @@ describe("types/ against what the library returns #wire #c", function()
       for _, h in pairs(p.holders) do if h then saw("opentact.PlanHolder", h) end end
     end
     emu:holders({ [st.leases[9]] = { sip_connection = st.connections[1] } })
-    local _, stale = client:apply(plan)
+    local _, stale = client:apply(plan, { reread = true })
     assert.truthy(stale and stale.moved, "apply found nothing stale")
     saw("opentact.Error", stale)
     for _, m in ipairs(stale.moved) do saw("opentact.Moved", m) end

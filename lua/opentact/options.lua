@@ -254,6 +254,7 @@ M.CALL_CHECKS = {
   journal = function(v)
     if type(v) ~= "string" or v == "" or v:find("%z") then return "a file path (a non-empty string)" end
   end,
+  reread = boolean,
 }
 
 -- Each call's options and their defaults (false: none).
@@ -266,7 +267,7 @@ M.CALLS = {
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
     on_progress = false },
   plan = { exact = false, move = false, concurrency = 4, page_size = 100 },
-  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false },
+  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
 }
 
 -- Other names a call takes for one of its options: search's `take`, the

@@ -172,7 +172,9 @@ function M.run(ctx, o)
     end
   end
   local report
-  report, err = client:apply(plan, { batch_size = batch_size, concurrency = concurrency,
+  -- after a question, every planned lease is read again: the answer may
+  -- have taken long enough for the server to move on
+  report, err = client:apply(plan, { batch_size = batch_size, concurrency = concurrency, reread = asked,
     on_progress = ctx.is_terminal and o.format == "table" and progress_bar(ctx) or nil })
   client:close()
   if not report then
