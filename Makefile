@@ -78,7 +78,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j2 --output-sync=target SUMMARY_FILE=$(SUMMARY) \
 		install-each test-check build/asan/opentact/core.so
 	@$(MAKE) --no-print-directory -j$(words $(TEST_STAGES)) --output-sync=target \
-		SUMMARY_FILE=$(SUMMARY) FUZZ_SECONDS=8 $(TEST_STAGES)
+		SUMMARY_FILE=$(SUMMARY) FUZZ_SECONDS=5 $(TEST_STAGES)
 	@awk '{ p += $$1; f += $$2; n = $$0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n); \
 		printf "%-50s %4d passed, %d failed, %4d s\n", n ":", $$1, $$2, $$3 } \
 		END { print "all suites (5.4, 5.3, 5.2, 5.1, LuaJIT; #c specs under ASan+UBSan and Valgrind):"; \
