@@ -312,27 +312,31 @@ local function check_desired(desired, fname)
   return what == "all_leases" and "all" or what, desired[what]
 end
 
+-- The arguments of sync and plan (`fname`), checked as one: what, the
+-- list and the call's options; or nil, err when CONN makes no request.
+local function check_sync_args(conn, desired, opts, fname)
+  check_arg(conn, "string", 1, fname)
+  check_arg(desired, "table", 2, fname)
+  local what, list = check_desired(desired, fname)
+  local o = options.call(opts, fname, 3)
+  local path, err = request_list(conn)
+  if not path then return nil, finish(err, "GET", nil, 0) end
+  return what, list, o
+end
+
 --- Brings a SIP connection to a desired state: plans, applies, verifies.
 --- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
 function work.sync(client, conn, desired, opts)
-  check_arg(conn, "string", 1, "sync")
-  check_arg(desired, "table", 2, "sync")
-  local what, list = check_desired(desired, "sync")
-  local o = options.call(opts, "sync", 3)
-  local path, err = request_list(conn)
-  if not path then return nil, finish(err, "GET", nil, 0) end
+  local what, list, o = check_sync_args(conn, desired, opts, "sync")
+  if not what then return nil, list end
   return one(sync.run(client._engine, conn, what, list, o, client._opts.base_url))
 end
 
 --- What sync would do, changing nothing: a plan (opentact.Plan) that
 --- records the holder of every lease it touches, or nil, err.
 function work.plan(client, conn, desired, opts)
-  check_arg(conn, "string", 1, "plan")
-  check_arg(desired, "table", 2, "plan")
-  local what, list = check_desired(desired, "plan")
-  local o = options.call(opts, "plan", 3)
-  local path, err = request_list(conn)
-  if not path then return nil, finish(err, "GET", nil, 0) end
+  local what, list, o = check_sync_args(conn, desired, opts, "plan")
+  if not what then return nil, list end
   return one(sync.make(client._engine, conn, what, list, o, client._opts.base_url, true))
 end
 
