@@ -984,23 +984,18 @@ local function run_plan(eng, plan, opts, done, journal)
     connection = conn, target = plan.target, dry_run = false,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
   }, pretty.SyncReport)
-  local adds, removes, journaled = {}, {}, { add = {}, remove = {} }
-  for _, lease in ipairs(plan.add) do
-    local u = lower(lease.uuid)
-    if done and done.add[u] then
-      report.applied.add[#report.applied.add + 1] = lease.uuid
-    else
-      adds[#adds + 1] = lease
+  local todo, journaled = { add = {}, remove = {} }, { add = {}, remove = {} }
+  for _, kind in ipairs({ "add", "remove" }) do
+    local applied, rest = report.applied[kind], todo[kind]
+    for _, lease in ipairs(plan[kind]) do
+      if done and done[kind][lower(lease.uuid)] then
+        applied[#applied + 1] = lease.uuid
+      else
+        rest[#rest + 1] = lease
+      end
     end
   end
-  for _, lease in ipairs(plan.remove) do
-    local u = lower(lease.uuid)
-    if done and done.remove[u] then
-      report.applied.remove[#report.applied.remove + 1] = lease.uuid
-    else
-      removes[#removes + 1] = lease
-    end
-  end
+  local adds, removes = todo.add, todo.remove
   local record
   if journal then
     for _, l in ipairs(done.late) do journaled[l.kind][l.uuid] = true end
