@@ -54,10 +54,7 @@ describe("plans #wire #c", function()
   local function lease(i) return st.leases[i] end
 
   setup(function()
-    emu = support.start({ leases = 60, apps = 2 })
-    client = emu:client()
-    st = emu:state()
-    conn, conn1, app1 = st.connections[2], st.connections[1], st.apps[1]
+    emu, client, st, conn, conn1, app1 = support.start_for_sync()
   end)
   teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)

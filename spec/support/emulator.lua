@@ -373,6 +373,24 @@ function M.start_with_uuids(opts)
   return emu, st.connections, st.leases, st.apps
 end
 
+-- For the setup of a spec of sync and plans: an emulator of 60 leases
+-- and 2 apps, a client, the emulator's state, the connection synced (the
+-- second), the other connection and the first app. What it started is
+-- stopped when it fails part way.
+function M.start_for_sync()
+  local emu = M.start({ leases = 60, apps = 2 })
+  local client, st
+  local ok, err = pcall(function()
+    client = emu:client()
+    st = emu:state()
+  end)
+  if not ok then
+    M.stop(emu, client)
+    error(err, 0)
+  end
+  return emu, client, st, st.connections[2], st.connections[1], st.apps[1]
+end
+
 -- For a spec's teardown: closes `client` and stops `emu`, either of which
 -- may be nil (a setup that failed part way).
 function M.stop(emu, client)
