@@ -171,6 +171,36 @@ describe("review: logging in across a fork #wire #c", function()
       backoff_max = 0.05, connect_timeout = 30 })
   end
 
+  -- Runs `child` in a process forked (by forkhelper `fh`) from this one,
+  -- where the process ends; returns what the child said ("ok", or its
+  -- error) and its exit status.
+  local function in_child(fh, child)
+    local path = os.tmpname()
+    local pid = fh.fork()
+    if pid == 0 then
+      local ok, why = pcall(child)
+      local f = io.open(path, "w")
+      f:write(ok and "ok" or tostring(why))
+      f:close()
+      fh.exit(ok and 0 or 1)
+    end
+    local status = fh.wait(pid)
+    local f = assert(io.open(path))
+    local said = f:read("*a")
+    f:close()
+    os.remove(path)
+    return said, status
+  end
+
+  -- The parent's end: the emulator answers at once again, `c`'s request in
+  -- flight at the fork finishes (its callback runs) and `c` is closed.
+  local function drain_and_close(c)
+    emu:config({ latency = 0 })
+    local deadline = now() + 10
+    while c:step(0.05) > 0 and now() < deadline do end
+    c:close()
+  end
+
   -- The parent's login, in flight at the fork, ends in the child with the
   -- fork's error; auth takes that for a failed login of its own and
   -- fails every request of the child for a moment (LOGIN_FAILED_FOR),
@@ -182,33 +212,17 @@ describe("review: logging in across a fork #wire #c", function()
     local got
     c:list(conn, function(l, e) got = { l, e } end)
     c:step(0) -- the login is on the wire, the callback request waits for it
-    local path = os.tmpname()
-    local pid = fh.fork()
-    if pid == 0 then
-      local ok, why = pcall(function()
-        -- the parent's request ends here with an error (it is the parent's)
-        local deadline = now() + 10
-        while c:step(0.05) > 0 and now() < deadline do end
-        assert(got and got[1] == nil, "the parent's request did not end in the child")
-        emu:config({ latency = 0 })
-        -- the child's own request: it must log in and work
-        local leases, err = c:list(conn)
-        assert(leases, "the child's own request failed: " .. tostring(err))
-      end)
-      local f = io.open(path, "w")
-      f:write(ok and "ok" or tostring(why))
-      f:close()
-      fh.exit(ok and 0 or 1)
-    end
-    local status = fh.wait(pid)
-    local f = assert(io.open(path))
-    local said = f:read("*a")
-    f:close()
-    os.remove(path)
-    emu:config({ latency = 0 })
-    local deadline = now() + 10
-    while c:step(0.05) > 0 and now() < deadline do end
-    c:close()
+    local said, status = in_child(fh, function()
+      -- the parent's request ends here with an error (it is the parent's)
+      local deadline = now() + 10
+      while c:step(0.05) > 0 and now() < deadline do end
+      assert(got and got[1] == nil, "the parent's request did not end in the child")
+      emu:config({ latency = 0 })
+      -- the child's own request: it must log in and work
+      local leases, err = c:list(conn)
+      assert(leases, "the child's own request failed: " .. tostring(err))
+    end)
+    drain_and_close(c)
     assert.equals("ok", said)
     assert.equals(0, status)
     assert.is_table(got and got[1], "the parent's callback did not get its leases")
@@ -249,34 +263,18 @@ describe("review: logging in across a fork #wire #c", function()
     local got
     c:list(conn, function(l, e) got = { l, e } end)
     c:step(0) -- the login is on the wire
-    local path = os.tmpname()
-    local pid = fh.fork()
-    if pid == 0 then
-      local ok, why = pcall(function()
-        local still = auth.clock()
-        auth.clock = function() return still end
-        emu:config({ latency = 0 })
-        local b = client("forker2@example.com")
-        local leases, err
-        b:list(conn, function(l, e) leases, err = l, e end)
-        local deadline = now() + 3
-        while b:step(0.05) > 0 and now() < deadline do end
-        assert(leases, "the child's new client did not get its leases: " .. tostring(err or "still waiting"))
-      end)
-      local f = io.open(path, "w")
-      f:write(ok and "ok" or tostring(why))
-      f:close()
-      fh.exit(ok and 0 or 1)
-    end
-    local status = fh.wait(pid)
-    local f = assert(io.open(path))
-    local said = f:read("*a")
-    f:close()
-    os.remove(path)
-    emu:config({ latency = 0 })
-    local deadline = now() + 10
-    while c:step(0.05) > 0 and now() < deadline do end
-    c:close()
+    local said, status = in_child(fh, function()
+      local still = auth.clock()
+      auth.clock = function() return still end
+      emu:config({ latency = 0 })
+      local b = client("forker2@example.com")
+      local leases, err
+      b:list(conn, function(l, e) leases, err = l, e end)
+      local deadline = now() + 3
+      while b:step(0.05) > 0 and now() < deadline do end
+      assert(leases, "the child's new client did not get its leases: " .. tostring(err or "still waiting"))
+    end)
+    drain_and_close(c)
     assert.equals("ok", said)
     assert.equals(0, status)
     assert.is_table(got and got[1], "the parent's callback did not get its leases")
