@@ -4,6 +4,8 @@
 local opentact = require("opentact")
 local pretty = require("opentact.pretty")
 local common = require("opentact.cli.common")
+local args = require("opentact.cli.args")
+local credentials = require("opentact.cli.credentials")
 
 local type, tostring, ipairs, pcall = type, tostring, ipairs, pcall
 local format = string.format
@@ -272,9 +274,35 @@ local function desired(ctx, o)
   return want_numbers and { numbers = list } or { leases = list }
 end
 
+-- What `sync` and `plan` do first: their arguments checked, a client,
+-- and the plan of CONN made (refused, the error is said with the missing
+-- hint): the client, still open, the plan, the hint, the batch size and
+-- the concurrency; or nil and the exit status, the client closed.
+local function plan(ctx, o)
+  local usage_error = common.usage_error
+  if #o.positional ~= 2 then return nil, usage_error(ctx, o.positional[1] .. " takes one connection uuid") end
+  local want, status = desired(ctx, o)
+  if not want then return nil, status end
+  local batch_size, concurrency, opt_err = args.sizes(o)
+  if not batch_size then return nil, usage_error(ctx, opt_err) end
+  local client, why = credentials.client_for(ctx, o)
+  if not client then return nil, common.no_client(ctx, why) end
+  local made, err = client:plan(o.positional[2], want, { exact = o.exact or false, move = o.move or false,
+    concurrency = concurrency })
+  local hint = missing_hint(o, want, made, err)
+  if not made then
+    client:close()
+    local exit = common.fail(ctx, err)
+    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
+    return nil, exit
+  end
+  return client, made, hint, batch_size, concurrency
+end
+
 M.number_in = number_in
 M.read_leases = read_leases
 M.lease_arg = lease_arg
 M.desired = desired
+M.plan = plan
 
 return M

@@ -5,14 +5,11 @@
 local core = require("opentact.core")
 local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
-local args = require("opentact.cli.args")
 local input = require("opentact.cli.input")
-local credentials = require("opentact.cli.credentials")
 local output = require("opentact.cli.output")
 
 local USAGE_EXIT, INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.EXAMPLE_CONN
-local usage_error, fail, no_client, shell_words = common.usage_error, common.fail, common.no_client, common.shell_words
-local sizes, client_for, write_plan = args.sizes, credentials.client_for, output.write_plan
+local fail, shell_words, write_plan = common.fail, common.shell_words, output.write_plan
 
 local M = {}
 
@@ -48,27 +45,13 @@ M.help = {
 }
 
 function M.run(ctx, o)
-  if #o.positional ~= 2 then return usage_error(ctx, "plan takes one connection uuid") end
-  local desired, status = input.desired(ctx, o)
-  if not desired then return status end
-  local _, concurrency, opt_err = sizes(o)
-  if not concurrency then return usage_error(ctx, opt_err) end
-  local client, why = client_for(ctx, o)
-  if not client then return no_client(ctx, why) end
-  local plan, err = client:plan(o.positional[2], desired, { exact = o.exact or false, move = o.move or false,
-    concurrency = concurrency })
+  local client, plan, hint = input.plan(ctx, o)
+  if not client then return plan end
   client:close()
-  local hint = input.missing_hint(o, desired, plan, err)
-  if not plan then
-    local exit = fail(ctx, err)
-    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
-    return exit
-  end
   if o.out then
     -- a file made beside it, flushed to disk and renamed over it: a reader
     -- (or apply) sees the old file or the whole plan, never a part
-    local text
-    text, err = plan:encode()
+    local text, err = plan:encode()
     if not text then return fail(ctx, err) end
     local ok, werr = core.write_private(o.out, text .. "\n")
     if not ok then

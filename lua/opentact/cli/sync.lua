@@ -4,18 +4,15 @@
 
 local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
-local args = require("opentact.cli.args")
 local input = require("opentact.cli.input")
-local credentials = require("opentact.cli.credentials")
 local output = require("opentact.cli.output")
 
 local tostring, ipairs, pcall, error = tostring, ipairs, pcall, error
 
 local USAGE_EXIT, INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.INTERRUPTED_EXIT, words.EXAMPLE_CONN
 local REPORT_COLUMNS_TEXT, TSV_TEXT = words.REPORT_COLUMNS_TEXT, words.TSV_TEXT
-local usage_error, fail, no_client, save_failed = common.usage_error, common.fail, common.no_client, common.save_failed
+local fail, save_failed = common.fail, common.save_failed
 local shell_words, changes_asked, interrupted = common.shell_words, common.changes_asked, common.interrupted
-local sizes, client_for = args.sizes, credentials.client_for
 local progress_bar, write_plan, write_report = output.progress_bar, output.write_plan, output.write_report
 
 local M = {}
@@ -113,25 +110,11 @@ local function ask(ctx, question)
 end
 
 function M.run(ctx, o)
-  if #o.positional ~= 2 then return usage_error(ctx, "sync takes one connection uuid") end
-  local desired, status = input.desired(ctx, o)
-  if not desired then return status end
-  local batch_size, concurrency, opt_err = sizes(o)
-  if not batch_size then return usage_error(ctx, opt_err) end
-  local client, why = client_for(ctx, o)
-  if not client then return no_client(ctx, why) end
   -- the plan, shown; then exactly that plan applied: what was shown is
   -- what is done, and the stale check refuses it when the server moved
   -- on since (someone changed it while the question was on the screen)
-  local plan, err = client:plan(o.positional[2], desired, { exact = o.exact or false, move = o.move or false,
-    concurrency = concurrency })
-  local hint = input.missing_hint(o, desired, plan, err)
-  if not plan then
-    client:close()
-    local exit = fail(ctx, err)
-    if hint then ctx.stderr:write("opentact: ", hint, "\n") end
-    return exit
-  end
+  local client, plan, hint, batch_size, concurrency = input.plan(ctx, o)
+  if not client then return plan end
   if o.dry_run then
     client:close()
     write_report(ctx, o, plan, { hint = hint })
@@ -171,7 +154,7 @@ function M.run(ctx, o)
         .. (answer == nil and "the end of input" or "not y") .. "); nothing was changed", 2)
     end
   end
-  local report
+  local report, err
   -- after a question, every planned lease is read again: the answer may
   -- have taken long enough for the server to move on
   report, err = client:apply(plan, { batch_size = batch_size, concurrency = concurrency, reread = asked,
