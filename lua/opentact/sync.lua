@@ -557,18 +557,18 @@ local function content_text(plan)
     n = n + 1
     out[n] = #v .. ":" .. v
   end
-  local function put_holder(h)
-    if h then put(h.kind) put(h.uuid) else put(false) end
-  end
   put(FORMAT) put(VERSION) put(plan.base_url) put(plan.time) put(plan.connection)
   put(plan.options.exact) put(plan.options.move) put(plan.ok)
-  for _, l in ipairs(LISTS) do
-    for _, lease in ipairs(plan[l[1]]) do
-      local u = lower(lease.uuid)
-      put(l[2]) put(u) put(tn_of(lease)) put_holder(plan.holders[u])
-    end
+  -- a lease as one field: its action, uuid, number and holder, spaces
+  -- between (none of them holds one)
+  local function lease_field(action, u, tn)
+    local h = plan.holders[u]
+    put(format("%s %s %s %s %s", action, u, tn and format("%.0f", tn) or "-", h and h.kind or "-", h and h.uuid or "-"))
   end
-  for _, u in ipairs(plan.held) do put("held") put(u) put_holder(plan.holders[u]) end
+  for _, l in ipairs(LISTS) do
+    for _, lease in ipairs(plan[l[1]]) do lease_field(l[2], lower(lease.uuid), tn_of(lease)) end
+  end
+  for _, u in ipairs(plan.held) do lease_field("held", u, nil) end
   for _, x in ipairs(plan.missing) do
     if type(x) == "table" then put("uuid") put(tostring(x.uuid)) else put(x) end
   end
