@@ -273,7 +273,6 @@ local function settings(o, options, getenv)
   o.country_code = code
 end
 
-M.PROFILE_MAX = PROFILE_MAX
 M.settings = settings
 M.glance = glance
 M.parse = parse

@@ -214,7 +214,6 @@ local function missing_hint(o, desired, plan, err)
   end
 end
 
-M.missing_hint = missing_hint
 M.with_country = with_country
 M.any_local = any_local
 M.country_hint = country_hint
@@ -299,7 +298,6 @@ local function plan(ctx, o)
   return client, made, hint, batch_size, concurrency
 end
 
-M.number_in = number_in
 M.read_leases = read_leases
 M.lease_arg = lease_arg
 M.desired = desired

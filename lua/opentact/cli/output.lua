@@ -420,7 +420,6 @@ M.progress_bar = progress_bar
 M.error_json = error_json
 M.write_rows = write_rows
 M.brief = brief
-M.briefs = briefs
 M.number_text = number_text
 M.yes_no = yes_no
 M.write_leases = write_leases
