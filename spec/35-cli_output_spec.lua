@@ -269,3 +269,28 @@ describe("the opentact command's output #wire", function()
     end)
   end)
 end)
+
+describe("core.isatty #c", function()
+  local core = require("opentact.core")
+
+  -- What core.isatty(1) says in a Lua whose standard output goes through
+  -- `shell` (a command line around the word LUA).
+  local function isatty_through(shell)
+    local lua = ("%s -e 'io.write(tostring(require[[opentact.core]].isatty(1)))'"):format(support.LUA)
+    return (support.sh((shell:gsub("LUA", function() return lua end))))
+  end
+
+  it("says whether a descriptor is a terminal, in this process and through a pty", function()
+    assert.is_false(core.isatty(-1))
+    assert.is_false(core.isatty(1048575)) -- not open
+    assert.equals("false", isatty_through("LUA | cat"))
+    -- `script` runs the command on a pseudo-terminal
+    local out = isatty_through("SHELL=/bin/sh script -qfec \"LUA\" /dev/null")
+    assert.truthy(out:find("true", 1, true), out)
+  end)
+
+  it("raises on what is not a descriptor number", function()
+    assert.has_error(function() core.isatty("one") end)
+    assert.has_error(function() core.isatty() end)
+  end)
+end)

@@ -48,10 +48,7 @@ end
 local function stdout_terminal(ctx)
   if ctx.stdout_terminal == nil then
     local t = false
-    if ctx.stdout_file == io.stdout then
-      local status = os.execute("test -t 1")
-      t = status == true or status == 0
-    end
+    if ctx.stdout_file == io.stdout then t = core.isatty(1) end
     ctx.stdout_terminal = t
   end
   return ctx.stdout_terminal
