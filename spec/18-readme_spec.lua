@@ -111,7 +111,7 @@ describe("README.md's blocks #wire", function()
   -- commands name.
   local function folder(n)
     local dir = scratch .. "/" .. n
-    local out, status = run(("mkdir -p %s && cd %s && for e in %s/* %s/.rocks; do ln -s \"$e\" .; done")
+    local out, status = run(("mkdir -p %s && cd %s && ln -s %s/* %s/.rocks .")
       :format(quote(dir), quote(dir), quote(ROOT), quote(ROOT)))
     assert(status == 0, out)
     local st = emu:state()

@@ -8,22 +8,18 @@ local cjson = require("cjson")
 local M = {}
 
 -- Under `make sanitize` the interpreter runs with the sanitizer runtime in
--- LD_PRELOAD; the programs the specs start (the emulator, nginx, curl,
--- another Lua) must run without it.
+-- LD_PRELOAD; the programs the specs start (the shell, the emulator,
+-- nginx, curl) must run without it: it leaves this process's environment
+-- (loading it into every shell the specs start cost more than the specs).
 -- The interpreter the specs run on, for the ones that start another Lua;
 -- that one keeps the sanitizer runtime.
 M.LUA = os.getenv("OPENTACT_SPEC_LUA") or (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+"))
+-- (Under Valgrind, LD_PRELOAD holds Valgrind's own libraries: they stay
+-- with this process.)
 local preload = os.getenv("LD_PRELOAD")
 if preload then
-  M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA
-  local popen, execute = io.popen, os.execute
-  -- luacheck: push ignore 122
-  io.popen = function(cmd, ...) return popen("unset LD_PRELOAD; " .. cmd, ...) end
-  os.execute = function(cmd, ...)
-    if cmd == nil then return execute() end
-    return execute("unset LD_PRELOAD; " .. cmd, ...)
-  end
-  -- luacheck: pop
+  if not preload:find("vgpreload", 1, true) then M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA end
+  assert(require("forkhelper").unsetenv("LD_PRELOAD"))
 end
 
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/support/[^/]*$") or "."
@@ -100,17 +96,17 @@ function M.tls_files()
   return dir
 end
 
--- Whether a process has ended. One whose parent is gone waits for init to
--- reap it, which can take a second or two: a zombie has ended too.
+-- Whether a process has ended, from /proc (no shell to start: the specs
+-- ask this many times a second). One whose parent is gone waits for init
+-- to reap it, which can take a second or two: a zombie has ended too.
 local function gone(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
-  if f then
-    local stat = f:read("*a") or ""
-    f:close()
-    return stat:match("^%d+ %b() (%a)") == "Z"
-  end
-  return sh("kill -0 " .. pid .. " 2>/dev/null && echo alive") == ""
+  if not f then return true end
+  local stat = f:read("*a") or ""
+  f:close()
+  return stat:match("^%d+ %b() (%a)") == "Z"
 end
+M.gone = gone
 
 -- Waits up to `seconds` for a process to end.
 function M.wait_gone(pid, seconds)
@@ -144,8 +140,8 @@ local function started(self, path, word, what)
     if at then
       return text:sub(1, at - 1):match("[^\n]*$") .. text:sub(at):match("^[^\n]*")
     end
-    if sh("kill -0 " .. self.pid .. " 2>/dev/null || echo gone") ~= "" then break end
-    socket.sleep(0.05)
+    if gone(self.pid) then break end
+    socket.sleep(0.02)
   end
   local text = read_file(path)
   self:stop()

@@ -1,6 +1,7 @@
 /*
  * forkhelper.c: fork(), waitpid() and _exit() for the fork-safety spec,
- * and the descriptor calls a child that reuses descriptor numbers makes.
+ * and the descriptor calls a child that reuses descriptor numbers makes;
+ * unsetenv(), so that the specs' own process stops passing a variable on.
  * A test helper only; never installed. Built by spec/run for each Lua.
  */
 #include <dirent.h>
@@ -68,9 +69,15 @@ static int h_write(lua_State *L) {
     return 1;
 }
 
+static int h_unsetenv(lua_State *L) {
+    lua_pushboolean(L, unsetenv(luaL_checkstring(L, 1)) == 0);
+    return 1;
+}
+
 static const luaL_Reg functions[] = {
     {"fork", h_fork}, {"wait", h_wait}, {"exit", h_exit}, {"fds", h_fds},
-    {"close", h_close}, {"open", h_open}, {"write", h_write}, {NULL, NULL},
+    {"close", h_close}, {"open", h_open}, {"write", h_write},
+    {"unsetenv", h_unsetenv}, {NULL, NULL},
 };
 
 int luaopen_forkhelper(lua_State *L) {

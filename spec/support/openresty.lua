@@ -99,7 +99,7 @@ http {
       local f2 = io.open(prefix .. "/nginx.pid")
       if f2 then f2:close() return self end
     end
-    if sh("kill -0 " .. pid .. " 2>/dev/null || echo gone") ~= "" then break end
+    if support.gone(pid) then break end
     socket.sleep(0.05)
   end
   local log = self:error_log() .. sh("cat " .. prefix .. "/stdout.log")
