@@ -94,9 +94,10 @@ C_SPECS = $(shell grep -l '\#c"' spec/*_spec.lua)
 test-luas:
 	SUMMARY_NAME="spec/run (every Lua)" spec/run
 test-sanitize: build/asan/opentact/core.so
+	san=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so); \
 	RUN=c SPECS="$(C_SPECS)" LUAS=lua5.4 SUMMARY_NAME="#c specs, 5.4 under ASan+UBSan" CORE=$(CURDIR)/build/asan \
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		WRAP="env LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so)" spec/run
+		WRAP="env LD_PRELOAD=$$san OPENTACT_SPEC_PRELOAD=$$san" spec/run
 test-memcheck:
 	RUN=c SPECS="$(C_SPECS)" LUAS=lua5.4 SHARDS=2 SUMMARY_NAME="#c specs, 5.4 under Valgrind" WRAP="$(VALGRIND)" spec/run
 	@$(call stage,Valgrind leak run (spec/support/leakcheck.lua),LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \

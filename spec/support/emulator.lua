@@ -8,19 +8,17 @@ local cjson = require("cjson")
 local M = {}
 
 -- Under `make sanitize` the interpreter runs with the sanitizer runtime in
--- LD_PRELOAD; the programs the specs start (the shell, the emulator,
--- nginx, curl) must run without it: it leaves this process's environment
--- (loading it into every shell the specs start cost more than the specs).
--- The interpreter the specs run on, for the ones that start another Lua;
--- that one keeps the sanitizer runtime.
+-- LD_PRELOAD, and OPENTACT_SPEC_PRELOAD names it again. The programs the
+-- specs start (the shell, the emulator, nginx, curl) run without it: it
+-- leaves this process's environment (loaded into every shell the specs
+-- start, it cost more than the specs). The Lua the specs start to run the
+-- library (M.LUA) gets it back. (busted loads this module anew for each
+-- spec file: OPENTACT_SPEC_PRELOAD outlives LD_PRELOAD. Under Valgrind,
+-- LD_PRELOAD holds Valgrind's own libraries: they leave it too.)
 M.LUA = os.getenv("OPENTACT_SPEC_LUA") or (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+"))
--- (Under Valgrind, LD_PRELOAD holds Valgrind's own libraries: they stay
--- with this process.)
-local preload = os.getenv("LD_PRELOAD")
-if preload then
-  if not preload:find("vgpreload", 1, true) then M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA end
-  assert(require("forkhelper").unsetenv("LD_PRELOAD"))
-end
+local preload = os.getenv("OPENTACT_SPEC_PRELOAD")
+if preload then M.LUA = "env LD_PRELOAD='" .. preload .. "' " .. M.LUA end
+if os.getenv("LD_PRELOAD") then assert(require("forkhelper").unsetenv("LD_PRELOAD")) end
 
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/support/[^/]*$") or "."
 M.ROOT = ROOT
