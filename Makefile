@@ -101,7 +101,7 @@ test-sanitize: build/asan/opentact/core.so
 test-memcheck:
 	RUN=c SPECS="$(C_SPECS)" LUAS=lua5.4 SHARDS=2 SUMMARY_NAME="#c specs, 5.4 under Valgrind" WRAP="$(VALGRIND)" spec/run
 	@$(call stage,Valgrind leak run (spec/support/leakcheck.lua),LUA_PATH='$(call tree,lua5.4)/share/lua/5.4/?.lua;$(CURDIR)/spec/support/?.lua;;' \
-		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua)
+		LUA_CPATH='$(call tree,lua5.4)/lib/lua/5.4/?.so;$(CURDIR)/build/lua5.4/spec/?.so;;' $(VALGRIND) lua5.4 spec/support/leakcheck.lua)
 test-fuzz:
 	@$(call stage,fuzz ($(FUZZ_SECONDS) s per harness and Lua),$(MAKE) --no-print-directory fuzz)
 test-check:
