@@ -401,7 +401,7 @@ describe("the command line's login and token #wire", function()
   end)
 
   local function run(args, env)
-    return support.run(("env -u OPENTACT_TOKEN -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=%s "
+    return support.run(("unset OPENTACT_TOKEN OPENTACT_EMAIL OPENTACT_PASSWORD; XDG_CONFIG_HOME=%s "
       .. "OPENTACT_URL=%s %s %s %s/bin/opentact %s < /dev/null"):format(home, emu.url, env or "", support.LUA,
       support.ROOT, args))
   end

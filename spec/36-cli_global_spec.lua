@@ -43,8 +43,8 @@ describe("the command line's settings for every command #wire", function()
   -- and standard error apart: output, errors, exit status.
   local function opentact(args, env)
     local err = os.tmpname()
-    local out, status = support.run(("{ env -u OPENTACT_TOKEN -u OPENTACT_EMAIL -u OPENTACT_PASSWORD -u "
-      .. "OPENTACT_PROFILE -u OPENTACT_COUNTRY_CODE XDG_CONFIG_HOME=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s "
+    local out, status = support.run(("{ unset OPENTACT_TOKEN OPENTACT_EMAIL OPENTACT_PASSWORD "
+      .. "OPENTACT_PROFILE OPENTACT_COUNTRY_CODE; XDG_CONFIG_HOME=%s OPENTACT_URL=%s %s %s %s/bin/opentact %s "
       .. "2> %s < /dev/null; }"):format(quote(home), emu.url, env or "", support.LUA, support.ROOT, args, err))
     local errors = support.slurp(err) or ""
     os.remove(err)

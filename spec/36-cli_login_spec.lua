@@ -44,7 +44,7 @@ describe("the command line's token file #wire", function()
 
   -- The command line of `opentact ARGS` with a clean environment plus `env`.
   local function command(args, env)
-    return ("env -u OPENTACT_TOKEN -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=%s OPENTACT_URL=%s %s "
+    return ("unset OPENTACT_TOKEN OPENTACT_EMAIL OPENTACT_PASSWORD; XDG_CONFIG_HOME=%s OPENTACT_URL=%s %s "
       .. "%s %s/bin/opentact %s < /dev/null"):format(quote(home), emu.url, env or "", support.LUA, support.ROOT, args)
   end
 

@@ -23,9 +23,11 @@ function M.opentact(emu, args, opts)
   local token = opts.token or emu and emu.token or "emulator-token"
   local url = opts.url or emu and emu.url or "http://127.0.0.1:9"
   local err, st = os.tmpname(), os.tmpname()
-  local cmd = ("env -u OPENTACT_EMAIL -u OPENTACT_PASSWORD XDG_CONFIG_HOME=/nonexistent OPENTACT_TOKEN='%s' "
-    .. "OPENTACT_URL='%s' %s %s %s/bin/opentact %s"):format(token, url, opts.extra or "", support.LUA,
-    support.ROOT, args)
+  -- (the shell's own unset and assignments: no `env` process per command)
+  local vars = ("XDG_CONFIG_HOME=/nonexistent OPENTACT_TOKEN='%s' OPENTACT_URL='%s' %s"):format(token, url,
+    opts.extra or "")
+  local prog = ("%s %s/bin/opentact %s"):format(support.LUA, support.ROOT, args)
+  local cmd = "unset OPENTACT_EMAIL OPENTACT_PASSWORD; " .. vars .. " " .. prog
   local to_err = opts.stderr == "merge" and "2>&1" or "2> " .. err
   local out
   if opts.to == nil then
@@ -35,8 +37,8 @@ function M.opentact(emu, args, opts)
   else
     -- the shell the specs run in may ignore SIGPIPE (LuaSocket does so in
     -- this process): say which disposition the command gets
-    out = support.sh(("(env --%s-signal=PIPE %s %s; echo $? > %s) %s"):format(
-      opts.signal == "ignore" and "ignore" or "default", cmd, to_err, st, opts.to))
+    out = support.sh(("(unset OPENTACT_EMAIL OPENTACT_PASSWORD; env --%s-signal=PIPE %s %s %s; echo $? > %s) %s")
+      :format(opts.signal == "ignore" and "ignore" or "default", vars, prog, to_err, st, opts.to))
   end
   local stderr, status = support.slurp(err), tonumber(support.slurp(st))
   os.remove(err)
