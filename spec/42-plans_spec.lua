@@ -307,6 +307,30 @@ describe("plans #wire #c", function()
       assert.same(sorted({ lease(10), lease(12), lease(60) }), sorted(emu:state().assigned[conn]))
     end)
 
+    it("read a plan saved by an earlier build of format version 1: its hash is made the same way", function()
+      -- saved before plans were hashed field by field; its hash was made
+      -- of the whole content's text (adds, removes, a conflict, a holder
+      -- of nobody, a missing uuid)
+      local saved = table.concat({
+        [[{"base_url":"http://127.0.0.1:35965","format":"opentact-plan","hash":"97b3fdae410a3d6f3c472949a73b1b]],
+        [[0e108c81c0d480dd4bd81f77d4e8688dc8","leases":[{"action":"add","holder":false,"tn":12125550006,"uuid"]],
+        [[:"57914554-5b06-467e-baee-1b32374a01ac"},{"action":"remove","holder":{"kind":"connection","uuid":"27]],
+        [[f03b34-9917-45ec-8389-09092bb12756"},"tn":12125550001,"uuid":"af6d1915-1d62-4994-8b60-962cb69f6c7b"}]],
+        [[,{"action":"remove","holder":{"kind":"connection","uuid":"27f03b34-9917-45ec-8389-09092bb12756"},"tn]],
+        [[":12125550002,"uuid":"de324459-dffc-4398-9274-e2c35619d13c"},{"action":"remove","holder":{"kind":"co]],
+        [[nnection","uuid":"27f03b34-9917-45ec-8389-09092bb12756"},"tn":12125550003,"uuid":"042fcca2-5027-4b12]],
+        [[-ad7d-e0151c1329d2"},{"action":"conflict","holder":{"kind":"connection","uuid":"d2861fa0-9fb6-4ff1-b]],
+        [[146-a22fbe3a0367"},"tn":12125550010,"uuid":"3a3750a9-0cba-4e29-ab7f-8a2d90e16ca9"}],"missing":["0000]],
+        [[0000-0000-4000-8000-000000000000"],"ok":false,"options":{"exact":true,"move":false},"target":{"kind"]],
+        [[:"connection","uuid":"27f03b34-9917-45ec-8389-09092bb12756"},"time":1796673833,"version":1}]],
+      })
+      local back = assert(opentact.decode_plan(saved))
+      assert.equals("97b3fdae410a3d6f3c472949a73b1b0e108c81c0d480dd4bd81f77d4e8688dc8", back.hash)
+      assert.equals(saved, back:encode())
+      local edited = saved:gsub('"tn":12125550006', '"tn":12125550007')
+      assert.is_nil((opentact.decode_plan(edited)))
+    end)
+
     it("refuse text that is not JSON, not a plan, from a newer version, damaged or edited by hand", function()
       local plan = assert(client:plan(conn, { numbers = { number(12) } }))
       local text = assert(plan:encode())

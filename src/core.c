@@ -21,6 +21,7 @@ static const luaL_Reg core_functions[] = {
     {"pid", fork_pid},
     {"append_sync", auth_append_sync},
     {"sha256", sha256_hex},
+    {"sha256_fields", sha256_fields},
     {"isatty", terminal_isatty},
     {"json_decode", json_decode_document},
     {NULL, NULL},

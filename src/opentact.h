@@ -69,7 +69,8 @@ OT_HIDDEN int terminal_isatty(lua_State *L); /* core.isatty */
 
 /* ---- hashing (sha256.c) -------------------------------------------- */
 
-OT_HIDDEN int sha256_hex(lua_State *L); /* core.sha256 */
+OT_HIDDEN int sha256_hex(lua_State *L);    /* core.sha256 */
+OT_HIDDEN int sha256_fields(lua_State *L); /* core.sha256_fields */
 
 /* ---- answer decoding (answer.c) ----------------------------------- */
 

@@ -4,8 +4,19 @@
  *
  * core.sha256(s) -> the digest of the bytes of s, as 64 lower-case hex
  * digits.
+ *
+ * core.sha256_fields() -> a hasher of a sequence of fields, each written
+ * as its length, ':' and its text (so no two sequences give the same
+ * bytes), where a field's text is its type and value: h:field(v) (a
+ * number "n%.17g", a boolean "t" or "f", nil "-", a string "s" and the
+ * string) and h:words(...) (the string "s" and its arguments joined
+ * by spaces: nil as "-", a number as a whole number "%.0f"); h:hex() ends
+ * it: the digest, as core.sha256 of the same bytes gives it. A plan of
+ * 10,000 leases is hashed field by field without building its text.
  */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "opentact.h"
@@ -112,22 +123,179 @@ static void finish(sha256 *s, unsigned char out[32]) {
     }
 }
 
-/* core.sha256(s) -> 64 lower-case hex digits */
-int sha256_hex(lua_State *L) {
+/* Pushes the digest of what `s` was fed, as 64 lower-case hex digits. */
+static void push_hex(lua_State *L, sha256 *s) {
     static const char HEX[] = "0123456789abcdef";
-    size_t len;
-    const char *text = luaL_checklstring(L, 1, &len);
     unsigned char digest[32];
     char hex[64];
-    sha256 s;
     int i;
-    start(&s);
-    feed(&s, (const unsigned char *)text, len);
-    finish(&s, digest);
+    finish(s, digest);
     for (i = 0; i < 32; i++) {
         hex[2 * i] = HEX[digest[i] >> 4];
         hex[2 * i + 1] = HEX[digest[i] & 15];
     }
     lua_pushlstring(L, hex, sizeof hex);
+}
+
+/* core.sha256(s) -> 64 lower-case hex digits */
+int sha256_hex(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    sha256 s;
+    start(&s);
+    feed(&s, (const unsigned char *)text, len);
+    push_hex(L, &s);
+    return 1;
+}
+
+/* ---- the field hasher ---------------------------------------------- */
+
+#define FIELDS_MT "opentact.Sha256Fields"
+
+typedef struct fields {
+    sha256 s;
+    int done; /* hex() was called: the state is spent */
+} fields;
+
+static fields *check_fields(lua_State *L) {
+    fields *f = (fields *)luaL_checkudata(L, 1, FIELDS_MT);
+    if (f->done)
+        luaL_error(L, "this hasher has given its digest already");
+    return f;
+}
+
+/* Writes n in decimal at the end of buf[0..size): returns where it starts. */
+static char *decimal(char *buf, size_t size, unsigned long long n) {
+    char *p = buf + size;
+    do
+        *--p = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    return p;
+}
+
+/* Feeds the head of a field of `len` bytes after its type: the length
+ * of type and text, ':', the type character. */
+static void feed_head(sha256 *s, char type, size_t len) {
+    char buf[32];
+    char *p;
+    buf[sizeof buf - 2] = ':';
+    buf[sizeof buf - 1] = type;
+    p = decimal(buf, sizeof buf - 2, (unsigned long long)len + 1);
+    feed(s, (const unsigned char *)p, (size_t)(buf + sizeof buf - p));
+}
+
+static void feed_field(sha256 *s, char type, const char *text, size_t len) {
+    feed_head(s, type, len);
+    feed(s, (const unsigned char *)text, len);
+}
+
+/* Room for any double as "%.0f" writes it: up to 309 digits, a sign. */
+#define WHOLE_SIZE 320
+
+/* A number as "%.0f" writes it, into buf: whole numbers below 2^63 in
+ * decimal directly (a phone number is one), others (-0 too) by snprintf. */
+static const char *whole(char buf[WHOLE_SIZE], lua_Number x, size_t *len) {
+    int n;
+    double d = (double)x;
+    if (d == d && d > -9.2e18 && d < 9.2e18 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
+        long long v = (long long)d;
+        char *p = decimal(buf, WHOLE_SIZE, (unsigned long long)(v < 0 ? -v : v));
+        if (v < 0)
+            *--p = '-';
+        *len = (size_t)(buf + WHOLE_SIZE - p);
+        return p;
+    }
+    n = snprintf(buf, WHOLE_SIZE, "%.0f", d);
+    *len = n < 0 ? 0 : (size_t)n < WHOLE_SIZE ? (size_t)n : WHOLE_SIZE - 1;
+    return buf;
+}
+
+/* h:field(v) -> h */
+static int fields_field(lua_State *L) {
+    fields *f = check_fields(L);
+    char num[64];
+    size_t len;
+    const char *text;
+    luaL_checkany(L, 2);
+    switch (lua_type(L, 2)) {
+    case LUA_TNUMBER:
+        len = (size_t)snprintf(num, sizeof num, "%.17g", (double)lua_tonumber(L, 2));
+        feed_field(&f->s, 'n', num, len);
+        break;
+    case LUA_TBOOLEAN:
+        feed_field(&f->s, lua_toboolean(L, 2) ? 't' : 'f', "", 0);
+        break;
+    case LUA_TNIL:
+        feed_field(&f->s, '-', "", 0);
+        break;
+    case LUA_TSTRING:
+        text = lua_tolstring(L, 2, &len);
+        feed_field(&f->s, 's', text, len);
+        break;
+    default:
+        return luaL_argerror(L, 2, "a field is a string, a number, a boolean or nil");
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+#define MAX_WORDS 16
+
+/* h:words(...) -> h: one field of its arguments joined by spaces */
+static int fields_words(lua_State *L) {
+    fields *f = check_fields(L);
+    int i, n = lua_gettop(L) - 1;
+    const char *text[MAX_WORDS];
+    size_t len[MAX_WORDS], total = 0;
+    char nums[MAX_WORDS][WHOLE_SIZE];
+    if (n > MAX_WORDS)
+        return luaL_error(L, "at most %d words make a field", MAX_WORDS);
+    for (i = 0; i < n; i++) {
+        int arg = i + 2;
+        if (lua_isnil(L, arg))
+            text[i] = "-", len[i] = 1;
+        else if (lua_type(L, arg) == LUA_TNUMBER)
+            text[i] = whole(nums[i], lua_tonumber(L, arg), &len[i]);
+        else if (lua_type(L, arg) == LUA_TSTRING)
+            text[i] = lua_tolstring(L, arg, &len[i]);
+        else
+            return luaL_argerror(L, arg, "a word is a string, a number or nil");
+        total += len[i] + (i > 0);
+    }
+    feed_head(&f->s, 's', total);
+    for (i = 0; i < n; i++) {
+        if (i > 0)
+            feed(&f->s, (const unsigned char *)" ", 1);
+        feed(&f->s, (const unsigned char *)text[i], len[i]);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* h:hex() -> the digest; the hasher is spent */
+static int fields_hex(lua_State *L) {
+    fields *f = check_fields(L);
+    f->done = 1;
+    push_hex(L, &f->s);
+    return 1;
+}
+
+static const luaL_Reg fields_methods[] = {
+    {"field", fields_field}, {"words", fields_words}, {"hex", fields_hex}, {NULL, NULL},
+};
+
+/* core.sha256_fields() -> a new hasher */
+int sha256_fields(lua_State *L) {
+    fields *f = (fields *)ot_newuserdata(L, sizeof *f);
+    start(&f->s);
+    f->done = 0;
+    if (luaL_newmetatable(L, FIELDS_MT)) {
+        lua_newtable(L);
+        ot_setfuncs(L, fields_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, FIELDS_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_setmetatable(L, -2);
     return 1;
 }
