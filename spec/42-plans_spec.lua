@@ -307,6 +307,28 @@ describe("plans #wire #c", function()
       assert.same(sorted({ lease(10), lease(12), lease(60) }), sorted(emu:state().assigned[conn]))
     end)
 
+    it("keep a note, saved and hashed with the plan, which apply never reads", function()
+      local plan = assert(client:plan(conn, { numbers = { number(12) } }, { note = "--numbers-file /srv/want.txt" }))
+      assert.equals("--numbers-file /srv/want.txt", plan.note)
+      local text = assert(plan:encode())
+      local back = assert(opentact.decode_plan(text))
+      assert.equals(plan.note, back.note)
+      assert.equals(plan.hash, back.hash)
+      -- a note edited by hand is a damaged plan; a plan without one hashes
+      -- as plans did before notes
+      assert.is_nil((opentact.decode_plan((text:gsub("want%.txt", "other.txt")))))
+      local plain = assert(client:plan(conn, { numbers = { number(12) } }))
+      assert.is_nil(plain.note)
+      local plain_text = assert(plain:encode())
+      assert.is_nil(require("cjson").decode(plain_text).note)
+      assert.is_nil((opentact.decode_plan((text:gsub('"note":"[^"]*"', '"note":5')))))
+      for _, bad in ipairs({ 5, ("x"):rep(4097), "a\0b" }) do
+        assert.has_error(function() client:plan(conn, { numbers = { number(12) } }, { note = bad }) end)
+      end
+      assert(client:apply(back))
+      assert.same({ lease(12) }, emu:state().assigned[conn])
+    end)
+
     it("read a plan saved by an earlier build of format version 1: its hash is made the same way", function()
       -- saved before plans were hashed field by field; its hash was made
       -- of the whole content's text (adds, removes, a conflict, a holder

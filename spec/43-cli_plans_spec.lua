@@ -154,8 +154,25 @@ describe("opentact plan, apply and sync's question #wire", function()
       assert.matches(esc(leases[25]) .. " %(12125550025%): planned on no connection or app, now on SIP connection "
         .. esc(conns[3]), err)
       assert.matches("nothing was changed", err)
+      -- the plan's note holds the input it was made from
       assert.matches("\nMake the plan again, review it, and apply that: opentact plan " .. esc(conns[2])
-        .. " .*%-%-exact %-%-out " .. esc(plan_file), err)
+        .. " %-%-numbers%-file " .. esc(file) .. " %-%-exact %-%-out " .. esc(plan_file), err)
+    end)
+
+    it("names a relative input file by its absolute path in the command to re-plan", function()
+      -- the same file, named from this folder
+      local root = support.sh("pwd"):gsub("%s+$", "")
+      local relative = ("../"):rep(select(2, root:gsub("/", ""))) .. file:sub(2)
+      local _, err, status = run(("plan %s --numbers-file %s --country-code 1 --out %s"):format(conns[2], relative,
+        plan_file))
+      assert.equals(0, status, err)
+      emu:reset()
+      emu:holders({ [leases[25]] = { sip_connection = conns[3] } })
+      local out
+      out, err, status = run("apply " .. plan_file)
+      assert.equals(2, status, out .. err)
+      assert.matches("apply that: opentact plan " .. esc(conns[2]) .. " %-%-numbers%-file " .. esc(root .. "/" .. relative)
+        .. " %-%-country%-code 1 %-%-out " .. esc(plan_file) .. "\n", err)
     end)
 
     it("refuses a damaged plan, one of a newer version and one for another URL: exit 2, nothing sent", function()

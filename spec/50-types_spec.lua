@@ -464,7 +464,7 @@ describe("types/ against what the library returns #wire #c", function()
     -- one, its moved leases and their holders
     emu:reset()
     local plan = assert(client:plan(conn, { numbers = { 12125550009, 12125550020, 12125550001 } },
-      { move = true, exact = true }))
+      { move = true, exact = true, note = "--numbers-file want.txt" }))
     for _, p in ipairs({ plan, (client:sync(conn, { numbers = { 12125550009 } }, { dry_run = true })),
       assert(opentact.decode_plan(assert(plan:encode()))) }) do
       saw("opentact.Plan", p)

@@ -377,6 +377,7 @@ local SyncReport = {}
 ---@field read_at? number when its reads ended, on this process's monotonic clock: `apply` checks a plan under 2 s old by one read of the target. Not saved: a decoded plan has none
 ---@field version integer its format version (1)
 ---@field hash string the SHA-256 of its content (hex): a plan changed after it was made is refused
+---@field note? string the `note` it was made with
 ---@field failed_uuids fun(self: opentact.Plan): string[], string[] empty lists: nothing failed
 ---@field encode fun(self: opentact.Plan): string?, opentact.Error? its JSON text, `{"format": "opentact-plan", "version": 1, ..., "hash": ...}`; `invalid` when it was changed after it was made
 local Plan = {}
@@ -506,6 +507,7 @@ local SyncOptions = {}
 ---@field move? boolean take desired leases held by another SIP connection or a control app. Default false.
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
+---@field note? string what the plan was made from, in its maker's words (at most 4096 bytes): saved and hashed with it, never read by `apply` (the command line keeps the input of `opentact plan` there, to say how to make a stale plan again)
 local PlanOptions = {}
 
 ---The options of `apply`.

@@ -255,6 +255,9 @@ M.CALL_CHECKS = {
     if type(v) ~= "string" or v == "" or v:find("%z") then return "a file path (a non-empty string)" end
   end,
   reread = boolean,
+  note = function(v)
+    if type(v) ~= "string" or #v > 4096 or v:find("%z") then return "a string of at most 4096 bytes, without NUL" end
+  end,
 }
 
 -- Each call's options and their defaults (false: none).
@@ -266,7 +269,7 @@ M.CALLS = {
   search_all = { page_size = 100, concurrency = 4, on_progress = false },
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
     on_progress = false },
-  plan = { exact = false, move = false, concurrency = 4, page_size = 100 },
+  plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false },
   apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
 }
 

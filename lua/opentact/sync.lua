@@ -537,7 +537,7 @@ local function document(plan)
   return { format = FORMAT, version = VERSION, base_url = plan.base_url, time = plan.time,
     target = { kind = "connection", uuid = plan.connection },
     options = { exact = plan.options.exact, move = plan.options.move },
-    ok = plan.ok, leases = list, missing = missing }
+    ok = plan.ok, leases = list, missing = missing, note = plan.note }
 end
 
 -- A plan's content hashed as a sequence of fields that no other content
@@ -568,6 +568,9 @@ local function hash_content(plan)
   for _, x in ipairs(plan.missing) do
     if type(x) == "table" then h:field("uuid"):field(tostring(x.uuid)) else h:field(x) end
   end
+  -- (last, and only when there is one: a plan saved before notes hashes
+  -- as it did)
+  if plan.note ~= nil then h:field("note"):field(plan.note) end
   return h:hex()
 end
 
@@ -632,6 +635,7 @@ local function malformed(doc)
     return "its options are not exact and move"
   end
   if type(doc.leases) ~= "table" or type(doc.missing) ~= "table" then return "it lists no leases" end
+  if doc.note ~= nil and type(doc.note) ~= "string" then return "its note is not text" end
   for i, e in ipairs(doc.leases) do
     if type(e) ~= "table" or not ACTION_LIST[e.action] or not is_uuid(e.uuid) or not is_holder(e.holder)
         or (e.tn ~= nil and type(e.tn) ~= "number") then
@@ -675,7 +679,7 @@ function M.decode(text)
     held = {}, holders = {}, connection = conn, target = conn, dry_run = true, ok = doc.ok,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
     options = { exact = doc.options.exact, move = doc.options.move },
-    base_url = doc.base_url, time = doc.time, version = VERSION,
+    base_url = doc.base_url, time = doc.time, version = VERSION, note = doc.note,
   }
   for _, e in ipairs(doc.leases) do
     local u = lower(e.uuid)
@@ -743,6 +747,8 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
   plan.ok = #plan.missing == 0 and #plan.conflicts == 0
   plan.options = { exact = opts.exact and true or false, move = opts.move and true or false }
   plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
+  -- what its maker says it was made from (client:plan's `note`)
+  plan.note = opts.note or nil
   -- when its reads ended, on this process's clock (not saved: a decoded
   -- plan has none)
   plan.read_at = core.now()

@@ -59,8 +59,8 @@ M.help = {
 }
 
 -- The command that makes `plan` again, for a plan saved at `path`: what
--- the plan records (the connection, --exact, --move); the input it was
--- made from is not in it.
+-- the plan records (the connection, --exact, --move, and in its note the
+-- input it was made from; a plan saved without one says "as before").
 local function plan_again(plan, path, o)
   local w = { "opentact", "plan", plan.connection }
   local tail = {}
@@ -72,8 +72,9 @@ local function plan_again(plan, path, o)
     tail[#tail + 1] = "--url"
     tail[#tail + 1] = o.url
   end
-  return shell_words(w) .. " (--numbers-file FILE | --leases-file FILE | --all-leases: as before) "
-    .. shell_words(tail)
+  local input = plan.note and pretty.safe(plan.note)
+    or "(--numbers-file FILE | --leases-file FILE | --all-leases: as before)"
+  return shell_words(w) .. " " .. input .. " " .. shell_words(tail)
 end
 
 -- The command that applies `path` with the journal `journal`.

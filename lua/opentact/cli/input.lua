@@ -273,6 +273,30 @@ local function desired(ctx, o)
   return want_numbers and { numbers = list } or { leases = list }
 end
 
+-- The options a plan was made from, as shell words for its note: the
+-- input (a file by its absolute path, so that the words work from another
+-- folder), --skip-invalid and --country-code. A stale saved plan is made
+-- again with them.
+local function input_words(ctx, o)
+  local w
+  if o.all_leases then
+    w = { "--all-leases" }
+  else
+    local path = o.numbers_file or o.leases_file
+    local pwd = ctx.getenv("PWD")
+    if path ~= "-" and path:sub(1, 1) ~= "/" and pwd and pwd:sub(1, 1) == "/" then
+      path = pwd:gsub("/$", "") .. "/" .. path
+    end
+    w = { o.numbers_file and "--numbers-file" or "--leases-file", path }
+  end
+  if o.skip_invalid then w[#w + 1] = "--skip-invalid" end
+  if o.country_code then
+    w[#w + 1] = "--country-code"
+    w[#w + 1] = tostring(o.country_code)
+  end
+  return common.shell_words(w)
+end
+
 -- What `sync` and `plan` do first: their arguments checked, a client,
 -- and the plan of CONN made (refused, the error is said with the missing
 -- hint): the client, still open, the plan, the hint, the batch size and
@@ -287,7 +311,7 @@ local function plan(ctx, o)
   local client, why = credentials.client_for(ctx, o)
   if not client then return nil, common.no_client(ctx, why) end
   local made, err = client:plan(o.positional[2], want, { exact = o.exact or false, move = o.move or false,
-    concurrency = concurrency })
+    concurrency = concurrency, note = input_words(ctx, o) })
   local hint = missing_hint(o, want, made, err)
   if not made then
     client:close()
