@@ -67,7 +67,7 @@ local function input_from_note(note)
   local w = type(note) == "string" and core.json_decode(note)
   if type(w) ~= "table" then return nil end
   for i = 1, #w do if type(w[i]) ~= "string" then return nil end end
-  local i = 1
+  local i
   if w[1] == "--all-leases" then
     i = 2
   elseif (w[1] == "--numbers-file" or w[1] == "--leases-file") and w[2] and w[2] ~= "" then
