@@ -215,6 +215,37 @@ describe("the emulator", function()
       assert.equals("gone\nremoved\n", out)
     end)
 
+    it("starts under POSIXLY_CORRECT and in a TMPDIR with a space, and leaves nothing there", function()
+      local tmp = support.sh("mktemp -d"):gsub("%s+$", "") .. "/a dir"
+      finally(function() os.execute("rm -rf '" .. tmp:gsub("/a dir$", "") .. "'") end)
+      assert(os.execute("mkdir '" .. tmp .. "'"))
+      local log = os.tmpname()
+      finally(function() os.remove(log) end)
+      local port = support.free_port()
+      local pid = tonumber(support.sh(("POSIXLY_CORRECT=1 TMPDIR='%s' %s/bin/opentact-emulator --port %d > %s 2>&1 & "
+        .. "echo $!"):format(tmp, support.ROOT, port, log)):match("%d+"))
+      finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
+      local text = ""
+      for _ = 1, 600 do
+        text = support.slurp(log) or ""
+        if text:find("Every uuid", 1, true) or support.gone(pid) then break end
+        socket.sleep(0.02)
+      end
+      assert.is_truthy(text:find("listening on http://127.0.0.1:" .. port, 1, true), text)
+      assert.equals(200, (support.http_json("GET", "http://127.0.0.1:" .. port .. "/__emulator/stats")))
+      assert.matches("^opentact%-emulator%.", support.sh("ls '" .. tmp .. "'"))
+      os.execute("kill -TERM " .. pid)
+      assert.is_true(support.wait_gone(pid, 10))
+      assert.equals("", support.sh("ls '" .. tmp .. "'"))
+    end)
+
+    it("refuses a TMPDIR nginx.conf cannot name", function()
+      local out, status = support.run(("TMPDIR='/tmp/x\"y' %s/bin/opentact-emulator --port %d")
+        :format(support.ROOT, support.free_port()))
+      assert.equals(2, status, out)
+      assert.matches("TMPDIR has a character nginx.conf cannot take", out, 1, true)
+    end)
+
     it("refuses a port already in use", function()
       local p = io.popen(support.ROOT .. "/bin/opentact-emulator --port " .. emu.port .. " 2>&1; echo \"status=$?\"")
       local out = p:read("*a")

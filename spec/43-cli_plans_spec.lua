@@ -159,6 +159,27 @@ describe("opentact plan, apply and sync's question #wire", function()
         .. " %-%-numbers%-file " .. esc(file) .. " %-%-exact %-%-out " .. esc(plan_file), err)
     end)
 
+    it("keeps no note when the plan is not saved, or when the input's words do not fit one", function()
+      -- input words of more than 4096 bytes (a path just under the
+      -- system's limit, from this folder): sync (which saves nothing) and
+      -- plan work; the saved plan has no note, and stale, it says "as before"
+      local root = support.sh("pwd"):gsub("%s+$", "")
+      local up = ("../"):rep(select(2, root:gsub("/", "")))
+      local long = up .. ("./"):rep(math.floor((4090 - #up - #file) / 2)) .. file:sub(2)
+      local words = ("--numbers-file %s --skip-invalid --country-code 1"):format(long)
+      local out, err, status = run(("sync %s %s --dry-run"):format(conns[2], words))
+      assert.equals(0, status, out .. err)
+      out, err, status = run(("plan %s %s --out %s"):format(conns[2], words, plan_file))
+      assert.equals(0, status, err)
+      local saved = assert(slurp(plan_file))
+      assert.is_nil(require("cjson").decode(saved).note)
+      emu:reset()
+      emu:holders({ [leases[25]] = { sip_connection = conns[3] } })
+      out, err, status = run("apply " .. plan_file)
+      assert.equals(2, status, out .. err)
+      assert.matches("%(%-%-numbers%-file FILE | %-%-leases%-file FILE | %-%-all%-leases: as before%)", err)
+    end)
+
     it("shows a plan's note as a command only when it is input words, each quoted", function()
       -- plan files from anyone: the note is what `opentact plan` keeps,
       -- or something else (a file that is not the library's to judge)
@@ -170,6 +191,8 @@ describe("opentact plan, apply and sync's question #wire", function()
         { '["--numbers-file","x","--exec","y"]', "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
         { '["--all-leases","--country-code","1; id"]', "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
         { '["--all-leases","--skip-invalid"]', "%-%-all%-leases %-%-skip%-invalid %-%-out " },
+        -- a control character would be shown escaped: the words would name another file
+        { '["--leases-file","/tmp/x\\u001b[31mred"]', "%(%-%-numbers%-file FILE | %-%-leases%-file FILE" },
       }
       for _, c in ipairs(cases) do
         emu:reset()
@@ -186,11 +209,12 @@ describe("opentact plan, apply and sync's question #wire", function()
     end)
 
     it("names a relative input file by its absolute path in the command to re-plan", function()
-      -- the same file, named from this folder
+      -- the same file, named from this folder; PWD says another (a parent
+      -- that changed folder without it)
       local root = support.sh("pwd"):gsub("%s+$", "")
       local relative = ("../"):rep(select(2, root:gsub("/", ""))) .. file:sub(2)
       local _, err, status = run(("plan %s --numbers-file %s --country-code 1 --out %s"):format(conns[2], relative,
-        plan_file))
+        plan_file), { extra = "PWD=/var" })
       assert.equals(0, status, err)
       emu:reset()
       emu:holders({ [leases[25]] = { sip_connection = conns[3] } })

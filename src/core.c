@@ -22,7 +22,8 @@ static const luaL_Reg core_functions[] = {
     {"append_sync", auth_append_sync},
     {"sha256", sha256_hex},
     {"sha256_fields", sha256_fields},
-    {"isatty", terminal_isatty},
+    {"isatty", process_isatty},
+    {"getcwd", process_getcwd},
     {"json_decode", json_decode_document},
     {NULL, NULL},
 };

@@ -63,9 +63,10 @@ OT_HIDDEN int auth_jwt_claims(lua_State *L); /* core.jwt_claims */
 OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
 OT_HIDDEN int auth_append_sync(lua_State *L);   /* core.append_sync */
 
-/* ---- the terminal (terminal.c) ------------------------------------- */
+/* ---- the command line's process (process.c) ------------------------ */
 
-OT_HIDDEN int terminal_isatty(lua_State *L); /* core.isatty */
+OT_HIDDEN int process_isatty(lua_State *L); /* core.isatty */
+OT_HIDDEN int process_getcwd(lua_State *L); /* core.getcwd */
 
 /* ---- hashing (sha256.c) -------------------------------------------- */
 

@@ -78,7 +78,9 @@ local function input_from_note(note)
   if w[i] == "--skip-invalid" then i = i + 1 end
   if w[i] == "--country-code" and type(w[i + 1]) == "string" and w[i + 1]:find("^[1-9]%d?%d?$") then i = i + 2 end
   if w[i] ~= nil or #w ~= i - 1 then return nil end
-  return pretty.safe(shell_words(w))
+  -- words a terminal would show otherwise name other files: none
+  local text = shell_words(w)
+  return pretty.safe(text) == text and text or nil
 end
 
 -- The command that makes `plan` again, for a plan saved at `path`: what

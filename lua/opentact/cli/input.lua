@@ -4,6 +4,7 @@
 local opentact = require("opentact")
 local pretty = require("opentact.pretty")
 local json = require("opentact.json")
+local core = require("opentact.core")
 local common = require("opentact.cli.common")
 local args = require("opentact.cli.args")
 local credentials = require("opentact.cli.credentials")
@@ -274,20 +275,25 @@ local function desired(ctx, o)
   return want_numbers and { numbers = list } or { leases = list }
 end
 
--- The options a plan was made from, for its note: the input (a file by
--- its absolute path, so that the words work from another folder),
+-- The options a saved plan was made from, for its note: the input (a
+-- file by its absolute path, so that the words work from another folder),
 -- --skip-invalid and --country-code, as a JSON array of words. A stale
--- saved plan is made again with them (apply checks each word: a plan
--- file may come from anyone).
-local function input_words(ctx, o)
+-- saved plan is made again with them (apply checks each word: a plan file
+-- may come from anyone). nil when the plan is not saved (no --out), or
+-- when the words cannot be told or do not fit a note: apply then says
+-- "as before".
+local NOTE_MAX = 4096
+local function input_words(o)
+  if not o.out then return nil end
   local w
   if o.all_leases then
     w = { "--all-leases" }
   else
     local path = o.numbers_file or o.leases_file
-    local pwd = ctx.getenv("PWD")
-    if path ~= "-" and path:sub(1, 1) ~= "/" and pwd and pwd:sub(1, 1) == "/" then
-      path = pwd:gsub("/$", "") .. "/" .. path
+    if path ~= "-" and path:sub(1, 1) ~= "/" then
+      local cwd = core.getcwd()
+      if not cwd then return nil end
+      path = cwd:gsub("/$", "") .. "/" .. path
     end
     w = { o.numbers_file and "--numbers-file" or "--leases-file", path }
   end
@@ -296,7 +302,8 @@ local function input_words(ctx, o)
     w[#w + 1] = "--country-code"
     w[#w + 1] = tostring(o.country_code)
   end
-  return json.encode(w)
+  local note = json.encode(w)
+  return #note <= NOTE_MAX and not note:find("%z") and note or nil
 end
 
 -- What `sync` and `plan` do first: their arguments checked, a client,
@@ -313,7 +320,7 @@ local function plan(ctx, o)
   local client, why = credentials.client_for(ctx, o)
   if not client then return nil, common.no_client(ctx, why) end
   local made, err = client:plan(o.positional[2], want, { exact = o.exact or false, move = o.move or false,
-    concurrency = concurrency, note = input_words(ctx, o) })
+    concurrency = concurrency, note = input_words(o) })
   local hint = missing_hint(o, want, made, err)
   if not made then
     client:close()
