@@ -221,13 +221,25 @@ describe("plans #wire #c", function()
       assert.is_true(pages >= 3, pages)
     end)
 
-    it("applied a moment after it was made, reads only the target again; with reread, every planned lease", function()
+    it("reads every planned lease again, however recent the plan; with reread = false, only the target", function()
+      -- a lease the plan found free, taken by another connection a moment
+      -- after planning: apply finds it and changes nothing
       local plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
-      -- a lease the plan found free, taken meanwhile: within the moment its
-      -- own reads stand (as sync's always have); the target is read again
+      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
+      local posts = writes(emu)
+      local report, err = client:apply(plan)
+      assert.is_nil(report)
+      assert.equals("stale", err.kind)
+      assert.equals(lease(13), err.moved[1].uuid)
+      assert.equals(posts, writes(emu))
+      assert.is_true(support.set(emu:state().assigned[conn1])[lease(13)])
+      -- reread = false trusts the plan's own reads for a moment (as sync
+      -- does): only the target is read again
+      emu:reset()
+      plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
       emu:holders({ [lease(13)] = { sip_connection = conn1 } })
       local from = #emu:requests()
-      local report = assert(client:apply(plan))
+      report = assert(client:apply(plan, { reread = false }))
       local reads = {}
       for _, r in ipairs(since(emu, from)) do
         if r.method == "GET" or r.path:find("^/lease/tn/search") then reads[#reads + 1] = r.path end
@@ -235,14 +247,6 @@ describe("plans #wire #c", function()
       -- the target before the POST, and the read-back after it
       assert.same({ "/sip/connection/" .. conn .. "/tnlease", "/sip/connection/" .. conn .. "/tnlease" }, reads)
       assert.is_true(report.ok, tostring(report))
-      -- the same after reread: the moved lease is found
-      client:assign(conn, { remove = { lease(12), lease(13) } })
-      plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
-      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
-      local err
-      report, err = client:apply(plan, { reread = true })
-      assert.is_nil(report)
-      assert.equals("stale", err.kind)
     end)
 
     it("refuses what is not a plan, a plan changed after it was made, and one for another URL: invalid", function()
@@ -381,6 +385,43 @@ describe("plans #wire #c", function()
       for i = 10, 29 do want[#want + 1] = number(i) end
       return want
     end
+
+    it("sends again on resume what the journal confirms and the connection does not hold", function()
+      local journal = temp_path()
+      finally(function() os.remove(journal) end)
+      local plan = assert(client:plan(conn, { numbers = want_many() }))
+      -- the second batch is answered as applied and is not: journaled,
+      -- then failed at the read-back
+      local report = assert(client:apply(plan, { journal = journal, batch_size = 5, concurrency = 1,
+        on_progress = function(done) if done == 5 then emu:faults({ { fake = true } }) end end }))
+      assert.is_false(report.ok)
+      assert.equals(15, #emu:state().assigned[conn])
+      report = assert(client:apply(plan, { journal = journal, batch_size = 5 }))
+      assert.is_true(report.ok, tostring(report))
+      assert.equals(20, #emu:state().assigned[conn])
+    end)
+
+    it("returns an error, sending nothing, when a resume cannot write the journal", function()
+      local journal = temp_path()
+      finally(function() os.execute("chattr -i " .. journal .. " 2>/dev/null") os.remove(journal) end)
+      local plan = assert(client:plan(conn, { numbers = want_many() }))
+      -- a journal begun for the plan, and a batch applied that never
+      -- reached it (as when the process died with the answer on its way)
+      local f = assert(io.open(journal, "w"))
+      f:write(('{"format":"opentact-journal","plan":"%s","version":1}\n'):format(plan.hash))
+      f:close()
+      assert(client:assign(conn, { add = { plan.add[1].uuid, plan.add[2].uuid } }))
+      if not os.execute("chattr +i " .. journal .. " 2>/dev/null") then
+        pending("chattr +i is not available here (it needs root and a file system that takes it)")
+        return
+      end
+      local posts = writes(emu)
+      local report, err = client:apply(plan, { journal = journal })
+      assert.is_nil(report)
+      assert.equals("invalid", err.kind)
+      assert.matches("the journal cannot be written", err.message, 1, true)
+      assert.equals(posts, writes(emu))
+    end)
 
     it("records each confirmed batch; the same plan and journal finish the rest, re-reading only that", function()
       local journal = temp_path()

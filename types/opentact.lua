@@ -374,7 +374,7 @@ local SyncReport = {}
 ---@field options opentact.PlanOptionsUsed the options it was made with
 ---@field base_url string the API root it was made against; `apply` refuses another
 ---@field time integer when it was made (`os.time()`)
----@field read_at? number when its reads ended, on this process's monotonic clock: `apply` checks a plan under 2 s old by one read of the target. Not saved: a decoded plan has none
+---@field read_at? number when its reads ended, on this process's monotonic clock: `apply` with `reread = false` checks a plan under 2 s old by one read of the target. Not saved: a decoded plan has none
 ---@field version integer its format version (1)
 ---@field hash string the SHA-256 of its content (hex): a plan changed after it was made is refused
 ---@field note? string the `note` it was made with
@@ -517,7 +517,7 @@ local PlanOptions = {}
 ---@field page_size? integer the search page size of the stale check, when paging through the account is cheaper than lookups. Default 100.
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt
 ---@field journal? string a file each confirmed batch is appended to (and fsynced); run again with the same plan and journal, `apply` skips what it confirms and finishes the rest. A journal of another plan is `invalid`.
----@field reread? boolean read every planned lease again in the stale check, however recent the plan (default false: a plan this process made less than 2 s before is checked by one read of the target)
+---@field reread? boolean read every planned lease again in the stale check, however recent the plan (default true; false: a plan this process made less than 2 s before is checked by one read of the target, as `sync` checks its own plan)
 local ApplyOptions = {}
 
 -- the client --

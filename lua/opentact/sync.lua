@@ -833,6 +833,13 @@ local function check_fresh(eng, plan, done, opts, resuming)
   if not current then return nil, page end
   local on = {}
   for _, lease in ipairs(current) do on[lower(lease.uuid)] = lease end
+  if resuming then
+    -- what the journal confirms and the target contradicts (a server that
+    -- confirmed a change it did not make, or a change undone since) is
+    -- not done: it is checked and sent again like the rest
+    for u in pairs(done.add) do if not on[u] then done.add[u] = nil end end
+    for u in pairs(done.remove) do if on[u] then done.remove[u] = nil end end
+  end
   local expect = {}
   local function want(lease_or_uuid, now, after, kind)
     local u = lower(type(lease_or_uuid) == "table" and lease_or_uuid.uuid or lease_or_uuid)
@@ -1009,7 +1016,9 @@ local function run_plan(eng, plan, opts, done, journal)
     if #done.late > 0 then
       local rec = { add = {}, remove = {} }
       for _, l in ipairs(done.late) do rec[l.kind][#rec[l.kind] + 1] = l.uuid end
-      append(journal, rec)
+      -- nothing is sent yet: a journal that cannot be written is an error
+      local ok, err = pcall(append, journal, rec)
+      if not ok then return nil, err end
     end
     record = function(part)
       for _, kind in ipairs({ "add", "remove" }) do
