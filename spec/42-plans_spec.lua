@@ -28,19 +28,9 @@ local function since(emu, from)
   return out
 end
 
-local function temp_path()
-  local path = os.tmpname()
-  os.remove(path)
-  return path
-end
+local temp_path = support.temp_path
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = support.slurp
 
 local function write(path, text)
   local f = assert(io.open(path, "wb"))
@@ -58,6 +48,17 @@ describe("plans #wire #c", function()
   end)
   teardown(function() support.stop(emu, client) end)
   before_each(function() emu:reset() end)
+
+  -- client:apply(plan, opts) refused: no report, an error of `kind` whose
+  -- message holds `text`, and no write sent.
+  local function refused(plan, opts, kind, text)
+    local posts = writes(emu)
+    local report, err = client:apply(plan, opts)
+    assert.is_nil(report)
+    assert.equals(kind, err.kind)
+    assert.matches(text, err.message, 1, true)
+    assert.equals(posts, writes(emu))
+  end
 
   describe("client:plan", function()
     it("changes nothing and records every planned lease's holder, the options, the URL and the time", function()
@@ -415,12 +416,7 @@ describe("plans #wire #c", function()
         pending("chattr +i is not available here (it needs root and a file system that takes it)")
         return
       end
-      local posts = writes(emu)
-      local report, err = client:apply(plan, { journal = journal })
-      assert.is_nil(report)
-      assert.equals("invalid", err.kind)
-      assert.matches("the journal cannot be written", err.message, 1, true)
-      assert.equals(posts, writes(emu))
+      refused(plan, { journal = journal }, "invalid", "the journal cannot be written")
     end)
 
     it("records each confirmed batch; the same plan and journal finish the rest, re-reading only that", function()
@@ -494,12 +490,7 @@ describe("plans #wire #c", function()
 
     it("that cannot be written stops apply before anything is sent", function()
       local plan = assert(client:plan(conn, { numbers = { number(12) } }))
-      local posts = writes(emu)
-      local report, err = client:apply(plan, { journal = "/nonexistent-folder/journal" })
-      assert.is_nil(report)
-      assert.equals("invalid", err.kind)
-      assert.matches("/nonexistent-folder/journal", err.message, 1, true)
-      assert.equals(posts, writes(emu))
+      refused(plan, { journal = "/nonexistent-folder/journal" }, "invalid", "/nonexistent-folder/journal")
     end)
 
     it("is never applied to another plan", function()
@@ -508,14 +499,9 @@ describe("plans #wire #c", function()
       local plan = assert(client:plan(conn, { numbers = { number(12) } }))
       assert.is_true(assert(client:apply(plan, { journal = journal })).ok)
       local other = assert(client:plan(conn, { numbers = { number(13) } }))
-      local posts = writes(emu)
-      local report, err = client:apply(other, { journal = journal })
-      assert.is_nil(report)
-      assert.equals("invalid", err.kind)
-      assert.matches("journal of another plan", err.message, 1, true)
-      assert.equals(posts, writes(emu))
+      refused(other, { journal = journal }, "invalid", "journal of another plan")
       write(journal, "something else\n")
-      report, err = client:apply(other, { journal = journal })
+      local report, err = client:apply(other, { journal = journal })
       assert.is_nil(report)
       assert.equals("invalid", err.kind)
     end)

@@ -14,11 +14,7 @@ local tmpfile, slurp, sorted, writes = support.tmpfile, support.slurp, support.s
 
 local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function temp_path()
-  local path = os.tmpname()
-  os.remove(path)
-  return path
-end
+local temp_path = support.temp_path
 
 -- Waits up to `seconds` for `ready()` to be true, looking every 20 ms:
 -- it ends as soon as the event happens.

@@ -154,6 +154,13 @@ function M.read(path)
   return s
 end
 
+-- A path for a file that does not exist yet, in the temporary folder.
+function M.temp_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path
+end
+
 -- A new temporary file holding `text`; its name.
 function M.tmpfile(text)
   local name = os.tmpname()
