@@ -366,6 +366,8 @@ describe("plans #wire #c", function()
         { "[]", "not a saved plan" },
         { text:gsub('"opentact%-plan"', '"terraform-plan"'), "format is not" },
         { text:gsub('"version":1', '"version":2'), "made by a newer lua-opentact" },
+        { text:gsub('"version":1', '"version":1e300'), "it has no format version" },
+        { text:gsub('"version":1', '"version":9007199254740993'), "it has no format version" },
         { text:gsub((lease(12):gsub("%-", "%%-")), lease(13)), "damaged or was edited by hand" },
         { text:gsub('"exact":false', '"exact":true'), "damaged or was edited by hand" },
         { text:sub(1, -10), "not JSON" },

@@ -659,7 +659,9 @@ function M.decode(text)
     return invalid("not a saved plan: " .. (why and "not JSON (" .. why .. ")" or "not a JSON object"))
   end
   if doc.format ~= FORMAT then return invalid("not a saved plan: its format is not \"" .. FORMAT .. "\"") end
-  if type(doc.version) ~= "number" or doc.version < 1 or doc.version % 1 ~= 0 then
+  -- (a version is a whole number a format could reach: 1e300 is none,
+  -- and %d could not write it)
+  if type(doc.version) ~= "number" or doc.version < 1 or doc.version > 2 ^ 31 or doc.version % 1 ~= 0 then
     return invalid("not a saved plan: it has no format version")
   end
   if doc.version > VERSION then
