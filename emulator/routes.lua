@@ -60,17 +60,30 @@ local function record(method, uri, body, h, token, auth, from)
   if d:llen("log") > LOG_MAX then d:lpop("log") end
 end
 
+-- The queued fault for this request, taken off the queue: the first one,
+-- unless it has `on` (a Lua pattern over "METHOD /path") that this
+-- request does not match; then it stays first and this request has none.
+local function take_fault(d, method, path)
+  local raw = d:lpop("faults")
+  if not raw then return nil end
+  local fault = cjson.decode(raw)
+  if type(fault.on) == "string" and not (method .. " " .. path):find(fault.on) then
+    d:lpush("faults", raw)
+    return nil
+  end
+  return fault
+end
+
 local function serve(method, uri)
   local d = dict()
-  local raw_fault = d:lpop("faults")
-  local fault = raw_fault and cjson.decode(raw_fault) or nil
+  local path = uri:gsub("^/rest/", "/")
+  local fault = take_fault(d, method, path)
   local latency = d:get("latency") or 0
   if latency > 0 then ngx.sleep(latency) end
   if fault and fault.delay then ngx.sleep(tonumber(fault.delay) or 0) end
 
   local body = method == "POST" and read_body() or nil
   local headers = ngx.req.get_headers()
-  local path = uri:gsub("^/rest/", "/")
   local token, claims, auth, user, from
   if path == "/auth" then
     auth, user = check_basic(headers["authorization"])

@@ -10,6 +10,10 @@ local tonumber, ipairs, pairs = tonumber, ipairs, pairs
 local M = {}
 
 local TN_BASE = 12125550000 -- the seed gives lease i the number TN_BASE + i
+-- Lease i was created CREATED_BASE + 10 i (2026-01-01T00:00:10Z on): in the
+-- past for accounts of up to a million leases, so that a search of the
+-- leases modified since a recent moment finds none that were only created.
+local CREATED_BASE = 1767225600
 
 -- Deterministic uuid number `i` of a kind, shaped as a version-4 uuid.
 local function seed_uuid(kind, i)
@@ -30,7 +34,7 @@ end
 -- (modified_on, sip_connection, sip_control_app, in that order).
 local function lease_template(i, uuid)
   local tn = TN_BASE + i
-  local created = 1780000000 + i * 3600
+  local created = CREATED_BASE + i * 10
   local account = format(
     '{"uuid":"%s","name":"Société Télécom Ünïon","email":"noc@example.com","level":"ServiceAccount",' ..
     '"balance":1250.75,"class4_id":4021,"deleted_on":null,"time_zone":"America/New_York","users":[],' ..
@@ -74,7 +78,7 @@ local function build_seed(connections, leases, apps)
     s.leases[i] = u
     s.index[u] = i
     s.templates[i] = lease_template(i, u)
-    s.created[i] = iso(1780000000 + i * 3600)
+    s.created[i] = iso(CREATED_BASE + i * 10)
     s.numbers[i] = format("%.0f", TN_BASE + i)
     s.autorenew[i] = i % 3 ~= 0 -- as the template says
   end
