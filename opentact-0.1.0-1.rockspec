@@ -38,7 +38,7 @@ build = {
          -- only transport_curl.c sees libcurl
          sources = { "src/core.c", "src/request.c", "src/search.c", "src/answer.c", "src/answer_skim.c",
                      "src/json.c", "src/error.c", "src/buffer.c", "src/auth.c", "src/clock.c", "src/fork.c",
-                     "src/sha256.c", "src/process.c", "src/transport_curl.c" },
+                     "src/sha256.c", "src/process.c", "src/journal.c", "src/transport_curl.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)" },

@@ -2,18 +2,17 @@
 -- emulator (whose latency the harness set), one of these ways:
 --   sync: client:sync, which reads, resolves, plans, applies and reads back;
 --   plan: client:plan, then client:apply of that plan (its stale check
---         first: every planned lease read again), as `opentact plan` +
---         `apply` do;
---   atonce: the same, applied with reread = false (the plan's own reads
---         trusted, as sync applies its plan), as `opentact sync` does
---         when it asks nothing;
+--         first: the target, and the leases modified since the plan), as
+--         `opentact plan` + `apply` do;
+--   reread: the same, applied with reread = true (every planned lease
+--         read again);
 --   resume: plan, then an apply with a journal stopped half-way (its
 --         on_progress raises once half the leases are confirmed), then the
 --         same apply and journal again: prints the POSTs the second apply
 --         sent and how many leases they carried, beside its wall time;
 --   hand: what a user would write by hand with the same library:
 --         search_all, pick the leases of the numbers, assign_batched.
--- Prints wall seconds. Usage: sync.lua sync|plan|atonce|resume|hand BASE_URL CONN CONCURRENCY NUMBERS_FILE
+-- Prints wall seconds. Usage: sync.lua sync|plan|reread|resume|hand BASE_URL CONN CONCURRENCY NUMBERS_FILE
 local opentact = require("opentact")
 local core = require("opentact.core")
 local how, base, conn, concurrency, file = arg[1], arg[2], arg[3], tonumber(arg[4]), arg[5]
@@ -28,9 +27,9 @@ local t0 = core.now()
 if how == "sync" then
   local report = assert(client:sync(conn, { numbers = numbers }, { concurrency = concurrency }))
   assert(report.ok and #report.applied.add == #numbers, tostring(report))
-elseif how == "plan" or how == "atonce" then
+elseif how == "plan" or how == "reread" then
   local plan = assert(client:plan(conn, { numbers = numbers }, { concurrency = concurrency }))
-  local report = assert(client:apply(plan, { concurrency = concurrency, reread = how == "plan" }))
+  local report = assert(client:apply(plan, { concurrency = concurrency, reread = how == "reread" }))
   assert(report.ok and #report.applied.add == #numbers, tostring(report))
 elseif how == "resume" then
   local plan = assert(client:plan(conn, { numbers = numbers }, { concurrency = concurrency }))

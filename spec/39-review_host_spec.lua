@@ -42,10 +42,8 @@ describe("opentact --failed-file that cannot be written #wire", function()
   it("sync says the failed uuids could not be written, never where they are", function()
     if not have_dev_full() then pending("no /dev/full on this system") return end
     local file = tmpfile("12125550030\n")
-    -- the plan's reads (the connection, the number's lookup) and the stale
-    -- check's (the connection: the plan is a moment old) pass; the assign
-    -- fails for good
-    emu:faults({ {}, {}, {}, { status = 500, message = "down" } })
+    -- the assign fails for good
+    emu:faults({ { on = "^POST /sip/connection/", status = 500, message = "down" } })
     local out, err, status = opentact(emu, ("sync %s --numbers-file %s --failed-file /dev/full"):format(conns[2], file))
     os.remove(file)
     assert.equals(1, status, out .. err)

@@ -143,6 +143,27 @@ describe("OpenResty", function()
     assert.equals(400, #emu:state().assigned[conns[2]])
   end)
 
+  it("applies a saved plan, asking what changed since on the server's clock (its Date)", function()
+    local numbers = "12125550020,12125550021"
+    local _, r = nginx:call("/plan?conn=" .. conns[2] .. "&numbers=" .. numbers)
+    assert.is_nil(r.err)
+    assert.is_true(math.abs(r.since + 60 - os.time()) <= 5, r.since)
+    emu:holders({ [leases[21]] = { sip_connection = conns[3] } })
+    local from = #emu:requests()
+    local _, a = nginx:call("/apply", { text = r.text })
+    assert.equals("stale", a.err.kind)
+    local asked = 0
+    for k = from + 1, #emu:requests() do
+      local req = emu:requests()[k]
+      if (req.body or ""):find('"modified_on_from"', 1, true) then asked = asked + 1 end
+    end
+    assert.equals(1, asked)
+    -- planned again, it applies
+    _, r = nginx:call("/plan?conn=" .. conns[2] .. "&numbers=12125550020")
+    _, a = nginx:call("/apply", { text = r.text })
+    assert.same({ ok = true, applied = 1 }, a)
+  end)
+
   it("runs list_many in input order", function()
     local list = table.concat({ conns[1], "bad", conns[2], conns[1] }, ",")
     local _, r = nginx:call("/list_many?conns=" .. list)

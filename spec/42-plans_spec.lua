@@ -138,11 +138,15 @@ describe("plans #wire #c", function()
       assert.same({ lease(11) }, report.applied.remove)
       assert.same(sorted({ lease(10), lease(12), lease(13) }), sorted(emu:state().assigned[conn]))
       local listed = { [lease(11)] = true, [lease(12)] = true, [lease(13)] = true }
-      local posts, reads = 0, 0
+      local posts, reads, searches = 0, 0, 0
       for _, r in ipairs(since(emu, from)) do
         assert.is_nil(r.path:find("/tn$"), "a number was looked up: " .. r.path)
-        assert.is_nil(r.path:find("search", 1, true), "the account was searched: " .. r.path)
-        if r.method == "POST" then
+        assert.is_nil(r.path:find("^/lease/tn/%x"), "a lease was looked up: " .. r.path)
+        if r.path:find("search", 1, true) then
+          -- the stale check's one question: what changed since the plan
+          assert.matches('"modified_on_from":"', r.body, 1, true)
+          searches = searches + 1
+        elseif r.method == "POST" then
           posts = posts + 1
           for u in (r.body or ""):gmatch("%x+%-%x+%-%x+%-%x+%-%x+") do
             assert.is_true(listed[u], "a lease the plan does not list was written: " .. u)
@@ -153,6 +157,7 @@ describe("plans #wire #c", function()
       end
       assert.equals(2, posts) -- three changes in batches of two
       assert.equals(2, reads) -- the stale check's read and the read-back
+      assert.equals(1, searches)
     end)
 
     it("releases a planned move off a control app first, and attaches it", function()
@@ -163,13 +168,15 @@ describe("plans #wire #c", function()
       assert.same({ lease(60) }, emu:state().assigned[conn])
     end)
 
-    it("refuses a plan whose planned lease moved since: stale, naming it, nothing changed", function()
+    for _, reread in ipairs({ false, true }) do
+    it("refuses a plan whose planned lease moved since: stale, naming it, nothing changed (reread = "
+        .. tostring(reread) .. ")", function()
       local plan = assert(client:plan(conn, { numbers = { number(12), number(13), number(14), number(15),
         number(16) } }))
       emu:holders({ [lease(12)] = { sip_connection = conn1 }, [lease(13)] = { sip_control_app = app1 },
         [lease(14)] = { sip_connection = conn1 }, [lease(15)] = { sip_connection = conn1 } })
       local before, posts = raw_state(emu), writes(emu)
-      local report, err = client:apply(plan, { reread = true })
+      local report, err = client:apply(plan, { reread = reread })
       assert.is_nil(report)
       assert.equals("stale", err.kind)
       assert.equals(before, raw_state(emu))
@@ -185,6 +192,7 @@ describe("plans #wire #c", function()
       assert.matches(lease(12), err.message, 1, true)
       assert.matches("opentact: stale: ", tostring(err), 1, true)
     end)
+    end
 
     it("refuses an exact plan when the target holds a lease the plan does not, or lost one it keeps", function()
       client:assign(conn, { add = { lease(10) } })
@@ -222,32 +230,87 @@ describe("plans #wire #c", function()
       assert.is_true(pages >= 3, pages)
     end)
 
-    it("reads every planned lease again, however recent the plan; with reread = false, only the target", function()
+    it("checks by one read of the target and one search of what changed since planning, on the server's clock",
+        function()
       -- a lease the plan found free, taken by another connection a moment
       -- after planning: apply finds it and changes nothing
       local plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
+      assert.is_number(plan.since)
+      -- (the emulator's Date and modified_on come from one clock)
+      assert.is_true(math.abs(plan.since + 60 - os.time()) <= 5, plan.since)
       emu:holders({ [lease(13)] = { sip_connection = conn1 } })
-      local posts = writes(emu)
+      local posts, from = writes(emu), #emu:requests()
       local report, err = client:apply(plan)
       assert.is_nil(report)
       assert.equals("stale", err.kind)
       assert.equals(lease(13), err.moved[1].uuid)
       assert.equals(posts, writes(emu))
       assert.is_true(support.set(emu:state().assigned[conn1])[lease(13)])
-      -- reread = false trusts the plan's own reads for a moment (as sync
-      -- does): only the target is read again
+      local reads = {}
+      for _, r in ipairs(since(emu, from)) do reads[#reads + 1] = r.method .. " " .. r.path end
+      table.sort(reads)
+      assert.same({ "GET /sip/connection/" .. conn .. "/tnlease", "POST /lease/tn/search" }, reads)
+      -- with reread, every planned lease is read again: looked up by uuid
+      from = #emu:requests()
+      report, err = client:apply(plan, { reread = true })
+      assert.is_nil(report)
+      assert.equals(lease(13), err.moved[1].uuid)
+      local lookups = 0
+      for _, r in ipairs(since(emu, from)) do
+        if r.path:find("^/lease/tn/%x") then lookups = lookups + 1 end
+      end
+      assert.equals(2, lookups)
+    end)
+
+    it("reads the planned leases again when more changed since planning than one page holds", function()
+      -- one page is one moment; pages read one after another could miss a
+      -- lease that moves between them
+      local plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
+      local moved = {}
+      for i = 20, 25 do moved[lease(i)] = { sip_connection = conn1 } end
+      emu:holders(moved)
+      local from = #emu:requests()
+      assert.is_true(assert(client:apply(plan, { page_size = 5 })).ok)
+      local lookups = 0
+      for _, r in ipairs(since(emu, from)) do
+        if r.path:find("^/lease/tn/%x") then lookups = lookups + 1 end
+      end
+      assert.equals(2, lookups)
+      -- and it still finds a planned lease among many changes
       emu:reset()
       plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
-      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
+      moved[lease(13)] = { sip_control_app = app1 }
+      emu:holders(moved)
+      local _, err = client:apply(plan, { page_size = 5 })
+      assert.equals("stale", err.kind)
+      assert.same({ kind = "app", uuid = app1 }, err.moved[1].now)
+    end)
+
+    it("keeps the server's time in a saved plan; one saved without it is checked by reading its leases again",
+        function()
+      local plan = assert(client:plan(conn, { numbers = { number(12) } }))
+      local text = assert(plan:encode())
+      local back = assert(opentact.decode_plan(text))
+      assert.equals(plan.since, back.since)
+      -- a changed time is a damaged plan
+      assert.is_nil((opentact.decode_plan((text:gsub('"since":%d+', '"since":' .. (plan.since - 3600))))))
+      assert.is_nil((opentact.decode_plan((text:gsub('"since":%d+', '"since":-5')))))
+      -- no time: as a plan saved before plans had one
+      local old = setmetatable({}, getmetatable(plan))
+      for k, v in pairs(plan) do old[k] = v end
+      old.since, old.hash = nil, nil
+      old = assert(opentact.decode_plan(assert(old:encode())))
+      assert.is_nil(old.since)
+      emu:holders({ [lease(12)] = { sip_connection = conn1 } })
       local from = #emu:requests()
-      report = assert(client:apply(plan, { reread = false }))
-      local reads = {}
+      local _, err = client:apply(old)
+      assert.equals("stale", err.kind)
+      local lookups = 0
       for _, r in ipairs(since(emu, from)) do
-        if r.method == "GET" or r.path:find("^/lease/tn/search") then reads[#reads + 1] = r.path end
+        assert.is_nil(r.body and r.body:find("modified_on_from", 1, true), "asked what changed without a time")
+        if r.path:find("^/lease/tn/%x") then lookups = lookups + 1 end
       end
-      -- the target before the POST, and the read-back after it
-      assert.same({ "/sip/connection/" .. conn .. "/tnlease", "/sip/connection/" .. conn .. "/tnlease" }, reads)
-      assert.is_true(report.ok, tostring(report))
+      assert.equals(1, lookups)
     end)
 
     it("refuses what is not a plan, a plan changed after it was made, and one for another URL: invalid", function()
@@ -418,7 +481,36 @@ describe("plans #wire #c", function()
         pending("chattr +i is not available here (it needs root and a file system that takes it)")
         return
       end
-      refused(plan, { journal = journal }, "invalid", "the journal cannot be written")
+      refused(plan, { journal = journal }, "invalid", "cannot open it")
+    end)
+
+    it("refuses a journal another apply holds, and one that is not a regular file, sending nothing", function()
+      local journal = temp_path()
+      finally(function() os.remove(journal) end)
+      local plan = assert(client:plan(conn, { numbers = want_many() }))
+      -- a second apply of the same plan and journal, started from the
+      -- first one's progress callback (as from another process)
+      local second
+      local report = assert(client:apply(plan, { journal = journal, batch_size = 5, concurrency = 1,
+        on_progress = function(done)
+          if done == 5 then
+            local posts = writes(emu)
+            second = { client:apply(plan, { journal = journal }) }
+            second.posts = writes(emu) - posts
+          end
+        end }))
+      assert.is_true(report.ok, tostring(report))
+      assert.is_nil(second[1])
+      assert.equals("invalid", second[2].kind)
+      assert.matches("another apply is using it", second[2].message, 1, true)
+      assert.equals(0, second.posts)
+      assert.equals(20, #emu:state().assigned[conn])
+      -- the lock went with the first apply: a third finds all done
+      local from = #emu:requests()
+      assert.is_true(assert(client:apply(plan, { journal = journal })).ok)
+      for _, r in ipairs(since(emu, from)) do assert.falsy(r.path:find("/tnlease$") and r.method == "POST") end
+      refused(plan, { journal = "/dev/null" }, "invalid", "not a regular file")
+      refused(plan, { journal = "/nonexistent/journal" }, "invalid", "cannot open it")
     end)
 
     it("records each confirmed batch; the same plan and journal finish the rest, re-reading only that", function()
@@ -453,7 +545,7 @@ describe("plans #wire #c", function()
       -- done: run again, it sends nothing
       from = #emu:requests()
       assert.is_true(assert(client:apply(plan, { journal = journal })).ok)
-      for _, r in ipairs(since(emu, from)) do assert.equals("GET", r.method) end
+      for _, r in ipairs(since(emu, from)) do assert.falsy(r.path:find("/tnlease$") and r.method == "POST") end
     end)
 
     it("takes a batch applied before it reached the journal, and a line cut short, as a crash leaves them", function()

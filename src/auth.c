@@ -146,7 +146,7 @@ none:
 }
 
 /* Writes all of `len` bytes of `s` to `fd`; 0, or -1 with errno set. */
-static int write_all(int fd, const char *s, size_t len) {
+int auth_write_all(int fd, const char *s, size_t len) {
     while (len > 0) {
         ssize_t n = write(fd, s, len);
         if (n < 0 && errno == EINTR)
@@ -198,7 +198,7 @@ int auth_write_private(lua_State *L) {
         goto fail;
     }
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || write_all(fd, data, dlen) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0 || auth_write_all(fd, data, dlen) != 0 || fsync(fd) != 0) {
         err = errno;
         close(fd);
         unlink(tmp);
@@ -216,40 +216,5 @@ int auth_write_private(lua_State *L) {
 fail:
     lua_pushnil(L);
     lua_pushfstring(L, "%s %s: %s", failed, path, strerror(err));
-    return 2;
-}
-
-/* core.append_sync(path, data) -> true, or nil and a message: `data`
- * appended to the file `path` (made, readable and writable by its owner
- * only, when it is not there) and flushed to disk (fsync) before it
- * returns: a journal line that was confirmed survives a crash or a kill
- * that follows. The message names the file, never the data; only a path
- * with a NUL byte raises. */
-int auth_append_sync(lua_State *L) {
-    size_t plen, dlen;
-    const char *path = luaL_checklstring(L, 1, &plen);
-    const char *data = luaL_checklstring(L, 2, &dlen);
-    int fd, err;
-    if (strlen(path) != plen)
-        return luaL_argerror(L, 1, "a path without NUL bytes");
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
-    if (fd < 0) {
-        err = errno;
-        goto fail;
-    }
-    if (write_all(fd, data, dlen) != 0 || fsync(fd) != 0) {
-        err = errno;
-        close(fd);
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        err = errno;
-        goto fail;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-fail:
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot write %s: %s", path, strerror(err));
     return 2;
 }

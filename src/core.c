@@ -19,7 +19,6 @@ static const luaL_Reg core_functions[] = {
     {"jwt_claims", auth_jwt_claims},
     {"write_private", auth_write_private},
     {"pid", fork_pid},
-    {"append_sync", auth_append_sync},
     {"sha256", sha256_hex},
     {"sha256_fields", sha256_fields},
     {"isatty", process_isatty},
@@ -44,6 +43,8 @@ int luaopen_opentact_core(lua_State *L) {
 
     json_object_mt(L);
     lua_setfield(L, -2, "Object");
+
+    journal_register(L);
 
     lua_pushliteral(L, OPENTACT_VERSION);
     lua_setfield(L, -2, "VERSION");

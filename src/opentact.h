@@ -61,7 +61,8 @@ OT_HIDDEN int auth_time(lua_State *L);       /* core.time */
 OT_HIDDEN int auth_base64(lua_State *L);     /* core.base64 */
 OT_HIDDEN int auth_jwt_claims(lua_State *L); /* core.jwt_claims */
 OT_HIDDEN int auth_write_private(lua_State *L); /* core.write_private */
-OT_HIDDEN int auth_append_sync(lua_State *L);   /* core.append_sync */
+/* Writes all of `len` bytes of `s` to `fd`; 0, or -1 with errno set. */
+OT_HIDDEN int auth_write_all(int fd, const char *s, size_t len);
 
 /* ---- the command line's process (process.c) ------------------------ */
 
@@ -161,6 +162,12 @@ OT_HIDDEN int transport_curl_new(lua_State *L);
 /* Readies libcurl (once per process; raises if it cannot) and makes the
  * opentact.CurlTransport metatable. */
 OT_HIDDEN void transport_curl_register(lua_State *L);
+
+/* ---- an apply's journal (journal.c) -------------------------------- */
+
+/* Makes the opentact.Journal metatable and sets core.journal_open in the
+ * module table on top of the stack. */
+OT_HIDDEN void journal_register(lua_State *L);
 
 /* ---- time (clock.c) ------------------------------------------------- */
 

@@ -165,6 +165,16 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata) 
     if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
         x->retry_after[0] = '\0'; /* a new response (after 100 Continue) */
         x->framed = 0;
+        x->date = 0;
+    } else if (n > 5 && n < 64 && strncasecmp(line, "date:", 5) == 0) {
+        /* the server's clock, which a plan's stale check asks about
+         * (curl_getdate stops at the line's end; a bad date gives -1) */
+        char value[64];
+        time_t when;
+        memcpy(value, line + 5, n - 5);
+        value[n - 5] = '\0';
+        when = curl_getdate(value, NULL);
+        x->date = when > 0 ? when : 0;
     } else if ((n > 15 && strncasecmp(line, "content-length:", 15) == 0) ||
                (n > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0)) {
         x->framed = 1;
@@ -499,6 +509,8 @@ static void put_failure(lua_State *L, int base, lua_Integer id) {
 static void put_answer(lua_State *L, int base, ot_transfer *x) {
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (x->date > x->owner->server_date)
+        x->owner->server_date = x->date;
     lua_pushinteger(L, x->id);
     lua_rawseti(L, -2, base + 1);
     lua_pushinteger(L, (lua_Integer)status);
@@ -731,6 +743,7 @@ int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
     x->body.len = 0;
     x->too_large = 0;
     x->retry_after[0] = '\0';
+    x->date = 0;
     x->framed = 0;
     x->errbuf[0] = '\0';
     if (curl_multi_add_handle(t->multi, x->easy) != CURLM_OK) {
@@ -989,6 +1002,16 @@ static int ot_transport_epoch(lua_State *L) {
     return 1;
 }
 
+/* t:server_date() -> the latest Date header of an answer (seconds since
+ * the epoch), or nil when no answer had one. */
+static int ot_transport_server_date(lua_State *L) {
+    ot_curl *t = ot_transport_check(L);
+    if (t->server_date <= 0)
+        return 0;
+    lua_pushnumber(L, (lua_Number)t->server_date);
+    return 1;
+}
+
 static int ot_transport_pollfd(lua_State *L) {
     lua_pushinteger(L, transport_curl_pollfd(ot_transport_check(L)));
     return 1;
@@ -1075,6 +1098,7 @@ static const luaL_Reg ot_transport_methods[] = {
     {"timeout", ot_transport_timeout},
     {"pollfd", ot_transport_pollfd},
     {"epoch", ot_transport_epoch},
+    {"server_date", ot_transport_server_date},
     {"close", ot_transport_close},
     {NULL, NULL},
 };

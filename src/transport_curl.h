@@ -29,6 +29,7 @@ typedef struct ot_transfer {
     lua_Integer id;             /* the request's id while busy */
     ot_headers *headers;        /* the header set it was started with */
     char retry_after[64];       /* the Retry-After header, if any */
+    time_t date;                /* the Date header (seconds since the epoch), or 0 */
     char errbuf[CURL_ERROR_SIZE];
 } ot_transfer;
 
@@ -58,6 +59,7 @@ struct ot_curl {
     char *proxy;
     long timeout_ms;
     long connect_timeout_ms;
+    time_t server_date;         /* the latest Date header of a finished answer, or 0 */
     int verify;
     size_t max_body;
 };

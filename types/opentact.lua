@@ -374,7 +374,7 @@ local SyncReport = {}
 ---@field options opentact.PlanOptionsUsed the options it was made with
 ---@field base_url string the API root it was made against; `apply` refuses another
 ---@field time integer when it was made (`os.time()`)
----@field read_at? number when its reads ended, on this process's monotonic clock: `apply` with `reread = false` checks a plan under 2 s old by one read of the target. Not saved: a decoded plan has none
+---@field since? integer the server's time (seconds since the epoch, from its Date header) at or before its first read, less 60 s: `apply` asks the server which leases were modified since then. Saved with the plan; nil when the server's answers gave no date (then `apply` reads every planned lease again)
 ---@field version integer its format version (1)
 ---@field hash string the SHA-256 of its content (hex): a plan changed after it was made is refused
 ---@field note? string the `note` it was made with
@@ -516,8 +516,8 @@ local PlanOptions = {}
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size of the stale check, when paging through the account is cheaper than lookups. Default 100.
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt
----@field journal? string a file each confirmed batch is appended to (and fsynced); run again with the same plan and journal, `apply` skips what it confirms and finishes the rest. A journal of another plan is `invalid`.
----@field reread? boolean read every planned lease again in the stale check, however recent the plan (default true; false: a plan this process made less than 2 s before is checked by one read of the target, as `sync` checks its own plan)
+---@field journal? string a file each confirmed batch is appended to (and fsynced); run again with the same plan and journal, `apply` skips what it confirms and finishes the rest. A journal of another plan, one another apply holds (locked), or one that is not a regular file is `invalid`.
+---@field reread? boolean read every planned lease again in the stale check instead of asking the server which leases were modified since the plan (default false; for a server whose modified_on cannot be trusted)
 local ApplyOptions = {}
 
 -- the client --

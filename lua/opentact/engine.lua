@@ -634,6 +634,14 @@ function Engine:epoch()
   return self.transport:epoch()
 end
 
+-- The server's clock: the latest Date header of an answer (seconds since
+-- the epoch), or nil (none had one, or a transport that does not say).
+function Engine:server_date()
+  local t = self.transport
+  if self.closed or not t.server_date then return nil end
+  return t:server_date()
+end
+
 ---------------------------------------------------------------- logins
 
 -- A request auth said must wait for a login; it holds its slot in its run.

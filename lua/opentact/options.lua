@@ -270,7 +270,7 @@ M.CALLS = {
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
     on_progress = false },
   plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false },
-  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = true },
+  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
 }
 
 -- Other names a call takes for one of its options: search's `take`, the

@@ -19,7 +19,7 @@ local search = require("opentact.search")
 
 local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
   type, ipairs, setmetatable, getmetatable, tostring, next, pcall
-local min, ceil = math.min, math.ceil
+local min, ceil, floor = math.min, math.ceil, math.floor
 local lower, format = string.lower, string.format
 local request_lease, request_list, number = core.request_lease, core.request_list, core.number
 
@@ -478,6 +478,8 @@ end
 
 -- A saved plan's format and the version this library writes and reads.
 local FORMAT, VERSION = "opentact-plan", 1
+-- The latest `since` a plan can hold: 9999-12-31T23:59:59Z.
+local MAX_SINCE = 253402300799
 local JOURNAL = "opentact-journal"
 
 --- The metatable of a plan (client:plan, a dry run of sync,
@@ -537,7 +539,7 @@ local function document(plan)
   return { format = FORMAT, version = VERSION, base_url = plan.base_url, time = plan.time,
     target = { kind = "connection", uuid = plan.connection },
     options = { exact = plan.options.exact, move = plan.options.move },
-    ok = plan.ok, leases = list, missing = missing, note = plan.note }
+    ok = plan.ok, leases = list, missing = missing, note = plan.note, since = plan.since }
 end
 
 -- A plan's content hashed as a sequence of fields that no other content
@@ -571,6 +573,7 @@ local function hash_content(plan)
   -- (last, and only when there is one: a plan saved before notes hashes
   -- as it did)
   if plan.note ~= nil then h:field("note"):field(plan.note) end
+  if plan.since ~= nil then h:field("since"):field(plan.since) end
   return h:hex()
 end
 
@@ -636,6 +639,10 @@ local function malformed(doc)
   end
   if type(doc.leases) ~= "table" or type(doc.missing) ~= "table" then return "it lists no leases" end
   if doc.note ~= nil and type(doc.note) ~= "string" then return "its note is not text" end
+  if doc.since ~= nil and not (type(doc.since) == "number" and doc.since >= 0 and doc.since <= MAX_SINCE
+      and doc.since % 1 == 0) then
+    return "its since is not a time"
+  end
   for i, e in ipairs(doc.leases) do
     if type(e) ~= "table" or not ACTION_LIST[e.action] or not is_uuid(e.uuid) or not is_holder(e.holder)
         or (e.tn ~= nil and type(e.tn) ~= "number") then
@@ -681,7 +688,7 @@ function M.decode(text)
     held = {}, holders = {}, connection = conn, target = conn, dry_run = true, ok = doc.ok,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
     options = { exact = doc.options.exact, move = doc.options.move },
-    base_url = doc.base_url, time = doc.time, version = VERSION, note = doc.note,
+    base_url = doc.base_url, time = doc.time, version = VERSION, note = doc.note, since = doc.since,
   }
   for _, e in ipairs(doc.leases) do
     local u = lower(e.uuid)
@@ -707,6 +714,21 @@ end
 
 ---------------------------------------------------------------- planning
 
+-- Seconds taken off the server's clock for a plan's `since`: answers from
+-- servers behind one address may not agree on the time to the second.
+local SKEW = 60
+
+-- The server's time, in whole seconds since the epoch, at or before the
+-- first of the reads that began at `began` (core.now()) and have just
+-- ended: from the latest Date of the server's answers, less the time the
+-- reads took and SKEW. A lease modified after that shows a modified_on
+-- from then on. nil when no answer said the time.
+local function changes_since(eng, began)
+  local date = eng:server_date()
+  if type(date) ~= "number" or date ~= date or date < 0 or date > MAX_SINCE then return nil end
+  return floor(date) - ceil(core.now() - began) - SKEW
+end
+
 --- The work of client:plan (and of sync up to its plan) once its
 --- arguments are checked: `what` is "numbers" or "leases", `items` the
 --- list given, or `what` "all" to want every lease of the account. Reads,
@@ -724,6 +746,7 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
   -- page tells whether paging through it is cheaper
   local filter = what == "all" and { sip_connections_skip = { conn } }
     or #list > opts.concurrency and {} or nil
+  local began = core.now()
   local current, page = first_reads(eng, conn, filter, opts)
   if not current then return nil, page end
   local desired
@@ -751,9 +774,7 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
   plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
   -- what its maker says it was made from (client:plan's `note`)
   plan.note = opts.note or nil
-  -- when its reads ended, on this process's clock (not saved: a decoded
-  -- plan has none)
-  plan.read_at = core.now()
+  plan.since = changes_since(eng, began)
   -- the holder of every lease the plan names, as it was read
   local holders, target = {}, { kind = "connection", uuid = conn }
   for _, kind in ipairs({ "add", "conflicts" }) do
@@ -782,10 +803,6 @@ end
 
 ---------------------------------------------------------------- the stale check
 
--- Seconds after a plan's reads within which apply trusts what they found
--- of the leases the target does not hold (it still reads the target).
-local FRESH = 2
-
 local function holder_text(h, gone)
   if gone then return "not in the account" end
   if h == nil then return "not in the plan" end
@@ -811,14 +828,33 @@ local function stale_error(moved)
   return errors.finish(e, nil, nil, 0)
 end
 
+-- The leases modified since `plan` was made (its `since`, on the
+-- server's clock), by lower-case uuid, read beside the target's leases:
+-- changed, current; or false, current when they do not fit in one page
+-- (one answer is one moment: pages read one after another could miss a
+-- lease that moves between them); or nil, err.
+local function changed_since(eng, plan, opts)
+  local filter = { modified_on_from = os.date("!%Y-%m-%dT%H:%M:%SZ", plan.since), order = { modified_on = "ASC" } }
+  local current, page = first_reads(eng, plan.connection, filter, opts)
+  if not current then return nil, page end
+  if #page.data < page.total then return false, current end
+  local changed = {}
+  for _, lease in ipairs(page.data) do changed[lower(lease.uuid)] = lease end
+  return changed, current
+end
+
 -- Checks that the server still looks as it did when `plan` was made: the
 -- holder of every planned lease the journal does not confirm (`done`),
--- and with exact, that the target holds nothing beyond the plan. One read
--- of the target, and the leases not on it by uuid (a lookup each, or one
--- pass over the account when that costs less, as sync resolves). On a
--- resume (`resuming`), a lease already as the plan leaves it was applied
--- before its batch reached the journal: it is added to `done`. Returns
--- true, or nil, err (`stale`, or the read's failure).
+-- and with exact, that the target holds nothing beyond the plan. A plan
+-- that knows the server's time it was made at (`since`) costs one read
+-- of the target and, beside it, one search of the leases modified since
+-- then: a planned lease not among them holds what it held. Otherwise (or
+-- with `reread`, or more changes than one page holds) the leases not on
+-- the target are read again by uuid (a lookup each, or one pass over the
+-- account when that costs less, as sync resolves). On a resume
+-- (`resuming`), a lease already as the plan leaves it was applied before
+-- its batch reached the journal: it is added to `done`. Returns true, or
+-- nil, err (`stale`, or the read's failure).
 local function check_fresh(eng, plan, done, opts, resuming)
   local conn = plan.connection
   local target = { kind = "connection", uuid = conn }
@@ -826,13 +862,15 @@ local function check_fresh(eng, plan, done, opts, resuming)
   for _, lease in ipairs(plan.add) do
     if not (resuming and done.add[lower(lease.uuid)]) then adds = adds + 1 end
   end
-  -- a plan of this process whose reads ended a moment ago: what they
-  -- found of the leases not on the target is that recent, as sync's own
-  -- reads are when it applies; only the target is read again
-  local recent = not (resuming or opts.reread) and type(plan.read_at) == "number"
-    and core.now() - plan.read_at <= FRESH
-  local current, page = first_reads(eng, conn, adds > opts.concurrency and not recent and {} or nil, opts)
-  if not current then return nil, page end
+  local changed, current, page = false, nil, nil
+  if plan.since and not opts.reread then
+    changed, current = changed_since(eng, plan, opts)
+    if changed == nil then return nil, current end
+  end
+  if not changed then
+    current, page = first_reads(eng, conn, adds > opts.concurrency and {} or nil, opts)
+    if not current then return nil, page end
+  end
   local on = {}
   for _, lease in ipairs(current) do on[lower(lease.uuid)] = lease end
   if resuming then
@@ -850,9 +888,9 @@ local function check_fresh(eng, plan, done, opts, resuming)
   end
   for _, lease in ipairs(plan.add) do
     local u = lower(lease.uuid)
-    -- (recent: an add not on the target stands as the plan's reads found
-    -- it, as below; only one that is on the target now is checked)
-    if not done.add[u] and (on[u] or not recent) then
+    -- (knowing what changed, an add neither changed nor on the target
+    -- stands as planned: it needs no entry)
+    if not done.add[u] and (not changed or changed[u] or on[u]) then
       want(lease, not done.released[u] and plan.holders[u] or false, target, "add")
     end
   end
@@ -870,16 +908,21 @@ local function check_fresh(eng, plan, done, opts, resuming)
       items[#items + 1] = { key = e.uuid, e = e }
     end
   end
-  if recent then
-    -- a lease the plan leaves off the target stands as its reads found it;
-    -- one it expects on the target and that is not there is looked up
-    local left = {}
+  if changed then
+    -- modified since the plan: as it is now. The others hold what they
+    -- held when planned, but one expected on the target and not there
+    -- (the target's read says it moved) is on nothing known.
     for _, item in ipairs(items) do
-      if same_holder(item.e.want, target) then left[#left + 1] = item else item.e.now = item.e.want end
+      local e, lease = item.e, changed[item.key]
+      if lease then
+        e.now = holder_now(lease)
+      elseif same_holder(e.want, target) then
+        e.now = false
+      else
+        e.now = e.planned
+      end
     end
-    items = left
-  end
-  if #items > 0 then
+  elseif #items > 0 then
     local found, err = resolve(eng, items, "leases", opts, page)
     if not found then return nil, err end
     for _, item in ipairs(found) do
@@ -915,21 +958,22 @@ end
 -- The journal of an apply: its first line names the plan (its hash);
 -- each line after it is a batch the server confirmed, {"add": [...],
 -- "remove": [...]} or {"app": uuid, "released": [...]}, appended and
--- flushed to disk before the run goes on.
+-- flushed to disk before the run goes on. An apply holds it open and
+-- locked (core.journal_open) from its first read to its end: a second
+-- apply given the same file is refused, not run beside the first.
 
 local function journal_error(path, why)
   return invalid(("journal %s: %s"):format(pretty.safe(path), why))
 end
 
--- What the journal at `path` confirms for `plan`: {add = set, remove =
--- set, released = set, late = {}}, and whether there was one (a resume);
--- or nil, err (`invalid`: the journal of another plan, or damaged).
-local function read_journal(path, plan)
+-- What the journal `file` (open, at `path`) confirms for `plan`: {add =
+-- set, remove = set, released = set, late = {}}, and whether there was
+-- one (a resume); or nil, err (`invalid`: the journal of another plan,
+-- or damaged).
+local function read_journal(file, path, plan)
   local done = { add = {}, remove = {}, released = {}, late = {} }
-  local f = io.open(path, "rb")
-  if not f then return done, false end
-  local text = f:read("*a") or ""
-  f:close()
+  local text, failed = file:read()
+  if not text then return journal_error(path, failed) end
   if text == "" then return done, false end
   local pos, n = 1, 0
   while pos <= #text do
@@ -970,16 +1014,16 @@ local function read_journal(path, plan)
     pos = nl + 1
   end
   if pos <= #text then
-    -- the cut line goes: the file is written again without it, so that
-    -- what is appended next starts a line of its own
-    local ok, why = core.write_private(path, text:sub(1, pos - 1))
+    -- the cut line goes, so that what is appended next starts a line of
+    -- its own
+    local ok, why = file:truncate(pos - 1)
     if not ok then return journal_error(path, why) end
   end
   return done, true
 end
 
-local function append(path, record)
-  local ok, why = core.append_sync(path, json.encode(record) .. "\n")
+local function append(file, record)
+  local ok, why = file:append(json.encode(record) .. "\n")
   if not ok then
     -- a batch that cannot be recorded stops the run, as an interrupt does
     error(errors.finish(errors.new("invalid", "the journal cannot be written: " .. why, false), nil, nil, 0), 0)
@@ -991,8 +1035,8 @@ end
 -- Does what `plan` lists, and nothing else: the releases from control
 -- apps of its moves off apps, then its attaches and detaches in batches
 -- (bulk.assign), then reads the target back. `done`: what a journal
--- confirms (left out, counted as applied); `journal`: the path each
--- confirmed batch is appended to. Returns the report.
+-- confirms (left out, counted as applied); `journal`: the open journal
+-- each confirmed batch is appended to. Returns the report.
 local function run_plan(eng, plan, opts, done, journal)
   local conn = plan.connection
   local report = setmetatable({
@@ -1103,30 +1147,43 @@ local function run_plan(eng, plan, opts, done, journal)
   return report
 end
 
---- The work of client:apply once its arguments are checked: refuses a
---- plan that is not one, was changed, or is for another base URL
---- (`invalid`); reads the target and the planned leases and refuses a
---- stale plan (`stale`); then does exactly what it lists. With
---- `opts.journal`, each confirmed batch is appended to that file, and the
---- leases it confirms from an earlier run are neither read nor written.
-function M.apply(eng, plan, opts, base_url)
-  local why = unusable(plan, base_url)
-  if why then return invalid(why) end
+-- apply with the journal `file` open (or none).
+local function apply_with(eng, plan, opts, file)
   local done, resuming = { add = {}, remove = {}, released = {}, late = {} }, false
-  if opts.journal then
-    local err
-    done, resuming = read_journal(opts.journal, plan)
+  if file then
+    done, resuming = read_journal(file, opts.journal, plan)
     if not done then return nil, resuming end
     if not resuming then
-      local ok
-      ok, err = core.append_sync(opts.journal, json.encode({ format = JOURNAL, version = VERSION, plan = plan.hash })
-        .. "\n")
+      local ok, err = file:append(json.encode({ format = JOURNAL, version = VERSION, plan = plan.hash }) .. "\n")
       if not ok then return journal_error(opts.journal, err) end
     end
   end
   local fresh, err = check_fresh(eng, plan, done, opts, resuming)
   if not fresh then return nil, err end
-  return run_plan(eng, plan, opts, done, opts.journal or nil)
+  return run_plan(eng, plan, opts, done, file)
+end
+
+--- The work of client:apply once its arguments are checked: refuses a
+--- plan that is not one, was changed, or is for another base URL
+--- (`invalid`); checks the target and what changed since the plan (see
+--- check_fresh) and refuses a stale plan (`stale`); then does exactly
+--- what it lists. With `opts.journal`, each confirmed batch is appended
+--- to that file, held locked for the run, and the leases it confirms
+--- from an earlier run are neither read nor written.
+function M.apply(eng, plan, opts, base_url)
+  local why = unusable(plan, base_url)
+  if why then return invalid(why) end
+  if not opts.journal then return apply_with(eng, plan, opts, nil) end
+  local file, failed, busy = core.journal_open(opts.journal)
+  if not file then
+    return journal_error(opts.journal, busy and failed .. " (an apply holds it until it ends): wait for that one, "
+      .. "or give another journal file" or failed)
+  end
+  -- (closed however the run ends: an error raised through it too)
+  local out = { pcall(apply_with, eng, plan, opts, file) }
+  file:close()
+  if not out[1] then error(out[2], 0) end
+  return out[2], out[3]
 end
 
 --- The work of client:sync once its arguments are checked: the plan

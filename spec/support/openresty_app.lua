@@ -73,6 +73,24 @@ function ROUTES.assign(args)
   reply(list_result(leases, err))
 end
 
+-- A plan of numbers onto a connection, saved: its text and `since`.
+function ROUTES.plan(args)
+  local numbers = {}
+  for n in args.numbers:gmatch("%d+") do numbers[#numbers + 1] = tonumber(n) end
+  local plan, err = client("default"):plan(args.conn, { numbers = numbers })
+  if not plan then return reply({ err = plain_err(err) }) end
+  reply({ text = assert(plan:encode()), since = plan.since })
+end
+
+-- A saved plan (the body's `text`) applied.
+function ROUTES.apply()
+  ngx.req.read_body()
+  local plan = assert(opentact.decode_plan(cjson.decode(ngx.req.get_body_data()).text))
+  local report, err = client("default"):apply(plan)
+  if not report then return reply({ err = plain_err(err) }) end
+  reply({ ok = report.ok, applied = #report.applied.add })
+end
+
 function ROUTES.batched()
   ngx.req.read_body()
   local req = cjson.decode(ngx.req.get_body_data())

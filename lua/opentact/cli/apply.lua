@@ -34,8 +34,8 @@ M.help = {
     "A damaged or hand-edited FILE, a plan made by a newer lua-opentact, or one made for another URL is "
     .. "refused (exit 2), and nothing is sent.",
     "--journal FILE records each batch the server confirms. After Ctrl-C, a kill or a crash, the same command "
-    .. "(the same plan and journal) applies only what the journal does not confirm; a journal of another plan "
-    .. "is refused (exit 2). Without a journal a plan partly applied is stale: make it again." },
+    .. "(the same plan and journal) applies only what the journal does not confirm; a journal of another plan, "
+    .. "or one another apply is using, is refused (exit 2). Without a journal a plan partly applied is stale: make it again." },
   options = { "--journal", "--batch-size", "--concurrency", "--failed-file", "--format", "--json", "--all",
     "--no-color", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   output = {
@@ -51,7 +51,7 @@ M.help = {
     { 1, "some of it failed or was refused by the API (--failed-file, and the journal, say what), or the plan "
       .. "has conflicts or missing numbers, or the read-back shows something else" },
     { 2, USAGE_EXIT .. ", or nothing was changed: FILE is not a plan, is damaged or edited, was made by a newer "
-      .. "lua-opentact or for another URL, --journal is the journal of another plan or cannot be written, or "
+      .. "lua-opentact or for another URL, --journal is the journal of another plan, in use by another apply or cannot be written, or "
       .. "the plan is stale (a planned lease moved since: make the plan again)" },
     { 130, INTERRUPTED_EXIT .. ": requests in flight are cancelled; the message names the command that "
       .. "finishes the job (with --journal, the same command)" },

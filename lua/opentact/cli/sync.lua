@@ -155,11 +155,8 @@ function M.run(ctx, o)
     end
   end
   local report, err
-  -- after a question, every planned lease is read again: the answer may
-  -- have taken long enough for the server to move on; with none asked,
-  -- the plan was made a moment ago and is applied at once, as the
-  -- library's sync applies its own
-  report, err = client:apply(plan, { batch_size = batch_size, concurrency = concurrency, reread = asked == true,
+  -- (apply checks what changed since the plan, however long the answer took)
+  report, err = client:apply(plan, { batch_size = batch_size, concurrency = concurrency,
     on_progress = ctx.is_terminal and o.format == "table" and progress_bar(ctx) or nil })
   client:close()
   if not report then

@@ -174,7 +174,7 @@ end
 
 -- Reads one answer's status line and headers, skipping 1xx interim
 -- answers. Returns status, headers {content_length, chunked, close,
--- retry_after}, or nil, err, nothing_read.
+-- retry_after, date}, or nil, err, nothing_read.
 local function read_head(r)
   for _ = 1, MAX_INTERIM + 1 do
     local line, err = r:line()
@@ -204,6 +204,8 @@ local function read_head(r)
           if find(v, "close", 1, true) then h.close = true elseif find(v, "keep-alive", 1, true) then h.close = false end
         elseif name == "retry-after" then
           h.retry_after = value
+        elseif name == "date" then
+          h.date = ngx.parse_http_time(value)
         end
       end
     end
@@ -292,6 +294,7 @@ local function exchange(st, t, method, path, body, credential, deadline)
     return nil, receive_error(err, "answer")
   end
   if h.close or r:leftover() then sock:close() else sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE) end
+  if h.date and h.date > (t.server_date or 0) then t.server_date = h.date end
   return status, answer, h.retry_after, h.open_ended
 end
 
@@ -429,6 +432,11 @@ end
 -- nginx workers are forked before any request: there is no fork to see.
 function Transport.epoch()
   return 0
+end
+
+--- The latest Date header of an answer (seconds since the epoch), or nil.
+function Transport:server_date()
+  return self.target.server_date
 end
 
 function Transport:close()
