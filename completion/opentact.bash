@@ -1,6 +1,9 @@
 # bash completion for opentact (lua-opentact): its commands, each
-# command's options, the values of --format, and files after the options
-# that name one. Source this file from ~/.bashrc, or copy it to
+# command's options, the values of --format and of the on|off settings,
+# files after the options that name one, and CONN: the names of the
+# account's connections and control apps, from 'opentact names' (names
+# kept a short while, else one bounded read; never a wait that hangs the
+# shell). Source this file from ~/.bashrc, or copy it to
 # ~/.local/share/bash-completion/completions/opentact.
 # The options per command are those of `opentact COMMAND --help` (a spec
 # checks that they stay the same).
@@ -19,12 +22,18 @@ _opentact() {
   COMPREPLY=()
 
   # the command: the first word that is no option and no option's value
+  # (--url and --profile kept, for the names of that account)
   cmd=
   i=1
+  local -a account=()
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code)
+      --url|--profile)
+        if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 1)); fi
+        account+=("$word" "${COMP_WORDS[i+1]}")
+        i=$((i + 1)) ;;
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code|--autorenew|--voice|--fax|--sms|--mms|--emergency)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -42,6 +51,9 @@ _opentact() {
     --format)
       COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur"))
       return 0 ;;
+    --autorenew|--voice|--fax|--sms|--mms|--emergency)
+      COMPREPLY=($(compgen -W "on off" -- "$cur"))
+      return 0 ;;
     --profile)
       # the profiles 'opentact login --profile NAME' made
       local dir=${XDG_CONFIG_HOME:-$HOME/.config}/opentact/profiles
@@ -54,6 +66,9 @@ _opentact() {
   local opts
   case $cmd in
     list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
+    connections|apps) opts="--count --concurrency --format --json --all --url --profile --timeout --retries --verbose --help" ;;
+    lease) opts="--autorenew --voice --fax --sms --mms --emergency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
+    names) opts="--url --profile --timeout --verbose --help" ;;
     find) opts="--format --json --all --country-code --url --profile --timeout --retries --verbose --help" ;;
     assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
     sync) opts="--numbers-file --leases-file --all-leases --exact --move --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
@@ -69,11 +84,25 @@ _opentact() {
   esac
 
   if [ -z "$cmd" ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync plan apply login logout whoami token help" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply connections apps lease names login logout whoami token help" -- "$cur"))
   elif [ "$cmd" = help ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync plan apply login logout whoami token" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply connections apps lease names login logout whoami token" -- "$cur"))
+  elif [ "$cmd" = lease ] && [ "${cur#-}" = "$cur" ] && [ "$i" -eq $((COMP_CWORD - 1)) ]; then
+    COMPREPLY=($(compgen -W "set" -- "$cur"))
   elif [ "${cur#-}" != "$cur" ]; then
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif [ "$i" -eq $((COMP_CWORD - 1)) ] && case $cmd in list|assign|sync|plan) true ;; *) false ;; esac; then
+    # CONN: the names of the account's connections, app:NAME for its apps
+    local IFS=$'\n' name
+    local -a names
+    if command -v timeout > /dev/null 2>&1; then
+      names=($(timeout 5 opentact names "${account[@]}" 2> /dev/null))
+    else
+      names=($(opentact names "${account[@]}" 2> /dev/null))
+    fi
+    for name in "${names[@]}"; do
+      case $name in "$cur"*) COMPREPLY+=("$(printf '%q' "$name")") ;; esac
+    done
   elif [ "$cmd" = apply ]; then
     # the plan file
     compopt -o filenames 2> /dev/null

@@ -22,19 +22,22 @@ local admin = require("emulator.admin")
 local auth = require("emulator.auth")
 local state = require("emulator.state")
 local seed = require("emulator.seed")
-local pairs = pairs
+local pairs, ipairs = pairs, ipairs
 
 local config = state.config
 
 local M = { api = routes.api, done = routes.done, admin = admin.admin }
 
 -- opts: token, connections, leases, apps, latency, max_page, users,
--- token_ttl; summary: a file to write the seed's summary to
+-- token_ttl, names, app_leases; summary: a file to write the seed's summary to
 function M.init(opts)
   for k, v in pairs(opts) do config[k] = v end
   config.max_page = opts.max_page or 100
   config.token_ttl = opts.token_ttl or 86400
-  seed.build(opts.connections or 4, opts.leases or 100, opts.apps or 0)
+  -- names: {kind, index, base64 name}, from --connection-name / --app-name
+  local names = { connection = {}, app = {} }
+  for _, n in ipairs(opts.names or {}) do names[n[1]][n[2]] = ngx.decode_base64(n[3]) end
+  seed.build(opts.connections or 4, opts.leases or 100, opts.apps or 2, names, opts.app_leases)
   auth.init(opts.users)
   state.reset()
   if opts.summary then

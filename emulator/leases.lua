@@ -3,6 +3,8 @@
 --   GET|POST /sip/app/{uuid}/tnlease          the same for SIP control apps
 --   GET      /lease/tn/{tn}/tn                the lease of a phone number
 --   GET      /lease/tn/{uuid}                 one lease
+--   PATCH    /lease/tn/{uuid}                 change its settings (or holders)
+--   DELETE   /lease/tn/{uuid}                 405: this emulator releases nothing
 
 local ngx = ngx
 local cjson = require("cjson.safe")
@@ -17,7 +19,7 @@ local dict, decode_state, encode_state, bump = state_mod.dict, state_mod.decode_
 local snapshot, held_by, add_lease = state_mod.snapshot, state_mod.held_by, state_mod.add_lease
 local fail, answer_buffer, success = replies.fail, replies.answer_buffer, replies.success
 local status_fault, finish = replies.status_fault, replies.finish
-local UUID, is_json = request.UUID, request.is_json
+local UUID, is_json, decode_object = request.UUID, request.is_json, request.decode_object
 local iso, TN_BASE = seed.iso, seed.TN_BASE
 
 local M = {}
@@ -74,6 +76,8 @@ end
 -- changes nothing, and a faked one can answer all the same.
 local function plan(kind, target, changes)
   local d = dict()
+  -- the answer's leases with their changed settings
+  if state_mod.settings_changed() then snapshot() end
   local field = kind.field
   local states = {} -- lease -> { conn = , seq = , modified = , app = }, as this request leaves it
   local function state(lease)
@@ -165,12 +169,91 @@ local function handle_lease_by_number(method, tn, fault)
   return one_lease(i, fault)
 end
 
--- GET /lease/tn/{uuid}: one lease.
-local function handle_lease(method, uuid, fault)
-  if method ~= "GET" then return fail(405, "Method not allowed") end
-  if not ngx.re.find(uuid, UUID, "jo") then return fail(400, "uuid must match " .. UUID) end
+-- The fields PATCH /lease/tn/{uuid} takes besides the holders, and
+-- their JSON types ("uuid": a uuid string or null).
+local SETTINGS = { autorenew = "boolean", messaging_profile = "uuid" }
+for _, f in ipairs(state_mod.FLAGS) do SETTINGS[f] = "boolean" end
+local HOLDER_FIELDS = { sip_connection = HOLDERS.connection, sip_control_app = HOLDERS.app }
+
+-- Checks a PATCH body: the object, or nil and a message.
+local function parse_patch(raw)
+  local patch = raw and raw ~= "" and decode_object(raw)
+  if not patch then return nil, "request body is not a JSON object" end
+  for k, v in pairs(patch) do
+    local want, kind = SETTINGS[k], HOLDER_FIELDS[k]
+    if want == "boolean" then
+      if type(v) ~= "boolean" then return nil, "'" .. k .. "' must be true or false" end
+    elseif want == "uuid" or kind then
+      if v ~= cjson.null and not (type(v) == "string" and ngx.re.find(v, UUID, "jo")) then
+        return nil, "'" .. k .. "' must be a uuid or null"
+      end
+      if kind and v ~= cjson.null and not dict():get(kind.key .. v) then return nil, kind.missing, 404 end
+    else
+      return nil, "unknown field '" .. tostring(k) .. "'"
+    end
+  end
+  return patch
+end
+
+-- PATCH /lease/tn/{uuid}: settings are kept in "S:<uuid>" (see
+-- state.lua); holders change as the tnlease routes change them, with
+-- their refusals (a lease on the other kind of holder). The lease's
+-- modified_on moves.
+local function patch_lease(i, uuid, body, headers, fault)
+  if not is_json(headers) then return fail(400, "Content-Type must be application/json") end
+  local patch, why, status = parse_patch(body)
+  if not patch then return fail(status or 400, why) end
   if fault and fault.status and not fault.apply then return status_fault(fault) end
+  local d = dict()
+  -- the holders first: refused, nothing changes
+  local steps, st = {}, {}
+  st.conn, st.seq, st.modified, st.app = decode_state(d:get("L:" .. uuid))
+  for field, kind in pairs(HOLDER_FIELDS) do
+    local v = patch[field]
+    if v ~= nil then
+      local now = st[kind.field]
+      if v == cjson.null then
+        if now ~= "" then steps[#steps + 1] = { kind, now, { add = {}, remove = { uuid } } } end
+      elseif v ~= now then
+        steps[#steps + 1] = { kind, v, { add = { uuid }, remove = {} } }
+      end
+    end
+  end
+  for _, step in ipairs(steps) do
+    local p, refused = plan(step[1], step[2], step[3])
+    if not p then return fail(409, refused) end
+    if not (fault and fault.fake) then commit(p) end
+  end
+  local changed = false
+  local settings = cjson.decode(d:get("S:" .. uuid) or "{}") or {}
+  for k in pairs(SETTINGS) do
+    if patch[k] ~= nil then settings[k], changed = patch[k], true end
+  end
+  if changed and not (fault and fault.fake) then
+    d:set("S:" .. uuid, cjson.encode(settings))
+    d:set("S:any", true)
+    local conn, seq, _, app = decode_state(d:get("L:" .. uuid))
+    d:set("L:" .. uuid, encode_state(conn, seq, iso(ngx.time()), app))
+    bump(d, { i })
+  end
+  return one_lease(i, fault)
+end
+
+-- GET /lease/tn/{uuid}: one lease; PATCH changes it; DELETE, which
+-- releases the number from the account on Opentact, is refused loudly.
+local function handle_lease(method, uuid, fault, body, headers)
+  if method == "DELETE" then
+    return fail(405, "DELETE /lease/tn/{uuid} releases the phone number from the account: "
+      .. "this emulator does not release numbers (to detach a lease, POST its tnlease route with \"remove\")")
+  end
+  if method ~= "GET" and method ~= "PATCH" then return fail(405, "Method not allowed") end
+  if not ngx.re.find(uuid, UUID, "jo") then return fail(400, "uuid must match " .. UUID) end
   local i = seed.index[uuid]
+  if method == "PATCH" then
+    if not i then return fail(404, "TNLease not found") end
+    return patch_lease(i, uuid, body, headers, fault)
+  end
+  if fault and fault.status and not fault.apply then return status_fault(fault) end
   if not i then return fail(404, "TNLease not found") end
   return one_lease(i, fault)
 end

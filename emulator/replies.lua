@@ -3,7 +3,7 @@
 
 local ngx = ngx
 local cjson = require("cjson.safe")
-local pairs, tostring = pairs, tostring
+local pairs, tostring, tonumber = pairs, tostring, tonumber
 local concat, floor = table.concat, math.floor
 
 local M = {}
@@ -69,7 +69,9 @@ end
 local function finish(body, fault)
   if fault and fault.reset then return ngx.exit(444) end
   if fault and fault.status then return status_fault(fault) end
-  return deliver(200, body, fault)
+  -- `date`: the answer's Date header that many seconds off the clock
+  local date = fault and tonumber(fault.date)
+  return deliver(200, body, fault, nil, date and { Date = ngx.http_time(ngx.time() + date) } or nil)
 end
 
 M.send, M.fail, M.answer_buffer, M.success = send, fail, answer_buffer, success

@@ -7,9 +7,13 @@
 -- Routes (also under /rest/), and the module that serves each:
 --   GET|POST /sip/connection/{uuid}/tnlease   list, assign / unassign            leases
 --   GET|POST /sip/app/{uuid}/tnlease          the same for SIP control apps      leases
+--   GET      /sip/connection[/{uuid}]         the SIP connections, or one        holders
+--   GET      /sip/app[/{uuid}]                the SIP control apps, or one       holders
 --   POST     /lease/tn/search?take=N&skip=N   search the account's leases        search
 --   GET      /lease/tn/{tn}/tn                the lease of a phone number        leases
 --   GET      /lease/tn/{uuid}                 one lease                          leases
+--   PATCH    /lease/tn/{uuid}                 change a lease's settings          leases
+--   DELETE   /lease/tn/{uuid}                 405: this emulator releases nothing leases
 --   GET      /auth                            log in with HTTP Basic: a JWT      auth
 --   POST     /token                           a long-lived bearer token (a JWT)  auth
 --
@@ -24,6 +28,7 @@ local replies = require("emulator.replies")
 local request = require("emulator.request")
 local leases = require("emulator.leases")
 local search = require("emulator.search")
+local holders = require("emulator.holders")
 local auth_mod = require("emulator.auth") -- serve() has an auth, what the credentials were
 local pairs, tonumber, tostring, pcall = pairs, tonumber, tostring, pcall
 
@@ -82,7 +87,7 @@ local function serve(method, uri)
   if latency > 0 then ngx.sleep(latency) end
   if fault and fault.delay then ngx.sleep(tonumber(fault.delay) or 0) end
 
-  local body = method == "POST" and read_body() or nil
+  local body = (method == "POST" or method == "PATCH") and read_body() or nil
   local headers = ngx.req.get_headers()
   local token, claims, auth, user, from
   if path == "/auth" then
@@ -106,7 +111,9 @@ local function serve(method, uri)
   local tn = path:match("^/lease/tn/([^/]*)/tn$")
   if tn then return handle_lease_by_number(method, tn, fault) end
   local lease = path:match("^/lease/tn/([^/]*)$")
-  if lease then return handle_lease(method, lease, fault) end
+  if lease then return handle_lease(method, lease, fault, body, headers) end
+  local what, one = path:match("^/sip/(%a+)/?([^/]*)$")
+  if what and holders.KINDS[what] then return holders.handle(method, what, one, fault) end
   local kind, uuid = path:match("^/sip/(%a+)/([^/]*)/tnlease$")
   if not HOLDERS[kind] then return fail(404, "No route for " .. method .. " " .. uri) end
   return handle_holder(method, HOLDERS[kind], uuid, body, headers, fault)

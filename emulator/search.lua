@@ -9,7 +9,7 @@ local request = require("emulator.request")
 local type, ipairs, pairs, next, tonumber, tostring = type, ipairs, pairs, next, tonumber, tostring
 local format, concat, floor, min = string.format, table.concat, math.floor, math.min
 
-local config, snapshot, add_lease = state.config, state.snapshot, state.add_lease
+local config, snapshot, add_lease, autorenew = state.config, state.snapshot, state.add_lease, state.autorenew
 local fail, status_fault, finish = replies.fail, replies.status_fault, replies.finish
 local is_json, decode_object, is_uuid = request.is_json, request.decode_object, request.is_uuid
 
@@ -166,7 +166,7 @@ local function criteria(f)
   end
   if f.autorenew ~= nil then
     local want_renew = f.autorenew
-    tests[#tests + 1] = function(i) return seed.autorenew[i] == want_renew end
+    tests[#tests + 1] = function(i, s) return autorenew(s, i) == want_renew end
   end
   local function range(from, to, value)
     if not (from or to) then return end

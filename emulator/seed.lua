@@ -4,6 +4,7 @@
 -- every module that requires it reads it without a lookup more.
 
 local ngx = ngx
+local cjson = require("cjson.safe")
 local format, concat, min = string.format, table.concat, math.min
 local tonumber, ipairs, pairs = tonumber, ipairs, pairs
 
@@ -53,25 +54,54 @@ local function lease_template(i, uuid)
   return head
 end
 
+-- A SIP connection as GET /sip/connection answers it: every field
+-- Opentact's description lists, made up the same way on every start.
+local function connection_json(u, i, name)
+  local created = iso(CREATED_BASE - 86400 * (i + 1))
+  return format('{"uuid":"%s","name":%s,"is_active":true,"tech_prefix":null,"ip":"192.0.2.%d","port":5060,'
+    .. '"hostname":"trunk%d.example.com","product":"sip-trunk","sip_domains":["trunk%d.sip.example.com"],'
+    .. '"account":{"uuid":"%s"},"created_on":"%s","modified_on":"%s"}',
+    u, cjson.encode(name), i % 250 + 1, i, i, ACCOUNT_UUID, created, created)
+end
+
+-- A SIP control app as GET /sip/app answers it.
+local function app_json(u, k, name)
+  local created = iso(CREATED_BASE - 86400 * (k + 1))
+  return format('{"uuid":"%s","name":%s,"is_active":true,"webhook_url":"https://ivr.example.com/app/%d",'
+    .. '"webhook_method":"POST","webhook_request_timeout":5,"account":{"uuid":"%s"},"created_on":"%s",'
+    .. '"modified_on":"%s"}', u, cjson.encode(name), k, ACCOUNT_UUID, created, created)
+end
+
 -- The seed: connections, apps and leases (uuids in seed order), index
 -- (lease uuid -> i), per lease i its template, created_on, number (the
 -- phone number's digits) and autorenew, the holders at seed time (lease
--- uuid -> connection / app uuid) and each holder's JSON.
-local function build_seed(connections, leases, apps)
+-- uuid -> connection / app uuid), each holder's name, its JSON inside a
+-- lease (uuid and name) and its whole JSON (the /sip routes). `names`:
+-- {connection = {[i] = name}, app = {[k] = name}} in place of the
+-- default names (sip-trunk-i, control-app-k): they need not be unique.
+-- `app_leases`: app k holds lease (leases - k + 1), unless a connection
+-- holds it; else the apps hold nothing.
+local function build_seed(connections, leases, apps, names, app_leases)
   local s = { connections = {}, apps = {}, leases = {}, index = {}, templates = {}, created = {},
-    numbers = {}, autorenew = {}, holder = {}, app_holder = {}, conn_json = {}, app_json = {} }
+    numbers = {}, autorenew = {}, holder = {}, app_holder = {}, conn_json = {}, app_json = {},
+    conn_name = {}, app_name = {}, conn_full = {}, app_full = {} }
+  names = names or {}
   ACCOUNT_UUID = seed_uuid("account", 1)
   USER_UUID = seed_uuid("user", 1)
   ORDER_UUID = seed_uuid("tnorder", 1)
   for i = 1, connections do
     local u = seed_uuid("connection", i)
-    s.connections[i] = u
-    s.conn_json[u] = format('{"uuid":"%s","name":"sip-trunk-%d"}', u, i)
+    local name = names.connection and names.connection[i] or "sip-trunk-" .. i
+    s.connections[i], s.conn_name[i] = u, name
+    s.conn_json[u] = format('{"uuid":"%s","name":%s}', u, cjson.encode(name))
+    s.conn_full[u] = connection_json(u, i, name)
   end
   for k = 1, apps do
     local u = seed_uuid("app", k)
-    s.apps[k] = u
-    s.app_json[u] = format('{"uuid":"%s","name":"control-app-%d"}', u, k)
+    local name = names.app and names.app[k] or "control-app-" .. k
+    s.apps[k], s.app_name[k] = u, name
+    s.app_json[u] = format('{"uuid":"%s","name":%s}', u, cjson.encode(name))
+    s.app_full[u] = app_json(u, k, name)
   end
   for i = 1, leases do
     local u = seed_uuid("lease", i)
@@ -88,7 +118,7 @@ local function build_seed(connections, leases, apps)
   end
   -- app k holds lease (leases - k + 1), the last ones, unless a connection
   -- holds it: a lease is never on both at seed time
-  for k = 1, apps do
+  for k = 1, app_leases and apps or 0 do
     local lease = s.leases[leases - k + 1]
     if lease and not s.holder[lease] then s.app_holder[lease] = s.apps[k] end
   end
@@ -109,7 +139,7 @@ local function seed_summary(s)
   for i = 1, min(conns, 4) do
     local held = 0
     for _, lease in ipairs(s.leases) do if s.holder[lease] == s.connections[i] then held = held + 1 end end
-    line("  %s  sip-trunk-%d%s", s.connections[i], i,
+    line("  %s  %s%s", s.connections[i], s.conn_name[i],
       held == 0 and "" or held == 1 and ", holds lease 1" or format(", holds leases 1 to %d", held))
   end
   if conns > 4 then line("  ... and %d more", conns - 4) end
@@ -118,7 +148,7 @@ local function seed_summary(s)
   for i = 1, min(leases, 6) do shown[#shown + 1] = i end
   for k = 1, min(#s.apps, 2) do
     local i = leases - k + 1
-    if i > 6 then shown[#shown + 1] = i end
+    if i > 6 and s.app_holder[s.leases[i]] then shown[#shown + 1] = i end
   end
   table.sort(shown)
   local last = 0
@@ -128,15 +158,15 @@ local function seed_summary(s)
     local lease = s.leases[i]
     local conn, app = s.holder[lease], s.app_holder[lease]
     line("  %3d  %s  %s%s", i, lease, s.numbers[i],
-      conn and format("  on sip-trunk-%d", conn_index[conn])
-      or app and format("  on control-app-%d", app_index[app]) or "")
+      conn and format("  on %s", s.conn_name[conn_index[conn]])
+      or app and format("  on %s", s.app_name[app_index[app]]) or "")
   end
   if last < leases then line("  ... and %d more, lease %d holds %.0f", leases - last, leases, TN_BASE + leases) end
   if apps > 0 then
     line("SIP control apps (%d):", apps)
     for k = 1, min(apps, 2) do
       local i = leases - k + 1
-      line("  %s  control-app-%d%s", s.apps[k], k,
+      line("  %s  %s%s", s.apps[k], s.app_name[k],
         s.leases[i] and s.app_holder[s.leases[i]] and format(", holds lease %d", i) or "")
     end
     if apps > 2 then line("  ... and %d more", apps - 2) end
@@ -145,8 +175,8 @@ local function seed_summary(s)
 end
 
 -- Builds the seed into this module's table (see build_seed).
-function M.build(connections, leases, apps)
-  for k, v in pairs(build_seed(connections, leases, apps)) do M[k] = v end
+function M.build(connections, leases, apps, names, app_leases)
+  for k, v in pairs(build_seed(connections, leases, apps, names, app_leases)) do M[k] = v end
   M.USER_UUID = USER_UUID
 end
 

@@ -3,9 +3,10 @@
 -- workers agree; per worker, snapshots of it.
 
 local ngx = ngx
+local cjson = require("cjson.safe")
 local seed = require("emulator.seed")
-local ipairs, tonumber = ipairs, tonumber
-local concat, find, sub = table.concat, string.find, string.sub
+local ipairs, tonumber, tostring, next = ipairs, tonumber, tostring, next
+local concat, find, sub, gsub = table.concat, string.find, string.sub, string.gsub
 
 local M = {}
 
@@ -56,6 +57,45 @@ local function reset_state()
   d:set("auth_failures", 0)
 end
 
+-- A lease's settings changed through PATCH /lease/tn/{uuid} are one more
+-- key, "S:<uuid>" = a JSON object of the fields changed (autorenew,
+-- messaging_profile, the feature flags); "S:any" says that some lease
+-- has one, so that an emulator whose leases keep their seed settings (a
+-- benchmark) reads no more keys than before.
+local FLAGS = { "voice", "fax", "sms", "mms", "emergency" }
+
+-- Lease i's JSON head (its seed template) with `settings` applied.
+local function patched_template(i, settings)
+  local t = seed.templates[i]
+  if settings.autorenew ~= nil then
+    t = gsub(t, '"autorenew":%a+', '"autorenew":' .. tostring(settings.autorenew), 1)
+  end
+  local flags = {}
+  for _, f in ipairs(FLAGS) do
+    if settings[f] ~= nil then flags[#flags + 1] = '"' .. f .. '":' .. tostring(settings[f]) end
+  end
+  if #flags > 0 then t = gsub(t, '("autorenew":%a+,)', "%1" .. concat(flags, ",") .. ",", 1) end
+  local mp = settings.messaging_profile
+  if mp ~= nil then
+    t = gsub(t, '"messaging_profile":null', '"messaging_profile":'
+      .. (mp == cjson.null and "null" or '{"uuid":"' .. mp .. '"}'), 1)
+  end
+  return t
+end
+
+-- Reads lease i's settings into snapshot s: its template and autorenew
+-- when it has any.
+local function read_settings(d, s, i)
+  local raw = d:get("S:" .. seed.leases[i])
+  local settings = raw and cjson.decode(raw)
+  if type(settings) == "table" then
+    s.templates[i] = patched_template(i, settings)
+    if settings.autorenew ~= nil then s.autorenew[i] = settings.autorenew end
+  else
+    s.templates[i], s.autorenew[i] = nil, nil
+  end
+end
+
 -- Every change to the state but a reset ends with bump(): it raises the
 -- version after its writes and notes which leases it changed under the
 -- new version ("C:<version>" = their seed indexes), for snapshot().
@@ -94,8 +134,10 @@ local function reread(d, version)
   -- in place: a request uses its snapshot without yielding in between,
   -- so no request still holds the older one
   local conn, seq, modified, app = snap.conn, snap.seq, snap.modified, snap.app
+  local settings = d:get("S:any")
   for _, i in ipairs(changed) do
     conn[i], seq[i], modified[i], app[i] = decode_state(d:get("L:" .. seed.leases[i]))
+    if settings then read_settings(d, snap, i) end
   end
   snap.version = version
   return true
@@ -108,10 +150,13 @@ local function snapshot()
   if snap.version and version > snap.version and version - snap.version < JOURNAL and reread(d, version) then
     return snap
   end
-  local s = { version = version, conn = {}, seq = {}, modified = {}, app = {} }
+  local s = { version = version, conn = {}, seq = {}, modified = {}, app = {}, templates = {}, autorenew = {} }
   local conn, seq, modified, app = s.conn, s.seq, s.modified, s.app
   for i, lease in ipairs(seed.leases) do
     conn[i], seq[i], modified[i], app[i] = decode_state(d:get("L:" .. lease))
+  end
+  if d:get("S:any") then
+    for i = 1, #seed.leases do read_settings(d, s, i) end
   end
   snap = s
   return s
@@ -138,7 +183,9 @@ end
 local function add_lease(buf, i, conn, modified, app)
   local n = #buf
   if n > 1 then buf[n + 1] = "," n = n + 1 end
-  buf[n + 1] = seed.templates[i]
+  -- (a lease's changed settings are in the latest snapshot: whoever
+  -- answers with a lease has taken one since the change)
+  buf[n + 1] = snap.templates and snap.templates[i] or seed.templates[i]
   buf[n + 2] = modified ~= "" and modified or seed.created[i]
   buf[n + 3] = '","sip_connection":'
   buf[n + 4] = seed.conn_json[conn] or "null"
@@ -149,5 +196,20 @@ end
 
 M.dict, M.encode_state, M.decode_state, M.reset = dict, encode_state, decode_state, reset_state
 M.bump, M.snapshot, M.held_by, M.add_lease = bump, snapshot, held_by, add_lease
+M.FLAGS = FLAGS
+
+-- Whether an answer built from the leases' own states (an assign's) must
+-- take a snapshot first, for leases whose settings changed (or changed
+-- back, by a reset).
+function M.settings_changed()
+  return dict():get("S:any") or (snap.templates ~= nil and next(snap.templates) ~= nil)
+end
+
+-- Lease i's autorenew in snapshot s: as changed, else as seeded.
+function M.autorenew(s, i)
+  local v = s.autorenew and s.autorenew[i]
+  if v == nil then return seed.autorenew[i] end
+  return v
+end
 
 return M

@@ -60,6 +60,8 @@ local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 local auth = require("opentact.auth")
 local sync = require("opentact.sync")
+local targets = require("opentact.targets")
+local settings = require("opentact.settings")
 
 local type, pcall, tostring, pairs, ipairs = type, pcall, tostring, pairs, ipairs
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -126,9 +128,21 @@ local function check_key(v, n, fname, at)
   end
 end
 
+-- A target argument (a connection uuid, {app = uuid}, {connection = uuid}
+-- or a resolved target): its kind and its uuid as given, which the
+-- request builders check; anything else raises.
+local function target_arg(x, n, fname, at)
+  local kind, uuid = targets.shape(x)
+  if not kind then
+    raise(("bad argument #%d to '%s' (string or target expected%s, got %s)"):format(n, fname,
+      at and " at index " .. at or "", type(x)))
+  end
+  return kind, uuid
+end
+
 -- Builds an assign request; misuse found by the core raises in the user's name.
-local function build_assign(conn, changes, fname)
-  local ok, path, body = pcall(request_assign, conn, changes)
+local function build_assign(conn, changes, fname, kind)
+  local ok, path, body = pcall(request_assign, conn, changes, kind)
   if not ok then
     -- the core names itself; the user called `fname`
     raise(errors.in_name_of(path, fname))
@@ -153,26 +167,27 @@ local function send(client, method, path, body, callback, shape)
     e:fail_callback(err, callback)
     return true
   end
-  local req = request(method, path, method == "POST" and body or nil, shape)
+  local req = request(method, path, method ~= "GET" and body or nil, shape)
   if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
   return true
 end
 
---- Lists the TN leases assigned to a SIP connection.
-function work.list(client, conn, callback)
-  check_arg(conn, "string", 1, "list")
+--- Lists the TN leases assigned to a target: a SIP connection, or a SIP
+--- control app.
+function work.list(client, target, callback)
+  local kind, uuid = target_arg(target, 1, "list")
   check_callback(client, callback, 2, "list")
-  local path, err = request_list(conn)
+  local path, err = request_list(uuid, kind)
   return send(client, "GET", path, err, callback)
 end
 
---- Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection.
-function work.assign(client, conn, changes, callback)
-  check_arg(conn, "string", 1, "assign")
+--- Assigns (`add`) and unassigns (`remove`) TN leases on a target.
+function work.assign(client, target, changes, callback)
+  local kind, uuid = target_arg(target, 1, "assign")
   check_arg(changes, "table", 2, "assign")
   check_callback(client, callback, 3, "assign")
-  local path, body = build_assign(conn, changes, "assign")
+  local path, body = build_assign(uuid, changes, "assign", kind)
   return send(client, "POST", path, body, callback)
 end
 
@@ -221,24 +236,68 @@ end
 
 --- Assigns many uuids in batches, several requests at once; returns a
 --- report where every input uuid is either applied or failed.
-function work.assign_batched(client, conn, changes, opts)
-  check_arg(conn, "string", 1, "assign_batched")
+function work.assign_batched(client, target, changes, opts)
+  local kind, uuid = target_arg(target, 1, "assign_batched")
   check_arg(changes, "table", 2, "assign_batched")
   local o = options.call(opts, "assign_batched", 3)
-  local path, body = build_assign(conn, changes, "assign_batched")
-  return (bulk.assign(client._engine, conn, changes, o, path, body))
+  local path, body = build_assign(uuid, changes, "assign_batched", kind)
+  return (bulk.assign(client._engine, uuid, changes, o, path, body, kind))
 end
 
---- Lists many connections, several requests at once; results in input order.
-function work.list_many(client, conns, opts)
-  check_arg(conns, "table", 1, "list_many")
+--- Lists many targets, several requests at once; results in input order.
+function work.list_many(client, list, opts)
+  check_arg(list, "table", 1, "list_many")
   local o = options.call(opts, "list_many", 2)
-  for i = 1, #conns do
-    if type(conns[i]) ~= "string" then
-      raise(("bad argument #1 to 'list_many' (string expected at index %d, got %s)"):format(i, type(conns[i])))
-    end
+  local items = {}
+  for i = 1, #list do
+    local kind, uuid = target_arg(list[i], 1, "list_many", i)
+    items[i] = { kind = kind, uuid = uuid }
   end
-  return setmetatable(bulk.list(client._engine, conns, o), pretty.Results)
+  return setmetatable(bulk.list(client._engine, items, o), pretty.Results)
+end
+
+--- Every SIP connection of the account: a list (opentact.Holders) of
+--- tables with every field the server sent, or nil, err.
+function work.connections(client)
+  return one(targets.list(client._engine, client._names, "connection"))
+end
+
+--- Every SIP control app of the account, the same way.
+function work.apps(client)
+  return one(targets.list(client._engine, client._names, "app"))
+end
+
+--- The target `x` names (a uuid, a name, "app:NAME-or-UUID",
+--- "connection:NAME-or-UUID", or a target table) as {kind, uuid, name};
+--- or nil, err (`not_found`; `invalid` for a name several have, listed).
+function work.target(client, x)
+  if type(x) ~= "string" then target_arg(x, 1, "target") end
+  return one(targets.resolve(client._engine, client._names, x, client._opts.names_ttl))
+end
+
+--- Changes a lease's settings (PATCH /lease/tn/{uuid}): `lease` a lease
+--- uuid, a lease table, or a phone number (looked up first). Returns the
+--- lease as the server answers it, or nil, err.
+function work.update_lease(client, lease, fields)
+  local t = type(lease)
+  if not (t == "string" or t == "number" or t == "table" and type(lease.uuid) == "string") then
+    raise(("bad argument #1 to 'update_lease' (string, number or lease expected, got %s)"):format(t))
+  end
+  check_arg(fields, "table", 2, "update_lease")
+  local body, why = settings.body(fields)
+  if not body then raise(("bad argument #2 to 'update_lease' (%s)"):format(why)) end
+  local uuid = t == "table" and lease.uuid or lease
+  if not bulk.is_uuid(uuid) then
+    -- a phone number: its lease first
+    local found, err = work.lease(client, lease)
+    if not found then return nil, err end
+    uuid = found.uuid
+  end
+  if not bulk.is_uuid(uuid) then
+    return nil, finish(errors.new("invalid", "lease uuid " .. pretty.safe(("%q"):format(uuid))
+      .. " is not a uuid (8-4-4-4-12 hex digits)", false), "PATCH", nil, 0)
+  end
+  return send(client, "PATCH", "/lease/tn/" .. uuid:lower(), body, nil, "lease")
 end
 
 --- One page of the account's leases that match `filter` (see the README
@@ -312,32 +371,34 @@ local function check_desired(desired, fname)
   return what == "all_leases" and "all" or what, desired[what]
 end
 
--- The arguments of sync and plan (`fname`), checked as one: what, the
--- list and the call's options; or nil, err when CONN makes no request.
-local function check_sync_args(conn, desired, opts, fname)
-  check_arg(conn, "string", 1, fname)
+-- The arguments of sync and plan (`fname`), checked as one: the target,
+-- what, the list and the call's options; or nil, err when the target
+-- makes no request.
+local function check_sync_args(target, desired, opts, fname)
+  target_arg(target, 1, fname)
   check_arg(desired, "table", 2, fname)
   local what, list = check_desired(desired, fname)
   local o = options.call(opts, fname, 3)
-  local path, err = request_list(conn)
-  if not path then return nil, finish(err, "GET", nil, 0) end
-  return what, list, o
+  local t, err = targets.of(target)
+  if not t then return nil, err end
+  return t, what, list, o
 end
 
---- Brings a SIP connection to a desired state: plans, applies, verifies.
---- `desired` is {numbers = {...}}, {leases = {...}} or {all_leases = true}.
-function work.sync(client, conn, desired, opts)
-  local what, list, o = check_sync_args(conn, desired, opts, "sync")
-  if not what then return nil, list end
-  return one(sync.run(client._engine, conn, what, list, o, client._opts.base_url))
+--- Brings a target (a SIP connection or control app) to a desired state:
+--- plans, applies, verifies. `desired` is {numbers = {...}}, {leases =
+--- {...}} or {all_leases = true}.
+function work.sync(client, target, desired, opts)
+  local t, what, list, o = check_sync_args(target, desired, opts, "sync")
+  if not t then return nil, what end
+  return one(sync.run(client._engine, t, what, list, o, client._opts.base_url))
 end
 
 --- What sync would do, changing nothing: a plan (opentact.Plan) that
 --- records the holder of every lease it touches, or nil, err.
-function work.plan(client, conn, desired, opts)
-  local what, list, o = check_sync_args(conn, desired, opts, "plan")
-  if not what then return nil, list end
-  return one(sync.make(client._engine, conn, what, list, o, client._opts.base_url, true))
+function work.plan(client, target, desired, opts)
+  local t, what, list, o = check_sync_args(target, desired, opts, "plan")
+  if not t then return nil, what end
+  return one(sync.make(client._engine, t, what, list, o, client._opts.base_url, true))
 end
 
 --- Does exactly what a plan lists, once the server is seen to be as it
@@ -418,6 +479,10 @@ local METHODS = {
   { "base_url", closed = true },
   { "assign_batched", module = true },
   { "list_many", module = true },
+  { "connections", module = true },
+  { "apps", module = true },
+  { "target", module = true },
+  { "update_lease", module = true },
   { "search", module = true },
   { "search_all", module = true },
   { "sync", module = true },
@@ -464,6 +529,7 @@ local function new_client(opts, fname)
     _opts = o,
     _engine = e,
     _auth = a.describe(),
+    _names = {}, -- the lists client:target resolves names from (targets.resolve)
   }, Client)
 end
 
@@ -563,6 +629,8 @@ M.Report = pretty.Report
 M.SyncReport = pretty.SyncReport
 M.Plan = sync.Plan
 M.Results = pretty.Results
+M.Target = targets.Target
+M.Holders = targets.Holders
 M.Object = core.Object
 
 -- The module prints (in the REPL, say) as its version and the client the

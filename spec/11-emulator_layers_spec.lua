@@ -8,7 +8,7 @@ local layers = require("layers")
 local LAYERS = {
   { "init" },
   { "routes", "admin" },
-  { "leases", "search", "auth" },
+  { "leases", "search", "auth", "holders" },
   { "replies", "request", "state" },
   { "seed", "sha256" },
 }

@@ -165,3 +165,33 @@ describe("examples/openresty", function()
     assert.is_truthy(bad_body:find('"error":"invalid"', 1, true))
   end)
 end)
+
+describe("examples/move_to_app.lua #wire", function()
+  local emu
+  setup(function() emu = support.start() end)
+  teardown(function() if emu then emu:stop() end end)
+
+  it("moves a number from a trunk to a control app and back, by name", function()
+    local p = io.popen(("OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s/examples/move_to_app.lua +12125550004 sip-trunk-2 "
+      .. "app:control-app-1 2>&1; echo \"status=$?\""):format(emu.url, emu.token, LUA, support.ROOT))
+    local out = p:read("*a")
+    p:close()
+    assert.is_truthy(out:find("status=0", 1, true), out)
+    local st = emu:state()
+    assert.matches("SIP control app control%-app%-1 %(" .. st.apps[1]:gsub("%-", "%%-") .. "%):", out)
+    assert.matches("moves from SIP connection sip%-trunk%-2", out)
+    assert.matches("moves from SIP control app control%-app%-1", out)
+    assert.matches("+12125550004 is on the control app now", out, 1, true)
+    assert.same({ st.leases[4] }, st.assigned[st.connections[2]])
+    assert.same({}, st.app_assigned[st.apps[1]])
+  end)
+
+  it("names an unknown target and exits 2", function()
+    local p = io.popen(("OPENTACT_URL=%s OPENTACT_TOKEN=%s %s %s/examples/move_to_app.lua +12125550004 sip-trunk-2 "
+      .. "app:nobody 2>&1; echo \"status=$?\""):format(emu.url, emu.token, LUA, support.ROOT))
+    local out = p:read("*a")
+    p:close()
+    assert.is_truthy(out:find("status=2", 1, true), out)
+    assert.is_truthy(out:find("no SIP control app is named", 1, true), out)
+  end)
+end)

@@ -262,7 +262,7 @@ describe("a first run #wire", function()
       assert.is_truthy(shown[2]:find("^opentact %d+%.%d+%.%d+; default client: not made yet %(on first use: "), shown[2])
       assert.is_truthy(shown[3]:find("^3 leases\n  uuid +number +expires +autorenew\n"), shown[3])
       assert.is_truthy(shown[4]:find("^lease af6d1915%-1d62%-4994%-8b60%-962cb69f6c7b: 12125550001, expires %S+, "
-        .. "autorenew yes, on SIP connection " .. escape(conn) .. "$"), shown[4])
+        .. "autorenew yes, on SIP connection sip%-trunk%-1 %(" .. escape(conn) .. "%)$"), shown[4])
       assert.equals(shown[4], shown[5])
       assert.is_truthy(shown[6]:find("^nil\topentact: not_found %(404%): TNLease not found for tn 12125550999"), shown[6])
       assert.is_truthy(shown[7]:find("^page: leases 1 to 3 of 9\n3 leases\n"), shown[7])

@@ -197,7 +197,7 @@ describe("bulk #wire #c", function()
     it("raises for misuse, naming the argument", function()
       local adds = { leases[20] }
       assert.has_error(function() client:assign_batched(1, { add = adds }) end,
-        "bad argument #1 to 'assign_batched' (string expected, got number)")
+        "bad argument #1 to 'assign_batched' (string or target expected, got number)")
       assert.has_error(function() client:assign_batched(conns[1], "x") end,
         "bad argument #2 to 'assign_batched' (table expected, got string)")
       assert.has_error(function() client:assign_batched(conns[1], { add = adds }, { batch_size = 0 }) end,
@@ -247,7 +247,7 @@ describe("bulk #wire #c", function()
       assert.has_error(function() client:list_many("x") end,
         "bad argument #1 to 'list_many' (table expected, got string)")
       assert.has_error(function() client:list_many({ conns[1], 5 }) end,
-        "bad argument #1 to 'list_many' (string expected at index 2, got number)")
+        "bad argument #1 to 'list_many' (string or target expected at index 2, got number)")
       assert.has_error(function() client:list_many({}, { batch_size = 3 }) end)
       assert.same({}, client:list_many({}))
     end)

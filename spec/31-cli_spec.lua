@@ -48,10 +48,13 @@ describe("the opentact command #wire", function()
       assert.is_truthy(out:find("opentact: not_found (404)", 1, true), out)
     end)
 
-    it("exits 2 for a bad uuid, and never shows the token", function()
+    it("exits 2 for a name no connection or app has, and never shows the token", function()
       local out, status = run("list nope")
       assert.equals(2, status)
-      assert.is_truthy(out:find("opentact: invalid", 1, true))
+      assert.is_truthy(out:find('opentact: not_found: no SIP connection or control app is named "nope"', 1, true), out)
+      out, status = run("list app:1234")
+      assert.equals(2, status)
+      assert.is_truthy(out:find("opentact: not_found", 1, true), out)
       local out2, status2 = run("list " .. conns[1], { token = "secret-token-value-xyz" })
       assert.equals(1, status2)
       assert.is_truthy(out2:find("opentact: auth (401)", 1, true))
@@ -318,7 +321,7 @@ describe("the opentact command #wire", function()
     local cases = {
       { "", "give a command" },
       { "frobnicate", "unknown command" },
-      { "list", "list takes one connection uuid" },
+      { "list", "list takes one connection or control app" },
       { "assign CONN --bogus", "unknown option --bogus" },
       { "assign CONN", "nothing to assign" },
       { "assign CONN --add", "--add needs at least one lease uuid or phone number" },
@@ -413,7 +416,7 @@ describe("the opentact command #wire", function()
     local sync_cases = {
       { "sync CONN", "sync takes one of --numbers-file, --leases-file and --all-leases" },
       { "sync CONN --all-leases --numbers-file x", "sync takes one of" },
-      { "sync --all-leases", "sync takes one connection uuid" },
+      { "sync --all-leases", "sync takes one connection or control app" },
       { "find", "find takes a phone number or a mask" },
       { "assign CONN --add 212-CALL", "'212-CALL' is not a lease uuid or a phone number" },
     }

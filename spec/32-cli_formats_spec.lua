@@ -216,8 +216,8 @@ describe("the opentact command for scripts #wire", function()
 
       out, err, status = run("list nope --format jsonl")
       assert.equals(2, status)
-      assert.equals("invalid", cjson.decode(out).error.kind)
-      assert.matches("opentact: invalid", err)
+      assert.equals("not_found", cjson.decode(out).error.kind)
+      assert.matches("opentact: not_found", err)
 
       out, err, status = run("list " .. conns[1] .. " --json", { token = "secret-token-value-xyz" })
       assert.equals(1, status)
@@ -229,7 +229,7 @@ describe("the opentact command for scripts #wire", function()
 
     it("are JSON for usage errors and numbers without a lease too", function()
       for _, c in ipairs({
-        { "list --json", "list takes one connection uuid" },
+        { "list --json", "list takes one connection or control app" },
         { "assign CONN --json --bogus", "unknown option --bogus" },
         { "list CONN --exact --format jsonl", "--exact is not an option of 'opentact list'" },
         { "list CONN --json --url ftp://x", "--url is not an http:// or https:// URL" },

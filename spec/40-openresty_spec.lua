@@ -9,7 +9,7 @@ describe("OpenResty", function()
   local emu, nginx, conns, leases
 
   setup(function()
-    emu, conns, leases = support.start_with_uuids({ leases = 600, users = { "nginx@example.com:worker-secret-pw",
+    emu, conns, leases = support.start_with_uuids({ leases = 600, apps = 1, users = { "nginx@example.com:worker-secret-pw",
       "renew@example.com:worker-secret-pw", "torn@example.com:worker-secret-pw" } })
     nginx = openresty.start({ url = emu.url, token = emu.token, email = "nginx@example.com",
       password = "worker-secret-pw" })
@@ -162,6 +162,19 @@ describe("OpenResty", function()
     _, r = nginx:call("/plan?conn=" .. conns[2] .. "&numbers=12125550020")
     _, a = nginx:call("/apply", { text = r.text })
     assert.same({ ok = true, applied = 1 }, a)
+  end)
+
+  it("lists connections, resolves a name, lists a control app and changes a lease's settings", function()
+    local st = emu:state()
+    local _, r = nginx:call("/targets?name=control-app-1&lease=" .. leases[7])
+    assert.is_nil(r.err)
+    assert.same({ connections = #conns, first_name = "sip-trunk-1", kind = "app", uuid = st.apps[1], held = 1,
+      autorenew = false, fax = true }, r)
+    local patch = emu:requests()[#emu:requests()]
+    assert.equals("PATCH", patch.method)
+    assert.equals('{"autorenew":false,"fax":true}', patch.body)
+    _, r = nginx:call("/targets?name=nobody&lease=" .. leases[7])
+    assert.equals("not_found", r.err.kind)
   end)
 
   it("runs list_many in input order", function()

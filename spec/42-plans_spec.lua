@@ -84,8 +84,8 @@ describe("plans #wire #c", function()
       assert.same({ lease(10) }, uuids(plan.keep))
       assert.same({ "+1 999 555 0000" }, plan.missing)
       assert.same(false, plan.holders[lease(12)])
-      assert.same({ kind = "connection", uuid = conn1 }, plan.holders[lease(1)])
-      assert.same({ kind = "app", uuid = app1 }, plan.holders[lease(60)])
+      assert.same({ kind = "connection", uuid = conn1, name = "sip-trunk-1" }, plan.holders[lease(1)])
+      assert.same({ kind = "app", uuid = app1, name = "control-app-1" }, plan.holders[lease(60)])
       assert.same({ kind = "connection", uuid = conn }, plan.holders[lease(11)])
       assert.same({ kind = "connection", uuid = conn }, plan.holders[lease(10)])
     end)
@@ -97,7 +97,8 @@ describe("plans #wire #c", function()
       assert.equals("Plan: 2 to add, 0 to remove, 0 unchanged, 0 conflicts, 0 missing.", lines[1])
       assert.equals("SIP connection " .. conn .. ":", lines[2])
       assert.matches("^  %+ 12125550012 ", lines[3])
-      assert.matches("^  %+ 12125550060 .*moves from SIP control app " .. app1:gsub("%-", "%%-"), lines[4])
+      assert.matches("^  %+ 12125550060 .*moves from SIP control app control%-app%-1 %(" .. app1:gsub("%-", "%%-")
+        .. "%)%)$", lines[4])
       assert.equals("ok", lines[#lines])
     end)
 
@@ -184,9 +185,9 @@ describe("plans #wire #c", function()
       assert.equals(4, #err.moved)
       local by = {}
       for _, m in ipairs(err.moved) do by[m.uuid] = m end
-      assert.same({ uuid = lease(13), tn = number(13), planned = false, now = { kind = "app", uuid = app1 } },
-        by[lease(13)])
-      assert.same({ kind = "connection", uuid = conn1 }, by[lease(12)].now)
+      assert.same({ uuid = lease(13), tn = number(13), planned = false,
+        now = { kind = "app", uuid = app1, name = "control-app-1" } }, by[lease(13)])
+      assert.same({ kind = "connection", uuid = conn1, name = "sip-trunk-1" }, by[lease(12)].now)
       assert.matches("the plan is stale: 4 leases changed since it was made", err.message, 1, true)
       assert.matches("and 1 more", err.message, 1, true)
       assert.matches(lease(12), err.message, 1, true)
@@ -262,6 +263,52 @@ describe("plans #wire #c", function()
       assert.equals(2, lookups)
     end)
 
+    it("does without the server's time when its Date is more than a minute off this machine's clock", function()
+      -- a proxy or a server whose clock is wrong would put `since` after
+      -- changes that matter: the plan keeps none, and apply reads every
+      -- planned lease again
+      emu:faults({ { date = 600 }, { date = 600 }, { date = 600 } })
+      local plan = assert(client:plan(conn, { numbers = { number(12), number(13) } }))
+      assert.equals(0, emu:stats().faults_pending)
+      assert.is_nil(plan.since)
+      emu:holders({ [lease(13)] = { sip_connection = conn1 } })
+      local from = #emu:requests()
+      local _, err = client:apply(plan)
+      assert.equals("stale", err.kind)
+      local lookups = 0
+      for _, r in ipairs(since(emu, from)) do
+        if r.path:find("^/lease/tn/%x") then lookups = lookups + 1 end
+      end
+      assert.equals(2, lookups)
+      -- 30 s off is within what answers from several servers may differ by
+      emu:faults({ { date = -30 }, { date = -30 }, { date = -30 } })
+      plan = assert(client:plan(conn, { numbers = { number(12), number(14) } }))
+      assert.is_true(math.abs(plan.since + 90 - os.time()) <= 5, plan.since)
+    end)
+
+    it("takes the target's read over the search beside it for a lease expected on the target", function()
+      -- the search answered first, the lease moved, then the target's read
+      -- was answered: the lease is gone from the target, stale
+      client:assign(conn, { add = { lease(10) } })
+      local plan = assert(client:plan(conn, { numbers = { number(10), number(12) } }, { exact = true }))
+      emu:faults({ { on = "^GET /sip/connection/", delay = 0.5 } })
+      local moved = false
+      local c = emu:client({ log = function(e)
+        if not moved and e.path:find("/lease/tn/search", 1, true) then
+          moved = true
+          emu:holders({ [lease(10)] = { sip_connection = conn1 } })
+        end
+      end })
+      finally(function() c:close() end)
+      local posts = writes(emu)
+      local report, err = c:apply(plan)
+      assert.is_true(moved)
+      assert.is_nil(report)
+      assert.equals("stale", err.kind)
+      assert.equals(lease(10), err.moved[1].uuid)
+      assert.equals(posts, writes(emu))
+    end)
+
     it("reads the planned leases again when more changed since planning than one page holds", function()
       -- one page is one moment; pages read one after another could miss a
       -- lease that moves between them
@@ -283,7 +330,7 @@ describe("plans #wire #c", function()
       emu:holders(moved)
       local _, err = client:apply(plan, { page_size = 5 })
       assert.equals("stale", err.kind)
-      assert.same({ kind = "app", uuid = app1 }, err.moved[1].now)
+      assert.same({ kind = "app", uuid = app1, name = "control-app-1" }, err.moved[1].now)
     end)
 
     it("keeps the server's time in a saved plan; one saved without it is checked by reading its leases again",
@@ -570,7 +617,7 @@ describe("plans #wire #c", function()
       local plan = assert(client:plan(conn, { numbers = { number(12), number(60) } }, { move = true }))
       local report = assert(client:apply(plan, { journal = journal, batch_size = 1, concurrency = 1,
         on_progress = function() error("interrupted!") end }))
-      assert.same({ { app = app1, leases = { lease(60) } } }, report.released)
+      assert.same({ { app = app1, kind = "app", name = "control-app-1", leases = { lease(60) } } }, report.released)
       assert.same({ lease(12) }, report.applied.add)
       assert.matches('"released":["' .. lease(60) .. '"]', read(journal), 1, true)
       local from = #emu:requests()

@@ -291,6 +291,8 @@ describe("types/ #c", function()
     ["opentact.Changes"] = function() return { add = { UUID2 } } end,
     ["opentact.Desired"] = function() return { numbers = {} } end,
     ["opentact.Plan"] = function() return {} end,
+    ["opentact.TargetArg"] = function() return UUID end,
+    ["opentact.TargetArg[]"] = function() return {} end,
   }
 
   local function probe(c, opts_at, name)
@@ -353,6 +355,7 @@ describe("types/ #c", function()
     ["opentact.Filter"] = { function(t) return client:search(t) end, "unknown filter field '%s'" },
     ["opentact.Desired"] = { function(t) return client:sync(UUID, t) end, "unknown key '%s'" },
     ["opentact.Changes"] = { function(t) return client:assign(UUID, t) end, "unexpected key '%s'" },
+    ["opentact.LeaseSettings"] = { function(t) return client:update_lease(UUID, t) end, "unknown field '%s'" },
   }
 
   it("name only keys the code takes in filters, desired states and change sets", function()
@@ -496,6 +499,17 @@ describe("types/ against what the library returns #wire #c", function()
     saw("opentact.Error", select(2, opentact.check_options({ timeout = "x" })))
     for _, e in ipairs(events) do saw("opentact.LogEvent", e) end
 
+    -- a control app as the target, resolved by name: a plan, and a sync
+    -- that takes a lease off a connection (released there first)
+    emu:reset()
+    local app = assert(client:target("control-app-1"))
+    saw("opentact.Target", app)
+    local app_plan = assert(client:plan(app, { numbers = { 12125550001, 12125550004 } }, { move = true }))
+    saw("opentact.Plan", app_plan)
+    local app_report = assert(client:apply(app_plan))
+    saw("opentact.SyncReport", app_report)
+    for _, rel in ipairs(app_report.released) do saw("opentact.Released", rel) end
+
     -- list_many: one that works, one that fails
     for _, res in ipairs(client:list_many({ st.connections[1], "not a uuid" })) do saw("opentact.ListResult", res) end
 
@@ -519,7 +533,7 @@ describe("types/ against what the library returns #wire #c", function()
 
   for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Plan", "opentact.PlanOptionsUsed",
     "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released",
-    "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder" }) do
+    "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder", "opentact.Target" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)
@@ -533,7 +547,7 @@ describe("types/ against what the library returns #wire #c", function()
 
   it("compare every class they declare with the code", function()
     local checked = set({ "opentact", "opentact.Client", "opentact.Options", "opentact.Filter", "opentact.Desired",
-      "opentact.Changes" })
+      "opentact.Changes", "opentact.LeaseSettings" })
     for cls in pairs(seen) do checked[cls] = true end
     for _, c in ipairs(callables()) do
       for _, p in ipairs(c.member.params) do

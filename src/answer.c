@@ -249,9 +249,10 @@ typedef enum answer_shape {
     SHAPE_LEASE,  /* one lease */
     SHAPE_PAGE,   /* a search page */
     SHAPE_UUIDS,  /* a list of leases read only for their uuids */
-    SHAPE_AUTH    /* a login's answer */
+    SHAPE_AUTH,   /* a login's answer */
+    SHAPE_OBJECTS /* a list of objects with uuids: SIP connections, control apps */
 } answer_shape;
-static const char *const SHAPE_NAMES[] = {"leases", "lease", "page", "uuids", "auth", NULL};
+static const char *const SHAPE_NAMES[] = {"leases", "lease", "page", "uuids", "auth", "objects", NULL};
 
 /* answer_decode's work on the body's bytes; the stack holds its three
  * first arguments (the body at 2, alive while this runs). */
@@ -299,6 +300,20 @@ static int decode(lua_State *L, long status, const char *retry_after, answer_sha
         return has_string(L, 7, "token") ? 1 : fail(L, "protocol", status, "the login answer's 'payload' has no token");
     if (shape == SHAPE_LEASE)
         return has_string(L, 7, "uuid") ? 1 : fail(L, "protocol", status, "answer's 'payload' is not a lease");
+    if (shape == SHAPE_OBJECTS) {
+        size_t i, n;
+        if (!lua_istable(L, 7) || holes[0] > 0 || !is_list_of(L, LUA_TTABLE))
+            return fail(L, "protocol", status, "answer's 'payload' is not a list of objects");
+        n = ot_rawlen(L, 7);
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, 7, (int)i);
+            if (!has_string(L, -1, "uuid"))
+                return fail(L, "protocol", status,
+                            lua_pushfstring(L, "object %d of the answer has no string 'uuid'", (int)i));
+            lua_pop(L, 1);
+        }
+        return 1;
+    }
     if (shape == SHAPE_PAGE) {
         lua_Number total;
         if (!lua_istable(L, 7))

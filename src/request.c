@@ -94,15 +94,20 @@ static void push_path(lua_State *L, const char *uuid, int app) {
     luaL_pushresult(&b);
 }
 
-/* core.request_list(conn) -> path | nil, err */
+static const char *const HOLDERS[] = {"connection", "app", NULL};
+static const char *const HOLDER_WHAT[] = {"connection uuid", "control app uuid"};
+
+/* core.request_list(conn [, holder]) -> path | nil, err: the leases of a
+ * SIP connection, or with holder "app" of a SIP control app */
 int request_list(lua_State *L) {
     size_t len;
     char uuid[OT_UUID_LEN];
     const char *s = check_uuid_arg(L, 1, &len);
+    int app = luaL_checkoption(L, 2, "connection", HOLDERS);
     if (!request_normalize_uuid(s, len, uuid))
-        return request_push_invalid(L, "connection uuid", s, len,
+        return request_push_invalid(L, HOLDER_WHAT[app], s, len,
                             "is not a uuid (8-4-4-4-12 hex digits)");
-    push_path(L, uuid, 0);
+    push_path(L, uuid, app);
     return 1;
 }
 
@@ -295,7 +300,6 @@ static void add_list_json(luaL_Buffer *b, const lease_ref *refs, size_t n,
 /* core.request_assign(conn, changes [, holder]) -> path, body | nil, err
  * holder "connection" (the default) or "app": a SIP control app's leases. */
 int request_assign(lua_State *L) {
-    static const char *const holders[] = {"connection", "app", NULL};
     size_t len, n[2], i, total;
     int which, first_key = 1, app;
     char conn[OT_UUID_LEN];
@@ -303,13 +307,13 @@ int request_assign(lua_State *L) {
     luaL_Buffer b;
     const char *s = check_uuid_arg(L, 1, &len);
     luaL_checktype(L, 2, LUA_TTABLE);
-    app = luaL_checkoption(L, 3, "connection", holders);
+    app = luaL_checkoption(L, 3, "connection", HOLDERS);
     lua_settop(L, 2);
     check_change_keys(L, 2);
     n[0] = check_list(L, 2, 0); /* stack 3: add */
     n[1] = check_list(L, 2, 1); /* stack 4: remove */
     if (!request_normalize_uuid(s, len, conn))
-        return request_push_invalid(L, "connection uuid", s, len,
+        return request_push_invalid(L, HOLDER_WHAT[app], s, len,
                             "is not a uuid (8-4-4-4-12 hex digits)");
     total = n[0] + n[1];
     if (total == 0) {

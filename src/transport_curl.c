@@ -509,7 +509,7 @@ static void put_failure(lua_State *L, int base, lua_Integer id) {
 static void put_answer(lua_State *L, int base, ot_transfer *x) {
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (x->date > x->owner->server_date)
+    if (x->date > 0)
         x->owner->server_date = x->date;
     lua_pushinteger(L, x->id);
     lua_rawseti(L, -2, base + 1);
@@ -734,8 +734,11 @@ int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
         curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
         curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)NULL);
         curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        /* a PATCH is a POST by another name: same body, same headers */
+        curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, post == 2 ? "PATCH" : (char *)NULL);
     } else {
         curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     }
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, post ? h->post : h->get);
     h->refs++;
@@ -928,7 +931,7 @@ static int token_is_safe(const char *s, size_t len) {
  * The caller names the request: it knows the id before anything starts. */
 static int ot_transport_start(lua_State *L) {
     ot_curl *t = ot_transport_check(L);
-    static const char *const methods[] = {"GET", "POST", NULL};
+    static const char *const methods[] = {"GET", "POST", "PATCH", NULL};
     lua_Integer id = luaL_checkinteger(L, 2);
     int post = luaL_checkoption(L, 3, NULL, methods);
     const char *path = luaL_checkstring(L, 4);
@@ -937,7 +940,7 @@ static int ot_transport_start(lua_State *L) {
     const char *token = luaL_checklstring(L, 6, &token_len);
     int basic = lua_toboolean(L, 7); /* token is "email:password" in base64: a login */
     if (post && body == NULL)
-        return luaL_argerror(L, 5, "POST needs a body");
+        return luaL_argerror(L, 5, "POST and PATCH need a body");
     if (!token_is_safe(token, token_len)) {
         lua_pushnil(L);
         error_push(L, "auth", -1,
@@ -1002,8 +1005,8 @@ static int ot_transport_epoch(lua_State *L) {
     return 1;
 }
 
-/* t:server_date() -> the latest Date header of an answer (seconds since
- * the epoch), or nil when no answer had one. */
+/* t:server_date() -> the Date header of the last answer that had one
+ * (seconds since the epoch), or nil when none had. */
 static int ot_transport_server_date(lua_State *L) {
     ot_curl *t = ot_transport_check(L);
     if (t->server_date <= 0)

@@ -59,7 +59,7 @@ struct ot_curl {
     char *proxy;
     long timeout_ms;
     long connect_timeout_ms;
-    time_t server_date;         /* the latest Date header of a finished answer, or 0 */
+    time_t server_date;         /* the Date header of the last answer that had one, or 0 */
     int verify;
     size_t max_body;
 };
@@ -68,7 +68,8 @@ struct ot_curl {
 OT_HIDDEN int transport_curl_open(ot_curl *t);
 /* Frees everything; idempotent. */
 OT_HIDDEN void transport_curl_close(ot_curl *t);
-/* Puts request `id` on the wire; returns 1, or 0 when out of memory. */
+/* Puts request `id` on the wire (`post`: 0 a GET, 1 a POST, 2 a PATCH, the
+ * last two with `body`); returns 1, or 0 when out of memory. */
 OT_HIDDEN int transport_curl_start(ot_curl *t, lua_Integer id, int post,
                                    const char *path, const char *body, size_t body_len,
                                    const char *token, size_t token_len, int basic);

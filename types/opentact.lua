@@ -16,7 +16,8 @@
 ---Every metatable a value from the library carries is exported under its
 ---`__name`: `opentact.Client`, `opentact.Error`, `opentact.Leases`,
 ---`opentact.Lease`, `opentact.Page`, `opentact.Report`,
----`opentact.SyncReport`, `opentact.Plan` and `opentact.Results`; `getmetatable(x) ==
+---`opentact.SyncReport`, `opentact.Plan`, `opentact.Results`, `opentact.Target` and
+---`opentact.Holders`; `getmetatable(x) ==
 ---opentact.Error` tells an error, and `setmetatable(t, opentact.Leases)`
 ---prints a list made by hand as `list` does. `opentact.Object` marks the
 ---empty JSON objects of answers.
@@ -43,6 +44,8 @@
 ---@field SyncReport table the metatable of `sync`'s reports (it prints the plan; `failed_uuids`)
 ---@field Plan table the metatable of plans (`plan`, a dry run of `sync`, `decode_plan`): it prints the plan, summary first; `encode`
 ---@field Results table the metatable of `list_many`'s results (a line per connection)
+---@field Target table the metatable of targets `target` returns (it prints "SIP connection NAME (uuid)")
+---@field Holders table the metatable of `connections` and `apps` lists (it prints them as a table)
 ---@field Object table the metatable of every empty object `{}` of a decoded answer (and of one whose members were all null): `getmetatable(t) == opentact.Object` tells it from an empty array `[]`, which has none. It holds only `__name`; such tables stay plain for `next`, `pairs` and `#`.
 local opentact = {}
 
@@ -72,19 +75,19 @@ function opentact.new(opts) end
 function opentact.configure(opts) end
 
 ---`Client:list` on the default client.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function opentact.list(conn, callback) end
+function opentact.list(target, callback) end
 
 ---`Client:assign` on the default client.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function opentact.assign(conn, changes, callback) end
+function opentact.assign(target, changes, callback) end
 
 ---`Client:lease` on the default client.
 ---@param number string|integer a phone number, or a lease uuid
@@ -114,20 +117,20 @@ function opentact.search(filter, opts, callback) end
 function opentact.search_all(filter, opts) end
 
 ---`Client:sync` on the default client.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
 ---@param opts? opentact.SyncOptions
 ---@return opentact.SyncReport? report
 ---@return opentact.Error? err
-function opentact.sync(conn, desired, opts) end
+function opentact.sync(target, desired, opts) end
 
 ---`Client:plan` on the default client.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
 ---@param opts? opentact.PlanOptions
 ---@return opentact.Plan? plan
 ---@return opentact.Error? err
-function opentact.plan(conn, desired, opts) end
+function opentact.plan(target, desired, opts) end
 
 ---`Client:apply` on the default client.
 ---@param plan opentact.Plan what `plan` or `decode_plan` returned
@@ -145,17 +148,40 @@ function opentact.apply(plan, opts) end
 function opentact.decode_plan(text) end
 
 ---`Client:assign_batched` on the default client.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
 ---@param opts? opentact.BatchOptions
 ---@return opentact.Report report
-function opentact.assign_batched(conn, changes, opts) end
+function opentact.assign_batched(target, changes, opts) end
 
 ---`Client:list_many` on the default client.
----@param conns string[] the connections' uuids
+---@param list opentact.TargetArg[] the connections' uuids, or any targets
 ---@param opts? opentact.ListManyOptions
 ---@return opentact.ListResult[] results in input order
-function opentact.list_many(conns, opts) end
+function opentact.list_many(list, opts) end
+
+---`Client:connections` on the default client.
+---@return opentact.Holders? connections
+---@return opentact.Error? err
+function opentact.connections() end
+
+---`Client:apps` on the default client.
+---@return opentact.Holders? apps
+---@return opentact.Error? err
+function opentact.apps() end
+
+---`Client:target` on the default client.
+---@param x string|opentact.TargetArg a uuid, a name, `"app:NAME-or-UUID"`, `"connection:NAME-or-UUID"`, or a target table
+---@return opentact.Target? target
+---@return opentact.Error? err
+function opentact.target(x) end
+
+---`Client:update_lease` on the default client.
+---@param lease string|integer|opentact.Lease a lease uuid, a phone number (looked up first), or a lease
+---@param fields opentact.LeaseSettings what to change
+---@return opentact.Lease? lease
+---@return opentact.Error? err
+function opentact.update_lease(lease, fields) end
 
 ---A phone number in any form people type (`"+1 (212) 555-1234"`, an
 ---integer) as a Lua number: an integer on Lua 5.3+. At most 15 digits
@@ -247,7 +273,44 @@ local Moved = {}
 ---@class opentact.PlanHolder
 ---@field kind "connection"|"app" a SIP connection or a SIP control app
 ---@field uuid string its uuid, lower-cased
+---@field name? string its name, when the server sent one (saved and hashed with the plan)
 local PlanHolder = {}
+
+---What a call that takes a connection takes: a SIP connection's uuid (a
+---string: never a name), `{app = uuid}`, `{connection = uuid}`, or a
+---resolved target (what `Client:target` returns).
+---@alias opentact.TargetArg string|{app: string}|{connection: string}|opentact.Target
+
+---A target resolved by `Client:target`: a SIP connection or a SIP control
+---app. It prints as "SIP connection NAME (uuid)"; its metatable is
+---`opentact.Target`.
+---@class opentact.Target
+---@field kind "connection"|"app"
+---@field uuid string its uuid, lower-cased
+---@field name? string its name
+local Target = {}
+
+---The account's SIP connections (`Client:connections`) or control apps
+---(`Client:apps`) as the server sent them, every field kept: a plain array
+---whose metatable `opentact.Holders` prints it as a table (uuid, name,
+---state). A connection has `uuid`, `name`, `is_active`, `tech_prefix`, `ip`,
+---`port`, `hostname`, `product`, `sip_domains`, `account`, ...; a control
+---app `uuid`, `name`, `is_active`, `webhook_url`, `webhook_method`,
+---`webhook_request_timeout`, ...
+---@alias opentact.Holders table[]
+
+---What `Client:update_lease` may change; any other field (the holders
+---among them: they change through `assign` and `sync`), or a value of the
+---wrong type, raises.
+---@class opentact.LeaseSettings
+---@field autorenew? boolean whether the lease renews itself
+---@field messaging_profile? string|false a messaging profile's uuid, or false for none
+---@field voice? boolean
+---@field fax? boolean
+---@field sms? boolean
+---@field mms? boolean
+---@field emergency? boolean
+local LeaseSettings = {}
 
 ---Who holds a lease, as `opentact.holder` says it.
 ---@class opentact.LeaseHolder
@@ -336,7 +399,6 @@ local Report = {}
 ---@class opentact.SyncReport
 ---@field ok boolean the read-back holds every desired lease and, with `exact`, nothing else (a dry run: nothing blocks the plan)
 ---@field dry_run boolean whether nothing was to be changed
----@field connection string the SIP connection's uuid, lower-cased
 ---@field add opentact.Leases leases to attach, as found before the change
 ---@field remove opentact.Leases leases to detach (only with `exact = true`)
 ---@field keep opentact.Leases desired leases already on the connection
@@ -344,8 +406,12 @@ local Report = {}
 ---@field conflicts opentact.Leases desired leases held by another SIP connection or a control app, left alone (`move = false`)
 ---@field applied opentact.Applied the uuids attached and detached, confirmed
 ---@field failed opentact.Failure[] the planned uuids not applied, grouped by reason
----@field target string the target's uuid, lower-cased (a SIP connection: `connection`)
----@field released? opentact.Released[] the leases released from control apps first (moves off apps, `move = true`)
+---@field target string the target's uuid, lower-cased (a SIP connection: `connection`; a control app: `app`)
+---@field target_kind "connection"|"app" what the target is
+---@field target_name? string the target's name, when it was given as a resolved target
+---@field connection? string the SIP connection's uuid, for a connection
+---@field app? string the SIP control app's uuid, for a control app
+---@field released? opentact.Released[] the leases released from the other kind of holder first (moves off apps onto a connection, off connections onto an app; `move = true`)
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
 ---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it; for a value raised as nil or false, an `opentact.Error` of kind `interrupted` holding it in `value`
@@ -359,8 +425,11 @@ local SyncReport = {}
 ---@class opentact.Plan
 ---@field ok boolean nothing blocks the plan: nothing is missing and nothing conflicts
 ---@field dry_run true a plan changes nothing
----@field connection string the SIP connection's uuid, lower-cased
+---@field connection? string the SIP connection's uuid, lower-cased, for a connection
+---@field app? string the SIP control app's uuid, lower-cased, for a control app
 ---@field target string the target's uuid, lower-cased
+---@field target_kind "connection"|"app" what the target is (saved with the plan)
+---@field target_name? string the target's name, when it was given as a resolved target (saved with the plan)
 ---@field add opentact.Leases leases to attach, as found when planning
 ---@field remove opentact.Leases leases to detach (only with `exact = true`)
 ---@field keep opentact.Leases desired leases already on the connection
@@ -388,10 +457,14 @@ local Plan = {}
 ---@field move boolean
 local PlanOptionsUsed = {}
 
----Leases released from a SIP control app before they were attached
----(`sync` with `move = true`).
+---Leases released from their holder before they were attached (`sync`
+---with `move = true`): from a control app for a connection, from a
+---connection for a control app.
 ---@class opentact.Released
----@field app string the control app's uuid
+---@field kind "connection"|"app" what they were released from
+---@field app? string the control app's uuid
+---@field connection? string the connection's uuid
+---@field name? string its name, when the server sent one
 ---@field leases string[] the uuids released
 local Released = {}
 
@@ -421,7 +494,8 @@ local Filter = {}
 
 ---One entry of `list_many`'s results, in input order.
 ---@class opentact.ListResult
----@field uuid string the connection
+---@field uuid string the target's uuid, as given
+---@field kind "connection"|"app" what the target is
 ---@field leases? opentact.Leases its leases
 ---@field err? opentact.Error or why not
 local ListResult = {}
@@ -462,6 +536,7 @@ local LogEvent = {}
 ---@field retry_post? boolean also retry an `assign` that may have reached the server. Default false.
 ---@field log? fun(event: opentact.LogEvent) called once per attempt; never sees the token
 ---@field transport? "curl"|"ngx" libcurl, or OpenResty's cosockets. Default `"ngx"` inside OpenResty, else `"curl"`.
+---@field names_ttl? number seconds `target` keeps the account's lists of connections and apps (0 to 86400; a name not in them reads them again once they are 2 s old). Default 30.
 local Options = {}
 
 ---The options of `search`.
@@ -488,6 +563,7 @@ local BatchOptions = {}
 ---The options of `list_many`.
 ---@class opentact.ListManyOptions
 ---@field concurrency? integer requests at once, 1 to 256. Default 8.
+---@field on_progress? fun(done: integer, total: integer) called as lists come in; an error it raises leaves `list_many`
 local ListManyOptions = {}
 
 ---The options of `sync`.
@@ -531,23 +607,24 @@ local ApplyOptions = {}
 ---@class opentact.Client
 local Client = {}
 
----Lists the TN leases assigned to a SIP connection. A read: retried after
----a network failure, a timeout, a 429 or a 5xx.
----@param conn string the SIP connection's uuid
+---Lists the TN leases assigned to a target: a SIP connection or a SIP
+---control app. A read: retried after a network failure, a timeout, a 429
+---or a 5xx.
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases the connection's leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function Client:list(conn, callback) end
+function Client:list(target, callback) end
 
----Assigns (`add`) and unassigns (`remove`) TN leases on a SIP connection,
----in one request; retried only when it cannot have been applied (never
+---Assigns (`add`) and unassigns (`remove`) TN leases on a target, in one
+---request; retried only when it cannot have been applied (never
 ---connected, 429, 503), unless `retry_post` is set.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases the leases named, in their new state (`true` at once with a callback)
 ---@return opentact.Error? err
-function Client:assign(conn, changes, callback) end
+function Client:assign(target, changes, callback) end
 
 ---The lease that holds a phone number (any form `opentact.number` reads),
 ---or, given a lease uuid, that lease. `not_found` when the account has none.
@@ -577,17 +654,49 @@ function Client:base_url() end
 ---requests at once; a batch refused with 400, 409 or 422 is split until
 ---the refused uuids stand alone. Never fails as a whole: the report says
 ---what was applied and what failed, and why.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
 ---@param opts? opentact.BatchOptions
 ---@return opentact.Report report
-function Client:assign_batched(conn, changes, opts) end
+function Client:assign_batched(target, changes, opts) end
 
----Lists many SIP connections, `concurrency` requests at once.
----@param conns string[] the connections' uuids
+---Lists many targets (SIP connections, control apps), `concurrency`
+---requests at once.
+---@param list opentact.TargetArg[] the connections' uuids, or any targets
 ---@param opts? opentact.ListManyOptions
 ---@return opentact.ListResult[] results in input order
-function Client:list_many(conns, opts) end
+function Client:list_many(list, opts) end
+
+---Every SIP connection of the account (`GET /sip/connection`), every field
+---the server sent kept; it prints as a table.
+---@return opentact.Holders? connections
+---@return opentact.Error? err
+function Client:connections() end
+
+---Every SIP control app of the account (`GET /sip/app`), the same way.
+---@return opentact.Holders? apps
+---@return opentact.Error? err
+function Client:apps() end
+
+---The target `x` names: a uuid or a name, looked up among connections and
+---apps both; `"app:NAME-or-UUID"` or `"connection:NAME-or-UUID"` among one
+---kind; or a target table. The lists are kept `names_ttl` seconds and read
+---again on a miss, so resolving a thousand names costs two requests.
+---`not_found` when none has it; `invalid` when several have the name (the
+---message lists every candidate, and `err.candidates` holds them).
+---@param x string|opentact.TargetArg
+---@return opentact.Target? target
+---@return opentact.Error? err
+function Client:target(x) end
+
+---Changes a lease's settings (`PATCH /lease/tn/{uuid}`): the lease by
+---uuid, as a lease table, or by phone number (looked up first). Returns
+---the lease as the server answers. A field that is not a setting raises.
+---@param lease string|integer|opentact.Lease
+---@param fields opentact.LeaseSettings
+---@return opentact.Lease? lease
+---@return opentact.Error? err
+function Client:update_lease(lease, fields) end
 
 ---One page of the account's leases that match `filter`
 ---(`POST /lease/tn/search`); retried like a read. `opts` may be left out
@@ -608,25 +717,26 @@ function Client:search(filter, opts, callback) end
 ---@return opentact.Error? err
 function Client:search_all(filter, opts) end
 
----Brings a SIP connection to a desired state: reads it and the desired
----leases, plans, applies the plan with `assign_batched`'s batching and
----accounting, then reads the connection back and checks it.
----@param conn string the SIP connection's uuid
+---Brings a target (a SIP connection or a SIP control app) to a desired
+---state: reads it and the desired leases, plans, applies the plan with
+---`assign_batched`'s batching and accounting, then reads the target back
+---and checks it.
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
 ---@param opts? opentact.SyncOptions
 ---@return opentact.SyncReport? report nil when nothing could be planned (nothing was changed)
 ---@return opentact.Error? err
-function Client:sync(conn, desired, opts) end
+function Client:sync(target, desired, opts) end
 
 ---What `sync` would do, changing nothing: reads the connection and the
 ---desired leases, plans, and refuses what `sync` refuses. The plan records
 ---the holder of every lease it names.
----@param conn string the SIP connection's uuid
+---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param desired opentact.Desired `{numbers = {...}}`, `{leases = {...}}` or `{all_leases = true}`
 ---@param opts? opentact.PlanOptions
 ---@return opentact.Plan? plan
 ---@return opentact.Error? err
-function Client:plan(conn, desired, opts) end
+function Client:plan(target, desired, opts) end
 
 ---Does exactly what a plan lists. First reads the connection and the
 ---planned leases and compares them with the plan: anything moved since is

@@ -250,22 +250,29 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
   return report
 end
 
---- The work of client:list_many, once its arguments are checked.
-function M.list(eng, conns, opts)
+--- The work of client:list_many, once its arguments are checked:
+--- `items` are {kind, uuid as given}; each result is {uuid, kind, leases}
+--- or {uuid, kind, err}, in input order.
+function M.list(eng, items, opts)
   local results, jobs = {}, {}
-  for i = 1, #conns do
-    local path, err = request_list(conns[i])
+  for i = 1, #items do
+    local t = items[i]
+    local path, err = request_list(t.uuid, t.kind)
     if path then
       local job = engine.request("GET", path)
       job.index = i
       jobs[#jobs + 1] = job
     else
-      results[i] = { uuid = conns[i], err = errors.finish(err, "GET", nil, 0) }
+      results[i] = { uuid = t.uuid, kind = t.kind, err = errors.finish(err, "GET", nil, 0) }
     end
   end
+  local done, on_progress = 0, opts.on_progress
   if #jobs > 0 then
     eng:run(jobs, min(opts.concurrency, #jobs), function(job)
-      results[job.index] = { uuid = conns[job.index], leases = job.leases, err = job.err }
+      local t = items[job.index]
+      results[job.index] = { uuid = t.uuid, kind = t.kind, leases = job.leases, err = job.err }
+      done = done + 1
+      if on_progress then on_progress(done, #jobs) end
     end)
   end
   return results

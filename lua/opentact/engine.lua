@@ -634,8 +634,9 @@ function Engine:epoch()
   return self.transport:epoch()
 end
 
--- The server's clock: the latest Date header of an answer (seconds since
--- the epoch), or nil (none had one, or a transport that does not say).
+-- The server's clock: the Date header of the last answer that had one
+-- (seconds since the epoch), or nil (none had, or a transport that does
+-- not say).
 function Engine:server_date()
   local t = self.transport
   if self.closed or not t.server_date then return nil end

@@ -135,6 +135,7 @@ M.CHECKS = {
   retry_post = boolean,
   log = func,
   transport = transport,
+  names_ttl = delay,
 }
 
 local function defaults(version)
@@ -149,6 +150,7 @@ local function defaults(version)
     user_agent = "lua-opentact/" .. version,
     retry_post = false,
     transport = M.in_openresty() and "ngx" or "curl",
+    names_ttl = 30,
   }
 end
 
@@ -263,7 +265,7 @@ M.CALL_CHECKS = {
 -- Each call's options and their defaults (false: none).
 M.CALLS = {
   assign_batched = { batch_size = 100, concurrency = 4, on_progress = false },
-  list_many = { concurrency = 8 },
+  list_many = { concurrency = 8, on_progress = false },
   lookup = { concurrency = 16 },
   search = { page_size = 100, skip = 0 },
   search_all = { page_size = 100, concurrency = 4, on_progress = false },

@@ -124,29 +124,40 @@ local function row(lease)
 end
 M.row, M.COLUMNS = row, COLUMNS -- the CLI's tables, which have no row cap
 
-function M.format(leases)
-  local n = #leases
-  local rows, widths = {}, {}
-  for i = 1, #COLUMNS do widths[i] = #COLUMNS[i] end
-  for i = 1, n < MAX_ROWS and n or MAX_ROWS do
-    local r = row(leases[i])
-    for c = 1, #r do
+--- A table as text: `head` on its own line, then the `columns` and the
+--- rows (lists of cells, made safe here), aligned, at most MAX_ROWS of
+--- them (`total`: how many there are, when more than the rows given).
+function M.table(head, columns, rows, total)
+  local widths, shown = {}, {}
+  for i = 1, #columns do widths[i] = #columns[i] end
+  for i = 1, #rows < MAX_ROWS and #rows or MAX_ROWS do
+    local r = {}
+    for c = 1, #columns do
+      r[c] = safe(tostring(rows[i][c] == nil and "-" or rows[i][c]))
       if #r[c] > widths[c] then widths[c] = #r[c] end
     end
-    rows[i] = r
+    shown[i] = r
   end
   local function render(r)
     local cells = {}
     for c = 1, #r do cells[c] = r[c] .. rep(" ", widths[c] - #r[c]) end
     return "  " .. concat(cells, "  "):gsub("%s+$", "")
   end
-  local out = { n == 1 and "1 lease" or n .. " leases" }
-  if n > 0 then
-    out[2] = render(COLUMNS)
-    for i = 1, #rows do out[#out + 1] = render(rows[i]) end
-    if n > MAX_ROWS then out[#out + 1] = format("  ... and %d more", n - MAX_ROWS) end
+  local out = { head }
+  total = total or #rows
+  if total > 0 then
+    out[2] = render(columns)
+    for i = 1, #shown do out[#out + 1] = render(shown[i]) end
+    if total > #shown then out[#out + 1] = format("  ... and %d more", total - #shown) end
   end
   return concat(out, "\n")
+end
+
+function M.format(leases)
+  local n = #leases
+  local rows = {}
+  for i = 1, n < MAX_ROWS and n or MAX_ROWS do rows[i] = row(leases[i]) end
+  return M.table(n == 1 and "1 lease" or n .. " leases", COLUMNS, rows, n)
 end
 
 Leases.__tostring = M.format
@@ -156,10 +167,18 @@ Leases.__tostring = M.format
 local Lease = { __name = "opentact.Lease" }
 M.Lease = Lease
 
+--- A lease holder as text: "SIP connection NAME (uuid)", "SIP control app
+--- NAME (uuid)", or without a name the kind and the uuid.
+function M.holder(kind, uuid, name)
+  local what = kind == "app" and "SIP control app " or "SIP connection "
+  if type(name) == "string" and name ~= "" then return what .. cell(name) .. " (" .. cell(uuid) .. ")" end
+  return what .. cell(uuid)
+end
+
 local function holder_text(lease)
   local app, conn = lease.sip_control_app, lease.sip_connection
-  if type(app) == "table" and app.uuid then return "SIP control app " .. cell(app.uuid) end
-  if type(conn) == "table" and conn.uuid then return "SIP connection " .. cell(conn.uuid) end
+  if type(app) == "table" and app.uuid then return M.holder("app", app.uuid, app.name) end
+  if type(conn) == "table" and conn.uuid then return M.holder("connection", conn.uuid, conn.name) end
   return nil
 end
 
@@ -269,7 +288,10 @@ local LUA_WORDS = { move = "move = true" }
 --- `{move = "move = true"}`; a command line gives its flags).
 function M.plan_lines(r, limit, words)
   local move = (words or LUA_WORDS).move or LUA_WORDS.move
-  local out = { r.connection and format("SIP connection %s:", cell(r.connection)) or nil }
+  local kind = r.target_kind or "connection"
+  local word = kind == "app" and "control app" or "connection"
+  local target = r.target or r.connection
+  local out = { target and M.holder(kind, target, r.target_name) .. ":" or nil }
   local function section(list, line)
     local n = #list
     local shown = limit and limit < n and limit or n
@@ -278,8 +300,12 @@ function M.plan_lines(r, limit, words)
   end
   section(r.add, function(l)
     local from = holder_text(l)
-    local conn = type(l.sip_connection) == "table" and l.sip_connection.uuid
-    if from and type(conn) == "string" and r.connection and conn:lower() == r.connection and not l.sip_control_app then
+    -- (a lease the target holds already and is added for another reason
+    -- moves from nowhere)
+    local app, conn = type(l.sip_control_app) == "table" and l.sip_control_app.uuid,
+      type(l.sip_connection) == "table" and l.sip_connection.uuid
+    local own, other = kind == "app" and app or conn, kind == "app" and conn or app
+    if from and type(own) == "string" and target and own:lower() == target and not other then
       from = nil
     end
     return lease_line("+", l, from and "moves from " .. from)
@@ -305,11 +331,12 @@ function M.plan_lines(r, limit, words)
       out[#out + 1] = format("  %s: %s", plural(#f.add + #f.remove, "uuid"), safe(tostring(f.err)))
     end
     for _, rel in ipairs(r.released or {}) do
-      out[#out + 1] = format("  released %d from SIP control app %s first", #rel.leases, cell(rel.app))
+      out[#out + 1] = format("  released %d from %s first", #rel.leases,
+        M.holder(rel.kind or "app", rel.app or rel.connection, rel.name))
     end
     local unexpected = r.unexpected or {}
     if #unexpected > 0 then
-      out[#out + 1] = format("%s on the connection that was not asked for:", plural(#unexpected, "lease"))
+      out[#out + 1] = format("%s on the %s that was not asked for:", plural(#unexpected, "lease"), word)
       section(unexpected, function(u) return "  * " .. cell(u) end)
     end
     if r.unverified then out[#out + 1] = "Not verified: " .. safe(tostring(r.unverified)) end

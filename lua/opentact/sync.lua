@@ -60,8 +60,11 @@ end
 --- index, or name another lease): a held lease with the uuid, or the
 --- number, an item names is that item's lease, and with `exact` no held
 --- lease an item names is ever in `remove`.
-function M.plan(conn, current, desired, opts)
+function M.plan(conn, current, desired, opts, kind)
   conn = lower(conn)
+  -- the target's holder field, and the other kind's
+  local own = kind == "app" and "sip_control_app" or "sip_connection"
+  local other = kind == "app" and "sip_connection" or "sip_control_app"
   local plan = {
     add = leases(), remove = leases(), keep = leases(), missing = {}, conflicts = leases(),
   }
@@ -87,9 +90,8 @@ function M.plan(conn, current, desired, opts)
       local u = lower(lease.uuid)
       if not wanted[u] then
         wanted[u] = true
-        local elsewhere = holder(lease, "sip_control_app")
-          or (holder(lease, "sip_connection") ~= conn and holder(lease, "sip_connection"))
-        if held[u] and not holder(lease, "sip_control_app") then
+        local elsewhere = holder(lease, other) or (holder(lease, own) ~= conn and holder(lease, own))
+        if held[u] and not holder(lease, other) then
           plan.keep[#plan.keep + 1] = lease
         elseif elsewhere and not opts.move then
           plan.conflicts[#plan.conflicts + 1] = lease
@@ -177,8 +179,8 @@ function M.refusal(plan, desired)
     local first = plan.missing[1]
     if type(first) == "table" then first = first.uuid end
     local e = errors.new("invalid", ("none of the %d desired leases is in the account (%s ...): the sync would "
-      .. "detach all %d leases of the connection; nothing was changed"):format(#desired,
-      pretty.safe(tostring(first)), #plan.remove))
+      .. "detach all %d leases of the %s; nothing was changed"):format(#desired,
+      pretty.safe(tostring(first)), #plan.remove, plan.target_kind == "app" and "control app" or "connection"))
     return errors.finish(e, nil, nil, 0)
   end
   -- a desired number not in the account that a lease to detach ends with
@@ -186,7 +188,8 @@ function M.refusal(plan, desired)
   -- without its country code: detaching it is not what was asked
   local found = national(plan)
   if found then
-    local e = errors.new("invalid", ("%s is not in the account, and the connection holds %s, which ends with it: "
+    local e = errors.new("invalid", ("%s is not in the account, and the " .. (plan.target_kind == "app"
+      and "control app" or "connection") .. " holds %s, which ends with it: "
       .. "the sync would detach it%s; give numbers with their country code (e.g. +1 212 555 0100); nothing "
       .. "was changed"):format(pretty.safe(tostring(found.given)), format("%.0f", found.tn),
       found.count > 1 and (" (and %d more like it)"):format(found.count - 1) or ""))
@@ -314,10 +317,11 @@ local function resolve(eng, items, what, opts, page)
   return lookups(eng, items, opts.concurrency)
 end
 
--- The connection's leases and, when `filter` is given, the first page of
--- that search, read side by side. Returns current, page; or nil, err.
-local function first_reads(eng, conn, filter, opts)
-  local reqs = { engine.request("GET", request_list(conn)) }
+-- The target's leases (`target`: {kind, uuid}) and, when `filter` is
+-- given, the first page of that search, read side by side. Returns
+-- current, page; or nil, err.
+local function first_reads(eng, target, filter, opts)
+  local reqs = { engine.request("GET", request_list(target.uuid, target.kind)) }
   if filter then reqs[2] = search.request(filter, opts.page_size, 0) end
   local got, failure = {}, nil
   eng:run(reqs, 2, function(req)
@@ -336,35 +340,40 @@ local function uuids(list)
   return out
 end
 
--- Detaches the leases to move from the SIP control apps that hold them
--- (a lease on an app cannot be attached to a connection; one on another
--- connection moves with the attach, in one request, and is never left on
--- nothing): the leases of `adds` whose holder when planned (`holders`,
--- by lower-case uuid) is an app. Returns the uuids released, by app, and
--- the failed groups (the leases in them must not be attached); an
--- interrupt stops it. `opts.on_confirm(app, uuids)`: each confirmed batch.
-local function release(eng, adds, holders, opts)
-  local by_app, order = {}, {}
+-- Detaches the leases to move from the holders of the other kind than
+-- the target's (`kind`) that hold them (a lease on a control app cannot
+-- be attached to a connection, nor one on a connection to an app; one on
+-- another holder of the target's kind moves with the attach, in one
+-- request, and is never left on nothing): the leases of `adds` whose
+-- holder when planned (`holders`, by lower-case uuid) is of the other
+-- kind. Returns the uuids released, as {app = uuid or connection = uuid,
+-- leases}, and the failed groups (the leases in them must not be
+-- attached); an interrupt stops it. `opts.on_confirm(holder, uuids)`:
+-- each confirmed batch.
+local function release(eng, adds, holders, opts, kind)
+  local by_holder, order = {}, {}
   for _, lease in ipairs(adds) do
     local h = holders[lower(lease.uuid)]
-    if h and h.kind == "app" then
-      local app = h.uuid
-      if not by_app[app] then
-        by_app[app] = {}
-        order[#order + 1] = app
+    if h and h.kind ~= kind then
+      if not by_holder[h.uuid] then
+        by_holder[h.uuid] = {}
+        order[#order + 1] = h
       end
-      local l = by_app[app]
+      local l = by_holder[h.uuid]
       l[#l + 1] = lease.uuid
     end
   end
   local released, failed = {}, {}
-  for _, app in ipairs(order) do
-    local list = by_app[app]
-    local path, body = core.request_assign(app, { remove = list }, "app")
+  for _, h in ipairs(order) do
+    local list = by_holder[h.uuid]
+    local path, body = core.request_assign(h.uuid, { remove = list }, h.kind)
     local confirmed = opts.on_confirm
-    local r = bulk.assign(eng, app, { remove = list }, { batch_size = opts.batch_size, concurrency = opts.concurrency,
-      on_confirm = confirmed and function(part) confirmed(app, part.remove) end }, path, body, "app")
-    if #r.applied.remove > 0 then released[#released + 1] = { app = app, leases = r.applied.remove } end
+    local r = bulk.assign(eng, h.uuid, { remove = list }, { batch_size = opts.batch_size,
+      concurrency = opts.concurrency, on_confirm = confirmed and function(part) confirmed(h, part.remove) end },
+      path, body, h.kind)
+    if #r.applied.remove > 0 then
+      released[#released + 1] = { [h.kind] = h.uuid, kind = h.kind, name = h.name, leases = r.applied.remove }
+    end
     for _, f in ipairs(r.failed) do
       failed[#failed + 1] = { add = f.remove, remove = {}, err = f.err }
     end
@@ -373,17 +382,19 @@ local function release(eng, adds, holders, opts)
   return released, failed
 end
 
--- Reads the connection back (its leases' uuids only: the answer is
--- skimmed, not decoded) and moves to `failed` what it contradicts; with
--- `exact`, lists in `unexpected` what it holds that was neither desired
--- nor planned to go (attached by someone else meanwhile).
-local function verify(eng, conn, report, exact)
-  local done, now, err = pcall(eng.call, eng, engine.request("GET", request_list(conn), nil, "uuids"))
+-- Reads the target back (its leases' uuids only: the answer is skimmed,
+-- not decoded) and moves to `failed` what it contradicts; with `exact`,
+-- lists in `unexpected` what it holds that was neither desired nor
+-- planned to go (attached by someone else meanwhile).
+local function verify(eng, target, report, exact)
+  local list_path = request_list(target.uuid, target.kind)
+  local word = target.kind == "app" and "control app" or "connection"
+  local done, now, err = pcall(eng.call, eng, engine.request("GET", list_path, nil, "uuids"))
   if not done then
     -- an interrupt: what was applied is in the report already
     -- (`done` says it stopped: the value raised may be nil or false)
     report.interrupted = report.interrupted or errors.interrupted(now)
-    now, err = nil, errors.new("network", "interrupted before the connection was read back", false)
+    now, err = nil, errors.new("network", "interrupted before the " .. word .. " was read back", false)
   end
   if not now then
     report.unverified = err
@@ -417,12 +428,12 @@ local function verify(eng, conn, report, exact)
       e.status = 200
       report.failed[#report.failed + 1] = {
         add = kind == "add" and wrong or {}, remove = kind == "remove" and wrong or {},
-        err = errors.finish(e, "GET", request_list(conn), 1),
+        err = errors.finish(e, "GET", list_path, 1),
       }
     end
   end
-  check("add", true, "the server confirmed these but the connection read back does not hold them")
-  check("remove", false, "the server confirmed these but the connection read back still holds them")
+  check("add", true, "the server confirmed these but the " .. word .. " read back does not hold them")
+  check("remove", false, "the server confirmed these but the " .. word .. " read back still holds them")
   -- a failure that did happen after all (an answer lost after the server
   -- applied it): the read-back shows it, and it is applied
   local failed = {}
@@ -442,10 +453,10 @@ local function verify(eng, conn, report, exact)
     if not held[lower(lease.uuid)] then gone[#gone + 1] = lease.uuid end
   end
   if #gone > 0 then
-    local e = errors.new("protocol", "these leases were on the connection when planning and are gone now", true)
+    local e = errors.new("protocol", "these leases were on the " .. word .. " when planning and are gone now", true)
     e.status = 200
     report.failed[#report.failed + 1] = { add = gone, remove = {},
-      err = errors.finish(e, "GET", request_list(conn), 1) }
+      err = errors.finish(e, "GET", list_path, 1) }
   end
 end
 
@@ -454,19 +465,25 @@ end
 local function note_released(report)
   local from = {}
   for _, r in ipairs(report.released or {}) do
-    for _, u in ipairs(r.leases) do from[lower(u)] = r.app end
+    for _, u in ipairs(r.leases) do from[lower(u)] = r.kind or "app" end
   end
   if not next(from) then return end
   local failed = {}
   for _, f in ipairs(report.failed) do
-    local loose, rest = {}, { add = {}, remove = f.remove, err = f.err }
+    local loose, rest, kind = {}, { add = {}, remove = f.remove, err = f.err }, nil
     for _, u in ipairs(f.add) do
-      if from[lower(u)] then loose[#loose + 1] = u else rest.add[#rest.add + 1] = u end
+      if from[lower(u)] then
+        loose[#loose + 1] = u
+        kind = kind or from[lower(u)]
+      else
+        rest.add[#rest.add + 1] = u
+      end
     end
     if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
     if #loose > 0 then
-      local e = errors.new(f.err.kind, f.err.message .. " (released from their SIP control app first: "
-        .. "they are on no connection or app now)", f.err.retryable)
+      local e = errors.new(f.err.kind, f.err.message .. " (released from their "
+        .. (kind == "connection" and "SIP connection" or "SIP control app")
+        .. " first: they are on no connection or app now)", f.err.retryable)
       for _, k in ipairs({ "status", "sent", "retry_after", "method", "path", "attempts" }) do e[k] = f.err[k] end
       failed[#failed + 1] = { add = loose, remove = {}, err = setmetatable(e, getmetatable(f.err)) }
     end
@@ -503,10 +520,11 @@ function Plan.__tostring(p)
 end
 
 -- Who holds a lease, as a plan records it: {kind = "app" | "connection",
--- uuid = lower case} (its control app first), or false for nobody.
+-- uuid = lower case, name = when the server sent one} (its control app
+-- first), or false for nobody.
 local function holder_now(lease)
   local h = bulk.holder_of(lease)
-  return h and { kind = h.kind, uuid = lower(h.uuid) } or false
+  return h and { kind = h.kind, uuid = lower(h.uuid), name = h.name } or false
 end
 
 local function same_holder(a, b)
@@ -537,7 +555,7 @@ local function document(plan)
     missing[i] = type(x) == "table" and { uuid = tostring(x.uuid) } or x
   end
   return { format = FORMAT, version = VERSION, base_url = plan.base_url, time = plan.time,
-    target = { kind = "connection", uuid = plan.connection },
+    target = { kind = plan.target_kind, uuid = plan.target, name = plan.target_name },
     options = { exact = plan.options.exact, move = plan.options.move },
     ok = plan.ok, leases = list, missing = missing, note = plan.note, since = plan.since }
 end
@@ -548,9 +566,20 @@ end
 -- Its SHA-256 is the plan's hash, made without a JSON document or the
 -- content's text: hashing a plan of 10,000 leases costs a few
 -- milliseconds, not the encoding of the whole plan.
+-- One lease of the plan as one field: its action, uuid, number and
+-- holder (false: held by nobody), and the holder's name only when there is
+-- one (a plan saved before names hashes as it did).
+local function lease_words(h, action, u, tn, hd)
+  if hd and hd.name then
+    h:words(action, u, tn, hd.kind, hd.uuid, hd.name)
+  else
+    h:words(action, u, tn, hd and hd.kind or nil, hd and hd.uuid or nil)
+  end
+end
+
 local function hash_content(plan)
   local h = core.sha256_fields()
-  h:field(FORMAT):field(VERSION):field(plan.base_url):field(plan.time):field(plan.connection)
+  h:field(FORMAT):field(VERSION):field(plan.base_url):field(plan.time):field(plan.target)
   h:field(plan.options.exact):field(plan.options.move):field(plan.ok)
   -- a lease as one field: its action, uuid, number and holder, spaces
   -- between (none of them holds one)
@@ -559,14 +588,10 @@ local function hash_content(plan)
     local action = l[2]
     for _, lease in ipairs(plan[l[1]]) do
       local u = lower(lease.uuid)
-      local hd = holders[u] or nil -- false: held by nobody
-      h:words(action, u, tn_of(lease), hd and hd.kind, hd and hd.uuid)
+      lease_words(h, action, u, tn_of(lease), holders[u])
     end
   end
-  for _, u in ipairs(plan.held) do
-    local hd = holders[u] or nil
-    h:words("held", u, nil, hd and hd.kind, hd and hd.uuid)
-  end
+  for _, u in ipairs(plan.held) do lease_words(h, "held", u, nil, holders[u]) end
   for _, x in ipairs(plan.missing) do
     if type(x) == "table" then h:field("uuid"):field(tostring(x.uuid)) else h:field(x) end
   end
@@ -574,6 +599,9 @@ local function hash_content(plan)
   -- as it did)
   if plan.note ~= nil then h:field("note"):field(plan.note) end
   if plan.since ~= nil then h:field("since"):field(plan.since) end
+  -- (only for a control app: a plan for a connection hashes as before)
+  if plan.target_kind == "app" then h:field("target"):field("app") end
+  if plan.target_name ~= nil then h:field("target_name"):field(plan.target_name) end
   return h:hex()
 end
 
@@ -627,13 +655,16 @@ local ACTION_LIST = { add = "add", remove = "remove", keep = "keep", conflict = 
 local function malformed(doc)
   local function is_holder(h)
     return h == false or type(h) == "table" and (h.kind == "connection" or h.kind == "app") and is_uuid(h.uuid)
-      and h.uuid == lower(h.uuid)
+      and h.uuid == lower(h.uuid) and (h.name == nil or type(h.name) == "string")
   end
   if type(doc.base_url) ~= "string" or type(doc.time) ~= "number" or type(doc.ok) ~= "boolean" then
     return "its base_url, time or ok is missing"
   end
   local t, o = doc.target, doc.options
-  if type(t) ~= "table" or t.kind ~= "connection" or not is_uuid(t.uuid) then return "its target is not a connection" end
+  if type(t) ~= "table" or (t.kind ~= "connection" and t.kind ~= "app") or not is_uuid(t.uuid)
+      or (t.name ~= nil and type(t.name) ~= "string") then
+    return "its target is not a SIP connection or control app"
+  end
   if type(o) ~= "table" or type(o.exact) ~= "boolean" or type(o.move) ~= "boolean" then
     return "its options are not exact and move"
   end
@@ -682,10 +713,11 @@ function M.decode(text)
   if type(h) ~= "string" then return invalid(damaged) end
   local bad = malformed(doc)
   if bad then return invalid("the saved plan cannot be read: " .. bad) end
-  local conn = lower(doc.target.uuid)
+  local uuid, kind = lower(doc.target.uuid), doc.target.kind
   local plan = {
     add = leases(), remove = leases(), keep = leases(), conflicts = leases(), missing = {},
-    held = {}, holders = {}, connection = conn, target = conn, dry_run = true, ok = doc.ok,
+    held = {}, holders = {}, target = uuid, target_kind = kind, target_name = doc.target.name, [kind] = uuid,
+    dry_run = true, ok = doc.ok,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
     options = { exact = doc.options.exact, move = doc.options.move },
     base_url = doc.base_url, time = doc.time, version = VERSION, note = doc.note, since = doc.since,
@@ -697,7 +729,10 @@ function M.decode(text)
       plan.held[#plan.held + 1] = u
     else
       local lease = { uuid = u, tn = e.tn ~= nil and { tn = e.tn } or nil }
-      if e.holder then lease[e.holder.kind == "app" and "sip_control_app" or "sip_connection"] = { uuid = e.holder.uuid } end
+      if e.holder then
+        lease[e.holder.kind == "app" and "sip_control_app" or "sip_connection"] = { uuid = e.holder.uuid,
+          name = e.holder.name }
+      end
       local list = plan[ACTION_LIST[e.action]]
       list[#list + 1] = setmetatable(lease, pretty.Lease)
     end
@@ -720,13 +755,18 @@ local SKEW = 60
 
 -- The server's time, in whole seconds since the epoch, at or before the
 -- first of the reads that began at `began` (core.now()) and have just
--- ended: from the latest Date of the server's answers, less the time the
+-- ended: from the Date of the last of their answers, less the time the
 -- reads took and SKEW. A lease modified after that shows a modified_on
--- from then on. nil when no answer said the time.
+-- from then on. nil when the answers said no time, or one more than SKEW
+-- away from this machine's clock (a server or proxy whose clock is wrong
+-- could put it after changes that matter): apply then reads every planned
+-- lease again.
 local function changes_since(eng, began)
   local date = eng:server_date()
-  if type(date) ~= "number" or date ~= date or date < 0 or date > MAX_SINCE then return nil end
-  return floor(date) - ceil(core.now() - began) - SKEW
+  if type(date) ~= "number" or date ~= date or math.abs(date - os.time()) > SKEW then return nil end
+  local since = floor(date) - ceil(core.now() - began) - SKEW
+  if since < 0 or since > MAX_SINCE then return nil end
+  return since
 end
 
 --- The work of client:plan (and of sync up to its plan) once its
@@ -734,8 +774,9 @@ end
 --- list given, or `what` "all" to want every lease of the account. Reads,
 --- resolves, plans, refuses what sync refuses; changes nothing. Returns
 --- the plan (hashed when `hashed`), or nil, err.
-function M.make(eng, conn, what, items, opts, base_url, hashed)
-  conn = lower(conn)
+function M.make(eng, tg, what, items, opts, base_url, hashed)
+  local conn = lower(tg.uuid)
+  tg = { kind = tg.kind, uuid = conn, name = tg.name }
   -- the input is checked before anything is sent
   local list, err
   if what ~= "all" then
@@ -744,10 +785,11 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
   end
   -- a few items are looked up one by one; for more, the account's first
   -- page tells whether paging through it is cheaper
-  local filter = what == "all" and { sip_connections_skip = { conn } }
+  -- (for a control app, all leases: the API can skip a connection's only)
+  local filter = what == "all" and (tg.kind == "app" and {} or { sip_connections_skip = { conn } })
     or #list > opts.concurrency and {} or nil
   local began = core.now()
-  local current, page = first_reads(eng, conn, filter, opts)
+  local current, page = first_reads(eng, tg, filter, opts)
   if not current then return nil, page end
   local desired
   if what == "all" then
@@ -762,11 +804,11 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
     desired, err = resolve(eng, list, what, opts, page)
     if not desired then return nil, err end
   end
-  local plan = M.plan(conn, current, desired, opts)
+  local plan = M.plan(conn, current, desired, opts, tg.kind)
+  plan.target, plan.target_kind, plan.target_name, plan[tg.kind] = conn, tg.kind, tg.name, conn
   -- a dry run is refused exactly as the real run would be
   local refused = M.refusal(plan, desired)
   if refused then return nil, refused end
-  plan.connection, plan.target = conn, conn
   plan.dry_run = true
   plan.applied, plan.failed, plan.unexpected = { add = {}, remove = {} }, {}, {}
   plan.ok = #plan.missing == 0 and #plan.conflicts == 0
@@ -776,7 +818,7 @@ function M.make(eng, conn, what, items, opts, base_url, hashed)
   plan.note = opts.note or nil
   plan.since = changes_since(eng, began)
   -- the holder of every lease the plan names, as it was read
-  local holders, target = {}, { kind = "connection", uuid = conn }
+  local holders, target = {}, { kind = tg.kind, uuid = conn }
   for _, kind in ipairs({ "add", "conflicts" }) do
     for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = holder_now(lease) end
   end
@@ -803,11 +845,16 @@ end
 
 ---------------------------------------------------------------- the stale check
 
+-- A plan's target as {kind, uuid}.
+local function target_of(plan)
+  return { kind = plan.target_kind, uuid = plan.target }
+end
+
 local function holder_text(h, gone)
   if gone then return "not in the account" end
   if h == nil then return "not in the plan" end
   if not h then return "on no connection or app" end
-  return (h.kind == "app" and "on SIP control app " or "on SIP connection ") .. h.uuid
+  return "on " .. pretty.holder(h.kind, h.uuid, h.name)
 end
 
 -- How many moved leases a stale error names in its message.
@@ -835,7 +882,7 @@ end
 -- lease that moves between them); or nil, err.
 local function changed_since(eng, plan, opts)
   local filter = { modified_on_from = os.date("!%Y-%m-%dT%H:%M:%SZ", plan.since), order = { modified_on = "ASC" } }
-  local current, page = first_reads(eng, plan.connection, filter, opts)
+  local current, page = first_reads(eng, target_of(plan), filter, opts)
   if not current then return nil, page end
   if #page.data < page.total then return false, current end
   local changed = {}
@@ -856,8 +903,7 @@ end
 -- its batch reached the journal: it is added to `done`. Returns true, or
 -- nil, err (`stale`, or the read's failure).
 local function check_fresh(eng, plan, done, opts, resuming)
-  local conn = plan.connection
-  local target = { kind = "connection", uuid = conn }
+  local target = target_of(plan)
   local adds = 0
   for _, lease in ipairs(plan.add) do
     if not (resuming and done.add[lower(lease.uuid)]) then adds = adds + 1 end
@@ -868,7 +914,7 @@ local function check_fresh(eng, plan, done, opts, resuming)
     if changed == nil then return nil, current end
   end
   if not changed then
-    current, page = first_reads(eng, conn, adds > opts.concurrency and {} or nil, opts)
+    current, page = first_reads(eng, target, adds > opts.concurrency and {} or nil, opts)
     if not current then return nil, page end
   end
   local on = {}
@@ -910,14 +956,16 @@ local function check_fresh(eng, plan, done, opts, resuming)
   end
   if changed then
     -- modified since the plan: as it is now. The others hold what they
-    -- held when planned, but one expected on the target and not there
-    -- (the target's read says it moved) is on nothing known.
+    -- held when planned. One expected on the target and not there moved:
+    -- the target's read says so, whatever a search read beside it says
+    -- (it may have been answered a moment earlier).
     for _, item in ipairs(items) do
       local e, lease = item.e, changed[item.key]
-      if lease then
-        e.now = holder_now(lease)
-      elseif same_holder(e.want, target) then
-        e.now = false
+      local now = lease and holder_now(lease)
+      if same_holder(e.want, target) then
+        e.now = now and not same_holder(now, target) and now or false
+      elseif lease then
+        e.now = now
       else
         e.now = e.planned
       end
@@ -1038,10 +1086,11 @@ end
 -- confirms (left out, counted as applied); `journal`: the open journal
 -- each confirmed batch is appended to. Returns the report.
 local function run_plan(eng, plan, opts, done, journal)
-  local conn = plan.connection
+  local target = target_of(plan)
   local report = setmetatable({
     add = plan.add, remove = plan.remove, keep = plan.keep, missing = plan.missing, conflicts = plan.conflicts,
-    connection = conn, target = plan.target, dry_run = false,
+    target = plan.target, target_kind = plan.target_kind, target_name = plan.target_name,
+    [plan.target_kind] = plan.target, dry_run = false,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
   }, pretty.SyncReport)
   local todo, journaled = { add = {}, remove = {} }, { add = {}, remove = {} }
@@ -1080,7 +1129,8 @@ local function run_plan(eng, plan, opts, done, journal)
   end
   local released, failed, stopped = release(eng, to_release, plan.holders, { batch_size = opts.batch_size,
     concurrency = opts.concurrency,
-    on_confirm = journal and function(app, list) append(journal, { app = app, released = list }) end })
+    on_confirm = journal and function(h, list) append(journal, { [h.kind] = h.uuid, released = list }) end },
+    target.kind)
   report.released = released
   local blocked = {}
   for _, f in ipairs(failed) do
@@ -1106,9 +1156,9 @@ local function run_plan(eng, plan, opts, done, journal)
   end
   local changes = { add = uuids(adds), remove = uuids(removes) }
   if #changes.add + #changes.remove > 0 and not report.interrupted then
-    local path, body = core.request_assign(conn, changes)
-    local r = bulk.assign(eng, conn, changes, { batch_size = opts.batch_size, concurrency = opts.concurrency,
-      on_progress = opts.on_progress, on_confirm = record }, path, body)
+    local path, body = core.request_assign(target.uuid, changes, target.kind)
+    local r = bulk.assign(eng, target.uuid, changes, { batch_size = opts.batch_size, concurrency = opts.concurrency,
+      on_progress = opts.on_progress, on_confirm = record }, path, body, target.kind)
     for _, kind in ipairs({ "add", "remove" }) do
       for _, u in ipairs(r.applied[kind]) do report.applied[kind][#report.applied[kind] + 1] = u end
     end
@@ -1117,10 +1167,10 @@ local function run_plan(eng, plan, opts, done, journal)
   end
   if report.interrupted then
     -- stopped: the report says what was applied; nothing more is sent
-    report.unverified = errors.finish(errors.new("network", "interrupted: the connection was not read back", false),
-      "GET", request_list(conn), 0)
+    report.unverified = errors.finish(errors.new("network", "interrupted: the " .. (target.kind == "app"
+      and "control app" or "connection") .. " was not read back", false), "GET", request_list(target.uuid, target.kind), 0)
   else
-    verify(eng, conn, report, plan.options.exact)
+    verify(eng, target, report, plan.options.exact)
   end
   note_released(report)
   if journal then
@@ -1191,8 +1241,8 @@ end
 --- moment ago, it needs no stale check). Returns the report (a dry run:
 --- the plan), or nil, err when nothing could be planned (nothing was
 --- changed then).
-function M.run(eng, conn, what, items, opts, base_url)
-  local plan, err = M.make(eng, conn, what, items, opts, base_url, opts.dry_run)
+function M.run(eng, target, what, items, opts, base_url)
+  local plan, err = M.make(eng, target, what, items, opts, base_url, opts.dry_run)
   if not plan then return nil, err end
   if opts.dry_run then return plan end
   return run_plan(eng, plan, opts, nil, nil)

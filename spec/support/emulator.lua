@@ -432,7 +432,8 @@ end
 local start_on
 
 -- opts: port, token, connections, leases, apps, latency, max_page,
--- token_ttl, users = {"email:password", ...}, tls = {cert, key};
+-- token_ttl, users = {"email:password", ...}, tls = {cert, key}, names =
+-- {connection = {[i] = name}, app = {[k] = name}}, empty_apps;
 -- secrets = "env" or "file": the token and users reach the emulator
 -- through OPENTACT_EMULATOR_TOKEN / OPENTACT_EMULATOR_USER or through
 -- --token-file / --user-file, never on its command line (default: --token
@@ -469,6 +470,15 @@ function start_on(opts, port)
     for _, u in ipairs(opts.users or {}) do args[#args + 1] = "--user " .. quote(u) end
   end
   if opts.tls then args[#args + 1] = "--tls " .. opts.tls[1] .. " " .. opts.tls[2] end
+  -- apps given: app k holds lease (leases - k + 1), as the specs of control
+  -- apps want, unless empty_apps
+  if opts.apps and not opts.empty_apps then args[#args + 1] = "--app-leases" end
+  -- names = {connection = {[i] = name}, app = {[k] = name}}
+  for _, kind in ipairs({ "connection", "app" }) do
+    for i, name in pairs(opts.names and opts.names[kind] or {}) do
+      args[#args + 1] = "--" .. kind .. "-name " .. quote(i .. "=" .. name)
+    end
+  end
   local log = os.tmpname()
   local pid = sh(("%s%s/bin/opentact-emulator %s > %s 2>&1 & echo $!"):format(
     env_file and ". " .. quote(env_file) .. " && exec " or "", ROOT, table.concat(args, " "), log))

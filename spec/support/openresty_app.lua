@@ -73,6 +73,19 @@ function ROUTES.assign(args)
   reply(list_result(leases, err))
 end
 
+-- Targets under nginx: the lists, a name resolved, a control app's
+-- leases, and a lease's settings changed (a PATCH).
+function ROUTES.targets(args)
+  local c = client("default")
+  local conns = assert(c:connections())
+  local t, err = c:target(args.name)
+  if not t then return reply({ err = plain_err(err) }) end
+  local held = assert(c:list(t))
+  local lease = assert(c:update_lease(args.lease, { autorenew = false, fax = true }))
+  reply({ connections = #conns, first_name = conns[1].name, kind = t.kind, uuid = t.uuid, held = #held,
+    autorenew = lease.autorenew, fax = lease.fax })
+end
+
 -- A plan of numbers onto a connection, saved: its text and `since`.
 function ROUTES.plan(args)
   local numbers = {}

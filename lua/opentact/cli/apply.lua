@@ -87,7 +87,7 @@ end
 -- the plan records (the connection, --exact, --move, and in its note the
 -- input it was made from; a plan without one says "as before").
 local function plan_again(plan, path, o)
-  local w = { "opentact", "plan", plan.connection }
+  local w = { "opentact", "plan", plan.target_kind == "app" and "app:" .. plan.target or plan.target }
   local tail = {}
   if plan.options.exact then tail[#tail + 1] = "--exact" end
   if plan.options.move then tail[#tail + 1] = "--move" end

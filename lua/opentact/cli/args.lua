@@ -33,6 +33,9 @@ local SHORT = { ["-v"] = "--verbose" }
 -- the options of plans: the saved plan, the journal, the answer, colour
 TAKES["--out"], TAKES["--journal"] = true, true
 FLAGS["--yes"], FLAGS["--no-color"] = "yes", "no_color"
+-- the options of connections and apps, and of lease settings
+FLAGS["--count"] = "count"
+for _, name in ipairs({ "--autorenew", "--voice", "--fax", "--sms", "--mms", "--emergency" }) do TAKES[name] = true end
 
 local FORMATS = { table = true, json = true, jsonl = true, csv = true, tsv = true }
 

@@ -18,7 +18,7 @@ local format, concat, lower = string.format, table.concat, string.lower
 local USAGE_EXIT, BULK_INTERRUPTED_EXIT, EXAMPLE_CONN = words.USAGE_EXIT, words.BULK_INTERRUPTED_EXIT, words.EXAMPLE_CONN
 local REPORT_COLUMNS_TEXT, TSV_TEXT = words.REPORT_COLUMNS_TEXT, words.TSV_TEXT
 local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
-local excerpt, problem_list, save_failed, LISTED = common.excerpt, common.problem_list, common.save_failed, common.LISTED
+local problem_list, save_failed, LISTED = common.problem_list, common.save_failed, common.LISTED
 local sizes, read_leases, lease_arg, client_for = args.sizes, input.read_leases, input.lease_arg, credentials.client_for
 local json, error_json, write_rows, progress_bar = output.json, output.error_json, output.write_rows, output.progress_bar
 local number_text, REPORT_COLUMNS = output.number_text, output.REPORT_COLUMNS
@@ -171,14 +171,15 @@ local function resolve(client, o, sources, missing)
   end
   -- what CONN holds is read for removes, and to prove what a lookup says
   -- is on CONN already (an index may be stale)
-  local conn, claimed = lower(o.positional[2]), false
+  local t = o.target
+  local conn, claimed = t.uuid, false
   for _, lease in pairs(found) do
-    local h = holder(lease, "sip_connection")
+    local h = holder(lease, t.kind == "app" and "sip_control_app" or "sip_connection")
     if h and lower(h.uuid) == conn then claimed = true end
   end
   local by_number = {}
   if #o.remove > 0 or claimed then
-    local held, err = client:list(o.positional[2])
+    local held, err = client:list(t)
     if not held then return nil, err end
     o.holding = {}
     for _, l in ipairs(held) do
@@ -259,8 +260,7 @@ local function assign_notes(ctx, o, kept, not_on, moved)
 end
 
 function M.run(ctx, o)
-  if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection uuid") end
-  local target = o.positional[2]
+  if #o.positional ~= 2 then return usage_error(ctx, "assign takes one connection or control app") end
   local skipped = o.skip_invalid and {} or nil
   local batch_size, concurrency, opt_err = sizes(o)
   if not batch_size then return usage_error(ctx, opt_err) end
@@ -270,12 +270,15 @@ function M.run(ctx, o)
   if #o.add + #o.remove == 0 and #(skipped or {}) == 0 then
     return usage_error(ctx, "nothing to assign: give --add, --remove or a file")
   end
-  if not is_uuid(target) then
-    -- before any lookup: nothing is read for a connection there cannot be
-    return usage_error(ctx, format("'%s' is not a SIP connection uuid (8-4-4-4-12 hex digits)", excerpt(target)))
-  end
   local client, why = client_for(ctx, o)
   if not client then return no_client(ctx, why) end
+  -- before any lookup: nothing is read for a target there cannot be
+  local target, t_status = common.target(ctx, client, o.positional[2])
+  if not target then
+    client:close()
+    return t_status
+  end
+  o.target = target
   -- numbers become the uuids of their leases, and every lease to add is
   -- looked up to know who holds it; a number the account does not have
   -- is named (an error, or left out with --skip-invalid)
@@ -351,20 +354,21 @@ function M.run(ctx, o)
   -- what CONN holds already is not sent, nor a remove of what it does not
   -- hold; a lease another connection or an app holds is taken with
   -- --move only, and refused, nothing sent, without it
-  local conn = lower(target)
+  local conn = target.uuid
   local kept, not_on, held, by_app, unproven = {}, {}, {}, {}, {}
   local adds, removes = {}, {}
   for k, u in ipairs(o.add) do
     local lease = o.leases[lower(u)]
     local h = lease and holder(lease)
     local x = { uuid = u, number = o.numbers[lower(u)], holder = h, where = sources.add[k] }
-    if h and h.kind == "connection" and lower(h.uuid) == conn then
+    if h and h.kind == target.kind and lower(h.uuid) == conn then
       -- already on CONN when CONN's own list says so; else its holder is
       -- not known, and nothing is sent for it
       if o.holding[lower(u)] then kept[#kept + 1] = x else unproven[#unproven + 1] = u end
     else
       if h then held[#held + 1] = x end
-      if h and h.kind == "app" then by_app[#by_app + 1] = u else adds[#adds + 1] = u end
+      -- (one on the other kind of holder is released there first)
+      if h and h.kind ~= target.kind then by_app[#by_app + 1] = u else adds[#adds + 1] = u end
     end
   end
   for _, u in ipairs(o.remove) do
@@ -514,7 +518,7 @@ function M.run(ctx, o)
       end
     end
     other_outcomes(report, done, rows)
-    local target_text = pretty.safe(target)
+    local target_text = pretty.safe(o.positional[2])
     for _, x in ipairs(kept) do
       rows[#rows + 1] = outcome(x.uuid, x.number, "add", "unchanged", nil, "already on " .. target_text)
     end

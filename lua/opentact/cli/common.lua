@@ -125,7 +125,7 @@ function M.changes_asked(plan)
   local move = 0
   for _, lease in ipairs(plan.add) do
     local h = plan.holders and plan.holders[tostring(lease.uuid):lower()]
-    if h and not (h.kind == "connection" and h.uuid == plan.connection) then move = move + 1 end
+    if h and not (h.kind == plan.target_kind and h.uuid == plan.target) then move = move + 1 end
   end
   return #plan.remove, move
 end
@@ -149,5 +149,26 @@ M.excerpt = excerpt
 M.LISTED = LISTED
 M.problem_list = problem_list
 M.save_failed = save_failed
+
+-- The target a CONN argument names (API.md, "The command line"): a uuid
+-- is a SIP connection, and "app:UUID" / "connection:UUID" say the kind,
+-- with nothing read; a name, or "app:NAME" / "connection:NAME", is
+-- resolved by client:target. Returns the target ({kind, uuid, name}); or
+-- nil and the exit status, the error written (an ambiguous name lists its
+-- candidates; an unknown one is named): 2, nothing else was sent.
+function M.target(ctx, client, text)
+  local prefix, rest = text:match("^(%a+):(.*)$")
+  local kind = (prefix == "app" or prefix == "connection") and prefix or nil
+  local bare = kind and rest or text
+  if opentact.is_uuid(bare) then return { kind = kind or "connection", uuid = bare:lower() } end
+  local t, err = client:target(text)
+  if t then return t end
+  return nil, M.fail(ctx, err, nil, (err.kind == "invalid" or err.kind == "not_found") and 2 or 1)
+end
+
+-- How a target is named in messages: its name and uuid, else as given.
+function M.target_text(t)
+  return pretty.holder(t.kind, t.uuid, t.name)
+end
 
 return M

@@ -8,14 +8,13 @@ local credentials = require("opentact.cli.credentials")
 local input = require("opentact.cli.input")
 local output = require("opentact.cli.output")
 
-local ipairs, tostring = ipairs, tostring
 local concat = table.concat
 
 local ROWS, USAGE_EXIT, INTERRUPTED_EXIT = words.ROWS, words.USAGE_EXIT, words.INTERRUPTED_EXIT
 local LEASE_COLUMNS_TEXT, TSV_TEXT = words.LEASE_COLUMNS_TEXT, words.TSV_TEXT
 local usage_error, fail, no_client = common.usage_error, common.fail, common.no_client
 local client_for, with_country = credentials.client_for, input.with_country
-local write_leases, brief, number_text, yes_no = output.write_leases, output.brief, output.number_text, output.yes_no
+local write_leases = output.write_leases
 
 local M = {}
 
@@ -47,17 +46,6 @@ M.help = {
   examples = { "opentact find +1 212 555 0004", "opentact find '+1 212 555 *' --format jsonl" },
 }
 
--- Leases as a table: number, uuid, who holds them, autorenew.
-local function holders_rows(leases)
-  local rows = {}
-  for i, l in ipairs(leases) do
-    local b = brief(l)
-    local held = b.sip_control_app and "app " .. b.sip_control_app
-      or b.sip_connection and "connection " .. b.sip_connection or "-"
-    rows[i] = { number_text(b.number), pretty.safe(tostring(l.uuid)), pretty.safe(held), yes_no(l.autorenew) }
-  end
-  return { "number", "uuid", "held by", "autorenew" }, rows
-end
 
 function M.run(ctx, o)
   if #o.positional < 2 then return usage_error(ctx, "find takes a phone number or a mask") end
@@ -89,7 +77,7 @@ function M.run(ctx, o)
     if hint then ctx.stdout:write(hint:gsub("^%l", string.upper), ".\n") end
   else
     if hint then ctx.stderr:write("opentact: ", hint, "\n") end
-    write_leases(ctx, o, leases, holders_rows)
+    write_leases(ctx, o, leases, output.holder_rows)
   end
   return #leases > 0 and 0 or 1
 end

@@ -312,14 +312,21 @@ end
 -- the concurrency; or nil and the exit status, the client closed.
 local function plan(ctx, o)
   local usage_error = common.usage_error
-  if #o.positional ~= 2 then return nil, usage_error(ctx, o.positional[1] .. " takes one connection uuid") end
+  if #o.positional ~= 2 then
+    return nil, usage_error(ctx, o.positional[1] .. " takes one connection or control app")
+  end
   local want, status = desired(ctx, o)
   if not want then return nil, status end
   local batch_size, concurrency, opt_err = args.sizes(o)
   if not batch_size then return nil, usage_error(ctx, opt_err) end
   local client, why = credentials.client_for(ctx, o)
   if not client then return nil, common.no_client(ctx, why) end
-  local made, err = client:plan(o.positional[2], want, { exact = o.exact or false, move = o.move or false,
+  local t, t_status = common.target(ctx, client, o.positional[2])
+  if not t then
+    client:close()
+    return nil, t_status
+  end
+  local made, err = client:plan(t, want, { exact = o.exact or false, move = o.move or false,
     concurrency = concurrency, note = input_words(o) })
   local hint = missing_hint(o, want, made, err)
   if not made then

@@ -20,7 +20,8 @@ local ROWS, OPTIONS, OPTION = words.ROWS, words.OPTIONS, words.OPTION
 -- In an entry, `args`: what the usage shows before the options in
 -- brackets; `required`: options shown in `args`; `options`: every option
 -- the command takes (--help aside), in order.
-local NAMES = { "list", "find", "assign", "sync", "plan", "apply", "login", "logout", "whoami", "token", "help" }
+local NAMES = { "list", "find", "assign", "sync", "plan", "apply", "connections", "apps", "lease", "names", "login",
+  "logout", "whoami", "token", "help" }
 
 local COMMAND_LIST, COMMAND, MODULE = {}, {}, {}
 for i, name in ipairs(NAMES) do
@@ -39,6 +40,10 @@ M.HELP = {
       .. "extra attempts for a request that failed in a way worth retrying), and -v (--verbose) prints a line "
       .. "per HTTP attempt on standard error: 'opentact: GET /sip/connection/UUID/tnlease: 200, attempt 1, 42 "
       .. "ms'. It never shows the token or the password, and shows the values of a query as ...",
+    "CONN, in the commands that take one, is a SIP connection or a SIP control app: a connection's uuid, or "
+      .. "its name; app:NAME or app:UUID for a control app (connection:NAME to say a connection). A name that "
+      .. "several connections or apps have, or none has, is refused with exit status 2, the candidates listed; "
+      .. "'opentact connections' and 'opentact apps' list them.",
     "Live routing changes only as shown: 'opentact plan' prints what sync would do and, with --out, keeps it; "
       .. "'opentact apply' does exactly that plan, or nothing if a planned lease moved since; sync asks before "
       .. "it detaches or moves a lease (--yes where nobody can answer).",
@@ -226,7 +231,7 @@ function M.help(command)
     out[#out + 1] = "Commands:"
     local list = {}
     for i, c in ipairs(COMMAND_LIST) do list[i] = { c.name, c.summary } end
-    definitions(list, 12, out)
+    definitions(list, 15, out)
     out[#out + 1] = ""
     paragraphs(H.leases, 0, out)
     out[#out + 1] = ""

@@ -40,6 +40,17 @@ local OPTIONS = {
   { name = "--yes", text = "apply a plan that detaches or moves leases without asking (needed when standard input "
     .. "or output is not a terminal; adds alone never ask)" },
   { name = "--no-color", text = "no colour in the plan on a terminal (so too when NO_COLOR is set and not empty)" },
+  { name = "--count", text = "also count the leases each one holds: one list per connection or app, several at "
+    .. "once (--concurrency, default 8), with a progress line on a terminal" },
+  { name = "--autorenew", arg = "on|off", values = { "on", "off" }, text = "with lease set, turn the lease's "
+    .. "automatic renewal on or off; with sync and plan, make every desired lease's autorenew this, as part of the "
+    .. "plan (shown as ~, and checked again by apply)" },
+  { name = "--voice", arg = "on|off", values = { "on", "off" }, text = "turn the lease's voice feature on or off" },
+  { name = "--fax", arg = "on|off", values = { "on", "off" }, text = "turn the lease's fax feature on or off" },
+  { name = "--sms", arg = "on|off", values = { "on", "off" }, text = "turn the lease's SMS feature on or off" },
+  { name = "--mms", arg = "on|off", values = { "on", "off" }, text = "turn the lease's MMS feature on or off" },
+  { name = "--emergency", arg = "on|off", values = { "on", "off" }, text = "turn the lease's emergency calling "
+    .. "feature on or off" },
   { name = "--batch-size", arg = "N", text = "uuids per request (default 100)" },
   { name = "--concurrency", arg = "N", text = "requests at once (default 4, at most 256)" },
   { name = "--failed-file", arg = "FILE", file = true, text = "write the uuids that were not applied to FILE "

@@ -25,8 +25,10 @@ M.NULL = NULL
 
 ---------------------------------------------------------------- progress
 
--- A progress bar on standard error: done/total, rate, ETA.
-local function progress_bar(ctx)
+-- A progress bar on standard error: done/total, rate, ETA. `unit`: what
+-- is counted (default "uuid").
+local function progress_bar(ctx, unit)
+  unit = unit or "uuid"
   local started = core.now()
   return function(done, total)
     local elapsed = core.now() - started
@@ -35,7 +37,7 @@ local function progress_bar(ctx)
     local width = 30
     local filled = total > 0 and floor(width * done / total) or width
     ctx.stderr:write(format("\r[%s%s] %d/%d %s  %3d%%  %.0f/s  ETA %.1fs ",
-      ("#"):rep(filled), ("-"):rep(width - filled), done, total, total == 1 and "uuid" or "uuids",
+      ("#"):rep(filled), ("-"):rep(width - filled), done, total, total == 1 and unit or unit .. "s",
       total > 0 and floor(100 * done / total) or 100, rate, eta))
     if done >= total then ctx.stderr:write("\n") end
   end
@@ -155,9 +157,10 @@ local function yes_no(v)
   return v and "yes" or "no"
 end
 
--- Rows of text as an aligned table under a header, after the count of
--- leases. On a terminal the table stops after ROWS rows, unless --all.
-local function lease_table(ctx, o, header, rows)
+-- Rows of text as an aligned table under a header, after `head` (the
+-- count of what they are). On a terminal the table stops after ROWS rows,
+-- unless --all.
+local function text_table(ctx, o, head, header, rows)
   local n, shown = #rows, #rows
   if n > ROWS and not o.all and stdout_terminal(ctx) then shown = ROWS end
   local widths = {}
@@ -172,13 +175,17 @@ local function lease_table(ctx, o, header, rows)
     for c, v in ipairs(r) do cells[c] = v .. (" "):rep(widths[c] - #v) end
     return (("  " .. concat(cells, "  ")):gsub("%s+$", ""))
   end
-  local out = { n == 1 and "1 lease" or n .. " leases" }
+  local out = { head }
   if n > 0 then
     out[2] = render(header)
     for i = 1, shown do out[#out + 1] = render(rows[i]) end
     if shown < n then out[#out + 1] = format("  ... and %d more (--all prints every one)", n - shown) end
   end
   return concat(out, "\n")
+end
+
+local function lease_table(ctx, o, header, rows)
+  return text_table(ctx, o, #rows == 1 and "1 lease" or #rows .. " leases", header, rows)
 end
 
 -- The columns of a lease in csv and tsv.
@@ -208,6 +215,18 @@ local function write_leases(ctx, o, leases, table_rows)
     end
     write_rows(ctx, fmt, LEASE_COLUMNS, rows)
   end
+end
+
+-- Leases as a table: number, uuid, who holds them, autorenew.
+local function holder_rows(leases)
+  local rows = {}
+  for i, l in ipairs(leases) do
+    local b = brief(l)
+    local held = b.sip_control_app and "app " .. b.sip_control_app
+      or b.sip_connection and "connection " .. b.sip_connection or "-"
+    rows[i] = { number_text(b.number), pretty.safe(tostring(l.uuid)), pretty.safe(held), yes_no(l.autorenew) }
+  end
+  return { "number", "uuid", "held by", "autorenew" }, rows
 end
 
 -- The columns of a report's rows: one per uuid, with its outcome.
@@ -398,6 +417,8 @@ local function write_report(ctx, o, report, opts)
     local failed = {}
     for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
     ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
+      app = report.app, target = report.target and { kind = report.target_kind, uuid = report.target,
+        name = report.target_name } or nil,
       add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
       failed = failed, unexpected = report.unexpected, released = report.released,
@@ -420,6 +441,8 @@ M.brief = brief
 M.number_text = number_text
 M.yes_no = yes_no
 M.write_leases = write_leases
+M.table = text_table
+M.holder_rows = holder_rows
 M.REPORT_COLUMNS = REPORT_COLUMNS
 M.outcome = outcome
 M.outcomes = outcomes

@@ -294,7 +294,7 @@ local function exchange(st, t, method, path, body, credential, deadline)
     return nil, receive_error(err, "answer")
   end
   if h.close or r:leftover() then sock:close() else sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE) end
-  if h.date and h.date > (t.server_date or 0) then t.server_date = h.date end
+  if h.date then t.server_date = h.date end
   return status, answer, h.retry_after, h.open_ended
 end
 
@@ -434,7 +434,8 @@ function Transport.epoch()
   return 0
 end
 
---- The latest Date header of an answer (seconds since the epoch), or nil.
+--- The Date header of the last answer that had one (seconds since the
+--- epoch), or nil.
 function Transport:server_date()
   return self.target.server_date
 end

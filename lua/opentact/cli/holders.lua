@@ -1,0 +1,104 @@
+-- What `opentact connections` and `opentact apps` share: the account's
+-- SIP connections or control apps in every format, with --count the
+-- leases each holds (one list each, several at once, a progress line on a
+-- terminal), and the names kept for completion (opentact.cli.namecache).
+
+local pretty = require("opentact.pretty")
+local args = require("opentact.cli.args")
+local common = require("opentact.cli.common")
+local credentials = require("opentact.cli.credentials")
+local output = require("opentact.cli.output")
+local namecache = require("opentact.cli.namecache")
+
+local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local format = string.format
+
+local M = {}
+
+local WHAT = { connection = "SIP connection", app = "SIP control app" }
+
+-- The columns of csv, tsv and jsonl (with --count, leases after them).
+local COLUMNS = { "uuid", "name", "is_active" }
+M.COLUMNS = COLUMNS
+
+-- --concurrency for --count: 8 unless given.
+local function concurrency(o)
+  if not o.concurrency then return 8 end
+  local _, n, err = args.sizes(o)
+  return n, err
+end
+
+-- The leases each of `list` holds, as counts by index (nil: its list
+-- failed), and the first failure; several lists at once.
+local function count(ctx, client, kind, list, limit)
+  local targets = {}
+  for i, h in ipairs(list) do targets[i] = { kind = kind, uuid = h.uuid } end
+  local bar = ctx.is_terminal and #targets > 0 and output.progress_bar(ctx, WHAT[kind]) or nil
+  local results = client:list_many(targets, { concurrency = limit, on_progress = bar })
+  local counts, failures = {}, {}
+  for i, r in ipairs(results) do
+    if r.leases then
+      counts[i] = #r.leases
+    else
+      failures[#failures + 1] = format("%s: %s", pretty.holder(kind, tostring(list[i].uuid), list[i].name),
+        tostring(r.err))
+    end
+  end
+  return counts, failures
+end
+
+--- What the command does: `kind` "connection" or "app".
+function M.show(ctx, o, kind)
+  if #o.positional ~= 1 then return common.usage_error(ctx, o.positional[1] .. " takes no argument") end
+  local limit, why_limit = concurrency(o)
+  if not limit then return common.usage_error(ctx, why_limit) end
+  local client, why = credentials.client_for(ctx, o)
+  if not client then return common.no_client(ctx, why) end
+  local list, err
+  if kind == "app" then list, err = client:apps() else list, err = client:connections() end
+  if not list then
+    client:close()
+    return common.fail(ctx, err)
+  end
+  namecache.save(ctx, o, client:base_url(), kind, list)
+  local counts, failures = nil, {}
+  if o.count then counts, failures = count(ctx, client, kind, list, limit) end
+  client:close()
+  local fmt = o.format
+  if fmt == "json" or fmt == "jsonl" then
+    local out = {}
+    for i, h in ipairs(list) do
+      local obj = {}
+      for k, v in pairs(h) do obj[k] = v end
+      if counts then obj.leases = counts[i] or output.NULL end
+      out[i] = obj
+    end
+    if fmt == "json" then
+      ctx.stdout:write(output.json(out), "\n")
+    else
+      for _, obj in ipairs(out) do ctx.stdout:write(output.json(obj), "\n") end
+    end
+  else
+    local columns, rows = { "uuid", "name", "state" }, {}
+    if fmt ~= "table" then columns = { "uuid", "name", "is_active" } end
+    if counts then columns[#columns + 1] = "leases" end
+    for i, h in ipairs(list) do
+      local active = h.is_active
+      if fmt == "table" then active = active == true and "active" or active == false and "inactive" or "-" end
+      rows[i] = { h.uuid, type(h.name) == "string" and h.name or nil, active }
+      if counts then rows[i][4] = counts[i] end
+    end
+    if fmt == "table" then
+      for _, r in ipairs(rows) do
+        for c = 1, #columns do r[c] = r[c] == nil and "-" or pretty.safe(tostring(r[c])) end
+      end
+      ctx.stdout:write(output.table(ctx, o, pretty.plural(#list, WHAT[kind]), columns, rows), "\n")
+    else
+      output.write_rows(ctx, fmt, columns, rows)
+    end
+  end
+  for _, f in ipairs(failures) do ctx.stderr:write("opentact: ", f, "\n") end
+  return #failures > 0 and 1 or 0
+end
+
+return M

@@ -1,0 +1,191 @@
+-- The command line's targets: CONN by name, app:NAME for a control app,
+-- an ambiguous or unknown name refused with exit 2 and nothing sent;
+-- `opentact connections` and `opentact apps` (every format, --count),
+-- `opentact lease set`, `opentact names` and its cache, and the
+-- completion of CONN. Against the emulator over real sockets.
+local support = require("emulator")
+local cjson = require("cjson")
+
+local tmpfile, writes = support.tmpfile, support.writes
+local opentact = require("cli").opentact
+
+describe("opentact with targets #wire", function()
+  local emu, conns, leases, apps, home
+
+  setup(function()
+    -- connection 3 is named as connection 1 is; the apps hold nothing
+    emu, conns, leases, apps = support.start_with_uuids({ leases = 40,
+      names = { connection = { [3] = "sip-trunk-1" } } })
+    home = support.sh("mktemp -d"):gsub("%s+$", "")
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if home then os.execute("rm -rf '" .. home .. "'") end
+  end)
+  before_each(function() emu:reset() end)
+
+  -- bin/opentact with a home of its own (the names cache lives there)
+  local function run(args, opts)
+    opts = opts or {}
+    opts.extra = "HOME=" .. home .. " XDG_CACHE_HOME=" .. home .. "/cache " .. (opts.extra or "")
+    return opentact(emu, args, opts)
+  end
+
+  it("takes a connection's name and app:NAME wherever CONN is", function()
+    local out, err, status = run("list sip-trunk-2")
+    assert.equals(0, status, err)
+    assert.matches("^0 leases", out)
+    out, err, status = run("assign app:control-app-1 --add +1 212 555 0010")
+    assert.equals(0, status, err)
+    assert.same({ leases[10] }, emu:state().app_assigned[apps[1]])
+    out, err, status = run("list app:control-app-1 --json")
+    assert.equals(0, status, err)
+    assert.equals(leases[10], cjson.decode(out)[1].uuid)
+    out, err, status = run("list app:" .. apps[1])
+    assert.equals(0, status, err)
+    assert.matches("^1 lease\n", out)
+    -- sync onto the app takes a lease off a connection (released first)
+    local file = tmpfile("+1 212 555 0001\n+1 212 555 0010\n")
+    finally(function() os.remove(file) end)
+    out, err, status = run(("sync app:control-app-1 --numbers-file %s --move --yes"):format(file))
+    assert.equals(0, status, out .. err)
+    assert.matches("SIP control app control-app-1 (" .. apps[1] .. "):", out, 1, true)
+    assert.matches("released 1 from SIP connection sip-trunk-1 (" .. conns[1] .. ") first", out, 1, true)
+    assert.same(support.sorted({ leases[1], leases[10] }), support.sorted(emu:state().app_assigned[apps[1]]))
+    -- and a plan for it, saved and applied
+    local plan = os.tmpname()
+    finally(function() os.remove(plan) end)
+    out, err, status = run(("plan sip-trunk-2 --numbers-file %s --move --out %s"):format(file, plan))
+    assert.equals(0, status, out .. err)
+    assert.matches("SIP connection sip-trunk-2 (" .. conns[2] .. "):", out, 1, true)
+    out, err, status = run("apply " .. plan)
+    assert.equals(0, status, out .. err)
+    assert.same(support.sorted({ leases[1], leases[10] }), support.sorted(emu:state().assigned[conns[2]]))
+  end)
+
+  it("refuses an ambiguous or unknown name with exit 2, the candidates listed, nothing sent", function()
+    local posts = writes(emu)
+    local _, err, status = run("assign sip-trunk-1 --add +1 212 555 0010")
+    assert.equals(2, status)
+    assert.matches('the name "sip-trunk-1" is ambiguous: 2 have it', err, 1, true)
+    assert.matches(conns[1], err, 1, true)
+    assert.matches(conns[3], err, 1, true)
+    local out
+    out, err, status = run("list nobody --format json")
+    assert.equals(2, status)
+    assert.equals("not_found", cjson.decode(out).error.kind)
+    _, err, status = run("sync connection:control-app-1 --all-leases --yes")
+    assert.equals(2, status)
+    assert.matches("no SIP connection is named", err, 1, true)
+    assert.equals(posts, writes(emu))
+  end)
+
+  it("lists connections and apps in every format, and counts their leases", function()
+    local out, err, status = run("connections")
+    assert.equals(0, status, err)
+    assert.matches("^4 SIP connections\n  uuid +name +state\n", out)
+    assert.matches(conns[3] .. "  sip-trunk-1  active", out, 1, true)
+    out, err, status = run("connections --count --format csv")
+    assert.equals(0, status, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.same({ "uuid,name,is_active,leases", conns[1] .. ",sip-trunk-1,true,3", conns[2] .. ",sip-trunk-2,true,0",
+      conns[3] .. ",sip-trunk-1,true,0", conns[4] .. ",sip-trunk-4,true,0" }, lines)
+    out, err, status = run("apps --count --json")
+    assert.equals(0, status, err)
+    local list = cjson.decode(out)
+    assert.equals(2, #list)
+    assert.equals("control-app-1", list[1].name)
+    assert.equals(0, list[1].leases)
+    assert.equals("https://ivr.example.com/app/1", list[1].webhook_url)
+    out, err, status = run("apps --format jsonl")
+    assert.equals(0, status, err)
+    assert.equals(apps[2], cjson.decode(out:match("\n(.-)\n$")).uuid)
+    out, err, status = run("apps --format tsv")
+    assert.equals(0, status, err)
+    assert.matches("^uuid\tname\tis_active\n", out)
+    -- a list that fails: its count empty, named, exit 1
+    emu:faults({ { on = "^GET /sip/connection/.*tnlease", status = 500, message = "down" } })
+    out, err, status = run("connections --count --retries 0 --format csv")
+    assert.equals(1, status)
+    assert.matches(conns[1] .. ",sip-trunk-1,true,\n", out, 1, true)
+    assert.matches("SIP connection sip-trunk-1 (" .. conns[1] .. "): opentact: server (500): down", err, 1, true)
+  end)
+
+  it("counts many connections a few at once", function()
+    local many = support.start({ connections = 60, leases = 10 })
+    finally(function() many:stop() end)
+    many:config({ latency = 0.05 })
+    local out, err, status = opentact(many, "connections --count --concurrency 6 --format csv",
+      { extra = "HOME=" .. home })
+    assert.equals(0, status, err)
+    local n = 0
+    for _ in out:gmatch("\n") do n = n + 1 end
+    assert.equals(61, n)
+    assert.equals(6, many:stats().inflight_max)
+  end)
+
+  it("sets a lease's autorenew and features, and refuses a value that is not on or off", function()
+    local out, err, status = run("lease set +1 212 555 0004 --autorenew off --sms on --json")
+    assert.equals(0, status, err)
+    local lease = cjson.decode(out)[1]
+    assert.equals(leases[4], lease.uuid)
+    assert.is_false(lease.autorenew)
+    assert.is_true(lease.sms)
+    local req = emu:requests()[#emu:requests()]
+    assert.equals("PATCH", req.method)
+    assert.equals('{"autorenew":false,"sms":true}', req.body)
+    out, err, status = run("lease set " .. leases[5] .. " --autorenew on")
+    assert.equals(0, status, err)
+    assert.matches("12125550005", out, 1, true)
+    local from = #emu:requests()
+    _, err, status = run("lease set +1 212 555 0004 --autorenew maybe")
+    assert.equals(2, status)
+    assert.matches("--autorenew takes on or off, not 'maybe'", err, 1, true)
+    _, err, status = run("lease set +1 212 555 0004")
+    assert.equals(2, status)
+    assert.matches("nothing to set", err, 1, true)
+    _, err, status = run("lease get +1 212 555 0004 --autorenew on")
+    assert.equals(2, status)
+    assert.equals(from, #emu:requests())
+    _, err, status = run("lease set +1 999 555 0000 --autorenew on")
+    assert.equals(1, status)
+    assert.matches("not_found", err, 1, true)
+  end)
+
+  it("prints the names for completion, kept a while, and nothing when the server does not answer", function()
+    local out, err, status = run("names")
+    assert.equals(0, status, err)
+    assert.equals("sip-trunk-1\nsip-trunk-2\nsip-trunk-4\napp:control-app-1\napp:control-app-2\n", out)
+    -- kept: a second run reads nothing
+    local from = #emu:requests()
+    out, _, status = run("names")
+    assert.equals(0, status)
+    assert.matches("^sip%-trunk%-1\n", out)
+    assert.equals(from, #emu:requests())
+    -- another URL: nothing kept for it, one bounded attempt, then nothing
+    local port = support.free_port()
+    local t0 = os.time()
+    out, err, status = run("names", { url = "http://127.0.0.1:" .. port })
+    assert.equals(1, status)
+    assert.equals("", out)
+    assert.equals("", err)
+    assert.is_true(os.time() - t0 <= 4)
+  end)
+
+  it("completes CONN with the names, in bash", function()
+    assert(run("names"))
+    local script = tmpfile(table.concat({
+      ". " .. support.ROOT .. "/completion/opentact.bash",
+      "export PATH=" .. support.ROOT .. "/.rocks/" .. (os.getenv("OPENTACT_SPEC_LUA") or "lua5.4") .. "/bin:$PATH",
+      "export HOME=" .. home .. " XDG_CACHE_HOME=" .. home .. "/cache OPENTACT_URL=" .. emu.url
+        .. " OPENTACT_TOKEN=" .. emu.token,
+      "COMP_WORDS=(opentact list sip); COMP_CWORD=2; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
+      "COMP_WORDS=(opentact sync app:); COMP_CWORD=2; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
+      "COMP_WORDS=(opentact lease set 1 --autorenew o); COMP_CWORD=5; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"",
+    }, "\n") .. "\n")
+    finally(function() os.remove(script) end)
+    local out = support.sh("bash " .. script .. " 2>&1")
+    assert.equals("sip-trunk-1\nsip-trunk-2\nsip-trunk-4\n==\napp:control-app-1\napp:control-app-2\n==\non\noff\n", out)
+  end)
+end)
