@@ -316,3 +316,79 @@ describe("targets #wire #c", function()
     end)
   end)
 end)
+
+describe("autorenew in plans #wire #c", function()
+  local emu, client, st, conn
+  local function lease(i) return st.leases[i] end
+  local function number(i) return 12125550000 + i end
+
+  setup(function()
+    emu = support.start({ leases = 30 })
+    client = emu:client()
+    st = emu:state()
+    conn = st.connections[2]
+  end)
+  teardown(function() support.stop(emu, client) end)
+  before_each(function() emu:reset() end)
+
+  -- The PATCHes the emulator received since it held `from` requests.
+  local function patches(from)
+    local out = {}
+    local all = emu:requests()
+    for k = from + 1, #all do
+      if all[k].method == "PATCH" then out[#out + 1] = all[k].path .. " " .. all[k].body end
+    end
+    table.sort(out)
+    return out
+  end
+
+  it("plans the leases whose autorenew differs, shows them with ~, and applies exactly those", function()
+    -- lease i renews unless i is a multiple of 3
+    client:assign(conn, { add = { lease(4) } })
+    local plan = assert(client:plan(conn, { numbers = { number(9), number(4), number(7) } }, { autorenew = false }))
+    assert.is_false(plan.options.autorenew)
+    assert.same(sorted({ lease(4), lease(7) }), sorted((function()
+      local out = {}
+      for i, l in ipairs(plan.renew) do out[i] = l.uuid end
+      return out
+    end)()))
+    local text = tostring(plan)
+    assert.matches("Plan: 2 to add, 0 to remove, 1 unchanged, 0 conflicts, 0 missing, 2 to set autorenew off.", text,
+      1, true)
+    assert.matches("~ 12125550004 .*%(autorenew on %-> off%)", text)
+    -- saved with the plan, and part of its hash
+    local saved = assert(plan:encode())
+    local back = assert(opentact.decode_plan(saved))
+    assert.equals(tostring(plan), tostring(back))
+    assert.is_nil((opentact.decode_plan((saved:gsub('"autorenew":false,"exact"', '"autorenew":true,"exact"', 1)))))
+    local from = #emu:requests()
+    local report = assert(client:apply(back))
+    assert.is_true(report.ok, tostring(report))
+    assert.same(sorted({ lease(4), lease(7) }), sorted(report.renewed.applied))
+    assert.same(sorted({ "/lease/tn/" .. lease(4) .. ' {"autorenew":false}', "/lease/tn/" .. lease(7)
+      .. ' {"autorenew":false}' }), patches(from))
+    assert.matches("autorenew set off on 2, 0 failed", tostring(report), 1, true)
+    assert.is_false(assert(client:lease(number(7))).autorenew)
+    assert.is_false(assert(client:lease(number(4))).autorenew)
+    -- nothing left to set: sync plans none
+    report = assert(client:sync(conn, { numbers = { number(9), number(4), number(7) } }, { autorenew = false }))
+    assert.same({}, report.renew)
+    assert.is_true(report.ok, tostring(report))
+  end)
+
+  it("says which leases' autorenew could not be set, and is not ok", function()
+    emu:faults({ { on = "^PATCH ", status = 400, message = "locked" } })
+    local report = assert(client:sync(conn, { numbers = { number(5), number(6) } }, { autorenew = true }))
+    assert.is_false(report.ok)
+    -- lease 5 renews already; lease 6 does not
+    assert.same({ lease(5), lease(6) }, report.applied.add)
+    assert.same({}, report.renewed.applied)
+    assert.same({ lease(6) }, report.renewed.failed[1].uuids)
+    assert.equals(400, report.renewed.failed[1].err.status)
+    assert.matches("1 uuid (autorenew): opentact: rejected (400): locked", tostring(report), 1, true)
+  end)
+
+  it("raises for an autorenew that is not a boolean", function()
+    assert.has_error(function() client:plan(conn, { numbers = { number(5) } }, { autorenew = "off" }) end)
+  end)
+end)

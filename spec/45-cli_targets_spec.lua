@@ -161,6 +161,27 @@ describe("opentact with targets #wire", function()
     assert.equals("", out)
   end)
 
+  it("makes the desired leases' autorenew what --autorenew says, in sync and plan", function()
+    local file = tmpfile("+1 212 555 0004\n+1 212 555 0006\n")
+    finally(function() os.remove(file) end)
+    local out, err, status = run(("sync sip-trunk-2 --numbers-file %s --autorenew off --dry-run"):format(file))
+    assert.equals(0, status, err)
+    assert.matches("2 to add, 0 to remove, 0 unchanged, 0 conflicts, 0 missing, 1 to set autorenew off.", out, 1, true)
+    assert.matches("~ 12125550004 ", out, 1, true)
+    out, err, status = run(("sync sip-trunk-2 --numbers-file %s --autorenew off --format csv"):format(file))
+    assert.equals(0, status, err)
+    assert.matches("\n" .. leases[4] .. ",12125550004,autorenew,applied,,,autorenew off\n", out, 1, true)
+    local patched = {}
+    for _, r in ipairs(emu:requests()) do
+      if r.method == "PATCH" then patched[#patched + 1] = r.path .. " " .. r.body end
+    end
+    assert.same({ "/lease/tn/" .. leases[4] .. ' {"autorenew":false}' }, patched)
+    out, err, status = run(("plan sip-trunk-2 --numbers-file %s --autorenew yes"):format(file))
+    assert.equals(2, status)
+    assert.matches("--autorenew takes on or off, not 'yes'", err, 1, true)
+    assert.equals("", out)
+  end)
+
   it("prints the names for completion, kept a while, and nothing when the server does not answer", function()
     local out, err, status = run("names")
     assert.equals(0, status, err)

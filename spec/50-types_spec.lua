@@ -508,6 +508,16 @@ describe("types/ against what the library returns #wire #c", function()
     saw("opentact.Plan", app_plan)
     local app_report = assert(client:apply(app_plan))
     saw("opentact.SyncReport", app_report)
+    -- autorenew asked: a plan that sets it, one lease's PATCH refused
+    emu:reset()
+    local renew_plan = assert(client:plan(conn, { numbers = { 12125550004, 12125550005 } }, { autorenew = false }))
+    saw("opentact.Plan", renew_plan)
+    saw("opentact.PlanOptionsUsed", renew_plan.options)
+    emu:faults({ { on = "^PATCH ", status = 400, message = "locked" } })
+    local renewed = assert(client:apply(renew_plan))
+    saw("opentact.SyncReport", renewed)
+    saw("opentact.Renewed", renewed.renewed)
+    for _, f in ipairs(renewed.renewed.failed) do saw("opentact.RenewFailure", f) end
     for _, rel in ipairs(app_report.released) do saw("opentact.Released", rel) end
 
     -- list_many: one that works, one that fails
@@ -533,7 +543,8 @@ describe("types/ against what the library returns #wire #c", function()
 
   for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Plan", "opentact.PlanOptionsUsed",
     "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released",
-    "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder", "opentact.Target" }) do
+    "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder", "opentact.Target",
+    "opentact.Renewed", "opentact.RenewFailure" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)

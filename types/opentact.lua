@@ -411,6 +411,9 @@ local Report = {}
 ---@field target_name? string the target's name, when it was given as a resolved target
 ---@field connection? string the SIP connection's uuid, for a connection
 ---@field app? string the SIP control app's uuid, for a control app
+---@field renew opentact.Leases the desired leases whose autorenew the plan sets (`autorenew` asked), as found
+---@field options opentact.PlanOptionsUsed the options the plan was made with
+---@field renewed opentact.Renewed what was done of `renew`
 ---@field released? opentact.Released[] the leases released from the other kind of holder first (moves off apps onto a connection, off connections onto an app; `move = true`)
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
@@ -440,6 +443,7 @@ local SyncReport = {}
 ---@field unexpected string[] empty
 ---@field holders table<string, opentact.PlanHolder|false> the holder of every lease the plan names (by lower-case uuid) when planned; false: none
 ---@field held string[] `exact = true`: the other leases the connection held when planned (`apply` refuses a target that holds more)
+---@field renew opentact.Leases with `autorenew`: the desired leases whose autorenew differs, each as found (its `autorenew` what it was); `apply` sets them after the attaches
 ---@field options opentact.PlanOptionsUsed the options it was made with
 ---@field base_url string the API root it was made against; `apply` refuses another
 ---@field time integer when it was made (`os.time()`)
@@ -455,7 +459,21 @@ local Plan = {}
 ---@class opentact.PlanOptionsUsed
 ---@field exact boolean
 ---@field move boolean
+---@field autorenew? boolean the autorenew asked for, when one was
 local PlanOptionsUsed = {}
+
+---What `apply` did of a plan's `renew`.
+---@class opentact.Renewed
+---@field autorenew? boolean the value set
+---@field applied string[] the uuids whose autorenew was set, as the server's answers show
+---@field failed opentact.RenewFailure[] the uuids not set, grouped by reason
+local Renewed = {}
+
+---Leases whose autorenew could not be set, and why.
+---@class opentact.RenewFailure
+---@field uuids string[]
+---@field err opentact.Error
+local RenewFailure = {}
 
 ---Leases released from their holder before they were attached (`sync`
 ---with `move = true`): from a control app for a connection, from a
@@ -575,6 +593,7 @@ local ListManyOptions = {}
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt (the report's `interrupted`)
+---@field autorenew? boolean make every desired lease's autorenew this, as part of the plan (`renew`): one `PATCH /lease/tn/{uuid}` per lease that differs, after the attaches. Unset: autorenew is left as it is.
 local SyncOptions = {}
 
 ---The options of `plan`.
@@ -584,6 +603,7 @@ local SyncOptions = {}
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
 ---@field note? string what the plan was made from, in its maker's words (at most 4096 bytes): saved and hashed with it, never read by `apply` (the command line keeps the input of `opentact plan` there, to say how to make a stale plan again)
+---@field autorenew? boolean make every desired lease's autorenew this, as part of the plan (`renew`, saved and hashed with it)
 local PlanOptions = {}
 
 ---The options of `apply`.

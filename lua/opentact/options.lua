@@ -257,10 +257,15 @@ M.CALL_CHECKS = {
     if type(v) ~= "string" or v == "" or v:find("%z") then return "a file path (a non-empty string)" end
   end,
   reread = boolean,
+  autorenew = boolean,
   note = function(v)
     if type(v) ~= "string" or #v > 4096 or v:find("%z") then return "a string of at most 4096 bytes, without NUL" end
   end,
 }
+
+-- The default of an option whose false is a value (autorenew = false
+-- turns renewal off): the option was not given.
+M.UNSET = "unset"
 
 -- Each call's options and their defaults (false: none).
 M.CALLS = {
@@ -270,8 +275,8 @@ M.CALLS = {
   search = { page_size = 100, skip = 0 },
   search_all = { page_size = 100, concurrency = 4, on_progress = false },
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
-    on_progress = false },
-  plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false },
+    on_progress = false, autorenew = M.UNSET },
+  plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET },
   apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
 }
 

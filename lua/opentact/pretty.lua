@@ -317,18 +317,30 @@ function M.plan_lines(r, limit, words)
   section(r.missing, function(x)
     return format("  ? %-15s not in the account", cell(type(x) == "table" and x.uuid or x))
   end)
+  -- autorenew set: ~ and what it was
+  local renew = r.renew or {}
+  local want = r.options and r.options.autorenew
+  local function on_off(v) return v == nil and "unknown" or v and "on" or "off" end
+  section(renew, function(l) return lease_line("~", l, "autorenew " .. on_off(l.autorenew) .. " -> " .. on_off(want)) end)
   local conflicts, missing = #r.conflicts, #r.missing
-  out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing.",
-    #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing)
+  out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing%s.",
+    #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing,
+    #renew > 0 and format(", %d to set autorenew %s", #renew, on_off(want)) or "")
   if r.dry_run then
     out[#out + 1] = "Dry run: nothing was changed."
   else
     local failed = 0
     for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
-    out[#out + 1] = format("Applied: %d added, %d removed, %d failed.", #r.applied.add, #r.applied.remove, failed)
+    local renewed = r.renewed
+    out[#out + 1] = format("Applied: %d added, %d removed, %d failed%s.", #r.applied.add, #r.applied.remove, failed,
+      renewed and #renew > 0 and format("; autorenew set %s on %d, %d failed", on_off(want), #renewed.applied,
+        #renew - #renewed.applied) or "")
     for i = 1, #r.failed do
       local f = r.failed[i]
       out[#out + 1] = format("  %s: %s", plural(#f.add + #f.remove, "uuid"), safe(tostring(f.err)))
+    end
+    for _, f in ipairs(renewed and renewed.failed or {}) do
+      out[#out + 1] = format("  %s (autorenew): %s", plural(#f.uuids, "uuid"), safe(tostring(f.err)))
     end
     for _, rel in ipairs(r.released or {}) do
       out[#out + 1] = format("  released %d from %s first", #rel.leases,

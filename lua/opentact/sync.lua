@@ -16,6 +16,7 @@ local pretty = require("opentact.pretty")
 local json = require("opentact.json")
 local bulk = require("opentact.bulk")
 local search = require("opentact.search")
+local options = require("opentact.options")
 
 local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
   type, ipairs, setmetatable, getmetatable, tostring, next, pcall
@@ -460,6 +461,57 @@ local function verify(eng, target, report, exact)
   end
 end
 
+-- Sets the autorenew a plan asks for on its leases (`plan.renew`),
+-- `concurrency` requests at once: PATCH /lease/tn/{uuid}, each confirmed
+-- by the lease its answer holds. Fills report.renewed: {autorenew,
+-- applied = uuids, failed = {{uuids, err}}}; an interrupt stops it, the
+-- rest failed as not sent.
+local function set_autorenew(eng, plan, opts, report)
+  local want = plan.options.autorenew
+  local out = { autorenew = want, applied = {}, failed = {} }
+  report.renewed = out
+  if want == nil or #plan.renew == 0 then return end
+  local body = json.encode({ autorenew = want })
+  local reqs = {}
+  for i, lease in ipairs(plan.renew) do
+    local req = engine.request("PATCH", "/lease/tn/" .. lower(lease.uuid), body, "lease")
+    req.uuid = lease.uuid
+    reqs[i] = req
+  end
+  local by_error, finished = {}, {}
+  local function failed(req, err)
+    local group = by_error[err]
+    if not group then
+      group = { uuids = {}, err = err }
+      by_error[err] = group
+      out.failed[#out.failed + 1] = group
+    end
+    group.uuids[#group.uuids + 1] = req.uuid
+  end
+  local ok, stopped = pcall(eng.run, eng, reqs, min(opts.concurrency, #reqs), function(req)
+    finished[req] = true
+    local lease = req.leases
+    if lease and lease.autorenew == want then
+      out.applied[#out.applied + 1] = req.uuid
+    elseif lease then
+      local e = errors.new("protocol", "the server answered success but its answer shows the lease's autorenew "
+        .. "unchanged", false)
+      e.status = 200
+      failed(req, errors.finish(e, "PATCH", req.path, req.attempt))
+    else
+      failed(req, req.err)
+    end
+  end)
+  if not ok then
+    report.interrupted = report.interrupted or errors.interrupted(stopped)
+    local e = errors.finish(errors.new("network", "interrupted: the request may not have been sent", false),
+      "PATCH", nil, 0)
+    for _, req in ipairs(reqs) do
+      if not finished[req] then failed(req, e) end
+    end
+  end
+end
+
 -- A lease released from its control app and then not attached is held by
 -- nothing now: its failed entry says so.
 local function note_released(report)
@@ -550,13 +602,19 @@ local function document(plan)
   for _, u in ipairs(plan.held) do
     list[#list + 1] = { action = "held", uuid = u, holder = plan.holders[u] or false }
   end
+  -- the leases whose autorenew the plan sets, each with what it was
+  for _, lease in ipairs(plan.renew) do
+    local u = lower(lease.uuid)
+    list[#list + 1] = { action = "set", uuid = u, tn = tn_of(lease), holder = plan.holders[u] or false,
+      autorenew = lease.autorenew }
+  end
   local missing = {}
   for i, x in ipairs(plan.missing) do
     missing[i] = type(x) == "table" and { uuid = tostring(x.uuid) } or x
   end
   return { format = FORMAT, version = VERSION, base_url = plan.base_url, time = plan.time,
     target = { kind = plan.target_kind, uuid = plan.target, name = plan.target_name },
-    options = { exact = plan.options.exact, move = plan.options.move },
+    options = { exact = plan.options.exact, move = plan.options.move, autorenew = plan.options.autorenew },
     ok = plan.ok, leases = list, missing = missing, note = plan.note, since = plan.since }
 end
 
@@ -602,6 +660,13 @@ local function hash_content(plan)
   -- (only for a control app: a plan for a connection hashes as before)
   if plan.target_kind == "app" then h:field("target"):field("app") end
   if plan.target_name ~= nil then h:field("target_name"):field(plan.target_name) end
+  if plan.options.autorenew ~= nil then
+    h:field("autorenew"):field(plan.options.autorenew)
+    for _, lease in ipairs(plan.renew) do
+      local was = lease.autorenew
+      h:words("set", lower(lease.uuid), tn_of(lease), was == nil and "-" or tostring(was))
+    end
+  end
   return h:hex()
 end
 
@@ -649,7 +714,8 @@ function plan_methods.encode(plan)
   return json.encode(doc)
 end
 
-local ACTION_LIST = { add = "add", remove = "remove", keep = "keep", conflict = "conflicts", held = true }
+local ACTION_LIST = { add = "add", remove = "remove", keep = "keep", conflict = "conflicts", held = true,
+  set = "renew" }
 
 -- Why a decoded document is no plan this library can read, or nil.
 local function malformed(doc)
@@ -665,8 +731,9 @@ local function malformed(doc)
       or (t.name ~= nil and type(t.name) ~= "string") then
     return "its target is not a SIP connection or control app"
   end
-  if type(o) ~= "table" or type(o.exact) ~= "boolean" or type(o.move) ~= "boolean" then
-    return "its options are not exact and move"
+  if type(o) ~= "table" or type(o.exact) ~= "boolean" or type(o.move) ~= "boolean"
+      or (o.autorenew ~= nil and type(o.autorenew) ~= "boolean") then
+    return "its options are not exact, move and autorenew"
   end
   if type(doc.leases) ~= "table" or type(doc.missing) ~= "table" then return "it lists no leases" end
   if doc.note ~= nil and type(doc.note) ~= "string" then return "its note is not text" end
@@ -676,7 +743,8 @@ local function malformed(doc)
   end
   for i, e in ipairs(doc.leases) do
     if type(e) ~= "table" or not ACTION_LIST[e.action] or not is_uuid(e.uuid) or not is_holder(e.holder)
-        or (e.tn ~= nil and type(e.tn) ~= "number") then
+        or (e.tn ~= nil and type(e.tn) ~= "number")
+        or (e.action == "set" and (o.autorenew == nil or e.autorenew ~= nil and type(e.autorenew) ~= "boolean")) then
       return ("lease %d of the plan is not an action on a lease uuid with its holder"):format(i)
     end
   end
@@ -719,8 +787,9 @@ function M.decode(text)
     held = {}, holders = {}, target = uuid, target_kind = kind, target_name = doc.target.name, [kind] = uuid,
     dry_run = true, ok = doc.ok,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
-    options = { exact = doc.options.exact, move = doc.options.move },
+    options = { exact = doc.options.exact, move = doc.options.move, autorenew = doc.options.autorenew },
     base_url = doc.base_url, time = doc.time, version = VERSION, note = doc.note, since = doc.since,
+    renew = leases(),
   }
   for _, e in ipairs(doc.leases) do
     local u = lower(e.uuid)
@@ -729,6 +798,7 @@ function M.decode(text)
       plan.held[#plan.held + 1] = u
     else
       local lease = { uuid = u, tn = e.tn ~= nil and { tn = e.tn } or nil }
+      if e.action == "set" then lease.autorenew = e.autorenew end
       if e.holder then
         lease[e.holder.kind == "app" and "sip_control_app" or "sip_connection"] = { uuid = e.holder.uuid,
           name = e.holder.name }
@@ -813,6 +883,16 @@ function M.make(eng, tg, what, items, opts, base_url, hashed)
   plan.applied, plan.failed, plan.unexpected = { add = {}, remove = {} }, {}, {}
   plan.ok = #plan.missing == 0 and #plan.conflicts == 0
   plan.options = { exact = opts.exact and true or false, move = opts.move and true or false }
+  -- autorenew asked: every desired lease that renews otherwise is set
+  plan.renew = leases()
+  if opts.autorenew ~= nil and opts.autorenew ~= options.UNSET then
+    plan.options.autorenew = opts.autorenew
+    for _, kind in ipairs({ "keep", "add" }) do
+      for _, lease in ipairs(plan[kind]) do
+        if lease.autorenew ~= opts.autorenew then plan.renew[#plan.renew + 1] = lease end
+      end
+    end
+  end
   plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
   -- what its maker says it was made from (client:plan's `note`)
   plan.note = opts.note or nil
@@ -1089,6 +1169,7 @@ local function run_plan(eng, plan, opts, done, journal)
   local target = target_of(plan)
   local report = setmetatable({
     add = plan.add, remove = plan.remove, keep = plan.keep, missing = plan.missing, conflicts = plan.conflicts,
+    renew = plan.renew, options = plan.options,
     target = plan.target, target_kind = plan.target_kind, target_name = plan.target_name,
     [plan.target_kind] = plan.target, dry_run = false,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
@@ -1173,6 +1254,15 @@ local function run_plan(eng, plan, opts, done, journal)
     verify(eng, target, report, plan.options.exact)
   end
   note_released(report)
+  if report.interrupted then
+    report.renewed = { autorenew = plan.options.autorenew, applied = {}, failed = {} }
+    if #plan.renew > 0 then
+      local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "PATCH", nil, 0)
+      report.renewed.failed[1] = { uuids = uuids(plan.renew), err = e }
+    end
+  else
+    set_autorenew(eng, plan, opts, report)
+  end
   if journal then
     -- what was applied and is not in the journal yet (an answer that came
     -- in as the run stopped, a failure the read-back shows applied)
@@ -1194,6 +1284,7 @@ local function run_plan(eng, plan, opts, done, journal)
   -- nothing else
   report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
     and #report.unexpected == 0 and not report.unverified and not report.interrupted
+    and #report.renewed.failed == 0
   return report
 end
 

@@ -91,6 +91,10 @@ local function plan_again(plan, path, o)
   local tail = {}
   if plan.options.exact then tail[#tail + 1] = "--exact" end
   if plan.options.move then tail[#tail + 1] = "--move" end
+  if plan.options.autorenew ~= nil then
+    tail[#tail + 1] = "--autorenew"
+    tail[#tail + 1] = plan.options.autorenew and "on" or "off"
+  end
   tail[#tail + 1] = "--out"
   tail[#tail + 1] = path
   if o.url then

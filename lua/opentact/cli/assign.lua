@@ -538,7 +538,7 @@ function M.run(ctx, o)
     if not report.ok and saved then
       ctx.stdout:write(format("failed uuids written to %s%s; to retry:\n  opentact assign %s%s%s%s\n",
         o.failed_file, #failed_remove > 0 and " and " .. o.failed_file .. ".remove" or "",
-        target, #failed_add > 0 and " --add-file " .. o.failed_file or "",
+        common.shell_words({ o.positional[2] }), #failed_add > 0 and " --add-file " .. o.failed_file or "",
         #failed_remove > 0 and " --remove-file " .. o.failed_file .. ".remove" or "", o.move and " --move" or ""))
     end
   end

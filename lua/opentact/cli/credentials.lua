@@ -13,15 +13,22 @@ local format, floor = string.format, math.floor
 
 local M = {}
 
+-- The user's folder that the XDG variable `var` names, else `fallback`
+-- under their home (".config", ".cache"); nil without a home.
+local function user_dir(ctx, var, fallback)
+  local dir = ctx.getenv(var)
+  if dir and dir ~= "" then return dir end
+  local home = ctx.getenv("HOME")
+  if not home or home == "" then return nil end
+  return home .. "/" .. fallback
+end
+M.user_dir = user_dir
+
 -- Where `opentact login` keeps the token it got for `profile` (nil: the
 -- default profile, in the path it always had), or nil without a home.
 local function token_file(ctx, profile)
-  local dir = ctx.getenv("XDG_CONFIG_HOME")
-  if not dir or dir == "" then
-    local home = ctx.getenv("HOME")
-    if not home or home == "" then return nil end
-    dir = home .. "/.config"
-  end
+  local dir = user_dir(ctx, "XDG_CONFIG_HOME", ".config")
+  if not dir then return nil end
   return dir .. "/opentact/" .. (profile and "profiles/" .. profile .. "/" or "") .. "token"
 end
 

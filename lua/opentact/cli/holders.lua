@@ -4,6 +4,7 @@
 -- terminal), and the names kept for completion (opentact.cli.namecache).
 
 local pretty = require("opentact.pretty")
+local words = require("opentact.cli.options")
 local args = require("opentact.cli.args")
 local common = require("opentact.cli.common")
 local credentials = require("opentact.cli.credentials")
@@ -45,6 +46,53 @@ local function count(ctx, client, kind, list, limit)
     end
   end
   return counts, failures
+end
+
+-- What the help of each says that the other does not.
+local HELP = {
+  connection = {
+    name = "connections", what = "connection", plural = "SIP connections",
+    text = "List the account's SIP connections: uuid, name and whether active. A connection's name is what "
+      .. "CONN may be in the other commands (app:NAME names a control app; see 'opentact apps'). Names are not "
+      .. "unique: a name two connections have is refused there, and their uuids tell them apart.",
+    example = "opentact connections --count --format csv > trunks.csv",
+  },
+  app = {
+    name = "apps", what = "control app", plural = "SIP control apps",
+    text = "List the account's SIP control apps (programmable call flows): uuid, name and whether active. In "
+      .. "the other commands, app:NAME or app:UUID makes a control app CONN: a lease attached to it goes to its "
+      .. "call flow instead of a SIP connection.",
+    example = "opentact apps --count --json",
+  },
+}
+
+--- The help entry of `opentact connections` (`kind` "connection") or
+--- `opentact apps` ("app").
+function M.help(kind)
+  local h = HELP[kind]
+  return {
+    name = h.name, args = {},
+    summary = "list the account's " .. h.plural .. " (names, uuids), with --count the leases each holds",
+    text = { h.text .. " With --count, each one's leases are counted: one list per " .. h.what .. ", "
+      .. "--concurrency at once (default 8), with a progress line on a terminal." },
+    options = { "--count", "--concurrency", "--format", "--json", "--all", "--url", "--profile", "--timeout",
+      "--retries", "--verbose" },
+    output = {
+      { "table", "a line per " .. h.what .. ": uuid, name, state (active or inactive), with --count leases" },
+      { "json", "the API's " .. h.plural .. ", every field, as an array (with --count, each with leases)" },
+      { "jsonl", "one " .. h.what .. " object per line" },
+      { "csv", "a header line, then a line per " .. h.what .. ": uuid, name, is_active (with --count, leases)" },
+      { "tsv", words.TSV_TEXT },
+    },
+    exit = {
+      { 0, "the " .. h.plural .. " were printed (and counted)" },
+      { 1, words.API_EXIT .. "; with --count, a " .. h.what .. " whose leases could not be listed (named on "
+        .. "standard error, its count empty)" },
+      { 2, words.USAGE_EXIT },
+      { 130, words.INTERRUPTED_EXIT },
+    },
+    examples = { "opentact " .. h.name, h.example },
+  }
 end
 
 --- What the command does: `kind` "connection" or "app".

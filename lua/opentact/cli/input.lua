@@ -315,6 +315,10 @@ local function plan(ctx, o)
   if #o.positional ~= 2 then
     return nil, usage_error(ctx, o.positional[1] .. " takes one connection or control app")
   end
+  if o.autorenew ~= nil and o.autorenew ~= "on" and o.autorenew ~= "off" then
+    return nil, usage_error(ctx, "--autorenew takes on or off, not '" .. pretty.safe(tostring(o.autorenew)) .. "'")
+  end
+  if o.autorenew ~= nil then o.autorenew_set = o.autorenew == "on" end
   local want, status = desired(ctx, o)
   if not want then return nil, status end
   local batch_size, concurrency, opt_err = args.sizes(o)
@@ -327,7 +331,7 @@ local function plan(ctx, o)
     return nil, t_status
   end
   local made, err = client:plan(t, want, { exact = o.exact or false, move = o.move or false,
-    concurrency = concurrency, note = input_words(o) })
+    concurrency = concurrency, note = input_words(o), autorenew = o.autorenew_set })
   local hint = missing_hint(o, want, made, err)
   if not made then
     client:close()

@@ -4,6 +4,7 @@
 -- for one URL. Never a token.
 
 local core = require("opentact.core")
+local credentials = require("opentact.cli.credentials")
 
 local ipairs, tonumber, type = ipairs, tonumber, type
 local format = string.format
@@ -15,12 +16,8 @@ M.TTL = 600
 
 -- The cache file for the profile of `o`, or nil without a home.
 local function path(ctx, o)
-  local dir = ctx.getenv("XDG_CACHE_HOME")
-  if not dir or dir == "" then
-    local home = ctx.getenv("HOME")
-    if not home or home == "" then return nil end
-    dir = home .. "/.cache"
-  end
+  local dir = credentials.user_dir(ctx, "XDG_CACHE_HOME", ".cache")
+  if not dir then return nil end
   local profile = o.profile or ctx.getenv("OPENTACT_PROFILE")
   if profile == "" then profile = nil end
   return dir .. "/opentact", "names" .. (profile and "-" .. profile or "")

@@ -20,7 +20,7 @@ M.help = {
   summary = "print the names of the account's connections and control apps (app:NAME), one a line, for "
     .. "completion",
   text = { "Print what CONN may be by name: each SIP connection's name, then each control app's as app:NAME, "
-    .. "one a line (a name that has a line break is left out). The names are kept for " .. namecache.TTL / 60
+    .. "one a line (a name that has a line break is left out). The names are kept for " .. ("%d"):format(namecache.TTL / 60)
     .. " minutes after 'opentact connections', 'opentact apps' or this command read them; when none are kept, "
     .. "they are read with one attempt of at most " .. WAIT .. " seconds (--timeout), and on failure nothing "
     .. "is printed. The completion scripts call it, so that a name completes without a wait that could hang "

@@ -405,6 +405,19 @@ local function sync_rows(report)
   for _, u in ipairs(report.unexpected) do
     rows[#rows + 1] = M.outcome(u, nil, "none", "unexpected", nil, "on the connection at the read-back, not asked for")
   end
+  -- autorenew set (action "autorenew"): planned, applied or failed
+  local renewed, failed_renew = report.renewed, {}
+  for _, f in ipairs(renewed and renewed.failed or {}) do
+    for _, u in ipairs(f.uuids) do failed_renew[lower(u)] = f.err end
+  end
+  local want = report.options and report.options.autorenew
+  for _, l in ipairs(report.renew or {}) do
+    local b = brief(l)
+    local e = failed_renew[lower(tostring(b.uuid))]
+    local result = report.dry_run and "planned" or e and "failed" or "applied"
+    rows[#rows + 1] = M.outcome(b.uuid, b.number, "autorenew", result, e, e and nil or ("autorenew " .. (want and "on"
+      or "off")))
+  end
   return M.other_outcomes(report, done, rows)
 end
 
@@ -419,6 +432,12 @@ local function write_report(ctx, o, report, opts)
     ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
       app = report.app, target = report.target and { kind = report.target_kind, uuid = report.target,
         name = report.target_name } or nil,
+      autorenew = report.options and report.options.autorenew, renew = briefs(report.renew or {}),
+      renewed = report.renewed and { applied = report.renewed.applied, failed = (function()
+        local out = {}
+        for i, f in ipairs(report.renewed.failed) do out[i] = { uuids = f.uuids, err = error_json(f.err) } end
+        return out
+      end)() } or nil,
       add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
       conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
       failed = failed, unexpected = report.unexpected, released = report.released,

@@ -28,7 +28,8 @@ M.help = {
     "On a terminal the plan is in colour unless --no-color or NO_COLOR is set, and a long plan stops after a "
     .. "screenful with the count of the rest, unless --all; sent to a file or a pipe, and in --out, it has every "
     .. "line." },
-  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--out", "--concurrency",
+  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--autorenew", "--out",
+    "--concurrency",
     "--skip-invalid", "--all", "--no-color", "--country-code", "--url", "--profile", "--timeout", "--retries",
     "--verbose" },
   exit = {

@@ -40,7 +40,7 @@ M.help = {
     "When every number of FILE is missing from the account and some are written without a leading + "
       .. "(2125550004), the output says they may lack their country code: --country-code 1 (or "
       .. "OPENTACT_COUNTRY_CODE=1) puts it in front of every number of at most ten digits written so." },
-  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--dry-run", "--yes",
+  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--autorenew", "--dry-run", "--yes",
     "--batch-size", "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--all", "--no-color",
     "--country-code", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   output = {
@@ -84,7 +84,7 @@ local function again(o)
   for _, flag in ipairs({ "exact", "move", "skip_invalid", "yes", "all", "no_color" }) do
     if o[flag] then w[#w + 1] = "--" .. flag:gsub("_", "-") end
   end
-  for _, name in ipairs({ "batch_size", "concurrency", "failed_file", "url" }) do
+  for _, name in ipairs({ "batch_size", "concurrency", "failed_file", "url", "autorenew" }) do
     if o[name] then
       w[#w + 1] = "--" .. name:gsub("_", "-")
       w[#w + 1] = o[name]
