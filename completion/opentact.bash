@@ -10,6 +10,28 @@
 
 _opentact() {
   local cur prev cmd i word
+  # The words as typed: bash splits them at every character of
+  # COMP_WORDBREAKS, ':' among them (app:NAME, a URL's port); read again
+  # from the line, split at blanks, with --opt=value as three words, as
+  # the rest expects. Replies to a word with a ':' lose what bash keeps.
+  local colon=
+  if [ -n "${COMP_LINE-}" ]; then
+    local line=${COMP_LINE:0:COMP_POINT} w
+    local -a typed=() split=()
+    read -ra typed <<< "$line"
+    case $line in *[[:space:]]) typed+=("") ;; esac
+    for w in "${typed[@]}"; do
+      case $w in
+        --*=*) split+=("${w%%=*}" "=" "${w#*=}") ;;
+        *) split+=("$w") ;;
+      esac
+    done
+    COMP_WORDS=("${split[@]}")
+    COMP_CWORD=$((${#split[@]} - 1))
+    case ${COMP_WORDS[COMP_CWORD]} in
+      *:*) case $COMP_WORDBREAKS in *:*) colon=${COMP_WORDS[COMP_CWORD]%:*}: ;; esac ;;
+    esac
+  fi
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=
   [ "$COMP_CWORD" -gt 0 ] && prev=${COMP_WORDS[COMP_CWORD-1]}
@@ -93,16 +115,14 @@ _opentact() {
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   elif [ "$i" -eq $((COMP_CWORD - 1)) ] && case $cmd in list|assign|sync|plan) true ;; *) false ;; esac; then
     # CONN: the names of the account's connections, app:NAME for its apps
-    local IFS=$'\n' name
-    local -a names
-    if command -v timeout > /dev/null 2>&1; then
-      names=($(timeout 5 opentact names "${account[@]}" 2> /dev/null))
-    else
-      names=($(opentact names "${account[@]}" 2> /dev/null))
-    fi
-    for name in "${names[@]}"; do
-      case $name in "$cur"*) COMPREPLY+=("$(printf '%q' "$name")") ;; esac
-    done
+    # (read line by line: a name is never split or globbed)
+    local name runner=
+    command -v timeout > /dev/null 2>&1 && runner="timeout 5"
+    while IFS= read -r name; do
+      case $name in
+        "$cur"*) name=${name#"$colon"}; COMPREPLY+=("$(printf '%q' "$name")") ;;
+      esac
+    done < <($runner opentact names "${account[@]}" 2> /dev/null)
   elif [ "$cmd" = apply ]; then
     # the plan file
     compopt -o filenames 2> /dev/null

@@ -278,16 +278,20 @@ end
 --- Changes a lease's settings (PATCH /lease/tn/{uuid}): `lease` a lease
 --- uuid, a lease table, or a phone number (looked up first). Returns the
 --- lease as the server answers it, or nil, err.
-function work.update_lease(client, lease, fields)
+function work.update_lease(client, lease, fields, ...)
   local t = type(lease)
   if not (t == "string" or t == "number" or t == "table" and type(lease.uuid) == "string") then
     raise(("bad argument #1 to 'update_lease' (string, number or lease expected, got %s)"):format(t))
   end
   check_arg(fields, "table", 2, "update_lease")
+  if select("#", ...) > 0 then
+    raise("bad argument #3 to 'update_lease' (no more arguments expected: it takes no callback)")
+  end
   local body, why = settings.body(fields)
   if not body then raise(("bad argument #2 to 'update_lease' (%s)"):format(why)) end
   local uuid = t == "table" and lease.uuid or lease
-  if not bulk.is_uuid(uuid) then
+  -- (a lease table's uuid is never taken for a number)
+  if t ~= "table" and not bulk.is_uuid(uuid) then
     -- a phone number: its lease first
     local found, err = work.lease(client, lease)
     if not found then return nil, err end

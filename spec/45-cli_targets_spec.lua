@@ -202,6 +202,21 @@ describe("opentact with targets #wire", function()
     assert.is_true(os.time() - t0 <= 4)
   end)
 
+  it("offers a connection whose name would read as something else with its kind", function()
+    local odd = support.start({ names = { connection = { [2] = "app:x", [3] = "66eb0a8a-571e-41b1-8f50-4d97275cfab7" } } })
+    finally(function() odd:stop() end)
+    local out, err, status = opentact(odd, "names", { extra = "HOME=" .. home .. " XDG_CACHE_HOME=" .. home .. "/c2" })
+    assert.equals(0, status, err)
+    assert.equals("sip-trunk-1\nconnection:app:x\nconnection:66eb0a8a-571e-41b1-8f50-4d97275cfab7\nsip-trunk-4\n"
+      .. "app:control-app-1\napp:control-app-2\n", out)
+    -- and each resolves to that connection
+    local st = odd:state()
+    out, err, status = opentact(odd, "list connection:app:x --json")
+    assert.equals(0, status, err)
+    assert.same({}, cjson.decode(out))
+    assert.equals(st.connections[2], assert(odd:client():target("connection:app:x")).uuid)
+  end)
+
   it("completes CONN with the names, in bash", function()
     assert(run("names"))
     local script = tmpfile(table.concat({
@@ -211,10 +226,19 @@ describe("opentact with targets #wire", function()
         .. " OPENTACT_TOKEN=" .. emu.token,
       "COMP_WORDS=(opentact list sip); COMP_CWORD=2; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
       "COMP_WORDS=(opentact sync app:); COMP_CWORD=2; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
-      "COMP_WORDS=(opentact lease set 1 --autorenew o); COMP_CWORD=5; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"",
+      "COMP_WORDS=(opentact lease set 1 --autorenew o); COMP_CWORD=5; _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
+      -- as bash calls it: the line, and the words split at ':' too; the
+      -- reply replaces what follows the last ':'
+      "COMP_WORDBREAKS=$' \\t\\n\"\\'><=;|&(:'",
+      "COMP_LINE='opentact --url " .. emu.url .. " list app:con'; COMP_POINT=${#COMP_LINE}",
+      "COMP_WORDS=(opentact --url http : //127.0.0.1 : 1 list app : con); COMP_CWORD=9; COMPREPLY=(); _opentact;"
+        .. " printf '%s\\n' \"${COMPREPLY[@]}\"; echo ==",
+      "COMP_LINE='opentact list --format=c'; COMP_POINT=${#COMP_LINE}",
+      "COMP_WORDS=(opentact list --format = c); COMP_CWORD=4; COMPREPLY=(); _opentact; printf '%s\\n' \"${COMPREPLY[@]}\"",
     }, "\n") .. "\n")
     finally(function() os.remove(script) end)
     local out = support.sh("bash " .. script .. " 2>&1")
-    assert.equals("sip-trunk-1\nsip-trunk-2\nsip-trunk-4\n==\napp:control-app-1\napp:control-app-2\n==\non\noff\n", out)
+    assert.equals("sip-trunk-1\nsip-trunk-2\nsip-trunk-4\n==\napp:control-app-1\napp:control-app-2\n==\non\noff\n==\n"
+      .. "control-app-1\ncontrol-app-2\n==\ncsv\n", out)
   end)
 end)

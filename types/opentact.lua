@@ -711,7 +711,8 @@ function Client:target(x) end
 
 ---Changes a lease's settings (`PATCH /lease/tn/{uuid}`): the lease by
 ---uuid, as a lease table, or by phone number (looked up first). Returns
----the lease as the server answers. A field that is not a setting raises.
+---the lease as the server answers. A field that is not a setting raises. Retried
+---as `assign` is (only when it cannot have been applied, unless `retry_post`).
 ---@param lease string|integer|opentact.Lease
 ---@param fields opentact.LeaseSettings
 ---@return opentact.Lease? lease

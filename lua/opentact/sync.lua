@@ -461,23 +461,42 @@ local function verify(eng, target, report, exact)
   end
 end
 
--- Sets the autorenew a plan asks for on its leases (`plan.renew`),
--- `concurrency` requests at once: PATCH /lease/tn/{uuid}, each confirmed
--- by the lease its answer holds. Fills report.renewed: {autorenew,
--- applied = uuids, failed = {{uuids, err}}}; an interrupt stops it, the
--- rest failed as not sent.
+-- Sets the autorenew a plan asks for on its leases (`plan.renew`) that
+-- the target holds now, as the read-back shows (kept, or attached): a
+-- lease whose attach failed is left as it is (off its holder, it would
+-- lapse unseen). `concurrency` requests at once: PATCH /lease/tn/{uuid},
+-- each confirmed by the lease its answer holds. Fills report.renewed:
+-- {autorenew, applied = uuids, failed = {{uuids, err}}}; an interrupt
+-- stops it, the rest failed as not sent.
 local function set_autorenew(eng, plan, opts, report)
   local want = plan.options.autorenew
   local out = { autorenew = want, applied = {}, failed = {} }
   report.renewed = out
   if want == nil or #plan.renew == 0 then return end
   local body = json.encode({ autorenew = want })
-  local reqs = {}
-  for i, lease in ipairs(plan.renew) do
-    local req = engine.request("PATCH", "/lease/tn/" .. lower(lease.uuid), body, "lease")
-    req.uuid = lease.uuid
-    reqs[i] = req
+  local held, kept = {}, {}
+  for _, u in ipairs(report.applied.add) do held[lower(u)] = true end
+  for _, lease in ipairs(plan.keep) do kept[lower(lease.uuid)] = true end
+  -- a kept lease the read-back found gone is in failed; so is an add
+  for _, f in ipairs(report.failed) do
+    for _, u in ipairs(f.add) do kept[lower(u)] = nil end
   end
+  local reqs, skipped = {}, {}
+  for _, lease in ipairs(plan.renew) do
+    local u = lower(lease.uuid)
+    if held[u] or kept[u] then
+      local req = engine.request("PATCH", "/lease/tn/" .. u, body, "lease")
+      req.uuid = lease.uuid
+      reqs[#reqs + 1] = req
+    else
+      skipped[#skipped + 1] = lease.uuid
+    end
+  end
+  if #skipped > 0 then
+    out.failed[1] = { uuids = skipped, err = errors.finish(errors.new("network", "not set: the lease is not on the "
+      .. "target (its attach failed)", false), "PATCH", nil, 0) }
+  end
+  if #reqs == 0 then return end
   local by_error, finished = {}, {}
   local function failed(req, err)
     local group = by_error[err]
@@ -793,7 +812,17 @@ function M.decode(text)
   }
   for _, e in ipairs(doc.leases) do
     local u = lower(e.uuid)
-    plan.holders[u] = e.holder
+    if e.action == "set" then
+      -- a lease the plan sets is one it lists (to keep or add), with the
+      -- same holder: its own entry's is the one hashed and shown
+      local known = plan.holders[u]
+      if known == nil or json.encode({ known }) ~= json.encode({ e.holder }) then
+        return invalid("the saved plan cannot be read: it sets the autorenew of a lease it does not list, or with "
+          .. "another holder")
+      end
+    else
+      plan.holders[u] = e.holder
+    end
     if e.action == "held" then
       plan.held[#plan.held + 1] = u
     else

@@ -108,14 +108,15 @@ function M.list(eng, cache, kind)
 end
 
 -- Fetches the lists of `kinds` that `cache` has not, or has older than
--- `older` seconds, side by side. Returns true, or nil, err.
+-- `older` seconds, side by side. Returns true and whether it read any, or
+-- nil, err.
 local function refresh(eng, cache, kinds, older)
   local reqs, now = {}, core.now()
   for _, kind in ipairs(kinds) do
     local c = cache[kind]
     if not c or now - c.at >= older then reqs[#reqs + 1] = list_request(kind) end
   end
-  if #reqs == 0 then return true end
+  if #reqs == 0 then return true, false end
   local failure
   eng:run(reqs, #reqs, function(req)
     if req.err then
@@ -125,7 +126,7 @@ local function refresh(eng, cache, kinds, older)
     end
   end)
   if failure then return nil, failure end
-  return true
+  return true, true
 end
 
 -- Seconds the lists must be old before a name not in them has them read
@@ -148,8 +149,9 @@ local function matches(cache, kinds, key, by_uuid)
   return found
 end
 
-local function fail(kind, message)
-  return nil, errors.finish(errors.new(kind, message, false), nil, nil, 0)
+-- An answer about a name: what was read to find it says where it came from.
+local function fail(kind, message, kinds)
+  return nil, errors.finish(errors.new(kind, message, false), "GET", KINDS[kinds[1]].path, 1)
 end
 
 --- client:target(x): a uuid, a name, "app:NAME-or-UUID" or
@@ -167,27 +169,31 @@ function M.resolve(eng, cache, x, ttl)
     local prefix, rest = x:match("^(%a+):(.*)$")
     if prefix and KINDS[prefix] then kinds, key = { prefix }, rest end
   end
-  if key == "" then return fail("invalid", "a target needs a name or a uuid after '" .. x .. "'") end
+  if key == "" then
+    return nil, errors.finish(errors.new("invalid", "a target needs a name or a uuid after '" .. pretty.safe(x) .. "'",
+      false), nil, nil, 0)
+  end
   local by_uuid = core.request_list(key) ~= nil
   if by_uuid then key = lower(key) end
-  local ok, err = refresh(eng, cache, kinds, ttl)
-  if not ok then return nil, err end
+  local ok, read = refresh(eng, cache, kinds, ttl)
+  if not ok then return nil, read end
   local found = matches(cache, kinds, key, by_uuid)
-  if #found == 0 then
-    ok, err = refresh(eng, cache, kinds, MISS_AFTER < ttl and MISS_AFTER or ttl)
-    if not ok then return nil, err end
+  if #found == 0 and not read then
+    -- (lists read by this call are as fresh as they get)
+    ok, read = refresh(eng, cache, kinds, MISS_AFTER < ttl and MISS_AFTER or ttl)
+    if not ok then return nil, read end
     found = matches(cache, kinds, key, by_uuid)
   end
   local what = #kinds == 2 and "SIP connection or control app" or KINDS[kinds[1]].what
   if #found == 0 then
     return fail("not_found", format("no %s %s %s", what, by_uuid and "has the uuid" or "is named",
-      pretty.safe(format("%q", key))))
+      pretty.safe(format("%q", key))), kinds)
   end
   if #found > 1 then
     local names = {}
     for i, t in ipairs(found) do names[i] = tostring(t) end
     local _, e = fail("invalid", format("the name %s is ambiguous: %d have it (%s); give the uuid of the one you "
-      .. "mean", pretty.safe(format("%q", key)), #found, concat(names, "; ")))
+      .. "mean", pretty.safe(format("%q", key)), #found, concat(names, "; ")), kinds)
     e.candidates = found
     return nil, e
   end

@@ -4,6 +4,7 @@
 -- for one URL. Never a token.
 
 local core = require("opentact.core")
+local pretty = require("opentact.pretty")
 local credentials = require("opentact.cli.credentials")
 
 local ipairs, tonumber, type = ipairs, tonumber, type
@@ -56,6 +57,12 @@ function M.fresh(kept)
   return true
 end
 
+--- Whether `name` can be offered to a shell: text that needs no escape
+--- on a terminal (no control character, invisible mark or stray byte).
+function M.completable(name)
+  return type(name) == "string" and name ~= "" and pretty.safe(name) == name
+end
+
 --- Keeps the names of `list` (the account's connections, `kind`
 --- "connection", or apps) for `url`, beside the other kind's when they are
 --- for the same URL. A cache that cannot be written is left as it is.
@@ -65,10 +72,7 @@ function M.save(ctx, o, url, kind, list)
   local now = M.read(ctx, o, url) or { connection = {}, app = {}, at = { connection = 0, app = 0 } }
   now[kind], now.at[kind] = {}, os.time()
   for _, h in ipairs(list) do
-    -- (a name with a line break cannot be completed: it is left out)
-    if type(h.name) == "string" and h.name ~= "" and not h.name:find("[\r\n]") then
-      now[kind][#now[kind] + 1] = h.name
-    end
+    if M.completable(h.name) then now[kind][#now[kind] + 1] = h.name end
   end
   local lines = { url, format("%d %d", now.at.connection, now.at.app) }
   for _, k in ipairs({ "connection", "app" }) do

@@ -2,6 +2,7 @@
 -- the names the command line keeps a short while (opentact.cli.namecache),
 -- else read with a bounded wait, else nothing.
 
+local opentact = require("opentact")
 local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
 local credentials = require("opentact.cli.credentials")
@@ -20,7 +21,8 @@ M.help = {
   summary = "print the names of the account's connections and control apps (app:NAME), one a line, for "
     .. "completion",
   text = { "Print what CONN may be by name: each SIP connection's name, then each control app's as app:NAME, "
-    .. "one a line (a name that has a line break is left out). The names are kept for " .. ("%d"):format(namecache.TTL / 60)
+    .. "one a line (connection:NAME for a connection whose name looks like a uuid or has a colon after letters; "
+    .. "a name with a control character is left out). The names are kept for " .. ("%d"):format(namecache.TTL / 60)
     .. " minutes after 'opentact connections', 'opentact apps' or this command read them; when none are kept, "
     .. "they are read with one attempt of at most " .. WAIT .. " seconds (--timeout), and on failure nothing "
     .. "is printed. The completion scripts call it, so that a name completes without a wait that could hang "
@@ -53,8 +55,12 @@ function M.run(ctx, o)
     kept = namecache.read(ctx, o, url)
     if not kept then
       kept = { connection = {}, app = {} }
-      for _, h in ipairs(conns) do kept.connection[#kept.connection + 1] = h.name end
-      for _, h in ipairs(apps) do kept.app[#kept.app + 1] = h.name end
+      for _, h in ipairs(conns) do
+        if namecache.completable(h.name) then kept.connection[#kept.connection + 1] = h.name end
+      end
+      for _, h in ipairs(apps) do
+        if namecache.completable(h.name) then kept.app[#kept.app + 1] = h.name end
+      end
     end
   else
     client:close()
@@ -67,7 +73,11 @@ function M.run(ctx, o)
       out[#out + 1] = n
     end
   end
-  for _, n in ipairs(kept.connection) do put(n) end
+  -- a connection's name that would be read as something else (app:X,
+  -- connection:X, a uuid) is offered with its kind
+  for _, n in ipairs(kept.connection) do
+    if n:find("^%a+:") or opentact.is_uuid(n) then put("connection:" .. n) else put(n) end
+  end
   for _, n in ipairs(kept.app) do put("app:" .. n) end
   if #out > 0 then ctx.stdout:write(table.concat(out, "\n"), "\n") end
   return 0
