@@ -55,7 +55,7 @@ _opentact() {
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 1)); fi
         account+=("$word" "${COMP_WORDS[i+1]}")
         i=$((i + 1)) ;;
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code|--autorenew|--voice|--fax|--sms|--mms|--emergency)
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--routes|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code|--autorenew|--voice|--fax|--sms|--mms|--emergency)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -65,7 +65,7 @@ _opentact() {
   done
 
   case $prev in
-    --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal)
+    --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--routes)
       compopt -o filenames 2> /dev/null
       local IFS=$'\n'
       COMPREPLY=($(compgen -f -- "$cur"))
@@ -88,6 +88,8 @@ _opentact() {
   local opts
   case $cmd in
     list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
+    check) opts="--routes --exact --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
+    export) opts="--routes --out --url --profile --timeout --retries --verbose --help" ;;
     connections|apps) opts="--count --concurrency --format --json --all --url --profile --timeout --retries --verbose --help" ;;
     lease) opts="--autorenew --voice --fax --sms --mms --emergency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
     names) opts="--url --profile --timeout --verbose --help" ;;
@@ -106,9 +108,9 @@ _opentact() {
   esac
 
   if [ -z "$cmd" ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync plan apply connections apps lease names login logout whoami token help" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply check export connections apps lease names login logout whoami token help" -- "$cur"))
   elif [ "$cmd" = help ] && [ "${cur#-}" = "$cur" ]; then
-    COMPREPLY=($(compgen -W "list find assign sync plan apply connections apps lease names login logout whoami token" -- "$cur"))
+    COMPREPLY=($(compgen -W "list find assign sync plan apply check export connections apps lease names login logout whoami token" -- "$cur"))
   elif [ "$cmd" = lease ] && [ "${cur#-}" = "$cur" ] && [ "$i" -eq $((COMP_CWORD - 1)) ]; then
     COMPREPLY=($(compgen -W "set" -- "$cur"))
   elif [ "${cur#-}" != "$cur" ]; then

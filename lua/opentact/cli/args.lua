@@ -35,6 +35,8 @@ TAKES["--out"], TAKES["--journal"] = true, true
 FLAGS["--yes"], FLAGS["--no-color"] = "yes", "no_color"
 -- the options of connections and apps, and of lease settings
 FLAGS["--count"] = "count"
+-- routes: the file of check (and what export writes)
+TAKES["--routes"] = true
 for _, name in ipairs({ "--autorenew", "--voice", "--fax", "--sms", "--mms", "--emergency" }) do TAKES[name] = true end
 
 local FORMATS = { table = true, json = true, jsonl = true, csv = true, tsv = true }
@@ -143,7 +145,11 @@ local function parse(argv, names)
   while i <= #args do
     local a = args[i]
     if a:find("^%-") and a ~= "-" then o.seen[#o.seen + 1] = a end
-    if a == "--add" or a == "--remove" then
+    if a == "--routes" and (args[i + 1] == nil or args[i + 1]:find("^%-%-")) then
+      -- --routes alone (export --routes): what to export, no file
+      o.routes = true
+      i = i + 1
+    elseif a == "--add" or a == "--remove" then
       local list = a == "--add" and o.add or o.remove
       local start = #list
       i = i + 1

@@ -343,6 +343,7 @@ local function plan(ctx, o)
 end
 
 M.read_leases = read_leases
+M.fields = fields
 M.lease_arg = lease_arg
 M.desired = desired
 M.plan = plan

@@ -20,8 +20,8 @@ local ROWS, OPTIONS, OPTION = words.ROWS, words.OPTIONS, words.OPTION
 -- In an entry, `args`: what the usage shows before the options in
 -- brackets; `required`: options shown in `args`; `options`: every option
 -- the command takes (--help aside), in order.
-local NAMES = { "list", "find", "assign", "sync", "plan", "apply", "connections", "apps", "lease", "names", "login",
-  "logout", "whoami", "token", "help" }
+local NAMES = { "list", "find", "assign", "sync", "plan", "apply", "check", "export", "connections", "apps", "lease",
+  "names", "login", "logout", "whoami", "token", "help" }
 
 local COMMAND_LIST, COMMAND, MODULE = {}, {}, {}
 for i, name in ipairs(NAMES) do

@@ -40,6 +40,9 @@ local OPTIONS = {
   { name = "--yes", text = "apply a plan that detaches or moves leases without asking (needed when standard input "
     .. "or output is not a terminal; adds alone never ask)" },
   { name = "--no-color", text = "no colour in the plan on a terminal (so too when NO_COLOR is set and not empty)" },
+  { name = "--routes", arg = "FILE", file = true, text = "the routes file: a CSV line per route, "
+    .. "NUMBER_OR_LEASE,TARGET[,AUTORENEW] (a header line allowed; TARGET a connection's name or uuid, app:NAME "
+    .. "or app:UUID; AUTORENEW on or off); with export, alone: write the account's routes" },
   { name = "--count", text = "also count the leases each one holds: one list per connection or app, several at "
     .. "once (--concurrency, default 8), with a progress line on a terminal" },
   { name = "--autorenew", arg = "on|off", values = { "on", "off" }, text = "with lease set, turn the lease's "

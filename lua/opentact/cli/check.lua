@@ -1,0 +1,124 @@
+-- opentact check --routes FILE: whether the account's routing is what the
+-- routes file says, for a cron job or CI: exit 0 when it is, 1 with every
+-- difference otherwise. Reads only: the account's leases once (search_all,
+-- every holder in one pass) and the lists of connections and apps once.
+
+local pretty = require("opentact.pretty")
+local words = require("opentact.cli.options")
+local common = require("opentact.cli.common")
+local credentials = require("opentact.cli.credentials")
+local output = require("opentact.cli.output")
+local routes_file = require("opentact.cli.routes")
+
+local ipairs, tostring, type = ipairs, tostring, type
+local format = string.format
+
+local M = {}
+
+local COLUMNS = { "line", "number", "uuid", "now", "routed_to", "difference" }
+
+M.help = {
+  name = "check", args = { "--routes", "FILE" }, required = { "--routes" },
+  summary = "exit 0 when the account's routing is what a routes file says, 1 with each difference (reads only)",
+  text = { "Compare the account with a routes file (--routes FILE: a CSV line per route, NUMBER_OR_LEASE,TARGET"
+    .. "[,AUTORENEW]): each lease must be held by its TARGET (a connection's name or uuid, app:NAME or app:UUID), "
+    .. "with the autorenew the line gives, if any; with --exact, the targets the file names must hold nothing "
+    .. "else. Every problem of the file is named with its line first (a line without a lease, a target no "
+    .. "connection or app has, or several have, a lease routed to two targets): exit 2, nothing compared. "
+    .. "It changes nothing: it reads the account's leases once, and the lists of connections and apps once." },
+  options = { "--routes", "--exact", "--country-code", "--format", "--json", "--url", "--profile", "--timeout",
+    "--retries", "--verbose" },
+  output = {
+    { "table", "'the account matches FILE' or a line per difference: the number, where it is, where the file "
+      .. "routes it, the line" },
+    { "json", "{ok, routes, differences: [{line, number, uuid, now, routed_to, difference}]}" },
+    { "jsonl", "one difference per line" },
+    { "csv", "a header line, then a line per difference: " .. table.concat(COLUMNS, ", ") },
+    { "tsv", words.TSV_TEXT },
+  },
+  exit = {
+    { 0, "the account matches the file" },
+    { 1, "it does not (each difference printed), or the API refused or failed" },
+    { 2, words.USAGE_EXIT .. ", or a problem in the file (each named with its line)" },
+    { 130, words.INTERRUPTED_EXIT },
+  },
+  examples = { "opentact check --routes routes.csv", "opentact check --routes routes.csv --exact --format csv" },
+}
+
+local function where(h)
+  if not h then return "on no connection or app" end
+  return "on " .. pretty.holder(h.kind, h.uuid, h.name)
+end
+
+function M.run(ctx, o)
+  if type(o.routes) ~= "string" then return common.usage_error(ctx, "check needs --routes FILE") end
+  if #o.positional ~= 1 then return common.usage_error(ctx, "check takes no argument but --routes FILE") end
+  local routes, problems = routes_file.read(o.routes, o.country_code)
+  if not routes then return common.usage_error(ctx, problems) end
+  local client, why = credentials.client_for(ctx, o)
+  if not client then return common.no_client(ctx, why) end
+  local targets = routes_file.resolve(client, routes, problems)
+  if #problems > 0 then
+    client:close()
+    return common.usage_error(ctx, common.problem_list(problems, "problems in " .. pretty.safe(o.routes))
+      .. "\nnothing was compared")
+  end
+  local all, err = client:search_all()
+  client:close()
+  if not all then return common.fail(ctx, err) end
+  local index = routes_file.index(all)
+  local diffs, routed = {}, {}
+  local function differ(r, lease, now, text)
+    diffs[#diffs + 1] = { line = r and r.line, number = lease and type(lease.tn) == "table" and lease.tn.tn
+      or (r and type(r.key) == "number" and r.key or nil), uuid = lease and lease.uuid or (r and type(r.key) == "string"
+      and r.key or nil), now = now and where(now) or (lease and where(nil) or "not in the account"),
+      routed_to = r and tostring(r.to) or nil, difference = text }
+  end
+  for _, r in ipairs(routes) do
+    local lease = index[r.key]
+    if not lease then
+      differ(r, nil, nil, "not in the account")
+    else
+      routed[lease.uuid:lower()] = true
+      local h = routes_file.holder(lease)
+      if not h or h.kind ~= r.to.kind or h.uuid ~= r.to.uuid then
+        differ(r, lease, h, "held elsewhere")
+      elseif r.autorenew ~= nil and lease.autorenew ~= r.autorenew then
+        differ(r, lease, h, "autorenew " .. (lease.autorenew and "on" or "off") .. ", routed "
+          .. (r.autorenew and "on" or "off"))
+      end
+    end
+  end
+  if o.exact then
+    local named = {}
+    for _, t in ipairs(targets) do named[t.kind .. t.uuid] = t end
+    for _, lease in ipairs(all) do
+      local h = routes_file.holder(lease)
+      if h and named[h.kind .. h.uuid] and not routed[lease.uuid:lower()] then
+        differ(nil, lease, h, "not routed there (--exact)")
+      end
+    end
+  end
+  local fmt = o.format
+  if fmt == "json" then
+    ctx.stdout:write(output.json({ ok = #diffs == 0, routes = #routes, differences = diffs }), "\n")
+  elseif fmt == "table" then
+    if #diffs == 0 then
+      ctx.stdout:write(format("the account matches %s (%s)\n", pretty.safe(o.routes), pretty.plural(#routes, "route")))
+    else
+      ctx.stdout:write(format("%s from %s:\n", pretty.plural(#diffs, "difference"), pretty.safe(o.routes)))
+      for _, d in ipairs(diffs) do
+        ctx.stdout:write(format("  %-15s %s%s%s%s\n", output.number_text(d.number), d.now,
+          d.routed_to and ", routed to " .. d.routed_to or "", d.difference == "held elsewhere" and "" or
+          " (" .. d.difference .. ")", d.line and format(" (line %d)", d.line) or ""))
+      end
+    end
+  else
+    local rows = {}
+    for i, d in ipairs(diffs) do rows[i] = { d.line, d.number, d.uuid, d.now, d.routed_to, d.difference } end
+    output.write_rows(ctx, fmt, COLUMNS, rows)
+  end
+  return #diffs == 0 and 0 or 1
+end
+
+return M

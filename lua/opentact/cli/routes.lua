@@ -1,0 +1,131 @@
+-- Routes files, what `opentact check --routes` reads and `opentact export
+-- --routes` writes: a CSV line per route, NUMBER_OR_LEASE,TARGET[,AUTORENEW]
+-- (a header line allowed, a byte order mark and CRLF line ends taken,
+-- fields in double quotes). Every problem of a file is named with its
+-- line, in one run: a line without a lease, a target no connection or
+-- app has (or several have), a lease routed to two targets.
+
+local opentact = require("opentact")
+local pretty = require("opentact.pretty")
+local common = require("opentact.cli.common")
+local input = require("opentact.cli.input")
+
+local ipairs, tostring, type = ipairs, tostring, type
+local format, concat, lower = string.format, table.concat, string.lower
+
+local M = {}
+
+local ON_OFF = { on = true, off = false, yes = true, no = false, ["true"] = true, ["false"] = false }
+
+-- A route's lease as given: a phone number (with the country code `cc`
+-- put in front of a local one) or a lease uuid; or nil and why not.
+local function lease_key(text, cc)
+  if opentact.is_uuid(text) then return lower(text) end
+  local n = opentact.number(input.with_country(text, cc))
+  if n then return n end
+  return nil, "no lease uuid or phone number in the first field"
+end
+
+--- The routes of the file at `path`: {line, given, key (a number, or a
+--- lease uuid in lower case), target (the text), autorenew (true, false
+--- or nil)}, and the problems found (texts naming their lines); or nil
+--- and why the file cannot be read.
+function M.read(path, cc)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, "cannot read " .. tostring(err) end
+  local routes, problems, n, first = {}, {}, 0, true
+  for line in f:lines() do
+    n = n + 1
+    line = line:gsub("\r$", "")
+    if n == 1 then line = line:gsub("^\239\187\191", "") end
+    if line:find("%S") and not line:find("^%s*#") then
+      local cells = input.fields(line)
+      local key, why = lease_key(cells[1] or "", cc)
+      -- (the first line, naming no lease, is a header)
+      local header = not key and first and not (cells[1] or ""):find("%d")
+      local problem
+      if header then
+        problem = nil
+      elseif not key then
+        problem = format("line %d: %s: %s", n, why, common.excerpt(line))
+      elseif not cells[2] or cells[2] == "" then
+        problem = format("line %d: no target (NUMBER_OR_LEASE,TARGET): %s", n, common.excerpt(line))
+      elseif cells[3] and cells[3] ~= "" and ON_OFF[lower(cells[3])] == nil then
+        problem = format("line %d: the autorenew '%s' is not on or off", n, common.excerpt(cells[3]))
+      else
+        routes[#routes + 1] = { line = n, given = cells[1], key = key, target = cells[2],
+          autorenew = cells[3] and ON_OFF[lower(cells[3])] }
+      end
+      problems[#problems + 1] = problem
+      first = false
+    end
+  end
+  f:close()
+  return routes, problems
+end
+
+--- Resolves the targets `routes` name (each text once, through
+--- client:target: the account's lists are read once) into route.to =
+--- {kind, uuid, name}; a lease routed to two targets is a problem. Adds
+--- to `problems`; returns the targets named, {kind, uuid, name}, each once.
+function M.resolve(client, routes, problems)
+  local by_text, lines_of, order = {}, {}, {}
+  for _, r in ipairs(routes) do
+    if not lines_of[r.target] then
+      lines_of[r.target] = {}
+      order[#order + 1] = r.target
+    end
+    local l = lines_of[r.target]
+    l[#l + 1] = r.line
+  end
+  for _, text in ipairs(order) do
+    local t, err = client:target(text)
+    if t then
+      by_text[text] = t
+    else
+      local lines = lines_of[text]
+      problems[#problems + 1] = format("line%s %s: %s", #lines > 1 and "s" or "",
+        concat(lines, ", ", 1, #lines < 5 and #lines or 5) .. (#lines > 5 and ", ..." or ""), err.message)
+    end
+  end
+  local first, targets, seen = {}, {}, {}
+  for _, r in ipairs(routes) do
+    local t = by_text[r.target]
+    r.to = t
+    if t then
+      if not seen[t.kind .. t.uuid] then
+        seen[t.kind .. t.uuid] = true
+        targets[#targets + 1] = t
+      end
+      local before = first[r.key]
+      if not before then
+        first[r.key] = r
+      elseif before.to and (before.to.uuid ~= t.uuid or before.to.kind ~= t.kind) then
+        problems[#problems + 1] = format("line %d: %s is routed to %s here, and on line %d to %s", r.line,
+          pretty.safe(r.given), tostring(t), before.line, tostring(before.to))
+      end
+    end
+  end
+  return targets
+end
+
+--- The holder of `lease` as a target: {kind, uuid}, or nil.
+function M.holder(lease)
+  local h = opentact.holder(lease)
+  return h and { kind = h.kind, uuid = lower(h.uuid), name = h.name } or nil
+end
+
+--- An index of `leases` by number and by lower-case uuid.
+function M.index(leases)
+  local out = {}
+  for _, l in ipairs(leases) do
+    if type(l.uuid) == "string" then out[lower(l.uuid)] = l end
+    local tn = type(l.tn) == "table" and l.tn.tn or nil
+    if type(tn) == "number" then out[tn] = l end
+  end
+  return out
+end
+
+M.ON_OFF = ON_OFF
+
+return M

@@ -1,0 +1,143 @@
+-- Routes files on the command line: `opentact export --routes` writes the
+-- account's routing, `opentact check --routes FILE` compares the account
+-- with a file (exit 0, or 1 with each difference), and every problem of a
+-- file is named with its line (exit 2, nothing compared). Against the
+-- emulator over real sockets; both only read.
+local support = require("emulator")
+local cjson = require("cjson")
+
+local tmpfile, writes = support.tmpfile, support.writes
+local opentact = require("cli").opentact
+
+describe("opentact check and export with routes #wire", function()
+  local emu, conns, leases, apps
+
+  setup(function()
+    -- connection 1 holds leases 1-3, app k lease (41 - k); connection 3 is
+    -- named as connection 1 is
+    emu, conns, leases, apps = support.start_with_uuids({ leases = 40, apps = 2,
+      names = { connection = { [3] = "sip-trunk-1" } } })
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  local function run(args) return opentact(emu, args) end
+
+  it("exports the account's routing, which check then finds matching, reading only", function()
+    emu:holders({ [leases[7]] = { sip_connection = conns[3] } })
+    local out, err, status = run("export --routes")
+    assert.equals(0, status, err)
+    -- connection 1's name is not unique: its uuid is written
+    assert.equals("number,target,autorenew\n12125550001," .. conns[1] .. ",on\n12125550002," .. conns[1] .. ",on\n"
+      .. "12125550003," .. conns[1] .. ",off\n12125550007," .. conns[3] .. ",on\n12125550039,app:control-app-2,off\n"
+      .. "12125550040,app:control-app-1,on\n", out)
+    local file = tmpfile(out)
+    finally(function() os.remove(file) end)
+    local posts = writes(emu)
+    local text
+    text, err, status = run("check --routes " .. file .. " --exact")
+    assert.equals(0, status, err)
+    assert.equals("the account matches " .. file .. " (6 routes)\n", text)
+    assert.equals(posts, writes(emu))
+    -- --out writes the file whole
+    local saved = os.tmpname()
+    finally(function() os.remove(saved) end)
+    text, err, status = run("export --routes --out " .. saved)
+    assert.equals(0, status, err)
+    assert.equals("", text)
+    assert.matches("6 routes written to", err, 1, true)
+    assert.equals(out, support.slurp(saved))
+  end)
+
+  it("says each difference and exits 1, in every format", function()
+    local file = tmpfile("\239\187\191number,target,autorenew\r\n+1 212 555 0001,sip-trunk-2\r\n"
+      .. '"12125550040","app:control-app-1",off\r\n12125550005,' .. conns[4] .. "\r\n")
+    finally(function() os.remove(file) end)
+    local out, err, status = run("check --routes " .. file)
+    assert.equals(1, status, err)
+    assert.matches("^3 differences from ", out)
+    assert.matches("12125550001     on SIP connection sip-trunk-1 (" .. conns[1] .. "), routed to SIP connection "
+      .. "sip-trunk-2 (" .. conns[2] .. ") (line 2)", out, 1, true)
+    assert.matches("(autorenew on, routed off) (line 3)", out, 1, true)
+    assert.matches("12125550005     on no connection or app, routed to SIP connection sip-trunk-4", out, 1, true)
+    out, err, status = run("check --routes " .. file .. " --json")
+    assert.equals(1, status, err)
+    local report = cjson.decode(out)
+    assert.is_false(report.ok)
+    assert.equals(3, report.routes)
+    assert.equals(leases[1], report.differences[1].uuid)
+    out, err, status = run("check --routes " .. file .. " --format csv")
+    assert.equals(1, status, err)
+    assert.matches("^line,number,uuid,now,routed_to,difference\n2,12125550001,", out)
+    -- --exact: what the named targets hold beyond the file
+    local exact = tmpfile("12125550001," .. conns[1] .. "\n")
+    finally(function() os.remove(exact) end)
+    out, err, status = run("check --routes " .. exact .. " --exact --format csv")
+    assert.equals(1, status, err)
+    assert.matches(",12125550002," .. leases[2] .. ",", out, 1, true)
+    assert.matches("not routed there (--exact)", out, 1, true)
+    -- a number not in the account
+    local absent = tmpfile("12125559999,sip-trunk-2\n")
+    finally(function() os.remove(absent) end)
+    out, err, status = run("check --routes " .. absent)
+    assert.equals(1, status, err)
+    assert.matches("not in the account", out, 1, true)
+  end)
+
+  it("names every problem of a file with its line, in one run, and compares nothing", function()
+    local file = tmpfile(table.concat({
+      "number,target",
+      "+1 212 555 0001,sip-trunk-2",
+      "not a number,sip-trunk-2",
+      "12125550002",
+      "12125550003,nobody",
+      "12125550004,sip-trunk-1",
+      "12125550005,sip-trunk-2,maybe",
+      "12125550001,app:control-app-1",
+      "12125550006,nobody",
+    }, "\n") .. "\n")
+    finally(function() os.remove(file) end)
+    local from = #emu:requests()
+    local out, err, status = run("check --routes " .. file)
+    assert.equals(2, status)
+    assert.equals("", out)
+    assert.matches("6 problems in ", err, 1, true)
+    assert.matches("line 3: no lease uuid or phone number in the first field: not a number,sip-trunk-2", err, 1, true)
+    assert.matches("line 4: no target", err, 1, true)
+    assert.matches('lines 5, 9: no SIP connection or control app is named "nobody"', err, 1, true)
+    assert.matches('line 6: the name "sip-trunk-1" is ambiguous', err, 1, true)
+    assert.matches("line 7: the autorenew 'maybe' is not on or off", err, 1, true)
+    assert.matches("line 8: 12125550001 is routed to SIP control app control-app-1 (" .. apps[1] .. ") here, and on "
+      .. "line 2 to SIP connection sip-trunk-2", err, 1, true)
+    assert.matches("nothing was compared", err, 1, true)
+    -- only the lists of connections and apps were read
+    local paths = {}
+    for k = from + 1, #emu:requests() do paths[#paths + 1] = emu:requests()[k].path end
+    table.sort(paths)
+    assert.same({ "/sip/app", "/sip/connection" }, paths)
+  end)
+
+  it("checks a file of 50,000 routes in one pass over the account", function()
+    local lines = { "number,target" }
+    for i = 1, 50000 do lines[#lines + 1] = ("%d,sip-trunk-2"):format(12125560000 + i) end
+    local file = tmpfile(table.concat(lines, "\n") .. "\n")
+    finally(function() os.remove(file) end)
+    local out, err, status = run("check --routes " .. file .. " --format json")
+    assert.equals(1, status, err)
+    local report = cjson.decode(out)
+    assert.equals(50000, report.routes)
+    assert.equals(50000, #report.differences)
+    assert.equals("not in the account", report.differences[50000].difference)
+  end)
+
+  it("refuses check without a file, and export with one", function()
+    local _, err, status = run("check")
+    assert.equals(2, status)
+    assert.matches("check needs --routes FILE", err, 1, true)
+    local out
+    out, err, status = run("export --routes routes.csv")
+    assert.equals(2, status)
+    assert.equals("", out)
+    assert.matches("export takes --routes (what to export), with no file", err, 1, true)
+  end)
+end)
