@@ -557,7 +557,7 @@ describe("plans #wire #c", function()
       assert.is_true(assert(client:apply(plan, { journal = journal })).ok)
       for _, r in ipairs(since(emu, from)) do assert.falsy(r.path:find("/tnlease$") and r.method == "POST") end
       refused(plan, { journal = "/dev/null" }, "invalid", "not a regular file")
-      refused(plan, { journal = "/nonexistent/journal" }, "invalid", "cannot open it")
+      refused(plan, { journal = temp_path() .. "/no-such-folder/journal" }, "invalid", "cannot open it")
     end)
 
     it("records each confirmed batch; the same plan and journal finish the rest, re-reading only that", function()

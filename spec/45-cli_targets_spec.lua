@@ -225,6 +225,14 @@ describe("opentact with targets #wire", function()
     assert.equals(st.connections[2], assert(odd:client():target("connection:app:x")).uuid)
   end)
 
+  it("keeps names only in a home that is there", function()
+    local missing = home .. "/no-such-home"
+    local _, err, status = opentact(emu, "connections", { extra = "HOME=" .. missing })
+    assert.equals(0, status, err)
+    assert.is_nil(io.open(missing .. "/.cache/opentact/names"))
+    assert.is_nil(io.open(missing))
+  end)
+
   it("completes CONN with the names, in bash", function()
     assert(run("names"))
     local script = tmpfile(table.concat({

@@ -28,9 +28,9 @@ describe("opentact check and export with routes #wire", function()
     local out, err, status = run("export --routes")
     assert.equals(0, status, err)
     -- connection 1's name is not unique: its uuid is written
-    assert.equals("number,target,autorenew\n12125550001," .. conns[1] .. ",on\n12125550002," .. conns[1] .. ",on\n"
-      .. "12125550003," .. conns[1] .. ",off\n12125550007," .. conns[3] .. ",on\n12125550039,app:control-app-2,off\n"
-      .. "12125550040,app:control-app-1,on\n", out)
+    assert.equals("number,target,autorenew\n+12125550001," .. conns[1] .. ",on\n+12125550002," .. conns[1] .. ",on\n"
+      .. "+12125550003," .. conns[1] .. ",off\n+12125550007," .. conns[3] .. ",on\n+12125550039,app:control-app-2,off\n"
+      .. "+12125550040,app:control-app-1,on\n", out)
     local file = tmpfile(out)
     finally(function() os.remove(file) end)
     local posts = writes(emu)
@@ -128,6 +128,71 @@ describe("opentact check and export with routes #wire", function()
     assert.equals(50000, report.routes)
     assert.equals(50000, #report.differences)
     assert.equals("not in the account", report.differences[50000].difference)
+  end)
+
+  it("round-trips odd names, reads standard input, and says a lease held twice", function()
+    local odd = support.start({ leases = 10, apps = 2, names = { connection = { [2] = "app:x", [3] = 'a, "b"' },
+      app = { [2] = "0a1b2c3d-0000-4000-8000-000000000001" } } })
+    finally(function() odd:stop() end)
+    local st = odd:state()
+    odd:holders({ [st.leases[4]] = { sip_connection = st.connections[2] }, [st.leases[5]] = { sip_connection =
+      st.connections[3] }, [st.leases[9]] = { sip_control_app = st.apps[2] } })
+    local out, err, status = opentact(odd, "export --routes")
+    assert.equals(0, status, err)
+    assert.matches("\n+12125550004," .. st.connections[2] .. ",on\n", out, 1, true)
+    assert.matches('\n+12125550005,"a, ""b""",on\n', out, 1, true)
+    assert.matches("\n+12125550009,app:" .. st.apps[2] .. ",off\n", out, 1, true)
+    local file = tmpfile(out)
+    finally(function() os.remove(file) end)
+    local text
+    text, err, status = opentact(odd, "check --routes - --exact < " .. file)
+    assert.equals(0, status, text .. err)
+    assert.matches("the account matches standard input (7 routes)", text, 1, true)
+    -- a lease a connection and an app both hold
+    odd:holders({ [st.leases[9]] = { sip_connection = st.connections[4] } })
+    text, err, status = opentact(odd, "check --routes " .. file)
+    assert.equals(1, status, err)
+    assert.matches("held by a connection and an app", text, 1, true)
+    out, err, status = opentact(odd, "export --routes")
+    assert.equals(0, status)
+    assert.matches("+12125550009,app:", out, 1, true)
+    assert.matches("is held by a SIP connection and a SIP control app; written with its app", err, 1, true)
+  end)
+
+  it("says an API failure as one (exit 1), not as a problem of the file", function()
+    local file = tmpfile("12125550001,sip-trunk-2\n")
+    finally(function() os.remove(file) end)
+    local out, err, status = opentact(emu, "check --routes " .. file, { token = "wrong-token" })
+    assert.equals(1, status)
+    assert.equals("", out)
+    assert.matches("opentact: auth", err, 1, true)
+    emu:faults({ { on = "^GET /sip/app", status = 403 } })
+    out, err, status = run("export --routes --retries 0")
+    assert.equals(1, status)
+    assert.equals("", out)
+    assert.matches("403", err, 1, true)
+  end)
+
+  it("names what cannot be a routes file, exit 2", function()
+    local cases = {
+      { "", "no routes in it" },
+      { "number,target\n", "no routes in it" },
+      { 'number2,target\n12125550001,"sip-trunk-2\n', "line 2: a quoted field is not closed" },
+      { "12125550001,sip-trunk-2,on,extra\n", "line 1: more than 3 fields" },
+      { "sip-trunk-2,12125550001\n", "line 1: no lease uuid or phone number in the first field" },
+      { "12125550001,sip-trunk-2\n" .. leases[1] .. ",sip-trunk-4\n", "line 2: " .. leases[1] .. " is lease " },
+    }
+    for _, c in ipairs(cases) do
+      local file = tmpfile(c[1])
+      local out, err, status = run("check --routes " .. file)
+      os.remove(file)
+      assert.equals(2, status, c[1])
+      assert.equals("", out)
+      assert.matches(c[2], err, 1, true)
+    end
+    local _, err, status = run("check --routes /tmp")
+    assert.equals(2, status)
+    assert.matches("cannot read /tmp", err, 1, true)
   end)
 
   it("refuses check without a file, and export with one", function()

@@ -53,20 +53,46 @@ end
 function M.run(ctx, o)
   if type(o.routes) ~= "string" then return common.usage_error(ctx, "check needs --routes FILE") end
   if #o.positional ~= 1 then return common.usage_error(ctx, "check takes no argument but --routes FILE") end
-  local routes, problems = routes_file.read(o.routes, o.country_code)
+  local routes, problems = routes_file.read(o.routes, o.country_code, ctx.stdin)
   if not routes then return common.usage_error(ctx, problems) end
+  local name = o.routes == "-" and "standard input" or pretty.safe(o.routes)
+  local function problems_found()
+    return common.usage_error(ctx, common.problem_list(problems, "problems in " .. name) .. "\nnothing was compared")
+  end
+  if #problems > 0 and #routes == 0 then return problems_found() end
   local client, why = credentials.client_for(ctx, o)
   if not client then return common.no_client(ctx, why) end
-  local targets = routes_file.resolve(client, routes, problems)
+  local targets, rerr = routes_file.resolve(client, routes, problems)
+  if not targets then
+    client:close()
+    return common.fail(ctx, rerr)
+  end
   if #problems > 0 then
     client:close()
-    return common.usage_error(ctx, common.problem_list(problems, "problems in " .. pretty.safe(o.routes))
-      .. "\nnothing was compared")
+    return problems_found()
   end
   local all, err = client:search_all()
   client:close()
   if not all then return common.fail(ctx, err) end
   local index = routes_file.index(all)
+  -- two lines that name one lease (its number on one, its uuid on the
+  -- other) must agree on its target and its autorenew
+  local by_lease = {}
+  for _, r in ipairs(routes) do
+    local lease = index[r.key]
+    local u = lease and lease.uuid:lower()
+    local before = u and by_lease[u]
+    if not before then
+      if u then by_lease[u] = r end
+    elseif before.to.uuid ~= r.to.uuid or before.to.kind ~= r.to.kind then
+      problems[#problems + 1] = format("line %d: %s is lease %s, which line %d routes to %s, and this line to %s",
+        r.line, pretty.safe(r.given), lease.uuid, before.line, tostring(before.to), tostring(r.to))
+    elseif before.autorenew ~= nil and r.autorenew ~= nil and before.autorenew ~= r.autorenew then
+      problems[#problems + 1] = format("line %d: %s is lease %s, whose autorenew line %d says otherwise", r.line,
+        pretty.safe(r.given), lease.uuid, before.line)
+    end
+  end
+  if #problems > 0 then return problems_found() end
   local diffs, routed = {}, {}
   local function differ(r, lease, now, text)
     diffs[#diffs + 1] = { line = r and r.line, number = lease and type(lease.tn) == "table" and lease.tn.tn
@@ -79,10 +105,15 @@ function M.run(ctx, o)
     if not lease then
       differ(r, nil, nil, "not in the account")
     else
-      routed[lease.uuid:lower()] = true
+      local u = lease.uuid:lower()
+      routed[u] = routed[u] or {}
+      routed[u][r.to.kind .. r.to.uuid] = true
+      -- held by its target, and by nothing else (a connection and an app
+      -- may both hold a lease)
+      local hs = routes_file.holders(lease)
       local h = routes_file.holder(lease)
-      if not h or h.kind ~= r.to.kind or h.uuid ~= r.to.uuid then
-        differ(r, lease, h, "held elsewhere")
+      if #hs ~= 1 or hs[1].kind ~= r.to.kind or hs[1].uuid ~= r.to.uuid then
+        differ(r, lease, h, #hs > 1 and "held by a connection and an app" or "held elsewhere")
       elseif r.autorenew ~= nil and lease.autorenew ~= r.autorenew then
         differ(r, lease, h, "autorenew " .. (lease.autorenew and "on" or "off") .. ", routed "
           .. (r.autorenew and "on" or "off"))
@@ -93,9 +124,11 @@ function M.run(ctx, o)
     local named = {}
     for _, t in ipairs(targets) do named[t.kind .. t.uuid] = t end
     for _, lease in ipairs(all) do
-      local h = routes_file.holder(lease)
-      if h and named[h.kind .. h.uuid] and not routed[lease.uuid:lower()] then
-        differ(nil, lease, h, "not routed there (--exact)")
+      for _, h in ipairs(routes_file.holders(lease)) do
+        local to = routed[lease.uuid:lower()]
+        if named[h.kind .. h.uuid] and not (to and to[h.kind .. h.uuid]) then
+          differ(nil, lease, h, "not routed there (--exact)")
+        end
       end
     end
   end
@@ -104,13 +137,14 @@ function M.run(ctx, o)
     ctx.stdout:write(output.json({ ok = #diffs == 0, routes = #routes, differences = diffs }), "\n")
   elseif fmt == "table" then
     if #diffs == 0 then
-      ctx.stdout:write(format("the account matches %s (%s)\n", pretty.safe(o.routes), pretty.plural(#routes, "route")))
+      ctx.stdout:write(format("the account matches %s (%s)\n", name, pretty.plural(#routes, "route")))
     else
-      ctx.stdout:write(format("%s from %s:\n", pretty.plural(#diffs, "difference"), pretty.safe(o.routes)))
+      ctx.stdout:write(format("%s from %s:\n", pretty.plural(#diffs, "difference"), name))
       for _, d in ipairs(diffs) do
-        ctx.stdout:write(format("  %-15s %s%s%s%s\n", output.number_text(d.number), d.now,
-          d.routed_to and ", routed to " .. d.routed_to or "", d.difference == "held elsewhere" and "" or
-          " (" .. d.difference .. ")", d.line and format(" (line %d)", d.line) or ""))
+        local quiet = d.difference == "held elsewhere" or d.difference == d.now
+        ctx.stdout:write(format("  %-15s %s%s%s%s\n", d.number and output.number_text(d.number)
+          or pretty.safe(tostring(d.uuid)), d.now, d.routed_to and ", routed to " .. d.routed_to or "",
+          quiet and "" or " (" .. d.difference .. ")", d.line and format(" (line %d)", d.line) or ""))
       end
     end
   else

@@ -46,10 +46,9 @@ function M.run(ctx, o)
   local client, why = credentials.client_for(ctx, o)
   if not client then return common.no_client(ctx, why) end
   local conns, err = client:connections()
-  local apps = conns and client:apps()
-  if conns and not apps then conns, err = nil, select(2, client:apps()) end
-  local all
-  if conns then all, err = client:search_all() end
+  local apps, all
+  if conns then apps, err = client:apps() end
+  if apps then all, err = client:search_all() end
   client:close()
   if not all then return common.fail(ctx, err) end
   -- a name is written when it names one holder only, and reads as a name
@@ -62,7 +61,9 @@ function M.run(ctx, o)
   local names = { connection = {}, app = {} }
   local function usable(name, kind)
     if type(name) ~= "string" or name == "" or count[name] ~= 1 or pretty.safe(name) ~= name then return false end
-    if kind == "connection" and (name:find("^%a+:") or opentact.is_uuid(name)) then return false end
+    -- (a connection's name that reads as a prefixed target, or any name
+    -- that reads as a uuid, is written as the uuid)
+    if opentact.is_uuid(name) or kind == "connection" and routes_file.reads_otherwise(name) then return false end
     return true
   end
   for _, h in ipairs(conns) do
@@ -74,11 +75,17 @@ function M.run(ctx, o)
   local rows = {}
   for _, lease in ipairs(all) do
     local h = routes_file.holder(lease)
+    if #routes_file.holders(lease) > 1 then
+      -- a file routes a lease to one target: its app is written
+      ctx.stderr:write(format("opentact: lease %s is held by a SIP connection and a SIP control app; written with "
+        .. "its app\n", pretty.safe(tostring(lease.uuid))))
+    end
     if h then
       local name = names[h.kind][h.uuid]
       local target = (h.kind == "app" and "app:" or "") .. (name or h.uuid)
       local tn = type(lease.tn) == "table" and lease.tn.tn or nil
-      rows[#rows + 1] = { tn = tn, line = concat({ type(tn) == "number" and format("%.0f", tn) or tostring(lease.uuid),
+      -- (a number with its +: read back under --country-code, it is what it was)
+      rows[#rows + 1] = { tn = tn, line = concat({ type(tn) == "number" and format("+%.0f", tn) or tostring(lease.uuid),
         field(target), lease.autorenew == true and "on" or lease.autorenew == false and "off" or "" }, ",") }
     end
   end

@@ -79,7 +79,11 @@ function M.save(ctx, o, url, kind, list)
     for _, n in ipairs(now[k]) do lines[#lines + 1] = k .. "\t" .. n end
   end
   if url:find("[\r\n]") then return end
-  os.execute(format("umask 077 && mkdir -p '%s' 2> /dev/null", dir:gsub("'", "'\\''")))
+  -- the folder is made only in a home that is there (HOME=/nonexistent,
+  -- as services and tools set it, makes nothing)
+  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local home = dir:match("^(.*)/[^/]+/opentact$") or dir
+  os.execute(format("umask 077 && [ -d %s ] && mkdir -p %s 2> /dev/null", q(home), q(dir)))
   core.write_private(dir .. "/" .. name, table.concat(lines, "\n") .. "\n")
 end
 

@@ -21,7 +21,8 @@ M.help = {
   summary = "print the names of the account's connections and control apps (app:NAME), one a line, for "
     .. "completion",
   text = { "Print what CONN may be by name: each SIP connection's name, then each control app's as app:NAME, "
-    .. "one a line (connection:NAME for a connection whose name looks like a uuid or has a colon after letters; "
+    .. "one a line (connection:NAME for a connection whose name looks like a uuid or starts with app: or "
+    .. "connection:; "
     .. "a name with a control character is left out). The names are kept for " .. ("%d"):format(namecache.TTL / 60)
     .. " minutes after 'opentact connections', 'opentact apps' or this command read them; when none are kept, "
     .. "they are read with one attempt of at most " .. WAIT .. " seconds (--timeout), and on failure nothing "
@@ -76,7 +77,7 @@ function M.run(ctx, o)
   -- a connection's name that would be read as something else (app:X,
   -- connection:X, a uuid) is offered with its kind
   for _, n in ipairs(kept.connection) do
-    if n:find("^%a+:") or opentact.is_uuid(n) then put("connection:" .. n) else put(n) end
+    if n:find("^app:") or n:find("^connection:") or opentact.is_uuid(n) then put("connection:" .. n) else put(n) end
   end
   for _, n in ipairs(kept.app) do put("app:" .. n) end
   if #out > 0 then ctx.stdout:write(table.concat(out, "\n"), "\n") end

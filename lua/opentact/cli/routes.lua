@@ -26,14 +26,39 @@ local function lease_key(text, cc)
   return nil, "no lease uuid or phone number in the first field"
 end
 
---- The routes of the file at `path`: {line, given, key (a number, or a
---- lease uuid in lower case), target (the text), autorenew (true, false
---- or nil)}, and the problems found (texts naming their lines); or nil
---- and why the file cannot be read.
-function M.read(path, cc)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, "cannot read " .. tostring(err) end
-  local routes, problems, n, first = {}, {}, 0, true
+--- The routes of the file at `path` (- for standard input, `stdin`):
+--- {line, given, key (a number, or a lease uuid in lower case), target
+--- (the text), autorenew (true, false or nil)}, and the problems found
+--- (texts naming their lines); or nil and why the file cannot be read.
+function M.read(path, cc, stdin)
+  local f, err
+  if path == "-" then
+    f = stdin or io.stdin
+  else
+    f, err = io.open(path, "rb")
+    if not f then return nil, "cannot read " .. tostring(err) end
+  end
+  local routes, problems = {}, {}
+  local ok, failure = pcall(M.lines, f, routes, problems, cc)
+  if f ~= (stdin or io.stdin) then f:close() end
+  if not ok then
+    return nil, format("cannot read %s: %s", path == "-" and "standard input" or pretty.safe(path),
+      tostring(failure):gsub("^[^:]*:%d+: ", ""))
+  end
+  if #routes == 0 and #problems == 0 then
+    problems[1] = "no routes in it (a line per route: NUMBER_OR_LEASE,TARGET[,AUTORENEW])"
+  end
+  return routes, problems
+end
+
+-- Whether a cell names a lease (a phone number or a lease uuid).
+local function is_lease(cell, cc)
+  return lease_key(cell or "", cc) ~= nil
+end
+
+--- Reads the lines of `f` into `routes` and `problems`.
+function M.lines(f, routes, problems, cc)
+  local n, first = 0, true
   for line in f:lines() do
     n = n + 1
     line = line:gsub("\r$", "")
@@ -41,10 +66,18 @@ function M.read(path, cc)
     if line:find("%S") and not line:find("^%s*#") then
       local cells = input.fields(line)
       local key, why = lease_key(cells[1] or "", cc)
-      -- (the first line, naming no lease, is a header)
-      local header = not key and first and not (cells[1] or ""):find("%d")
+      -- the first line is a header when it names no lease anywhere and its
+      -- first cell is a word
+      local header = first and not key and (cells[1] or ""):find("%a") and not is_lease(cells[2], cc)
+        and not is_lease(cells[3], cc)
+      local _, quotes = line:gsub('"', "")
       local problem
-      if header then
+      if quotes % 2 == 1 then
+        problem = format("line %d: a quoted field is not closed (a field cannot span lines): %s", n,
+          common.excerpt(line))
+      elseif #cells > 3 then
+        problem = format("line %d: more than 3 fields (NUMBER_OR_LEASE,TARGET,AUTORENEW): %s", n, common.excerpt(line))
+      elseif header then
         problem = nil
       elseif not key then
         problem = format("line %d: %s: %s", n, why, common.excerpt(line))
@@ -60,14 +93,14 @@ function M.read(path, cc)
       first = false
     end
   end
-  f:close()
-  return routes, problems
 end
 
 --- Resolves the targets `routes` name (each text once, through
 --- client:target: the account's lists are read once) into route.to =
 --- {kind, uuid, name}; a lease routed to two targets is a problem. Adds
---- to `problems`; returns the targets named, {kind, uuid, name}, each once.
+--- to `problems`; returns the targets named, {kind, uuid, name}, each
+--- once; or nil and the error when the lists could not be read (an API
+--- failure is no problem of the file).
 function M.resolve(client, routes, problems)
   local by_text, lines_of, order = {}, {}, {}
   for _, r in ipairs(routes) do
@@ -82,6 +115,8 @@ function M.resolve(client, routes, problems)
     local t, err = client:target(text)
     if t then
       by_text[text] = t
+    elseif err.kind ~= "not_found" and err.kind ~= "invalid" then
+      return nil, err
     else
       local lines = lines_of[text]
       problems[#problems + 1] = format("line%s %s: %s", #lines > 1 and "s" or "",
@@ -109,10 +144,27 @@ function M.resolve(client, routes, problems)
   return targets
 end
 
---- The holder of `lease` as a target: {kind, uuid}, or nil.
-function M.holder(lease)
-  local h = opentact.holder(lease)
+--- The holder of `lease` as a target: {kind, uuid}, or nil; with
+--- `field`, the holder through that field only.
+function M.holder(lease, field)
+  local h = opentact.holder(lease, field)
   return h and { kind = h.kind, uuid = lower(h.uuid), name = h.name } or nil
+end
+
+--- Every holder of `lease` (a connection and an app may both hold one).
+function M.holders(lease)
+  local out = {}
+  for _, field in ipairs({ "sip_control_app", "sip_connection" }) do
+    local h = M.holder(lease, field)
+    if h then out[#out + 1] = h end
+  end
+  return out
+end
+
+--- A name that reads as a uuid or as a prefixed target, so that a file
+--- names it by its uuid.
+function M.reads_otherwise(name)
+  return opentact.is_uuid(name) or name:find("^app:") ~= nil or name:find("^connection:") ~= nil
 end
 
 --- An index of `leases` by number and by lower-case uuid.
