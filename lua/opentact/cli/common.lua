@@ -166,6 +166,13 @@ function M.target(ctx, client, text)
   return nil, M.fail(ctx, err, nil, (err.kind == "invalid" or err.kind == "not_found") and 2 or 1)
 end
 
+-- After a 404 for CONN given as a bare uuid: it may be a control app's.
+function M.target_hint(ctx, text, err)
+  if type(err) == "table" and err.status == 404 and opentact.is_uuid(text) then
+    ctx.stderr:write("opentact: if ", text, " is a SIP control app, give it as app:", text, "\n")
+  end
+end
+
 -- How a target is named in messages: its name and uuid, else as given.
 function M.target_text(t)
   return pretty.holder(t.kind, t.uuid, t.name)

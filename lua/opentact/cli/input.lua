@@ -336,6 +336,7 @@ local function plan(ctx, o)
   if not made then
     client:close()
     local exit = common.fail(ctx, err)
+    common.target_hint(ctx, o.positional[2], err)
     if hint then ctx.stderr:write("opentact: ", hint, "\n") end
     return nil, exit
   end

@@ -49,7 +49,11 @@ function M.run(ctx, o)
   end
   local leases, err = client:list(t)
   client:close()
-  if not leases then return fail(ctx, err) end
+  if not leases then
+    local exit = fail(ctx, err)
+    common.target_hint(ctx, o.positional[2], err)
+    return exit
+  end
   write_leases(ctx, o, leases, function(list)
     local rows = {}
     for i, l in ipairs(list) do rows[i] = pretty.row(l) end
