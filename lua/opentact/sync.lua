@@ -318,19 +318,33 @@ local function resolve(eng, items, what, opts, page)
   return lookups(eng, items, opts.concurrency)
 end
 
--- The target's leases (`target`: {kind, uuid}) and, when `filter` is
--- given, the first page of that search, read side by side. Returns
--- current, page; or nil, err.
-local function first_reads(eng, target, filter, opts)
-  local reqs = { engine.request("GET", request_list(target.uuid, target.kind)) }
-  if filter then reqs[2] = search.request(filter, opts.page_size, 0) end
+-- The leases of each of `targets` ({kind, uuid}) and, when `filter` is
+-- given, the first page of that search, read side by side (at most
+-- `opts.concurrency` at once, and two for one target). Returns the lists
+-- (in the order of `targets`), page; or nil, err.
+local function read_targets(eng, targets, filter, opts)
+  local reqs = {}
+  for i, t in ipairs(targets) do reqs[i] = engine.request("GET", request_list(t.uuid, t.kind)) end
+  local n = #reqs
+  if filter then reqs[n + 1] = search.request(filter, opts.page_size, 0) end
   local got, failure = {}, nil
-  eng:run(reqs, 2, function(req)
+  eng:run(reqs, n == 1 and #reqs or min(opts.concurrency, #reqs), function(req)
     if req.err then failure = failure or req.err end
     got[req] = req.leases
   end)
   if failure then return nil, failure end
-  return got[reqs[1]], filter and got[reqs[2]] or nil
+  local lists = {}
+  for i = 1, n do lists[i] = got[reqs[i]] end
+  return lists, filter and got[reqs[n + 1]] or nil
+end
+
+-- The target's leases (`target`: {kind, uuid}) and, when `filter` is
+-- given, the first page of that search, read side by side. Returns
+-- current, page; or nil, err.
+local function first_reads(eng, target, filter, opts)
+  local lists, page = read_targets(eng, { target }, filter, opts)
+  if not lists then return nil, page end
+  return lists[1], page
 end
 
 ---------------------------------------------------------------- applying
@@ -868,6 +882,63 @@ local function changes_since(eng, began)
   return since
 end
 
+-- A plan of target `tg` ({kind, uuid in lower case, name}) as M.plan
+-- made it from `current` (what the target holds) and `desired`, made
+-- whole: refused as sync refuses it, or given its options, the leases
+-- whose autorenew it sets, the holder of every lease it names and, with
+-- exact, what else the target held; `since`: the server's time of its
+-- reads (changes_since). Returns the plan (hashed when `hashed`), or nil,
+-- err.
+local function finish_plan(plan, tg, current, desired, opts, base_url, since, hashed)
+  local conn = tg.uuid
+  plan.target, plan.target_kind, plan.target_name, plan[tg.kind] = conn, tg.kind, tg.name, conn
+  -- a dry run is refused exactly as the real run would be
+  local refused = M.refusal(plan, desired)
+  if refused then return nil, refused end
+  plan.dry_run = true
+  plan.applied, plan.failed, plan.unexpected = { add = {}, remove = {} }, {}, {}
+  plan.ok = #plan.missing == 0 and #plan.conflicts == 0
+  plan.options = { exact = opts.exact and true or false, move = opts.move and true or false }
+  -- autorenew asked: every desired lease that renews otherwise is set
+  plan.renew = leases()
+  if opts.autorenew ~= nil and opts.autorenew ~= options.UNSET then
+    plan.options.autorenew = opts.autorenew
+    for _, kind in ipairs({ "keep", "add" }) do
+      for _, lease in ipairs(plan[kind]) do
+        if lease.autorenew ~= opts.autorenew then plan.renew[#plan.renew + 1] = lease end
+      end
+    end
+  end
+  plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
+  -- what its maker says it was made from (client:plan's `note`)
+  plan.note = opts.note or nil
+  plan.since = since
+  -- the holder of every lease the plan names, as it was read
+  local holders, target = {}, { kind = tg.kind, uuid = conn }
+  for _, kind in ipairs({ "add", "conflicts" }) do
+    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = holder_now(lease) end
+  end
+  for _, kind in ipairs({ "keep", "remove" }) do
+    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = target end
+  end
+  -- with exact, what the target held beyond them: the stale check wants
+  -- the target to hold nothing that was not there
+  plan.held = {}
+  if plan.options.exact then
+    for _, lease in ipairs(current) do
+      local u = lower(lease.uuid)
+      if holders[u] == nil then
+        holders[u] = target
+        plan.held[#plan.held + 1] = u
+      end
+    end
+  end
+  plan.holders = holders
+  setmetatable(plan, Plan)
+  if hashed then plan.hash = content_hash(plan) end
+  return plan
+end
+
 --- The work of client:plan (and of sync up to its plan) once its
 --- arguments are checked: `what` is "numbers" or "leases", `items` the
 --- list given, or `what` "all" to want every lease of the account. Reads,
@@ -904,52 +975,7 @@ function M.make(eng, tg, what, items, opts, base_url, hashed)
     if not desired then return nil, err end
   end
   local plan = M.plan(conn, current, desired, opts, tg.kind)
-  plan.target, plan.target_kind, plan.target_name, plan[tg.kind] = conn, tg.kind, tg.name, conn
-  -- a dry run is refused exactly as the real run would be
-  local refused = M.refusal(plan, desired)
-  if refused then return nil, refused end
-  plan.dry_run = true
-  plan.applied, plan.failed, plan.unexpected = { add = {}, remove = {} }, {}, {}
-  plan.ok = #plan.missing == 0 and #plan.conflicts == 0
-  plan.options = { exact = opts.exact and true or false, move = opts.move and true or false }
-  -- autorenew asked: every desired lease that renews otherwise is set
-  plan.renew = leases()
-  if opts.autorenew ~= nil and opts.autorenew ~= options.UNSET then
-    plan.options.autorenew = opts.autorenew
-    for _, kind in ipairs({ "keep", "add" }) do
-      for _, lease in ipairs(plan[kind]) do
-        if lease.autorenew ~= opts.autorenew then plan.renew[#plan.renew + 1] = lease end
-      end
-    end
-  end
-  plan.base_url, plan.time, plan.version = base_url, os.time(), VERSION
-  -- what its maker says it was made from (client:plan's `note`)
-  plan.note = opts.note or nil
-  plan.since = changes_since(eng, began)
-  -- the holder of every lease the plan names, as it was read
-  local holders, target = {}, { kind = tg.kind, uuid = conn }
-  for _, kind in ipairs({ "add", "conflicts" }) do
-    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = holder_now(lease) end
-  end
-  for _, kind in ipairs({ "keep", "remove" }) do
-    for _, lease in ipairs(plan[kind]) do holders[lower(lease.uuid)] = target end
-  end
-  -- with exact, what the target held beyond them: the stale check wants
-  -- the target to hold nothing that was not there
-  plan.held = {}
-  if plan.options.exact then
-    for _, lease in ipairs(current) do
-      local u = lower(lease.uuid)
-      if holders[u] == nil then
-        holders[u] = target
-        plan.held[#plan.held + 1] = u
-      end
-    end
-  end
-  plan.holders = holders
-  setmetatable(plan, Plan)
-  if hashed then plan.hash = content_hash(plan) end
-  return plan
+  return finish_plan(plan, tg, current, desired, opts, base_url, changes_since(eng, began), hashed)
 end
 
 ---------------------------------------------------------------- the stale check
