@@ -105,7 +105,15 @@ describe("targets #wire #c", function()
 
     it("resolves a thousand names with one read of each list", function()
       local c = emu:client()
-      finally(function() c:close() end)
+      -- the lists' clock stands still: a slow machine (Valgrind) does not
+      -- make them 2 s old in the middle
+      local targets = require("opentact.targets")
+      local clock, now = targets.clock, targets.clock()
+      targets.clock = function() return now end
+      finally(function()
+        targets.clock = clock
+        c:close()
+      end)
       local from = #emu:requests()
       for i = 1, 1000 do
         local name = ({ "sip-trunk-2", "control-app-1", "sip-trunk-4", "nobody-" .. i })[i % 4 + 1]
