@@ -130,7 +130,12 @@ end
 -- with where it was read, in `where` (and its line number in at.leases),
 -- and the field it was read from, in `texts`. `cc`: the country code put
 -- in front of numbers written the local way (see with_country), or nil.
-local function read_leases(path, stdin, problems, where, texts, at, cc)
+--- Calls `each(n, line)` for each line of the file at `path` (standard
+--- input for "-": `stdin`, or io.stdin) that holds something (neither
+--- blank nor a # comment): `n` its number, `line` without its CR and, on
+--- the first line, a UTF-8 byte order mark. Returns true, or nil and why
+--- the file cannot be read (`name` names it then).
+local function each_line(path, stdin, name, each)
   local f, err
   if path == "-" then
     f = stdin or io.stdin
@@ -138,38 +143,45 @@ local function read_leases(path, stdin, problems, where, texts, at, cc)
     f, err = io.open(path, "rb")
     if not f then return nil, "cannot read " .. tostring(err) end
   end
-  local name = path == "-" and "stdin" or path
-  local out, n, first, column = {}, 0, true, nil
   local ok, failure = pcall(function()
+    local n = 0
     for line in f:lines() do
       n = n + 1
       line = line:gsub("\r$", "")
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
-      if line:find("%S") and not line:find("^%s*#") then
-        local lease, why, text = lease_in(line, column, cc)
-        if lease then
-          out[#out + 1] = lease
-          if where then where[#out] = format("%s:%d", name, n) end
-          if texts then texts[#out] = text end
-          if at then at.leases[#out] = n end
-        elseif first and why == false and (line:find(",", 1, true) or NUMBER_COLUMNS[header_name(line)]) then
-          -- only a CSV's first line, naming no lease, is a header (or a
-          -- first line that is a numbers column's name); it may say which
-          -- column holds the numbers
-          for i, h in ipairs(fields(line)) do
-            if NUMBER_COLUMNS[column_name(h)] then column = i break end
-          end
-        else
-          problems[#problems + 1] = format("%s:%d: %s: %s", pretty.safe(name), n,
-            why or "no lease uuid or phone number on this line", excerpt(line))
-          if at then at[#problems] = n end
-        end
-        first = false
-      end
+      if line:find("%S") and not line:find("^%s*#") then each(n, line) end
     end
   end)
   if f ~= (stdin or io.stdin) then f:close() end
   if not ok then return nil, format("cannot read %s: %s", name, tostring(failure):gsub("^[^:]*:%d+: ", "")) end
+  return true
+end
+
+local function read_leases(path, stdin, problems, where, texts, at, cc)
+  local name = path == "-" and "stdin" or path
+  local out, first, column = {}, true, nil
+  local ok, err = each_line(path, stdin, name, function(n, line)
+    local lease, why, text = lease_in(line, column, cc)
+    if lease then
+      out[#out + 1] = lease
+      if where then where[#out] = format("%s:%d", name, n) end
+      if texts then texts[#out] = text end
+      if at then at.leases[#out] = n end
+    elseif first and why == false and (line:find(",", 1, true) or NUMBER_COLUMNS[header_name(line)]) then
+      -- only a CSV's first line, naming no lease, is a header (or a
+      -- first line that is a numbers column's name); it may say which
+      -- column holds the numbers
+      for i, h in ipairs(fields(line)) do
+        if NUMBER_COLUMNS[column_name(h)] then column = i break end
+      end
+    else
+      problems[#problems + 1] = format("%s:%d: %s: %s", pretty.safe(name), n,
+        why or "no lease uuid or phone number on this line", excerpt(line))
+      if at then at[#problems] = n end
+    end
+    first = false
+  end)
+  if not ok then return nil, err end
   return out
 end
 
@@ -344,6 +356,7 @@ local function plan(ctx, o)
 end
 
 M.read_leases = read_leases
+M.each_line = each_line
 M.fields = fields
 M.lease_arg = lease_arg
 M.desired = desired

@@ -31,20 +31,13 @@ end
 --- (the text), autorenew (true, false or nil)}, and the problems found
 --- (texts naming their lines); or nil and why the file cannot be read.
 function M.read(path, cc, stdin)
-  local f, err
-  if path == "-" then
-    f = stdin or io.stdin
-  else
-    f, err = io.open(path, "rb")
-    if not f then return nil, "cannot read " .. tostring(err) end
-  end
-  local routes, problems = {}, {}
-  local ok, failure = pcall(M.lines, f, routes, problems, cc)
-  if f ~= (stdin or io.stdin) then f:close() end
-  if not ok then
-    return nil, format("cannot read %s: %s", path == "-" and "standard input" or pretty.safe(path),
-      tostring(failure):gsub("^[^:]*:%d+: ", ""))
-  end
+  local routes, problems, first = {}, {}, true
+  local ok, err = input.each_line(path, stdin, path == "-" and "standard input" or pretty.safe(path),
+    function(n, line)
+      problems[#problems + 1] = M.line(n, line, first, routes, cc)
+      first = false
+    end)
+  if not ok then return nil, err end
   if #routes == 0 and #problems == 0 then
     problems[1] = "no routes in it (a line per route: NUMBER_OR_LEASE,TARGET[,AUTORENEW])"
   end
@@ -56,43 +49,32 @@ local function is_lease(cell, cc)
   return lease_key(cell or "", cc) ~= nil
 end
 
---- Reads the lines of `f` into `routes` and `problems`.
-function M.lines(f, routes, problems, cc)
-  local n, first = 0, true
-  for line in f:lines() do
-    n = n + 1
-    line = line:gsub("\r$", "")
-    if n == 1 then line = line:gsub("^\239\187\191", "") end
-    if line:find("%S") and not line:find("^%s*#") then
-      local cells = input.fields(line)
-      local key, why = lease_key(cells[1] or "", cc)
-      -- the first line is a header when it names no lease anywhere and its
-      -- first cell is a word
-      local header = first and not key and (cells[1] or ""):find("%a") and not is_lease(cells[2], cc)
-        and not is_lease(cells[3], cc)
-      local _, quotes = line:gsub('"', "")
-      local problem
-      if quotes % 2 == 1 then
-        problem = format("line %d: a quoted field is not closed (a field cannot span lines): %s", n,
-          common.excerpt(line))
-      elseif #cells > 3 then
-        problem = format("line %d: more than 3 fields (NUMBER_OR_LEASE,TARGET,AUTORENEW): %s", n, common.excerpt(line))
-      elseif header then
-        problem = nil
-      elseif not key then
-        problem = format("line %d: %s: %s", n, why, common.excerpt(line))
-      elseif not cells[2] or cells[2] == "" then
-        problem = format("line %d: no target (NUMBER_OR_LEASE,TARGET): %s", n, common.excerpt(line))
-      elseif cells[3] and cells[3] ~= "" and ON_OFF[lower(cells[3])] == nil then
-        problem = format("line %d: the autorenew '%s' is not on or off", n, common.excerpt(cells[3]))
-      else
-        routes[#routes + 1] = { line = n, given = cells[1], key = key, target = cells[2],
-          autorenew = cells[3] and ON_OFF[lower(cells[3])] }
-      end
-      problems[#problems + 1] = problem
-      first = false
-    end
+--- Reads line `n` of a routes file (`first`: the first that holds
+--- something) into `routes`; returns the problem it has, or nil.
+function M.line(n, line, first, routes, cc)
+  local cells = input.fields(line)
+  local key, why = lease_key(cells[1] or "", cc)
+  -- the first line is a header when it names no lease anywhere and its
+  -- first cell is a word
+  local header = first and not key and (cells[1] or ""):find("%a") and not is_lease(cells[2], cc)
+    and not is_lease(cells[3], cc)
+  local _, quotes = line:gsub('"', "")
+  if quotes % 2 == 1 then
+    return format("line %d: a quoted field is not closed (a field cannot span lines): %s", n, common.excerpt(line))
+  elseif #cells > 3 then
+    return format("line %d: more than 3 fields (NUMBER_OR_LEASE,TARGET,AUTORENEW): %s", n, common.excerpt(line))
+  elseif header then
+    return nil
+  elseif not key then
+    return format("line %d: %s: %s", n, why, common.excerpt(line))
+  elseif not cells[2] or cells[2] == "" then
+    return format("line %d: no target (NUMBER_OR_LEASE,TARGET): %s", n, common.excerpt(line))
+  elseif cells[3] and cells[3] ~= "" and ON_OFF[lower(cells[3])] == nil then
+    return format("line %d: the autorenew '%s' is not on or off", n, common.excerpt(cells[3]))
   end
+  routes[#routes + 1] = { line = n, given = cells[1], key = key, target = cells[2],
+    autorenew = cells[3] and ON_OFF[lower(cells[3])] }
+  return nil
 end
 
 --- Resolves the targets `routes` name (each text once, through
