@@ -20,10 +20,9 @@ local ON_OFF = { on = true, off = false, yes = true, no = false, ["true"] = true
 -- A route's lease as given: a phone number (with the country code `cc`
 -- put in front of a local one) or a lease uuid; or nil and why not.
 local function lease_key(text, cc)
-  if opentact.is_uuid(text) then return lower(text) end
-  local n = opentact.number(input.with_country(text, cc))
-  if n then return n end
-  return nil, "no lease uuid or phone number in the first field"
+  local key = input.lease_arg(text, cc)
+  if key == nil then return nil, "no lease uuid or phone number in the first field" end
+  return type(key) == "string" and lower(key) or key
 end
 
 --- The routes of the file at `path` (- for standard input, `stdin`):
