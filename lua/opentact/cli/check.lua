@@ -111,7 +111,7 @@ function M.run(ctx, o)
       -- held by its target, and by nothing else (a connection and an app
       -- may both hold a lease)
       local hs = routes_file.holders(lease)
-      local h = routes_file.holder(lease)
+      local h = hs[1] -- its app first, as opentact.holder says
       if #hs ~= 1 or hs[1].kind ~= r.to.kind or hs[1].uuid ~= r.to.uuid then
         differ(r, lease, h, #hs > 1 and "held by a connection and an app" or "held elsewhere")
       elseif r.autorenew ~= nil and lease.autorenew ~= r.autorenew then

@@ -74,8 +74,9 @@ function M.run(ctx, o)
   end
   local rows = {}
   for _, lease in ipairs(all) do
-    local h = routes_file.holder(lease)
-    if #routes_file.holders(lease) > 1 then
+    local hs = routes_file.holders(lease)
+    local h = hs[1] -- its app first, as opentact.holder says
+    if #hs > 1 then
       -- a file routes a lease to one target: its app is written
       ctx.stderr:write(format("opentact: lease %s is held by a SIP connection and a SIP control app; written with "
         .. "its app\n", pretty.safe(tostring(lease.uuid))))

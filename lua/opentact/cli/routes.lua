@@ -132,7 +132,8 @@ function M.holder(lease, field)
   return h and { kind = h.kind, uuid = lower(h.uuid), name = h.name } or nil
 end
 
---- Every holder of `lease` (a connection and an app may both hold one).
+--- Every holder of `lease` (a connection and an app may both hold one),
+--- its app first.
 function M.holders(lease)
   local out = {}
   for _, field in ipairs({ "sip_control_app", "sip_connection" }) do
