@@ -419,6 +419,20 @@ describe("autorenew in plans #wire #c", function()
     assert.equals("invalid", err.kind)
   end)
 
+  it("counts autorenew as set only when the target's read-back shows it", function()
+    -- the PATCH is answered as done and is not
+    local shown = assert(client:lease(number(7)))
+    local body = require("cjson").encode({ success = true, payload = { uuid = lease(7), autorenew = false,
+      tn = { tn = number(7) } } })
+    emu:faults({ { on = "^PATCH ", raw = body, status = 200, ctype = "application/json" } })
+    local report = assert(client:sync(conn, { numbers = { number(7) } }, { autorenew = false }))
+    assert.is_true(shown.autorenew)
+    assert.is_false(report.ok)
+    assert.same({}, report.renewed.applied)
+    assert.same({ lease(7) }, report.renewed.failed[1].uuids)
+    assert.matches("read-back shows the lease's autorenew unchanged", report.renewed.failed[1].err.message, 1, true)
+  end)
+
   it("says which leases' autorenew could not be set, and is not ok", function()
     emu:faults({ { on = "^PATCH ", status = 400, message = "locked" } })
     local report = assert(client:sync(conn, { numbers = { number(5), number(6) } }, { autorenew = true }))

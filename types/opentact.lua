@@ -465,7 +465,7 @@ local PlanOptionsUsed = {}
 ---What `apply` did of a plan's `renew`.
 ---@class opentact.Renewed
 ---@field autorenew? boolean the value set
----@field applied string[] the uuids whose autorenew was set, as the server's answers show
+---@field applied string[] the uuids whose autorenew was set, as the target's read-back shows
 ---@field failed opentact.RenewFailure[] the uuids not set, grouped by reason
 local Renewed = {}
 

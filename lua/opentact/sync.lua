@@ -479,7 +479,8 @@ end
 -- the target holds now, as the read-back shows (kept, or attached): a
 -- lease whose attach failed is left as it is (off its holder, it would
 -- lapse unseen). `concurrency` requests at once: PATCH /lease/tn/{uuid},
--- each confirmed by the lease its answer holds. Fills report.renewed:
+-- each answered with the lease, then the target read back once: a
+-- lease counts as set when the read-back shows it so. Fills report.renewed:
 -- {autorenew, applied = uuids, failed = {{uuids, err}}}; an interrupt
 -- stops it, the rest failed as not sent.
 local function set_autorenew(eng, plan, opts, report)
@@ -542,7 +543,39 @@ local function set_autorenew(eng, plan, opts, report)
     for _, req in ipairs(reqs) do
       if not finished[req] then failed(req, e) end
     end
+    return
   end
+  if #out.applied == 0 then return end
+  -- the read-back: the target's leases as the server holds them now
+  local path = request_list(plan.target, plan.target_kind)
+  local done, now, err = pcall(eng.call, eng, engine.request("GET", path))
+  if not done then
+    report.interrupted = report.interrupted or errors.interrupted(now)
+    now, err = nil, errors.new("network", "interrupted before the autorenew was read back", false)
+  end
+  if not now then
+    report.unverified = report.unverified or err
+    return
+  end
+  local renews = {}
+  for _, lease in ipairs(now) do
+    if type(lease) == "table" and type(lease.uuid) == "string" then renews[lower(lease.uuid)] = lease.autorenew end
+  end
+  local confirmed, e = {}, nil
+  for _, u in ipairs(out.applied) do
+    if renews[lower(u)] == want then
+      confirmed[#confirmed + 1] = u
+    else
+      if not e then
+        e = errors.new("protocol", "the server confirmed it but the read-back shows the lease's autorenew unchanged",
+          true)
+        e.status = 200
+        e = errors.finish(e, "GET", path, 1)
+      end
+      failed({ uuid = u }, e)
+    end
+  end
+  out.applied = confirmed
 end
 
 -- A lease released from its control app and then not attached is held by
