@@ -301,7 +301,17 @@ function work.update_lease(client, lease, fields, ...)
     return nil, finish(errors.new("invalid", "lease uuid " .. pretty.safe(("%q"):format(uuid))
       .. " is not a uuid (8-4-4-4-12 hex digits)", false), "PATCH", nil, 0)
   end
-  return send(client, "PATCH", "/lease/tn/" .. uuid:lower(), body, nil, "lease")
+  local path = "/lease/tn/" .. uuid:lower()
+  local changed, err = send(client, "PATCH", path, body, nil, "lease")
+  if not changed then return nil, err end
+  -- what the server answers must show what was asked, of that lease
+  local unconfirmed = settings.unconfirmed(changed, uuid, fields)
+  if unconfirmed then
+    local e = errors.new("protocol", "the server answered success but " .. unconfirmed, false)
+    e.status, e.sent = 200, true
+    return nil, finish(e, "PATCH", path, 1)
+  end
+  return changed
 end
 
 --- One page of the account's leases that match `filter` (see the README

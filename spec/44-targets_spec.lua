@@ -267,6 +267,21 @@ describe("targets #wire #c", function()
       assert.is_falsy(found[lease(5)])
     end)
 
+    it("returns an error when the server's answer does not show what was set, or is another lease's", function()
+      local cjson = require("cjson")
+      emu:faults({ { on = "^PATCH ", raw = cjson.encode({ success = true, payload = { uuid = lease(6), autorenew = true } }),
+        ctype = "application/json" } })
+      local l, err = client:update_lease(lease(6), { autorenew = false })
+      assert.is_nil(l)
+      assert.equals("protocol", err.kind)
+      assert.matches("its answer shows autorenew unchanged", err.message, 1, true)
+      emu:faults({ { on = "^PATCH ", raw = cjson.encode({ success = true, payload = { uuid = lease(9), autorenew = false } }),
+        ctype = "application/json" } })
+      l, err = client:update_lease(lease(6), { autorenew = false })
+      assert.is_nil(l)
+      assert.matches("another lease", err.message, 1, true)
+    end)
+
     it("returns not_found for a number the account has no lease for, and the server's refusal", function()
       local l, err = client:update_lease("+1 999 555 0000", { autorenew = true })
       assert.is_nil(l)
@@ -431,6 +446,15 @@ describe("autorenew in plans #wire #c", function()
     assert.same({}, report.renewed.applied)
     assert.same({ lease(7) }, report.renewed.failed[1].uuids)
     assert.matches("read-back shows the lease's autorenew unchanged", report.renewed.failed[1].err.message, 1, true)
+  end)
+
+  it("takes a PATCH answered with another lease as not done", function()
+    local body = require("cjson").encode({ success = true, payload = { uuid = lease(9), autorenew = false,
+      tn = { tn = number(9) } } })
+    emu:faults({ { on = "^PATCH ", raw = body, status = 200, ctype = "application/json" } })
+    local report = assert(client:sync(conn, { numbers = { number(7) } }, { autorenew = false }))
+    assert.is_false(report.ok)
+    assert.matches("another lease", report.renewed.failed[1].err.message, 1, true)
   end)
 
   it("says which leases' autorenew could not be set, and is not ok", function()

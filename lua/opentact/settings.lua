@@ -49,4 +49,26 @@ function M.body(fields)
   return json.encode(out)
 end
 
+--- What the server's answer `lease` to a PATCH of `uuid` setting
+--- `fields` does not show: a sentence, or nil when it shows them all.
+function M.unconfirmed(lease, uuid, fields)
+  if type(lease) ~= "table" or type(lease.uuid) ~= "string" or lease.uuid:lower() ~= uuid:lower() then
+    return "the server answered with another lease"
+  end
+  for k, v in pairs(fields) do
+    local now = lease[k]
+    if FIELDS[k] == "uuid" then
+      if type(now) == "table" then now = now.uuid end
+      if v == false then
+        if now ~= nil then return "its answer shows " .. k .. " still set" end
+      elseif type(now) ~= "string" or now:lower() ~= v:lower() then
+        return "its answer shows " .. k .. " unchanged"
+      end
+    elseif now ~= v then
+      return "its answer shows " .. k .. " unchanged"
+    end
+  end
+  return nil
+end
+
 return M

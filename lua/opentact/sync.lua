@@ -525,7 +525,12 @@ local function set_autorenew(eng, plan, opts, report)
   local ok, stopped = pcall(eng.run, eng, reqs, min(opts.concurrency, #reqs), function(req)
     finished[req] = true
     local lease = req.leases
-    if lease and lease.autorenew == want then
+    if lease and lower(tostring(lease.uuid)) ~= lower(req.uuid) then
+      local e = errors.new("protocol", "the server answered with another lease (" .. pretty.safe(tostring(lease.uuid))
+        .. ")", false)
+      e.status = 200
+      failed(req, errors.finish(e, "PATCH", req.path, req.attempt))
+    elseif lease and lease.autorenew == want then
       out.applied[#out.applied + 1] = req.uuid
     elseif lease then
       local e = errors.new("protocol", "the server answered success but its answer shows the lease's autorenew "

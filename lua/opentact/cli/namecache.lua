@@ -32,7 +32,8 @@ function M.read(ctx, o, url)
   local f = dir and io.open(dir .. "/" .. name, "rb")
   if not f then return nil end
   local cached_url, times = f:read("*l"), f:read("*l") or ""
-  local c_at, a_at = times:match("^(%d+) (%d+)$")
+  -- (times of at most 12 digits: a damaged file is read as none)
+  local c_at, a_at = times:match("^(%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?) (%d%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?%d?)$")
   if cached_url ~= url or not c_at then
     f:close()
     return nil
