@@ -79,6 +79,18 @@ describe("opentact with targets #wire", function()
     assert.is_falsy(err:find("control app", 1, true), err)
   end)
 
+  it("reports each move of assign onto an app, from a connection and from another app", function()
+    local two = support.start({ leases = 10, apps = 2 })
+    finally(function() two:stop() end)
+    local st = two:state()
+    local out, err, status = opentact(two, "assign app:control-app-2 --add +12125550001 --add +12125550010 --move --json")
+    assert.equals(0, status, err)
+    local moved = {}
+    for _, m in ipairs(cjson.decode(out).moved or {}) do moved[m.uuid] = m end
+    assert.truthy(moved[st.leases[1]], out)
+    assert.truthy(moved[st.leases[10]], out)
+  end)
+
   it("refuses an ambiguous or unknown name with exit 2, the candidates listed, nothing sent", function()
     local posts = writes(emu)
     local _, err, status = run("assign sip-trunk-1 --add +1 212 555 0010")
@@ -191,7 +203,12 @@ describe("opentact with targets #wire", function()
     assert.equals(0, status, err)
     assert.matches("2 to add, 0 to remove, 0 unchanged, 0 conflicts, 0 missing, 1 to set autorenew off.", out, 1, true)
     assert.matches("~ 12125550004 ", out, 1, true)
-    out, err, status = run(("sync sip-trunk-2 --numbers-file %s --autorenew off --format csv"):format(file))
+    -- turning renewal off is asked, as a detach is: without a terminal, --yes
+    out, err, status = run(("sync sip-trunk-2 --numbers-file %s --autorenew off"):format(file))
+    assert.equals(2, status)
+    assert.matches("turns autorenew off for 1 lease; nothing was changed", err, 1, true)
+    assert.matches("~ 12125550004 ", out, 1, true)
+    out, err, status = run(("sync sip-trunk-2 --numbers-file %s --autorenew off --yes --format csv"):format(file))
     assert.equals(0, status, err)
     assert.matches("\n" .. leases[4] .. ",12125550004,autorenew,applied,,,autorenew off\n", out, 1, true)
     local patched = {}

@@ -446,21 +446,24 @@ function M.run(ctx, o)
     report.ok = #report.failed == 0 and not report.unverified and not report.interrupted
   end
   if pre then
-    -- a lease on an app was taken from the holder sync found when it ran
-    -- (the app it released it from), not from the one the lookup saw
+    -- a lease on the other kind of holder was taken from the holder sync
+    -- found when it ran (the one it released it from), not from the one
+    -- the lookup saw; one on a holder of the target's kind stays as seen
     local released, planned = {}, {}
     for _, r in ipairs(pre.released or {}) do
-      for _, u in ipairs(r.leases) do released[lower(u)] = r.app end
+      local kind = r.kind or "app"
+      for _, u in ipairs(r.leases) do released[lower(u)] = { kind = kind, uuid = r[kind] } end
     end
     for _, l in ipairs(pre.add) do
       if type(l) == "table" and type(l.uuid) == "string" then planned[lower(l.uuid)] = l end
     end
     for _, x in ipairs(held) do
-      if x.holder.kind == "app" then
-        local app, l = released[lower(x.uuid)], planned[lower(x.uuid)]
-        if app then
-          local h = l and holder(l, "sip_control_app")
-          x.holder = { kind = "app", uuid = app, name = h and lower(h.uuid) == lower(app) and h.name or nil }
+      if x.holder.kind ~= target.kind then
+        local from, l = released[lower(x.uuid)], planned[lower(x.uuid)]
+        if from then
+          local h = l and holder(l, from.kind == "app" and "sip_control_app" or "sip_connection")
+          x.holder = { kind = from.kind, uuid = from.uuid,
+            name = h and lower(h.uuid) == lower(from.uuid) and h.name or nil }
         else
           -- no longer on an app when sync ran: its holder then, if any
           x.holder = l and holder(l) or nil

@@ -119,24 +119,27 @@ function M.shell_words(list)
   return concat(out, " ")
 end
 
--- What a plan changes that needs a yes: how many leases it detaches, and
--- how many it takes from another connection or control app (a move).
+-- What a plan changes that needs a yes: how many leases it detaches, how
+-- many it takes from another connection or control app (a move), and how
+-- many it stops renewing (a lease that does not renew can be lost).
 function M.changes_asked(plan)
   local move = 0
   for _, lease in ipairs(plan.add) do
     local h = plan.holders and plan.holders[tostring(lease.uuid):lower()]
     if h and not (h.kind == plan.target_kind and h.uuid == plan.target) then move = move + 1 end
   end
-  return #plan.remove, move
+  local stop = plan.options and plan.options.autorenew == false and #(plan.renew or {}) or 0
+  return #plan.remove, move, stop
 end
 
 -- "detaches 2 leases and moves 1 from another holder", for a question.
-function M.changes_text(detach, move)
+function M.changes_text(detach, move, stop)
   local parts = {}
   if detach > 0 then parts[#parts + 1] = "detaches " .. pretty.plural(detach, "lease") end
   if move > 0 then
     parts[#parts + 1] = "moves " .. pretty.plural(move, "lease") .. " from another connection or control app"
   end
+  if (stop or 0) > 0 then parts[#parts + 1] = "turns autorenew off for " .. pretty.plural(stop, "lease") end
   return concat(parts, " and ")
 end
 

@@ -37,8 +37,8 @@ local OPTIONS = {
   { name = "--journal", arg = "FILE", file = true, text = "append each batch the server confirms to FILE, flushed to "
     .. "disk, before going on; the same plan and journal after a crash, a kill or Ctrl-C apply only what FILE does "
     .. "not confirm (FILE names its plan: a journal of another plan is refused)" },
-  { name = "--yes", text = "apply a plan that detaches or moves leases without asking (needed when standard input "
-    .. "or output is not a terminal; adds alone never ask)" },
+  { name = "--yes", text = "apply a plan that detaches or moves leases, or turns their autorenew off, without "
+    .. "asking (needed when standard input or output is not a terminal; adds alone never ask)" },
   { name = "--no-color", text = "no colour in the plan on a terminal (so too when NO_COLOR is set and not empty)" },
   { name = "--routes", arg = "FILE", file = true, text = "the routes file: a CSV line per route, "
     .. "NUMBER_OR_LEASE,TARGET[,AUTORENEW] (a header line allowed; TARGET a connection's name or uuid, app:NAME "

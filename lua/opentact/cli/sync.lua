@@ -120,8 +120,8 @@ function M.run(ctx, o)
     write_report(ctx, o, plan, { hint = hint })
     return plan.ok and 0 or 1
   end
-  local detach, move = changes_asked(plan)
-  local asked = detach + move > 0 and not o.yes
+  local detach, move, stop = changes_asked(plan)
+  local asked = detach + move + stop > 0 and not o.yes
   local shown = false
   if asked then
     local terminal = ctx.stdin_terminal and ctx.stdout_terminal and o.format == "table"
@@ -129,7 +129,7 @@ function M.run(ctx, o)
       write_plan(ctx, o, plan, { reserve = 1 })
       shown = true
     end
-    local what = common.changes_text(detach, move)
+    local what = common.changes_text(detach, move, stop)
     if not terminal then
       client:close()
       return fail(ctx, { kind = "usage", message = "the plan " .. what .. ": confirmation needed" },
