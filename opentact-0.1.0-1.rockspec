@@ -54,6 +54,7 @@ build = {
       ["opentact.bulk"] = "lua/opentact/bulk.lua",
       ["opentact.search"] = "lua/opentact/search.lua",
       ["opentact.sync"] = "lua/opentact/sync.lua",
+      ["opentact.apply"] = "lua/opentact/apply.lua",
       ["opentact.targets"] = "lua/opentact/targets.lua",
       ["opentact.settings"] = "lua/opentact/settings.lua",
       ["opentact.cli"] = "lua/opentact/cli/init.lua",

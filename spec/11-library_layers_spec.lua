@@ -9,7 +9,9 @@ local layers = require("layers")
 local LAYERS = {
   { "opentact.cli" },
   { "opentact" },
+  { "opentact.routes" },
   { "opentact.sync" },
+  { "opentact.apply" },
   { "opentact.bulk", "opentact.search", "opentact.targets" },
   { "opentact.engine" },
   { "opentact.auth", "opentact.transport.ngx" },

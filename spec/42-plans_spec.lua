@@ -618,7 +618,9 @@ describe("plans #wire #c", function()
       local report = assert(client:apply(plan, { journal = journal, batch_size = 1, concurrency = 1,
         on_progress = function() error("interrupted!") end }))
       assert.same({ { app = app1, kind = "app", name = "control-app-1", leases = { lease(60) } } }, report.released)
-      assert.same({ lease(12) }, report.applied.add)
+      -- (released first, and its attach is the next request: the run
+      -- stopped between the two)
+      assert.same({}, report.applied.add)
       assert.matches('"released":["' .. lease(60) .. '"]', read(journal), 1, true)
       local from = #emu:requests()
       report = assert(client:apply(plan, { journal = journal }))

@@ -17,6 +17,8 @@ local UUID_IN_TEXT = "(%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%
 -- A lease uuid, and nothing else.
 local UUID = "^" .. UUID_IN_TEXT .. "$"
 local request_list, request_assign = core.request_list, core.request_assign
+-- The holder field of each kind of target.
+local FIELD = { app = "sip_control_app", connection = "sip_connection" }
 
 local M = {}
 
@@ -139,6 +141,7 @@ local function halves(part, message)
   return a, b
 end
 
+-- A stream's report as it starts: nothing applied, nothing failed.
 local function new_report()
   return setmetatable({
     ok = false,
@@ -148,41 +151,55 @@ local function new_report()
   }, pretty.Report)
 end
 
---- The work of client:assign_batched, once its arguments are checked.
---- `path`/`body` are the whole change set's request, or nil, err if invalid.
---- `holder` "app": `conn` is a SIP control app. `opts.on_confirm(part)`
---- (sync's apply, for its journal): called with the uuids each answer
---- confirms, {add, remove}, as it comes in; an error it raises stops the
---- run as an interrupt does.
-function M.assign(eng, conn, changes, opts, path, err, holder)
-  local adds, removes = changes.add or {}, changes.remove or {}
-  local report = new_report()
-  if not path then
-    -- nothing is sent: every uuid fails with the reason
-    report.failed[1] = { add = copy(adds), remove = copy(removes), err = errors.finish(err, "POST", nil, 0) }
-    return report
-  end
-  conn = lower(conn)
-  local parts, jobs, all = batches(adds, removes, opts.batch_size), {}, {}
-  local function job_for(part)
-    local p, body = request_assign(conn, part, holder)
+--- Several change sets sent together, each in batches, `opts.concurrency`
+--- requests at once in all. Each of `streams` is {conn (its holder's
+--- uuid), kind ("app" or "connection"), add = uuids, remove = uuids,
+--- on_confirm = function(part) or nil, follow = another stream or nil}:
+--- `on_confirm` is called with the uuids each answer confirms, {add,
+--- remove}, as it comes in (an error it raises stops the run as an
+--- interrupt does); a stream with `follow` releases leases (its removes)
+--- so that `follow` can attach them: each batch it confirms is attached
+--- to `follow` by the very next request sent. opts.on_progress(done,
+--- total) counts uuids. Returns a report per stream, in their order
+--- (every uuid in applied or failed: a loss-free account), and the
+--- interrupt when the run was stopped.
+function M.assign_many(eng, streams, opts)
+  local jobs, all, reports, total, releases = {}, {}, {}, 0, 0
+  local function job_for(st, part)
+    local p, body = request_assign(st.conn, part, st.kind)
     local job = engine.request("POST", p, body)
-    job.part = part
+    job.part, job.stream = part, st
     all[#all + 1] = job
     return job
   end
-  for i, part in ipairs(parts) do jobs[i] = job_for(part) end
-  local outcomes, done, total = {}, 0, #adds + #removes -- outcomes: {part, leases | err}, as they finish
-  local on_progress, on_confirm = opts.on_progress, opts.on_confirm
-  local field = holder == "app" and "sip_control_app" or "sip_connection"
+  for i, st in ipairs(streams) do
+    st.conn = lower(st.conn)
+    reports[i] = new_report()
+    reports[st] = reports[i]
+    local n = #st.add + #st.remove
+    total = total + n * (st.follow and 2 or 1)
+    -- (releases first: what they free is attached as soon as they answer)
+    if st.follow then
+      local at = releases
+      for _, part in ipairs(batches(st.add, st.remove, opts.batch_size)) do
+        at = at + 1
+        table.insert(jobs, at, job_for(st, part))
+      end
+      releases = at
+    else
+      for _, part in ipairs(batches(st.add, st.remove, opts.batch_size)) do jobs[#jobs + 1] = job_for(st, part) end
+    end
+  end
+  local outcomes, done = {}, 0 -- outcomes: the jobs, as they finish
+  local on_progress = opts.on_progress
   local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job, add)
-    local part, e = job.part, job.err
+    local part, e, st = job.part, job.err, job.stream
     if e and e.status and SPLIT_STATUS[e.status] and #part.add + #part.remove > 1 then
       -- one bad uuid does not sink its batch
       -- both halves are made before either goes: an interrupt between
       -- them finds each half to account for, and this job split
       local a, b = halves(part, e.message)
-      local ja, jb = job_for(a), job_for(b)
+      local ja, jb = job_for(st, a), job_for(st, b)
       job.split = true
       add(ja)
       add(jb)
@@ -190,47 +207,57 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
     end
     outcomes[#outcomes + 1] = job
     done = done + #part.add + #part.remove
-    if on_confirm and job.leases then
-      -- what the answer confirms is recorded before the run goes on
-      local ok_part = confirm(part, job.leases, conn, field)
-      if #ok_part.add + #ok_part.remove > 0 then on_confirm(ok_part) end
+    local ok_part = job.leases and confirm(part, job.leases, st.conn, FIELD[st.kind] or FIELD.connection)
+    if ok_part and st.follow and #ok_part.remove > 0 then
+      -- released: attached next, before anything queued
+      add(job_for(st.follow, { add = ok_part.remove, remove = {} }), true)
     end
+    if st.follow then done = done + #part.remove - (ok_part and #ok_part.remove or 0) end
+    -- what the answer confirms is recorded before the run goes on
+    if ok_part and st.on_confirm and #ok_part.add + #ok_part.remove > 0 then st.on_confirm(ok_part) end
     -- an error it raises stops the run, as an interrupt does
     if on_progress then on_progress(done, total) end
   end)
+  local interrupted
   if not ran then
     -- stopped (Ctrl-C in lua, or an error the user's code raised): what
     -- was in flight is cancelled; the report still accounts for every
     -- uuid, those whose answers came in by their answers
     -- `ran` says it stopped: the value raised may be nil or false
-    report.interrupted = errors.interrupted(stopped)
+    interrupted = errors.interrupted(stopped)
     local finished = {}
     for _, job in ipairs(outcomes) do finished[job] = true end
-    local function unfinished(job)
-      if finished[job] or job.split then return end
-      if job.done then
+    for _, job in ipairs(all) do
+      if not (finished[job] or job.split) then
+        if not job.done then
+          local e = errors.new("network", job.attempt > 0
+            and "interrupted while the request was in flight: it may have been applied"
+            or "interrupted before the request was sent", false)
+          e.sent = job.attempt > 0
+          job.err = errors.finish(e, "POST", job.path, job.attempt)
+        end
         outcomes[#outcomes + 1] = job
-        return
       end
-      local e = errors.new("network", job.attempt > 0
-        and "interrupted while the request was in flight: it may have been applied"
-        or "interrupted before the request was sent", false)
-      e.sent = job.attempt > 0
-      job.err = errors.finish(e, "POST", job.path, job.attempt)
-      outcomes[#outcomes + 1] = job
     end
-    for _, job in ipairs(all) do unfinished(job) end
   end
   -- in input order: each batch's outcome where its first uuid was
   local order = {}
-  for i, u in ipairs(adds) do order[u] = i end
-  for i, u in ipairs(removes) do order[u] = #adds + i end
+  for _, st in ipairs(streams) do
+    local n = 0
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, u in ipairs(st[kind]) do
+        n = n + 1
+        order[u] = order[u] or n
+      end
+    end
+  end
   local function first(job) local p = job.part return order[p.add[1] or p.remove[1]] or 0 end
   table.sort(outcomes, function(a, b) return first(a) < first(b) end)
   for _, job in ipairs(outcomes) do
-    local part = job.part
+    local part, st = job.part, job.stream
+    local report = reports[st]
     if job.leases then
-      local ok_part, unconfirmed = confirm(part, job.leases, conn, field)
+      local ok_part, unconfirmed = confirm(part, job.leases, st.conn, FIELD[st.kind] or FIELD.connection)
       append(report.applied.add, ok_part.add)
       append(report.applied.remove, ok_part.remove)
       append(report.leases, job.leases)
@@ -246,8 +273,31 @@ function M.assign(eng, conn, changes, opts, path, err, holder)
   end
   -- a run stopped by an error is not ok, even when its last answer was in
   -- (the error would go unseen by code that reads only ok)
-  report.ok = #report.failed == 0 and not report.interrupted
-  return report
+  for i, report in ipairs(reports) do
+    reports[streams[i]] = nil
+    report.interrupted = interrupted
+    report.ok = #report.failed == 0 and not interrupted
+  end
+  return reports, interrupted
+end
+
+--- The work of client:assign_batched, once its arguments are checked.
+--- `path`/`body` are the whole change set's request, or nil, err if invalid.
+--- `holder` "app": `conn` is a SIP control app. `opts.on_confirm(part)`
+--- (sync's apply, for its journal): called with the uuids each answer
+--- confirms, {add, remove}, as it comes in; an error it raises stops the
+--- run as an interrupt does.
+function M.assign(eng, conn, changes, opts, path, err, holder)
+  local adds, removes = changes.add or {}, changes.remove or {}
+  if not path then
+    -- nothing is sent: every uuid fails with the reason
+    local report = new_report()
+    report.failed[1] = { add = copy(adds), remove = copy(removes), err = errors.finish(err, "POST", nil, 0) }
+    return report
+  end
+  local reports = M.assign_many(eng, { { conn = conn, kind = holder, add = adds, remove = removes,
+    on_confirm = opts.on_confirm } }, opts)
+  return reports[1]
 end
 
 --- The work of client:list_many, once its arguments are checked:

@@ -556,9 +556,17 @@ local function drive(self, run, on_done)
   -- on_done may add requests to the run (a batch split in two)
   -- (an error the user's code raised meanwhile waits for the next turn:
   -- on_done is not stopped half-way)
-  local function add(req)
+  local function add(req, first)
     req.epoch = self:epoch()
-    submit(run, req)
+    if first then
+      -- ahead of what is queued: the next request to go out
+      req.run = run
+      run.left = run.left + 1
+      run.head = run.head - 1
+      run.ready[run.head] = req
+    else
+      submit(run, req)
+    end
     self:fill(run)
   end
   self:fill(run)

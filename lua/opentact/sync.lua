@@ -17,6 +17,7 @@ local json = require("opentact.json")
 local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 local options = require("opentact.options")
+local apply = require("opentact.apply")
 
 local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
   type, ipairs, setmetatable, getmetatable, tostring, next, pcall
@@ -345,273 +346,6 @@ local function first_reads(eng, target, filter, opts)
   local lists, page = read_targets(eng, { target }, filter, opts)
   if not lists then return nil, page end
   return lists[1], page
-end
-
----------------------------------------------------------------- applying
-
-local function uuids(list)
-  local out = {}
-  for i, lease in ipairs(list) do out[i] = lease.uuid end
-  return out
-end
-
--- Detaches the leases to move from the holders of the other kind than
--- the target's (`kind`) that hold them (a lease on a control app cannot
--- be attached to a connection, nor one on a connection to an app; one on
--- another holder of the target's kind moves with the attach, in one
--- request, and is never left on nothing): the leases of `adds` whose
--- holder when planned (`holders`, by lower-case uuid) is of the other
--- kind. Returns the uuids released, as {app = uuid or connection = uuid,
--- leases}, and the failed groups (the leases in them must not be
--- attached); an interrupt stops it. `opts.on_confirm(holder, uuids)`:
--- each confirmed batch.
-local function release(eng, adds, holders, opts, kind)
-  local by_holder, order = {}, {}
-  for _, lease in ipairs(adds) do
-    local h = holders[lower(lease.uuid)]
-    if h and h.kind ~= kind then
-      if not by_holder[h.uuid] then
-        by_holder[h.uuid] = {}
-        order[#order + 1] = h
-      end
-      local l = by_holder[h.uuid]
-      l[#l + 1] = lease.uuid
-    end
-  end
-  local released, failed = {}, {}
-  for _, h in ipairs(order) do
-    local list = by_holder[h.uuid]
-    local path, body = core.request_assign(h.uuid, { remove = list }, h.kind)
-    local confirmed = opts.on_confirm
-    local r = bulk.assign(eng, h.uuid, { remove = list }, { batch_size = opts.batch_size,
-      concurrency = opts.concurrency, on_confirm = confirmed and function(part) confirmed(h, part.remove) end },
-      path, body, h.kind)
-    if #r.applied.remove > 0 then
-      released[#released + 1] = { [h.kind] = h.uuid, kind = h.kind, name = h.name, leases = r.applied.remove }
-    end
-    for _, f in ipairs(r.failed) do
-      failed[#failed + 1] = { add = f.remove, remove = {}, err = f.err }
-    end
-    if r.interrupted then return released, failed, r.interrupted end
-  end
-  return released, failed
-end
-
--- Reads the target back (its leases' uuids only: the answer is skimmed,
--- not decoded) and moves to `failed` what it contradicts; with `exact`,
--- lists in `unexpected` what it holds that was neither desired nor
--- planned to go (attached by someone else meanwhile).
-local function verify(eng, target, report, exact)
-  local list_path = request_list(target.uuid, target.kind)
-  local word = target.kind == "app" and "control app" or "connection"
-  local done, now, err = pcall(eng.call, eng, engine.request("GET", list_path, nil, "uuids"))
-  if not done then
-    -- an interrupt: what was applied is in the report already
-    -- (`done` says it stopped: the value raised may be nil or false)
-    report.interrupted = report.interrupted or errors.interrupted(now)
-    now, err = nil, errors.new("network", "interrupted before the " .. word .. " was read back", false)
-  end
-  if not now then
-    report.unverified = err
-    return
-  end
-  local held, order = {}, {}
-  for _, x in ipairs(now) do
-    local u = type(x) == "table" and x.uuid or x
-    if type(u) == "string" and not held[lower(u)] then
-      held[lower(u)] = true
-      order[#order + 1] = u
-    end
-  end
-  if exact then
-    local known = {}
-    for _, kind in ipairs({ "keep", "add", "conflicts", "remove" }) do
-      for _, lease in ipairs(report[kind]) do known[lower(lease.uuid)] = true end
-    end
-    for _, u in ipairs(order) do
-      if not known[lower(u)] then report.unexpected[#report.unexpected + 1] = u end
-    end
-  end
-  local function check(kind, want_held, why)
-    local kept, wrong = {}, {}
-    for _, u in ipairs(report.applied[kind]) do
-      if (held[lower(u)] == true) == want_held then kept[#kept + 1] = u else wrong[#wrong + 1] = u end
-    end
-    report.applied[kind] = kept
-    if #wrong > 0 then
-      local e = errors.new("protocol", why, true)
-      e.status = 200
-      report.failed[#report.failed + 1] = {
-        add = kind == "add" and wrong or {}, remove = kind == "remove" and wrong or {},
-        err = errors.finish(e, "GET", list_path, 1),
-      }
-    end
-  end
-  check("add", true, "the server confirmed these but the " .. word .. " read back does not hold them")
-  check("remove", false, "the server confirmed these but the " .. word .. " read back still holds them")
-  -- a failure that did happen after all (an answer lost after the server
-  -- applied it): the read-back shows it, and it is applied
-  local failed = {}
-  for _, f in ipairs(report.failed) do
-    local rest = { add = {}, remove = {}, err = f.err }
-    for _, kind in ipairs({ "add", "remove" }) do
-      for _, u in ipairs(f[kind]) do
-        local into = (held[lower(u)] == true) == (kind == "add") and report.applied[kind] or rest[kind]
-        into[#into + 1] = u
-      end
-    end
-    if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
-  end
-  report.failed = failed
-  local gone = {}
-  for _, lease in ipairs(report.keep) do
-    if not held[lower(lease.uuid)] then gone[#gone + 1] = lease.uuid end
-  end
-  if #gone > 0 then
-    local e = errors.new("protocol", "these leases were on the " .. word .. " when planning and are gone now", true)
-    e.status = 200
-    report.failed[#report.failed + 1] = { add = gone, remove = {},
-      err = errors.finish(e, "GET", list_path, 1) }
-  end
-end
-
--- Sets the autorenew a plan asks for on its leases (`plan.renew`) that
--- the target holds now, as the read-back shows (kept, or attached): a
--- lease whose attach failed is left as it is (off its holder, it would
--- lapse unseen). `concurrency` requests at once: PATCH /lease/tn/{uuid},
--- each answered with the lease, then the target read back once: a
--- lease counts as set when the read-back shows it so. Fills report.renewed:
--- {autorenew, applied = uuids, failed = {{uuids, err}}}; an interrupt
--- stops it, the rest failed as not sent.
-local function set_autorenew(eng, plan, opts, report)
-  local want = plan.options.autorenew
-  local out = { autorenew = want, applied = {}, failed = {} }
-  report.renewed = out
-  if want == nil or #plan.renew == 0 then return end
-  local body = json.encode({ autorenew = want })
-  local held, kept = {}, {}
-  for _, u in ipairs(report.applied.add) do held[lower(u)] = true end
-  for _, lease in ipairs(plan.keep) do kept[lower(lease.uuid)] = true end
-  -- a kept lease the read-back found gone is in failed; so is an add
-  for _, f in ipairs(report.failed) do
-    for _, u in ipairs(f.add) do kept[lower(u)] = nil end
-  end
-  local reqs, skipped = {}, {}
-  for _, lease in ipairs(plan.renew) do
-    local u = lower(lease.uuid)
-    if held[u] or kept[u] then
-      local req = engine.request("PATCH", "/lease/tn/" .. u, body, "lease")
-      req.uuid = lease.uuid
-      reqs[#reqs + 1] = req
-    else
-      skipped[#skipped + 1] = lease.uuid
-    end
-  end
-  if #skipped > 0 then
-    out.failed[1] = { uuids = skipped, err = errors.finish(errors.new("network", "not set: the lease is not on the "
-      .. "target (its attach failed)", false), "PATCH", nil, 0) }
-  end
-  if #reqs == 0 then return end
-  local by_error, finished = {}, {}
-  local function failed(req, err)
-    local group = by_error[err]
-    if not group then
-      group = { uuids = {}, err = err }
-      by_error[err] = group
-      out.failed[#out.failed + 1] = group
-    end
-    group.uuids[#group.uuids + 1] = req.uuid
-  end
-  local ok, stopped = pcall(eng.run, eng, reqs, min(opts.concurrency, #reqs), function(req)
-    finished[req] = true
-    local lease = req.leases
-    if lease and lower(tostring(lease.uuid)) ~= lower(req.uuid) then
-      local e = errors.new("protocol", "the server answered with another lease (" .. pretty.safe(tostring(lease.uuid))
-        .. ")", false)
-      e.status = 200
-      failed(req, errors.finish(e, "PATCH", req.path, req.attempt))
-    elseif lease and lease.autorenew == want then
-      out.applied[#out.applied + 1] = req.uuid
-    elseif lease then
-      local e = errors.new("protocol", "the server answered success but its answer shows the lease's autorenew "
-        .. "unchanged", false)
-      e.status = 200
-      failed(req, errors.finish(e, "PATCH", req.path, req.attempt))
-    else
-      failed(req, req.err)
-    end
-  end)
-  if not ok then
-    report.interrupted = report.interrupted or errors.interrupted(stopped)
-    local e = errors.finish(errors.new("network", "interrupted: the request may not have been sent", false),
-      "PATCH", nil, 0)
-    for _, req in ipairs(reqs) do
-      if not finished[req] then failed(req, e) end
-    end
-    return
-  end
-  if #out.applied == 0 then return end
-  -- the read-back: the target's leases as the server holds them now
-  local path = request_list(plan.target, plan.target_kind)
-  local done, now, err = pcall(eng.call, eng, engine.request("GET", path))
-  if not done then
-    report.interrupted = report.interrupted or errors.interrupted(now)
-    now, err = nil, errors.new("network", "interrupted before the autorenew was read back", false)
-  end
-  if not now then
-    report.unverified = report.unverified or err
-    return
-  end
-  local renews = {}
-  for _, lease in ipairs(now) do
-    if type(lease) == "table" and type(lease.uuid) == "string" then renews[lower(lease.uuid)] = lease.autorenew end
-  end
-  local confirmed, e = {}, nil
-  for _, u in ipairs(out.applied) do
-    if renews[lower(u)] == want then
-      confirmed[#confirmed + 1] = u
-    else
-      if not e then
-        e = errors.new("protocol", "the server confirmed it but the read-back shows the lease's autorenew unchanged",
-          true)
-        e.status = 200
-        e = errors.finish(e, "GET", path, 1)
-      end
-      failed({ uuid = u }, e)
-    end
-  end
-  out.applied = confirmed
-end
-
--- A lease released from its control app and then not attached is held by
--- nothing now: its failed entry says so.
-local function note_released(report)
-  local from = {}
-  for _, r in ipairs(report.released or {}) do
-    for _, u in ipairs(r.leases) do from[lower(u)] = r.kind or "app" end
-  end
-  if not next(from) then return end
-  local failed = {}
-  for _, f in ipairs(report.failed) do
-    local loose, rest, kind = {}, { add = {}, remove = f.remove, err = f.err }, nil
-    for _, u in ipairs(f.add) do
-      if from[lower(u)] then
-        loose[#loose + 1] = u
-        kind = kind or from[lower(u)]
-      else
-        rest.add[#rest.add + 1] = u
-      end
-    end
-    if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
-    if #loose > 0 then
-      local e = errors.new(f.err.kind, f.err.message .. " (released from their "
-        .. (kind == "connection" and "SIP connection" or "SIP control app")
-        .. " first: they are on no connection or app now)", f.err.retryable)
-      for _, k in ipairs({ "status", "sent", "retry_after", "method", "path", "attempts" }) do e[k] = f.err[k] end
-      failed[#failed + 1] = { add = loose, remove = {}, err = setmetatable(e, getmetatable(f.err)) }
-    end
-  end
-  report.failed = failed
 end
 
 ---------------------------------------------------------------- plans as values
@@ -1048,95 +782,121 @@ local function stale_error(moved)
   return errors.finish(e, nil, nil, 0)
 end
 
--- The leases modified since `plan` was made (its `since`, on the
--- server's clock), by lower-case uuid, read beside the target's leases:
--- changed, current; or false, current when they do not fit in one page
--- (one answer is one moment: pages read one after another could miss a
--- lease that moves between them); or nil, err.
-local function changed_since(eng, plan, opts)
-  local filter = { modified_on_from = os.date("!%Y-%m-%dT%H:%M:%SZ", plan.since), order = { modified_on = "ASC" } }
-  local current, page = first_reads(eng, target_of(plan), filter, opts)
-  if not current then return nil, page end
-  if #page.data < page.total then return false, current end
+-- The leases modified since `since` (on the server's clock), by
+-- lower-case uuid, read beside the leases of `targets`: changed, lists;
+-- or false, lists when they do not fit in one page (one answer is one
+-- moment: pages read one after another could miss a lease that moves
+-- between them); or nil, err.
+local function changed_since(eng, targets, since, opts)
+  local filter = { modified_on_from = os.date("!%Y-%m-%dT%H:%M:%SZ", since), order = { modified_on = "ASC" } }
+  local lists, page = read_targets(eng, targets, filter, opts)
+  if not lists then return nil, page end
+  if #page.data < page.total then return false, lists end
   local changed = {}
   for _, lease in ipairs(page.data) do changed[lower(lease.uuid)] = lease end
-  return changed, current
+  return changed, lists
 end
 
--- Checks that the server still looks as it did when `plan` was made: the
--- holder of every planned lease the journal does not confirm (`done`),
--- and with exact, that the target holds nothing beyond the plan. A plan
--- that knows the server's time it was made at (`since`) costs one read
--- of the target and, beside it, one search of the leases modified since
--- then: a planned lease not among them holds what it held. Otherwise (or
--- with `reread`, or more changes than one page holds) the leases not on
--- the target are read again by uuid (a lookup each, or one pass over the
--- account when that costs less, as sync resolves). On a resume
--- (`resuming`), a lease already as the plan leaves it was applied before
--- its batch reached the journal: it is added to `done`. Returns true, or
--- nil, err (`stale`, or the read's failure).
-local function check_fresh(eng, plan, done, opts, resuming)
-  local target = target_of(plan)
+-- Checks that the server still looks as it did when `plans` (one
+-- target's plans: one, or a routes plan's) were made: the holder of
+-- every planned lease the journal does not confirm (`done`), and with
+-- exact, that each target holds nothing beyond its plan. Knowing the
+-- server's time the plans were made at (`since`) costs one read of each
+-- target and, beside them, one search of the leases modified since then:
+-- a planned lease not among them holds what it held. Otherwise (or with
+-- `reread`, or more changes than one page holds) the leases on none of
+-- the targets are read again by uuid (a lookup each, or one pass over
+-- the account when that costs less, as sync resolves). On a resume
+-- (`resuming`), a lease already as its plan leaves it was applied
+-- before its batch reached the journal: it is added to `done`. Returns
+-- true, or nil, err (`stale`, or the read's failure).
+local function check_fresh(eng, plans, since, done, opts, resuming)
+  local targets, read = {}, {}
   local adds = 0
-  for _, lease in ipairs(plan.add) do
-    if not (resuming and done.add[lower(lease.uuid)]) then adds = adds + 1 end
+  for i, plan in ipairs(plans) do
+    local t = target_of(plan)
+    targets[i] = t
+    read[t.kind .. t.uuid] = t
+    for _, lease in ipairs(plan.add) do
+      if not (resuming and done.add[lower(lease.uuid)]) then adds = adds + 1 end
+    end
   end
-  local changed, current, page = false, nil, nil
-  if plan.since and not opts.reread then
-    changed, current = changed_since(eng, plan, opts)
-    if changed == nil then return nil, current end
+  local changed, lists, page = false, nil, nil
+  if since and not opts.reread then
+    changed, lists = changed_since(eng, targets, since, opts)
+    if changed == nil then return nil, lists end
   end
   if not changed then
-    current, page = first_reads(eng, target, adds > opts.concurrency and {} or nil, opts)
-    if not current then return nil, page end
+    lists, page = read_targets(eng, targets, adds > opts.concurrency and {} or nil, opts)
+    if not lists then return nil, page end
   end
-  local on = {}
-  for _, lease in ipairs(current) do on[lower(lease.uuid)] = lease end
+  -- where each lease the targets hold is (an app's before a connection's,
+  -- as a lease's holder is told), and the plan that lists each lease
+  local on, plan_of = {}, {}
+  for i, list in ipairs(lists) do
+    for _, lease in ipairs(list) do
+      local u = lower(lease.uuid)
+      if not on[u] or targets[i].kind == "app" then on[u] = targets[i] end
+    end
+  end
+  for i, plan in ipairs(plans) do
+    for _, kind in ipairs({ "add", "remove" }) do
+      for _, lease in ipairs(plan[kind]) do plan_of[lower(lease.uuid)] = i end
+    end
+  end
+  local function on_target(u, i) return on[u] ~= nil and same_holder(on[u], targets[i]) end
   if resuming then
     -- what the journal confirms and the target contradicts (a server that
     -- confirmed a change it did not make, or a change undone since) is
     -- not done: it is checked and sent again like the rest
-    for u in pairs(done.add) do if not on[u] then done.add[u] = nil end end
-    for u in pairs(done.remove) do if on[u] then done.remove[u] = nil end end
+    for u in pairs(done.add) do
+      if not (plan_of[u] and on_target(u, plan_of[u])) then done.add[u] = nil end
+    end
+    for u in pairs(done.remove) do
+      if plan_of[u] and on_target(u, plan_of[u]) then done.remove[u] = nil end
+    end
   end
   local expect = {}
-  local function want(lease_or_uuid, now, after, kind)
+  local function want(plan, lease_or_uuid, now, after, kind)
     local u = lower(type(lease_or_uuid) == "table" and lease_or_uuid.uuid or lease_or_uuid)
     expect[#expect + 1] = { uuid = u, tn = type(lease_or_uuid) == "table" and tn_of(lease_or_uuid) or nil,
       planned = plan.holders[u] or false, want = now, after = after, kind = kind }
   end
-  for _, lease in ipairs(plan.add) do
-    local u = lower(lease.uuid)
-    -- (knowing what changed, an add neither changed nor on the target
-    -- stands as planned: it needs no entry)
-    if not done.add[u] and (not changed or changed[u] or on[u]) then
-      want(lease, not done.released[u] and plan.holders[u] or false, target, "add")
+  for i, plan in ipairs(plans) do
+    local target = targets[i]
+    for _, lease in ipairs(plan.add) do
+      local u = lower(lease.uuid)
+      -- (knowing what changed, an add neither changed nor on a target
+      -- stands as planned: it needs no entry)
+      if not done.add[u] and (not changed or changed[u] or on[u]) then
+        want(plan, lease, not done.released[u] and plan.holders[u] or false, target, "add")
+      end
     end
+    for _, lease in ipairs(plan.remove) do
+      if not done.remove[lower(lease.uuid)] then want(plan, lease, target, false, "remove") end
+    end
+    for _, lease in ipairs(plan.keep) do want(plan, lease, target) end
+    for _, u in ipairs(plan.held) do want(plan, u, target) end
   end
-  for _, lease in ipairs(plan.remove) do
-    if not done.remove[lower(lease.uuid)] then want(lease, target, false, "remove") end
-  end
-  for _, lease in ipairs(plan.keep) do want(lease, target) end
-  for _, u in ipairs(plan.held) do want(u, target) end
   local items, expected = {}, {}
   for _, e in ipairs(expect) do
     expected[e.uuid] = true
     if on[e.uuid] then
-      e.now = target
+      e.now = on[e.uuid]
     else
       items[#items + 1] = { key = e.uuid, e = e }
     end
   end
   if changed then
     -- modified since the plan: as it is now. The others hold what they
-    -- held when planned. One expected on the target and not there moved:
-    -- the target's read says so, whatever a search read beside it says
-    -- (it may have been answered a moment earlier).
+    -- held when planned. One expected on a target read and not there
+    -- moved: the target's read says so, whatever a search read beside it
+    -- says (it may have been answered a moment earlier).
     for _, item in ipairs(items) do
       local e, lease = item.e, changed[item.key]
       local now = lease and holder_now(lease)
-      if same_holder(e.want, target) then
-        e.now = now and not same_holder(now, target) and now or false
+      if e.want and read[e.want.kind .. e.want.uuid] then
+        e.now = now and not read[now.kind .. now.uuid] and now or false
       elseif lease then
         e.now = now
       else
@@ -1162,11 +922,13 @@ local function check_fresh(eng, plan, done, opts, resuming)
       end
     end
   end
-  if plan.options.exact then
-    for _, lease in ipairs(current) do
-      local u = lower(lease.uuid)
-      if not (expected[u] or done.add[u]) then
-        moved[#moved + 1] = { uuid = u, tn = tn_of(lease), planned = nil, now = target }
+  for i, plan in ipairs(plans) do
+    if plan.options.exact then
+      for _, lease in ipairs(lists[i]) do
+        local u = lower(lease.uuid)
+        if not (expected[u] or done.add[u]) then
+          moved[#moved + 1] = { uuid = u, tn = tn_of(lease), planned = nil, now = targets[i] }
+        end
       end
     end
   end
@@ -1253,33 +1015,19 @@ end
 
 ---------------------------------------------------------------- applying
 
--- Does what `plan` lists, and nothing else: the releases from control
--- apps of its moves off apps, then its attaches and detaches in batches
--- (bulk.assign), then reads the target back. `done`: what a journal
--- confirms (left out, counted as applied); `journal`: the open journal
--- each confirmed batch is appended to. Returns the report.
+-- A plan's target plans: a routes plan's, or the plan itself.
+local function parts(plan)
+  return plan.targets or { plan }
+end
+
+-- Does what `plan` lists (apply.run), and nothing else. `done`: what a
+-- journal confirms (left out, counted as applied); `journal`: the open
+-- journal each confirmed batch is appended to. Returns the report (a
+-- routes plan's: routes_report of the targets' reports), or nil, err
+-- when the journal cannot be written before anything is sent.
 local function run_plan(eng, plan, opts, done, journal)
-  local target = target_of(plan)
-  local report = setmetatable({
-    add = plan.add, remove = plan.remove, keep = plan.keep, missing = plan.missing, conflicts = plan.conflicts,
-    renew = plan.renew, options = plan.options,
-    target = plan.target, target_kind = plan.target_kind, target_name = plan.target_name,
-    [plan.target_kind] = plan.target, dry_run = false,
-    applied = { add = {}, remove = {} }, failed = {}, unexpected = {},
-  }, pretty.SyncReport)
-  local todo, journaled = { add = {}, remove = {} }, { add = {}, remove = {} }
-  for _, kind in ipairs({ "add", "remove" }) do
-    local applied, rest = report.applied[kind], todo[kind]
-    for _, lease in ipairs(plan[kind]) do
-      if done and done[kind][lower(lease.uuid)] then
-        applied[#applied + 1] = lease.uuid
-      else
-        rest[#rest + 1] = lease
-      end
-    end
-  end
-  local adds, removes = todo.add, todo.remove
-  local record
+  done = done or { add = {}, remove = {}, released = {}, late = {} }
+  local journaled, record = { add = {}, remove = {} }, nil
   if journal then
     for _, l in ipairs(done.late) do journaled[l.kind][l.uuid] = true end
     if #done.late > 0 then
@@ -1289,96 +1037,37 @@ local function run_plan(eng, plan, opts, done, journal)
       local ok, err = pcall(append, journal, rec)
       if not ok then return nil, err end
     end
-    record = function(part)
+    record = function(line)
       for _, kind in ipairs({ "add", "remove" }) do
-        for _, u in ipairs(part[kind]) do journaled[kind][lower(u)] = true end
+        for _, u in ipairs(line[kind] or {}) do journaled[kind][lower(u)] = true end
       end
-      append(journal, { add = part.add, remove = part.remove })
+      append(journal, line)
     end
   end
-  -- the moves off control apps: released first (unless a journal says so)
-  local to_release = {}
-  for _, lease in ipairs(adds) do
-    if not (done and done.released[lower(lease.uuid)]) then to_release[#to_release + 1] = lease end
-  end
-  local released, failed, stopped = release(eng, to_release, plan.holders, { batch_size = opts.batch_size,
-    concurrency = opts.concurrency,
-    on_confirm = journal and function(h, list) append(journal, { [h.kind] = h.uuid, released = list }) end },
-    target.kind)
-  report.released = released
-  local blocked = {}
-  for _, f in ipairs(failed) do
-    report.failed[#report.failed + 1] = f
-    for _, u in ipairs(f.add) do blocked[lower(u)] = true end
-  end
-  if stopped then
-    -- interrupted: nothing more is sent; what was planned is accounted for
-    report.interrupted = stopped
-    local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "POST", nil, 0)
-    e.sent = false
-    local rest = { add = {}, remove = uuids(removes), err = e }
-    for _, lease in ipairs(adds) do
-      if not blocked[lower(lease.uuid)] then rest.add[#rest.add + 1] = lease.uuid end
-    end
-    if #rest.add + #rest.remove > 0 then report.failed[#report.failed + 1] = rest end
-  elseif next(blocked) then
-    local left = {}
-    for _, lease in ipairs(adds) do
-      if not blocked[lower(lease.uuid)] then left[#left + 1] = lease end
-    end
-    adds = left
-  end
-  local changes = { add = uuids(adds), remove = uuids(removes) }
-  if #changes.add + #changes.remove > 0 and not report.interrupted then
-    local path, body = core.request_assign(target.uuid, changes, target.kind)
-    local r = bulk.assign(eng, target.uuid, changes, { batch_size = opts.batch_size, concurrency = opts.concurrency,
-      on_progress = opts.on_progress, on_confirm = record }, path, body, target.kind)
-    for _, kind in ipairs({ "add", "remove" }) do
-      for _, u in ipairs(r.applied[kind]) do report.applied[kind][#report.applied[kind] + 1] = u end
-    end
-    for _, f in ipairs(r.failed) do report.failed[#report.failed + 1] = f end
-    report.interrupted = report.interrupted or r.interrupted
-  end
-  if report.interrupted then
-    -- stopped: the report says what was applied; nothing more is sent
-    report.unverified = errors.finish(errors.new("network", "interrupted: the " .. (target.kind == "app"
-      and "control app" or "connection") .. " was not read back", false), "GET", request_list(target.uuid, target.kind), 0)
-  else
-    verify(eng, target, report, plan.options.exact)
-  end
-  note_released(report)
-  if report.interrupted then
-    report.renewed = { autorenew = plan.options.autorenew, applied = {}, failed = {} }
-    if #plan.renew > 0 then
-      local e = errors.finish(errors.new("network", "interrupted before the request was sent", false), "PATCH", nil, 0)
-      report.renewed.failed[1] = { uuids = uuids(plan.renew), err = e }
-    end
-  else
-    set_autorenew(eng, plan, opts, report)
-  end
+  local reports = apply.run(eng, parts(plan), opts, done, record)
   if journal then
     -- what was applied and is not in the journal yet (an answer that came
     -- in as the run stopped, a failure the read-back shows applied)
     local rec, any = { add = {}, remove = {} }, false
-    for _, kind in ipairs({ "add", "remove" }) do
-      for _, u in ipairs(report.applied[kind]) do
-        if not journaled[kind][lower(u)] and not (done.add[lower(u)] or done.remove[lower(u)]) then
-          rec[kind][#rec[kind] + 1] = u
-          any = true
+    for _, report in ipairs(reports) do
+      for _, kind in ipairs({ "add", "remove" }) do
+        for _, u in ipairs(report.applied[kind]) do
+          if not journaled[kind][lower(u)] and not (done.add[lower(u)] or done.remove[lower(u)]) then
+            rec[kind][#rec[kind] + 1] = u
+            any = true
+          end
         end
       end
     end
-    if any then
-      local ok = pcall(append, journal, rec)
-      if not ok then report.interrupted = report.interrupted or "the journal cannot be written" end
+    if any and not pcall(append, journal, rec) then
+      for _, report in ipairs(reports) do
+        report.interrupted = report.interrupted or "the journal cannot be written"
+        report.ok = false
+      end
     end
   end
-  -- with exact, ok means the read-back holds the desired leases and
-  -- nothing else
-  report.ok = #report.failed == 0 and #report.missing == 0 and #report.conflicts == 0
-    and #report.unexpected == 0 and not report.unverified and not report.interrupted
-    and #report.renewed.failed == 0
-  return report
+  if plan.targets then return M.routes_report(plan, reports) end
+  return reports[1]
 end
 
 -- apply with the journal `file` open (or none).
@@ -1392,7 +1081,7 @@ local function apply_with(eng, plan, opts, file)
       if not ok then return journal_error(opts.journal, err) end
     end
   end
-  local fresh, err = check_fresh(eng, plan, done, opts, resuming)
+  local fresh, err = check_fresh(eng, parts(plan), plan.since, done, opts, resuming)
   if not fresh then return nil, err end
   return run_plan(eng, plan, opts, done, file)
 end
