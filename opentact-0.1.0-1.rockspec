@@ -55,6 +55,7 @@ build = {
       ["opentact.search"] = "lua/opentact/search.lua",
       ["opentact.sync"] = "lua/opentact/sync.lua",
       ["opentact.apply"] = "lua/opentact/apply.lua",
+      ["opentact.routes"] = "lua/opentact/routes.lua",
       ["opentact.targets"] = "lua/opentact/targets.lua",
       ["opentact.settings"] = "lua/opentact/settings.lua",
       ["opentact.cli"] = "lua/opentact/cli/init.lua",

@@ -60,6 +60,7 @@ local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 local auth = require("opentact.auth")
 local sync = require("opentact.sync")
+local routing = require("opentact.routes")
 local targets = require("opentact.targets")
 local settings = require("opentact.settings")
 
@@ -415,6 +416,62 @@ function work.plan(client, target, desired, opts)
   return one(sync.make(client._engine, t, what, list, o, client._opts.base_url, true))
 end
 
+-- The routes of plan_routes, checked (misuse raises) and copied: the
+-- plan reads them into its own tables.
+local ROUTE_KEYS = { number = true, lease = true, target = true, autorenew = true, line = true }
+local function check_routes(list)
+  check_arg(list, "table", 1, "plan_routes")
+  local n, count = #list, 0
+  for k in pairs(list) do
+    count = count + 1
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then count = n + 1 end
+  end
+  local function bad(i, what)
+    raise(("bad argument #1 to 'plan_routes' (routes[%d]: %s)"):format(i, what))
+  end
+  if count ~= n then raise("bad argument #1 to 'plan_routes' (a list of routes without holes expected)") end
+  local out = {}
+  for i = 1, n do
+    local r = list[i]
+    if type(r) ~= "table" then bad(i, "a table {number = ... or lease = ..., target = ...} expected, got " .. type(r)) end
+    for k in pairs(r) do
+      if not ROUTE_KEYS[k] then bad(i, "unknown key '" .. tostring(k) .. "': give number or lease, target, autorenew") end
+    end
+    if (r.number == nil) == (r.lease == nil) then bad(i, "give one of number and lease") end
+    if r.number ~= nil and type(r.number) ~= "string" and type(r.number) ~= "number" then
+      bad(i, "number: string or number expected, got " .. type(r.number))
+    end
+    if r.lease ~= nil and type(r.lease) ~= "string" and not (type(r.lease) == "table" and type(r.lease.uuid) == "string") then
+      bad(i, "lease: a lease uuid or a lease expected, got " .. type(r.lease))
+    end
+    if type(r.target) ~= "string" then
+      local kind, _, _, expected = targets.shape(r.target)
+      if not kind then bad(i, "target: " .. expected .. " (or a name) expected, got " .. type(r.target)) end
+    end
+    if r.autorenew ~= nil and type(r.autorenew) ~= "boolean" then
+      bad(i, "autorenew: boolean expected, got " .. type(r.autorenew))
+    end
+    if r.line ~= nil and (type(r.line) ~= "number" or r.line < 1 or r.line % 1 ~= 0) then
+      bad(i, "line: a line number expected")
+    end
+    out[i] = { number = r.number, lease = r.lease, target = r.target, autorenew = r.autorenew, line = r.line }
+  end
+  return out
+end
+
+--- One plan over every target the routes name ({number or lease, target
+--- [, autorenew]} each): an opentact.RoutesPlan that apply takes, or nil,
+--- err (`invalid`, every problem of the routes named in err.problems).
+function work.plan_routes(client, routes, opts)
+  local rs = check_routes(routes)
+  local o = options.call(opts, "plan_routes", 2)
+  if #rs == 0 then
+    return nil, finish(errors.new("invalid", "no routes: give at least one {number = ..., target = ...}", false),
+      nil, nil, 0)
+  end
+  return one(routing.make(client._engine, client._names, client._opts.names_ttl, rs, o, client._opts.base_url))
+end
+
 --- Does exactly what a plan lists, once the server is seen to be as it
 --- was when planned: a report like sync's, or nil, err (`invalid`: not a
 --- plan, changed, another base URL, another plan's journal; `stale`:
@@ -501,6 +558,7 @@ local METHODS = {
   { "search_all", module = true },
   { "sync", module = true },
   { "plan", module = true },
+  { "plan_routes", module = true },
   { "apply", module = true },
   { "token", module = true },
   { "step" },
@@ -642,6 +700,8 @@ M.Page = pretty.Page
 M.Report = pretty.Report
 M.SyncReport = pretty.SyncReport
 M.Plan = sync.Plan
+M.RoutesPlan = routing.RoutesPlan
+M.RoutesReport = pretty.RoutesReport
 M.Results = pretty.Results
 M.Target = targets.Target
 M.Holders = targets.Holders

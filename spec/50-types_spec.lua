@@ -291,6 +291,8 @@ describe("types/ #c", function()
     ["opentact.Changes"] = function() return { add = { UUID2 } } end,
     ["opentact.Desired"] = function() return { numbers = {} } end,
     ["opentact.Plan"] = function() return {} end,
+    ["opentact.Plan|opentact.RoutesPlan"] = function() return {} end,
+    ["opentact.Route[]"] = function() return {} end,
     ["opentact.TargetArg"] = function() return UUID end,
     ["opentact.TargetArg[]"] = function() return {} end,
   }
@@ -429,7 +431,7 @@ describe("types/ against what the library returns #wire #c", function()
   end
 
   setup(function()
-    emu = support.start({ leases = 20, apps = 1 })
+    emu = support.start({ leases = 20, apps = 1, names = { connection = { [3] = "twin", [4] = "twin" } } })
     st = emu:state()
     conn = st.connections[2]
     client = emu:client({ log = function(event) events[#events + 1] = event end })
@@ -520,6 +522,27 @@ describe("types/ against what the library returns #wire #c", function()
     for _, f in ipairs(renewed.renewed.failed) do saw("opentact.RenewFailure", f) end
     for _, rel in ipairs(app_report.released) do saw("opentact.Released", rel) end
 
+    -- routes: a plan with a move between two named targets, applied; an
+    -- ambiguous target; routes with problems
+    emu:reset()
+    local routes_plan = assert(client:plan_routes({ { number = 12125550001, target = "connection:" .. conn },
+      { number = 12125550002, target = { connection = st.connections[1] } } }, { note = "routes.csv" }))
+    assert.equals(1, #routes_plan.moves)
+    saw("opentact.RoutesPlan", routes_plan)
+    for _, m in ipairs(routes_plan.moves) do saw("opentact.Move", m) end
+    for _, p in ipairs(routes_plan.targets) do saw("opentact.Plan", p) end
+    local routes_report = assert(client:apply(assert(opentact.decode_plan(assert(routes_plan:encode()))),
+      { batch_size = 1, concurrency = 1, on_progress = interrupt }))
+    assert.truthy(routes_report.interrupted and routes_report.unverified, "the routes plan's apply was not stopped")
+    saw("opentact.RoutesReport", routes_report)
+    for _, t in ipairs(routes_report.targets) do saw("opentact.SyncReport", t) end
+    local _, problems = client:plan_routes({ { number = "x", target = "nobody" } })
+    assert.truthy(problems and problems.problems, "plan_routes named no problems")
+    saw("opentact.Error", problems)
+    local _, ambiguous = client:target("twin")
+    assert.truthy(ambiguous and ambiguous.candidates, "no ambiguous name")
+    saw("opentact.Error", ambiguous)
+
     -- list_many: one that works, one that fails
     for _, res in ipairs(client:list_many({ st.connections[1], "not a uuid" })) do saw("opentact.ListResult", res) end
 
@@ -544,7 +567,7 @@ describe("types/ against what the library returns #wire #c", function()
   for _, cls in ipairs({ "opentact.Report", "opentact.SyncReport", "opentact.Plan", "opentact.PlanOptionsUsed",
     "opentact.PlanHolder", "opentact.Moved", "opentact.Applied", "opentact.Failure", "opentact.Released",
     "opentact.Error", "opentact.LogEvent", "opentact.ListResult", "opentact.LeaseHolder", "opentact.Target",
-    "opentact.Renewed", "opentact.RenewFailure" }) do
+    "opentact.Renewed", "opentact.RenewFailure", "opentact.RoutesPlan", "opentact.RoutesReport", "opentact.Move" }) do
     it("name every field of " .. cls .. ", and no other", function()
       same_names(cls, assert(seen[cls], "no " .. cls .. " came back"), members(cls))
     end)
@@ -558,7 +581,7 @@ describe("types/ against what the library returns #wire #c", function()
 
   it("compare every class they declare with the code", function()
     local checked = set({ "opentact", "opentact.Client", "opentact.Options", "opentact.Filter", "opentact.Desired",
-      "opentact.Changes", "opentact.LeaseSettings" })
+      "opentact.Changes", "opentact.LeaseSettings", "opentact.Route" })
     for cls in pairs(seen) do checked[cls] = true end
     for _, c in ipairs(callables()) do
       for _, p in ipairs(c.member.params) do

@@ -5,7 +5,7 @@
 ---connection to a desired set of numbers.
 ---
 ---Every `Client` method that asks the server (`list`, `assign`, `lease`,
----`search`, `search_all`, `sync`, `plan`, `apply`, `assign_batched`, `list_many`, `token`)
+---`search`, `search_all`, `sync`, `plan`, `plan_routes`, `apply`, `assign_batched`, `list_many`, `token`)
 ---also exists at module level, on the default client, made on first use
 ---from the environment (`OPENTACT_TOKEN`, or `OPENTACT_EMAIL` and
 ---`OPENTACT_PASSWORD`; `OPENTACT_URL`). Misuse (a wrong argument type, an
@@ -43,6 +43,8 @@
 ---@field Report table the metatable of `assign_batched`'s reports (it prints a summary; `failed_uuids`)
 ---@field SyncReport table the metatable of `sync`'s reports (it prints the plan; `failed_uuids`)
 ---@field Plan table the metatable of plans (`plan`, a dry run of `sync`, `decode_plan`): it prints the plan, summary first; `encode`
+---@field RoutesPlan table the metatable of routes plans (`plan_routes`, `decode_plan`): it prints the plan, summary first; `encode`
+---@field RoutesReport table the metatable of the reports `apply` gives for a routes plan (it prints the plan with what was applied; `failed_uuids`)
 ---@field Results table the metatable of `list_many`'s results (a line per connection)
 ---@field Target table the metatable of targets `target` returns (it prints "SIP connection NAME (uuid)")
 ---@field Holders table the metatable of `connections` and `apps` lists (it prints them as a table)
@@ -132,10 +134,17 @@ function opentact.sync(target, desired, opts) end
 ---@return opentact.Error? err
 function opentact.plan(target, desired, opts) end
 
+---`Client:plan_routes` on the default client.
+---@param routes opentact.Route[]
+---@param opts? opentact.RoutesOptions
+---@return opentact.RoutesPlan? plan
+---@return opentact.Error? err
+function opentact.plan_routes(routes, opts) end
+
 ---`Client:apply` on the default client.
----@param plan opentact.Plan what `plan` or `decode_plan` returned
+---@param plan opentact.Plan|opentact.RoutesPlan what `plan`, `plan_routes` or `decode_plan` returned
 ---@param opts? opentact.ApplyOptions
----@return opentact.SyncReport? report
+---@return (opentact.SyncReport|opentact.RoutesReport)? report
 ---@return opentact.Error? err
 function opentact.apply(plan, opts) end
 
@@ -143,7 +152,7 @@ function opentact.apply(plan, opts) end
 ---text is not JSON, not a plan, from a newer lua-opentact, or damaged or
 ---edited by hand (its content does not match its hash).
 ---@param text string
----@return opentact.Plan? plan
+---@return (opentact.Plan|opentact.RoutesPlan)? plan
 ---@return opentact.Error? err
 function opentact.decode_plan(text) end
 
@@ -255,6 +264,8 @@ function opentact.check_options(opts) end
 ---@field path? string the request's path
 ---@field sent? boolean `false` when the request certainly never reached the server; `true` when it may have been applied
 ---@field index? integer `sync`: the position of the invalid item in `numbers` or `leases`
+---@field problems? string[] `plan_routes`: every problem of the routes, each naming its route ("line 12: ..." or "routes[3]: ...")
+---@field candidates? opentact.Target[] `target`: an ambiguous name's candidates
 ---@field option? string `check_options`: the option that is refused
 ---@field expected? string `check_options`: what the option takes, when its value is the problem
 ---@field value? nil|false kind `interrupted`: the value your code raised
@@ -418,6 +429,7 @@ local Report = {}
 ---@field unexpected string[] `exact = true`: the uuids the read-back shows on the connection that were neither desired nor planned to be detached (attached by someone else meanwhile); they make `ok` false. Empty otherwise.
 ---@field unverified? opentact.Error the connection could not be read back after applying
 ---@field interrupted? any set when the run was stopped (Ctrl-C, or an error your code raised): the error value that stopped it; for a value raised as nil or false, an `opentact.Error` of kind `interrupted` holding it in `value`
+---@field away? opentact.Leases a routes plan's target report: the leases the routes send from this target to another of its targets
 ---@field failed_uuids fun(self: opentact.SyncReport): string[], string[] the adds and the removes to run again, in the order they failed
 local SyncReport = {}
 
@@ -451,9 +463,93 @@ local SyncReport = {}
 ---@field version integer its format version (1)
 ---@field hash string the SHA-256 of its content (hex): a plan changed after it was made is refused
 ---@field note? string the `note` it was made with
+---@field away? opentact.Leases a routes plan's target plan: the leases it holds that the routes send to another of its targets (their moves are there)
+---@field renew_to? table<string, boolean> a routes plan's target plan: the autorenew each lease of `renew` is set to (by lower-case uuid), as its route says
 ---@field failed_uuids fun(self: opentact.Plan): string[], string[] empty lists: nothing failed
 ---@field encode fun(self: opentact.Plan): string?, opentact.Error? its JSON text, `{"format": "opentact-plan", "version": 1, ..., "hash": ...}`; `invalid` when it was changed after it was made
 local Plan = {}
+
+---One route of `plan_routes`: a lease (by its number or its uuid) and the
+---target it goes to.
+---@class opentact.Route
+---@field number? string|number the lease's phone number (give this or `lease`)
+---@field lease? string|table the lease's uuid, or a lease (give this or `number`)
+---@field target string|opentact.TargetArg a connection's name or uuid, `"app:NAME-or-UUID"`, `"connection:NAME-or-UUID"`, `{app = uuid}`, `{connection = uuid}` or what `target` returns: resolved as `target` does
+---@field autorenew? boolean the lease's autorenew (else the call's `autorenew`, else left as it is)
+---@field line? integer the route's line in a file: problems name it ("line 12") instead of its place in the list
+local Route = {}
+
+---The options of `plan_routes`.
+---@class opentact.RoutesOptions
+---@field exact? boolean also detach, from the targets the routes name, every lease the routes do not route there. Default false.
+---@field move? boolean take routed leases held by a connection or app the routes do not name (a lease on a named target moves without it). Default false.
+---@field autorenew? boolean the autorenew of every routed lease whose route does not say
+---@field concurrency? integer requests at once, 1 to 256. Default 4.
+---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
+---@field note? string as `plan`'s
+local RoutesOptions = {}
+
+---A move of a routes plan: a lease routed from one of its targets to another.
+---@class opentact.Move
+---@field lease opentact.Lease the lease, as found when planning
+---@field from opentact.Plan the target plan of the target it leaves
+---@field to opentact.Plan the target plan of the target it goes to
+local Move = {}
+
+---One plan over every target some routes name (`plan_routes`, `decode_plan`):
+---a target plan per target (`targets`, each an `opentact.Plan` of its own
+---fields), and their lists in one. `print(plan)` is the listing, summary
+---line first, a move as "~ NUMBER FROM → TO"; `plan:encode()` its JSON text.
+---`apply` does exactly it: one stale check, every target's batches together.
+---@class opentact.RoutesPlan
+---@field ok boolean nothing blocks any target's plan
+---@field dry_run true
+---@field targets opentact.Plan[] a plan per target, in the order of their first route
+---@field moves opentact.Move[] the leases routed from one named target to another (each in the `add` of the target it goes to)
+---@field add opentact.Leases every target's adds (moves too)
+---@field remove opentact.Leases every target's detaches (`exact = true`)
+---@field keep opentact.Leases every routed lease already where it is routed
+---@field missing any[] routed numbers or uuids the account does not hold
+---@field conflicts opentact.Leases routed leases held by a connection or app the routes do not name (`move = false`)
+---@field renew opentact.Leases the leases whose autorenew the plan sets
+---@field holders table<string, opentact.PlanHolder|false> the holder of every lease the plan names, when planned
+---@field options opentact.PlanOptionsUsed the options it was made with
+---@field base_url string
+---@field time integer
+---@field since? integer as a plan's
+---@field version integer
+---@field hash string the SHA-256 of its content, its target plans' included
+---@field note? string
+---@field applied opentact.Applied empty: nothing is applied by planning
+---@field failed opentact.Failure[] empty
+---@field unexpected string[] empty
+---@field failed_uuids fun(self: opentact.RoutesPlan): string[], string[] empty lists: nothing failed
+---@field encode fun(self: opentact.RoutesPlan): string?, opentact.Error? its JSON text, `{"format": "opentact-plan", "kind": "routes", "targets": [...], "hash": ...}`
+local RoutesPlan = {}
+
+---The report `apply` gives for a routes plan: each target's report, and
+---their lists in one. `ok` when every target's is.
+---@class opentact.RoutesReport
+---@field ok boolean
+---@field dry_run false
+---@field targets opentact.SyncReport[] a report per target, in the plan's order
+---@field moves opentact.Move[]
+---@field add opentact.Leases
+---@field remove opentact.Leases
+---@field keep opentact.Leases
+---@field missing any[]
+---@field conflicts opentact.Leases
+---@field renew opentact.Leases
+---@field applied opentact.Applied every target's
+---@field failed opentact.Failure[] every target's
+---@field unexpected string[] every target's
+---@field released opentact.Released[] every target's
+---@field renewed opentact.Renewed every target's
+---@field options opentact.PlanOptionsUsed
+---@field unverified? opentact.Error the first target's that could not be read back
+---@field interrupted? any as a report's
+---@field failed_uuids fun(self: opentact.RoutesReport): string[], string[]
+local RoutesReport = {}
 
 ---The options a plan was made with.
 ---@class opentact.PlanOptionsUsed
@@ -765,11 +861,25 @@ function Client:plan(target, desired, opts) end
 ---plan changed after it was made, one for another base URL, or a journal
 ---of another plan is `invalid`. Then releases moves off control apps,
 ---attaches and detaches in batches (as `assign_batched`), and reads back.
----@param plan opentact.Plan
+---@param plan opentact.Plan|opentact.RoutesPlan
 ---@param opts? opentact.ApplyOptions
----@return opentact.SyncReport? report
+---@return (opentact.SyncReport|opentact.RoutesReport)? report
 ---@return opentact.Error? err
 function Client:apply(plan, opts) end
+
+---One plan over every target `routes` name (`{number = ... or lease = ...,
+---target = ...[, autorenew = ...]}` each): reads every target and the
+---account once, plans each target with the others' leases movable (a
+---lease routed from one named target to another moves without `move`),
+---and refuses what `sync` refuses. `invalid` names every problem of the
+---routes at once (`err.problems`): a lease that is no number or uuid, an
+---unknown or ambiguous target, a lease routed to two targets; nothing is
+---read but the lists of targets then.
+---@param routes opentact.Route[]
+---@param opts? opentact.RoutesOptions
+---@return opentact.RoutesPlan? plan
+---@return opentact.Error? err
+function Client:plan_routes(routes, opts) end
 
 ---The token requests are sent with: with `email` and `password`, a JWT,
 ---logging in first if there is none or it is near its end.

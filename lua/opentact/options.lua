@@ -277,6 +277,7 @@ M.CALLS = {
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
     on_progress = false, autorenew = M.UNSET },
   plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET },
+  plan_routes = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET },
   apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
 }
 

@@ -298,7 +298,14 @@ function M.plan_lines(r, limit, words)
     for i = 1, shown do out[#out + 1] = line(list[i]) end
     if shown < n then out[#out + 1] = format("    ... and %d more", n - shown) end
   end
+  local moved = words and words.moved
   section(r.add, function(l)
+    local m = moved and type(l.uuid) == "string" and moved[l.uuid:lower()]
+    if m then
+      -- a move between two targets of one routes plan
+      local tn = type(l.tn) == "table" and l.tn.tn or nil
+      return format("  ~ %-15s %s \226\134\146 %s  (%s)", number(tn), m.from, m.to, cell(l.uuid))
+    end
     local from = holder_text(l)
     -- (a lease the target holds already and is added for another reason
     -- moves from nowhere)
@@ -321,7 +328,12 @@ function M.plan_lines(r, limit, words)
   local renew = r.renew or {}
   local want = r.options and r.options.autorenew
   local function on_off(v) return v == nil and "unknown" or v and "on" or "off" end
-  section(renew, function(l) return lease_line("~", l, "autorenew " .. on_off(l.autorenew) .. " -> " .. on_off(want)) end)
+  local to = r.renew_to
+  section(renew, function(l)
+    local w = want
+    if to and type(l.uuid) == "string" and to[l.uuid:lower()] ~= nil then w = to[l.uuid:lower()] end
+    return lease_line("~", l, "autorenew " .. on_off(l.autorenew) .. " -> " .. on_off(w))
+  end)
   local conflicts, missing = #r.conflicts, #r.missing
   out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing%s.",
     #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing,
@@ -359,6 +371,60 @@ end
 
 function SyncReport.__tostring(r)
   return concat(M.plan_lines(r, 50), "\n")
+end
+
+-- A target as a routes plan's move names it: its name, else its kind and
+-- uuid.
+local function short(t)
+  local name = t.target_name
+  if type(name) == "string" and name ~= "" then return cell(name) end
+  return M.holder(t.target_kind or "connection", t.target)
+end
+
+--- A routes plan's lines (or its report's), summary first: the counts
+--- over every target, then each target's lines as plan_lines gives them
+--- (its summary left out), a move between two of its targets as "~
+--- NUMBER FROM → TO", then what was applied over all and ok or not ok.
+--- `limit`, `words`: as plan_lines'.
+function M.routes_lines(r, limit, words)
+  local moved, w = {}, {}
+  for k, v in pairs(words or LUA_WORDS) do w[k] = v end
+  for _, m in ipairs(r.moves or {}) do
+    moved[m.lease.uuid:lower()] = { from = short(m.from), to = short(m.to) }
+  end
+  w.moved = moved
+  local conflicts, renew = #r.conflicts, #(r.renew or {})
+  local out = { format("Plan: %d to add, %d to move, %d to remove, %d unchanged, %d conflict%s, %d missing%s, "
+    .. "over %s.", #r.add - #(r.moves or {}), #(r.moves or {}), #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s",
+    #r.missing, renew > 0 and format(", %d to set autorenew", renew) or "", plural(#r.targets, "target")) }
+  for _, t in ipairs(r.targets) do
+    local lines = M.plan_lines(t, limit, w)
+    local last = #lines - 1 -- without ok or not ok
+    for i = 1, last do
+      local line = lines[i]
+      if not (line:find("^Plan: ") or line:find("^Dry run: ")) then out[#out + 1] = line end
+    end
+  end
+  if r.dry_run then
+    out[#out + 1] = "Dry run: nothing was changed."
+  else
+    local failed = 0
+    for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
+    out[#out + 1] = format("Applied over all: %d added, %d removed, %d failed%s.", #r.applied.add,
+      #r.applied.remove, failed, renew > 0 and format("; autorenew set on %d, %d failed", #r.renewed.applied,
+        renew - #r.renewed.applied) or "")
+  end
+  out[#out + 1] = r.ok and "ok" or "not ok"
+  return out
+end
+
+-- A routes plan's report prints as the plan does, with what was applied.
+local RoutesReport = { __name = "opentact.RoutesReport" }
+M.RoutesReport = RoutesReport
+RoutesReport.__index = report_methods
+
+function RoutesReport.__tostring(r)
+  return concat(M.routes_lines(r, 50), "\n")
 end
 
 return M

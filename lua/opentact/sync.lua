@@ -290,13 +290,12 @@ local function paging(eng, items, what, opts, first)
   if not all then return nil, err end
   local index = {}
   for _, lease in ipairs(all) do
-    local key
-    if what == "numbers" then
-      key = type(lease.tn) == "table" and lease.tn.tn or nil
-    else
-      key = type(lease.uuid) == "string" and lower(lease.uuid) or nil
+    -- (what = "any": by both)
+    if what ~= "leases" then
+      local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+      if tn ~= nil then index[tn] = lease end
     end
-    if key ~= nil then index[key] = lease end
+    if what ~= "numbers" and type(lease.uuid) == "string" then index[lower(lease.uuid)] = lease end
   end
   for _, item in ipairs(items) do item.lease = index[item.key] end
   return items
@@ -411,7 +410,7 @@ local function document(plan)
   for _, lease in ipairs(plan.renew) do
     local u = lower(lease.uuid)
     list[#list + 1] = { action = "set", uuid = u, tn = tn_of(lease), holder = plan.holders[u] or false,
-      autorenew = lease.autorenew }
+      autorenew = lease.autorenew, to = plan.renew_to and plan.renew_to[u] }
   end
   local missing = {}
   for i, x in ipairs(plan.missing) do
@@ -465,11 +464,17 @@ local function hash_content(plan)
   -- (only for a control app: a plan for a connection hashes as before)
   if plan.target_kind == "app" then h:field("target"):field("app") end
   if plan.target_name ~= nil then h:field("target_name"):field(plan.target_name) end
-  if plan.options.autorenew ~= nil then
-    h:field("autorenew"):field(plan.options.autorenew)
+  -- (a routes plan's target plan sets each lease's own: `renew_to`)
+  local to = plan.renew_to
+  if plan.options.autorenew ~= nil or to then
+    if plan.options.autorenew ~= nil then h:field("autorenew"):field(plan.options.autorenew) end
     for _, lease in ipairs(plan.renew) do
-      local was = lease.autorenew
-      h:words("set", lower(lease.uuid), tn_of(lease), was == nil and "-" or tostring(was))
+      local was, u = lease.autorenew, lower(lease.uuid)
+      if to then
+        h:words("set", u, tn_of(lease), was == nil and "-" or tostring(was), tostring(to[u]))
+      else
+        h:words("set", u, tn_of(lease), was == nil and "-" or tostring(was))
+      end
     end
   end
   return h:hex()
@@ -480,21 +485,34 @@ local function content_hash(plan)
   local done, hash = pcall(hash_content, plan)
   return done and hash or nil
 end
+M.content_hash = content_hash
+
+--- The kinds of plan apply takes, by metatable and by the `kind` a saved
+--- one's document names ("target" when it names none): {hash(plan) = its
+--- content's hash, or nil; decode(doc) = the plan, or nil, err; report(plan,
+--- reports) = the report of its target plans' reports, for a plan of
+--- several}. A routes plan's (opentact.routes) registers itself.
+M.KINDS = {}
 
 local function invalid(message)
   return nil, errors.finish(errors.new("invalid", message, false), nil, nil, 0)
 end
+M.invalid = invalid
+
+local DAMAGED = "the saved plan is damaged or was edited by hand (its content does not match its hash): "
+  .. "make the plan again"
 
 -- Why `plan` cannot be applied by a client of `base_url`, or nil.
 local function unusable(plan, base_url)
-  if getmetatable(plan) ~= Plan then
-    return "not a plan: give what client:plan or opentact.decode_plan returned"
+  local kind = M.KINDS[getmetatable(plan)]
+  if not kind then
+    return "not a plan: give what client:plan, client:plan_routes or opentact.decode_plan returned"
   end
   if plan.version ~= VERSION then
     return ("the plan is of format version %s; this lua-opentact applies version %d"):format(
       pretty.safe(tostring(plan.version)), VERSION)
   end
-  if type(plan.hash) ~= "string" or content_hash(plan) ~= plan.hash then
+  if type(plan.hash) ~= "string" or kind.hash(plan) ~= plan.hash then
     return "the plan was changed after it was made (its content does not match its hash): make it again"
   end
   if plan.base_url ~= base_url then
@@ -549,7 +567,8 @@ local function malformed(doc)
   for i, e in ipairs(doc.leases) do
     if type(e) ~= "table" or not ACTION_LIST[e.action] or not is_uuid(e.uuid) or not is_holder(e.holder)
         or (e.tn ~= nil and type(e.tn) ~= "number")
-        or (e.action == "set" and (o.autorenew == nil or e.autorenew ~= nil and type(e.autorenew) ~= "boolean")) then
+        or (e.action == "set" and ((o.autorenew == nil and type(e.to) ~= "boolean")
+          or e.to ~= nil and type(e.to) ~= "boolean" or e.autorenew ~= nil and type(e.autorenew) ~= "boolean")) then
       return ("lease %d of the plan is not an action on a lease uuid with its holder"):format(i)
     end
   end
@@ -581,9 +600,20 @@ function M.decode(text)
   end
   local h = doc.hash
   doc.hash = nil
-  local damaged = "the saved plan is damaged or was edited by hand (its content does not match its hash): "
-    .. "make the plan again"
-  if type(h) ~= "string" then return invalid(damaged) end
+  if type(h) ~= "string" then return invalid(DAMAGED) end
+  local kind = M.KINDS[doc.kind or "target"]
+  if not kind then return invalid("the saved plan cannot be read: it is not a plan of a target or of routes") end
+  local plan, err = kind.decode(doc)
+  if not plan then return nil, err end
+  -- the hash of the plan as read: the content the hash was made of
+  plan.hash = kind.hash(plan)
+  if plan.hash ~= h then return invalid(DAMAGED) end
+  return plan
+end
+
+--- The plan of one target a saved plan's document holds (the hash not
+--- checked: the caller does), or nil, err (`invalid`).
+function M.from_document(doc)
   local bad = malformed(doc)
   if bad then return invalid("the saved plan cannot be read: " .. bad) end
   local uuid, kind = lower(doc.target.uuid), doc.target.kind
@@ -613,7 +643,13 @@ function M.decode(text)
       plan.held[#plan.held + 1] = u
     else
       local lease = { uuid = u, tn = e.tn ~= nil and { tn = e.tn } or nil }
-      if e.action == "set" then lease.autorenew = e.autorenew end
+      if e.action == "set" then
+        lease.autorenew = e.autorenew
+        if e.to ~= nil then
+          plan.renew_to = plan.renew_to or {}
+          plan.renew_to[u] = e.to
+        end
+      end
       if e.holder then
         lease[e.holder.kind == "app" and "sip_control_app" or "sip_connection"] = { uuid = e.holder.uuid,
           name = e.holder.name }
@@ -625,11 +661,7 @@ function M.decode(text)
   for i, x in ipairs(doc.missing) do
     plan.missing[i] = type(x) == "table" and { uuid = x.uuid } or x
   end
-  setmetatable(plan, Plan)
-  -- the hash of the plan as read: the content the hash was made of
-  plan.hash = content_hash(plan)
-  if plan.hash ~= h then return invalid(damaged) end
-  return plan
+  return setmetatable(plan, Plan)
 end
 
 ---------------------------------------------------------------- planning
@@ -1066,7 +1098,7 @@ local function run_plan(eng, plan, opts, done, journal)
       end
     end
   end
-  if plan.targets then return M.routes_report(plan, reports) end
+  if plan.targets then return M.KINDS[getmetatable(plan)].report(plan, reports) end
   return reports[1]
 end
 
@@ -1120,5 +1152,13 @@ function M.run(eng, target, what, items, opts, base_url)
   if opts.dry_run then return plan end
   return run_plan(eng, plan, opts, nil, nil)
 end
+
+-- A plan of one target, the kind client:plan makes.
+M.KINDS[Plan] = { hash = content_hash, decode = M.from_document }
+M.KINDS.target = M.KINDS[Plan]
+
+-- What a routes plan (opentact.routes) makes its target plans with.
+M.read_targets, M.resolve, M.finish_plan, M.changes_since = read_targets, resolve, finish_plan, changes_since
+M.document, M.holder_now, M.leases, M.tn_of, M.VERSION, M.FORMAT = document, holder_now, leases, tn_of, VERSION, FORMAT
 
 return M

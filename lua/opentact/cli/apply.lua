@@ -70,7 +70,7 @@ local function input_from_note(note)
   local i
   if w[1] == "--all-leases" then
     i = 2
-  elseif (w[1] == "--numbers-file" or w[1] == "--leases-file") and w[2] and w[2] ~= "" then
+  elseif (w[1] == "--numbers-file" or w[1] == "--leases-file" or w[1] == "--routes") and w[2] and w[2] ~= "" then
     i = 3
   else
     return nil
@@ -87,7 +87,9 @@ end
 -- the plan records (the connection, --exact, --move, and in its note the
 -- input it was made from; a plan without one says "as before").
 local function plan_again(plan, path, o)
-  local w = { "opentact", "plan", plan.target_kind == "app" and "app:" .. plan.target or plan.target }
+  local w = { "opentact", "plan" }
+  -- (a routes plan: its file names the targets)
+  if not plan.targets then w[3] = plan.target_kind == "app" and "app:" .. plan.target or plan.target end
   local tail = {}
   if plan.options.exact then tail[#tail + 1] = "--exact" end
   if plan.options.move then tail[#tail + 1] = "--move" end
@@ -101,7 +103,8 @@ local function plan_again(plan, path, o)
     tail[#tail + 1] = "--url"
     tail[#tail + 1] = o.url
   end
-  local input = input_from_note(plan.note) or "(--numbers-file FILE | --leases-file FILE | --all-leases: as before)"
+  local input = input_from_note(plan.note) or (plan.targets and "--routes FILE (as before)"
+    or "(--numbers-file FILE | --leases-file FILE | --all-leases: as before)")
   return shell_words(w) .. " " .. input .. " " .. shell_words(tail)
 end
 

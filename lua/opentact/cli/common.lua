@@ -123,12 +123,25 @@ end
 -- many it takes from another connection or control app (a move), and how
 -- many it stops renewing (a lease that does not renew can be lost).
 function M.changes_asked(plan)
+  if plan.targets then
+    -- a routes plan: its targets' together
+    local detach, move, stop = 0, 0, 0
+    for _, t in ipairs(plan.targets) do
+      local d, m, s = M.changes_asked(t)
+      detach, move, stop = detach + d, move + m, stop + s
+    end
+    return detach, move, stop
+  end
   local move = 0
   for _, lease in ipairs(plan.add) do
     local h = plan.holders and plan.holders[tostring(lease.uuid):lower()]
     if h and not (h.kind == plan.target_kind and h.uuid == plan.target) then move = move + 1 end
   end
-  local stop = plan.options and plan.options.autorenew == false and #(plan.renew or {}) or 0
+  local stop = 0
+  for _, lease in ipairs(plan.renew or {}) do
+    local to = plan.renew_to and plan.renew_to[tostring(lease.uuid):lower()]
+    if to == false or to == nil and plan.options and plan.options.autorenew == false then stop = stop + 1 end
+  end
   return #plan.remove, move, stop
 end
 

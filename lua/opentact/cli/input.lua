@@ -301,13 +301,13 @@ local function input_words(o)
   if o.all_leases then
     w = { "--all-leases" }
   else
-    local path = o.numbers_file or o.leases_file
+    local path = o.routes or o.numbers_file or o.leases_file
     if path ~= "-" and path:sub(1, 1) ~= "/" then
       local cwd = core.getcwd()
       if not cwd then return nil end
       path = cwd:gsub("/$", "") .. "/" .. path
     end
-    w = { o.numbers_file and "--numbers-file" or "--leases-file", path }
+    w = { o.routes and "--routes" or o.numbers_file and "--numbers-file" or "--leases-file", path }
   end
   if o.skip_invalid then w[#w + 1] = "--skip-invalid" end
   if o.country_code then
@@ -324,13 +324,18 @@ end
 -- the concurrency; or nil and the exit status, the client closed.
 local function plan(ctx, o)
   local usage_error = common.usage_error
-  if #o.positional ~= 2 then
-    return nil, usage_error(ctx, o.positional[1] .. " takes one connection or control app")
-  end
   if o.autorenew ~= nil and o.autorenew ~= "on" and o.autorenew ~= "off" then
     return nil, usage_error(ctx, "--autorenew takes on or off, not '" .. pretty.safe(tostring(o.autorenew)) .. "'")
   end
   if o.autorenew ~= nil then o.autorenew_set = o.autorenew == "on" end
+  if o.routes ~= nil then
+    if type(o.routes) ~= "string" then return nil, usage_error(ctx, "--routes needs a FILE") end
+    -- (required here: the routes reader reads its file with this module)
+    return require("opentact.cli.routes").plan(ctx, o, input_words(o))
+  end
+  if #o.positional ~= 2 then
+    return nil, usage_error(ctx, o.positional[1] .. " takes one connection or control app")
+  end
   local want, status = desired(ctx, o)
   if not want then return nil, status end
   local batch_size, concurrency, opt_err = args.sizes(o)

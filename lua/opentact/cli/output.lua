@@ -273,6 +273,20 @@ end
 -- the listing (the connection, then a line per lease), and what follows
 -- it (a dry run said, what was applied and failed, ok or not ok).
 local function plan_parts(report)
+  if report.targets then
+    -- a routes plan: its summary first, its targets' lines, then over all
+    local lines = pretty.routes_lines(report, nil, { move = "--move" })
+    local body, after = {}, {}
+    for i = 2, #lines do
+      local line = lines[i]
+      if #after > 0 or line:find("^Dry run: ") or line:find("^Applied over all: ") or i == #lines then
+        after[#after + 1] = line
+      else
+        body[#body + 1] = line
+      end
+    end
+    return lines[1], body, after
+  end
   local lines = pretty.plan_lines(report, nil, { move = "--move" })
   local summary, body, after = nil, {}, {}
   for _, line in ipairs(lines) do
@@ -289,14 +303,14 @@ end
 
 -- What a plan's lines that change something are: + attach, - detach,
 -- ! held elsewhere; a + that moves a lease from another holder says so.
-local COLOURS = { ["+"] = "\27[32m", ["-"] = "\27[31m", ["!"] = "\27[33m" }
+local COLOURS = { ["+"] = "\27[32m", ["-"] = "\27[31m", ["!"] = "\27[33m", ["~"] = "\27[33m" }
 local YELLOW, RESET = "\27[33m", "\27[0m"
 
 -- A line of a plan in colour (the text from the server in it is escaped
 -- already: pretty.safe): green +, red -, yellow !, and a move's holder
 -- in yellow.
 local function colour_line(line)
-  local mark = line:match("^  ([%+%-!]) ")
+  local mark = line:match("^  ([%+%-!~]) ")
   if not mark then return line end
   local head, move = line:match("^(.-)(  %(moves from .*)$")
   if mark == "+" and head then return COLOURS["+"] .. head .. YELLOW .. move .. RESET end
@@ -421,30 +435,69 @@ local function sync_rows(report)
   return M.other_outcomes(report, done, rows)
 end
 
+-- A report (or a plan) as the JSON --format json writes.
+local function report_json(report, hint)
+  local failed = {}
+  for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
+  return { ok = report.ok, dry_run = report.dry_run, connection = report.connection,
+    app = report.app, target = report.target and { kind = report.target_kind, uuid = report.target,
+      name = report.target_name } or nil,
+    autorenew = report.options and report.options.autorenew, renew = briefs(report.renew or {}),
+    renewed = report.renewed and { applied = report.renewed.applied, failed = (function()
+      local out = {}
+      for i, f in ipairs(report.renewed.failed) do out[i] = { uuids = f.uuids, err = error_json(f.err) } end
+      return out
+    end)() } or nil,
+    add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
+    conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
+    failed = failed, unexpected = report.unexpected, released = report.released,
+    interrupted = report.interrupted and tostring(report.interrupted),
+    unverified = report.unverified and error_json(report.unverified) or nil, hint = hint }
+end
+
+-- A routes plan (or its report) as JSON: each target's, and the moves.
+local function routes_json(report)
+  local targets, moves = {}, {}
+  for i, t in ipairs(report.targets) do targets[i] = report_json(t) end
+  for i, m in ipairs(report.moves or {}) do
+    local b = brief(m.lease)
+    moves[i] = { uuid = b.uuid, number = b.number, from = { kind = m.from.target_kind, uuid = m.from.target,
+      name = m.from.target_name }, to = { kind = m.to.target_kind, uuid = m.to.target, name = m.to.target_name } }
+  end
+  return { ok = report.ok, dry_run = report.dry_run, routes = true, targets = targets, moves = moves,
+    interrupted = report.interrupted and tostring(report.interrupted) or nil }
+end
+
+-- The columns of a routes report's rows: a report's, and the target.
+local ROUTES_COLUMNS = { "target_kind", "target", "target_name" }
+for _, c in ipairs(REPORT_COLUMNS) do ROUTES_COLUMNS[#ROUTES_COLUMNS + 1] = c end
+
+local function routes_rows(report)
+  local rows = {}
+  for _, t in ipairs(report.targets) do
+    for _, row in ipairs(sync_rows(t)) do
+      local r = { t.target_kind, t.target, t.target_name and pretty.safe(t.target_name) or nil }
+      for k = 1, #REPORT_COLUMNS do r[3 + k] = row[k] end
+      rows[#rows + 1] = r
+    end
+  end
+  return rows
+end
+
 -- A sync report (or a plan: a dry run) in the --format asked for: json
 -- (the report), jsonl, csv or tsv (a row per lease), or the plan's lines
--- with what was applied (write_plan, `opts` its).
+-- with what was applied (write_plan, `opts` its). A routes plan's: each
+-- target's, with its target in every row.
 local function write_report(ctx, o, report, opts)
   local hint = opts and opts.hint
   if o.json then
-    local failed = {}
-    for i, f in ipairs(report.failed) do failed[i] = { add = f.add, remove = f.remove, err = error_json(f.err) } end
-    ctx.stdout:write(M.json({ ok = report.ok, dry_run = report.dry_run, connection = report.connection,
-      app = report.app, target = report.target and { kind = report.target_kind, uuid = report.target,
-        name = report.target_name } or nil,
-      autorenew = report.options and report.options.autorenew, renew = briefs(report.renew or {}),
-      renewed = report.renewed and { applied = report.renewed.applied, failed = (function()
-        local out = {}
-        for i, f in ipairs(report.renewed.failed) do out[i] = { uuids = f.uuids, err = error_json(f.err) } end
-        return out
-      end)() } or nil,
-      add = briefs(report.add), remove = briefs(report.remove), keep = briefs(report.keep),
-      conflicts = briefs(report.conflicts), missing = briefs(report.missing), applied = report.applied,
-      failed = failed, unexpected = report.unexpected, released = report.released,
-      interrupted = report.interrupted and tostring(report.interrupted),
-      unverified = report.unverified and error_json(report.unverified) or nil, hint = hint }), "\n")
+    ctx.stdout:write(M.json(report.targets and routes_json(report) or report_json(report, hint)), "\n")
   elseif o.format ~= "table" then
-    write_rows(ctx, o.format, M.REPORT_COLUMNS, sync_rows(report))
+    if report.targets then
+      write_rows(ctx, o.format, ROUTES_COLUMNS, routes_rows(report))
+    else
+      write_rows(ctx, o.format, M.REPORT_COLUMNS, sync_rows(report))
+    end
     if report.unverified then ctx.stderr:write("opentact: not verified: ", tostring(report.unverified), "\n") end
     if hint then ctx.stderr:write("opentact: ", hint, "\n") end
   else

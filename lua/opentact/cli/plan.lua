@@ -25,10 +25,17 @@ M.help = {
     "With --out FILE the plan is also written to FILE (JSON with a content hash; no token), whole or not at "
     .. "all. Review it, have it approved, and apply exactly that plan later with 'opentact apply FILE': "
     .. "if a planned lease has moved since, apply changes nothing. A plan is for the URL it was made with.",
+    "With --routes FILE instead of CONN and its leases, one plan over every target FILE names (a CSV line "
+    .. "per route, NUMBER_OR_LEASE,TARGET[,AUTORENEW]): each target's lines, a lease routed from one of them "
+    .. "to another as '~ NUMBER FROM -> TO' (a move: no --move needed), one held by a connection or app FILE "
+    .. "does not name a conflict unless --move; --exact detaches from the targets FILE names what it does not "
+    .. "route there. Every problem of FILE is named with its line first (exit 2, nothing read): a line without "
+    .. "a lease, a target no connection or app has (or several have), a lease routed to two targets.",
     "On a terminal the plan is in colour unless --no-color or NO_COLOR is set, and a long plan stops after a "
     .. "screenful with the count of the rest, unless --all; sent to a file or a pipe, and in --out, it has every "
     .. "line." },
-  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--autorenew", "--out",
+  options = { "--numbers-file", "--leases-file", "--all-leases", "--routes", "--exact", "--move", "--autorenew",
+    "--out",
     "--concurrency",
     "--skip-invalid", "--all", "--no-color", "--country-code", "--url", "--profile", "--timeout", "--retries",
     "--verbose" },
@@ -42,7 +49,8 @@ M.help = {
     { 130, INTERRUPTED_EXIT .. ": nothing was changed or written" },
   },
   examples = { "opentact plan " .. EXAMPLE_CONN .. " \\\n    --numbers-file numbers.txt --exact --out plan.json",
-    "opentact apply plan.json --journal plan.journal" },
+    "opentact apply plan.json --journal plan.journal",
+    "opentact plan --routes routes.csv --exact --out routes-plan.json" },
 }
 
 function M.run(ctx, o)

@@ -9,6 +9,8 @@ local opentact = require("opentact")
 local pretty = require("opentact.pretty")
 local common = require("opentact.cli.common")
 local input = require("opentact.cli.input")
+local args = require("opentact.cli.args")
+local credentials = require("opentact.cli.credentials")
 
 local ipairs, tostring, type = ipairs, tostring, type
 local format, concat, lower = string.format, table.concat, string.lower
@@ -158,6 +160,43 @@ function M.index(leases)
     if type(tn) == "number" then out[tn] = l end
   end
   return out
+end
+
+--- plan (and sync) --routes FILE: the routes file read (every problem of
+--- it named, exit 2), then one plan over every target it names (`note`:
+--- the words it was made from). Returns what input.plan does.
+function M.plan(ctx, o, note)
+  local usage_error = common.usage_error
+  if #o.positional ~= 1 then
+    return nil, usage_error(ctx, o.positional[1] .. " --routes takes no connection: the file names the targets")
+  end
+  if o.numbers_file or o.leases_file or o.all_leases then
+    return nil, usage_error(ctx, "give --routes FILE, or a connection and its leases, not both")
+  end
+  local routes, problems = M.read(o.routes, o.country_code, ctx.stdin)
+  if not routes then return nil, usage_error(ctx, problems) end
+  local name = o.routes == "-" and "standard input" or pretty.safe(o.routes)
+  local function problems_found(list)
+    return nil, usage_error(ctx, common.problem_list(list, "problems in " .. name) .. "\nnothing was changed")
+  end
+  if #problems > 0 then return problems_found(problems) end
+  local batch_size, concurrency, opt_err = args.sizes(o)
+  if not batch_size then return nil, usage_error(ctx, opt_err) end
+  local client, why = credentials.client_for(ctx, o)
+  if not client then return nil, common.no_client(ctx, why) end
+  local list = {}
+  for i, r in ipairs(routes) do
+    list[i] = { number = type(r.key) == "number" and r.key or nil, lease = type(r.key) == "string" and r.key or nil,
+      target = r.target, autorenew = r.autorenew, line = r.line }
+  end
+  local made, err = client:plan_routes(list, { exact = o.exact or false, move = o.move or false,
+    concurrency = concurrency, note = note, autorenew = o.autorenew_set })
+  if not made then
+    client:close()
+    if err.problems then return problems_found(err.problems) end
+    return nil, common.fail(ctx, err)
+  end
+  return client, made, nil, batch_size, concurrency
 end
 
 M.ON_OFF = ON_OFF

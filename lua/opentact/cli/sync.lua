@@ -34,13 +34,15 @@ M.help = {
     .. "prints it and changes nothing (exit 2). A plan that only attaches free leases is applied without a "
     .. "question. If a planned lease moved before the plan is applied, nothing is changed (exit 2): run the same "
     .. "sync again. 'opentact plan' and 'opentact apply' split the two steps, for a review in between.",
+    "With --routes FILE instead of CONN and its leases: the plan of 'opentact plan --routes FILE', over every "
+    .. "target FILE names, applied as one (a move between two of them, '~', asks as a move does).",
     "On a terminal the plan is in colour (+ green, - red, ! yellow, the holder a lease moves from in yellow), "
     .. "unless --no-color or NO_COLOR is set, and a long plan stops after a screenful (LINES, else tput lines, "
     .. "else 24) with the count of the rest, unless --all; sent to a file or a pipe it has every line.",
     "When every number of FILE is missing from the account and some are written without a leading + "
       .. "(2125550004), the output says they may lack their country code: --country-code 1 (or "
       .. "OPENTACT_COUNTRY_CODE=1) puts it in front of every number of at most ten digits written so." },
-  options = { "--numbers-file", "--leases-file", "--all-leases", "--exact", "--move", "--autorenew", "--dry-run", "--yes",
+  options = { "--numbers-file", "--leases-file", "--all-leases", "--routes", "--exact", "--move", "--autorenew", "--dry-run", "--yes",
     "--batch-size", "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--all", "--no-color",
     "--country-code", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   output = {
@@ -72,12 +74,14 @@ M.help = {
   },
   examples = { "opentact sync " .. EXAMPLE_CONN .. " \\\n    --numbers-file numbers.txt --exact --dry-run",
     "opentact sync " .. EXAMPLE_CONN .. " --all-leases --move",
-    "opentact sync " .. EXAMPLE_CONN .. " --numbers-file numbers.txt --exact --yes   # in a script" },
+    "opentact sync " .. EXAMPLE_CONN .. " --numbers-file numbers.txt --exact --yes   # in a script",
+    "opentact sync --routes routes.csv --exact" },
 }
 
 -- The command that runs this sync again, as typed words.
 local function again(o)
   local w = { "opentact", "sync", o.positional[2] }
+  if o.routes then w[#w + 1] = "--routes"; w[#w + 1] = o.routes end
   if o.numbers_file then w[#w + 1] = "--numbers-file"; w[#w + 1] = o.numbers_file end
   if o.leases_file then w[#w + 1] = "--leases-file"; w[#w + 1] = o.leases_file end
   if o.all_leases then w[#w + 1] = "--all-leases" end
