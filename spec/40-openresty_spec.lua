@@ -164,6 +164,27 @@ describe("OpenResty", function()
     assert.same({ ok = true, applied = 1 }, a)
   end)
 
+  it("plans routes over two targets and an app, and applies them as one", function()
+    local st = emu:state()
+    local _, r = nginx:call("/routes", { exact = true, routes = {
+      { number = "12125550030", target = "connection:" .. conns[2] },
+      { number = "12125550031", target = "control-app-1" },
+      { lease = leases[32], target = { connection = conns[3] } } } })
+    assert.is_nil(r.err, require("cjson").encode(r))
+    assert.is_true(r.ok, r.text)
+    assert.equals(3, r.targets)
+    assert.matches("^Plan: ", r.text)
+    local now = emu:state()
+    assert.same({ leases[30] }, now.assigned[conns[2]])
+    assert.same({ leases[32] }, now.assigned[conns[3]])
+    assert.same({ leases[31] }, now.app_assigned[st.apps[1]])
+    -- a route naming an unknown target: every problem at once
+    _, r = nginx:call("/routes", { routes = { { number = "12125550030", target = "nobody" },
+      { number = "x", target = "control-app-1" } } })
+    assert.equals("invalid", r.err.kind)
+    assert.matches("2 problems in the routes", r.err.message)
+  end)
+
   it("lists connections, resolves a name, lists a control app and changes a lease's settings", function()
     local st = emu:state()
     local _, r = nginx:call("/targets?name=control-app-1&lease=" .. leases[7])

@@ -168,7 +168,8 @@ function M.assign_many(eng, streams, opts)
   local function job_for(st, part)
     local p, body = request_assign(st.conn, part, st.kind)
     local job = engine.request("POST", p, body)
-    job.part, job.stream = part, st
+    -- (a release keeps its place until its attach is queued: that goes next)
+    job.part, job.stream, job.holds = part, st, st.follow and true or nil
     all[#all + 1] = job
     return job
   end

@@ -378,7 +378,9 @@ local function judge(self, results, wait, max_events)
       local run = req.run
       run.inflight = run.inflight - 1
       results[k] = req
-      if run.head <= run.tail then self:fill(run) end
+      -- (a request that `holds` its slot gives it up once handed over:
+      -- what its on_done adds first goes out next)
+      if run.head <= run.tail and not req.holds then self:fill(run) end
     else
       results[k] = false
     end
@@ -576,6 +578,7 @@ local function drive(self, run, on_done)
     local req = take(run)
     while req do
       if on_done then on_done(req, add) end
+      if req.holds then self:fill(run) end
       req = take(run)
     end
   end

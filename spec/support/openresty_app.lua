@@ -95,6 +95,20 @@ function ROUTES.plan(args)
   reply({ text = assert(plan:encode()), since = plan.since })
 end
 
+-- A routes plan (the body's routes) made, saved, read back and applied.
+function ROUTES.routes()
+  ngx.req.read_body()
+  local req = cjson.decode(ngx.req.get_body_data())
+  local c = client("default")
+  local plan, err = c:plan_routes(req.routes, { exact = req.exact })
+  if not plan then return reply({ err = plain_err(err) }) end
+  local report
+  report, err = c:apply(assert(opentact.decode_plan(assert(plan:encode()))), { concurrency = 4 })
+  if not report then return reply({ err = plain_err(err) }) end
+  reply({ ok = report.ok, moves = #plan.moves, targets = #plan.targets, added = #report.applied.add,
+    removed = #report.applied.remove, text = tostring(plan) })
+end
+
 -- A saved plan (the body's `text`) applied.
 function ROUTES.apply()
   ngx.req.read_body()
