@@ -206,3 +206,128 @@ describe("opentact check and export with routes #wire", function()
     assert.matches("export takes --routes (what to export), with no file", err, 1, true)
   end)
 end)
+
+describe("opentact plan, sync and apply with routes #wire", function()
+  local emu, conns, leases, apps
+
+  setup(function()
+    -- connection 1 (sip-trunk-1) holds leases 1-3, app k lease (41 - k)
+    emu, conns, leases, apps = support.start_with_uuids({ leases = 40, apps = 2 })
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:reset() end)
+
+  local function run(args, opts) return opentact(emu, args, opts) end
+  local function state() return emu:state() end
+
+  -- 1 moves from sip-trunk-1 to sip-trunk-2, 5 is attached to sip-trunk-2,
+  -- 40 moves from control-app-1 to sip-trunk-1, 38 is attached to
+  -- control-app-1; with --exact, 2 and 3 go
+  local ROUTES = "number,target,autorenew\n+1 212 555 0001,sip-trunk-2\n12125550005,sip-trunk-2,on\n"
+    .. "+12125550040,sip-trunk-1\n12125550038,app:control-app-1\n"
+
+  it("plans, saves, and applies the saved plan; then check finds the account matching", function()
+    local file, out = tmpfile(ROUTES), os.tmpname()
+    finally(function() os.remove(file); os.remove(out); os.remove(out .. ".journal") end)
+    local text, err, status = run("plan --routes " .. file .. " --exact --out " .. out)
+    assert.equals(0, status, err)
+    assert.matches("^Plan: 2 to add, 2 to move, 2 to remove, 0 unchanged, 0 conflicts, 0 missing, over 3 targets%.\n",
+      text)
+    assert.matches("\n  ~ 12125550001     sip-trunk-1 \226\134\146 sip-trunk-2  (" .. leases[1] .. ")\n", text, 1, true)
+    assert.matches("\n  ~ 12125550040     control-app-1 \226\134\146 sip-trunk-1  (", text, 1, true)
+    assert.matches("\n  %- 12125550002 ", text)
+    assert.matches("opentact apply " .. out .. " --journal ", text, 1, true)
+    assert.equals(0, writes(emu))
+    text, err, status = run("apply " .. out .. " --journal " .. out .. ".journal")
+    assert.equals(0, status, err)
+    assert.matches("Applied over all: 4 added, 2 removed, 0 failed%.\nok\n$", text)
+    local st = state()
+    assert.same(support.sorted({ leases[1], leases[5] }), support.sorted(st.assigned[conns[2]]))
+    assert.same({ leases[40] }, st.assigned[conns[1]])
+    assert.same({ leases[38] }, st.app_assigned[apps[1]])
+    text, err, status = run("check --routes " .. file .. " --exact")
+    assert.equals(0, status, err .. text)
+    -- applied again: the journal says it is done; nothing is sent
+    local posts = writes(emu)
+    text, err, status = run("apply " .. out .. " --journal " .. out .. ".journal")
+    assert.matches("^Plan: ", text)
+    assert.equals(0, status, err)
+    assert.equals(posts, writes(emu))
+  end)
+
+  it("sync asks before a move or a detach: not on a terminal it needs --yes, and changes nothing without", function()
+    local file = tmpfile(ROUTES)
+    finally(function() os.remove(file) end)
+    local text, err, status = run("sync --routes " .. file)
+    assert.equals(2, status, err)
+    assert.matches("moves 2 leases from another connection or control app", err)
+    assert.matches("opentact sync --routes " .. file .. " --yes", err, 1, true)
+    assert.matches("^Plan: ", text)
+    assert.equals(0, writes(emu))
+    text, err, status = run("sync --routes " .. file .. " --yes --format json")
+    assert.equals(0, status, err)
+    local report = cjson.decode(text)
+    assert.is_true(report.ok)
+    assert.is_true(report.routes)
+    assert.equals(3, #report.targets)
+    assert.equals(2, #report.moves)
+    assert.equals("sip-trunk-1", report.moves[1].from.name)
+    assert.same(support.sorted({ leases[1], leases[5] }), support.sorted(state().assigned[conns[2]]))
+  end)
+
+  it("writes each lease's row with its target in csv", function()
+    local file = tmpfile(ROUTES)
+    finally(function() os.remove(file) end)
+    local text, err, status = run("sync --routes " .. file .. " --dry-run --format csv")
+    assert.equals(0, status, err)
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.equals("target_kind,target,target_name,uuid,number,action,result,error_kind,error_status,error_message",
+      lines[1])
+    assert.equals(5, #lines)
+    assert.equals("connection," .. conns[2] .. ",sip-trunk-2," .. leases[1] .. ",12125550001,add,planned,,,", lines[2])
+  end)
+
+  it("names every problem of the file with its line, exit 2, nothing read but the targets", function()
+    local file = tmpfile("12125550001,sip-trunk-2\n12125550001,sip-trunk-3\nx,sip-trunk-1\n12125550004,nobody\n"
+      .. "12125550004,nobody\n")
+    finally(function() os.remove(file) end)
+    local text, err, status = run("plan --routes " .. file)
+    assert.equals(2, status, err)
+    assert.equals("", text)
+    assert.matches("line 3: ", err)
+    -- (a problem of the file itself is found before any request)
+    local before = #emu:requests()
+    file = tmpfile("12125550001,sip-trunk-2\n12125550001,sip-trunk-3\n12125550004,nobody\n12125550004,nobody\n")
+    text, err, status = run("plan --routes " .. file)
+    assert.equals("", text)
+    assert.equals(2, status, err)
+    assert.matches("line 2: 12125550001 is routed to SIP connection sip%-trunk%-3 %(.-%) here, and on line 1 to SIP "
+      .. "connection sip%-trunk%-2", err)
+    assert.matches("lines 3, 4: no SIP connection or control app is named \"nobody\"", err)
+    assert.matches("nothing was changed", err)
+    for k = before + 1, #emu:requests() do
+      local r = emu:requests()[k]
+      assert.truthy(r.path == "/sip/connection" or r.path == "/sip/app", r.path)
+    end
+    os.remove(file)
+    text, err, status = run("plan sip-trunk-1 --routes " .. file)
+    assert.equals("", text)
+    assert.equals(2, status)
+    assert.matches("takes no connection", err)
+  end)
+
+  it("plans a file of 200,000 lines", function()
+    local lines = { "number,target" }
+    for i = 1, 200000 do lines[#lines + 1] = ("+1 646 %07d,sip-trunk-2"):format(i) end
+    lines[#lines + 1] = "+12125550001,sip-trunk-2"
+    local file = tmpfile(table.concat(lines, "\n") .. "\n")
+    finally(function() os.remove(file) end)
+    local text, err, status = run("plan --routes " .. file)
+    -- every number but the last is missing: exit 1, the plan printed
+    assert.equals(1, status, err)
+    assert.matches("^Plan: 0 to add, 0 to move, 0 to remove, 0 unchanged, 1 conflict, 200000 missing, over 1 target%.",
+      text)
+    assert.equals(0, writes(emu))
+  end)
+end)

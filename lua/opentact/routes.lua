@@ -33,7 +33,39 @@ local function label(r, i)
   return format("routes[%d]", i)
 end
 
+-- Several routes named at once: "lines 3, 4, 9" (at most 5, then "...")
+-- or "routes[2], routes[5]".
+local function labels(rs)
+  local lines, all = {}, {}
+  for k, x in ipairs(rs) do
+    all[k] = label(x.r, x.i)
+    if type(x.r.line) == "number" then lines[#lines + 1] = x.r.line end
+  end
+  local list = #lines == #all and lines or all
+  local text = concat(list, ", ", 1, #list < 5 and #list or 5) .. (#list > 5 and ", ..." or "")
+  if list == lines then return (#lines > 1 and "lines " or "line ") .. text end
+  return text
+end
+
+-- Adds a problem of the route at place `at` (its line, or its index):
+-- problems are told in the order of their routes.
+local function problem(problems, at, text)
+  problems[#problems + 1] = text
+  problems.at = problems.at or {}
+  problems.at[text] = problems.at[text] or at
+end
+
+local function sorted_problems(problems)
+  local at = problems.at or {}
+  local out = {}
+  for k, p in ipairs(problems) do out[k] = { p, at[p] or 0, k } end
+  table.sort(out, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[3] < b[3] end)
+  for k, x in ipairs(out) do out[k] = x[1] end
+  return out
+end
+
 local function problems_error(problems, what)
+  problems = sorted_problems(problems)
   local shown = {}
   for i = 1, #problems < NAMED and #problems or NAMED do shown[i] = problems[i] end
   local more = #problems > NAMED and format("; and %d more", #problems - NAMED) or ""
@@ -62,17 +94,17 @@ end
 -- Returns the targets named, in the order of their first route; or nil,
 -- err when the lists could not be read.
 local function resolve_targets(eng, cache, ttl, routes, problems)
-  local by, order, labels = {}, {}, {}
+  local by, order, named_by = {}, {}, {}
   for i, r in ipairs(routes) do
     local t = r.target
     local key = type(t) == "table" and (t.kind or (t.app and "app" or "connection")) .. ":" .. tostring(t.uuid or t.app
       or t.connection) or t
-    if not labels[key] then
-      labels[key] = {}
+    if not named_by[key] then
+      named_by[key] = {}
       order[#order + 1] = { key = key, target = t }
     end
-    local l = labels[key]
-    l[#l + 1] = label(r, i)
+    local l = named_by[key]
+    l[#l + 1] = { r = r, i = i }
     r.target_key = key
   end
   for _, o in ipairs(order) do
@@ -82,9 +114,8 @@ local function resolve_targets(eng, cache, ttl, routes, problems)
     elseif err.kind ~= "not_found" and err.kind ~= "invalid" then
       return nil, err
     else
-      local l = labels[o.key]
-      problems[#problems + 1] = format("%s: %s", concat(l, ", ", 1, #l < 5 and #l or 5) .. (#l > 5 and ", ..." or ""),
-        err.message)
+      local l = named_by[o.key]
+      problem(problems, l[1].r.line or l[1].i, format("%s: %s", labels(l), err.message))
     end
   end
   local named, seen = {}, {}
@@ -104,11 +135,11 @@ end
 -- Two routes of one lease must agree on its target and its autorenew.
 local function agree(first, r, i, what, problems)
   if first.r.at ~= r.at then
-    problems[#problems + 1] = format("%s: %s is routed to %s here, and on %s to %s", label(r, i), what,
-      tostring(r.to), label(first.r, first.i), tostring(first.r.to))
+    problem(problems, r.line or i, format("%s: %s is routed to %s here, and on %s to %s", label(r, i), what,
+      tostring(r.to), label(first.r, first.i), tostring(first.r.to)))
   elseif first.r.autorenew ~= nil and r.autorenew ~= nil and first.r.autorenew ~= r.autorenew then
-    problems[#problems + 1] = format("%s: %s has autorenew %s here, and %s on %s", label(r, i), what,
-      r.autorenew and "on" or "off", first.r.autorenew and "on" or "off", label(first.r, first.i))
+    problem(problems, r.line or i, format("%s: %s has autorenew %s here, and %s on %s", label(r, i), what,
+      r.autorenew and "on" or "off", first.r.autorenew and "on" or "off", label(first.r, first.i)))
   end
 end
 
@@ -276,7 +307,7 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
   for i, r in ipairs(routes) do
     local key, given, why = key_of(r)
     if key == nil then
-      problems[#problems + 1] = format("%s: %s", label(r, i), why)
+      problem(problems, r.line or i, format("%s: %s", label(r, i), why))
     else
       r.key, r.given = key, given
     end
