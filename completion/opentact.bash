@@ -95,8 +95,8 @@ _opentact() {
     names) opts="--url --profile --timeout --verbose --help" ;;
     find) opts="--format --json --all --country-code --url --profile --timeout --retries --verbose --help" ;;
     assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
-    sync) opts="--numbers-file --leases-file --all-leases --exact --move --autorenew --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
-    plan) opts="--numbers-file --leases-file --all-leases --exact --move --autorenew --out --concurrency --skip-invalid --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
+    plan) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --out --concurrency --skip-invalid --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
     apply) opts="--journal --batch-size --concurrency --failed-file --format --json --all --no-color --url --profile --timeout --retries --verbose --help" ;;
     login) opts="--email --url --profile --timeout --retries --verbose --help" ;;
     logout) opts="--profile --verbose --help" ;;

@@ -42,7 +42,8 @@ local OPTIONS = {
   { name = "--no-color", text = "no colour in the plan on a terminal (so too when NO_COLOR is set and not empty)" },
   { name = "--routes", arg = "FILE", file = true, text = "the routes file: a CSV line per route, "
     .. "NUMBER_OR_LEASE,TARGET[,AUTORENEW] (a header line allowed; TARGET a connection's name or uuid, app:NAME "
-    .. "or app:UUID; AUTORENEW on or off); with export, alone: write the account's routes" },
+    .. "or app:UUID; AUTORENEW on or off): what check compares, what plan and sync plan over every target it names; "
+    .. "with export, alone: write the account's routes" },
   { name = "--count", text = "also count the leases each one holds: one list per connection or app, several at "
     .. "once (--concurrency, default 8), with a progress line on a terminal" },
   { name = "--autorenew", arg = "on|off", values = { "on", "off" }, text = "with lease set, turn the lease's "
