@@ -62,7 +62,8 @@ local HOLDER_FIELDS = { sip_connection = HOLDERS.connection, sip_control_app = H
 -- {lease uuid: {sip_connection = uuid|null, sip_control_app = uuid|null}}:
 -- sets holders as they are, for tests: a lease may end up on both a
 -- connection and an app, which the assign routes refuse to do. Everything
--- is checked before anything is written.
+-- is checked before anything is written. ?ago=SECONDS: the leases changed
+-- show that long ago as their modified_on (a routing set up long before).
 function ADMIN.POST_holders()
   local map = decode_object(read_body() or "")
   if not map then return fail(400, "holders must be a JSON object of lease uuid -> holders") end
@@ -81,7 +82,9 @@ function ADMIN.POST_holders()
       end
     end
   end
-  local stamp, changed = iso(ngx.time()), {}
+  local ago = tonumber(ngx.var.arg_ago or "0")
+  if not ago or ago < 0 or ago > 10 * 365 * 86400 then return fail(400, "ago must be seconds >= 0") end
+  local stamp, changed = iso(ngx.time() - math.floor(ago)), {}
   for lease, h in pairs(map) do
     local key = "L:" .. lease
     local st = {}

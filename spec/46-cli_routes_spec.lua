@@ -288,7 +288,7 @@ describe("opentact plan, sync and apply with routes #wire", function()
     assert.equals("connection," .. conns[2] .. ",sip-trunk-2," .. leases[1] .. ",12125550001,add,planned,,,", lines[2])
   end)
 
-  it("names every problem of the file with its line, exit 2, nothing read but the targets", function()
+  it("names every problem of the file with its line, exit 2, nothing planned", function()
     local file = tmpfile("12125550001,sip-trunk-2\n12125550001,sip-trunk-3\nx,sip-trunk-1\n12125550004,nobody\n"
       .. "12125550004,nobody\n")
     finally(function() os.remove(file) end)

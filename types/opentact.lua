@@ -874,7 +874,7 @@ function Client:apply(plan, opts) end
 ---and refuses what `sync` refuses. `invalid` names every problem of the
 ---routes at once (`err.problems`): a lease that is no number or uuid, an
 ---unknown or ambiguous target, a lease routed to two targets; nothing is
----read but the lists of targets then.
+---planned then.
 ---@param routes opentact.Route[]
 ---@param opts? opentact.RoutesOptions
 ---@return opentact.RoutesPlan? plan

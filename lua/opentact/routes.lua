@@ -19,7 +19,9 @@ local options = require("opentact.options")
 local type, ipairs, setmetatable, getmetatable, tostring, pcall = type, ipairs, setmetatable, getmetatable,
   tostring, pcall
 local lower, format, concat = string.lower, string.format, table.concat
-local is_uuid = require("opentact.bulk").is_uuid
+local bulk = require("opentact.bulk")
+local search = require("opentact.search")
+local is_uuid = bulk.is_uuid
 
 local M = {}
 
@@ -95,16 +97,14 @@ end
 -- err when the lists could not be read.
 local function resolve_targets(eng, cache, ttl, routes, problems)
   local by, order, named_by = {}, {}, {}
-  for i, r in ipairs(routes) do
+  for _, r in ipairs(routes) do
     local t = r.target
     local key = type(t) == "table" and (t.kind or (t.app and "app" or "connection")) .. ":" .. tostring(t.uuid or t.app
       or t.connection) or t
     if not named_by[key] then
-      named_by[key] = {}
+      named_by[key] = true
       order[#order + 1] = { key = key, target = t }
     end
-    local l = named_by[key]
-    l[#l + 1] = { r = r, i = i }
     r.target_key = key
   end
   for _, o in ipairs(order) do
@@ -114,7 +114,11 @@ local function resolve_targets(eng, cache, ttl, routes, problems)
     elseif err.kind ~= "not_found" and err.kind ~= "invalid" then
       return nil, err
     else
-      local l = named_by[o.key]
+      -- (the routes that name it, found again: a failure is rare)
+      local l = {}
+      for i, r in ipairs(routes) do
+        if r.target_key == o.key then l[#l + 1] = { r = r, i = i } end
+      end
       problem(problems, l[1].r.line or l[1].i, format("%s: %s", labels(l), err.message))
     end
   end
@@ -133,7 +137,8 @@ local function resolve_targets(eng, cache, ttl, routes, problems)
 end
 
 -- Two routes of one lease must agree on its target and its autorenew.
-local function agree(first, r, i, what, problems)
+local function agree(routes, k, r, i, what, problems)
+  local first = { r = routes[k], i = k }
   if first.r.at ~= r.at then
     problem(problems, r.line or i, format("%s: %s is routed to %s here, and on %s to %s", label(r, i), what,
       tostring(r.to), label(first.r, first.i), tostring(first.r.to)))
@@ -294,6 +299,47 @@ sync.KINDS.routes = sync.KINDS[RoutesPlan]
 
 ---------------------------------------------------------------- planning
 
+-- A lease's holder fields, and the kind of target each names.
+local FIELDS, KIND_OF = { "sip_connection", "sip_control_app" }, { "connection", "app" }
+
+-- What the plan is made from: the leases each of `named` holds, and the
+-- lease of each item (item.lease; nil when the account has none). For
+-- more items than one round of lookups, the account's first page (`page`)
+-- tells whether paging through it costs less; if so the one pass over the
+-- account is every read (each lease says who holds it: the targets'
+-- lists are what it shows them holding), else the targets are read and
+-- each item looked up. Returns lists, items; or nil, err.
+local function read(eng, named, items, opts, page)
+  if #items <= opts.concurrency then page = nil end
+  if not (page and sync.paging_cheaper(page, #items)) then
+    local lists, err = sync.read_targets(eng, named, nil, opts)
+    if not lists then return nil, err end
+    local found
+    found, err = sync.resolve(eng, items, "any", opts, nil)
+    if not found then return nil, err end
+    return lists, found
+  end
+  local all, err = search.all(eng, nil, { page_size = opts.page_size, concurrency = opts.concurrency }, page)
+  if not all then return nil, err end
+  local at, lists, index = {}, {}, {}
+  for i, t in ipairs(named) do
+    at[t.kind .. t.uuid] = i
+    lists[i] = {}
+  end
+  for _, lease in ipairs(all) do
+    if type(lease.uuid) == "string" then index[lower(lease.uuid)] = lease end
+    local tn = sync.tn_of(lease)
+    if tn ~= nil then index[tn] = lease end
+    for k = 1, 2 do
+      local h = bulk.holder(lease, FIELDS[k])
+      local i = h and at[KIND_OF[k] .. h]
+      if i then lists[i][#lists[i] + 1] = lease end
+    end
+  end
+  for _, item in ipairs(items) do item.lease = index[item.key] end
+  return lists, items
+end
+
 --- The work of client:plan_routes once its arguments are checked: every
 --- route's lease and target, read and planned at once. `cache`, `ttl`:
 --- the client's names (targets.resolve). Returns the plan, or nil, err:
@@ -312,29 +358,30 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
       r.key, r.given = key, given
     end
   end
-  local named, err = resolve_targets(eng, cache, ttl, routes, problems)
+  -- the lists names are resolved from and, for more routes than one round
+  -- of lookups, the account's first page (it tells whether paging through
+  -- the account costs less), read side by side
+  local first_page = #routes > opts.concurrency and search.request({}, opts.page_size, 0) or nil
+  local fetched, err = targets.prefetch(eng, cache, ttl, { first_page })
+  if not fetched then return nil, err end
+  local named
+  named, err = resolve_targets(eng, cache, ttl, routes, problems)
   if not named then return nil, err end
   for i, r in ipairs(routes) do
     if r.key ~= nil and r.to then
       local before = first[r.key]
       if before then
-        agree(before, r, i, pretty.safe(tostring(r.given)), problems)
+        agree(routes, before, r, i, pretty.safe(tostring(r.given)), problems)
       else
-        first[r.key] = { r = r, i = i }
+        first[r.key] = i
         items[#items + 1] = { key = r.key, given = r.given, route = r, i = i }
       end
     end
   end
-  if #problems > 0 then return problems_error(problems, "read") end
-  -- every target's leases, and the account's first page beside them
-  -- (for more leases than one round of lookups: it tells whether paging
-  -- through the account costs less)
+  if #problems > 0 then return problems_error(problems, "planned") end
   local began = core.now()
-  local lists, page = sync.read_targets(eng, named, #items > opts.concurrency and {} or nil, opts)
-  if not lists then return nil, page end
-  local found
-  found, err = sync.resolve(eng, items, "any", opts, page)
-  if not found then return nil, err end
+  local lists, found = read(eng, named, items, opts, first_page and first_page.leases)
+  if not lists then return nil, found end
   local since = sync.changes_since(eng, began)
   -- a lease routed by its number and by its uuid: one target, one autorenew
   local by_lease, where = {}, {}
@@ -342,9 +389,10 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     if item.lease then
       local u = lower(item.lease.uuid)
       if by_lease[u] then
-        agree(by_lease[u], item.route, item.i, pretty.safe(tostring(item.given)) .. " (lease " .. u .. ")", problems)
+        agree(routes, by_lease[u], item.route, item.i, pretty.safe(tostring(item.given)) .. " (lease " .. u .. ")",
+          problems)
       else
-        by_lease[u] = { r = item.route, i = item.i }
+        by_lease[u] = item.i
         where[u] = item.route.at
       end
     end
@@ -358,8 +406,9 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
   local desired = {}
   for i = 1, #named do desired[i] = {} end
   for _, item in ipairs(found) do
+    -- (an item is a desired item: given, key, lease)
     local d = desired[item.route.at]
-    d[#d + 1] = { given = item.given, key = item.key, lease = item.lease }
+    d[#d + 1] = item
   end
   local is_named = {}
   for i, t in ipairs(named) do is_named[t.kind .. t.uuid] = i end
@@ -374,13 +423,9 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     local add, conflicts = sync.leases(), sync.leases()
     for _, lease in ipairs(plan.add) do
       local foreign = false
-      for _, field in ipairs({ "sip_control_app", "sip_connection" }) do
-        local h = type(lease[field]) == "table" and lease[field].uuid or lease[field]
-        local kind = field == "sip_control_app" and "app" or "connection"
-        if type(h) == "string" and h ~= "" and not (kind == t.kind and lower(h) == t.uuid)
-            and not is_named[kind .. lower(h)] then
-          foreign = true
-        end
+      for k = 1, 2 do
+        local h, kind = bulk.holder(lease, FIELDS[k]), KIND_OF[k]
+        if h and not (kind == t.kind and h == t.uuid) and not is_named[kind .. h] then foreign = true end
       end
       local into = foreign and not opts.move and conflicts or add
       into[#into + 1] = lease
@@ -413,7 +458,7 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     made.options.autorenew = autorenew
     local want = {}
     for _, d in ipairs(desired[i]) do
-      local r = first[d.key] and first[d.key].r
+      local r = first[d.key] and routes[first[d.key]]
       if d.lease and r then
         -- (a lease routed twice, by its number and its uuid: the route
         -- that says, else the call's)

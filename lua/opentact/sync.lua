@@ -18,6 +18,7 @@ local bulk = require("opentact.bulk")
 local search = require("opentact.search")
 local options = require("opentact.options")
 local apply = require("opentact.apply")
+local targets_lib = require("opentact.targets")
 
 local type, ipairs, setmetatable, getmetatable, tostring, next, pcall =
   type, ipairs, setmetatable, getmetatable, tostring, next, pcall
@@ -47,6 +48,8 @@ end
 -- The number of a lease, or nil.
 local function tn_of(lease)
   local tn = type(lease.tn) == "table" and lease.tn.tn or nil
+  -- (a number as decoded needs no reading)
+  if type(tn) == "number" and tn == floor(tn) then return tn end
   return tn ~= nil and (number(tn)) or nil
 end
 
@@ -309,12 +312,18 @@ local PAGE_COST = 1.25
 -- The desired items with their leases (nil: the account has none).
 -- `page`: the account's first search page, when it was read (it tells the
 -- account's size).
+-- Whether paging through the account (`page`: its first page) costs
+-- less than `n` lookups.
+local function paging_cheaper(page, n)
+  local per_page = #page.data
+  local pages = per_page > 0 and ceil(page.total / per_page) or 0
+  return (pages - 1) * PAGE_COST < n
+end
+
 local function resolve(eng, items, what, opts, page)
   if not page then return lookups(eng, items, opts.concurrency) end
   -- page through the account when that costs less than the lookups
-  local per_page = #page.data
-  local pages = per_page > 0 and ceil(page.total / per_page) or 0
-  if (pages - 1) * PAGE_COST < #items then return paging(eng, items, what, opts, page) end
+  if paging_cheaper(page, #items) then return paging(eng, items, what, opts, page) end
   return lookups(eng, items, opts.concurrency)
 end
 
@@ -786,7 +795,7 @@ end
 
 -- A plan's target as {kind, uuid}.
 local function target_of(plan)
-  return { kind = plan.target_kind, uuid = plan.target }
+  return { kind = plan.target_kind, uuid = plan.target, name = plan.target_name }
 end
 
 local function holder_text(h, gone)
@@ -815,18 +824,45 @@ local function stale_error(moved)
 end
 
 -- The leases modified since `since` (on the server's clock), by
--- lower-case uuid, read beside the leases of `targets`: changed, lists;
--- or false, lists when they do not fit in one page (one answer is one
--- moment: pages read one after another could miss a lease that moves
--- between them); or nil, err.
+-- lower-case uuid, read beside the lists of connections and apps that
+-- `targets` are of (each target must still be in its list): changed; or
+-- false when they do not fit in one page (one answer is one moment: pages
+-- read one after another could miss a lease that moves between them); or
+-- nil, err (a read's failure, or `not_found`: a target is gone).
 local function changed_since(eng, targets, since, opts)
   local filter = { modified_on_from = os.date("!%Y-%m-%dT%H:%M:%SZ", since), order = { modified_on = "ASC" } }
-  local lists, page = read_targets(eng, targets, filter, opts)
-  if not lists then return nil, page end
-  if #page.data < page.total then return false, lists end
+  local reqs, kinds = { search.request(filter, opts.page_size, 0) }, {}
+  for _, t in ipairs(targets) do
+    if not kinds[t.kind] then
+      kinds[t.kind] = true
+      reqs[#reqs + 1] = targets_lib.list_request(t.kind)
+    end
+  end
+  local got, failure = {}, nil
+  eng:run(reqs, #reqs, function(req)
+    if req.err then failure = failure or req.err end
+    got[req] = req.leases
+  end)
+  if failure then return nil, failure end
+  local present = {}
+  for k = 2, #reqs do
+    for _, h in ipairs(got[reqs[k]]) do
+      if type(h) == "table" and type(h.uuid) == "string" then present[reqs[k].kind .. lower(h.uuid)] = true end
+    end
+  end
+  for _, t in ipairs(targets) do
+    if not present[t.kind .. t.uuid] then
+      local e = errors.new("not_found", ("%s is not in the account any more (deleted since the plan was made?); "
+        .. "nothing was changed"):format(pretty.holder(t.kind, t.uuid, t.name)), false)
+      e.status = 404
+      return nil, errors.finish(e, "GET", targets_lib.KINDS[t.kind].path, 1)
+    end
+  end
+  local page = got[reqs[1]]
+  if #page.data < page.total then return false end
   local changed = {}
   for _, lease in ipairs(page.data) do changed[lower(lease.uuid)] = lease end
-  return changed, lists
+  return changed
 end
 
 -- Checks that the server still looks as it did when `plans` (one
@@ -855,20 +891,32 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
   end
   local changed, lists, page = false, nil, nil
   if since and not opts.reread then
-    changed, lists = changed_since(eng, targets, since, opts)
-    if changed == nil then return nil, lists end
+    local err
+    changed, err = changed_since(eng, targets, since, opts)
+    if changed == nil then return nil, err end
   end
   if not changed then
     lists, page = read_targets(eng, targets, adds > opts.concurrency and {} or nil, opts)
     if not lists then return nil, page end
   end
   -- where each lease the targets hold is (an app's before a connection's,
-  -- as a lease's holder is told), and the plan that lists each lease
+  -- as a lease's holder is told): as their reads show, or knowing what
+  -- changed, as the changed leases show (the others hold what they held)
   local on, plan_of = {}, {}
-  for i, list in ipairs(lists) do
-    for _, lease in ipairs(list) do
-      local u = lower(lease.uuid)
-      if not on[u] or targets[i].kind == "app" then on[u] = targets[i] end
+  local function put(u, t)
+    if not on[u] or t.kind == "app" then on[u] = t end
+  end
+  if lists then
+    for i, list in ipairs(lists) do
+      for _, lease in ipairs(list) do put(lower(lease.uuid), targets[i]) end
+    end
+  else
+    for u, lease in pairs(changed) do
+      for _, field in ipairs({ "sip_connection", "sip_control_app" }) do
+        local h = bulk.holder(lease, field)
+        local t = h and read[(field == "sip_control_app" and "app" or "connection") .. h]
+        if t then put(u, t) end
+      end
     end
   end
   for i, plan in ipairs(plans) do
@@ -920,20 +968,11 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
     end
   end
   if changed then
-    -- modified since the plan: as it is now. The others hold what they
-    -- held when planned. One expected on a target read and not there
-    -- moved: the target's read says so, whatever a search read beside it
-    -- says (it may have been answered a moment earlier).
+    -- modified since the plan: as it is now (on none of the targets). The
+    -- others hold what they held when planned.
     for _, item in ipairs(items) do
       local e, lease = item.e, changed[item.key]
-      local now = lease and holder_now(lease)
-      if e.want and read[e.want.kind .. e.want.uuid] then
-        e.now = now and not read[now.kind .. now.uuid] and now or false
-      elseif lease then
-        e.now = now
-      else
-        e.now = e.planned
-      end
+      if lease then e.now = holder_now(lease) else e.now = e.planned end
     end
   elseif #items > 0 then
     local found, err = resolve(eng, items, "leases", opts, page)
@@ -954,14 +993,28 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
       end
     end
   end
+  -- with exact, a target holds nothing the plan does not name: as its read
+  -- shows, or (knowing what changed) as the changed leases show
+  local exact = {}
   for i, plan in ipairs(plans) do
-    if plan.options.exact then
-      for _, lease in ipairs(lists[i]) do
-        local u = lower(lease.uuid)
-        if not (expected[u] or done.add[u]) then
-          moved[#moved + 1] = { uuid = u, tn = tn_of(lease), planned = nil, now = targets[i] }
-        end
+    if plan.options.exact then exact[targets[i].kind .. targets[i].uuid] = targets[i] end
+  end
+  local function unplanned(lease, t)
+    local u = lower(lease.uuid)
+    if not (expected[u] or done.add[u]) then
+      moved[#moved + 1] = { uuid = u, tn = tn_of(lease), planned = nil, now = t }
+    end
+  end
+  if lists then
+    for i, list in ipairs(lists) do
+      if exact[targets[i].kind .. targets[i].uuid] then
+        for _, lease in ipairs(list) do unplanned(lease, targets[i]) end
       end
+    end
+  elseif next(exact) then
+    for u, lease in pairs(changed) do
+      local t = on[u]
+      if t and exact[t.kind .. t.uuid] then unplanned(lease, t) end
     end
   end
   if #moved > 0 then return nil, stale_error(moved) end
@@ -1159,6 +1212,7 @@ M.KINDS.target = M.KINDS[Plan]
 
 -- What a routes plan (opentact.routes) makes its target plans with.
 M.read_targets, M.resolve, M.finish_plan, M.changes_since = read_targets, resolve, finish_plan, changes_since
+M.paging_cheaper = paging_cheaper
 M.document, M.holder_now, M.leases, M.tn_of, M.VERSION, M.FORMAT = document, holder_now, leases, tn_of, VERSION, FORMAT
 
 return M

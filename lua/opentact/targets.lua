@@ -96,6 +96,8 @@ local function list_request(kind)
   return req
 end
 
+M.list_request = list_request
+
 -- Gives each holder of a fetched list its kind's printing.
 local function as_list(kind, list)
   list.kind = kind
@@ -114,23 +116,37 @@ end
 -- Fetches the lists of `kinds` that `cache` has not, or has older than
 -- `older` seconds, side by side. Returns true and whether it read any, or
 -- nil, err.
-local function refresh(eng, cache, kinds, older)
+-- `beside`: other requests read at the same time (their answers are
+-- theirs; a failure of one is returned as a list's would be).
+local function refresh(eng, cache, kinds, older, beside)
   local reqs, now = {}, M.clock()
+  for _, req in ipairs(beside or {}) do reqs[#reqs + 1] = req end
+  local any = false
   for _, kind in ipairs(kinds) do
     local c = cache[kind]
-    if not c or now - c.at >= older then reqs[#reqs + 1] = list_request(kind) end
+    if not c or now - c.at >= older then
+      reqs[#reqs + 1] = list_request(kind)
+      any = true
+    end
   end
   if #reqs == 0 then return true, false end
   local failure
   eng:run(reqs, #reqs, function(req)
     if req.err then
       failure = failure or req.err
-    else
+    elseif req.kind then
       cache[req.kind] = { at = M.clock(), list = req.leases }
     end
   end)
   if failure then return nil, failure end
-  return true, true
+  return true, any
+end
+
+--- Reads the lists of connections and apps that `cache` has not, or has
+--- older than `ttl` seconds, and the requests `beside`, side by side:
+--- true, or nil, err (resolving names after it reads nothing more).
+function M.prefetch(eng, cache, ttl, beside)
+  return (refresh(eng, cache, { "connection", "app" }, ttl, beside))
 end
 
 -- Seconds the lists must be old before a name not in them has them read

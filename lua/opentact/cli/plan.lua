@@ -29,7 +29,7 @@ M.help = {
     .. "per route, NUMBER_OR_LEASE,TARGET[,AUTORENEW]): each target's lines, a lease routed from one of them "
     .. "to another as '~ NUMBER FROM -> TO' (a move: no --move needed), one held by a connection or app FILE "
     .. "does not name a conflict unless --move; --exact detaches from the targets FILE names what it does not "
-    .. "route there. Every problem of FILE is named with its line first (exit 2, nothing read): a line without "
+    .. "route there. Every problem of FILE is named with its line first (exit 2, nothing planned): a line without "
     .. "a lease, a target no connection or app has (or several have), a lease routed to two targets.",
     "On a terminal the plan is in colour unless --no-color or NO_COLOR is set, and a long plan stops after a "
     .. "screenful with the count of the rest, unless --all; sent to a file or a pipe, and in --out, it has every "
