@@ -321,18 +321,23 @@ local function read(eng, named, items, opts, page)
   end
   local all, err = search.all(eng, nil, { page_size = opts.page_size, concurrency = opts.concurrency }, page)
   if not all then return nil, err end
-  local at, lists, index = {}, {}, {}
+  local at, lists, index = { connection = {}, app = {} }, {}, {}
   for i, t in ipairs(named) do
-    at[t.kind .. t.uuid] = i
+    at[t.kind][t.uuid] = i
     lists[i] = {}
   end
+  -- (indexed by what the routes name leases by)
+  local by_uuid, by_number = false, false
+  for _, item in ipairs(items) do
+    if type(item.key) == "string" then by_uuid = true else by_number = true end
+  end
   for _, lease in ipairs(all) do
-    if type(lease.uuid) == "string" then index[lower(lease.uuid)] = lease end
-    local tn = sync.tn_of(lease)
-    if tn ~= nil then index[tn] = lease end
+    if by_uuid and type(lease.uuid) == "string" then index[lower(lease.uuid)] = lease end
+    local tn = by_number and sync.tn_of(lease)
+    if tn then index[tn] = lease end
     for k = 1, 2 do
       local h = bulk.holder(lease, FIELDS[k])
-      local i = h and at[KIND_OF[k] .. h]
+      local i = h and at[KIND_OF[k]][h]
       if i then lists[i][#lists[i] + 1] = lease end
     end
   end
@@ -344,9 +349,8 @@ end
 --- route's lease and target, read and planned at once. `cache`, `ttl`:
 --- the client's names (targets.resolve). Returns the plan, or nil, err:
 --- `invalid` naming every problem of the routes (err.problems), nothing
---- read but the lists of targets (or, for a lease routed twice by its
---- number and its uuid, the leases); a target's plan refused as sync
---- refuses it; or a read's failure.
+--- planned; a target's plan refused as sync refuses it; or a read's
+--- failure.
 function M.make(eng, cache, ttl, routes, opts, base_url)
   local problems = {}
   local items, first = {}, {}
@@ -410,8 +414,8 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     local d = desired[item.route.at]
     d[#d + 1] = item
   end
-  local is_named = {}
-  for i, t in ipairs(named) do is_named[t.kind .. t.uuid] = i end
+  local is_named = { connection = {}, app = {} }
+  for i, t in ipairs(named) do is_named[t.kind][t.uuid] = i end
   local autorenew = opts.autorenew ~= options.UNSET and opts.autorenew or nil
   local subs, ok = {}, true
   for i, t in ipairs(named) do
@@ -425,7 +429,7 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
       local foreign = false
       for k = 1, 2 do
         local h, kind = bulk.holder(lease, FIELDS[k]), KIND_OF[k]
-        if h and not (kind == t.kind and h == t.uuid) and not is_named[kind .. h] then foreign = true end
+        if h and not (kind == t.kind and h == t.uuid) and not is_named[kind][h] then foreign = true end
       end
       local into = foreign and not opts.move and conflicts or add
       into[#into + 1] = lease

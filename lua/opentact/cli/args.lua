@@ -232,6 +232,13 @@ local function sizes(o)
   return batch_size, concurrency
 end
 
+-- --concurrency, checked, `default` unless given: n, or nil, why.
+function M.concurrency(o, default)
+  if not o.concurrency then return default end
+  local _, n, err = sizes(o)
+  return n, err
+end
+
 -- The longest profile name.
 local PROFILE_MAX = 64
 

@@ -9,6 +9,7 @@ local common = require("opentact.cli.common")
 local credentials = require("opentact.cli.credentials")
 local output = require("opentact.cli.output")
 local routes_file = require("opentact.cli.routes")
+local args = require("opentact.cli.args")
 
 local ipairs, tostring, type = ipairs, tostring, type
 local format = string.format
@@ -25,8 +26,10 @@ M.help = {
     .. "with the autorenew the line gives, if any; with --exact, the targets the file names must hold nothing "
     .. "else. Every problem of the file is named with its line first (a line without a lease, a target no "
     .. "connection or app has, or several have, a lease routed to two targets): exit 2, nothing compared. "
-    .. "It changes nothing: it reads the account's leases once, and the lists of connections and apps once." },
-  options = { "--routes", "--exact", "--country-code", "--format", "--json", "--url", "--profile", "--timeout",
+    .. "It changes nothing: it reads the account's leases once (--concurrency pages at once, default 8), and "
+    .. "the lists of connections and apps once." },
+  options = { "--routes", "--exact", "--concurrency", "--country-code", "--format", "--json", "--url", "--profile",
+    "--timeout",
     "--retries", "--verbose" },
   output = {
     { "table", "'the account matches FILE' or a line per difference: the number, where it is, where the file "
@@ -45,6 +48,14 @@ M.help = {
   examples = { "opentact check --routes routes.csv", "opentact check --routes routes.csv --exact --format csv" },
 }
 
+-- The uuid of a lease's holder through `field`, lower-cased, or nil.
+local function holder_uuid(lease, field)
+  local h = lease[field]
+  if type(h) == "table" then h = h.uuid end
+  if type(h) == "string" and h ~= "" then return h:lower() end
+  return nil
+end
+
 local function where(h)
   if not h then return "on no connection or app" end
   return "on " .. pretty.holder(h.kind, h.uuid, h.name)
@@ -53,6 +64,9 @@ end
 function M.run(ctx, o)
   if type(o.routes) ~= "string" then return common.usage_error(ctx, "check needs --routes FILE") end
   if #o.positional ~= 1 then return common.usage_error(ctx, "check takes no argument but --routes FILE") end
+  -- (the account's pages, --concurrency at once: 8 unless given)
+  local concurrency, cerr = args.concurrency(o, 8)
+  if not concurrency then return common.usage_error(ctx, cerr) end
   local routes, problems = routes_file.read(o.routes, o.country_code, ctx.stdin)
   if not routes then return common.usage_error(ctx, problems) end
   local name = o.routes == "-" and "standard input" or pretty.safe(o.routes)
@@ -71,7 +85,7 @@ function M.run(ctx, o)
     client:close()
     return problems_found()
   end
-  local all, err = client:search_all()
+  local all, err = client:search_all(nil, { concurrency = concurrency })
   client:close()
   if not all then return common.fail(ctx, err) end
   local index = routes_file.index(all)
@@ -105,17 +119,19 @@ function M.run(ctx, o)
     if not lease then
       differ(r, nil, nil, "not in the account")
     else
-      local u = lease.uuid:lower()
-      routed[u] = routed[u] or {}
-      routed[u][r.to.kind .. r.to.uuid] = true
+      -- (one target per lease: the lines that name it agree)
+      routed[lease.uuid:lower()] = r.to
       -- held by its target, and by nothing else (a connection and an app
       -- may both hold a lease)
-      local hs = routes_file.holders(lease)
-      local h = hs[1] -- its app first, as opentact.holder says
-      if #hs ~= 1 or hs[1].kind ~= r.to.kind or hs[1].uuid ~= r.to.uuid then
-        differ(r, lease, h, #hs > 1 and "held by a connection and an app" or "held elsewhere")
+      local app, conn = holder_uuid(lease, "sip_control_app"), holder_uuid(lease, "sip_connection")
+      local to = r.to
+      local mine, other = app, conn
+      if to.kind == "connection" then mine, other = conn, app end
+      if mine ~= to.uuid or other then
+        local hs = routes_file.holders(lease)
+        differ(r, lease, hs[1], #hs > 1 and "held by a connection and an app" or "held elsewhere")
       elseif r.autorenew ~= nil and lease.autorenew ~= r.autorenew then
-        differ(r, lease, h, "autorenew " .. (lease.autorenew and "on" or "off") .. ", routed "
+        differ(r, lease, to, "autorenew " .. (lease.autorenew and "on" or "off") .. ", routed "
           .. (r.autorenew and "on" or "off"))
       end
     end
@@ -126,7 +142,7 @@ function M.run(ctx, o)
     for _, lease in ipairs(all) do
       for _, h in ipairs(routes_file.holders(lease)) do
         local to = routed[lease.uuid:lower()]
-        if named[h.kind .. h.uuid] and not (to and to[h.kind .. h.uuid]) then
+        if named[h.kind .. h.uuid] and not (to and to.kind == h.kind and to.uuid == h.uuid) then
           differ(nil, lease, h, "not routed there (--exact)")
         end
       end

@@ -9,6 +9,7 @@ local words = require("opentact.cli.options")
 local common = require("opentact.cli.common")
 local credentials = require("opentact.cli.credentials")
 local routes_file = require("opentact.cli.routes")
+local args = require("opentact.cli.args")
 
 local ipairs, type, tostring = ipairs, type, tostring
 local format, concat, sort = string.format, table.concat, table.sort
@@ -22,8 +23,9 @@ M.help = {
     .. "autorenew for each lease a SIP connection or a SIP control app holds, in the order of the numbers. "
     .. "TARGET is a connection's name, or app:NAME for a control app, when no other connection or app has the "
     .. "name (and it reads as a name); else its uuid (app:UUID). AUTORENEW is on or off. It reads the account's "
-    .. "leases once and the lists of connections and apps once; it changes nothing." },
-  options = { "--routes", "--out", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+    .. "leases once (--concurrency pages at once, default 8) and the lists of connections and apps once; it "
+    .. "changes nothing." },
+  options = { "--routes", "--out", "--concurrency", "--url", "--profile", "--timeout", "--retries", "--verbose" },
   exit = {
     { 0, "the routes were written" },
     { 1, words.API_EXIT .. ", or --out could not be written" },
@@ -43,12 +45,15 @@ end
 function M.run(ctx, o)
   if o.routes ~= true then return common.usage_error(ctx, "export takes --routes (what to export), with no file") end
   if #o.positional ~= 1 then return common.usage_error(ctx, "export takes no argument") end
+  -- (the account's pages, --concurrency at once: 8 unless given)
+  local concurrency, cerr = args.concurrency(o, 8)
+  if not concurrency then return common.usage_error(ctx, cerr) end
   local client, why = credentials.client_for(ctx, o)
   if not client then return common.no_client(ctx, why) end
   local conns, err = client:connections()
   local apps, all
   if conns then apps, err = client:apps() end
-  if apps then all, err = client:search_all() end
+  if apps then all, err = client:search_all(nil, { concurrency = concurrency }) end
   client:close()
   if not all then return common.fail(ctx, err) end
   -- a name is written when it names one holder only, and reads as a name

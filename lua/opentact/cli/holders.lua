@@ -23,11 +23,7 @@ local COLUMNS = { "uuid", "name", "is_active" }
 M.COLUMNS = COLUMNS
 
 -- --concurrency for --count: 8 unless given.
-local function concurrency(o)
-  if not o.concurrency then return 8 end
-  local _, n, err = args.sizes(o)
-  return n, err
-end
+local function concurrency(o) return args.concurrency(o, 8) end
 
 -- The leases each of `list` holds, as counts by index (nil: its list
 -- failed), and the first failure; several lists at once.

@@ -24,6 +24,17 @@ local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w]
 -- "" inside it stands for one quote. Fields are trimmed.
 local function fields(line)
   local out, i, n = {}, 1, #line
+  if not line:find('"', 1, true) then
+    -- (no quotes: each field is what lies between commas, trimmed)
+    while true do
+      local comma = line:find(",", i, true)
+      local field = line:sub(i, (comma or n + 1) - 1)
+      if field:find("^%s") or field:find("%s$") then field = field:match("^%s*(.-)%s*$") end
+      out[#out + 1] = field
+      if not comma then return out end
+      i = comma + 1
+    end
+  end
   while true do
     local field
     local at = line:find("%S", i) or n + 1
@@ -45,7 +56,9 @@ local function fields(line)
       i = line:find(",", j, true) or n + 1
     else
       local comma = line:find(",", i, true) or n + 1
-      field = line:sub(i, comma - 1):gsub("^%s+", ""):gsub("%s+$", "")
+      field = line:sub(i, comma - 1)
+      -- (trimmed; most fields have nothing to trim)
+      if field:find("^%s") or field:find("%s$") then field = field:match("^%s*(.-)%s*$") end
       i = comma
     end
     out[#out + 1] = field
@@ -147,7 +160,7 @@ local function each_line(path, stdin, name, each)
     local n = 0
     for line in f:lines() do
       n = n + 1
-      line = line:gsub("\r$", "")
+      if line:byte(-1) == 13 then line = line:sub(1, -2) end
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
       if line:find("%S") and not line:find("^%s*#") then each(n, line) end
     end

@@ -59,7 +59,7 @@ function M.line(n, line, first, routes, cc)
   -- first cell is a word
   local header = first and not key and (cells[1] or ""):find("%a") and not is_lease(cells[2], cc)
     and not is_lease(cells[3], cc)
-  local _, quotes = line:gsub('"', "")
+  local quotes = line:find('"', 1, true) and select(2, line:gsub('"', "")) or 0
   if quotes % 2 == 1 then
     return format("line %d: a quoted field is not closed (a field cannot span lines): %s", n, common.excerpt(line))
   elseif #cells > 3 then
