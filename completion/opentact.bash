@@ -88,8 +88,8 @@ _opentact() {
   local opts
   case $cmd in
     list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
-    check) opts="--routes --exact --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
-    export) opts="--routes --out --url --profile --timeout --retries --verbose --help" ;;
+    check) opts="--routes --exact --concurrency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
+    export) opts="--routes --out --concurrency --url --profile --timeout --retries --verbose --help" ;;
     connections|apps) opts="--count --concurrency --format --json --all --url --profile --timeout --retries --verbose --help" ;;
     lease) opts="--autorenew --voice --fax --sms --mms --emergency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
     names) opts="--url --profile --timeout --verbose --help" ;;

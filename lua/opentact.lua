@@ -160,7 +160,7 @@ local work = {}
 -- A request once its arguments are known to be right: blocking, or in
 -- the background when a callback is given. `path` nil: `body` is the
 -- error of a request that cannot be sent.
-local function send(client, method, path, body, callback, shape)
+local function send(client, method, path, body, callback, shape, deadline)
   local e = client._engine
   if not path then
     local err = finish(body, method, nil, 0)
@@ -169,36 +169,48 @@ local function send(client, method, path, body, callback, shape)
     return true
   end
   local req = request(method, path, method ~= "GET" and body or nil, shape)
+  -- (the call's deadline, else the client's)
+  req.deadline = deadline or false
   if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
   return true
 end
 
+-- A plain call's options table, when one is given before its callback
+-- (argument #n): its deadline, and the callback.
+local function call_opts(a, b, n, fname)
+  if type(a) == "table" then return options.call(a, fname, n).deadline, b, n + 1 end
+  return false, a, n
+end
+
 --- Lists the TN leases assigned to a target: a SIP connection, or a SIP
---- control app.
-function work.list(client, target, callback)
+--- control app. `opts` ({deadline = s}) may come before the callback.
+function work.list(client, target, a, b)
   local kind, uuid = target_arg(target, 1, "list")
-  check_callback(client, callback, 2, "list")
+  local deadline, callback, n = call_opts(a, b, 2, "list")
+  check_callback(client, callback, n, "list")
   local path, err = request_list(uuid, kind)
-  return send(client, "GET", path, err, callback)
+  return send(client, "GET", path, err, callback, nil, deadline)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a target.
-function work.assign(client, target, changes, callback)
+function work.assign(client, target, changes, a, b)
   local kind, uuid = target_arg(target, 1, "assign")
   check_arg(changes, "table", 2, "assign")
-  check_callback(client, callback, 3, "assign")
+  local deadline, callback, n = call_opts(a, b, 3, "assign")
+  check_callback(client, callback, n, "assign")
   local path, body = build_assign(uuid, changes, "assign", kind)
-  return send(client, "POST", path, body, callback)
+  return send(client, "POST", path, body, callback, nil, deadline)
 end
 
 --- The lease that holds a phone number (any form opentact.number takes),
 --- or the lease of a lease uuid.
-function work.lease(client, number, callback)
+function work.lease(client, number, a, b)
   check_key(number, 1, "lease")
-  check_callback(client, callback, 2, "lease")
+  local deadline, callback, n = call_opts(a, b, 2, "lease")
+  check_callback(client, callback, n, "lease")
   local path, err = core.request_lease(number)
-  return send(client, "GET", path, err, callback, "lease")
+  return send(client, "GET", path, err, callback, "lease", deadline)
 end
 
 --- The lease of each item of `items` (phone numbers in any form
@@ -227,7 +239,7 @@ function work.lookup(client, items, opts)
       keys[#keys + 1] = key
     end
   end
-  return one(sync.lookup(client._engine, keys, o.concurrency))
+  return one(client._engine:within(o.deadline, sync.lookup, client._engine, keys, o.concurrency))
 end
 
 --- The base URL requests go to.
@@ -242,7 +254,7 @@ function work.assign_batched(client, target, changes, opts)
   check_arg(changes, "table", 2, "assign_batched")
   local o = options.call(opts, "assign_batched", 3)
   local path, body = build_assign(uuid, changes, "assign_batched", kind)
-  return (bulk.assign(client._engine, uuid, changes, o, path, body, kind))
+  return (client._engine:within(o.deadline, bulk.assign, client._engine, uuid, changes, o, path, body, kind))
 end
 
 --- Lists many targets, several requests at once; results in input order.
@@ -254,7 +266,7 @@ function work.list_many(client, list, opts)
     local kind, uuid = target_arg(list[i], 1, "list_many", i)
     items[i] = { kind = kind, uuid = uuid }
   end
-  return setmetatable(bulk.list(client._engine, items, o), pretty.Results)
+  return setmetatable(client._engine:within(o.deadline, bulk.list, client._engine, items, o), pretty.Results)
 end
 
 --- Every SIP connection of the account: a list (opentact.Holders) of
@@ -324,6 +336,7 @@ function work.search(client, filter, opts, callback)
   local o = options.call(opts, "search", 2)
   local req, err = search.request(filter, o.page_size, o.skip, "search")
   if not req then return send(client, "POST", nil, err, callback) end
+  req.deadline = o.deadline or false
   local e = client._engine
   if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
@@ -336,7 +349,7 @@ function work.search_all(client, filter, opts)
   local o = options.call(opts, "search_all", 2)
   local req, err = search.request(filter, o.page_size, 0, "search_all")
   if not req then return nil, finish(err, "POST", nil, 0) end
-  return one(search.all(client._engine, filter, o))
+  return one(client._engine:within(o.deadline, search.all, client._engine, filter, o))
 end
 
 local DESIRED = { numbers = true, leases = true, all_leases = true }
@@ -405,7 +418,7 @@ end
 function work.sync(client, target, desired, opts)
   local t, what, list, o = check_sync_args(target, desired, opts, "sync")
   if not t then return nil, what end
-  return one(sync.run(client._engine, t, what, list, o, client._opts.base_url))
+  return one(client._engine:within(o.deadline, sync.run, client._engine, t, what, list, o, client._opts.base_url))
 end
 
 --- What sync would do, changing nothing: a plan (opentact.Plan) that
@@ -413,7 +426,8 @@ end
 function work.plan(client, target, desired, opts)
   local t, what, list, o = check_sync_args(target, desired, opts, "plan")
   if not t then return nil, what end
-  return one(sync.make(client._engine, t, what, list, o, client._opts.base_url, true))
+  return one(client._engine:within(o.deadline, sync.make, client._engine, t, what, list, o, client._opts.base_url,
+    true))
 end
 
 -- The routes of plan_routes, checked (misuse raises) and copied: the
@@ -451,7 +465,7 @@ local function check_routes(list)
     if r.autorenew ~= nil and type(r.autorenew) ~= "boolean" then
       bad(i, "autorenew: boolean expected, got " .. type(r.autorenew))
     end
-    if r.line ~= nil and (type(r.line) ~= "number" or r.line < 1 or r.line % 1 ~= 0) then
+    if r.line ~= nil and (type(r.line) ~= "number" or r.line < 1 or r.line > 2 ^ 31 or r.line % 1 ~= 0) then
       bad(i, "line: a line number expected")
     end
     out[i] = { number = r.number, lease = r.lease, target = r.target, autorenew = r.autorenew, line = r.line }
@@ -469,7 +483,8 @@ function work.plan_routes(client, routes, opts)
     return nil, finish(errors.new("invalid", "no routes: give at least one {number = ..., target = ...}", false),
       nil, nil, 0)
   end
-  return one(routing.make(client._engine, client._names, client._opts.names_ttl, rs, o, client._opts.base_url))
+  return one(client._engine:within(o.deadline, routing.make, client._engine, client._names, client._opts.names_ttl, rs,
+    o, client._opts.base_url))
 end
 
 --- Does exactly what a plan lists, once the server is seen to be as it
@@ -479,7 +494,7 @@ end
 function work.apply(client, plan, opts)
   check_arg(plan, "table", 1, "apply")
   local o = options.call(opts, "apply", 2)
-  return one(sync.apply(client._engine, plan, o, client._opts.base_url))
+  return one(client._engine:within(o.deadline, sync.apply, client._engine, plan, o, client._opts.base_url))
 end
 
 --- The token requests are sent with: with email and password, a JWT,

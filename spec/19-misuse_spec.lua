@@ -24,13 +24,14 @@ local function noop() end
 -- `takes` the Lua types it accepts ("nil" for an optional one), `ok` a
 -- value that is fine (put before the argument under test).
 local SIGS = {
+  -- (a table before the callback is the call's options: {deadline = s})
   list = { { want = "string or target", takes = { "string" }, ok = CONN },
-    { want = "function", takes = { "function", "nil" } } },
+    { want = "function", takes = { "function", "table", "nil" } } },
   assign = { { want = "string or target", takes = { "string" }, ok = CONN },
     { want = "table", takes = { "table" }, ok = { add = { CONN } } },
-    { want = "function", takes = { "function", "nil" } } },
+    { want = "function", takes = { "function", "table", "nil" } } },
   lease = { { want = "string or number", takes = { "string", "number" }, ok = "+1 212 555 0001" },
-    { want = "function", takes = { "function", "nil" } } },
+    { want = "function", takes = { "function", "table", "nil" } } },
   lookup = { { want = "table", takes = { "table" }, ok = {} },
     { want = "table", takes = { "table", "nil" } } },
   assign_batched = { { want = "string or target", takes = { "string" }, ok = CONN },
@@ -51,6 +52,8 @@ local SIGS = {
     { want = "table", takes = { "table" }, ok = { numbers = {} } },
     { want = "table", takes = { "table", "nil" } } },
   apply = { { want = "table", takes = { "table" }, ok = {} },
+    { want = "table", takes = { "table", "nil" } } },
+  plan_routes = { { want = "table", takes = { "table" }, ok = {} },
     { want = "table", takes = { "table", "nil" } } },
   target = { { want = "string or target", takes = { "string" } } },
   update_lease = { { want = "string, number or lease", takes = { "string", "number" }, ok = CONN },

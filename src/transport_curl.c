@@ -699,7 +699,7 @@ static void act_on_timer(ot_curl *t) {
 
 int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
                          const char *body, size_t body_len, const char *token, size_t token_len,
-                         int basic) {
+                         int basic, long limit_ms) {
     ot_transfer *x;
     ot_headers *h;
     if (!check_fork(t))
@@ -741,6 +741,10 @@ int transport_curl_start(ot_curl *t, lua_Integer id, int post, const char *path,
         curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     }
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, post ? h->post : h->get);
+    /* the client's timeout, or less: what is left of the request's deadline
+     * (set on every start: the handle serves the next request too) */
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+                     limit_ms > 0 && (t->timeout_ms <= 0 || limit_ms < t->timeout_ms) ? limit_ms : t->timeout_ms);
     h->refs++;
     x->headers = h;
     x->body.len = 0;
@@ -927,8 +931,10 @@ static int token_is_safe(const char *s, size_t len) {
     return 1;
 }
 
-/* transport:start(id, method, path, body|nil, token) -> true | nil, err.
- * The caller names the request: it knows the id before anything starts. */
+/* transport:start(id, method, path, body|nil, token[, basic[, limit]]) ->
+ * true | nil, err. The caller names the request: it knows the id before
+ * anything starts. `limit`: seconds the attempt may take at most, when
+ * less than the client's timeout (what is left of a deadline). */
 static int ot_transport_start(lua_State *L) {
     ot_curl *t = ot_transport_check(L);
     static const char *const methods[] = {"GET", "POST", "PATCH", NULL};
@@ -939,6 +945,8 @@ static int ot_transport_start(lua_State *L) {
     const char *body = luaL_optlstring(L, 5, NULL, &body_len);
     const char *token = luaL_checklstring(L, 6, &token_len);
     int basic = lua_toboolean(L, 7); /* token is "email:password" in base64: a login */
+    lua_Number limit = luaL_optnumber(L, 8, 0);
+    long limit_ms = 0;
     if (post && body == NULL)
         return luaL_argerror(L, 5, "POST and PATCH need a body");
     if (!token_is_safe(token, token_len)) {
@@ -949,7 +957,10 @@ static int ot_transport_start(lua_State *L) {
         lua_setfield(L, -2, "sent");
         return 2;
     }
-    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len, basic)) {
+    if (limit > 0)
+        /* whole milliseconds, at least one (0 would be no limit) */
+        limit_ms = limit >= 2147483.0 ? 2147483000L : (long)(limit * 1000.0) + 1;
+    if (!transport_curl_start(t, id, post, path, body, body_len, token, token_len, basic, limit_ms)) {
         lua_pushnil(L);
         error_push(L, "network", -1, "out of memory: cannot start the request", 1);
         lua_pushboolean(L, 0);

@@ -69,10 +69,12 @@ OT_HIDDEN int transport_curl_open(ot_curl *t);
 /* Frees everything; idempotent. */
 OT_HIDDEN void transport_curl_close(ot_curl *t);
 /* Puts request `id` on the wire (`post`: 0 a GET, 1 a POST, 2 a PATCH, the
- * last two with `body`); returns 1, or 0 when out of memory. */
+ * last two with `body`), within `limit_ms` milliseconds when that is more
+ * than 0 and less than the client's timeout; returns 1, or 0 when out of
+ * memory. */
 OT_HIDDEN int transport_curl_start(ot_curl *t, lua_Integer id, int post,
                                    const char *path, const char *body, size_t body_len,
-                                   const char *token, size_t token_len, int basic);
+                                   const char *token, size_t token_len, int basic, long limit_ms);
 /* Waits at most `timeout` seconds until a request finished, acting on at
  * most `max_events` (1..OT_EVENTS_PER_WAIT) socket events per wait, and
  * appends the finished ones to the list on top of the stack, five slots

@@ -25,6 +25,10 @@ local retry = require("opentact.retry")
 
 local type, pairs, ipairs, pcall, setmetatable, tostring, error = type, pairs, ipairs, pcall, setmetatable, tostring, error
 local remove = table.remove
+local unpack = table.unpack or unpack
+-- (the main coroutine, in Lua 5.1, where coroutine.running() gives nil)
+local MAIN = {}
+local function pack(...) return { n = select("#", ...), ... } end
 local running, co_status = coroutine.running, coroutine.status
 local answer_decode, now = core.answer_decode, core.now
 local finish_error, as_leases, Lease, Page, retry_delay = errors.finish, pretty.leases, pretty.Lease, pretty.Page,
@@ -49,6 +53,7 @@ local function new_run(limit)
   return {
     limit = limit,    -- requests of this run on the wire at once
     inflight = 0,
+    held = 0,         -- places kept by finished requests that hold theirs
     ready = {}, head = 1, tail = 0,     -- requests to start, retries first
     done = {}, dhead = 1, dtail = 0,    -- finished, not yet handed over
     left = 0,                           -- submitted, not yet handed over
@@ -80,6 +85,8 @@ function M.new(opts, transport, auth)
     raised = nil,
     token_function = auth.mode == "function",
     judging = {},             -- answers being judged, per turn (turns nest through hooks)
+    -- the deadline of the call each coroutine is in (Engine:within)
+    deadlines = setmetatable({}, { __mode = "k" }),
     background = background,
   }, Engine)
   auth.serve({
@@ -103,6 +110,9 @@ function M.request(method, path, body, shape)
     -- a read (a GET, or a search's POST) is retried whenever retrying may help
     read = method == "GET" or shape == "page",
     epoch = false,          -- the transport's fork count when it was queued
+    -- seconds the request may take in all, attempts and waits (false: no
+    -- limit), and when they are up, from its first launch
+    deadline = false, deadline_at = false,
   }
 end
 
@@ -194,6 +204,12 @@ function Engine:settle(req, status, data, retry_after, open_ended, events)
   end
 end
 
+-- The error `err` of a request whose deadline ends it: it says so.
+local function past_deadline(req, err, why)
+  err.message = ("%s (%s: the deadline of %g s was reached)"):format(err.message, why, req.deadline)
+  return err
+end
+
 -- What an attempt's outcome (leases, or err) leads to.
 function Engine:act(req, leases, err)
   if leases and req.login then return self:login_over(req, leases) end
@@ -219,6 +235,17 @@ function Engine:act(req, leases, err)
     return self:later(req, 0)
   end
   local wait = retry_delay(opts, err, req.read and "GET" or req.method, req.retried, self.jitter)
+  local due = req.deadline_at
+  if due then
+    -- a wait that would cross the deadline is not started; an attempt the
+    -- deadline cut short says so
+    local t = now()
+    if wait and t + wait >= due then
+      err, wait = past_deadline(req, err, ("not retried after %g s"):format(wait)), nil
+    elseif not wait and err.kind == "timeout" and t >= due - 0.002 then
+      err = past_deadline(req, err, "cut short")
+    end
+  end
   if not wait then
     err = finish_error(err, req.method, req.path, req.attempt, self.redact)
     if req.login then return self:login_over(req, nil, err) end
@@ -250,6 +277,9 @@ function Engine:launch(req)
     err.sent = false
     return self:give_up(req, finish_error(err, req.method, req.path, req.attempt))
   end
+  -- a deadline counts from the request's first launch (a wait for a login
+  -- included)
+  if req.deadline and not req.deadline_at then req.deadline_at = now() + req.deadline end
   local token, gen
   if req.login then
     local wait
@@ -278,6 +308,17 @@ function Engine:launch(req)
     end
     if req.probe then return finish(req, token) end -- client:token()
   end
+  -- the deadline: an attempt gets what is left of it
+  local limit = nil
+  if req.deadline then
+    limit = req.deadline_at - now()
+    if limit <= 0 then
+      local e = errors.new("timeout", ("the deadline of %g s was reached before the request was sent"):format(
+        req.deadline), true)
+      e.sent = false
+      return self:give_up(req, finish_error(e, req.method, req.path, req.attempt, self.redact))
+    end
+  end
   req.attempt = req.attempt + 1
   req.token = gen -- its generation: a 401 drops only the token it was sent with
   if self.log then req.started = now() end -- only the log hook's `elapsed` needs it
@@ -288,7 +329,7 @@ function Engine:launch(req)
   req.id = id
   self.inflight[id] = req
   req.run.inflight = req.run.inflight + 1
-  local started, failure = self.transport:start(id, req.method, req.path, req.body, token, req.login)
+  local started, failure = self.transport:start(id, req.method, req.path, req.body, token, req.login, limit)
   if not started then
     self.inflight[id] = nil
     req.id = nil
@@ -314,7 +355,7 @@ function Engine:fill(run)
     -- its coroutine was closed or died outside our pcall: nobody waits
     return self:close_run(run)
   end
-  while run.inflight < run.limit and run.head <= run.tail do
+  while run.inflight + run.held < run.limit and run.head <= run.tail do
     local req = run.ready[run.head]
     run.ready[run.head] = nil
     run.head = run.head + 1
@@ -378,9 +419,13 @@ local function judge(self, results, wait, max_events)
       local run = req.run
       run.inflight = run.inflight - 1
       results[k] = req
-      -- (a request that `holds` its slot gives it up once handed over:
-      -- what its on_done adds first goes out next)
-      if run.head <= run.tail and not req.holds then self:fill(run) end
+      -- (a request that `holds` its place keeps it until it is handed
+      -- over: what its on_done adds first goes out next)
+      if req.holds then
+        run.held = run.held + 1
+      elseif run.head <= run.tail then
+        self:fill(run)
+      end
     else
       results[k] = false
     end
@@ -394,6 +439,12 @@ local function judge(self, results, wait, max_events)
         self:settle(req, status, results[k + 2], results[k + 3] or nil, results[k + 4], events)
       else
         self:settle(req, nil, results[k + 2], nil, nil, events)
+      end
+      if req.holds and not req.done then
+        -- not over (a retry waits): the place it kept is free
+        local run = req.run
+        run.held = run.held - 1
+        self:fill(run)
       end
     end
     results[k] = false
@@ -520,7 +571,7 @@ function Engine:close_run(run, why)
     req.parked = false
     cancelled[#cancelled + 1] = req
   end
-  run.inflight, run.ready, run.head, run.tail = 0, {}, 1, 0
+  run.inflight, run.ready, run.head, run.tail, run.held = 0, {}, 1, 0, 0
   for k = 1, #cancelled do
     local req = cancelled[k]
     if req.login then
@@ -578,7 +629,10 @@ local function drive(self, run, on_done)
     local req = take(run)
     while req do
       if on_done then on_done(req, add) end
-      if req.holds then self:fill(run) end
+      if req.holds then
+        run.held = run.held - 1
+        self:fill(run)
+      end
       req = take(run)
     end
   end
@@ -591,6 +645,10 @@ end
 --- If anything raises on the way (an interrupt, a callback), the run's
 --- transfers are cancelled before the error goes on.
 function Engine:run(reqs, limit, on_done)
+  local deadline = self:deadline()
+  if deadline then
+    for k = 1, #reqs do reqs[k].deadline = reqs[k].deadline or deadline end
+  end
   local run = new_run(limit)
   local co, main = running()
   run.co = not main and co or nil -- a coroutine that dies mid-run abandons it
@@ -609,6 +667,27 @@ function Engine:run(reqs, limit, on_done)
   remove_run(self.runs, run)
 end
 
+--- The deadline of the requests this coroutine makes now: the one of the
+--- call running (within), else the client's `deadline`, else false.
+function Engine:deadline()
+  local own = self.deadlines[running() or MAIN]
+  if own ~= nil then return own end
+  return self.opts.deadline or false
+end
+
+--- Runs fn(...) with `deadline` (seconds, or false: the client's) for
+--- every request this coroutine makes meanwhile; returns what fn returns.
+function Engine:within(deadline, fn, ...)
+  if not deadline then return fn(...) end
+  local co = running() or MAIN
+  local before = self.deadlines[co]
+  self.deadlines[co] = deadline
+  local out = pack(pcall(fn, ...))
+  self.deadlines[co] = before
+  if not out[1] then error(out[2], 0) end
+  return unpack(out, 2, out.n)
+end
+
 local function call_loop(self, req)
   self:launch(req)
   raise_user_error(self)
@@ -618,6 +697,7 @@ end
 --- One request, blocking until it is over: leases, or nil, err. A run of
 --- one, driven without its queues: the path every plain call takes.
 function Engine:call(req)
+  req.deadline = req.deadline or self:deadline()
   local spare = self.spare
   local run = spare[#spare]
   if run then spare[#spare] = nil else run = new_run(1) end
@@ -711,6 +791,7 @@ end
 
 --- Starts `req` in the background; callback(leases, err) is called from step.
 function Engine:submit_callback(req, callback)
+  req.deadline = req.deadline or self:deadline()
   req.callback = callback
   req.epoch = self:epoch()
   local bg = self.background

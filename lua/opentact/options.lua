@@ -136,6 +136,7 @@ M.CHECKS = {
   log = func,
   transport = transport,
   names_ttl = delay,
+  deadline = seconds,
 }
 
 local function defaults(version)
@@ -258,6 +259,9 @@ M.CALL_CHECKS = {
   end,
   reread = boolean,
   autorenew = boolean,
+  deadline = function(v)
+    if not is_number(v) or v < 0.001 or v > 2147483 then return "a number of seconds from 0.001 to 2147483" end
+  end,
   note = function(v)
     if type(v) ~= "string" or #v > 4096 or v:find("%z") then return "a string of at most 4096 bytes, without NUL" end
   end,
@@ -269,16 +273,23 @@ M.UNSET = "unset"
 
 -- Each call's options and their defaults (false: none).
 M.CALLS = {
-  assign_batched = { batch_size = 100, concurrency = 4, on_progress = false },
-  list_many = { concurrency = 8, on_progress = false },
-  lookup = { concurrency = 16 },
-  search = { page_size = 100, skip = 0 },
-  search_all = { page_size = 100, concurrency = 4, on_progress = false },
+  assign_batched = { batch_size = 100, concurrency = 4, on_progress = false, deadline = false },
+  list_many = { concurrency = 8, on_progress = false, deadline = false },
+  lookup = { concurrency = 16, deadline = false },
+  search = { page_size = 100, skip = 0, deadline = false },
+  search_all = { page_size = 100, concurrency = 4, on_progress = false, deadline = false },
   sync = { exact = false, move = false, dry_run = false, batch_size = 100, concurrency = 4, page_size = 100,
-    on_progress = false, autorenew = M.UNSET },
-  plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET },
-  plan_routes = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET },
-  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false },
+    on_progress = false, autorenew = M.UNSET, deadline = false },
+  plan = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET,
+    deadline = false },
+  plan_routes = { exact = false, move = false, concurrency = 4, page_size = 100, note = false, autorenew = M.UNSET,
+    deadline = false },
+  apply = { batch_size = 100, concurrency = 4, page_size = 100, on_progress = false, journal = false, reread = false,
+    deadline = false },
+  -- (list, assign and lease take an options table too: the deadline only)
+  list = { deadline = false },
+  assign = { deadline = false },
+  lease = { deadline = false },
 }
 
 -- Other names a call takes for one of its options: search's `take`, the

@@ -488,6 +488,19 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     ok = ok and made.ok
     subs[i] = made
   end
+  -- a number not in the account that a lease some target detaches ends
+  -- with is that lease written without its country code, wherever it is
+  -- routed: refused as sync refuses it
+  local all = { remove = {}, missing = {}, keep = {}, add = {}, conflicts = {} }
+  local all_desired = {}
+  for i, t in ipairs(subs) do
+    for _, kind in ipairs({ "remove", "keep", "add", "conflicts", "missing" }) do
+      for _, x in ipairs(t[kind]) do all[kind][#all[kind] + 1] = x end
+    end
+    for _, d in ipairs(desired[i]) do all_desired[#all_desired + 1] = d end
+  end
+  local refused = sync.refusal(all, all_desired)
+  if refused then return nil, refused end
   -- (one time for all: a second may have passed between two)
   for _, t in ipairs(subs) do t.time = subs[1].time end
   local plan = new_plan({ targets = subs, options = { exact = opts.exact and true or false,

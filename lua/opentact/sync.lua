@@ -988,6 +988,12 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
       if resuming and e.kind and not e.gone and same_holder(e.now, e.after) then
         done[e.kind][e.uuid] = true
         done.late[#done.late + 1] = { kind = e.kind, uuid = e.uuid }
+      elseif resuming and e.kind == "add" and e.now == false and not e.gone and e.want and e.want.kind ~= e.after.kind
+          and same_holder(e.want, e.planned) then
+        -- released from the other kind of holder before the run stopped,
+        -- its release's answer not in the journal: the attach is left
+        done.released[e.uuid] = true
+        done.late_released[#done.late_released + 1] = { uuid = e.uuid, holder = e.planned }
       else
         moved[#moved + 1] = { uuid = e.uuid, tn = e.tn, planned = e.planned, now = e.now, gone = e.gone or nil }
       end
@@ -1039,7 +1045,7 @@ end
 -- one (a resume); or nil, err (`invalid`: the journal of another plan,
 -- or damaged).
 local function read_journal(file, path, plan)
-  local done = { add = {}, remove = {}, released = {}, late = {} }
+  local done = { add = {}, remove = {}, released = {}, late = {}, late_released = {} }
   local text, failed = file:read()
   if not text then return journal_error(path, failed) end
   if text == "" then return done, false end
@@ -1111,19 +1117,35 @@ end
 -- routes plan's: routes_report of the targets' reports), or nil, err
 -- when the journal cannot be written before anything is sent.
 local function run_plan(eng, plan, opts, done, journal)
-  done = done or { add = {}, remove = {}, released = {}, late = {} }
-  local journaled, record = { add = {}, remove = {} }, nil
+  done = done or { add = {}, remove = {}, released = {}, late = {}, late_released = {} }
+  local journaled, record = { add = {}, remove = {}, released = {} }, nil
   if journal then
     for _, l in ipairs(done.late) do journaled[l.kind][l.uuid] = true end
+    -- nothing is sent yet: a journal that cannot be written is an error
     if #done.late > 0 then
       local rec = { add = {}, remove = {} }
       for _, l in ipairs(done.late) do rec[l.kind][#rec[l.kind] + 1] = l.uuid end
-      -- nothing is sent yet: a journal that cannot be written is an error
+      local ok, err = pcall(append, journal, rec)
+      if not ok then return nil, err end
+    end
+    -- releases done before the run stopped, whose answers it did not record
+    local by_holder, order = {}, {}
+    for _, l in ipairs(done.late_released) do
+      local h = l.holder
+      local key = h.kind .. h.uuid
+      if not by_holder[key] then
+        by_holder[key] = { [h.kind] = h.uuid, released = {} }
+        order[#order + 1] = by_holder[key]
+      end
+      table.insert(by_holder[key].released, l.uuid)
+      journaled.released[l.uuid] = true
+    end
+    for _, rec in ipairs(order) do
       local ok, err = pcall(append, journal, rec)
       if not ok then return nil, err end
     end
     record = function(line)
-      for _, kind in ipairs({ "add", "remove" }) do
+      for _, kind in ipairs({ "add", "remove", "released" }) do
         for _, u in ipairs(line[kind] or {}) do journaled[kind][lower(u)] = true end
       end
       append(journal, line)
@@ -1134,6 +1156,7 @@ local function run_plan(eng, plan, opts, done, journal)
     -- what was applied and is not in the journal yet (an answer that came
     -- in as the run stopped, a failure the read-back shows applied)
     local rec, any = { add = {}, remove = {} }, false
+    local lines = {}
     for _, report in ipairs(reports) do
       for _, kind in ipairs({ "add", "remove" }) do
         for _, u in ipairs(report.applied[kind]) do
@@ -1143,8 +1166,20 @@ local function run_plan(eng, plan, opts, done, journal)
           end
         end
       end
+      -- releases too: a lease released and not attached is resumed by its
+      -- attach alone
+      for _, r in ipairs(report.released or {}) do
+        local left = {}
+        for _, u in ipairs(r.leases) do
+          if not (journaled.released[lower(u)] or done.released[lower(u)]) then left[#left + 1] = u end
+        end
+        if #left > 0 then lines[#lines + 1] = { [r.kind] = r[r.kind], released = left } end
+      end
     end
-    if any and not pcall(append, journal, rec) then
+    if any then lines[#lines + 1] = rec end
+    local written = true
+    for _, line in ipairs(lines) do written = written and pcall(append, journal, line) end
+    if not written then
       for _, report in ipairs(reports) do
         report.interrupted = report.interrupted or "the journal cannot be written"
         report.ok = false
@@ -1157,7 +1192,7 @@ end
 
 -- apply with the journal `file` open (or none).
 local function apply_with(eng, plan, opts, file)
-  local done, resuming = { add = {}, remove = {}, released = {}, late = {} }, false
+  local done, resuming = { add = {}, remove = {}, released = {}, late = {}, late_released = {} }, false
   if file then
     done, resuming = read_journal(file, opts.journal, plan)
     if not done then return nil, resuming end

@@ -299,8 +299,8 @@ local function exchange(st, t, method, path, body, credential, deadline)
 end
 
 -- One attempt: status, body, retry_after, or nil, err.
-local function perform(st, t, method, path, body, credential)
-  local deadline = now() + t.timeout
+local function perform(st, t, method, path, body, credential, limit)
+  local deadline = now() + (limit and limit < t.timeout and limit or t.timeout)
   local status, data, extra, open_ended = exchange(st, t, method, path, body, credential, deadline)
   if status == nil and extra and method == "GET" then
     -- the kept-alive connection was already closed: once more on a fresh one
@@ -312,8 +312,9 @@ end
 
 -- The light thread of request `id`: whatever happens, even an error in
 -- this file, its outcome reaches poll.
-local function attempt(self, id, method, path, body, credential)
-  local ok, status, data, extra, open_ended = pcall(perform, self.opts, self.target, method, path, body, credential)
+local function attempt(self, id, method, path, body, credential, limit)
+  local ok, status, data, extra, open_ended = pcall(perform, self.opts, self.target, method, path, body, credential,
+    limit)
   if not ok then
     status, data, extra = false, failure("network", "the request's light thread failed: " .. tostring(status), true, false), false
   elseif status == nil then
@@ -343,7 +344,9 @@ end
 
 --- Starts request `id`; `token` goes in X-Auth-Token, or with `basic`
 --- (a login) it is the base64 credentials of an Authorization header.
-function Transport:start(id, method, path, body, token, basic)
+--- `limit`: seconds the attempt may take at most, when less than the
+--- timeout (what is left of a deadline).
+function Transport:start(id, method, path, body, token, basic, limit)
   local phase = ngx.get_phase()
   if not COSOCKET_PHASES[phase] then
     return nil, failure("invalid", ("nginx cannot do network I/O in its %s phase: call from rewrite, access, "
@@ -351,11 +354,11 @@ function Transport:start(id, method, path, body, token, basic)
   end
   self.threads[id] = true -- a thread that finishes at once must find its slot
   self.count = self.count + 1
-  local due = now() + self.target.timeout + GONE_AFTER
+  local due = now() + (limit and limit < self.target.timeout and limit or self.target.timeout) + GONE_AFTER
   self.due[id] = due
   if not self.next_due or due < self.next_due then self.next_due = due end
   local credential = (basic and "Authorization: Basic " or "X-Auth-Token: ") .. token
-  local co, err = spawn(attempt, self, id, method, path, body, credential)
+  local co, err = spawn(attempt, self, id, method, path, body, credential, limit)
   if not co then
     self.threads[id] = nil
     self.due[id] = nil
