@@ -185,19 +185,21 @@ end
 
 --- Lists the TN leases assigned to a target: a SIP connection, or a SIP
 --- control app. `opts` ({deadline = s}) may come before the callback.
-function work.list(client, target, a, b)
+function work.list(client, target, opts, callback)
   local kind, uuid = target_arg(target, 1, "list")
-  local deadline, callback, n = call_opts(a, b, 2, "list")
+  local deadline, n
+  deadline, callback, n = call_opts(opts, callback, 2, "list")
   check_callback(client, callback, n, "list")
   local path, err = request_list(uuid, kind)
   return send(client, "GET", path, err, callback, nil, deadline)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a target.
-function work.assign(client, target, changes, a, b)
+function work.assign(client, target, changes, opts, callback)
   local kind, uuid = target_arg(target, 1, "assign")
   check_arg(changes, "table", 2, "assign")
-  local deadline, callback, n = call_opts(a, b, 3, "assign")
+  local deadline, n
+  deadline, callback, n = call_opts(opts, callback, 3, "assign")
   check_callback(client, callback, n, "assign")
   local path, body = build_assign(uuid, changes, "assign", kind)
   return send(client, "POST", path, body, callback, nil, deadline)
@@ -205,9 +207,10 @@ end
 
 --- The lease that holds a phone number (any form opentact.number takes),
 --- or the lease of a lease uuid.
-function work.lease(client, number, a, b)
+function work.lease(client, number, opts, callback)
   check_key(number, 1, "lease")
-  local deadline, callback, n = call_opts(a, b, 2, "lease")
+  local deadline, n
+  deadline, callback, n = call_opts(opts, callback, 2, "lease")
   check_callback(client, callback, n, "lease")
   local path, err = core.request_lease(number)
   return send(client, "GET", path, err, callback, "lease", deadline)

@@ -287,6 +287,7 @@ describe("types/ #c", function()
   local PROBE = {}
   local SAMPLES = {
     ["string"] = function() return UUID end,
+    ["string|integer"] = function() return UUID end,
     ["string[]"] = function() return {} end,
     ["opentact.Changes"] = function() return { add = { UUID2 } } end,
     ["opentact.Desired"] = function() return { numbers = {} } end,

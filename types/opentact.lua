@@ -78,25 +78,28 @@ function opentact.configure(opts) end
 
 ---`Client:list` on the default client.
 ---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function opentact.list(target, callback) end
+function opentact.list(target, opts, callback) end
 
 ---`Client:assign` on the default client.
 ---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function opentact.assign(target, changes, callback) end
+function opentact.assign(target, changes, opts, callback) end
 
 ---`Client:lease` on the default client.
 ---@param number string|integer a phone number, or a lease uuid
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(lease: opentact.Lease?, err: opentact.Error?) run the request in the background
 ---@return opentact.Lease? lease (`true` at once with a callback)
 ---@return opentact.Error? err
-function opentact.lease(number, callback) end
+function opentact.lease(number, opts, callback) end
 
 ---`Client:token` on the default client.
 ---@return string? token
@@ -487,6 +490,7 @@ local Route = {}
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
 ---@field note? string as `plan`'s
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local RoutesOptions = {}
 
 ---A move of a routes plan: a lease routed from one of its targets to another.
@@ -626,6 +630,11 @@ local LogEvent = {}
 
 -- options --
 
+---The options of `list`, `assign` and `lease` (a table before the callback).
+---@class opentact.CallOptions
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
+local CallOptions = {}
+
 ---The options of `opentact.new` and `opentact.configure`. An unknown
 ---option, or one of the wrong type, raises naming it. A token function
 ---is called on first use and once more after a 401. An error a token
@@ -651,6 +660,7 @@ local LogEvent = {}
 ---@field log? fun(event: opentact.LogEvent) called once per attempt; never sees the token
 ---@field transport? "curl"|"ngx" libcurl, or OpenResty's cosockets. Default `"ngx"` inside OpenResty, else `"curl"`.
 ---@field names_ttl? number seconds `target` keeps the account's lists of connections and apps (0 to 86400; a name not in them reads them again once they are 2 s old). Default 30.
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483; default none: each attempt has `timeout`, retries have `retries`): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Each call may give its own. For a SIP server, well under the SIP retransmit timer.
 local Options = {}
 
 ---The options of `search`.
@@ -658,6 +668,7 @@ local Options = {}
 ---@field page_size? integer leases per page asked for (the server may cap it), as for `search_all` and `sync`. Default 100.
 ---@field take? integer the old name of `page_size` (the server's), still taken; giving both with different values raises
 ---@field skip? integer the offset of the page. Default 0.
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local SearchOptions = {}
 
 ---The options of `search_all`.
@@ -665,6 +676,7 @@ local SearchOptions = {}
 ---@field page_size? integer the page size asked for. Default 100.
 ---@field concurrency? integer pages at once, 1 to 256. Default 4.
 ---@field on_progress? fun(done: integer, total: integer) called as pages come in, with the leases read so far and the total; an error it raises stops the search and leaves `search_all`
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local SearchAllOptions = {}
 
 ---The options of `assign_batched`.
@@ -672,12 +684,14 @@ local SearchAllOptions = {}
 ---@field batch_size? integer uuids per request at most. Default 100.
 ---@field concurrency? integer requests at once, 1 to 256. Default 4.
 ---@field on_progress? fun(done: integer, total: integer) called as requests finish, with the uuids done so far and their total; an error it raises stops the run, as an interrupt (the report's `interrupted`)
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local BatchOptions = {}
 
 ---The options of `list_many`.
 ---@class opentact.ListManyOptions
 ---@field concurrency? integer requests at once, 1 to 256. Default 8.
 ---@field on_progress? fun(done: integer, total: integer) called as lists come in; an error it raises leaves `list_many`
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local ListManyOptions = {}
 
 ---The options of `sync`.
@@ -690,6 +704,7 @@ local ListManyOptions = {}
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt (the report's `interrupted`)
 ---@field autorenew? boolean make every desired lease's autorenew this, as part of the plan (`renew`): one `PATCH /lease/tn/{uuid}` per lease that differs, after the attaches. Unset: autorenew is left as it is.
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local SyncOptions = {}
 
 ---The options of `plan`.
@@ -700,6 +715,7 @@ local SyncOptions = {}
 ---@field page_size? integer the search page size, when paging through the account is cheaper than lookups. Default 100.
 ---@field note? string what the plan was made from, in its maker's words (at most 4096 bytes): saved and hashed with it, never read by `apply` (the command line keeps the input of `opentact plan` there, to say how to make a stale plan again)
 ---@field autorenew? boolean make every desired lease's autorenew this, as part of the plan (`renew`, saved and hashed with it)
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local PlanOptions = {}
 
 ---The options of `apply`.
@@ -710,6 +726,7 @@ local PlanOptions = {}
 ---@field on_progress? fun(done: integer, total: integer) called as the changes' requests finish; an error it raises stops the run, as an interrupt
 ---@field journal? string a file each confirmed batch is appended to (and fsynced); run again with the same plan and journal, `apply` skips what it confirms and finishes the rest. A journal of another plan, one another apply holds (locked), or one that is not a regular file is `invalid`.
 ---@field reread? boolean read every planned lease again in the stale check instead of asking the server which leases were modified since the plan (default false; for a server whose modified_on cannot be trusted)
+---@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Bulk calls apply it to each request. Default: the client's `deadline`.
 local ApplyOptions = {}
 
 -- the client --
@@ -727,28 +744,31 @@ local Client = {}
 ---control app. A read: retried after a network failure, a timeout, a 429
 ---or a 5xx.
 ---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases the connection's leases (`true` at once with a callback)
 ---@return opentact.Error? err
-function Client:list(target, callback) end
+function Client:list(target, opts, callback) end
 
 ---Assigns (`add`) and unassigns (`remove`) TN leases on a target, in one
 ---request; retried only when it cannot have been applied (never
 ---connected, 429, 503), unless `retry_post` is set.
 ---@param target opentact.TargetArg a SIP connection (its uuid), or a SIP control app (`{app = uuid}`, or what `target` returns)
 ---@param changes opentact.Changes the uuids to attach and detach
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(leases: opentact.Leases?, err: opentact.Error?) run the request in the background
 ---@return opentact.Leases? leases the leases named, in their new state (`true` at once with a callback)
 ---@return opentact.Error? err
-function Client:assign(target, changes, callback) end
+function Client:assign(target, changes, opts, callback) end
 
 ---The lease that holds a phone number (any form `opentact.number` reads),
 ---or, given a lease uuid, that lease. `not_found` when the account has none.
 ---@param number string|integer a phone number, or a lease uuid
+---@param opts? opentact.CallOptions the call's deadline (a function here is the callback)
 ---@param callback? fun(lease: opentact.Lease?, err: opentact.Error?) run the request in the background
 ---@return opentact.Lease? lease the lease (`true` at once with a callback)
 ---@return opentact.Error? err
-function Client:lease(number, callback) end
+function Client:lease(number, opts, callback) end
 
 ---The lease of each item (phone numbers in any form opentact.number takes,
 ---or lease uuids), one lookup each, `concurrency` (16) at once: a table
@@ -757,7 +777,7 @@ function Client:lease(number, callback) end
 ---type raises; one that is neither a phone number nor a lease uuid is
 ---`nil, err` (`invalid`, `err.index` the item's), and nothing is sent.
 ---@param items (integer|string)[]
----@param opts? {concurrency?: integer}
+---@param opts? {concurrency?: integer, deadline?: number}
 ---@return table<integer|string, opentact.Lease>? leases
 ---@return opentact.Error? err
 function Client:lookup(items, opts) end

@@ -95,6 +95,22 @@ function ROUTES.plan(args)
   reply({ text = assert(plan:encode()), since = plan.since })
 end
 
+-- A list under a deadline (the client's, or the call's with ?per_call):
+-- the error, and how long the call took.
+function ROUTES.deadline(args)
+  local c = client("deadline", { deadline = 0.3, retries = 2, backoff_max = 8 })
+  ngx.update_time()
+  local t0 = ngx.now()
+  local leases, err
+  if args.per_call then
+    leases, err = client("default"):list(args.conn, { deadline = 0.3 })
+  else
+    leases, err = c:list(args.conn)
+  end
+  ngx.update_time()
+  reply({ ok = leases ~= nil, err = plain_err(err), took = ngx.now() - t0 })
+end
+
 -- A routes plan (the body's routes) made, saved, read back and applied.
 function ROUTES.routes()
   ngx.req.read_body()
