@@ -11,3 +11,5 @@ files["spec/support/openresty_app.lua"] = { std = "ngx_lua" }
 -- LuaLS definitions: class locals and stubs that only carry names, types
 -- and their documentation, on lines as long as that takes
 files["types"] = { unused = false, max_line_length = false }
+-- Kamailio's KEMI: the KSR table it gives, the route function it calls
+files["examples/kamailio"] = { read_globals = { "KSR" }, globals = { "ksr_request_route" } }

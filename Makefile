@@ -11,7 +11,8 @@ DEBS := gcc libc6-dev make ca-certificates curl openssl \
 	lua5.1 lua5.2 lua5.3 lua5.4 liblua5.1-0-dev liblua5.2-dev liblua5.3-dev liblua5.4-dev \
 	luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-socket lua-check luarocks lua-cqueues lua-luv lua-ldoc \
 	zsh groff-base bsdutils \
-	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck valgrind clang libclang-rt-14-dev
+	nginx libnginx-mod-http-lua libcurl4-openssl-dev cppcheck valgrind clang libclang-rt-14-dev \
+	kamailio kamailio-lua-modules sipsak
 
 # Per-interpreter settings: the Lua ABI, its headers, its rocks tree.
 abi = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))

@@ -55,7 +55,7 @@ _opentact() {
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 1)); fi
         account+=("$word" "${COMP_WORDS[i+1]}")
         i=$((i + 1)) ;;
-      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--routes|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--country-code|--autorenew|--voice|--fax|--sms|--mms|--emergency)
+      --add-file|--remove-file|--numbers-file|--leases-file|--failed-file|--out|--journal|--routes|--format|--url|--email|--batch-size|--concurrency|--profile|--timeout|--retries|--deadline|--country-code|--autorenew|--voice|--fax|--sms|--mms|--emergency)
         # its value follows, after an '=' or not
         if [ "${COMP_WORDS[i+1]}" = "=" ]; then i=$((i + 2)); else i=$((i + 1)); fi ;;
       -*) ;;
@@ -81,27 +81,27 @@ _opentact() {
       local dir=${XDG_CONFIG_HOME:-$HOME/.config}/opentact/profiles
       COMPREPLY=($(compgen -W "default $(ls "$dir" 2> /dev/null)" -- "$cur"))
       return 0 ;;
-    --url|--email|--batch-size|--concurrency|--timeout|--retries|--country-code)
+    --url|--email|--batch-size|--concurrency|--timeout|--retries|--deadline|--country-code)
       return 0 ;;
   esac
 
   local opts
   case $cmd in
-    list) opts="--format --json --all --url --profile --timeout --retries --verbose --help" ;;
-    check) opts="--routes --exact --concurrency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
-    export) opts="--routes --out --concurrency --url --profile --timeout --retries --verbose --help" ;;
-    connections|apps) opts="--count --concurrency --format --json --all --url --profile --timeout --retries --verbose --help" ;;
-    lease) opts="--autorenew --voice --fax --sms --mms --emergency --country-code --format --json --url --profile --timeout --retries --verbose --help" ;;
-    names) opts="--url --profile --timeout --verbose --help" ;;
-    find) opts="--format --json --all --country-code --url --profile --timeout --retries --verbose --help" ;;
-    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --retries --verbose --help" ;;
-    sync) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
-    plan) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --out --concurrency --skip-invalid --all --no-color --country-code --url --profile --timeout --retries --verbose --help" ;;
-    apply) opts="--journal --batch-size --concurrency --failed-file --format --json --all --no-color --url --profile --timeout --retries --verbose --help" ;;
-    login) opts="--email --url --profile --timeout --retries --verbose --help" ;;
+    list) opts="--format --json --all --url --profile --timeout --deadline --retries --verbose --help" ;;
+    check) opts="--routes --exact --concurrency --country-code --format --json --url --profile --timeout --deadline --retries --verbose --help" ;;
+    export) opts="--routes --out --concurrency --url --profile --timeout --deadline --retries --verbose --help" ;;
+    connections|apps) opts="--count --concurrency --format --json --all --url --profile --timeout --deadline --retries --verbose --help" ;;
+    lease) opts="--autorenew --voice --fax --sms --mms --emergency --country-code --format --json --url --profile --timeout --deadline --retries --verbose --help" ;;
+    names) opts="--url --profile --timeout --deadline --verbose --help" ;;
+    find) opts="--format --json --all --country-code --url --profile --timeout --deadline --retries --verbose --help" ;;
+    assign) opts="--add --remove --add-file --remove-file --move --batch-size --concurrency --failed-file --skip-invalid --format --json --country-code --url --profile --timeout --deadline --retries --verbose --help" ;;
+    sync) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --dry-run --yes --batch-size --concurrency --failed-file --skip-invalid --format --json --all --no-color --country-code --url --profile --timeout --deadline --retries --verbose --help" ;;
+    plan) opts="--numbers-file --leases-file --all-leases --routes --exact --move --autorenew --out --concurrency --skip-invalid --all --no-color --country-code --url --profile --timeout --deadline --retries --verbose --help" ;;
+    apply) opts="--journal --batch-size --concurrency --failed-file --format --json --all --no-color --url --profile --timeout --deadline --retries --verbose --help" ;;
+    login) opts="--email --url --profile --timeout --deadline --retries --verbose --help" ;;
     logout) opts="--profile --verbose --help" ;;
     whoami) opts="--url --profile --format --json --verbose --help" ;;
-    token) opts="--url --profile --timeout --retries --verbose --help" ;;
+    token) opts="--url --profile --timeout --deadline --retries --verbose --help" ;;
     help) opts="--help" ;;
     "") opts="--help --version" ;;
     *) return 0 ;;

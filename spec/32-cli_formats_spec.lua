@@ -453,7 +453,8 @@ describe("the completion scripts and the man page", function()
     local groups = {
       ["$help"] = { "--help" }, ["$url"] = { "--url" }, ["$output"] = { "--format", "--json" },
       ["$batch"] = { "--batch-size", "--concurrency", "--failed-file", "--skip-invalid" },
-      ["$profile"] = { "--profile" }, ["$attempts"] = { "--timeout", "--retries" }, ["$verbose"] = { "--verbose" },
+      ["$profile"] = { "--profile" }, ["$attempts"] = { "--timeout", "--retries", "--deadline" },
+      ["$verbose"] = { "--verbose" },
       ["$country"] = { "--country-code" },
     }
     local want = command_options()

@@ -155,7 +155,22 @@ describe("the command line's settings for every command #wire", function()
       assert.equals(1, emu:stats().requests)
     end)
 
+    it("--deadline S ends a request, its retries and waits included, and says so", function()
+      -- every attempt answers 503 asking for 5 s: not waited for
+      emu:faults({ { status = 503, retry_after = "5" }, { status = 503, retry_after = "5" } })
+      local t0 = require("socket").gettime()
+      local out, err, status = opentact("list --json " .. conns[1] .. " --deadline 0.5 --retries 2", token_env())
+      assert.equals(1, status, out .. err)
+      local e = cjson.decode(out).error
+      assert.equals(503, e.status)
+      assert.matches("the deadline of 0.5 s was reached", e.message, 1, true)
+      assert.equals(1, emu:stats().requests)
+      assert.is_true(require("socket").gettime() - t0 < 3)
+    end)
+
     local bad = {
+      { "--deadline 0", "--deadline must be a number of seconds from 0.001 to 2147483" },
+      { "--deadline soon", "--deadline must be" },
       { "--timeout 0", "--timeout must be a number of seconds from 0.001 to 2147483" },
       { "--timeout -1", "--timeout must be" },
       { "--timeout soon", "--timeout must be" },

@@ -37,7 +37,7 @@ M.help = {
     .. "(the same plan and journal) applies only what the journal does not confirm; a journal of another plan, "
     .. "or one another apply is using, is refused (exit 2). Without a journal a plan partly applied is stale: make it again." },
   options = { "--journal", "--batch-size", "--concurrency", "--failed-file", "--format", "--json", "--all",
-    "--no-color", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+    "--no-color", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   output = {
     { "table", "the plan, summary first, what was applied and what failed, and ok or not ok" },
     { "json", "the report, as sync's: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, "

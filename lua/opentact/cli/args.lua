@@ -20,6 +20,7 @@ local is_uuid = opentact.is_uuid
 local TAKES = { ["--add-file"] = true, ["--remove-file"] = true, ["--batch-size"] = true,
   ["--concurrency"] = true, ["--failed-file"] = true, ["--url"] = true, ["--numbers-file"] = true,
   ["--leases-file"] = true, ["--email"] = true, ["--format"] = true, ["--timeout"] = true, ["--retries"] = true,
+  ["--deadline"] = true,
   ["--profile"] = true, ["--country-code"] = true }
 
 -- Options without a value, and the field each sets.
@@ -243,8 +244,8 @@ end
 local PROFILE_MAX = 64
 
 -- The settings of `o` a command may take, each checked and set in `o`
--- (nil: not given): o.timeout (seconds) and o.retries from --timeout and
--- --retries; o.profile from --profile, else OPENTACT_PROFILE (nil for the
+-- (nil: not given): o.timeout and o.deadline (seconds) and o.retries from
+-- --timeout, --deadline and --retries; o.profile from --profile, else OPENTACT_PROFILE (nil for the
 -- default profile, which "default" names too); o.country_code (its
 -- digits) from --country-code, else OPENTACT_COUNTRY_CODE. A variable is
 -- read only for a command that takes its option (`options`, the names it
@@ -258,6 +259,13 @@ local function settings(o, options, getenv)
       return "--timeout must be a number of seconds from 0.001 to 2147483 (one attempt's limit)"
     end
     o.timeout = n
+  end
+  if o.deadline ~= nil then
+    local n = o.deadline:find("^%d*%.?%d+$") and tonumber(o.deadline)
+    if not n or n < 0.001 or n > 2147483 then
+      return "--deadline must be a number of seconds from 0.001 to 2147483 (a request's limit, every attempt in it)"
+    end
+    o.deadline = n
   end
   if o.retries ~= nil then
     local n = o.retries:find("^%d+$") and tonumber(o.retries)

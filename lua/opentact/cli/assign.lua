@@ -46,7 +46,7 @@ M.help = {
     .. "found and some numbers are written so, the message says they may lack their country code. With the table "
     .. "format, a progress bar (done/total, rate, ETA) goes to standard error when it is a terminal." },
   options = { "--add", "--remove", "--add-file", "--remove-file", "--move", "--batch-size", "--concurrency",
-    "--failed-file", "--skip-invalid", "--format", "--json", "--country-code", "--url", "--profile", "--timeout",
+    "--failed-file", "--skip-invalid", "--format", "--json", "--country-code", "--url", "--profile", "--timeout", "--deadline",
     "--retries", "--verbose" },
   output = {
     { "table", "a line per lease already on CONN, not on CONN, or moved (from which SIP connection or "

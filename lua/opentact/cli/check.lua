@@ -29,7 +29,7 @@ M.help = {
     .. "It changes nothing: it reads the account's leases once (--concurrency pages at once, default 8), and "
     .. "the lists of connections and apps once." },
   options = { "--routes", "--exact", "--concurrency", "--country-code", "--format", "--json", "--url", "--profile",
-    "--timeout",
+    "--timeout", "--deadline",
     "--retries", "--verbose" },
   output = {
     { "table", "'the account matches FILE' or a line per difference: the number, where it is, where the file "

@@ -146,7 +146,7 @@ end
 
 -- The flags and variables behind the library's options, for messages.
 local OPTION_WORDS = { token = "OPENTACT_TOKEN", email = "--email (or OPENTACT_EMAIL)",
-  password = "OPENTACT_PASSWORD", timeout = "--timeout", retries = "--retries" }
+  password = "OPENTACT_PASSWORD", timeout = "--timeout", retries = "--retries", deadline = "--deadline" }
 
 -- The values of a query in a path, shown as "...": only a path is shown.
 local function path_shown(path)
@@ -174,7 +174,7 @@ local function client_for(ctx, o, creds)
   if not s.creds then return nil, s.problem end
   creds = s.creds
   creds.base_url = s.url
-  creds.timeout, creds.retries = o.timeout, o.retries
+  creds.timeout, creds.retries, creds.deadline = o.timeout, o.retries, o.deadline
   creds.log = o.verbose and verbose_log(ctx) or nil
   local ok, bad = opentact.check_options(creds)
   if not ok then

@@ -25,7 +25,7 @@ M.help = {
     .. "name (and it reads as a name); else its uuid (app:UUID). AUTORENEW is on or off. It reads the account's "
     .. "leases once (--concurrency pages at once, default 8) and the lists of connections and apps once; it "
     .. "changes nothing." },
-  options = { "--routes", "--out", "--concurrency", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+  options = { "--routes", "--out", "--concurrency", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   exit = {
     { 0, "the routes were written" },
     { 1, words.API_EXIT .. ", or --out could not be written" },

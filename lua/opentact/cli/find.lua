@@ -27,7 +27,7 @@ M.help = {
     "--country-code N (or OPENTACT_COUNTRY_CODE) puts N in front of a number of at most ten digits written "
       .. "without a leading + (a mask is taken as written); without it, a number written so that matches no "
       .. "lease gets a hint that it may lack its country code." },
-  options = { "--format", "--json", "--all", "--country-code", "--url", "--profile", "--timeout", "--retries",
+  options = { "--format", "--json", "--all", "--country-code", "--url", "--profile", "--timeout", "--deadline", "--retries",
     "--verbose" },
   output = {
     { "table", "a line per lease: number, uuid, held by (connection UUID, app UUID or -), autorenew; on a "

@@ -71,7 +71,7 @@ function M.help(kind)
     summary = "list the account's " .. h.plural .. " (names, uuids), with --count the leases each holds",
     text = { h.text .. " With --count, each one's leases are counted: one list per " .. h.what .. ", "
       .. "--concurrency at once (default 8), with a progress line on a terminal." },
-    options = { "--count", "--concurrency", "--format", "--json", "--all", "--url", "--profile", "--timeout",
+    options = { "--count", "--concurrency", "--format", "--json", "--all", "--url", "--profile", "--timeout", "--deadline",
       "--retries", "--verbose" },
     output = {
       { "table", "a line per " .. h.what .. ": uuid, name, state (active or inactive), with --count leases" },

@@ -32,7 +32,7 @@ M.help = {
     .. "server answers. Which SIP connection or control app holds a lease is not a setting: assign and sync "
     .. "change that." },
   options = { "--autorenew", "--voice", "--fax", "--sms", "--mms", "--emergency", "--country-code", "--format",
-    "--json", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+    "--json", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   output = {
     { "table", "the lease: number, uuid, held by, autorenew" },
     { "json", "the lease as the server answered" },

@@ -20,7 +20,7 @@ M.help = {
   summary = "print the leases of a connection or control app: uuid, number, expiry, autorenew",
   text = { "Print the leases that CONN holds: a SIP connection (its uuid or name) or a SIP control app "
     .. "(app:NAME or app:UUID)." },
-  options = { "--format", "--json", "--all", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+  options = { "--format", "--json", "--all", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   output = {
     { "table", "a line per lease: uuid, number, expires, autorenew; on a terminal the first " .. ROWS
       .. " (--all: every one)" },

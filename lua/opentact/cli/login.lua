@@ -31,7 +31,7 @@ M.help = {
       .. "$XDG_CONFIG_HOME/opentact/profiles/NAME/token instead, one file per profile: commands given the same "
       .. "profile use that token, and its URL unless --url or OPENTACT_URL says otherwise (a login to the "
       .. "profile again too). 'opentact logout' removes the file; 'opentact whoami' says which one is used." },
-  options = { "--email", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+  options = { "--email", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   exit = {
     { 0, "logged in; the token is kept" },
     { 1, "the API refused the login or failed, or the token could not be kept" },

@@ -37,7 +37,9 @@ M.HELP = {
     "Attach TN leases to an Opentact SIP connection, detach them, list what a connection holds, find the lease "
       .. "of a phone number, and bring a connection to a desired set of numbers.",
     "Every command that sends requests takes --timeout S and --retries N (each attempt's time limit, and the "
-      .. "extra attempts for a request that failed in a way worth retrying), and -v (--verbose) prints a line "
+      .. "extra attempts for a request that failed in a way worth retrying), --deadline S (what a request may take "
+      .. "in all: every attempt, backoff and Retry-After wait inside it; a wait that would cross it is not "
+      .. "started, and the error says the deadline was reached), and -v (--verbose) prints a line "
       .. "per HTTP attempt on standard error: 'opentact: GET /sip/connection/UUID/tnlease: 200, attempt 1, 42 "
       .. "ms'. It never shows the token or the password, and shows the values of a query as ...",
     "CONN, in the commands that take one, is a SIP connection or a SIP control app: a connection's uuid, or "

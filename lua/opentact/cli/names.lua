@@ -28,7 +28,7 @@ M.help = {
     .. "they are read with one attempt of at most " .. WAIT .. " seconds (--timeout), and on failure nothing "
     .. "is printed. The completion scripts call it, so that a name completes without a wait that could hang "
     .. "the shell." },
-  options = { "--url", "--profile", "--timeout", "--verbose" },
+  options = { "--url", "--profile", "--timeout", "--deadline", "--verbose" },
   exit = {
     { 0, "the names were printed" },
     { 1, "they could not be read (nothing is printed)" },

@@ -83,6 +83,8 @@ local OPTIONS = {
   { name = "--profile", arg = "NAME", text = "use the token 'opentact login --profile NAME' saved, and its "
     .. "URL, in a file of its own (letters, digits, - and _; default: OPENTACT_PROFILE, else the default "
     .. "profile, whose file is ~/.config/opentact/token)" },
+  { name = "--deadline", arg = "S", text = "seconds a request may take in all, every attempt and wait between "
+    .. "them included, 0.001 to 2147483 (none unless given: each attempt has --timeout)" },
   { name = "--timeout", arg = "S", text = "seconds one attempt of a request may take, 0.001 to 2147483 "
     .. "(default 30)" },
   { name = "--retries", arg = "N", text = "extra attempts for a request that failed in a way worth retrying, "

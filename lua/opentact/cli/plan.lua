@@ -37,7 +37,7 @@ M.help = {
   options = { "--numbers-file", "--leases-file", "--all-leases", "--routes", "--exact", "--move", "--autorenew",
     "--out",
     "--concurrency",
-    "--skip-invalid", "--all", "--no-color", "--country-code", "--url", "--profile", "--timeout", "--retries",
+    "--skip-invalid", "--all", "--no-color", "--country-code", "--url", "--profile", "--timeout", "--deadline", "--retries",
     "--verbose" },
   exit = {
     { 0, "nothing blocks the plan (with --out, it was written)" },

@@ -44,7 +44,7 @@ M.help = {
       .. "OPENTACT_COUNTRY_CODE=1) puts it in front of every number of at most ten digits written so." },
   options = { "--numbers-file", "--leases-file", "--all-leases", "--routes", "--exact", "--move", "--autorenew", "--dry-run", "--yes",
     "--batch-size", "--concurrency", "--failed-file", "--skip-invalid", "--format", "--json", "--all", "--no-color",
-    "--country-code", "--url", "--profile", "--timeout", "--retries", "--verbose" },
+    "--country-code", "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   output = {
     { "table", "the plan, a line per change, its counts, what was applied and what failed, and ok or not ok" },
     { "json", "the report: {ok, dry_run, connection, add, remove, keep, conflicts, missing, applied, failed, "

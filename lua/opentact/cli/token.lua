@@ -15,7 +15,7 @@ M.help = {
   summary = "print a valid token on standard output, for curl and other tools",
   text = { "Print a valid token on standard output, and nothing else: OPENTACT_TOKEN, a fresh login with "
     .. "OPENTACT_EMAIL and OPENTACT_PASSWORD, or the token 'opentact login' kept." },
-  options = { "--url", "--profile", "--timeout", "--retries", "--verbose" },
+  options = { "--url", "--profile", "--timeout", "--deadline", "--retries", "--verbose" },
   exit = {
     { 0, "the token was printed" },
     { 1, "no token could be had: the API refused the login or failed, or the kept token has less than a "
