@@ -253,19 +253,16 @@ local PROFILE_MAX = 64
 local function settings(o, options, getenv)
   local takes = {}
   for _, name in ipairs(options) do takes[name] = true end
-  if o.timeout ~= nil then
-    local n = o.timeout:find("^%d*%.?%d+$") and tonumber(o.timeout)
-    if not n or n < 0.001 or n > 2147483 then
-      return "--timeout must be a number of seconds from 0.001 to 2147483 (one attempt's limit)"
+  -- seconds: --timeout (one attempt's limit), --deadline (a request's)
+  for _, s in ipairs({ { "timeout", "one attempt's limit" }, { "deadline", "a request's limit, every attempt in it" } }) do
+    local name, what = s[1], s[2]
+    if o[name] ~= nil then
+      local n = o[name]:find("^%d*%.?%d+$") and tonumber(o[name])
+      if not n or n < 0.001 or n > 2147483 then
+        return ("--%s must be a number of seconds from 0.001 to 2147483 (%s)"):format(name, what)
+      end
+      o[name] = n
     end
-    o.timeout = n
-  end
-  if o.deadline ~= nil then
-    local n = o.deadline:find("^%d*%.?%d+$") and tonumber(o.deadline)
-    if not n or n < 0.001 or n > 2147483 then
-      return "--deadline must be a number of seconds from 0.001 to 2147483 (a request's limit, every attempt in it)"
-    end
-    o.deadline = n
   end
   if o.retries ~= nil then
     local n = o.retries:find("^%d+$") and tonumber(o.retries)
