@@ -169,17 +169,23 @@ local function send(client, method, path, body, callback, shape, deadline)
     return true
   end
   local req = request(method, path, method ~= "GET" and body or nil, shape)
-  -- (the call's deadline, else the client's)
-  req.deadline = deadline or false
+  -- the call's deadline, else the client's (not that of a call whose hook
+  -- this call may run in)
+  req.deadline, req.own_deadline = deadline or client._opts.deadline or false, true
   if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)
   return true
 end
 
 -- A plain call's options table, when one is given before its callback
--- (argument #n): its deadline, and the callback.
+-- (argument #n; nil there, with a callback after it, is no options):
+-- its deadline, the callback, and the callback's argument number.
 local function call_opts(a, b, n, fname)
   if type(a) == "table" then return options.call(a, fname, n).deadline, b, n + 1 end
+  if a == nil and b ~= nil then return false, b, n + 1 end
+  if b ~= nil then
+    raise(("bad argument #%d to '%s' (nothing expected after the callback, got %s)"):format(n + 1, fname, type(b)))
+  end
   return false, a, n
 end
 
@@ -339,7 +345,7 @@ function work.search(client, filter, opts, callback)
   local o = options.call(opts, "search", 2)
   local req, err = search.request(filter, o.page_size, o.skip, "search")
   if not req then return send(client, "POST", nil, err, callback) end
-  req.deadline = o.deadline or false
+  req.deadline, req.own_deadline = o.deadline or client._opts.deadline or false, true
   local e = client._engine
   if not callback then return one(e:call(req)) end
   e:submit_callback(req, callback)

@@ -10,7 +10,7 @@ local core = require("opentact.core")
 describe("deadline #wire #c", function()
   local emu, conns, leases
 
-  setup(function() emu, conns, leases = support.start_with_uuids() end)
+  setup(function() emu, conns, leases = support.start_with_uuids({ users = { "sip@example.com:worker-pw-123" } }) end)
   teardown(function() support.stop(emu) end)
   before_each(function() emu:reset() end)
 
@@ -119,6 +119,66 @@ describe("deadline #wire #c", function()
     assert.equals("timeout", report.failed[1].err.kind)
     assert.equals(1, #report.applied.add)
     assert.is_true(took < 1.5, took)
+  end)
+
+  it("bounds the wait for a login, and says that is what it waited for", function()
+    -- the login hangs: each call waiting for it ends at its deadline
+    emu:faults({ { on = "^GET /auth", delay = 3 } })
+    local client = opentact.new({ base_url = emu.url, email = "sip@example.com", password = "worker-pw-123",
+      deadline = 0.3, backoff_max = 8 })
+    finally(function() client:close() end)
+    local took, got, err = timed(client.list, client, conns[1])
+    assert.is_nil(got)
+    assert.equals("timeout", err.kind)
+    assert.matches("the deadline of 0.3 s was reached while waiting for a login", err.message, 1, true)
+    assert.is_false(err.sent)
+    assert.is_true(took < 1, took)
+  end)
+
+  it("gives requests a bulk call adds on the way (a split batch, a page) the call's deadline", function()
+    local client = emu:client({ timeout = 30 })
+    finally(function() client:close() end)
+    -- a batch refused whole is split in two; the second half hangs
+    emu:faults({ { on = "^POST /sip/connection/", status = 400, message = "bad batch" },
+      { on = "^POST /sip/connection/" }, { on = "^POST /sip/connection/", delay = 3 } })
+    local took, report = timed(client.assign_batched, client, conns[2], { add = { leases[30], leases[31] } },
+      { batch_size = 2, concurrency = 1, deadline = 0.4 })
+    assert.is_false(report.ok)
+    assert.equals("timeout", report.failed[1].err.kind)
+    assert.is_true(took < 1.5, took)
+  end)
+
+  it("is not inherited by a call made from another call's hook", function()
+    local client = emu:client({ timeout = 30 })
+    finally(function() client:close() end)
+    local inner, inner_err
+    emu:faults({ {}, { delay = 0.5 } })
+    local results = client:list_many({ conns[1] }, { deadline = 0.2, on_progress = function()
+      inner, inner_err = client:list(conns[1])
+    end })
+    assert.is_table(results[1].leases, tostring(results[1].err))
+    -- the inner call has the client's (none): its 0.5 s answer is taken
+    assert.is_table(inner, tostring(inner_err))
+  end)
+
+  it("says an attempt was cut short when the deadline ended it with retries left", function()
+    emu:faults({ { delay = 5 } })
+    local client = emu:client({ timeout = 30, retries = 3, deadline = 0.3 })
+    finally(function() client:close() end)
+    local _, got, err = timed(client.list, client, conns[1])
+    assert.is_nil(got)
+    assert.matches("(cut short: the deadline of 0.3 s was reached)", err.message, 1, true)
+  end)
+
+  it("takes nil options before a callback as none", function()
+    local client = emu:client()
+    finally(function() client:close() end)
+    local called
+    assert.is_true(client:list(conns[1], nil, function(got) called = got end))
+    while client:step(0.05) > 0 do end
+    assert.is_table(called)
+    assert.has_error(function() client:list(conns[1], function() end, "x") end,
+      "bad argument #3 to 'list' (nothing expected after the callback, got string)")
   end)
 
   it("is an option of the client, checked", function()

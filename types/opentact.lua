@@ -660,7 +660,7 @@ local CallOptions = {}
 ---@field log? fun(event: opentact.LogEvent) called once per attempt; never sees the token
 ---@field transport? "curl"|"ngx" libcurl, or OpenResty's cosockets. Default `"ngx"` inside OpenResty, else `"curl"`.
 ---@field names_ttl? number seconds `target` keeps the account's lists of connections and apps (0 to 86400; a name not in them reads them again once they are 2 s old). Default 30.
----@field deadline? number seconds each request may take in all, every attempt, backoff and Retry-After wait included (0.001 to 2147483; default none: each attempt has `timeout`, retries have `retries`): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. Each call may give its own. For a SIP server, well under the SIP retransmit timer.
+---@field deadline? number seconds each request may take in all, every attempt, backoff, Retry-After wait and wait for a login included (0.001 to 2147483; default none: each attempt has `timeout`, retries have `retries`): a wait that would cross it is not started, an attempt gets what is left of it, and the error says the deadline was reached. A call's own replaces it (a call cannot lift it). For a SIP server, well under the SIP retransmit timer.
 local Options = {}
 
 ---The options of `search`.

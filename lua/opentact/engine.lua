@@ -87,6 +87,7 @@ function M.new(opts, transport, auth)
     judging = {},             -- answers being judged, per turn (turns nest through hooks)
     -- the deadline of the call each coroutine is in (Engine:within)
     deadlines = setmetatable({}, { __mode = "k" }),
+    parked_due = {},          -- requests waiting for a login that have a deadline
     background = background,
   }, Engine)
   auth.serve({
@@ -240,10 +241,10 @@ function Engine:act(req, leases, err)
     -- a wait that would cross the deadline is not started; an attempt the
     -- deadline cut short says so
     local t = now()
-    if wait and t + wait >= due then
-      err, wait = past_deadline(req, err, ("not retried after %g s"):format(wait)), nil
-    elseif not wait and err.kind == "timeout" and t >= due - 0.002 then
-      err = past_deadline(req, err, "cut short")
+    if err.kind == "timeout" and t >= due - 0.002 then
+      err, wait = past_deadline(req, err, "cut short"), nil
+    elseif wait and t + wait >= due then
+      err, wait = past_deadline(req, err, ("not retried after %.3g s"):format(wait)), nil
     end
   end
   if not wait then
@@ -265,6 +266,8 @@ function Engine:later(req, wait)
   if req.done then return end
   if self.closed then return self:give_up(req, closed_error(req)) end
   req.due = now() + wait
+  -- (at its deadline at the latest: then it ends, saying so)
+  if req.deadline_at and req.due > req.deadline_at then req.due = req.deadline_at end
   self.timers[#self.timers + 1] = req
 end
 
@@ -365,6 +368,7 @@ end
 
 -- Starts the retries that are due, first in their runs' queues.
 function Engine:fire_timers()
+  if #self.parked_due > 0 then self:end_parked(now()) end
   local timers = self.timers
   if #timers == 0 then return end
   local clock, k, fired = now(), 1, nil
@@ -389,14 +393,16 @@ end
 
 -- Seconds until the first retry timer, or nil when there is none.
 function Engine:next_due()
-  local timers = self.timers
-  if #timers == 0 then return nil end
-  local first = timers[1].due
-  for k = 2, #timers do
+  local timers, first = self.timers, nil
+  for k = 1, #timers do
     local due = timers[k].due
-    if due < first then first = due end
+    if not first or due < first then first = due end
   end
-  return first - now()
+  -- (and the deadlines of requests waiting for a login)
+  for _, req in ipairs(self.parked_due) do
+    if req.parked and (not first or req.deadline_at < first) then first = req.deadline_at end
+  end
+  return first and first - now() or nil
 end
 
 -- Polls the transport into `results` and judges what came back. Five
@@ -423,6 +429,7 @@ local function judge(self, results, wait, max_events)
       -- over: what its on_done adds first goes out next)
       if req.holds then
         run.held = run.held + 1
+        req.held_place = true
       elseif run.head <= run.tail then
         self:fill(run)
       end
@@ -440,10 +447,11 @@ local function judge(self, results, wait, max_events)
       else
         self:settle(req, nil, results[k + 2], nil, nil, events)
       end
-      if req.holds and not req.done then
+      if req.held_place and not req.done then
         -- not over (a retry waits): the place it kept is free
         local run = req.run
         run.held = run.held - 1
+        req.held_place = false
         self:fill(run)
       end
     end
@@ -491,7 +499,7 @@ function Engine:turn(wait, events, run)
   -- requests left waiting for a login that ended without them (an
   -- interrupt while they were being relaunched): auth logs in for them
   self.auth.resume()
-  if self.timers[1] then
+  if self.timers[1] or self.parked_due[1] then
     self:fire_timers()
     local due = self:next_due()
     if due and due < wait then wait = due end
@@ -513,7 +521,8 @@ function Engine:turn(wait, events, run)
     abandon(self, results, "stopped before its answer was judged: " .. tostring(err))
     error(err, 0)
   end
-  if self.timers[1] then self:fire_timers() end -- a 401 with a token function retries at once
+  -- (a 401 with a token function retries at once; a deadline may end a wait)
+  if self.timers[1] or self.parked_due[1] then self:fire_timers() end
   raise_user_error(self)
 end
 
@@ -611,6 +620,7 @@ local function drive(self, run, on_done)
   -- on_done is not stopped half-way)
   local function add(req, first)
     req.epoch = self:epoch()
+    req.deadline = req.deadline or run.deadline or false
     if first then
       -- ahead of what is queued: the next request to go out
       req.run = run
@@ -629,8 +639,9 @@ local function drive(self, run, on_done)
     local req = take(run)
     while req do
       if on_done then on_done(req, add) end
-      if req.holds then
+      if req.held_place then
         run.held = run.held - 1
+        req.held_place = false
         self:fill(run)
       end
       req = take(run)
@@ -650,6 +661,8 @@ function Engine:run(reqs, limit, on_done)
     for k = 1, #reqs do reqs[k].deadline = reqs[k].deadline or deadline end
   end
   local run = new_run(limit)
+  -- (for what on_done adds too)
+  run.deadline = deadline
   local co, main = running()
   run.co = not main and co or nil -- a coroutine that dies mid-run abandons it
   self.runs[#self.runs + 1] = run
@@ -671,17 +684,17 @@ end
 --- call running (within), else the client's `deadline`, else false.
 function Engine:deadline()
   local own = self.deadlines[running() or MAIN]
-  if own ~= nil then return own end
+  if own then return own end
   return self.opts.deadline or false
 end
 
 --- Runs fn(...) with `deadline` (seconds, or false: the client's) for
 --- every request this coroutine makes meanwhile; returns what fn returns.
 function Engine:within(deadline, fn, ...)
-  if not deadline then return fn(...) end
   local co = running() or MAIN
   local before = self.deadlines[co]
-  self.deadlines[co] = deadline
+  -- (false: the client's, also inside a call made from another's hook)
+  self.deadlines[co] = deadline or false
   local out = pack(pcall(fn, ...))
   self.deadlines[co] = before
   if not out[1] then error(out[2], 0) end
@@ -697,7 +710,8 @@ end
 --- One request, blocking until it is over: leases, or nil, err. A run of
 --- one, driven without its queues: the path every plain call takes.
 function Engine:call(req)
-  req.deadline = req.deadline or self:deadline()
+  -- (a plain call gives its own: the call's, or the client's)
+  if not req.own_deadline then req.deadline = req.deadline or self:deadline() end
   local spare = self.spare
   local run = spare[#spare]
   if run then spare[#spare] = nil else run = new_run(1) end
@@ -740,7 +754,32 @@ end
 function Engine:park(req)
   req.parked = true
   req.run.inflight = req.run.inflight + 1
+  -- a deadline ends the wait too (fire_timers)
+  if req.deadline_at then self.parked_due[#self.parked_due + 1] = req end
   self.auth.park(req)
+end
+
+-- Ends the parked requests whose deadline has come: out of auth's waiters,
+-- finished with an error that says what they waited for.
+function Engine:end_parked(clock)
+  local list, kept, late = self.parked_due, {}, {}
+  for _, req in ipairs(list) do
+    if req.parked and not req.done then
+      if req.deadline_at <= clock then late[req] = true else kept[#kept + 1] = req end
+    end
+  end
+  self.parked_due = kept
+  if not next(late) then return end
+  for _, req in ipairs(self.auth.forget(function(w) return late[w] end)) do
+    req.parked = false
+    local run = req.run
+    run.inflight = run.inflight - 1
+    local e = errors.new("timeout", ("the deadline of %g s was reached while waiting for a login (the login goes on "
+      .. "for the requests that wait for it)"):format(req.deadline), true)
+    e.sent = false
+    finish(req, nil, finish_error(e, req.method, req.path, req.attempt, self.redact))
+    if run.head <= run.tail then self:fill(run) end
+  end
 end
 
 -- Auth wakes a parked request: it goes on, or ends with the error of the
@@ -791,7 +830,7 @@ end
 
 --- Starts `req` in the background; callback(leases, err) is called from step.
 function Engine:submit_callback(req, callback)
-  req.deadline = req.deadline or self:deadline()
+  if not req.own_deadline then req.deadline = req.deadline or self:deadline() end
   req.callback = callback
   req.epoch = self:epoch()
   local bg = self.background
