@@ -318,6 +318,11 @@ describe("opentact plan, sync and apply with routes #wire", function()
   end)
 
   it("plans a file of 200,000 lines", function()
+    -- (the reading is the command line's own Lua code, the same on every
+    -- Lua: once is enough, and it takes seconds)
+    if not support.LUA:find("lua5%.4$") then
+      return pending("a file of 200,000 lines is read in the lua5.4 run only")
+    end
     local lines = { "number,target" }
     for i = 1, 200000 do lines[#lines + 1] = ("+1 646 %07d,sip-trunk-2"):format(i) end
     lines[#lines + 1] = "+12125550001,sip-trunk-2"
