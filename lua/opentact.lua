@@ -191,7 +191,8 @@ end
 
 --- Lists the TN leases assigned to a target: a SIP connection, or a SIP
 --- control app. `opts` ({deadline = s}) may come before the callback.
-function work.list(client, target, opts, callback)
+function work.list(client, target, opts, callback, ...)
+  if select("#", ...) > 0 then raise("bad argument #4 to 'list' (nothing expected after the callback)") end
   local kind, uuid = target_arg(target, 1, "list")
   local deadline, n
   deadline, callback, n = call_opts(opts, callback, 2, "list")
@@ -201,7 +202,8 @@ function work.list(client, target, opts, callback)
 end
 
 --- Assigns (`add`) and unassigns (`remove`) TN leases on a target.
-function work.assign(client, target, changes, opts, callback)
+function work.assign(client, target, changes, opts, callback, ...)
+  if select("#", ...) > 0 then raise("bad argument #5 to 'assign' (nothing expected after the callback)") end
   local kind, uuid = target_arg(target, 1, "assign")
   check_arg(changes, "table", 2, "assign")
   local deadline, n
@@ -213,7 +215,8 @@ end
 
 --- The lease that holds a phone number (any form opentact.number takes),
 --- or the lease of a lease uuid.
-function work.lease(client, number, opts, callback)
+function work.lease(client, number, opts, callback, ...)
+  if select("#", ...) > 0 then raise("bad argument #4 to 'lease' (nothing expected after the callback)") end
   check_key(number, 1, "lease")
   local deadline, n
   deadline, callback, n = call_opts(opts, callback, 2, "lease")
@@ -281,12 +284,13 @@ end
 --- Every SIP connection of the account: a list (opentact.Holders) of
 --- tables with every field the server sent, or nil, err.
 function work.connections(client)
-  return one(targets.list(client._engine, client._names, "connection"))
+  -- (the client's deadline: also when called from another call's hook)
+  return one(client._engine:within(false, targets.list, client._engine, client._names, "connection"))
 end
 
 --- Every SIP control app of the account, the same way.
 function work.apps(client)
-  return one(targets.list(client._engine, client._names, "app"))
+  return one(client._engine:within(false, targets.list, client._engine, client._names, "app"))
 end
 
 --- The target `x` names (a uuid, a name, "app:NAME-or-UUID",
@@ -294,7 +298,7 @@ end
 --- or nil, err (`not_found`; `invalid` for a name several have, listed).
 function work.target(client, x)
   if type(x) ~= "string" then target_arg(x, 1, "target") end
-  return one(targets.resolve(client._engine, client._names, x, client._opts.names_ttl))
+  return one(client._engine:within(false, targets.resolve, client._engine, client._names, x, client._opts.names_ttl))
 end
 
 --- Changes a lease's settings (PATCH /lease/tn/{uuid}): `lease` a lease
@@ -511,6 +515,7 @@ end
 function work.token(client)
   local req = request("GET", "/auth", nil)
   req.probe = true
+  req.deadline, req.own_deadline = client._opts.deadline or false, true
   return one(client._engine:call(req))
 end
 

@@ -159,6 +159,13 @@ describe("deadline #wire #c", function()
     assert.is_table(results[1].leases, tostring(results[1].err))
     -- the inner call has the client's (none): its 0.5 s answer is taken
     assert.is_table(inner, tostring(inner_err))
+    -- so do the calls that read the account's lists
+    emu:faults({ {}, { on = "^GET /sip/connection$", delay = 0.5 } })
+    results = client:list_many({ conns[1] }, { deadline = 0.2, on_progress = function()
+      inner, inner_err = client:connections()
+    end })
+    assert.is_table(results[1].leases, tostring(results[1].err))
+    assert.is_table(inner, tostring(inner_err))
   end)
 
   it("says an attempt was cut short when the deadline ended it with retries left", function()
@@ -179,6 +186,8 @@ describe("deadline #wire #c", function()
     assert.is_table(called)
     assert.has_error(function() client:list(conns[1], function() end, "x") end,
       "bad argument #3 to 'list' (nothing expected after the callback, got string)")
+    assert.has_error(function() client:list(conns[1], {}, function() end, "x") end,
+      "bad argument #4 to 'list' (nothing expected after the callback)")
   end)
 
   it("is an option of the client, checked", function()

@@ -360,8 +360,20 @@ function M.run(eng, plans, opts, done, record)
       end
     end
   end
+  -- a target nothing more is written to is read back at once, beside
+  -- the other targets' batches
+  local index, early = {}, {}
+  for i, run in ipairs(runs) do index[run.plan.target_kind .. run.plan.target] = i end
+  local function on_settled(key, add)
+    local i = index[key]
+    if not i then return end
+    local p = runs[i].plan
+    local req = engine.request("GET", request_list(p.target, p.target_kind), nil, "uuids")
+    req.settled = function(r) early[i] = { now = r.leases, err = r.err } end
+    add(req)
+  end
   local results, stopped = bulk.assign_many(eng, streams, { batch_size = opts.batch_size,
-    concurrency = opts.concurrency, on_progress = opts.on_progress })
+    concurrency = opts.concurrency, on_progress = opts.on_progress, on_settled = on_settled })
   for k, st in ipairs(streams) do
     local r, report = results[k], st.run.report
     if st.follow then
@@ -389,13 +401,20 @@ function M.run(eng, plans, opts, done, record)
         .. " was not read back", false), "GET", request_list(p.target, p.target_kind), 0)
     end
   else
-    local targets = {}
-    for i, run in ipairs(runs) do targets[i] = { kind = run.plan.target_kind, uuid = run.plan.target } end
-    local interrupted = read_back(eng, targets, "uuids", opts.concurrency, function(t) return word(t.kind) end,
-      function(i, now, err)
-      local run = runs[i]
-      verify(targets[i], run.report, now, err, run.plan.options.exact)
-    end)
+    local targets, at = {}, {}
+    for i, run in ipairs(runs) do
+      local t = { kind = run.plan.target_kind, uuid = run.plan.target }
+      if early[i] then
+        verify(t, run.report, early[i].now, early[i].err, run.plan.options.exact)
+      else
+        targets[#targets + 1], at[#targets + 1] = t, i
+      end
+    end
+    local interrupted = #targets > 0 and read_back(eng, targets, "uuids", opts.concurrency,
+      function(t) return word(t.kind) end, function(k, now, err)
+        local run = runs[at[k]]
+        verify(targets[k], run.report, now, err, run.plan.options.exact)
+      end)
     if interrupted then
       for _, run in ipairs(runs) do run.report.interrupted = run.report.interrupted or interrupted end
     end

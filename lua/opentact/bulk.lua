@@ -170,16 +170,32 @@ end
 --- interrupt when the run was stopped.
 function M.assign_many(eng, streams, opts)
   local jobs, all, reports, total, releases = {}, {}, {}, 0, 0
+  -- the jobs left that write to each holder (kind .. uuid): its own, and
+  -- a release's for the holder it attaches to; opts.on_settled(key, add)
+  -- hears of a holder that has none left, once (nothing more is written
+  -- to it: it may be read back while the rest goes on)
+  local left, settled = {}, {}
+  local function count(key, n) left[key] = (left[key] or 0) + n end
   local function job_for(st, part)
     local p, body = request_assign(st.conn, part, st.kind)
     local job = engine.request("POST", p, body)
     -- (a release keeps its place until its attach is queued: that goes next)
     job.part, job.stream, job.holds = part, st, st.follow and true or nil
     all[#all + 1] = job
+    count(st.kind .. st.conn, 1)
+    if st.follow then count(st.follow.kind .. st.follow.conn, 1) end
     return job
   end
+  local on_settled = opts.on_settled
+  local function settle(key, add)
+    count(key, -1)
+    if left[key] == 0 and not settled[key] then
+      settled[key] = true
+      if on_settled then on_settled(key, add) end
+    end
+  end
+  for _, st in ipairs(streams) do st.conn, st.kind = lower(st.conn), st.kind or "connection" end
   for i, st in ipairs(streams) do
-    st.conn = lower(st.conn)
     reports[i] = new_report()
     reports[st] = reports[i]
     local n = #st.add + #st.remove
@@ -199,6 +215,8 @@ function M.assign_many(eng, streams, opts)
   local outcomes, done = {}, 0 -- outcomes: the jobs, as they finish
   local on_progress = opts.on_progress
   local ran, stopped = pcall(eng.run, eng, jobs, min(opts.concurrency, #jobs), function(job, add)
+    -- (a request on_settled added: its own handler)
+    if job.settled then return job.settled(job) end
     local part, e, st = job.part, job.err, job.stream
     if e and e.status and SPLIT_STATUS[e.status] and #part.add + #part.remove > 1 then
       -- one bad uuid does not sink its batch
@@ -209,6 +227,8 @@ function M.assign_many(eng, streams, opts)
       job.split = true
       add(ja)
       add(jb)
+      settle(st.kind .. st.conn, add)
+      if st.follow then settle(st.follow.kind .. st.follow.conn, add) end
       return
     end
     outcomes[#outcomes + 1] = job
@@ -223,6 +243,8 @@ function M.assign_many(eng, streams, opts)
     if ok_part and st.on_confirm and #ok_part.add + #ok_part.remove > 0 then st.on_confirm(ok_part) end
     -- an error it raises stops the run, as an interrupt does
     if on_progress then on_progress(done, total) end
+    settle(st.kind .. st.conn, add)
+    if st.follow then settle(st.follow.kind .. st.follow.conn, add) end
   end)
   local interrupted
   if not ran then

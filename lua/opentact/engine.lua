@@ -244,7 +244,8 @@ function Engine:act(req, leases, err)
     if err.kind == "timeout" and t >= due - 0.002 then
       err, wait = past_deadline(req, err, "cut short"), nil
     elseif wait and t + wait >= due then
-      err, wait = past_deadline(req, err, ("not retried after %.3g s"):format(wait)), nil
+      err, wait = past_deadline(req, err, ("not retried after %s s"):format(wait >= 1 and ("%g"):format(wait)
+        or ("%.3f"):format(wait))), nil
     end
   end
   if not wait then
@@ -316,9 +317,11 @@ function Engine:launch(req)
   if req.deadline then
     limit = req.deadline_at - now()
     if limit <= 0 then
-      local e = errors.new("timeout", ("the deadline of %g s was reached before the request was sent"):format(
+      local e = errors.new("timeout", ("the deadline of %g s was reached before the request was sent again"):format(
         req.deadline), true)
-      e.sent = false
+      if req.attempt == 0 then e.message = e.message:gsub(" again$", "") end
+      -- (an attempt before this one may have reached the server)
+      e.sent = req.attempt > 0
       return self:give_up(req, finish_error(e, req.method, req.path, req.attempt, self.redact))
     end
   end
@@ -770,14 +773,19 @@ function Engine:end_parked(clock)
   end
   self.parked_due = kept
   if not next(late) then return end
+  -- every one finished before any run goes on (what goes on may raise)
+  local runs = {}
   for _, req in ipairs(self.auth.forget(function(w) return late[w] end)) do
     req.parked = false
     local run = req.run
     run.inflight = run.inflight - 1
     local e = errors.new("timeout", ("the deadline of %g s was reached while waiting for a login (the login goes on "
       .. "for the requests that wait for it)"):format(req.deadline), true)
-    e.sent = false
+    e.sent = req.attempt > 0
     finish(req, nil, finish_error(e, req.method, req.path, req.attempt, self.redact))
+    runs[#runs + 1] = run
+  end
+  for _, run in ipairs(runs) do
     if run.head <= run.tail then self:fill(run) end
   end
 end
