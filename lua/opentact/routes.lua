@@ -49,25 +49,16 @@ local function labels(rs)
   return text
 end
 
--- Adds a problem of the route at place `at` (its line, or its index):
--- problems are told in the order of their routes.
+-- Adds a problem of the route at place `at` (its line, or its index).
 local function problem(problems, at, text)
-  problems[#problems + 1] = text
-  problems.at = problems.at or {}
-  problems.at[text] = problems.at[text] or at
+  problems[#problems + 1] = { at = at, n = #problems + 1, text = text }
 end
 
-local function sorted_problems(problems)
-  local at = problems.at or {}
-  local out = {}
-  for k, p in ipairs(problems) do out[k] = { p, at[p] or 0, k } end
-  table.sort(out, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[3] < b[3] end)
-  for k, x in ipairs(out) do out[k] = x[1] end
-  return out
-end
-
-local function problems_error(problems, what)
-  problems = sorted_problems(problems)
+-- The problems' texts, in the order of their routes.
+local function problems_error(list, what)
+  table.sort(list, function(a, b) if a.at ~= b.at then return a.at < b.at end return a.n < b.n end)
+  local problems = {}
+  for k, p in ipairs(list) do problems[k] = p.text end
   local shown = {}
   for i = 1, #problems < NAMED and #problems or NAMED do shown[i] = problems[i] end
   local more = #problems > NAMED and format("; and %d more", #problems - NAMED) or ""
@@ -138,13 +129,13 @@ end
 
 -- Two routes of one lease must agree on its target and its autorenew.
 local function agree(routes, k, r, i, what, problems)
-  local first = { r = routes[k], i = k }
-  if first.r.at ~= r.at then
+  local first = routes[k]
+  if first.at ~= r.at then
     problem(problems, r.line or i, format("%s: %s is routed to %s here, and on %s to %s", label(r, i), what,
-      tostring(r.to), label(first.r, first.i), tostring(first.r.to)))
-  elseif first.r.autorenew ~= nil and r.autorenew ~= nil and first.r.autorenew ~= r.autorenew then
+      tostring(r.to), label(first, k), tostring(first.to)))
+  elseif first.autorenew ~= nil and r.autorenew ~= nil and first.autorenew ~= r.autorenew then
     problem(problems, r.line or i, format("%s: %s has autorenew %s here, and %s on %s", label(r, i), what,
-      r.autorenew and "on" or "off", first.r.autorenew and "on" or "off", label(first.r, first.i)))
+      r.autorenew and "on" or "off", first.autorenew and "on" or "off", label(first, k)))
   end
 end
 
@@ -198,8 +189,8 @@ local function totals(plan)
   -- the moves between named targets: a lease added to one whose holder
   -- when planned is another
   local named = {}
-  for _, t in ipairs(plan.targets) do named[t.target_kind .. t.target] = t end
   for _, t in ipairs(plan.targets) do
+    named[t.target_kind .. t.target] = t
     t.away = sync.leases()
   end
   for _, t in ipairs(plan.targets) do

@@ -1248,6 +1248,6 @@ M.KINDS.target = M.KINDS[Plan]
 -- What a routes plan (opentact.routes) makes its target plans with.
 M.read_targets, M.resolve, M.finish_plan, M.changes_since = read_targets, resolve, finish_plan, changes_since
 M.paging_cheaper = paging_cheaper
-M.document, M.holder_now, M.leases, M.tn_of, M.VERSION, M.FORMAT = document, holder_now, leases, tn_of, VERSION, FORMAT
+M.document, M.leases, M.tn_of, M.VERSION, M.FORMAT = document, leases, tn_of, VERSION, FORMAT
 
 return M
