@@ -361,7 +361,9 @@ function M.run(eng, plans, opts, done, record)
     end
   end
   -- a target nothing more is written to is read back at once, beside
-  -- the other targets' batches
+  -- the other targets' batches (a lease another target of its kind takes,
+  -- in `away`, may still leave it afterwards: the read-back of the target
+  -- it goes to is what shows it, and verify asks nothing of `away`)
   local index, early = {}, {}
   for i, run in ipairs(runs) do index[run.plan.target_kind .. run.plan.target] = i end
   local function on_settled(key, add)

@@ -408,6 +408,15 @@ function Engine:next_due()
   return first and first - now() or nil
 end
 
+-- Gives back the place a `holds` request kept (counted once), and lets
+-- the run go on.
+local function unhold(self, run, req)
+  if not req.held_place then return end
+  run.held = run.held - 1
+  req.held_place = false
+  self:fill(run)
+end
+
 -- Polls the transport into `results` and judges what came back. Five
 -- slots per answer: id, status, body (a string, or for a large answer an
 -- opentact.Body that answer_decode reads once), retry_after, open_ended;
@@ -450,13 +459,8 @@ local function judge(self, results, wait, max_events)
       else
         self:settle(req, nil, results[k + 2], nil, nil, events)
       end
-      if req.held_place and not req.done then
-        -- not over (a retry waits): the place it kept is free
-        local run = req.run
-        run.held = run.held - 1
-        req.held_place = false
-        self:fill(run)
-      end
+      -- not over (a retry waits): the place it kept is free
+      if not req.done then unhold(self, req.run, req) end
     end
     results[k] = false
   end
@@ -642,11 +646,7 @@ local function drive(self, run, on_done)
     local req = take(run)
     while req do
       if on_done then on_done(req, add) end
-      if req.held_place then
-        run.held = run.held - 1
-        req.held_place = false
-        self:fill(run)
-      end
+      unhold(self, run, req)
       req = take(run)
     end
   end
