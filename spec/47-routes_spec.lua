@@ -151,6 +151,18 @@ describe("routes #wire #c", function()
       end
     end)
 
+    it("says a lease may be on nothing when its release's answer was lost after the server applied it", function()
+      local plan = assert(client:plan_routes({ { number = number(10), target = "trunk-a" },
+        { number = number(20), target = "app:ivr" } }))
+      emu:faults({ { on = "^POST /sip/app/", reset = true, apply = true } })
+      local report = assert(client:apply(plan, { concurrency = 1 }))
+      assert.is_false(report.ok)
+      local text = tostring(report)
+      assert.matches("may have been applied: they may be on no connection or app now", text, 1, true)
+      -- (as the server holds it: released, attached nowhere)
+      assert.same({ lease(20) }, emu:state().app_assigned[apps[1]])
+    end)
+
     it("names every problem of the routes at once, reading only the lists of targets and one page", function()
       local from = #emu:requests()
       local plan, err = client:plan_routes({

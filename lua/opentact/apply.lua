@@ -257,6 +257,14 @@ local function set_autorenew(eng, runs, opts)
   end
 end
 
+-- `err` with `text` added to its message (a copy: an error may be shared
+-- by several failed entries).
+local function noted(err, text)
+  local e = errors.new(err.kind, err.message .. text, err.retryable)
+  for _, k in ipairs({ "status", "sent", "retry_after", "method", "path", "attempts" }) do e[k] = err[k] end
+  return setmetatable(e, getmetatable(err))
+end
+
 -- A lease released from its holder of the other kind and then not
 -- attached is held by nothing now: its failed entry says so.
 local function note_released(report)
@@ -278,11 +286,9 @@ local function note_released(report)
     end
     if #rest.add + #rest.remove > 0 then failed[#failed + 1] = rest end
     if #loose > 0 then
-      local e = errors.new(f.err.kind, f.err.message .. " (released from their "
+      failed[#failed + 1] = { add = loose, remove = {}, err = noted(f.err, " (released from their "
         .. (kind == "connection" and "SIP connection" or "SIP control app")
-        .. " first: they are on no connection or app now)", f.err.retryable)
-      for _, k in ipairs({ "status", "sent", "retry_after", "method", "path", "attempts" }) do e[k] = f.err[k] end
-      failed[#failed + 1] = { add = loose, remove = {}, err = setmetatable(e, getmetatable(f.err)) }
+        .. " first: they are on no connection or app now)") }
     end
   end
   report.failed = failed
@@ -384,8 +390,16 @@ function M.run(eng, plans, opts, done, record)
         report.released[#report.released + 1] = { [h.kind] = h.uuid, kind = h.kind, name = h.name,
           leases = r.applied.remove }
       end
-      -- not released: not attached either
-      for _, f in ipairs(r.failed) do report.failed[#report.failed + 1] = { add = f.remove, remove = {}, err = f.err } end
+      -- not released: not attached either; a release that may have reached
+      -- the server may have left them on nothing, and the report says so
+      for _, f in ipairs(r.failed) do
+        local err = f.err
+        if err.sent ~= false then
+          err = noted(err, " (their release from the " .. (h.kind == "connection" and "SIP connection" or
+            "SIP control app") .. " may have been applied: they may be on no connection or app now)")
+        end
+        report.failed[#report.failed + 1] = { add = f.remove, remove = {}, err = err }
+      end
     else
       for _, kind in ipairs({ "add", "remove" }) do
         local into = report.applied[kind]
