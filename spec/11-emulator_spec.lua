@@ -217,14 +217,14 @@ describe("the emulator", function()
 
     it("starts under POSIXLY_CORRECT and in a TMPDIR with a space, and leaves nothing there", function()
       local tmp = support.sh("mktemp -d"):gsub("%s+$", "") .. "/a dir"
-      finally(function() os.execute("rm -rf '" .. tmp:gsub("/a dir$", "") .. "'") end)
+      support.finally(finally, function() os.execute("rm -rf '" .. tmp:gsub("/a dir$", "") .. "'") end)
       assert(os.execute("mkdir '" .. tmp .. "'"))
       local log = os.tmpname()
-      finally(function() os.remove(log) end)
+      support.finally(finally, function() os.remove(log) end)
       local port = support.free_port()
       local pid = tonumber(support.sh(("POSIXLY_CORRECT=1 TMPDIR='%s' %s/bin/opentact-emulator --port %d > %s 2>&1 & "
         .. "echo $!"):format(tmp, support.ROOT, port, log)):match("%d+"))
-      finally(function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
+      support.finally(finally, function() os.execute("kill -TERM " .. pid .. " 2>/dev/null") end)
       local text = ""
       for _ = 1, 600 do
         text = support.slurp(log) or ""

@@ -102,9 +102,9 @@ describe("deadline #wire #c", function()
     -- every batch takes 0.2 s; one at a time, three take 0.6 s in all,
     -- each well inside a deadline of 0.5 s
     emu:config({ latency = 0.2 })
-    finally(function() emu:config({ latency = 0 }) end)
+    support.finally(finally, function() emu:config({ latency = 0 }) end)
     local client = emu:client({ deadline = 0.5 })
-    finally(function() client:close() end)
+    support.finally(finally, function() client:close() end)
     local took, report = timed(client.assign_batched, client, conns[2],
       { add = { leases[10], leases[11], leases[12] } }, { batch_size = 1, concurrency = 1 })
     assert.is_true(report.ok, tostring(report))

@@ -490,4 +490,27 @@ function start_on(opts, port)
   return self
 end
 
+-- busted keeps one `finally` per test: each call replaces the one before.
+-- A test with several things to undo gives each to M.finally instead,
+-- with busted's own (a spec's global, not this module's):
+-- support.finally(finally, fn). They all run when the test ends, the
+-- last first, and the first error among them is raised after the rest.
+function M.finally(finally, fn)
+  local list = M.undo_list
+  if not list then
+    list = {}
+    M.undo_list = list
+    finally(function()
+      M.undo_list = nil
+      local first
+      for i = #list, 1, -1 do
+        local ok, err = pcall(list[i])
+        if not ok and first == nil then first = err end
+      end
+      if first ~= nil then error(first, 0) end
+    end)
+  end
+  list[#list + 1] = fn
+end
+
 return M
