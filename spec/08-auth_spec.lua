@@ -210,6 +210,42 @@ describe("auth, as the engine sees it #c", function()
     assert.equals(2, #e.sent)
   end)
 
+  it("never uses a token past the server's exp, when the login's answer was read late or the clocks differ", function()
+    local a, e = login_client()
+    assert.is_nil((a.token()))
+    a.park(1)
+    -- sent now, issued at once, its answer read 10 s later (a busy
+    -- process, a renewal whose answer waits for the next call)
+    local sent = now
+    assert.is_string(a.login_start(e.sent[1]))
+    now = now + 10
+    a.login_over(e.sent[1], { token = jwt(sent, sent + 200) }, nil, 1)
+    now = sent + 199.5
+    assert.equals(jwt(sent, sent + 200), (a.token()))
+    now = sent + 200 -- the server refuses it from here: the client wants a login
+    assert.is_nil((a.token()))
+    assert.equals(2, #e.sent)
+    -- a server whose clock is 100 s ahead: the lifetime counts from the
+    -- sending, less the second iat may have been rounded down by
+    sent = now
+    assert.is_string(a.login_start(e.sent[2]))
+    now = now + 0.5
+    a.login_over(e.sent[2], { token = jwt(sent + 100, sent + 300, 2) }, nil, 1)
+    now = sent + 198.9
+    assert.equals(jwt(sent + 100, sent + 300, 2), (a.token()))
+    now = sent + 199
+    assert.is_nil((a.token()))
+    -- and 100 s behind
+    assert.equals(3, #e.sent)
+    sent = now
+    assert.is_string(a.login_start(e.sent[3]))
+    a.login_over(e.sent[3], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
+    now = sent + 198.9
+    assert.equals(jwt(sent - 100, sent + 100, 3), (a.token()))
+    now = sent + 199
+    assert.is_nil((a.token()))
+  end)
+
   it("lets a client wait for the login of another with the same email, then use its token", function()
     local a, ea, email = login_client()
     local b, eb = login_client(email)

@@ -87,25 +87,31 @@ local function no_token_message()
   return msg
 end
 
--- When a JWT that has just come (at `received`) expires and when to renew
--- it, by our wall clock; nil for a token without exp (used until a 401).
--- The server's exp is taken as it is when our clock agrees with the
--- server's: a fresh token then has about its lifetime (exp - iat) left,
--- less the second iat was rounded down by. When it does not (clock skew),
--- the lifetime is counted from receipt. A token is never renewed before
--- half of what it had left has passed: a fresh one is never due at once.
-local function timing(t, received)
+-- When a JWT expires and when to renew it, by our wall clock; nil for a
+-- token without exp (used until a 401). It came at `received`, for a login
+-- put on the wire at `sent` (nil when not known: then `received`). The
+-- server's exp is taken as it is when our clock agrees with the server's:
+-- iat (whole seconds, rounded down) falls between the login's sending and
+-- its answer, give or take 2 s. When it does not (clock skew), the
+-- lifetime (exp - iat) is counted from the sending, less the second iat
+-- may have been rounded down by: the server cannot have issued the token
+-- before it was asked for, so it is never used past the server's exp, even
+-- when its answer was read late (a busy process, a step taken late). A
+-- token is never renewed before half of what it had left has passed: a
+-- fresh one is never due at once.
+local function timing(t, sent, received)
   local exp, iat = jwt_claims(t)
   if not exp then return nil, nil end
   local lifetime = iat and exp - iat or nil
-  local left = exp - received
+  local expires = exp
   if not lifetime or lifetime <= 0 then
-    lifetime = left
-  elseif left <= 0 or left > lifetime + 2 or left < lifetime - 2 then
-    left = lifetime - 1 -- iat may be up to a second old
+    lifetime = exp - received
+  else
+    local from = sent and sent <= received and sent or received
+    if iat < from - 2 or iat > received + 2 then expires = from + lifetime - 1 end
   end
+  local left = expires - received
   if left <= 0 then return nil, nil end
-  local expires = received + left
   local renew = expires - min(RENEW_BEFORE, lifetime / 4)
   if renew < received + left / 2 then renew = received + left / 2 end
   return expires, renew
@@ -117,6 +123,7 @@ function M.new(opts, token, password)
   local a = {}
   local value, gen = nil, 0  -- the token in use and its generation
   local expires, renew_at    -- wall-clock seconds, for a JWT whose exp was read
+  local login_sent           -- when the last login attempt went on the wire
   local old = {}             -- tokens used before, for redaction
   local email = opts.email
 
@@ -344,6 +351,7 @@ function M.new(opts, token, password)
       return nil
     end
     if not claim() then return nil, SHARED_LOGIN_WAIT end
+    login_sent = wall()
     return a.basic()
   end
 
@@ -405,7 +413,7 @@ function M.new(opts, token, password)
     local t = payload.token
     local bad = unusable(t)
     if bad then return nil, errors.new("protocol", "the login answer's token is " .. bad) end
-    adopt(t, timing(t, wall()))
+    adopt(t, timing(t, login_sent, wall()))
     store.put({ token = t, expires = expires, renew_at = renew_at })
     return true
   end
