@@ -130,6 +130,48 @@ describe("opentact check and export with routes #wire", function()
     assert.equals("not in the account", report.differences[50000].difference)
   end)
 
+  it("reads a long file while the account's pages come in; a problem late in it stops the account's read", function()
+    -- 300 leases in pages of 10: 30 pages
+    local paged = support.start({ leases = 300, max_page = 10 })
+    support.finally(finally, function() paged:stop() end)
+    local st, map = paged:state(), {}
+    for i, l in ipairs(st.leases) do map[l] = { sip_connection = st.connections[(i - 1) % #st.connections + 1] } end
+    paged:holders(map)
+    local routing, err, status = opentact(paged, "export --routes")
+    assert.equals(0, status, err)
+    -- every route three times (agreeing): 900 routes, more than the lines
+    -- read each time a page comes in
+    local body = routing:gsub("^[^\n]*\n", "")
+    local file = tmpfile(routing .. body .. body)
+    support.finally(finally, function() os.remove(file) end)
+    local out
+    out, err, status = opentact(paged, "check --routes " .. file .. " --exact")
+    assert.equals(0, status, out .. err)
+    assert.matches("the account matches " .. file .. " (900 routes)", out, 1, true)
+    -- a line past the first slice that is no route, and a target nobody has
+    local lines = { "number,target" }
+    for i = 1, 3000 do lines[#lines + 1] = ("+%d,%s"):format(12125560000 + i, "sip-trunk-2") end
+    lines[2500] = "not a number,sip-trunk-2"
+    lines[2900] = "+12125550001,nobody"
+    local bad = tmpfile(table.concat(lines, "\n") .. "\n")
+    support.finally(finally, function() os.remove(bad) end)
+    local from = #paged:requests()
+    out, err, status = opentact(paged, "check --routes " .. bad)
+    assert.equals(2, status, err)
+    assert.equals("", out)
+    assert.matches("2 problems in ", err, 1, true)
+    assert.matches("line 2500: no lease uuid or phone number in the first field", err, 1, true)
+    assert.matches('line 2900: no SIP connection or control app is named "nobody"', err, 1, true)
+    assert.matches("nothing was compared", err, 1, true)
+    -- the account's read stopped when the problem was found: fewer pages
+    -- than its 30 were asked for
+    local pages = 0
+    for k = from + 1, #paged:requests() do
+      if paged:requests()[k].path == "/lease/tn/search" then pages = pages + 1 end
+    end
+    assert.is_true(pages > 0 and pages < 30, pages .. " pages")
+  end)
+
   it("round-trips odd names, reads standard input, and says a lease held twice", function()
     local odd = support.start({ leases = 10, apps = 2, names = { connection = { [2] = "app:x", [3] = 'a, "b"' },
       app = { [2] = "0a1b2c3d-0000-4000-8000-000000000001" } } })

@@ -17,6 +17,10 @@ local format = string.format
 local M = {}
 
 local COLUMNS = { "line", "number", "uuid", "now", "routed_to", "difference" }
+-- Lines of the routes file read each time a page of the account comes in.
+local SLICE = 500
+-- What stops the account's read when the file has a problem.
+local STOP = {}
 
 M.help = {
   name = "check", args = { "--routes", "FILE" }, required = { "--routes" },
@@ -48,12 +52,18 @@ M.help = {
   examples = { "opentact check --routes routes.csv", "opentact check --routes routes.csv --exact --format csv" },
 }
 
--- The uuid of a lease's holder through `field`, lower-cased, or nil.
+-- The uuid of a lease's holder through `field`, as the server wrote it,
+-- or nil.
 local function holder_uuid(lease, field)
   local h = lease[field]
   if type(h) == "table" then h = h.uuid end
-  if type(h) == "string" and h ~= "" then return h:lower() end
+  if type(h) == "string" and h ~= "" then return h end
   return nil
+end
+
+-- Whether uuid `h` (as the server wrote it, or nil) is `u` (lower case).
+local function same_uuid(h, u)
+  return h == u or h ~= nil and h:lower() == u
 end
 
 local function where(h)
@@ -67,47 +77,78 @@ function M.run(ctx, o)
   -- (the account's pages, --concurrency at once: 8 unless given)
   local concurrency, cerr = args.concurrency(o, 8)
   if not concurrency then return common.usage_error(ctx, cerr) end
-  local routes, problems = routes_file.read(o.routes, o.country_code, ctx.stdin)
-  if not routes then return common.usage_error(ctx, problems) end
+  -- The file is read, and the targets it names resolved, while the
+  -- account's pages are on the wire (reading the account waits on the
+  -- network most of its time): a slice of lines each time a page comes
+  -- in. A file with a problem in its first lines is read whole first,
+  -- and a problem found later stops the account's read: nothing is
+  -- compared, every problem is named.
+  local take, problems = routes_file.reader(o.routes, o.country_code, ctx.stdin)
+  if not take then return common.usage_error(ctx, problems) end
+  local routes, unreadable
+  -- reads a slice of the file: true while lines remain
+  local function read(max)
+    local r, why = take(max)
+    if r == false then unreadable = why elseif r then routes = r end
+    return r == nil
+  end
   local name = o.routes == "-" and "standard input" or pretty.safe(o.routes)
   local function problems_found()
     return common.usage_error(ctx, common.problem_list(problems, "problems in " .. name) .. "\nnothing was compared")
   end
-  if #problems > 0 and #routes == 0 then return problems_found() end
+  if read(SLICE) and #problems > 0 then
+    while read(1 / 0) do end
+  end
+  if unreadable then return common.usage_error(ctx, unreadable) end
+  if routes and #problems > 0 and #routes == 0 then return problems_found() end
   local client, why = credentials.client_for(ctx, o)
   if not client then return common.no_client(ctx, why) end
-  local targets, rerr = routes_file.resolve(client, routes, problems)
-  if not targets then
-    client:close()
-    return common.fail(ctx, rerr)
-  end
-  if #problems > 0 then
-    client:close()
-    return problems_found()
-  end
-  local all, err = client:search_all(nil, { concurrency = concurrency })
-  client:close()
-  if not all then return common.fail(ctx, err) end
-  local index = routes_file.index(all)
-  -- two lines that name one lease (its number on one, its uuid on the
-  -- other) must agree on its target and its autorenew
-  local by_lease = {}
-  for _, r in ipairs(routes) do
-    local lease = index[r.key]
-    local u = lease and lease.uuid:lower()
-    local before = u and by_lease[u]
-    if not before then
-      if u then by_lease[u] = r end
-    elseif before.to.uuid ~= r.to.uuid or before.to.kind ~= r.to.kind then
-      problems[#problems + 1] = format("line %d: %s is lease %s, which line %d routes to %s, and this line to %s",
-        r.line, pretty.safe(r.given), lease.uuid, before.line, tostring(before.to), tostring(r.to))
-    elseif before.autorenew ~= nil and r.autorenew ~= nil and before.autorenew ~= r.autorenew then
-      problems[#problems + 1] = format("line %d: %s is lease %s, whose autorenew line %d says otherwise", r.line,
-        pretty.safe(r.given), lease.uuid, before.line)
+  local targets, failure
+  -- the next piece of the work the account's read leaves time for: a
+  -- slice of the file, then its targets; true once nothing is left
+  local function work()
+    if not (routes or unreadable) then
+      read(SLICE)
+      return false
     end
+    if not (unreadable or targets or failure) then targets, failure = routes_file.resolve(client, routes, problems) end
+    return true
   end
+  local done, stopped, ok, all, err = false, false, true, nil, nil
+  if routes and #problems > 0 then
+    -- (a file read whole for its problems: its targets too, and the
+    -- account is not read)
+    done = work()
+  else
+    ok, all, err = pcall(client.search_all, client, nil, { concurrency = concurrency, on_progress = function()
+      if stopped then return end
+      done = done or work()
+      if unreadable or failure or #problems > 0 then
+        stopped = true
+        error(STOP, 0)
+      end
+    end })
+  end
+  if not ok and all ~= STOP then
+    client:close()
+    error(all, 0)
+  end
+  if ok and not all and not done then
+    -- the account could not be read (or its read was interrupted):
+    -- nothing more is asked
+    client:close()
+    return common.fail(ctx, err)
+  end
+  -- (the rest of the file, and its targets, once the account is read or a
+  -- problem stopped its read: every problem is named)
+  while not done do done = work() end
+  client:close()
+  if unreadable then return common.usage_error(ctx, unreadable) end
+  if failure then return common.fail(ctx, failure) end
   if #problems > 0 then return problems_found() end
-  local diffs, routed = {}, {}
+  if not all then return common.fail(ctx, err) end
+  local lease_of = routes_file.leases_of(all, routes)
+  local diffs, routed, by_lease = {}, {}, {}
   local function differ(r, lease, now, text)
     diffs[#diffs + 1] = { line = r and r.line, number = lease and type(lease.tn) == "table" and lease.tn.tn
       or (r and type(r.key) == "number" and r.key or nil), uuid = lease and lease.uuid or (r and type(r.key) == "string"
@@ -115,19 +156,27 @@ function M.run(ctx, o)
       routed_to = r and tostring(r.to) or nil, difference = text }
   end
   for _, r in ipairs(routes) do
-    local lease = index[r.key]
-    if not lease then
+    local lease = lease_of[r.key]
+    local before = lease and by_lease[lease]
+    -- two lines that name one lease (its number on one, its uuid on the
+    -- other) must agree on its target and its autorenew
+    if before and (before.to.uuid ~= r.to.uuid or before.to.kind ~= r.to.kind) then
+      problems[#problems + 1] = format("line %d: %s is lease %s, which line %d routes to %s, and this line to %s",
+        r.line, pretty.safe(r.given), lease.uuid, before.line, tostring(before.to), tostring(r.to))
+    elseif before and before.autorenew ~= nil and r.autorenew ~= nil and before.autorenew ~= r.autorenew then
+      problems[#problems + 1] = format("line %d: %s is lease %s, whose autorenew line %d says otherwise", r.line,
+        pretty.safe(r.given), lease.uuid, before.line)
+    elseif not lease then
       differ(r, nil, nil, "not in the account")
     else
-      -- (one target per lease: the lines that name it agree)
-      routed[lease.uuid:lower()] = r.to
+      by_lease[lease] = before or r
+      routed[lease] = r.to
       -- held by its target, and by nothing else (a connection and an app
       -- may both hold a lease)
-      local app, conn = holder_uuid(lease, "sip_control_app"), holder_uuid(lease, "sip_connection")
       local to = r.to
-      local mine, other = app, conn
-      if to.kind == "connection" then mine, other = conn, app end
-      if mine ~= to.uuid or other then
+      local mine, other = "sip_control_app", "sip_connection"
+      if to.kind == "connection" then mine, other = other, mine end
+      if not same_uuid(holder_uuid(lease, mine), to.uuid) or holder_uuid(lease, other) then
         local hs = routes_file.holders(lease)
         differ(r, lease, hs[1], #hs > 1 and "held by a connection and an app" or "held elsewhere")
       elseif r.autorenew ~= nil and lease.autorenew ~= r.autorenew then
@@ -136,12 +185,13 @@ function M.run(ctx, o)
       end
     end
   end
+  if #problems > 0 then return problems_found() end
   if o.exact then
     local named = {}
     for _, t in ipairs(targets) do named[t.kind .. t.uuid] = t end
     for _, lease in ipairs(all) do
       for _, h in ipairs(routes_file.holders(lease)) do
-        local to = routed[lease.uuid:lower()]
+        local to = routed[lease]
         if named[h.kind .. h.uuid] and not (to and to.kind == h.kind and to.uuid == h.uuid) then
           differ(nil, lease, h, "not routed there (--exact)")
         end

@@ -135,6 +135,61 @@ local function header_name(line)
   return column_name(fields(line)[1])
 end
 
+--- The lines of the file at `path` (standard input for "-": `stdin`, or
+--- io.stdin) that hold something (neither blank nor a # comment), a slice
+--- at a time: returns take(max), which calls `each(n, line)` for at most
+--- `max` more of them (`n` the line's number, `line` without its CR and,
+--- on the first line, a UTF-8 byte order mark) and returns true while
+--- there may be more, false at the end (the file closed), or nil and why
+--- the file cannot be read (`name` names it then); or nil and why it
+--- cannot be opened. A caller reads a file in slices between other work
+--- (check reads its routes while the account's pages are on the wire).
+local function line_slices(path, stdin, name, each)
+  local f, err
+  if path == "-" then
+    f = stdin or io.stdin
+  else
+    f, err = io.open(path, "rb")
+    if not f then return nil, "cannot read " .. tostring(err) end
+  end
+  local lines, n, over = f:lines(), 0, false
+  local function close()
+    over = true
+    if f ~= (stdin or io.stdin) then f:close() end
+  end
+  local function slice(max)
+    for _ = 1, max do
+      local line = lines()
+      if not line then return false end
+      n = n + 1
+      if line:byte(-1) == 13 then line = line:sub(1, -2) end
+      if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
+      if line:find("%S") and not line:find("^%s*#") then each(n, line) end
+    end
+    return true
+  end
+  return function(max)
+    if over then return false end
+    local ok, more = pcall(slice, max)
+    if ok and more then return true end
+    close()
+    if not ok then return nil, format("cannot read %s: %s", name, tostring(more):gsub("^[^:]*:%d+: ", "")) end
+    return false
+  end
+end
+
+--- Calls `each(n, line)` for each line of the file at `path` that holds
+--- something, as line_slices does; returns true, or nil and why the file
+--- cannot be read.
+local function each_line(path, stdin, name, each)
+  local take, err = line_slices(path, stdin, name, each)
+  if not take then return nil, err end
+  local more
+  repeat more, err = take(1 / 0) until not more
+  if more == nil then return nil, err end
+  return true
+end
+
 -- Reads leases (uuids or phone numbers) from a file (or standard input
 -- for "-"): returns the list, or nil and a message when the file cannot
 -- be read. Every line that names no lease is added to `problems` as
@@ -143,33 +198,6 @@ end
 -- with where it was read, in `where` (and its line number in at.leases),
 -- and the field it was read from, in `texts`. `cc`: the country code put
 -- in front of numbers written the local way (see with_country), or nil.
---- Calls `each(n, line)` for each line of the file at `path` (standard
---- input for "-": `stdin`, or io.stdin) that holds something (neither
---- blank nor a # comment): `n` its number, `line` without its CR and, on
---- the first line, a UTF-8 byte order mark. Returns true, or nil and why
---- the file cannot be read (`name` names it then).
-local function each_line(path, stdin, name, each)
-  local f, err
-  if path == "-" then
-    f = stdin or io.stdin
-  else
-    f, err = io.open(path, "rb")
-    if not f then return nil, "cannot read " .. tostring(err) end
-  end
-  local ok, failure = pcall(function()
-    local n = 0
-    for line in f:lines() do
-      n = n + 1
-      if line:byte(-1) == 13 then line = line:sub(1, -2) end
-      if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
-      if line:find("%S") and not line:find("^%s*#") then each(n, line) end
-    end
-  end)
-  if f ~= (stdin or io.stdin) then f:close() end
-  if not ok then return nil, format("cannot read %s: %s", name, tostring(failure):gsub("^[^:]*:%d+: ", "")) end
-  return true
-end
-
 local function read_leases(path, stdin, problems, where, texts, at, cc)
   local name = path == "-" and "stdin" or path
   local out, first, column = {}, true, nil
@@ -375,6 +403,7 @@ end
 
 M.read_leases = read_leases
 M.each_line = each_line
+M.line_slices = line_slices
 M.fields = fields
 M.lease_arg = lease_arg
 M.desired = desired

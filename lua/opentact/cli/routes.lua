@@ -27,21 +27,40 @@ local function lease_key(text, cc)
   return type(key) == "string" and lower(key) or key
 end
 
---- The routes of the file at `path` (- for standard input, `stdin`):
---- {line, given, key (a number, or a lease uuid in lower case), target
---- (the text), autorenew (true, false or nil)}, and the problems found
---- (texts naming their lines); or nil and why the file cannot be read.
-function M.read(path, cc, stdin)
+--- The routes of the file at `path` (- for standard input, `stdin`), read
+--- a slice at a time: returns take(max), which reads at most `max` more
+--- lines and returns nil while lines remain, then the routes {line,
+--- given, key (a number, or a lease uuid in lower case), target (the
+--- text), autorenew (true, false or nil)} and the problems found (texts
+--- naming their lines), or false and why the file cannot be read; or
+--- nil and why it cannot be opened. Also returns the problems table,
+--- filled as lines are read.
+function M.reader(path, cc, stdin)
   local routes, problems, first = {}, {}, true
-  local ok, err = input.each_line(path, stdin, path == "-" and "standard input" or pretty.safe(path),
+  local take, err = input.line_slices(path, stdin, path == "-" and "standard input" or pretty.safe(path),
     function(n, line)
       problems[#problems + 1] = M.line(n, line, first, routes, cc)
       first = false
     end)
-  if not ok then return nil, err end
-  if #routes == 0 and #problems == 0 then
-    problems[1] = "no routes in it (a line per route: NUMBER_OR_LEASE,TARGET[,AUTORENEW])"
-  end
+  if not take then return nil, err end
+  return function(max)
+    local more, why = take(max)
+    if more then return nil end
+    if more == nil then return false, why end
+    if #routes == 0 and #problems == 0 then
+      problems[1] = "no routes in it (a line per route: NUMBER_OR_LEASE,TARGET[,AUTORENEW])"
+    end
+    return routes, problems
+  end, problems
+end
+
+--- The routes of the file at `path`, all read: the routes and the
+--- problems found, or nil and why the file cannot be read (see reader).
+function M.read(path, cc, stdin)
+  local take, err = M.reader(path, cc, stdin)
+  if not take then return nil, err end
+  local routes, problems = take(1 / 0)
+  if not routes then return nil, problems end
   return routes, problems
 end
 
@@ -151,13 +170,22 @@ function M.reads_otherwise(name)
   return opentact.is_uuid(name) or name:find("^app:") ~= nil or name:find("^connection:") ~= nil
 end
 
---- An index of `leases` by number and by lower-case uuid.
-function M.index(leases)
+--- The lease of each route's key (a number, or a lower-case uuid) among
+--- `leases`: key -> lease, for the keys `routes` name.
+function M.leases_of(leases, routes)
+  local named, by_number, by_uuid = {}, false, false
+  for _, r in ipairs(routes) do
+    named[r.key] = true
+    if type(r.key) == "number" then by_number = true else by_uuid = true end
+  end
   local out = {}
   for _, l in ipairs(leases) do
-    if type(l.uuid) == "string" then out[lower(l.uuid)] = l end
-    local tn = type(l.tn) == "table" and l.tn.tn or nil
-    if type(tn) == "number" then out[tn] = l end
+    if by_uuid and type(l.uuid) == "string" then
+      local u = lower(l.uuid)
+      if named[u] then out[u] = l end
+    end
+    local tn = by_number and type(l.tn) == "table" and l.tn.tn
+    if type(tn) == "number" and named[tn] then out[tn] = l end
   end
   return out
 end
