@@ -188,15 +188,15 @@ local function totals(plan)
   end
   -- the moves between named targets: a lease added to one whose holder
   -- when planned is another
-  local named = {}
+  local named = { connection = {}, app = {} }
   for _, t in ipairs(plan.targets) do
-    named[t.target_kind .. t.target] = t
+    named[t.target_kind][t.target] = t
     t.away = sync.leases()
   end
   for _, t in ipairs(plan.targets) do
     for _, lease in ipairs(t.add) do
       local h = t.holders[lower(lease.uuid)]
-      local from = h and named[h.kind .. h.uuid]
+      local from = h and named[h.kind] and named[h.kind][h.uuid]
       if from and from ~= t then
         plan.moves[#plan.moves + 1] = { lease = lease, from = from, to = t }
         from.away[#from.away + 1] = lease
@@ -408,6 +408,10 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
   local is_named = { connection = {}, app = {} }
   for i, t in ipairs(named) do is_named[t.kind][t.uuid] = i end
   local autorenew = opts.autorenew ~= options.UNSET and opts.autorenew or nil
+  -- (whether any lease is routed with an autorenew: if none is, none is
+  -- looked at)
+  local any_autorenew = autorenew ~= nil
+  for _, r in ipairs(routes) do any_autorenew = any_autorenew or r.autorenew ~= nil end
   local subs, ok = {}, true
   for i, t in ipairs(named) do
     local current = lists[i]
@@ -452,7 +456,7 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     -- the autorenew each lease is routed with, else the call's
     made.options.autorenew = autorenew
     local want = {}
-    for _, d in ipairs(desired[i]) do
+    for _, d in ipairs(any_autorenew and desired[i] or {}) do
       local r = first[d.key] and routes[first[d.key]]
       if d.lease and r then
         -- (a lease routed twice, by its number and its uuid: the route
@@ -466,7 +470,7 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
       end
     end
     made.renew, made.renew_to = sync.leases(), {}
-    for _, kind in ipairs({ "keep", "add" }) do
+    for _, kind in ipairs(any_autorenew and { "keep", "add" } or {}) do
       for _, lease in ipairs(made[kind]) do
         local u = lower(lease.uuid)
         local a = want[u]

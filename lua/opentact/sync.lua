@@ -95,8 +95,9 @@ function M.plan(conn, current, desired, opts, kind)
       local u = lower(lease.uuid)
       if not wanted[u] then
         wanted[u] = true
-        local elsewhere = holder(lease, other) or (holder(lease, own) ~= conn and holder(lease, own))
-        if held[u] and not holder(lease, other) then
+        local theirs, ours = holder(lease, other), holder(lease, own)
+        local elsewhere = theirs or (ours ~= conn and ours)
+        if held[u] and not theirs then
           plan.keep[#plan.keep + 1] = lease
         elseif elsewhere and not opts.move then
           plan.conflicts[#plan.conflicts + 1] = lease
@@ -919,13 +920,13 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
       end
     end
   end
-  for i, plan in ipairs(plans) do
-    for _, kind in ipairs({ "add", "remove" }) do
-      for _, lease in ipairs(plan[kind]) do plan_of[lower(lease.uuid)] = i end
-    end
-  end
   local function on_target(u, i) return on[u] ~= nil and same_holder(on[u], targets[i]) end
   if resuming then
+    for i, plan in ipairs(plans) do
+      for _, kind in ipairs({ "add", "remove" }) do
+        for _, lease in ipairs(plan[kind]) do plan_of[lower(lease.uuid)] = i end
+      end
+    end
     -- what the journal confirms and the target contradicts (a server that
     -- confirmed a change it did not make, or a change undone since) is
     -- not done: it is checked and sent again like the rest
@@ -939,6 +940,9 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
   local expect = {}
   local function want(plan, lease_or_uuid, now, after, kind)
     local u = lower(type(lease_or_uuid) == "table" and lease_or_uuid.uuid or lease_or_uuid)
+    -- (knowing what changed, a lease that did not stands as planned: it
+    -- needs no entry)
+    if changed and not changed[u] then return end
     expect[#expect + 1] = { uuid = u, tn = type(lease_or_uuid) == "table" and tn_of(lease_or_uuid) or nil,
       planned = plan.holders[u] or false, want = now, after = after, kind = kind }
   end
@@ -946,9 +950,7 @@ local function check_fresh(eng, plans, since, done, opts, resuming)
     local target = targets[i]
     for _, lease in ipairs(plan.add) do
       local u = lower(lease.uuid)
-      -- (knowing what changed, an add neither changed nor on a target
-      -- stands as planned: it needs no entry)
-      if not done.add[u] and (not changed or changed[u] or on[u]) then
+      if not done.add[u] then
         want(plan, lease, not done.released[u] and plan.holders[u] or false, target, "add")
       end
     end
