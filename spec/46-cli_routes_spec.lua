@@ -223,6 +223,8 @@ describe("opentact check and export with routes #wire", function()
       { "12125550001,sip-trunk-2,on,extra\n", "line 1: more than 3 fields" },
       { "sip-trunk-2,12125550001\n", "line 1: no lease uuid or phone number in the first field" },
       { "12125550001,sip-trunk-2\n" .. leases[1] .. ",sip-trunk-4\n", "line 2: " .. leases[1] .. " is lease " },
+      { "12125550001,sip-trunk-2,on\n+1 212 555 0001,sip-trunk-2,off\n", "line 2: +1 212 555 0001 is lease "
+        .. leases[1] .. ", whose autorenew line 1 says otherwise" },
     }
     for _, c in ipairs(cases) do
       local file = tmpfile(c[1])

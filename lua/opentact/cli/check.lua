@@ -31,7 +31,8 @@ M.help = {
     .. "else. Every problem of the file is named with its line first (a line without a lease, a target no "
     .. "connection or app has, or several have, a lease routed to two targets): exit 2, nothing compared. "
     .. "It changes nothing: it reads the account's leases once (--concurrency pages at once, default 8), and "
-    .. "the lists of connections and apps once." },
+    .. "the lists of connections and apps once; the file is read while the account's pages come in, and a "
+    .. "problem found in it stops that read." },
   options = { "--routes", "--exact", "--concurrency", "--country-code", "--format", "--json", "--url", "--profile",
     "--timeout", "--deadline",
     "--retries", "--verbose" },
@@ -147,7 +148,17 @@ function M.run(ctx, o)
   if failure then return common.fail(ctx, failure) end
   if #problems > 0 then return problems_found() end
   if not all then return common.fail(ctx, err) end
-  local lease_of = routes_file.leases_of(all, routes)
+  local lease_of, by_number, by_uuid = routes_file.leases_of(all, routes)
+  -- (lines that name one lease disagree on its target only when one
+  -- names its number and the other its uuid: the same number or uuid
+  -- twice agrees already; on its autorenew, only when a line gives one)
+  local mixed, exact = by_number and by_uuid, o.exact
+  for _, r in ipairs(mixed and {} or routes) do
+    if r.autorenew ~= nil then
+      mixed = true
+      break
+    end
+  end
   local diffs, routed, by_lease = {}, {}, {}
   local function differ(r, lease, now, text)
     diffs[#diffs + 1] = { line = r and r.line, number = lease and type(lease.tn) == "table" and lease.tn.tn
@@ -157,7 +168,7 @@ function M.run(ctx, o)
   end
   for _, r in ipairs(routes) do
     local lease = lease_of[r.key]
-    local before = lease and by_lease[lease]
+    local before = mixed and lease and by_lease[lease]
     -- two lines that name one lease (its number on one, its uuid on the
     -- other) must agree on its target and its autorenew
     if before and (before.to.uuid ~= r.to.uuid or before.to.kind ~= r.to.kind) then
@@ -169,8 +180,8 @@ function M.run(ctx, o)
     elseif not lease then
       differ(r, nil, nil, "not in the account")
     else
-      by_lease[lease] = before or r
-      routed[lease] = r.to
+      if mixed then by_lease[lease] = before or r end
+      if exact then routed[lease] = r.to end
       -- held by its target, and by nothing else (a connection and an app
       -- may both hold a lease)
       local to = r.to
@@ -186,7 +197,7 @@ function M.run(ctx, o)
     end
   end
   if #problems > 0 then return problems_found() end
-  if o.exact then
+  if exact then
     local named = {}
     for _, t in ipairs(targets) do named[t.kind .. t.uuid] = t end
     for _, lease in ipairs(all) do

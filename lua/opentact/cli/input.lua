@@ -10,7 +10,7 @@ local args = require("opentact.cli.args")
 local credentials = require("opentact.cli.credentials")
 
 local type, tostring, ipairs, pcall = type, tostring, ipairs, pcall
-local format = string.format
+local format, byte = string.format, string.byte
 
 local M = {}
 
@@ -22,6 +22,11 @@ local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w]
 
 -- The fields of a CSV line: a field in double quotes may hold commas, and
 -- "" inside it stands for one quote. Fields are trimmed.
+-- Whether byte `b` is white space, as %s takes it (nil: no byte).
+local function space(b)
+  return b == 32 or b ~= nil and b >= 9 and b <= 13
+end
+
 local function fields(line)
   local out, i, n = {}, 1, #line
   if not line:find('"', 1, true) then
@@ -29,7 +34,7 @@ local function fields(line)
     while true do
       local comma = line:find(",", i, true)
       local field = line:sub(i, (comma or n + 1) - 1)
-      if field:find("^%s") or field:find("%s$") then field = field:match("^%s*(.-)%s*$") end
+      if space(byte(field, 1)) or space(byte(field, -1)) then field = field:match("^%s*(.-)%s*$") end
       out[#out + 1] = field
       if not comma then return out end
       i = comma + 1
@@ -164,7 +169,9 @@ local function line_slices(path, stdin, name, each)
       n = n + 1
       if line:byte(-1) == 13 then line = line:sub(1, -2) end
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
-      if line:find("%S") and not line:find("^%s*#") then each(n, line) end
+      -- (neither blank nor a comment)
+      local first = line:match("^%s*(.)")
+      if first and first ~= "#" then each(n, line) end
     end
     return true
   end

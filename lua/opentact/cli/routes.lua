@@ -171,7 +171,8 @@ function M.reads_otherwise(name)
 end
 
 --- The lease of each route's key (a number, or a lower-case uuid) among
---- `leases`: key -> lease, for the keys `routes` name.
+--- `leases`: key -> lease, for the keys `routes` name; and whether some
+--- route names its lease by number, and some by uuid.
 function M.leases_of(leases, routes)
   local named, by_number, by_uuid = {}, false, false
   for _, r in ipairs(routes) do
@@ -187,7 +188,7 @@ function M.leases_of(leases, routes)
     local tn = by_number and type(l.tn) == "table" and l.tn.tn
     if type(tn) == "number" and named[tn] then out[tn] = l end
   end
-  return out
+  return out, by_number, by_uuid
 end
 
 --- plan (and sync) --routes FILE: the routes file read (every problem of
