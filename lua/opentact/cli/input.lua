@@ -20,13 +20,13 @@ local is_uuid, excerpt = opentact.is_uuid, common.excerpt
 -- dashes of one, or 32 or more hex digits and dashes.
 local UUID_LIKE = "^[%w][%w][%w][%w][%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-[%w][%w][%w][%w]%-"
 
--- The fields of a CSV line: a field in double quotes may hold commas, and
--- "" inside it stands for one quote. Fields are trimmed.
 -- Whether byte `b` is white space, as %s takes it (nil: no byte).
 local function space(b)
   return b == 32 or b ~= nil and b >= 9 and b <= 13
 end
 
+-- The fields of a CSV line: a field in double quotes may hold commas, and
+-- "" inside it stands for one quote. Fields are trimmed.
 local function fields(line)
   local out, i, n = {}, 1, #line
   if not line:find('"', 1, true) then
