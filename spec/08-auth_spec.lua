@@ -220,9 +220,11 @@ describe("auth, as the engine sees it #c", function()
     assert.is_string(a.login_start(e.sent[1]))
     now = now + 10
     a.login_over(e.sent[1], { token = jwt(sent, sent + 200) }, nil, 1)
-    now = sent + 199.5
+    now = sent + 198.9
     assert.equals(jwt(sent, sent + 200), (a.token()))
-    now = sent + 200 -- the server refuses it from here: the client wants a login
+    -- the server refuses it from sent + 200 at the latest (from sent + 199
+    -- had it been issued late in a second): the client wants a login
+    now = sent + 199
     assert.is_nil((a.token()))
     assert.equals(2, #e.sent)
     -- a server whose clock is 100 s ahead: the lifetime counts from the
@@ -235,11 +237,22 @@ describe("auth, as the engine sees it #c", function()
     assert.equals(jwt(sent + 100, sent + 300, 2), (a.token()))
     now = sent + 199
     assert.is_nil((a.token()))
-    -- and 100 s behind
+    -- 8 s ahead, and the answer read 10 s late: the clocks seem to agree,
+    -- and the token still expires 200 s after the sending, by the server
     assert.equals(3, #e.sent)
     sent = now
     assert.is_string(a.login_start(e.sent[3]))
-    a.login_over(e.sent[3], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
+    now = now + 10
+    a.login_over(e.sent[3], { token = jwt(sent + 8, sent + 208, 4) }, nil, 1)
+    now = sent + 198.9
+    assert.equals(jwt(sent + 8, sent + 208, 4), (a.token()))
+    now = sent + 199
+    assert.is_nil((a.token()))
+    -- and 100 s behind
+    assert.equals(4, #e.sent)
+    sent = now
+    assert.is_string(a.login_start(e.sent[4]))
+    a.login_over(e.sent[4], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
     now = sent + 198.9
     assert.equals(jwt(sent - 100, sent + 100, 3), (a.token()))
     now = sent + 199

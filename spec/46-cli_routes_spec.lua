@@ -172,6 +172,75 @@ describe("opentact check and export with routes #wire", function()
     assert.is_true(pages > 0 and pages < 30, pages .. " pages")
   end)
 
+  it("names a problem late in a long file before a failure of the account's read", function()
+    local paged = support.start({ leases = 300, max_page = 10 })
+    support.finally(finally, function() paged:stop() end)
+    local lines = { "number,target" }
+    for i = 1, 3000 do lines[#lines + 1] = ("+%d,%s"):format(12125560000 + i, "sip-trunk-2") end
+    lines[2900] = "not a number,sip-trunk-2"
+    local bad = tmpfile(table.concat(lines, "\n") .. "\n")
+    support.finally(finally, function() os.remove(bad) end)
+    -- the third page of the account is refused, before line 2900 is read
+    paged:faults({ { on = "^POST /lease/tn/search" }, { on = "^POST /lease/tn/search" },
+      { on = "^POST /lease/tn/search", status = 400 } })
+    local out, err, status = opentact(paged, "check --routes " .. bad .. " --concurrency 1 --retries 0")
+    assert.equals(2, status, err)
+    assert.equals("", out)
+    assert.matches("line 2900: no lease uuid or phone number in the first field", err, 1, true)
+    assert.not_matches("400", err, 1, true)
+  end)
+
+  it("skips lines of white space only, and reads a file that cannot be read ahead whole first", function()
+    emu:holders({ [leases[1]] = { sip_connection = conns[2] }, [leases[2]] = { sip_connection = conns[2] } })
+    local text = "number,target\n+12125550001,sip-trunk-2\n   \n\t\n \11\12 \n  \r\n+12125550002,sip-trunk-2\n"
+    local file = tmpfile(text)
+    support.finally(finally, function() os.remove(file) end)
+    local out, err, status = run("check --routes " .. file)
+    assert.equals(0, status, err)
+    assert.matches("(2 routes)", out, 1, true)
+    -- a file of comments and blank lines past the first slice, and no route:
+    -- said before anything is sent
+    local notes = tmpfile(("# a note\n\n"):rep(600))
+    support.finally(finally, function() os.remove(notes) end)
+    local from = #emu:requests()
+    out, err, status = run("check --routes " .. notes)
+    assert.equals(2, status)
+    assert.equals("", out)
+    assert.matches("no routes in it", err, 1, true)
+    assert.equals(from, #emu:requests())
+    -- a named pipe whose writer waits 1 s in the middle: read whole before
+    -- the account's pages go out, none of which times out waiting for it
+    local lines = { "number,target" }
+    for i = 1, 1500 do lines[#lines + 1] = ("+%d,sip-trunk-2"):format(12125560000 + i) end
+    local body = tmpfile(table.concat(lines, "\n") .. "\n")
+    support.finally(finally, function() os.remove(body) end)
+    local fifo = os.tmpname()
+    os.remove(fifo)
+    local made = os.execute("mkfifo " .. fifo)
+    assert(made == true or made == 0, "mkfifo")
+    support.finally(finally, function() os.remove(fifo) end)
+    emu:config({ latency = 0.2 })
+    support.finally(finally, function() emu:config({ latency = 0 }) end)
+    os.execute(("(head -n 1100 %s; sleep 1; tail -n +1101 %s) > %s &"):format(body, body, fifo))
+    out, err, status = run("check --routes " .. fifo .. " --timeout 0.6 --retries 0 --format json")
+    assert.equals(1, status, err)
+    assert.equals(1500, cjson.decode(out).routes)
+    assert.not_matches("timeout", err, 1, true)
+  end)
+
+  it("lets Ctrl-C through the reading of a file, as it came", function()
+    local input = require("opentact.cli.input")
+    local file = tmpfile("one\ntwo\n")
+    finally(function() os.remove(file) end)
+    local take = input.line_slices(file, nil, "f", function() error("interrupted!", 0) end)
+    assert.has_error(function() take(10) end, "interrupted!")
+    assert.is_false(take(10)) -- closed
+    take = input.line_slices(file, nil, "f", function() error("boom", 0) end)
+    local more, why = take(10)
+    assert.is_nil(more)
+    assert.equals("cannot read f: boom", why)
+  end)
+
   it("round-trips odd names, reads standard input, and says a lease held twice", function()
     local odd = support.start({ leases = 10, apps = 2, names = { connection = { [2] = "app:x", [3] = 'a, "b"' },
       app = { [2] = "0a1b2c3d-0000-4000-8000-000000000001" } } })

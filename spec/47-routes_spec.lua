@@ -227,6 +227,24 @@ describe("routes #wire #c", function()
       assert.equals(#plan.renew, #report.renewed.applied)
     end)
 
+    it("turns autorenew off for every route when the call says autorenew = false", function()
+      local on
+      for _, l in ipairs(assert(client:search_all())) do
+        if l.autorenew == true then
+          on = l
+          break
+        end
+      end
+      assert(on, "the emulator has a lease with autorenew on")
+      local plan = assert(client:plan_routes({ { lease = on.uuid, target = "trunk-a" } }, { autorenew = false }))
+      assert.is_false(plan.options.autorenew)
+      assert.equals(1, #plan.renew)
+      assert.is_false(plan.targets[1].renew_to[on.uuid:lower()])
+      local report = assert(client:apply(plan))
+      assert.is_true(report.ok, tostring(report))
+      assert.is_false(assert(client:lease(on.uuid)).autorenew)
+    end)
+
     it("raises for routes that are not routes", function()
       assert.has_error(function() client:plan_routes("x") end)
       assert.has_error(function() client:plan_routes({ { number = 1 } }) end,

@@ -90,15 +90,15 @@ end
 -- When a JWT expires and when to renew it, by our wall clock; nil for a
 -- token without exp (used until a 401). It came at `received`, for a login
 -- put on the wire at `sent` (nil when not known: then `received`). The
--- server's exp is taken as it is when our clock agrees with the server's:
--- iat (whole seconds, rounded down) falls between the login's sending and
--- its answer, give or take 2 s. When it does not (clock skew), the
--- lifetime (exp - iat) is counted from the sending, less the second iat
--- may have been rounded down by: the server cannot have issued the token
--- before it was asked for, so it is never used past the server's exp, even
--- when its answer was read late (a busy process, a step taken late). A
--- token is never renewed before half of what it had left has passed: a
--- fresh one is never due at once.
+-- server cannot have issued it before it was asked for, and its iat is
+-- rounded down to the second: it is good for at least its lifetime (exp -
+-- iat) less a second from the sending, and that is when it is taken to
+-- expire, or at its exp when our clock agrees with the server's (iat falls
+-- between the sending and the answer, give or take 2 s) and exp comes
+-- first. So a token is never used past the server's exp, however late its
+-- answer was read (a busy process, a step taken late) and whichever way
+-- the clocks are off. A token is never renewed before half of what it had
+-- left has passed: a fresh one is never due at once.
 local function timing(t, sent, received)
   local exp, iat = jwt_claims(t)
   if not exp then return nil, nil end
@@ -108,7 +108,8 @@ local function timing(t, sent, received)
     lifetime = exp - received
   else
     local from = sent and sent <= received and sent or received
-    if iat < from - 2 or iat > received + 2 then expires = from + lifetime - 1 end
+    expires = from + lifetime - 1
+    if iat >= from - 2 and iat <= received + 2 and exp < expires then expires = exp end
   end
   local left = expires - received
   if left <= 0 then return nil, nil end

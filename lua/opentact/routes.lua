@@ -407,7 +407,9 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
   end
   local is_named = { connection = {}, app = {} }
   for i, t in ipairs(named) do is_named[t.kind][t.uuid] = i end
-  local autorenew = opts.autorenew ~= options.UNSET and opts.autorenew or nil
+  -- (false too: autorenew off for every route that gives none)
+  local autorenew = nil
+  if opts.autorenew ~= options.UNSET then autorenew = opts.autorenew end
   -- (whether any lease is routed with an autorenew: if none is, none is
   -- looked at)
   local any_autorenew = autorenew ~= nil

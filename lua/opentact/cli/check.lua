@@ -31,8 +31,8 @@ M.help = {
     .. "else. Every problem of the file is named with its line first (a line without a lease, a target no "
     .. "connection or app has, or several have, a lease routed to two targets): exit 2, nothing compared. "
     .. "It changes nothing: it reads the account's leases once (--concurrency pages at once, default 8), and "
-    .. "the lists of connections and apps once; the file is read while the account's pages come in, and a "
-    .. "problem found in it stops that read." },
+    .. "the lists of connections and apps once; a file on disk is read while the account's pages come in, "
+    .. "and a problem found in it stops that read." },
   options = { "--routes", "--exact", "--concurrency", "--country-code", "--format", "--json", "--url", "--profile",
     "--timeout", "--deadline",
     "--retries", "--verbose" },
@@ -81,10 +81,13 @@ function M.run(ctx, o)
   -- The file is read, and the targets it names resolved, while the
   -- account's pages are on the wire (reading the account waits on the
   -- network most of its time): a slice of lines each time a page comes
-  -- in. A file with a problem in its first lines is read whole first,
-  -- and a problem found later stops the account's read: nothing is
-  -- compared, every problem is named.
-  local take, problems = routes_file.reader(o.routes, o.country_code, ctx.stdin)
+  -- in. A problem found stops the account's read; the rest of the file
+  -- is read all the same, and every problem of it is named (exit 2, before
+  -- any failure of the account's read, as if the file had been read
+  -- first). A file with a problem in its first lines, or one that cannot
+  -- be read ahead (standard input, a pipe: its writer may keep it
+  -- waiting while pages are on the wire), is read whole first.
+  local take, problems, close, ahead = routes_file.reader(o.routes, o.country_code, ctx.stdin)
   if not take then return common.usage_error(ctx, problems) end
   local routes, unreadable
   -- reads a slice of the file: true while lines remain
@@ -97,13 +100,16 @@ function M.run(ctx, o)
   local function problems_found()
     return common.usage_error(ctx, common.problem_list(problems, "problems in " .. name) .. "\nnothing was compared")
   end
-  if read(SLICE) and #problems > 0 then
+  if read(SLICE) and (#problems > 0 or not ahead) then
     while read(1 / 0) do end
   end
   if unreadable then return common.usage_error(ctx, unreadable) end
   if routes and #problems > 0 and #routes == 0 then return problems_found() end
   local client, why = credentials.client_for(ctx, o)
-  if not client then return common.no_client(ctx, why) end
+  if not client then
+    close()
+    return common.no_client(ctx, why)
+  end
   local targets, failure
   -- the next piece of the work the account's read leaves time for: a
   -- slice of the file, then its targets; true once nothing is left
@@ -130,20 +136,15 @@ function M.run(ctx, o)
       end
     end })
   end
-  if not ok and all ~= STOP then
-    client:close()
-    error(all, 0)
+  -- (the rest of the file, and its targets, however the account's read
+  -- ended, but for Ctrl-C or an error raised: it goes through as it came)
+  if ok or all == STOP then
+    local done_ok, raised = pcall(function() while not done do done = work() end end)
+    if not done_ok then ok, all = false, raised end
   end
-  if ok and not all and not done then
-    -- the account could not be read (or its read was interrupted):
-    -- nothing more is asked
-    client:close()
-    return common.fail(ctx, err)
-  end
-  -- (the rest of the file, and its targets, once the account is read or a
-  -- problem stopped its read: every problem is named)
-  while not done do done = work() end
+  close()
   client:close()
+  if not ok and all ~= STOP then error(all, 0) end
   if unreadable then return common.usage_error(ctx, unreadable) end
   if failure then return common.fail(ctx, failure) end
   if #problems > 0 then return problems_found() end

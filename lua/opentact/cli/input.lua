@@ -146,9 +146,12 @@ end
 --- `max` more of them (`n` the line's number, `line` without its CR and,
 --- on the first line, a UTF-8 byte order mark) and returns true while
 --- there may be more, false at the end (the file closed), or nil and why
---- the file cannot be read (`name` names it then); or nil and why it
---- cannot be opened. A caller reads a file in slices between other work
---- (check reads its routes while the account's pages are on the wire).
+--- the file cannot be read (`name` names it then); close(), which closes
+--- it before its end; and whether it is a file that can be read ahead
+--- (a regular file: a pipe or a terminal may keep its reader waiting).
+--- Or nil and why it cannot be opened. A caller reads a file in slices
+--- between other work (check reads its routes while the account's pages
+--- are on the wire). Ctrl-C while it reads is raised, as it came.
 local function line_slices(path, stdin, name, each)
   local f, err
   if path == "-" then
@@ -159,30 +162,37 @@ local function line_slices(path, stdin, name, each)
   end
   local lines, n, over = f:lines(), 0, false
   local function close()
+    if over then return end
     over = true
     if f ~= (stdin or io.stdin) then f:close() end
   end
   local function slice(max)
-    for _ = 1, max do
+    local given = 0
+    while given < max do
       local line = lines()
       if not line then return false end
       n = n + 1
       if line:byte(-1) == 13 then line = line:sub(1, -2) end
       if n == 1 then line = line:gsub("^\239\187\191", "") end -- a UTF-8 byte order mark
       -- (neither blank nor a comment)
-      local first = line:match("^%s*(.)")
-      if first and first ~= "#" then each(n, line) end
+      local first = line:match("^%s*(%S)")
+      if first and first ~= "#" then
+        given = given + 1
+        each(n, line)
+      end
     end
     return true
   end
-  return function(max)
+  local function take(max)
     if over then return false end
     local ok, more = pcall(slice, max)
     if ok and more then return true end
     close()
+    if not ok and common.interrupted(more) then error(more, 0) end
     if not ok then return nil, format("cannot read %s: %s", name, tostring(more):gsub("^[^:]*:%d+: ", "")) end
     return false
   end
+  return take, close, path ~= "-" and f:seek("cur") ~= nil
 end
 
 --- Calls `each(n, line)` for each line of the file at `path` that holds

@@ -34,15 +34,16 @@ end
 --- text), autorenew (true, false or nil)} and the problems found (texts
 --- naming their lines), or false and why the file cannot be read; or
 --- nil and why it cannot be opened. Also returns the problems table,
---- filled as lines are read.
+--- filled as lines are read, close() and whether the file can be read
+--- ahead (see input.line_slices).
 function M.reader(path, cc, stdin)
   local routes, problems, first = {}, {}, true
-  local take, err = input.line_slices(path, stdin, path == "-" and "standard input" or pretty.safe(path),
+  local take, close, ahead = input.line_slices(path, stdin, path == "-" and "standard input" or pretty.safe(path),
     function(n, line)
       problems[#problems + 1] = M.line(n, line, first, routes, cc)
       first = false
     end)
-  if not take then return nil, err end
+  if not take then return nil, close end
   return function(max)
     local more, why = take(max)
     if more then return nil end
@@ -51,7 +52,7 @@ function M.reader(path, cc, stdin)
       problems[1] = "no routes in it (a line per route: NUMBER_OR_LEASE,TARGET[,AUTORENEW])"
     end
     return routes, problems
-  end, problems
+  end, problems, close, ahead
 end
 
 --- The routes of the file at `path`, all read: the routes and the
