@@ -248,11 +248,24 @@ describe("auth, as the engine sees it #c", function()
     assert.equals(jwt(sent + 8, sent + 208, 4), (a.token()))
     now = sent + 199
     assert.is_nil((a.token()))
+    -- a 1-second token, and a 5-second one whose answer was read 4.2 s
+    -- late: their lifetime is over by the answer, their exp is taken
+    for k, c in ipairs({ { 1, 0.01 }, { 5, 4.2 } }) do
+      assert.equals(3 + k, #e.sent)
+      sent = now
+      assert.is_string(a.login_start(e.sent[3 + k]))
+      now = now + c[2]
+      a.login_over(e.sent[3 + k], { token = jwt(sent, sent + c[1], 10 + k) }, nil, 1)
+      assert.near(sent + c[1] - now, a.expires_in(), 1e-6)
+      now = sent + c[1]
+      assert.is_nil((a.token()))
+      a.park(k) -- the next login
+    end
     -- and 100 s behind
-    assert.equals(4, #e.sent)
+    assert.equals(6, #e.sent)
     sent = now
-    assert.is_string(a.login_start(e.sent[4]))
-    a.login_over(e.sent[4], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
+    assert.is_string(a.login_start(e.sent[6]))
+    a.login_over(e.sent[6], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
     now = sent + 198.9
     assert.equals(jwt(sent - 100, sent + 100, 3), (a.token()))
     now = sent + 199

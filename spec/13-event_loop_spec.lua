@@ -460,6 +460,32 @@ describe("one client, several runs #wire #c", function()
     end
   end)
 
+  it("lets Ctrl-C that lands as an answer's decoding ends through, not as an answer that could not be decoded",
+    function()
+      if rawget(_G, "jit") then
+        pending("LuaJIT calls no return hook for a C function: the interrupt cannot be made to land there")
+        return
+      end
+      local held = #assert(client:list(conns[1]))
+      local fired = false
+      local co = coroutine.create(function()
+        -- lua.c's SIGINT hook also fires as a C function returns
+        debug.sethook(function()
+          if not fired and debug.getinfo(2, "f").func == core.answer_decode then
+            fired = true
+            error("interrupted!")
+          end
+        end, "r")
+        return client:list(conns[1])
+      end)
+      local resumed, raised = coroutine.resume(co)
+      assert.is_true(fired)
+      assert.is_false(resumed)
+      assert.matches("interrupted!", tostring(raised), 1, true)
+      -- the client goes on
+      assert.equals(held, #assert(client:list(conns[1])))
+    end)
+
   it("a run stopped by an interrupt cancels its transfers, reports every uuid, and the next run is whole", function()
     emu:config({ latency = 0.2 })
     local transport = client._engine.transport

@@ -227,22 +227,30 @@ describe("routes #wire #c", function()
       assert.equals(#plan.renew, #report.renewed.applied)
     end)
 
-    it("turns autorenew off for every route when the call says autorenew = false", function()
-      local on
+    it("turns autorenew off for every route when the call says autorenew = false, and shows each lease's", function()
+      local on, off
       for _, l in ipairs(assert(client:search_all())) do
-        if l.autorenew == true then
-          on = l
-          break
-        end
+        if l.autorenew == true then on = on or l else off = off or l end
       end
-      assert(on, "the emulator has a lease with autorenew on")
-      local plan = assert(client:plan_routes({ { lease = on.uuid, target = "trunk-a" } }, { autorenew = false }))
+      assert(on and off, "the emulator has leases with autorenew on and off")
+      -- the route of `off` says on: it wins over the call's
+      local plan = assert(client:plan_routes({ { lease = on.uuid, target = "trunk-a" },
+        { lease = off.uuid, target = "trunk-a", autorenew = true } }, { autorenew = false }))
       assert.is_false(plan.options.autorenew)
-      assert.equals(1, #plan.renew)
+      assert.equals(2, #plan.renew)
       assert.is_false(plan.targets[1].renew_to[on.uuid:lower()])
+      local text = tostring(plan)
+      assert.matches(on.uuid .. "  (autorenew on -> off)", text, 1, true)
+      assert.matches(off.uuid .. "  (autorenew off -> on)", text, 1, true)
+      assert.matches("2 to set autorenew on for 1 and off for 1", text, 1, true)
       local report = assert(client:apply(plan))
       assert.is_true(report.ok, tostring(report))
+      text = tostring(report)
+      assert.matches(on.uuid .. "  (autorenew on -> off)", text, 1, true)
+      assert.matches(off.uuid .. "  (autorenew off -> on)", text, 1, true)
+      assert.matches("autorenew set on for 1 and off for 1 on 2, 0 failed", text, 1, true)
       assert.is_false(assert(client:lease(on.uuid)).autorenew)
+      assert.is_true(assert(client:lease(off.uuid)).autorenew)
     end)
 
     it("raises for routes that are not routes", function()

@@ -298,7 +298,7 @@ end
 local function new_report(plan, done)
   local report = setmetatable({
     add = plan.add, remove = plan.remove, keep = plan.keep, missing = plan.missing, conflicts = plan.conflicts,
-    renew = plan.renew, options = plan.options, away = plan.away,
+    renew = plan.renew, renew_to = plan.renew_to, options = plan.options, away = plan.away,
     target = plan.target, target_kind = plan.target_kind, target_name = plan.target_name,
     [plan.target_kind] = plan.target, dry_run = false,
     applied = { add = {}, remove = {} }, failed = {}, unexpected = {}, released = {},

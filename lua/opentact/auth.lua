@@ -93,12 +93,15 @@ end
 -- server cannot have issued it before it was asked for, and its iat is
 -- rounded down to the second: it is good for at least its lifetime (exp -
 -- iat) less a second from the sending, and that is when it is taken to
--- expire, or at its exp when our clock agrees with the server's (iat falls
--- between the sending and the answer, give or take 2 s) and exp comes
--- first. So a token is never used past the server's exp, however late its
+-- expire; or at its exp, when our clock agrees with the server's (iat
+-- falls between the sending and the answer, give or take 2 s) and exp
+-- comes first, or when that lifetime was over by the answer (a 1-second
+-- token). So a token is not used past the server's exp, however late its
 -- answer was read (a busy process, a step taken late) and whichever way
--- the clocks are off. A token is never renewed before half of what it had
--- left has passed: a fresh one is never due at once.
+-- the clocks are off; one whose end was behind us when it came has no
+-- known end, and is used until a 401 (a login per refused token, not one
+-- per request). A token is never renewed before half of what it had left
+-- has passed: a fresh one is never due at once.
 local function timing(t, sent, received)
   local exp, iat = jwt_claims(t)
   if not exp then return nil, nil end
@@ -108,8 +111,9 @@ local function timing(t, sent, received)
     lifetime = exp - received
   else
     local from = sent and sent <= received and sent or received
+    local agree = iat >= from - 2 and iat <= received + 2
     expires = from + lifetime - 1
-    if iat >= from - 2 and iat <= received + 2 and exp < expires then expires = exp end
+    if agree and (exp < expires or expires <= received) then expires = exp end
   end
   local left = expires - received
   if left <= 0 then return nil, nil end

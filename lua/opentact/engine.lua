@@ -152,6 +152,13 @@ local function hear(self, event)
   if not ok then user_error(self, err) end
 end
 
+-- Whether `e`, raised by the answer decoder, is its own failure (memory,
+-- a body read twice) rather than something raised through it.
+local function decoder_failure(e)
+  return type(e) == "string" and (e:find("not enough memory", 1, true) ~= nil
+    or e:find("this answer is being read", 1, true) ~= nil)
+end
+
 -- The request is over: it waits in its run's done queue to be handed over.
 local function finish(req, leases, err)
   -- once: a hook that closed the client may have finished it already
@@ -181,7 +188,12 @@ function Engine:settle(req, status, data, retry_after, open_ended, events)
   if status then
     local ok, cut
     ok, leases, err, cut = pcall(answer_decode, status, data, retry_after, req.shape or nil)
-    if not ok then
+    if not ok and not decoder_failure(leases) then
+      -- raised while it decoded, but not by the decoder: Ctrl-C (lua.c's
+      -- hook fires as a C function returns), a host's hook: it goes
+      -- through as it came, as it would have an instruction later
+      error(leases, 0)
+    elseif not ok then
       leases, err = nil, errors.new("protocol", "the answer could not be decoded: " .. tostring(leases))
       err.status = status
     elseif open_ended and cut then

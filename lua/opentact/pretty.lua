@@ -283,6 +283,35 @@ end
 -- How the Lua API spells the options a plan's lines mention.
 local LUA_WORDS = { move = "move = true" }
 
+local function on_off(v) return v == nil and "unknown" or v and "on" or "off" end
+
+--- What a plan (or its report) `r` sets lease `l`'s autorenew to: the
+--- lease's own (a routes plan's target plan: renew_to), else the plan's.
+local function autorenew_to(r, l)
+  local to = r.renew_to
+  local u = type(l.uuid) == "string" and l.uuid:lower()
+  if to and u and to[u] ~= nil then return to[u] end
+  return r.options and r.options.autorenew
+end
+
+M.autorenew_to = autorenew_to
+
+-- What the plans `rs` set autorenew to, over their renew lists: "on",
+-- "off", or "on for N and off for M" when it differs from lease to lease.
+local function autorenew_values(rs)
+  local on, off, other = 0, 0, 0
+  for _, r in ipairs(rs) do
+    for _, l in ipairs(r.renew or {}) do
+      local v = autorenew_to(r, l)
+      if v == true then on = on + 1 elseif v == false then off = off + 1 else other = other + 1 end
+    end
+  end
+  if other > 0 or on + off == 0 then return on_off(nil) end
+  if off == 0 then return "on" end
+  if on == 0 then return "off" end
+  return format("on for %d and off for %d", on, off)
+end
+
 --- The plan's lines, at most `limit` per kind (nil: all). `words` spells
 --- the options the lines mention the caller's way (default: the Lua API's,
 --- `{move = "move = true"}`; a command line gives its flags).
@@ -326,18 +355,13 @@ function M.plan_lines(r, limit, words)
   end)
   -- autorenew set: ~ and what it was
   local renew = r.renew or {}
-  local want = r.options and r.options.autorenew
-  local function on_off(v) return v == nil and "unknown" or v and "on" or "off" end
-  local to = r.renew_to
   section(renew, function(l)
-    local w = want
-    if to and type(l.uuid) == "string" and to[l.uuid:lower()] ~= nil then w = to[l.uuid:lower()] end
-    return lease_line("~", l, "autorenew " .. on_off(l.autorenew) .. " -> " .. on_off(w))
+    return lease_line("~", l, "autorenew " .. on_off(l.autorenew) .. " -> " .. on_off(autorenew_to(r, l)))
   end)
   local conflicts, missing = #r.conflicts, #r.missing
   out[#out + 1] = format("Plan: %d to add, %d to remove, %d unchanged, %d conflict%s, %d missing%s.",
     #r.add, #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s", missing,
-    #renew > 0 and format(", %d to set autorenew %s", #renew, on_off(want)) or "")
+    #renew > 0 and format(", %d to set autorenew %s", #renew, autorenew_values({ r })) or "")
   if r.dry_run then
     out[#out + 1] = "Dry run: nothing was changed."
   else
@@ -345,8 +369,8 @@ function M.plan_lines(r, limit, words)
     for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
     local renewed = r.renewed
     out[#out + 1] = format("Applied: %d added, %d removed, %d failed%s.", #r.applied.add, #r.applied.remove, failed,
-      renewed and #renew > 0 and format("; autorenew set %s on %d, %d failed", on_off(want), #renewed.applied,
-        #renew - #renewed.applied) or "")
+      renewed and #renew > 0 and format("; autorenew set %s on %d, %d failed", autorenew_values({ r }),
+        #renewed.applied, #renew - #renewed.applied) or "")
     for i = 1, #r.failed do
       local f = r.failed[i]
       out[#out + 1] = format("  %s: %s", plural(#f.add + #f.remove, "uuid"), safe(tostring(f.err)))
@@ -396,7 +420,8 @@ function M.routes_lines(r, limit, words)
   local conflicts, renew = #r.conflicts, #(r.renew or {})
   local out = { format("Plan: %d to add, %d to move, %d to remove, %d unchanged, %d conflict%s, %d missing%s, "
     .. "over %s.", #r.add - #(r.moves or {}), #(r.moves or {}), #r.remove, #r.keep, conflicts, conflicts == 1 and "" or "s",
-    #r.missing, renew > 0 and format(", %d to set autorenew", renew) or "", plural(#r.targets, "target")) }
+    #r.missing, renew > 0 and format(", %d to set autorenew %s", renew, autorenew_values(r.targets)) or "",
+    plural(#r.targets, "target")) }
   for _, t in ipairs(r.targets) do
     local lines = M.plan_lines(t, limit, w)
     local last = #lines - 1 -- without ok or not ok
@@ -411,8 +436,8 @@ function M.routes_lines(r, limit, words)
     local failed = 0
     for i = 1, #r.failed do failed = failed + #r.failed[i].add + #r.failed[i].remove end
     out[#out + 1] = format("Applied over all: %d added, %d removed, %d failed%s.", #r.applied.add,
-      #r.applied.remove, failed, renew > 0 and format("; autorenew set on %d, %d failed", #r.renewed.applied,
-        renew - #r.renewed.applied) or "")
+      #r.applied.remove, failed, renew > 0 and format("; autorenew set %s on %d, %d failed",
+        autorenew_values(r.targets), #r.renewed.applied, renew - #r.renewed.applied) or "")
   end
   out[#out + 1] = r.ok and "ok" or "not ok"
   return out

@@ -121,30 +121,37 @@ function M.run(ctx, o)
     if not (unreadable or targets or failure) then targets, failure = routes_file.resolve(client, routes, problems) end
     return true
   end
-  local done, stopped, ok, all, err = false, false, true, nil, nil
-  if routes and #problems > 0 then
-    -- (a file read whole for its problems: its targets too, and the
-    -- account is not read)
-    done = work()
-  else
+  local done, ok, all, err = false, true, nil, nil
+  local function run()
+    if routes and #problems > 0 then
+      -- (a file read whole for its problems: its targets too, and the
+      -- account is not read)
+      done = work()
+      return
+    end
     ok, all, err = pcall(client.search_all, client, nil, { concurrency = concurrency, on_progress = function()
-      if stopped then return end
       done = done or work()
-      if unreadable or failure or #problems > 0 then
-        stopped = true
-        error(STOP, 0)
-      end
+      if unreadable or failure or #problems > 0 then error(STOP, 0) end
     end })
+    if not ok and all ~= STOP then error(all, 0) end
+    if ok and not all then
+      -- the account's read failed: the rest of the file is read, and
+      -- every problem of it named, but nothing more is asked
+      if not (routes or unreadable) then
+        while read(1 / 0) do end
+      end
+      return
+    end
+    -- (the rest of the file, and its targets, once the account is read or
+    -- a problem stopped its read: every problem is named)
+    while not done do done = work() end
   end
-  -- (the rest of the file, and its targets, however the account's read
-  -- ended, but for Ctrl-C or an error raised: it goes through as it came)
-  if ok or all == STOP then
-    local done_ok, raised = pcall(function() while not done do done = work() end end)
-    if not done_ok then ok, all = false, raised end
-  end
+  -- (Ctrl-C, or an error raised, goes through as it came, the file and
+  -- the client closed)
+  local fine, raised = pcall(run)
   close()
   client:close()
-  if not ok and all ~= STOP then error(all, 0) end
+  if not fine then error(raised, 0) end
   if unreadable then return common.usage_error(ctx, unreadable) end
   if failure then return common.fail(ctx, failure) end
   if #problems > 0 then return problems_found() end

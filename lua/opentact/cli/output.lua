@@ -148,6 +148,17 @@ local function briefs(list)
   return out
 end
 
+-- A report's (or a plan's) leases to set autorenew on, each with the
+-- value it is set to (a routes plan's leases may differ).
+local function renew_briefs(report)
+  local out = {}
+  for i, l in ipairs(report.renew or {}) do
+    out[i] = brief(l)
+    out[i].autorenew = pretty.autorenew_to(report, l)
+  end
+  return out
+end
+
 local function number_text(n)
   return type(n) == "number" and format("%.0f", n) or n ~= nil and pretty.safe(tostring(n)) or "-"
 end
@@ -424,13 +435,12 @@ local function sync_rows(report)
   for _, f in ipairs(renewed and renewed.failed or {}) do
     for _, u in ipairs(f.uuids) do failed_renew[lower(u)] = f.err end
   end
-  local want = report.options and report.options.autorenew
   for _, l in ipairs(report.renew or {}) do
     local b = brief(l)
     local e = failed_renew[lower(tostring(b.uuid))]
     local result = report.dry_run and "planned" or e and "failed" or "applied"
-    rows[#rows + 1] = M.outcome(b.uuid, b.number, "autorenew", result, e, e and nil or ("autorenew " .. (want and "on"
-      or "off")))
+    rows[#rows + 1] = M.outcome(b.uuid, b.number, "autorenew", result, e, e and nil
+      or ("autorenew " .. (pretty.autorenew_to(report, l) and "on" or "off")))
   end
   return M.other_outcomes(report, done, rows)
 end
@@ -442,7 +452,7 @@ local function report_json(report, hint)
   return { ok = report.ok, dry_run = report.dry_run, connection = report.connection,
     app = report.app, target = report.target and { kind = report.target_kind, uuid = report.target,
       name = report.target_name } or nil,
-    autorenew = report.options and report.options.autorenew, renew = briefs(report.renew or {}),
+    autorenew = report.options and report.options.autorenew, renew = renew_briefs(report),
     renewed = report.renewed and { applied = report.renewed.applied, failed = (function()
       local out = {}
       for i, f in ipairs(report.renewed.failed) do out[i] = { uuids = f.uuids, err = error_json(f.err) } end
