@@ -214,62 +214,46 @@ describe("auth, as the engine sees it #c", function()
     local a, e = login_client()
     assert.is_nil((a.token()))
     a.park(1)
-    -- sent now, issued at once, its answer read 10 s later (a busy
-    -- process, a renewal whose answer waits for the next call)
-    local sent = now
-    assert.is_string(a.login_start(e.sent[1]))
-    now = now + 10
-    a.login_over(e.sent[1], { token = jwt(sent, sent + 200) }, nil, 1)
-    now = sent + 198.9
-    assert.equals(jwt(sent, sent + 200), (a.token()))
-    -- the server refuses it from sent + 200 at the latest (from sent + 199
-    -- had it been issued late in a second): the client wants a login
-    now = sent + 199
-    assert.is_nil((a.token()))
-    assert.equals(2, #e.sent)
+    -- login k is sent now and answered `late` s later with the token
+    -- made(sent); returns when it was sent, and the token
+    local function logs_in(k, late, made)
+      assert.equals(k, #e.sent)
+      local sent = now
+      assert.is_string(a.login_start(e.sent[k]))
+      now = now + late
+      local token = made(sent)
+      a.login_over(e.sent[k], { token = token }, nil, 1)
+      return sent, token
+    end
+    -- the token of a 200-second login is used until 199 s after its
+    -- sending (the server refuses it from sent + 200 at the latest, from
+    -- sent + 199 had it been issued late in a second), then a login is due
+    local function used_199_s(sent, token)
+      now = sent + 198.9
+      assert.equals(token, (a.token()))
+      now = sent + 199
+      assert.is_nil((a.token()))
+    end
+    -- issued at once, its answer read 10 s later (a busy process, a
+    -- renewal whose answer waits for the next call)
+    used_199_s(logs_in(1, 10, function(sent) return jwt(sent, sent + 200) end))
     -- a server whose clock is 100 s ahead: the lifetime counts from the
     -- sending, less the second iat may have been rounded down by
-    sent = now
-    assert.is_string(a.login_start(e.sent[2]))
-    now = now + 0.5
-    a.login_over(e.sent[2], { token = jwt(sent + 100, sent + 300, 2) }, nil, 1)
-    now = sent + 198.9
-    assert.equals(jwt(sent + 100, sent + 300, 2), (a.token()))
-    now = sent + 199
-    assert.is_nil((a.token()))
+    used_199_s(logs_in(2, 0.5, function(sent) return jwt(sent + 100, sent + 300, 2) end))
     -- 8 s ahead, and the answer read 10 s late: the clocks seem to agree,
     -- and the token still expires 200 s after the sending, by the server
-    assert.equals(3, #e.sent)
-    sent = now
-    assert.is_string(a.login_start(e.sent[3]))
-    now = now + 10
-    a.login_over(e.sent[3], { token = jwt(sent + 8, sent + 208, 4) }, nil, 1)
-    now = sent + 198.9
-    assert.equals(jwt(sent + 8, sent + 208, 4), (a.token()))
-    now = sent + 199
-    assert.is_nil((a.token()))
+    used_199_s(logs_in(3, 10, function(sent) return jwt(sent + 8, sent + 208, 4) end))
     -- a 1-second token, and a 5-second one whose answer was read 4.2 s
     -- late: their lifetime is over by the answer, their exp is taken
     for k, c in ipairs({ { 1, 0.01 }, { 5, 4.2 } }) do
-      assert.equals(3 + k, #e.sent)
-      sent = now
-      assert.is_string(a.login_start(e.sent[3 + k]))
-      now = now + c[2]
-      a.login_over(e.sent[3 + k], { token = jwt(sent, sent + c[1], 10 + k) }, nil, 1)
+      local sent = logs_in(3 + k, c[2], function(sent) return jwt(sent, sent + c[1], 10 + k) end)
       assert.near(sent + c[1] - now, a.expires_in(), 1e-6)
       now = sent + c[1]
       assert.is_nil((a.token()))
       a.park(k) -- the next login
     end
     -- and 100 s behind
-    assert.equals(6, #e.sent)
-    sent = now
-    assert.is_string(a.login_start(e.sent[6]))
-    a.login_over(e.sent[6], { token = jwt(sent - 100, sent + 100, 3) }, nil, 1)
-    now = sent + 198.9
-    assert.equals(jwt(sent - 100, sent + 100, 3), (a.token()))
-    now = sent + 199
-    assert.is_nil((a.token()))
+    used_199_s(logs_in(6, 0, function(sent) return jwt(sent - 100, sent + 100, 3) end))
   end)
 
   it("lets a client wait for the login of another with the same email, then use its token", function()

@@ -194,6 +194,11 @@ function M.assign_many(eng, streams, opts)
       if on_settled then on_settled(key, add) end
     end
   end
+  -- a job of stream `st` is over: the holders it wrote to have one less
+  local function job_over(st, add)
+    settle(st.kind .. st.conn, add)
+    if st.follow then settle(st.follow.kind .. st.follow.conn, add) end
+  end
   for _, st in ipairs(streams) do st.conn, st.kind = lower(st.conn), st.kind or "connection" end
   for i, st in ipairs(streams) do
     reports[i] = new_report()
@@ -227,8 +232,7 @@ function M.assign_many(eng, streams, opts)
       job.split = true
       add(ja)
       add(jb)
-      settle(st.kind .. st.conn, add)
-      if st.follow then settle(st.follow.kind .. st.follow.conn, add) end
+      job_over(st, add)
       return
     end
     outcomes[#outcomes + 1] = job
@@ -243,8 +247,7 @@ function M.assign_many(eng, streams, opts)
     if ok_part and st.on_confirm and #ok_part.add + #ok_part.remove > 0 then st.on_confirm(ok_part) end
     -- an error it raises stops the run, as an interrupt does
     if on_progress then on_progress(done, total) end
-    settle(st.kind .. st.conn, add)
-    if st.follow then settle(st.follow.kind .. st.follow.conn, add) end
+    job_over(st, add)
   end)
   local interrupted
   if not ran then

@@ -336,6 +336,36 @@ local function read(eng, named, items, opts, page)
   return lists, items
 end
 
+-- A target plan's autorenew changes (made.renew, made.renew_to): each
+-- lease it keeps or adds whose autorenew is not what its route (else the
+-- call's `autorenew`) says.
+local function plan_autorenew(made, desired, first, routes, autorenew)
+  local want = {}
+  for _, d in ipairs(desired) do
+    local r = first[d.key] and routes[first[d.key]]
+    if d.lease and r then
+      -- (a lease routed twice, by its number and its uuid: the route
+      -- that says, else the call's)
+      local u = lower(d.lease.uuid)
+      if r.autorenew ~= nil then
+        want[u] = r.autorenew
+      elseif want[u] == nil then
+        want[u] = autorenew
+      end
+    end
+  end
+  for _, kind in ipairs({ "keep", "add" }) do
+    for _, lease in ipairs(made[kind]) do
+      local u = lower(lease.uuid)
+      local a = want[u]
+      if a ~= nil and lease.autorenew ~= a and made.renew_to[u] == nil then
+        made.renew[#made.renew + 1] = lease
+        made.renew_to[u] = a
+      end
+    end
+  end
+end
+
 --- The work of client:plan_routes once its arguments are checked: every
 --- route's lease and target, read and planned at once. `cache`, `ttl`:
 --- the client's names (targets.resolve). Returns the plan, or nil, err:
@@ -457,31 +487,8 @@ function M.make(eng, cache, ttl, routes, opts, base_url)
     made.held = held
     -- the autorenew each lease is routed with, else the call's
     made.options.autorenew = autorenew
-    local want = {}
-    for _, d in ipairs(any_autorenew and desired[i] or {}) do
-      local r = first[d.key] and routes[first[d.key]]
-      if d.lease and r then
-        -- (a lease routed twice, by its number and its uuid: the route
-        -- that says, else the call's)
-        local u = lower(d.lease.uuid)
-        if r.autorenew ~= nil then
-          want[u] = r.autorenew
-        elseif want[u] == nil then
-          want[u] = autorenew
-        end
-      end
-    end
     made.renew, made.renew_to = sync.leases(), {}
-    for _, kind in ipairs(any_autorenew and { "keep", "add" } or {}) do
-      for _, lease in ipairs(made[kind]) do
-        local u = lower(lease.uuid)
-        local a = want[u]
-        if a ~= nil and lease.autorenew ~= a and made.renew_to[u] == nil then
-          made.renew[#made.renew + 1] = lease
-          made.renew_to[u] = a
-        end
-      end
-    end
+    if any_autorenew then plan_autorenew(made, desired[i], first, routes, autorenew) end
     ok = ok and made.ok
     subs[i] = made
   end

@@ -161,10 +161,12 @@ function M.run(ctx, o)
   -- names its number and the other its uuid: the same number or uuid
   -- twice agrees already; on its autorenew, only when a line gives one)
   local mixed, exact = by_number and by_uuid, o.exact
-  for _, r in ipairs(mixed and {} or routes) do
-    if r.autorenew ~= nil then
-      mixed = true
-      break
+  if not mixed then
+    for _, r in ipairs(routes) do
+      if r.autorenew ~= nil then
+        mixed = true
+        break
+      end
     end
   end
   local diffs, routed, by_lease = {}, {}, {}
