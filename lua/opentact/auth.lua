@@ -96,11 +96,12 @@ end
 -- expire; or at its exp, when our clock agrees with the server's (iat
 -- falls between the sending and the answer, give or take 2 s) and exp
 -- comes first, or when that lifetime was over by the answer (a 1-second
--- token). So a token is not used past the server's exp, however late its
--- answer was read (a busy process, a step taken late) and whichever way
--- the clocks are off; one whose end was behind us when it came has no
--- known end, and is used until a 401 (a login per refused token, not one
--- per request). A token is never renewed before half of what it had left
+-- token: then up to the 2 s the clocks may differ past the server's exp).
+-- So a token of a few seconds or more is not used past the server's exp,
+-- however late its answer was read (a busy process, a step taken late)
+-- and whichever way the clocks are off; one whose end was behind us when
+-- it came has no known end, and is used until a 401 (a login per refused
+-- token, not one per request). A token is never renewed before half of what it had left
 -- has passed: a fresh one is never due at once.
 local function timing(t, sent, received)
   local exp, iat = jwt_claims(t)

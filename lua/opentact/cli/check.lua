@@ -78,13 +78,14 @@ function M.run(ctx, o)
   -- (the account's pages, --concurrency at once: 8 unless given)
   local concurrency, cerr = args.concurrency(o, 8)
   if not concurrency then return common.usage_error(ctx, cerr) end
-  -- The file is read, and the targets it names resolved, while the
-  -- account's pages are on the wire (reading the account waits on the
-  -- network most of its time): a slice of lines each time a page comes
-  -- in. A problem found stops the account's read; the rest of the file
-  -- is read all the same, and every problem of it is named (exit 2, before
-  -- any failure of the account's read, as if the file had been read
-  -- first). A file with a problem in its first lines, or one that cannot
+  -- The file is read while the account's pages are on the wire (reading
+  -- the account waits on the network most of its time): a slice of lines
+  -- each time a page comes in, then the targets it names are resolved (a
+  -- file read by the first page has its targets resolved then, before the
+  -- other pages go out). A problem found stops the account's read; the
+  -- rest of the file is read all the same, and every problem of it is
+  -- named (exit 2, before any failure of the account's read, as if the
+  -- file had been read first). A file with a problem in its first lines, or one that cannot
   -- be read ahead (standard input, a pipe: its writer may keep it
   -- waiting while pages are on the wire), is read whole first.
   local take, problems, close, ahead = routes_file.reader(o.routes, o.country_code, ctx.stdin)

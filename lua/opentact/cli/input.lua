@@ -202,7 +202,7 @@ local function each_line(path, stdin, name, each)
   local take, err = line_slices(path, stdin, name, each)
   if not take then return nil, err end
   local more
-  repeat more, err = take(1 / 0) until not more
+  more, err = take(1 / 0) -- (to the end: false, or nil and why not)
   if more == nil then return nil, err end
   return true
 end
@@ -419,7 +419,6 @@ local function plan(ctx, o)
 end
 
 M.read_leases = read_leases
-M.each_line = each_line
 M.line_slices = line_slices
 M.fields = fields
 M.lease_arg = lease_arg

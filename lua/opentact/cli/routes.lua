@@ -38,6 +38,7 @@ end
 --- ahead (see input.line_slices).
 function M.reader(path, cc, stdin)
   local routes, problems, first = {}, {}, true
+  -- (close is why not, when the file cannot be opened)
   local take, close, ahead = input.line_slices(path, stdin, path == "-" and "standard input" or pretty.safe(path),
     function(n, line)
       problems[#problems + 1] = M.line(n, line, first, routes, cc)
